@@ -1,0 +1,27 @@
+"""The `netboot` command: one click group, one module per command family."""
+
+from __future__ import annotations
+
+import click
+
+from netboot import __version__
+from netboot.cli.images import images
+from netboot.cli.serve import serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netboot")
+def cli() -> None:
+    """NetBoot server for Macs (BSDP) and PCs (PXE/iPXE).
+
+    Images are NBI sets (X.nbi/NBImageInfo.plist with a booter and a root
+    image) under an image root, `nbimages/` by default.
+    """
+
+
+cli.add_command(images)
+cli.add_command(serve)
+
+
+def main() -> None:
+    cli()

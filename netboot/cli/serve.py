@@ -1,0 +1,68 @@
+"""`netboot serve`: run the daemon."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from netboot.config import LOG_FORMATS, LOG_LEVELS, Config, load_config, with_overrides
+from netboot.errors import ConfigError
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML configuration file (see docs/configuration.md).",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Image root; overrides server.root. Default: nbimages/.",
+)
+@click.option(
+    "--interface",
+    "interfaces",
+    multiple=True,
+    metavar="NAME",
+    help="Serve on this interface (repeatable); overrides server.interfaces. Default: all.",
+)
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), help="Overrides logging.format.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), help="Overrides logging.level.")
+def serve(
+    config_file: Path | None,
+    root: Path | None,
+    interfaces: tuple[str, ...],
+    log_format: str | None,
+    log_level: str | None,
+) -> None:
+    """Serve the NBI sets under the image root until SIGTERM or SIGINT.
+
+    Exit status 0 after a clean stop, 1 when a service fails to start, 2 when
+    the configuration is wrong.
+    """
+    overrides: dict[str, Any] = {}
+    if root is not None:
+        overrides["server__root"] = str(root)
+    if interfaces:
+        overrides["server__interfaces"] = list(interfaces)
+    if log_format is not None:
+        overrides["logging__format"] = log_format
+    if log_level is not None:
+        overrides["logging__level"] = log_level
+    try:
+        config = load_config(config_file) if config_file else Config()
+        config = with_overrides(config, **overrides)
+        # Imported here: the services pull in Twisted, which `images` never needs.
+        from netboot_services.app import run
+        from twisted.internet import reactor  # noqa: TID251 - the CLI picks the reactor
+
+        status = run(config, reactor)
+    except ConfigError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    sys.exit(status)

@@ -1,0 +1,186 @@
+"""The daemon's configuration: one frozen object, validated once, passed down.
+
+The TOML file has one table per concern (`[server]`, `[logging]`; later issues
+add one per service). Each table is a frozen dataclass below; a field's
+metadata carries its check and the sentence `docs/configuration.md` shows, so
+the code and the documentation cannot drift apart (a test compares them).
+An unknown table or key, or a value of the wrong type, is a `ConfigError`
+naming the file and the dotted key. Nothing below the CLI reads files, flags or
+the environment: the CLI calls `load_config` and `with_overrides`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netboot.errors import ConfigError
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+Check = Callable[[object, "_Context"], Any]
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Where a value came from: to name it in errors and resolve relative paths."""
+
+    source: str
+    key: str
+    base_dir: Path
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(self.source, self.key, message)
+
+
+def _type_name(value: object) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _path(value: object, where: _Context) -> Path:
+    if not isinstance(value, str) or not value:
+        raise where.error(f"must be a non-empty string (a path), not {_type_name(value)}")
+    path = Path(value)
+    return path if path.is_absolute() else where.base_dir / path
+
+
+def _string_list(value: object, where: _Context) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise where.error("must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: object, where: _Context) -> str:
+        if value not in choices:
+            raise where.error(f"must be one of {', '.join(choices)} (got {value!r})")
+        assert isinstance(value, str)
+        return value
+
+    return check
+
+
+def option(default: Any, check: Check, doc: str) -> Any:
+    """A config field: its default, how to check a value, and its documentation."""
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    root: Path = option(
+        Path("nbimages"),
+        _path,
+        "Directory holding the NBI sets (`X.nbi/`, or sharepoints such as "
+        "`NetBootSP0/X.nbi/`). Relative paths are taken from the config file's directory.",
+    )
+    interfaces: tuple[str, ...] = option(
+        (),
+        _string_list,
+        "Network interfaces to serve on, by name; empty means every interface. "
+        "Each must exist when the daemon starts.",
+    )
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    format: str = option(
+        "text",
+        _one_of(*LOG_FORMATS),
+        "`text`: one line per event for people; `json`: one JSON object per line for "
+        "log collectors.",
+    )
+    level: str = option("info", _one_of(*LOG_LEVELS), "Least severe level written to stderr.")
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    source: str = field(default="(defaults)", compare=False)
+    """The file the configuration came from, for log lines and errors."""
+
+
+SECTIONS: dict[str, type[Any]] = {"server": ServerConfig, "logging": LoggingConfig}
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a TOML file; every problem is a ConfigError."""
+    source = str(path)
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(source, "-", f"cannot be read: {error.strerror}") from None
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(source, "-", "is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(source, "-", f"is not valid TOML: {error}") from None
+    return config_from_mapping(data, source, path.parent)
+
+
+def config_from_mapping(data: Mapping[str, Any], source: str, base_dir: Path) -> Config:
+    sections: dict[str, Any] = {}
+    for name, table in data.items():
+        section_type = SECTIONS.get(name)
+        if section_type is None:
+            raise ConfigError(
+                source, name, f"unknown table; known tables are {', '.join(SECTIONS)}"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(source, name, "must be a table ([" + name + "])")
+        sections[name] = _build_section(section_type, table, name, source, base_dir)
+    return Config(**sections, source=source)
+
+
+def _build_section(
+    section_type: type[Any], table: Mapping[str, Any], name: str, source: str, base_dir: Path
+) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(section_type)}
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        spec = fields.get(key)
+        if spec is None:
+            raise ConfigError(
+                source, f"{name}.{key}", f"unknown key; known keys are {', '.join(fields)}"
+            )
+        values[key] = spec.metadata["check"](raw, _Context(source, f"{name}.{key}", base_dir))
+    return section_type(**values)
+
+
+def with_overrides(config: Config, **overrides: Any) -> Config:
+    """Apply command-line values given as `section__key=value`, checked like the file.
+
+    Paths from the command line are relative to the working directory.
+    """
+    if overrides:
+        source = "command line"
+        if config.source != Config.source:
+            source = f"{config.source} + command line"
+        config = dataclasses.replace(config, source=source)
+    for dotted, raw in overrides.items():
+        section_name, key = dotted.split("__", 1)
+        section = getattr(config, section_name)
+        spec = {f.name: f for f in dataclasses.fields(section)}[key]
+        where = _Context("command line", f"{section_name}.{key}", Path.cwd())
+        value = spec.metadata["check"](raw, where)
+        config = dataclasses.replace(
+            config, **{section_name: dataclasses.replace(section, **{key: value})}
+        )
+    return config
+
+
+def documented_options() -> list[tuple[str, Any, str]]:
+    """(dotted key, default, description) for every option, for the docs and --help."""
+    rows = []
+    for name, section_type in SECTIONS.items():
+        for spec in dataclasses.fields(section_type):
+            rows.append((f"{name}.{spec.name}", spec.default, spec.metadata["doc"]))
+    return rows

@@ -1,0 +1,35 @@
+"""The exceptions netboot raises, split by whose fault the failure is.
+
+`MalformedPacket` means a peer sent garbage: the service counts it, logs it once
+per client and drops it. `ConfigError` and `ImageError` mean local input is wrong:
+the CLI prints the file, the key and what is wrong, and exits non-zero. Nothing
+else is meant to escape the library.
+"""
+
+from __future__ import annotations
+
+
+class NetbootError(Exception):
+    """Root of every error the library raises on purpose."""
+
+
+class MalformedPacket(NetbootError):  # noqa: N818 - the name says what arrived
+    """A peer sent bytes that do not decode; never the server's own fault."""
+
+
+class LocalInputError(NetbootError):
+    """Local input (a file the admin wrote) is wrong; names the file and the key."""
+
+    def __init__(self, file: str, key: str, message: str) -> None:
+        super().__init__(f"{file}: {key}: {message}")
+        self.file = file
+        self.key = key
+        self.message = message
+
+
+class ConfigError(LocalInputError):
+    """The configuration file or a command-line override is wrong."""
+
+
+class ImageError(LocalInputError):
+    """An image file (plist, disk image) cannot be used."""

@@ -1,0 +1,385 @@
+"""NBImageInfo.plist: every key Apple's tools write, typed, with Apple's defaults.
+
+`parse_image_info()` turns the plist's top-level dict into an `NBImageInfo`, or
+into a list of problems naming each bad key; it never stops at the first one, so
+an admin fixes a plist in one pass. Fields hold the values a server acts on (the
+defaults of Apple's bootpd applied: a missing `Architectures` means PowerPC
+only, a missing `Kind` means Mac OS X for NFS/HTTP images); `present_keys`
+remembers which keys the file really had, so `to_plist()` gives back what was
+read and keys no tool of ours knows survive in `extra`.
+
+Only the plist's own content is judged here; whether the files it names exist
+is the catalog's business (`validate.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
+
+from netboot.macaddr import MacAddress, parse_mac
+from netboot.nbi.image_id import INDEX_MAX, KIND_MAX, BootImageId
+from netboot.nbi.problems import Problem, Severity
+
+PLIST_NAME = "NBImageInfo.plist"
+
+KNOWN_ARCHITECTURES = ("i386", "ppc", "arm")
+"""What BSDP clients put in option 60 (`AAPLBSDPC/<arch>/<model>`)."""
+
+NAME_WIRE_LIMIT = 246
+"""Bytes of a name that fit in one BSDP image-list entry (bsdp notes)."""
+
+
+class ImageType(StrEnum):
+    """How the root image reaches the client (the `Type` key)."""
+
+    NFS = "NFS"
+    HTTP = "HTTP"
+    BOOT_FILE_ONLY = "BootFileOnly"
+
+
+class ImageKind:
+    """Known values of the `Kind` key (any 0-127 is legal)."""
+
+    MAC_OS_9 = 0
+    MAC_OS_X = 1
+    MAC_OS_X_SERVER = 2
+    HARDWARE_DIAGNOSTICS = 3
+
+    NAMES: ClassVar[dict[int, str]] = {
+        0: "Mac OS 9",
+        1: "Mac OS X",
+        2: "Mac OS X Server",
+        3: "Hardware Diagnostics",
+    }
+
+
+@dataclass(frozen=True)
+class NBImageInfo:
+    name: str
+    index: int
+    image_type: ImageType
+    boot_file: str
+    root_path: str | None = None
+    architectures: tuple[str, ...] = ("ppc",)
+    kind: int = ImageKind.MAC_OS_X
+    is_install: bool = False
+    is_enabled: bool = True
+    is_default: bool = False
+    supports_diskless: bool = False
+    filter_only: bool = False
+    description: str | None = None
+    language: str | None = None
+    enabled_system_identifiers: tuple[str, ...] = ()
+    disabled_system_identifiers: tuple[str, ...] = ()
+    enabled_mac_addresses: tuple[MacAddress, ...] = ()
+    disabled_mac_addresses: tuple[MacAddress, ...] = ()
+    load_balance_server: str | None = None
+    os_version: str | None = None
+    siu_image_type: str | None = None
+    """`imageType`: netboot, netinstall or netrestore (System Image Utility)."""
+    backward_compatible: bool | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Keys we do not model, kept verbatim (builders add their own metadata)."""
+    present_keys: frozenset[str] = frozenset()
+    """The plist keys the file had; empty for an image built in code."""
+
+    @property
+    def image_id(self) -> BootImageId:
+        return BootImageId(index=self.index, kind=self.kind, is_install=self.is_install)
+
+    def to_plist(self) -> dict[str, Any]:
+        """The top-level dict to write with plistlib.
+
+        A key is written when the source file had it, when it is required, or
+        when its value differs from Apple's default; so a parsed file comes back
+        unchanged and a new image carries no noise.
+        """
+        out: dict[str, Any] = {}
+        for spec in _SPECS:
+            value = getattr(self, spec.attr)
+            if (
+                spec.key in self.present_keys
+                or spec.required
+                or (value != spec.default and value is not None)
+            ):
+                if value is None:
+                    continue
+                out[spec.key] = spec.dump(value)
+        out.update(self.extra)
+        return out
+
+
+@dataclass(frozen=True)
+class ParsedImageInfo:
+    """The outcome of reading one plist.
+
+    `info` is None when any key is unusable; `fields` then still holds every key
+    that did parse, so a listing can show a broken set's name and index.
+    """
+
+    info: NBImageInfo | None
+    fields: Mapping[str, Any]
+    problems: tuple[Problem, ...]
+
+
+class _KeyError(Exception):
+    def __init__(self, message: str, severity: Severity = Severity.ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.severity = severity
+
+
+# ---------------------------------------------------------------------------
+# One parser per plist type. Each returns the field value or raises _KeyError.
+
+
+def _type_name(value: object) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a real",
+        str: "a string",
+        bytes: "data",
+        list: "an array",
+        dict: "a dictionary",
+    }.get(type(value), type(value).__name__)
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise _KeyError(f"must be a string, not {_type_name(value)}")
+    return value
+
+
+def _non_empty_string(value: object) -> str:
+    text = _string(value)
+    if not text.strip():
+        raise _KeyError("must not be empty")
+    return text
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _KeyError(f"must be a boolean (<true/> or <false/>), not {_type_name(value)}")
+    return value
+
+
+def _integer(value: object) -> int:
+    # plistlib gives bool for <true/>, and bool is an int in Python: refuse it.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _KeyError(f"must be an integer, not {_type_name(value)}")
+    return value
+
+
+def _index(value: object) -> int:
+    index = _integer(value)
+    if not 1 <= index <= INDEX_MAX:
+        raise _KeyError(f"{index} is outside 1-{INDEX_MAX}")
+    return index
+
+
+def _kind(value: object) -> int:
+    kind = _integer(value)
+    if not 0 <= kind <= KIND_MAX:
+        raise _KeyError(f"{kind} is outside 0-{KIND_MAX}")
+    return kind
+
+
+def _image_type(value: object) -> ImageType:
+    text = _string(value)
+    if text == "Classic":
+        raise _KeyError("Type Classic (Mac OS 9 shared/private images) is not supported")
+    try:
+        return ImageType(text)
+    except ValueError:
+        allowed = ", ".join(t.value for t in ImageType)
+        raise _KeyError(f"{text!r} is not one of {allowed} (case matters)") from None
+
+
+def _string_array(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _KeyError(f"must be an array of strings, not {_type_name(value)}")
+    for position, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _KeyError(f"item {position} must be a string, not {_type_name(item)}")
+    return tuple(value)
+
+
+def _architectures(value: object) -> tuple[str, ...]:
+    arches = _string_array(value)
+    if not arches:
+        raise _KeyError("must list at least one architecture (i386, ppc, arm)")
+    return arches
+
+
+def _mac_array(value: object) -> tuple[MacAddress, ...]:
+    macs = []
+    for position, text in enumerate(_string_array(value)):
+        try:
+            macs.append(parse_mac(text))
+        except ValueError as error:
+            raise _KeyError(f"item {position}: {error}") from None
+    return tuple(macs)
+
+
+_SAFE_RELATIVE = re.compile(r"[^\x00\\]+")
+
+
+def _relative_file(value: object) -> str:
+    text = _non_empty_string(value)
+    path = PurePosixPath(text)
+    if not _SAFE_RELATIVE.fullmatch(text) or path.is_absolute() or ".." in path.parts:
+        raise _KeyError(f"{text!r} must be a file name inside the set (no '/', '..', NUL or '\\')")
+    return text
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _list(value: tuple[str, ...]) -> list[str]:
+    return list(value)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    key: str
+    attr: str
+    parse: Callable[[object], Any]
+    default: Any = None
+    required: bool = False
+    dump: Callable[[Any], Any] = _identity
+
+
+_SPECS: tuple[_Spec, ...] = (
+    _Spec("Architectures", "architectures", _architectures, ("ppc",), dump=_list),
+    _Spec("BackwardCompatible", "backward_compatible", _boolean),
+    _Spec("BootFile", "boot_file", _relative_file, required=True),
+    _Spec("Description", "description", _string),
+    _Spec("DisabledMACAddresses", "disabled_mac_addresses", _mac_array, (), dump=_list),
+    _Spec(
+        "DisabledSystemIdentifiers", "disabled_system_identifiers", _string_array, (), dump=_list
+    ),
+    _Spec("EnabledMACAddresses", "enabled_mac_addresses", _mac_array, (), dump=_list),
+    _Spec("EnabledSystemIdentifiers", "enabled_system_identifiers", _string_array, (), dump=_list),
+    _Spec("FilterOnly", "filter_only", _boolean, False),
+    _Spec("Index", "index", _index, required=True),
+    _Spec("IsDefault", "is_default", _boolean, False),
+    _Spec("IsEnabled", "is_enabled", _boolean, True),
+    _Spec("IsInstall", "is_install", _boolean, False),
+    _Spec("Kind", "kind", _kind, ImageKind.MAC_OS_X),
+    _Spec("Language", "language", _string),
+    _Spec("LoadBalanceServer", "load_balance_server", _non_empty_string),
+    _Spec("Name", "name", _non_empty_string, required=True),
+    _Spec("RootPath", "root_path", _non_empty_string),
+    _Spec("SupportsDiskless", "supports_diskless", _boolean, False),
+    _Spec("Type", "image_type", _image_type, required=True, dump=str),
+    _Spec("imageType", "siu_image_type", _string),
+    _Spec("osVersion", "os_version", _string),
+)
+_SPEC_BY_KEY = {spec.key: spec for spec in _SPECS}
+
+KNOWN_KEYS = frozenset(_SPEC_BY_KEY)
+
+
+def parse_image_info(plist: object, file: PurePosixPath) -> ParsedImageInfo:
+    """Judge a plist's top-level object; `file` is only used to name problems."""
+    problems: list[Problem] = []
+
+    def report(key: str, message: str, severity: Severity = Severity.ERROR) -> None:
+        problems.append(Problem(file, key, message, severity))
+
+    if not isinstance(plist, dict):
+        report("-", f"the top level must be a dictionary, not {_type_name(plist)}")
+        return ParsedImageInfo(None, {}, tuple(problems))
+
+    values: dict[str, Any] = {}
+    for key, raw in plist.items():
+        spec = _SPEC_BY_KEY.get(key)
+        if spec is None:
+            continue
+        try:
+            values[spec.attr] = spec.parse(raw)
+        except _KeyError as bad:
+            report(key, bad.message, bad.severity)
+
+    for spec in _SPECS:
+        if spec.required and spec.key not in plist:
+            report(spec.key, "missing (required)")
+
+    image_type = values.get("image_type")
+    _apply_type_rules(plist, values, image_type, report)
+    _warn_about_content(plist, values, report)
+
+    errors = [p for p in problems if p.severity is Severity.ERROR]
+    info = None
+    if not errors:
+        info = NBImageInfo(
+            **values,
+            extra={key: value for key, value in plist.items() if key not in KNOWN_KEYS},
+            present_keys=frozenset(key for key in plist if key in KNOWN_KEYS),
+        )
+    return ParsedImageInfo(info, values, tuple(problems))
+
+
+def _apply_type_rules(
+    plist: Mapping[str, Any],
+    values: dict[str, Any],
+    image_type: ImageType | None,
+    report: Callable[..., None],
+) -> None:
+    """Defaults and requirements that depend on Type and Kind (Apple's nbimages.c)."""
+    if image_type is ImageType.BOOT_FILE_ONLY:
+        if "Kind" not in plist:
+            report("Kind", "missing (required for Type BootFileOnly)")
+        if values.get("supports_diskless"):
+            report("SupportsDiskless", "ignored for Type BootFileOnly", Severity.WARNING)
+            values["supports_diskless"] = False
+    elif image_type in (ImageType.NFS, ImageType.HTTP) and "RootPath" not in plist:
+        report("RootPath", f"missing (required for Type {image_type})")
+    if values.get("kind") == ImageKind.HARDWARE_DIAGNOSTICS and "FilterOnly" not in plist:
+        # Apple hides diagnostics images from clients that send no attribute filter.
+        values["filter_only"] = True
+
+
+def _warn_about_content(
+    plist: Mapping[str, Any], values: dict[str, Any], report: Callable[..., None]
+) -> None:
+    if "Architectures" not in plist:
+        report(
+            "Architectures",
+            "missing: Apple's server then offers the image to PowerPC Macs only; "
+            "write <array><string>i386</string></array> for Intel Macs",
+            Severity.WARNING,
+        )
+    for arch in values.get("architectures", ()):
+        if arch not in KNOWN_ARCHITECTURES:
+            report(
+                "Architectures",
+                f"{arch!r} is not an architecture BSDP clients report "
+                f"({', '.join(KNOWN_ARCHITECTURES)})",
+                Severity.WARNING,
+            )
+    name = values.get("name")
+    if isinstance(name, str) and len(name.encode()) > NAME_WIRE_LIMIT:
+        report(
+            "Name",
+            f"{len(name.encode())} bytes long; BSDP carries at most {NAME_WIRE_LIMIT}",
+            Severity.WARNING,
+        )
+    if values.get("is_enabled") is False:
+        report("IsEnabled", "false: the image is not offered to clients", Severity.WARNING)
+    both = set(values.get("enabled_system_identifiers", ())) & set(
+        values.get("disabled_system_identifiers", ())
+    )
+    for model in sorted(both):
+        report(
+            "DisabledSystemIdentifiers",
+            f"{model} is also in EnabledSystemIdentifiers; the image is hidden from it",
+            Severity.WARNING,
+        )

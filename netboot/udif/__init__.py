@@ -1,0 +1,1 @@
+"""Apple disk images: recognising them, and (later) reading and writing UDIF."""

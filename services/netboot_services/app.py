@@ -1,0 +1,96 @@
+"""Assemble the daemon: one MultiService holding every service that exists.
+
+`make_service(config)` builds the tree; `run(config, reactor)` starts logging,
+starts the tree, runs the reactor and stops the tree on SIGTERM/SIGINT (the
+reactor's own handlers stop it; the "before shutdown" trigger stops services,
+so transfers are closed and child processes ended before the process exits).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Protocol
+
+from twisted.application.service import MultiService
+from twisted.logger import Logger
+
+from netboot import __version__
+from netboot.config import Config
+from netboot.errors import ConfigError
+from netboot_services.catalog import CatalogService
+from netboot_services.logging import start_logging
+
+log = Logger(namespace="netboot.daemon")
+
+
+class RunnableReactor(Protocol):
+    def run(self) -> None: ...
+    def addSystemEventTrigger(self, phase: str, event_type: str, callable: object) -> object: ...  # noqa: N802
+    def callWhenRunning(self, callable: object) -> object: ...  # noqa: N802
+    def stop(self) -> None: ...
+
+
+def check_config(config: Config, interfaces: list[str] | None = None) -> None:
+    """Refuse a configuration the machine cannot honour, before anything starts."""
+    root = config.server.root
+    if not root.is_dir():
+        raise ConfigError(config.source, "server.root", f"{root} is not a directory")
+    known = interfaces if interfaces is not None else [name for _, name in socket.if_nameindex()]
+    for name in config.server.interfaces:
+        if name not in known:
+            raise ConfigError(
+                config.source,
+                "server.interfaces",
+                f"no network interface named {name!r} (have: {', '.join(known)})",
+            )
+
+
+def make_service(config: Config) -> MultiService:
+    """The service tree; children are named so later services can find the catalog."""
+    top = MultiService()
+    catalog = CatalogService(config.server.root)
+    catalog.setName("catalog")
+    catalog.setServiceParent(top)
+    return top
+
+
+def run(config: Config, reactor: RunnableReactor) -> int:
+    """Run the daemon until a signal stops it; returns the process exit status."""
+    check_config(config)
+    start_logging(config.logging.format, config.logging.level, sys.stderr)
+    top = make_service(config)
+    exit_status = 0
+
+    def started() -> None:
+        nonlocal exit_status
+        try:
+            top.startService()
+        except Exception:  # noqa: BLE001
+            # The one broad catch of start-up: whatever failed, say so and exit 1
+            # rather than run on with half the services.
+            log.failure("netboot failed to start")
+            exit_status = 1
+            reactor.stop()
+            return
+        interfaces = ", ".join(config.server.interfaces) or "all interfaces"
+        log.info(
+            "netboot {version} ready: serving {root} on {interfaces} (config: {source})",
+            version=__version__,
+            root=str(config.server.root),
+            interfaces=interfaces,
+            source=config.source,
+        )
+
+    reactor.callWhenRunning(started)
+    reactor.addSystemEventTrigger("before", "shutdown", _stopper(top))
+    reactor.run()
+    return exit_status
+
+
+def _stopper(top: MultiService) -> object:
+    def stop() -> object:
+        log.info("netboot stopping")
+        return top.stopService()
+
+    return stop

@@ -1,0 +1,99 @@
+"""Structured logging to stderr: text for people, JSON lines for machines.
+
+Events come from `twisted.logger.Logger` calls with named fields (`client=`,
+`image_id=`, `path=`), so a JSON line carries them as keys and a log collector
+can filter on them without parsing sentences.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO, cast
+
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogEvent,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEvent,
+    globalLogBeginner,
+)
+
+Observer = Callable[[LogEvent], None]
+
+_LEVEL_NAMES = {"warn": "warning", "critical": "critical"}
+
+
+def _timestamp(event: LogEvent) -> str:
+    when = datetime.fromtimestamp(event.get("log_time", 0.0), tz=UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _level(event: LogEvent) -> str:
+    level = event.get("log_level", LogLevel.info)
+    name: str = level.name
+    return _LEVEL_NAMES.get(name, name)
+
+
+def _message(event: LogEvent) -> str:
+    text = formatEvent(event)
+    failure = event.get("log_failure")
+    if failure is not None:
+        text = f"{text}\n{failure.getTraceback()}"
+    return text
+
+
+def _fields(event: LogEvent) -> dict[str, Any]:
+    """The event's own named fields that JSON can carry (not Twisted's log_* keys)."""
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        if key.startswith("log_") or key in ("format", "message", "isError", "system", "time"):
+            continue
+        if isinstance(value, str | int | float | bool) or value is None:
+            out[key] = value
+        elif isinstance(value, list | tuple) and all(isinstance(v, str | int) for v in value):
+            out[key] = list(value)
+        else:
+            out[key] = str(value)
+    return out
+
+
+def text_observer(stream: TextIO) -> Observer:
+    def observe(event: LogEvent) -> None:
+        namespace = event.get("log_namespace", "-")
+        stream.write(f"{_timestamp(event)} {_level(event):<8} [{namespace}] {_message(event)}\n")
+        stream.flush()
+
+    return observe
+
+
+def json_observer(stream: TextIO) -> Observer:
+    def observe(event: LogEvent) -> None:
+        record = {
+            "time": _timestamp(event),
+            "level": _level(event),
+            "system": event.get("log_namespace", "-"),
+            "message": _message(event),
+            **_fields(event),
+        }
+        stream.write(json.dumps(record, default=str) + "\n")
+        stream.flush()
+
+    return observe
+
+
+def make_observer(log_format: str, level: str, stream: TextIO) -> ILogObserver:
+    """Twisted calls observers as plain callables; the interface is not enforced."""
+    base = json_observer(stream) if log_format == "json" else text_observer(stream)
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    return cast(ILogObserver, FilteringLogObserver(cast(ILogObserver, base), [predicate]))  # type: ignore[list-item]
+
+
+def start_logging(log_format: str, level: str, stream: TextIO) -> None:
+    """Send every Twisted log event (ours and the reactor's) to `stream`."""
+    globalLogBeginner.beginLoggingTo(
+        [make_observer(log_format, level, stream)], redirectStandardIO=False
+    )
