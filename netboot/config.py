@@ -177,10 +177,20 @@ def with_overrides(config: Config, **overrides: Any) -> Config:
     return config
 
 
-def documented_options() -> list[tuple[str, Any, str]]:
-    """(dotted key, default, description) for every option, for the docs and --help."""
-    rows = []
+def options_markdown() -> str:
+    """The option tables of docs/configuration.md (a test keeps the two equal)."""
+    lines: list[str] = []
     for name, section_type in SECTIONS.items():
+        lines += [f"### `[{name}]`", "", "| key | default | meaning |", "|---|---|---|"]
         for spec in dataclasses.fields(section_type):
-            rows.append((f"{name}.{spec.name}", spec.default, spec.metadata["doc"]))
-    return rows
+            lines.append(f"| `{spec.name}` | {_toml_value(spec.default)} | {spec.metadata['doc']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "`[" + ", ".join(f'"{item}"' for item in value) + "]`"
+    if isinstance(value, str | Path):
+        return f'`"{value}"`'
+    return f"`{value}`"

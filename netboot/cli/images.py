@@ -54,13 +54,16 @@ def list_images(root: Path, as_json: bool) -> None:
     for nbi_set in catalog:
         for problem in nbi_set.problems:
             style = "red" if problem in nbi_set.errors else "yellow"
-            console.print(problem.render(label), style=style, markup=False, highlight=False)
+            console.print(
+                problem.render(label), style=style, markup=False, highlight=False, soft_wrap=True
+            )
 
 
 def _table(catalog: Catalog) -> Table:
     table = Table(title=f"NBI sets in {catalog.root}")
     for column in ("ID", "Index", "Name", "Kind", "Type", "Arch", "Flags", "Set", "Status"):
-        table.add_column(column)
+        # Identifiers stay whole so they can be copied; prose columns may wrap.
+        table.add_column(column, no_wrap=column not in ("Name", "Kind", "Flags"))
     for nbi_set in catalog:
         row = nbi_set.summary()
         table.add_row(

@@ -1,0 +1,27 @@
+"""Suite-wide rules.
+
+With NETBOOT_REQUIRE_ALL=1 (set by .ci/run) a skipped test is reported as a
+failure: a test that needs root, QEMU or nfs-ganesha may skip on a laptop, but
+in CI a skip would hide a missing component.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+
+import pytest
+
+REQUIRE_ALL = os.environ.get("NETBOOT_REQUIRE_ALL") == "1"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if REQUIRE_ALL and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped with NETBOOT_REQUIRE_ALL=1, which forbids skips: {reason}"
+    return report

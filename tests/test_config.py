@@ -1,0 +1,112 @@
+"""TOML configuration: defaults, every key, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netboot.config import Config, load_config, options_markdown, with_overrides
+from netboot.errors import ConfigError
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "netboot.toml"
+    path.write_text(text)
+    return path
+
+
+def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config == Config()
+    assert config.source == str(tmp_path / "netboot.toml")
+
+
+def test_every_key_is_read(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+            [server]
+            root = "/srv/nbimages"
+            interfaces = ["eth1", "eth2"]
+            [logging]
+            format = "json"
+            level = "debug"
+            """,
+        )
+    )
+    assert config.server.root == Path("/srv/nbimages")
+    assert config.server.interfaces == ("eth1", "eth2")
+    assert (config.logging.format, config.logging.level) == ("json", "debug")
+
+
+def test_relative_root_is_taken_from_the_config_files_directory(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[server]\nroot = "images"\n'))
+    assert config.server.root == tmp_path / "images"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("[server]\nrooot = 'x'\n", "server.rooot", "unknown key; known keys are root, interfaces"),
+        ("[tftp]\nport = 69\n", "tftp", "unknown table; known tables are server, logging"),
+        ("server = 5\n", "server", "must be a table ([server])"),
+        ("[server]\nroot = 5\n", "server.root", "must be a non-empty string (a path)"),
+        ("[server]\nroot = ''\n", "server.root", "must be a non-empty string"),
+        ("[server]\ninterfaces = 'eth0'\n", "server.interfaces", "must be a list of non-empty"),
+        ("[server]\ninterfaces = ['']\n", "server.interfaces", "must be a list of non-empty"),
+        ("[logging]\nformat = 'xml'\n", "logging.format", "must be one of text, json (got 'xml')"),
+        ("[logging]\nlevel = 3\n", "logging.level", "must be one of debug, info, warn"),
+        ("[server\n", "-", "is not valid TOML"),
+    ],
+)
+def test_bad_config_names_file_and_key(tmp_path: Path, text: str, key: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.file == str(path)
+    assert raised.value.key == key
+    assert message in raised.value.message
+    assert str(raised.value).startswith(f"{path}: {key}: ")
+
+
+def test_binary_garbage_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_config(path)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path)
+
+
+def test_command_line_overrides_the_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[server]\nroot = "images"\n[logging]\nlevel = "warn"'))
+    overridden = with_overrides(
+        config, server__root="cli-root", server__interfaces=["veth0"], logging__format="json"
+    )
+    assert overridden.server.root == Path.cwd() / "cli-root"
+    assert overridden.server.interfaces == ("veth0",)
+    assert overridden.logging == type(config.logging)(format="json", level="warn")
+    assert overridden.source == f"{config.source} + command line"
+
+
+def test_command_line_values_are_checked_like_the_file() -> None:
+    with pytest.raises(ConfigError) as raised:
+        with_overrides(Config(), logging__format="yaml")
+    assert (raised.value.file, raised.value.key) == ("command line", "logging.format")
+
+
+def test_docs_show_every_option_with_its_default() -> None:
+    text = DOCS.read_text()
+    begin, end = "<!-- options:begin -->\n", "<!-- options:end -->"
+    documented = text[text.index(begin) + len(begin) : text.index(end)]
+    assert documented.strip() == options_markdown().strip(), (
+        "docs/configuration.md is out of date; paste this between the markers:\n"
+        + options_markdown()
+    )
