@@ -1,0 +1,62 @@
+#!/bin/sh
+# netboot quick start on Debian (run as root, or with the packages below installed):
+#   ./bootstrap.sh serve [SERVE-OPTIONS]   install, build the demo set, serve nbimages/
+#   ./bootstrap.sh test  [PYTEST-OPTIONS]  install, then ruff, mypy and the whole test suite
+# Everything Python goes into .venv/ in this directory; system packages come from apt.
+set -eu
+cd "$(dirname "$0")"
+
+# What the daemon and `netboot images demo` need at run time.
+RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2"
+# What the tests need on top (network namespaces are made with iproute2).
+TEST_PACKAGES="$RUNTIME_PACKAGES"
+
+install_packages() {
+    missing=""
+    for package in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+            missing="$missing $package"
+        fi
+    done
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bootstrap: these Debian packages are missing:$missing; run as root or install them" >&2
+        exit 1
+    fi
+    echo "bootstrap: installing$missing" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+install_python() {
+    extras="$1"
+    if [ ! -x .venv/bin/python ]; then
+        python3 -m venv .venv
+    fi
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --editable ".$extras"
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+case "$command" in
+serve)
+    install_packages $RUNTIME_PACKAGES
+    install_python ""
+    if [ -z "$(find nbimages -mindepth 1 -maxdepth 2 -name '*.nbi' -print -quit)" ]; then
+        .venv/bin/netboot images demo --root nbimages
+    fi
+    exec .venv/bin/netboot serve --root nbimages "$@"
+    ;;
+test)
+    install_packages $TEST_PACKAGES
+    install_python "[test]"
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+    .venv/bin/mypy
+    exec .venv/bin/pytest "$@"
+    ;;
+*)
+    echo "usage: $0 serve [SERVE-OPTIONS] | test [PYTEST-OPTIONS]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,98 @@
+"""Run the real `netboot serve` as a process and read its log as it runs.
+
+Tests wait on log lines (the daemon's readiness signal), never on sleeps. The
+timeouts here only bound how long a broken daemon can hang the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+
+START_TIMEOUT = 60.0
+READY = re.compile(r"netboot \S+ ready: ")
+
+
+class Daemon:
+    def __init__(self, args: Sequence[str], netns: str | None = None) -> None:
+        command = [sys.executable, "-m", "netboot", "serve", *args]
+        if netns is not None:
+            command = ["ip", "netns", "exec", netns, *command]
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str | re.Pattern[str], timeout: float = START_TIMEOUT) -> str:
+        """Return the first new log line matching `pattern`; fail if the daemon exits first."""
+        compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
+        while True:
+            try:
+                line = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(
+                    f"no log line matching {compiled.pattern!r} within {timeout}s; "
+                    f"log so far:\n" + "\n".join(self.lines)
+                ) from None
+            if line is None:
+                raise AssertionError(
+                    f"daemon exited ({self.process.wait()}) before logging "
+                    f"{compiled.pattern!r}; log:\n" + "\n".join(self.lines)
+                )
+            self.lines.append(line)
+            if compiled.search(line):
+                return line
+
+    def wait_ready(self) -> str:
+        return self.wait_for(READY)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send `sig` and return the exit status; kills and fails if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            status = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"daemon ignored signal {sig} for {timeout}s") from None
+        self._reader.join(timeout=5)
+        while not self._queue.empty():
+            line = self._queue.get_nowait()
+            if line is not None:
+                self.lines.append(line)
+        return status
+
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,133 @@
+"""`netboot serve` as a real process: start, log what it serves, stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import Daemon
+from tests.factories import make_set
+from tests.netns import veth_lab
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    images = tmp_path / "nbimages"
+    make_set(images, "Alpha", Index=1)
+    make_set(images, "Broken", Index=2, Type="FTP")
+    return images
+
+
+def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run a `netboot serve` that is expected to refuse to start."""
+    return subprocess.run(
+        [sys.executable, "-m", "netboot", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_logs_what_it_serves_and_stops_cleanly(root: Path, sig: int) -> None:
+    with Daemon(["--root", str(root)]) as daemon:
+        daemon.wait_ready()
+        assert daemon.stop(sig) == 0
+    log = "\n".join(daemon.lines)
+    assert "serving image 0x01000001 'Alpha' (HTTP) from Alpha.nbi" in log
+    assert f"{root}/Broken.nbi/NBImageInfo.plist: Type: 'FTP' is not one of" in log
+    assert f"catalog: 1 of 2 NBI sets servable from {root}" in log
+    assert "netboot stopping" in log
+    assert "Traceback" not in log
+
+
+def test_json_log_lines_carry_named_fields(root: Path) -> None:
+    with Daemon(["--root", str(root), "--log-format", "json"]) as daemon:
+        daemon.wait_ready()
+        assert daemon.stop() == 0
+    records = [json.loads(line) for line in daemon.lines]
+    for record in records:
+        assert {"time", "level", "system", "message"} <= record.keys()
+    serving = next(r for r in records if r["message"].startswith("serving image"))
+    assert serving["image_id"] == "0x01000001"
+    assert serving["set"] == "Alpha.nbi"
+    assert serving["system"] == "netboot.catalog"
+    problem = next(r for r in records if r.get("key") == "Type")
+    assert (problem["level"], problem["set"]) == ("warning", "Broken.nbi")
+
+
+def test_log_level_hides_less_severe_lines(root: Path) -> None:
+    with Daemon(["--root", str(root), "--log-level", "warn"]) as daemon:
+        daemon.wait_for("Broken.nbi/NBImageInfo.plist: Type:")
+        assert daemon.stop() == 0
+    assert not any(" info " in line for line in daemon.lines), daemon.lines
+
+
+def test_config_file_is_used_and_the_command_line_wins(root: Path, tmp_path: Path) -> None:
+    config = tmp_path / "netboot.toml"
+    config.write_text('[server]\nroot = "nbimages"\n[logging]\nformat = "json"\n')
+    with Daemon(["--config", str(config)]) as daemon:
+        ready = json.loads(daemon.wait_ready())
+        assert daemon.stop() == 0
+    assert ready["root"] == str(root)
+    assert ready["source"] == str(config)
+
+    other = tmp_path / "other"
+    other.mkdir()
+    with Daemon(["--config", str(config), "--root", str(other), "--log-format", "text"]) as daemon:
+        line = daemon.wait_ready()
+        assert daemon.stop() == 0
+    assert f"serving {other} on all interfaces (config: {config} + command line)" in line
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        ("[server]\nrooot = 'x'\n", "server.rooot: unknown key"),
+        ("[logging]\nformat = 'xml'\n", "logging.format: must be one of text, json"),
+        ("[server]\nroot = 'absent'\n", "server.root: "),
+    ],
+)
+def test_bad_config_is_refused_with_exit_2(tmp_path: Path, config_text: str, message: str) -> None:
+    config = tmp_path / "netboot.toml"
+    config.write_text(config_text)
+    done = serve_once("--config", str(config))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {config}: ")
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_root_is_refused_with_exit_2(tmp_path: Path) -> None:
+    done = serve_once("--root", str(tmp_path / "absent"))
+    assert done.returncode == 2
+    assert f"server.root: {tmp_path / 'absent'} is not a directory" in done.stderr
+
+
+def test_unknown_interface_is_refused_with_exit_2(root: Path) -> None:
+    done = serve_once("--root", str(root), "--interface", "no-such-if0")
+    assert done.returncode == 2
+    assert "server.interfaces: no network interface named 'no-such-if0'" in done.stderr
+
+
+def test_serve_binds_to_an_interface_inside_a_network_namespace(root: Path) -> None:
+    with veth_lab() as lab:
+        with Daemon(["--root", str(root), "--interface", lab.server_if], netns=lab.server) as d:
+            line = d.wait_ready()
+            assert d.stop() == 0
+        assert f"on {lab.server_if} " in line
+        refused = subprocess.run(
+            ["ip", "netns", "exec", lab.server, sys.executable, "-m", "netboot", "serve",
+             "--root", str(root), "--interface", lab.client_if],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert refused.returncode == 2
+        assert f"no network interface named {lab.client_if!r} (have: lo, {lab.server_if})" in (
+            refused.stderr
+        )
