@@ -183,7 +183,9 @@ def options_markdown() -> str:
     for name, section_type in SECTIONS.items():
         lines += [f"### `[{name}]`", "", "| key | default | meaning |", "|---|---|---|"]
         for spec in dataclasses.fields(section_type):
-            lines.append(f"| `{spec.name}` | {_toml_value(spec.default)} | {spec.metadata['doc']} |")
+            lines.append(
+                f"| `{spec.name}` | {_toml_value(spec.default)} | {spec.metadata['doc']} |"
+            )
         lines.append("")
     return "\n".join(lines)
 

@@ -11,8 +11,16 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 
-class PathOutsideRoot(ValueError):  # noqa: N818 - reads as a condition, like FileNotFoundError
+class PathRefused(ValueError):  # noqa: N818 - reads as a condition, like FileNotFoundError
+    """The name cannot be served from the base directory; the message says why."""
+
+
+class PathOutsideRoot(PathRefused):
     """The name leaves the base directory (`..`, an absolute path or a symlink)."""
+
+
+class SymlinkLoop(PathRefused):
+    """Following the name's symlinks never ends."""
 
 
 def is_safe_relative(name: str) -> bool:
@@ -24,7 +32,7 @@ def is_safe_relative(name: str) -> bool:
 
 
 def resolve_within(base: Path, relative: str | PurePosixPath) -> Path:
-    """Return the real path of `base/relative`, or raise PathOutsideRoot.
+    """Return the real path of `base/relative`, or raise PathRefused saying why.
 
     The file need not exist (a missing file is the caller's error to report);
     symlinks along the way are followed, and the result must stay below
@@ -33,8 +41,13 @@ def resolve_within(base: Path, relative: str | PurePosixPath) -> Path:
     name = str(relative)
     if not is_safe_relative(name):
         raise PathOutsideRoot(f"{name!r} is not a relative path inside {base}")
-    real_base = base.resolve()
-    candidate = (real_base / name).resolve()
+    try:
+        real_base = base.resolve()
+        candidate = (real_base / name).resolve()
+    except RuntimeError:  # Python 3.11 reports a loop this way; 3.13 as OSError(ELOOP)
+        raise SymlinkLoop(f"{name!r} is a symlink loop") from None
+    except OSError as error:
+        raise SymlinkLoop(f"{name!r} cannot be resolved: {error.strerror}") from None
     if candidate != real_base and real_base not in candidate.parents:
         raise PathOutsideRoot(f"{name!r} resolves to {candidate}, outside {real_base}")
     return candidate

@@ -1,4 +1,4 @@
-"""Builders for valid-by-default test inputs: NBI sets on disk, plists, MACs.
+"""Builders for valid-by-default test inputs: NBI sets on disk, plists, disk images.
 
 Each builder makes the smallest thing that is valid, and takes keyword
 arguments to break exactly one part of it, so a test says only what it changes.
@@ -7,11 +7,8 @@ arguments to break exactly one part of it, so a test says only what it changes.
 from __future__ import annotations
 
 import plistlib
-import random
 from pathlib import Path
 from typing import Any
-
-from netboot.macaddr import MacAddress, mac_from_bytes
 
 # An Apple Partition Map disk: Driver Descriptor Map ("ER", block size 512),
 # then the first map entry ("PM") in block 1.
@@ -78,8 +75,3 @@ def make_set(
     if root_image is not None:
         (set_dir / image_name).write_bytes(root_image)
     return set_dir
-
-
-def random_mac(rng: random.Random | None = None) -> MacAddress:
-    rng = rng or random.Random()
-    return mac_from_bytes(bytes(rng.randrange(256) for _ in range(6)))

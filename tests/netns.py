@@ -59,8 +59,18 @@ def veth_lab(subnet: str = "10.231.0") -> Iterator[Lab]:
             ip("netns", "add", name)
             ip("link", "set", "lo", "up", netns=name)
         ip(
-            "link", "add", lab.server_if, "netns", lab.server,
-            "type", "veth", "peer", "name", lab.client_if, "netns", lab.client,
+            "link",
+            "add",
+            lab.server_if,
+            "netns",
+            lab.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            lab.client_if,
+            "netns",
+            lab.client,
         )
         for name, ifname, address in (
             (lab.server, lab.server_if, lab.server_ip),

@@ -368,3 +368,14 @@ def test_plist_written_by_the_model_scans_back(tmp_path: Path) -> None:
     (again,) = scan_catalog(tmp_path).sets
     assert again.info == alpha.info
     assert Severity.ERROR not in {p.severity for p in again.problems}
+
+
+def test_symlink_loops_are_refused_not_crashed_on(tmp_path: Path) -> None:
+    set_dir = make_set(tmp_path, root_image=None)
+    (set_dir / "NetBoot.dmg").symlink_to("NetBoot.dmg")
+    (set_dir / "i386" / "a").symlink_to("b")
+    (set_dir / "i386" / "b").symlink_to("a")
+    found = errors(tmp_path)
+    assert ("Alpha.nbi/NBImageInfo.plist", "RootPath", "'NetBoot.dmg' is a symlink loop") in found
+    assert ("Alpha.nbi/i386/a", "-", "symlink to b is a symlink loop") in found
+    assert len(found) == 3

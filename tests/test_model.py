@@ -259,9 +259,7 @@ def test_install_bit_and_kind_make_the_image_id() -> None:
         ),
     ],
 )
-def test_warnings_keep_the_image_usable(
-    overrides: dict[str, Any], key: str, fragment: str
-) -> None:
+def test_warnings_keep_the_image_usable(overrides: dict[str, Any], key: str, fragment: str) -> None:
     result = parse(plist_dict(**overrides))
     assert result.info is not None
     assert [(p.key, p.severity) for p in result.problems] == [(key, Severity.WARNING)]
@@ -275,8 +273,9 @@ plist_values = st.recursive(
     | st.floats(allow_nan=False)
     | st.text(max_size=20)
     | st.binary(max_size=8),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=8,
 )
 

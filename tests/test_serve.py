@@ -123,9 +123,24 @@ def test_serve_binds_to_an_interface_inside_a_network_namespace(root: Path) -> N
             assert d.stop() == 0
         assert f"on {lab.server_if} " in line
         refused = subprocess.run(
-            ["ip", "netns", "exec", lab.server, sys.executable, "-m", "netboot", "serve",
-             "--root", str(root), "--interface", lab.client_if],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                "ip",
+                "netns",
+                "exec",
+                lab.server,
+                sys.executable,
+                "-m",
+                "netboot",
+                "serve",
+                "--root",
+                str(root),
+                "--interface",
+                lab.client_if,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert refused.returncode == 2
         assert f"no network interface named {lab.client_if!r} (have: lo, {lab.server_if})" in (

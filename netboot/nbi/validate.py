@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from netboot.nbi.model import PLIST_NAME, ImageKind, ImageType, NBImageInfo
 from netboot.nbi.problems import NO_KEY, Problem, Severity
-from netboot.paths import PathOutsideRoot, resolve_within
+from netboot.paths import PathOutsideRoot, PathRefused, resolve_within
 from netboot.udif.detect import ImageFormat, detect_format
 
 ARCH_DIRECTORIES: dict[str, tuple[str, ...]] = {
@@ -106,6 +106,10 @@ class _SetChecker:
             linked = _is_link(self.set_dir, relative)
             detail = f" (symlink to {(self.set_dir / relative).resolve()})" if linked else ""
             self.report(key, f"{relative}{detail} leaves the set's directory")
+            return None
+        except PathRefused as refused:
+            self._reported_links.add(self.set_path / relative)
+            self.report(key, str(refused))
             return None
         if not real.exists():
             self.report(key, f"{relative} does not exist")
@@ -212,18 +216,17 @@ class _SetChecker:
                 if not link.is_symlink():
                     continue
                 relative = self.set_path / link.relative_to(self.set_dir).as_posix()
-                target = link.resolve()
-                if target == real_set or real_set in target.parents:
-                    continue
                 if relative in self._reported_links:
                     continue
-                self.findings.problems.append(
-                    Problem(
-                        relative,
-                        NO_KEY,
-                        f"symlink to {link.readlink()} leaves the set's directory",
-                    )
-                )
+                try:
+                    target = link.resolve()
+                except (RuntimeError, OSError):
+                    message = f"symlink to {link.readlink()} is a symlink loop"
+                else:
+                    if target == real_set or real_set in target.parents:
+                        continue
+                    message = f"symlink to {link.readlink()} leaves the set's directory"
+                self.findings.problems.append(Problem(relative, NO_KEY, message))
 
 
 def _is_link(base: Path, relative: str) -> bool:

@@ -38,7 +38,15 @@ class ImageFormat(StrEnum):
 
 
 def detect_format(stream: BinaryIO) -> ImageFormat:
-    """Classify an open, seekable binary stream; does not move the caller's data."""
+    """Classify an open, seekable binary stream; its position is restored afterwards."""
+    position = stream.tell()
+    try:
+        return _detect(stream)
+    finally:
+        stream.seek(position)
+
+
+def _detect(stream: BinaryIO) -> ImageFormat:
     size = stream.seek(0, os.SEEK_END)
     if size == 0:
         return ImageFormat.EMPTY
