@@ -57,6 +57,38 @@ def _string_list(value: object, where: _Context) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _optional_path(value: object, where: _Context) -> Path | None:
+    if value == "":
+        return None
+    return _path(value, where)
+
+
+def _boolean(value: object, where: _Context) -> bool:
+    if not isinstance(value, bool):
+        raise where.error(f"must be true or false, not {_type_name(value)}")
+    return value
+
+
+def _int_range(low: int, high: int) -> Check:
+    def check(value: object, where: _Context) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise where.error(f"must be an integer from {low} to {high} (got {value!r})")
+        return value
+
+    return check
+
+
+def _positive_seconds(value: object, where: _Context) -> tuple[float, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        or not all(0 < v <= 300 for v in value)
+    ):
+        raise where.error("must be a non-empty list of seconds, each above 0 and at most 300")
+    return tuple(float(v) for v in value)
+
+
 def _one_of(*choices: str) -> Check:
     def check(value: object, where: _Context) -> str:
         if value not in choices:
@@ -89,6 +121,42 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class TftpConfig:
+    enabled: bool = option(True, _boolean, "Serve TFTP.")
+    port: int = option(69, _int_range(1, 65535), "UDP port for read requests.")
+    extra_dir: Path | None = option(
+        None,
+        _optional_path,
+        "Directory of PXE programs (e.g. `/usr/lib/ipxe`) served by their path inside it, "
+        'beside the booter directories of the NBI sets; `""` serves none.',
+    )
+    mtu: int = option(
+        1500,
+        _int_range(68, 65535),
+        "Path MTU to the clients; blksize is clamped so a block fits one datagram "
+        "(1468 bytes at 1500).",
+    )
+    max_windowsize: int = option(
+        64, _int_range(1, 65535), "Largest RFC 7440 windowsize granted to a client."
+    )
+    retry_schedule: tuple[float, ...] = option(
+        (1.0, 2.0, 4.0, 8.0, 8.0),
+        _positive_seconds,
+        "Seconds to wait before each retransmission; its length is the retry count. "
+        "A client's `timeout` option replaces the times, not the count.",
+    )
+    single_port: bool = option(
+        False,
+        _boolean,
+        "Run every transfer on the request port instead of a new port per transfer "
+        "(RFC 1350); for servers behind NAT, firewalls or container bridges.",
+    )
+    max_transfers: int = option(
+        1000, _int_range(1, 100000), "Concurrent transfers; more requests get an error."
+    )
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     format: str = option(
         "text",
@@ -102,12 +170,17 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
+    tftp: TftpConfig = field(default_factory=TftpConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="(defaults)", compare=False)
     """The file the configuration came from, for log lines and errors."""
 
 
-SECTIONS: dict[str, type[Any]] = {"server": ServerConfig, "logging": LoggingConfig}
+SECTIONS: dict[str, type[Any]] = {
+    "server": ServerConfig,
+    "tftp": TftpConfig,
+    "logging": LoggingConfig,
+}
 
 
 def load_config(path: Path) -> Config:
@@ -191,6 +264,12 @@ def options_markdown() -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if value is None:
+        return '`""`'
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, tuple) and all(isinstance(v, float) for v in value):
+        return "`[" + ", ".join(f"{v:g}" for v in value) + "]`"
     if isinstance(value, tuple):
         return "`[" + ", ".join(f'"{item}"' for item in value) + "]`"
     if isinstance(value, str | Path):

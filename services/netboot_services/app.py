@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import Protocol
+from typing import Any, Protocol
 
 from twisted.application.service import MultiService
 from twisted.logger import Logger
@@ -19,7 +19,9 @@ from netboot import __version__
 from netboot.config import Config
 from netboot.errors import ConfigError
 from netboot_services.catalog import CatalogService
+from netboot_services.interfaces import bind_addresses
 from netboot_services.logging import start_logging
+from netboot_services.tftp import TftpService
 
 log = Logger(namespace="netboot.daemon")
 
@@ -46,12 +48,21 @@ def check_config(config: Config, interfaces: list[str] | None = None) -> None:
             )
 
 
-def make_service(config: Config) -> MultiService:
-    """The service tree; children are named so later services can find the catalog."""
+def make_service(config: Config, reactor: Any) -> MultiService:
+    """The service tree, each child named after what it serves."""
     top = MultiService()
     catalog = CatalogService(config.server.root)
     catalog.setName("catalog")
     catalog.setServiceParent(top)
+    if config.tftp.enabled:
+        tftp = TftpService(
+            config.tftp,
+            lambda: catalog.catalog,
+            reactor,
+            bind_addresses(config.server.interfaces),
+        )
+        tftp.setName("tftp")
+        tftp.setServiceParent(top)
     return top
 
 
@@ -59,7 +70,7 @@ def run(config: Config, reactor: RunnableReactor) -> int:
     """Run the daemon until a signal stops it; returns the process exit status."""
     check_config(config)
     start_logging(config.logging.format, config.logging.level, sys.stderr)
-    top = make_service(config)
+    top = make_service(config, reactor)
     exit_status = 0
 
     def started() -> None:

@@ -8,6 +8,7 @@ can filter on them without parsing sentences.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO, cast
@@ -18,6 +19,7 @@ from twisted.logger import (
     LogEvent,
     LogLevel,
     LogLevelFilterPredicate,
+    PredicateResult,
     formatEvent,
     globalLogBeginner,
 )
@@ -85,11 +87,28 @@ def json_observer(stream: TextIO) -> Observer:
     return observe
 
 
+_PORT_CHATTER = re.compile(
+    r"starting on \d+$|^\(UDP Port \d+ Closed\)$|^(Starting|Stopping) protocol "
+)
+
+
+def _not_port_chatter(event: LogEvent) -> PredicateResult:
+    """Twisted logs every UDP port opened and closed: one per TFTP transfer. Drop those."""
+    if event.get("log_namespace") == "log_legacy" and event.get("log_level") is LogLevel.info:
+        text = " ".join(str(part) for part in event.get("message", ()))
+        if _PORT_CHATTER.search(text):
+            return cast(PredicateResult, PredicateResult.no)
+    return cast(PredicateResult, PredicateResult.maybe)
+
+
 def make_observer(log_format: str, level: str, stream: TextIO) -> ILogObserver:
     """Twisted calls observers as plain callables; the interface is not enforced."""
     base = json_observer(stream) if log_format == "json" else text_observer(stream)
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    return cast(ILogObserver, FilteringLogObserver(cast(ILogObserver, base), [predicate]))  # type: ignore[list-item]
+    predicates = [
+        LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level)),
+        _not_port_chatter,
+    ]
+    return cast(ILogObserver, FilteringLogObserver(cast(ILogObserver, base), predicates))  # type: ignore[arg-type]
 
 
 def start_logging(log_format: str, level: str, stream: TextIO) -> None:

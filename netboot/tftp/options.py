@@ -1,0 +1,78 @@
+"""Option negotiation for a read request (RFC 2347, 2348, 2349, 7440).
+
+The server acknowledges only options it understands and accepts, possibly with
+a smaller value (blksize above the path MTU, windowsize above our cap); it
+ignores the rest, as RFC 2347 asks. No acknowledged option means no OACK: the
+transfer starts with DATA block 1, as in plain RFC 1350.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from netboot.tftp.wire import MAX_BLOCK_PAYLOAD
+
+DEFAULT_BLKSIZE = 512
+MIN_BLKSIZE = 8
+IP_UDP_TFTP_OVERHEAD = 20 + 8 + 4
+"""IPv4 header, UDP header, TFTP DATA header: what a block adds on the wire."""
+
+
+def blksize_for_mtu(mtu: int) -> int:
+    """The largest block that fits one unfragmented datagram (1468 at MTU 1500)."""
+    return max(MIN_BLKSIZE, min(MAX_BLOCK_PAYLOAD, mtu - IP_UDP_TFTP_OVERHEAD))
+
+
+@dataclass(frozen=True, slots=True)
+class TransferLimits:
+    """What the server is willing to grant, from configuration."""
+
+    max_blksize: int = blksize_for_mtu(1500)
+    max_windowsize: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    blksize: int = DEFAULT_BLKSIZE
+    windowsize: int = 1
+    timeout: float | None = None
+    """The retransmission timeout the client asked for (RFC 2349), in seconds."""
+    acknowledged: Mapping[str, str] = field(default_factory=dict)
+    """What goes into the OACK; empty means send no OACK."""
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def negotiate(
+    requested: Mapping[str, str], file_size: int | None, limits: TransferLimits
+) -> Negotiated:
+    """Decide the transfer's parameters from the RRQ's options.
+
+    `file_size` is None when the size is not known in advance (netascii
+    conversion), in which case `tsize` is not acknowledged.
+    """
+    acknowledged: dict[str, str] = {}
+    blksize, windowsize, timeout = DEFAULT_BLKSIZE, 1, None
+
+    asked = _int(requested.get("blksize", ""))
+    if asked is not None and asked >= MIN_BLKSIZE:
+        blksize = min(asked, limits.max_blksize, MAX_BLOCK_PAYLOAD)
+        acknowledged["blksize"] = str(blksize)
+
+    asked = _int(requested.get("timeout", ""))
+    if asked is not None and 1 <= asked <= 255:
+        timeout = float(asked)
+        acknowledged["timeout"] = str(asked)
+
+    if "tsize" in requested and file_size is not None and _int(requested["tsize"]) is not None:
+        acknowledged["tsize"] = str(file_size)
+
+    asked = _int(requested.get("windowsize", ""))
+    if asked is not None and 1 <= asked <= 65535:
+        windowsize = min(asked, limits.max_windowsize)
+        acknowledged["windowsize"] = str(windowsize)
+
+    return Negotiated(blksize, windowsize, timeout, acknowledged)

@@ -1,0 +1,93 @@
+"""Which file a TFTP request name means, or why it is refused.
+
+What is served:
+
+* the booter directories of every servable NBI set, by their path under the
+  image root (`Alpha.nbi/i386/booter`, `Alpha.nbi/i386/x86_64/kernelcache`):
+  Apple's booter fetches the kernel from its own directory, so the whole
+  directory is published, and nothing else of the set (not the plist, not the
+  disk image, which go by HTTP or NFS);
+* every file under an optional extra directory, by its path there
+  (`undionly.kpxe`, `ipxe/ipxe.efi`): the PXE programs.
+
+A name may start with `/`, and Apple's absolute form
+`/private/tftpboot/NetBoot/NetBootSP0/Alpha.nbi/i386/booter` is understood.
+`..`, NUL, backslashes and symlinks that leave the directory are refused as
+access violations; a name that is simply not there is "file not found".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from netboot.nbi.catalog import Catalog
+from netboot.paths import PathRefused, is_safe_relative, resolve_within
+from netboot.tftp.wire import ErrorCode
+
+_APPLE_PREFIX = re.compile(r"^(?:private/)?tftpboot/(?:NetBoot/)?")
+_SHAREPOINT = re.compile(r"^NetBootSP\d+/")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: ErrorCode
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    path: Path
+    """The real file to send."""
+    name: str
+    """The normalised request name, for logs."""
+
+
+class TftpNamespace:
+    """The request-name space of one catalog plus the extra directory."""
+
+    def __init__(self, catalog: Catalog, extra_dir: Path | None = None) -> None:
+        self.image_root = catalog.root
+        self.extra_dir = extra_dir
+        # booter directory -> its set; symlinks are followed only within the set.
+        self._published = {
+            booter.parent: nbi_set.path
+            for nbi_set in catalog.servable
+            for booter in nbi_set.booters.values()
+        }
+
+    def resolve(self, request_name: str) -> Resolved | Refusal:
+        if "\x00" in request_name or "\\" in request_name:
+            return Refusal(ErrorCode.ACCESS_VIOLATION, "NUL or backslash in file name")
+        name = _APPLE_PREFIX.sub("", request_name.lstrip("/"))
+        if not name:
+            return Refusal(ErrorCode.FILE_NOT_FOUND, "empty file name")
+        if not is_safe_relative(name):
+            return Refusal(ErrorCode.ACCESS_VIOLATION, "'..' in file name")
+
+        for candidate in (name, _SHAREPOINT.sub("", name)):
+            set_path = self._set_publishing(PurePosixPath(candidate))
+            if set_path is not None:
+                inside = PurePosixPath(candidate).relative_to(set_path)
+                return self._open(self.image_root / set_path, str(inside), candidate)
+        if self.extra_dir is not None:
+            return self._open(self.extra_dir, name, name)
+        return Refusal(ErrorCode.FILE_NOT_FOUND, "not in any served directory")
+
+    def _set_publishing(self, name: PurePosixPath) -> PurePosixPath | None:
+        """The set whose booter directory holds `name` (at any depth)."""
+        for directory in name.parents:
+            if directory in self._published:
+                return self._published[directory]
+        return None
+
+    @staticmethod
+    def _open(base: Path, relative: str, name: str) -> Resolved | Refusal:
+        try:
+            real = resolve_within(base, relative)
+        except PathRefused as refused:
+            return Refusal(ErrorCode.ACCESS_VIOLATION, str(refused))
+        if not real.is_file():
+            return Refusal(ErrorCode.FILE_NOT_FOUND, "no such file")
+        return Resolved(real, name)

@@ -1,0 +1,40 @@
+"""The addresses of the network interfaces the daemon is told to serve on.
+
+Services that must answer from the right source address (TFTP transfer ports,
+DHCP server identifiers) bind per address rather than to 0.0.0.0. The list
+comes from iproute2's JSON output, which every Debian system has.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from ipaddress import IPv4Interface
+
+
+def ipv4_addresses(interface: str) -> list[IPv4Interface]:
+    """The IPv4 addresses (with prefix) configured on `interface`, in order."""
+    done = subprocess.run(
+        ["ip", "-j", "-4", "addr", "show", "dev", interface],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise OSError(f"cannot list addresses of {interface}: {done.stderr.strip()}")
+    addresses = []
+    for link in json.loads(done.stdout or "[]"):
+        for info in link.get("addr_info", []):
+            if info.get("family") == "inet":
+                addresses.append(IPv4Interface(f"{info['local']}/{info['prefixlen']}"))
+    return addresses
+
+
+def bind_addresses(interfaces: tuple[str, ...]) -> list[str]:
+    """Addresses to listen on: every address of the named interfaces, or all ("")."""
+    if not interfaces:
+        return [""]
+    found = [str(a.ip) for name in interfaces for a in ipv4_addresses(name)]
+    if not found:
+        raise OSError(f"no IPv4 address on {', '.join(interfaces)}")
+    return found

@@ -1,0 +1,357 @@
+"""The TFTP service: UDP port 69, one ReadSession per transfer.
+
+Everything about the protocol is decided in `netboot.tftp`; this module moves
+datagrams and time. A read request gets a fresh ephemeral port (RFC 1350's
+transfer ID), bound to the address the request port listens on; in single-port
+mode every transfer stays on the request port and packets are told apart by
+the client's address and port. Each transfer keeps one timer, moved rather
+than recreated as its deadline moves.
+
+A datagram that does not decode is counted and logged at most once per client
+per minute, then dropped. A packet from a stranger on a transfer port gets
+ERROR 5 and the transfer carries on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from twisted.application.service import Service
+from twisted.internet.base import DelayedCall
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from netboot.config import TftpConfig
+from netboot.errors import MalformedPacket
+from netboot.nbi.catalog import Catalog
+from netboot.tftp.options import TransferLimits, blksize_for_mtu, negotiate
+from netboot.tftp.paths import Refusal, TftpNamespace
+from netboot.tftp.session import Action, Finished, Outcome, ReadSession, Send
+from netboot.tftp.source import BlockSource, NetasciiSource, OctetSource
+from netboot.tftp.wire import (
+    Error,
+    ErrorCode,
+    Packet,
+    ReadRequest,
+    WriteRequest,
+    build,
+    parse,
+)
+
+log = Logger(namespace="netboot.tftp")
+
+Address = tuple[str, int]
+MALFORMED_LOG_INTERVAL = 60.0
+READ_BUFFER = 256 * 1024
+
+
+@dataclass
+class TftpCounters:
+    """Every TFTP counter in one place; the metrics endpoint exports these."""
+
+    requests: int = 0
+    requests_refused: int = 0
+    transfers_started: int = 0
+    transfers_completed: int = 0
+    transfers_aborted: int = 0
+    """Ended by the client after the OACK (EDK2's size probe): not a failure."""
+    transfers_failed: int = 0
+    bytes_sent: int = 0
+    retransmissions: int = 0
+    malformed_packets: int = 0
+    stray_packets: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class _Transfer:
+    """One client's read: its session, file, peer, socket and timer."""
+
+    def __init__(
+        self,
+        service: TftpService,
+        session: ReadSession,
+        peer: Address,
+        name: str,
+        send: Callable[[bytes, Address], None],
+    ) -> None:
+        self.service = service
+        self.session = session
+        self.peer = peer
+        self.name = name
+        self.send = send
+        self.timer: DelayedCall | None = None
+        self.started = service.reactor.seconds()
+        self.close_port: Callable[[], object] = lambda: None
+
+    def run(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self.send(action.datagram, self.peer)
+            else:
+                self.service.finished(self, action)
+                return
+        self._arm_timer()
+
+    def receive(self, packet: Packet) -> None:
+        self.run(self.session.feed(packet, self.service.reactor.seconds()))
+
+    def _arm_timer(self) -> None:
+        deadline = self.session.deadline()
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - self.service.reactor.seconds())
+        if self.timer is not None and self.timer.active():
+            self.timer.reset(delay)
+        else:
+            self.timer = self.service.reactor.callLater(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.run(self.session.on_timer(self.service.reactor.seconds()))
+
+    def close(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.session.source.close()
+        self.close_port()
+
+
+class _TransferPort(DatagramProtocol):
+    """The ephemeral port of one transfer (its transfer ID)."""
+
+    def __init__(self, service: TftpService) -> None:
+        self.service = service
+        self.transfer: _Transfer | None = None
+
+    def datagramReceived(self, datagram: bytes, address: Address) -> None:  # noqa: N802
+        transfer = self.transfer
+        if transfer is None:
+            return
+        if address != transfer.peer:
+            self.service.stray(datagram, address, self.write)
+            return
+        packet = self.service.decode(datagram, address)
+        if packet is not None:
+            transfer.receive(packet)
+
+    def write(self, datagram: bytes, address: Address) -> None:
+        transport: Any = self.transport  # zope's interface stubs confuse mypy here
+        transport.write(datagram, address)
+
+
+class _RequestPort(DatagramProtocol):
+    """Port 69 on one address: read requests, and in single-port mode everything."""
+
+    def __init__(self, service: TftpService, local_address: str) -> None:
+        self.service = service
+        self.local_address = local_address
+        self.transfers: dict[Address, _Transfer] = {}
+
+    def datagramReceived(self, datagram: bytes, address: Address) -> None:  # noqa: N802
+        packet = self.service.decode(datagram, address)
+        if packet is None:
+            return
+        current = self.transfers.get(address)
+        if isinstance(packet, ReadRequest):
+            self.service.read_request(packet, address, self)
+        elif isinstance(packet, WriteRequest):
+            self.service.refuse(
+                address,
+                self.write,
+                Refusal(ErrorCode.ACCESS_VIOLATION, "this server is read-only"),
+                packet.filename,
+            )
+        elif current is not None:
+            current.receive(packet)
+        elif not isinstance(packet, Error):
+            self.service.stray(datagram, address, self.write)
+
+    def write(self, datagram: bytes, address: Address) -> None:
+        transport: Any = self.transport  # zope's interface stubs confuse mypy here
+        transport.write(datagram, address)
+
+
+class TftpService(Service):
+    """Serves the booter directories of the catalog and the extra directory."""
+
+    def __init__(
+        self,
+        config: TftpConfig,
+        catalog: Callable[[], Catalog],
+        reactor: Any,
+        bind_addresses: list[str],
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.reactor = reactor
+        self.bind_addresses = bind_addresses
+        self.limits = TransferLimits(
+            max_blksize=blksize_for_mtu(config.mtu), max_windowsize=config.max_windowsize
+        )
+        self.counters = TftpCounters()
+        self.transfers: set[_Transfer] = set()
+        self.request_ports: list[Any] = []
+        self._namespace: tuple[Catalog, TftpNamespace] | None = None
+        self._malformed_logged: dict[str, float] = {}
+
+    # -- life cycle -----------------------------------------------------------
+
+    def startService(self) -> None:  # noqa: N802
+        super().startService()
+        for address in self.bind_addresses:
+            port = self.reactor.listenUDP(
+                self.config.port, _RequestPort(self, address), interface=address
+            )
+            self.request_ports.append(port)
+            log.info(
+                "TFTP listening on {address}:{port} ({mode})",
+                address=address or "0.0.0.0",  # noqa: S104 - what "" means to listenUDP
+                port=port.getHost().port,
+                mode="single port" if self.config.single_port else "a port per transfer",
+            )
+
+    def stopService(self) -> None:  # noqa: N802
+        super().stopService()
+        for transfer in list(self.transfers):
+            transfer.close()
+        self.transfers.clear()
+        for port in self.request_ports:
+            port.stopListening()
+        self.request_ports.clear()
+
+    @property
+    def ports(self) -> list[int]:
+        """The request ports actually bound (useful with port 0 in tests)."""
+        return [port.getHost().port for port in self.request_ports]
+
+    def namespace(self) -> TftpNamespace:
+        catalog = self.catalog()
+        if self._namespace is None or self._namespace[0] is not catalog:
+            self._namespace = (catalog, TftpNamespace(catalog, self.config.extra_dir))
+        return self._namespace[1]
+
+    # -- packets ----------------------------------------------------------------
+
+    def decode(self, datagram: bytes, address: Address) -> Packet | None:
+        try:
+            return parse(datagram)
+        except MalformedPacket as error:
+            self.counters.malformed_packets += 1
+            now = self.reactor.seconds()
+            host = address[0]
+            if now - self._malformed_logged.get(host, -MALFORMED_LOG_INTERVAL) >= (
+                MALFORMED_LOG_INTERVAL
+            ):
+                self._malformed_logged[host] = now
+                log.warn(
+                    "malformed TFTP packet from {client}: {reason} (further ones from "
+                    "this client are counted, not logged, for a minute)",
+                    client=f"{host}:{address[1]}",
+                    reason=str(error),
+                )
+            return None
+
+    def stray(self, datagram: bytes, address: Address, write: Callable[..., None]) -> None:
+        """A packet for a transfer that does not exist or is not the sender's."""
+        self.counters.stray_packets += 1
+        if datagram[:2] != b"\x00\x05":  # never answer an error with an error
+            write(build(Error(ErrorCode.UNKNOWN_TRANSFER_ID, "unknown transfer ID")), address)
+
+    def refuse(
+        self, address: Address, write: Callable[..., None], refusal: Refusal, name: str
+    ) -> None:
+        self.counters.requests_refused += 1
+        write(build(Error(refusal.code, refusal.reason)), address)
+        log.warn(
+            "refused {file!r} to {client}: {reason}",
+            file=name,
+            client=f"{address[0]}:{address[1]}",
+            reason=refusal.reason,
+            code=int(refusal.code),
+        )
+
+    def read_request(self, request: ReadRequest, address: Address, port: _RequestPort) -> None:
+        self.counters.requests += 1
+        now = self.reactor.seconds()
+        for transfer in self.transfers:
+            if transfer.peer == address and transfer.name == request.filename:
+                # The client repeated its request: our first answer was lost.
+                transfer.run(transfer.session.retransmit_initial(now))
+                return
+        if len(self.transfers) >= self.config.max_transfers:
+            self.refuse(
+                address, port.write, Refusal(ErrorCode.NOT_DEFINED, "server busy"), request.filename
+            )
+            return
+        resolved = self.namespace().resolve(request.filename)
+        if isinstance(resolved, Refusal):
+            self.refuse(address, port.write, resolved, request.filename)
+            return
+        try:
+            source = self._open(resolved.path, request.mode)
+        except OSError as error:
+            refusal = Refusal(ErrorCode.ACCESS_VIOLATION, f"cannot read: {error.strerror}")
+            self.refuse(address, port.write, refusal, request.filename)
+            return
+        negotiated = negotiate(request.options, source.size, self.limits)
+        session = ReadSession(source, negotiated, self.config.retry_schedule)
+        if self.config.single_port:
+            transfer = _Transfer(self, session, address, request.filename, port.write)
+            port.transfers[address] = transfer
+            transfer.close_port = lambda: port.transfers.pop(address, None)
+        else:
+            listener = _TransferPort(self)
+            udp = self.reactor.listenUDP(0, listener, interface=port.local_address)
+            transfer = _Transfer(self, session, address, request.filename, listener.write)
+            listener.transfer = transfer
+            transfer.close_port = udp.stopListening
+        self.transfers.add(transfer)
+        self.counters.transfers_started += 1
+        log.info(
+            "sending {file!r} to {client} ({mode}, blksize {blksize}, windowsize {windowsize}"
+            "{options})",
+            file=request.filename,
+            client=f"{address[0]}:{address[1]}",
+            mode=request.mode,
+            blksize=negotiated.blksize,
+            windowsize=negotiated.windowsize,
+            options="" if negotiated.acknowledged else ", no options",
+            path=str(resolved.path),
+        )
+        transfer.run(session.start(now))
+
+    @staticmethod
+    def _open(path: Path, mode: str) -> BlockSource:
+        stream: BinaryIO = path.open("rb", buffering=READ_BUFFER)
+        if mode == "netascii":
+            return NetasciiSource(stream)
+        return OctetSource(stream, path.stat().st_size)
+
+    def finished(self, transfer: _Transfer, end: Finished) -> None:
+        self.transfers.discard(transfer)
+        transfer.close()
+        session = transfer.session
+        self.counters.bytes_sent += session.bytes_sent
+        self.counters.retransmissions += session.retransmissions
+        fields = {
+            "file": transfer.name,
+            "client": f"{transfer.peer[0]}:{transfer.peer[1]}",
+            "outcome": end.outcome.value,
+            "detail": end.detail,
+            "bytes": session.bytes_sent,
+            "retransmissions": session.retransmissions,
+            "seconds": round(self.reactor.seconds() - transfer.started, 3),
+        }
+        if end.outcome is Outcome.COMPLETED:
+            self.counters.transfers_completed += 1
+            log.info("sent {file!r} to {client}: {bytes} bytes in {seconds}s", **fields)
+        elif end.outcome is Outcome.ABORTED_AFTER_OPTIONS:
+            self.counters.transfers_aborted += 1
+            log.debug("{client} ended {file!r} after option negotiation ({detail})", **fields)
+        else:
+            self.counters.transfers_failed += 1
+            log.warn("transfer of {file!r} to {client} failed: {outcome}: {detail}", **fields)
