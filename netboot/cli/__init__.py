@@ -7,6 +7,7 @@ import click
 from netboot import __version__
 from netboot.cli.images import images
 from netboot.cli.serve import serve
+from netboot.cli.tftp import tftp
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +22,7 @@ def cli() -> None:
 
 cli.add_command(images)
 cli.add_command(serve)
+cli.add_command(tftp)
 
 
 def main() -> None:

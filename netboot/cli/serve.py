@@ -58,8 +58,9 @@ def serve(
         config = load_config(config_file) if config_file else Config()
         config = with_overrides(config, **overrides)
         # Imported here: the services pull in Twisted, which `images` never needs.
-        from netboot_services.app import run
         from twisted.internet import reactor  # noqa: TID251 - the CLI picks the reactor
+
+        from netboot_services.app import run
 
         status = run(config, reactor)
     except ConfigError as error:

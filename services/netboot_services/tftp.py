@@ -123,6 +123,8 @@ class _Transfer:
 class _TransferPort(DatagramProtocol):
     """The ephemeral port of one transfer (its transfer ID)."""
 
+    noisy = False
+
     def __init__(self, service: TftpService) -> None:
         self.service = service
         self.transfer: _Transfer | None = None
@@ -145,6 +147,8 @@ class _TransferPort(DatagramProtocol):
 
 class _RequestPort(DatagramProtocol):
     """Port 69 on one address: read requests, and in single-port mode everything."""
+
+    noisy = False
 
     def __init__(self, service: TftpService, local_address: str) -> None:
         self.service = service

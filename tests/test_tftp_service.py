@@ -1,0 +1,268 @@
+"""The TFTP service with a fake reactor: ports, timers, strangers, refusals, counters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.logger import LogLevel, globalLogPublisher
+
+from netboot.config import TftpConfig
+from netboot.nbi.catalog import Catalog, scan_catalog
+from netboot.tftp.wire import (
+    Ack,
+    Data,
+    Error,
+    ErrorCode,
+    OptionAck,
+    ReadRequest,
+    WriteRequest,
+    build,
+    parse,
+)
+from netboot_services.tftp import TftpService
+from tests.factories import make_set
+from tests.fake_udp import FakeUdpReactor
+
+CLIENT = ("10.0.0.2", 3000)
+OTHER = ("10.0.0.3", 4000)
+KERNEL = bytes(range(256)) * 8 + b"tail"  # 2052 bytes: 4 full blocks and a short one
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    set_dir = make_set(tmp_path / "images", "Alpha")
+    (set_dir / "i386" / "kernel").write_bytes(KERNEL)
+    return scan_catalog(tmp_path / "images")
+
+
+def make_service(catalog: Catalog, **config: object) -> tuple[TftpService, FakeUdpReactor]:
+    reactor = FakeUdpReactor()
+    service = TftpService(TftpConfig(**config), lambda: catalog, reactor, [""])  # type: ignore[arg-type]
+    service.startService()
+    return service, reactor
+
+
+def request(reactor: FakeUdpReactor, packet: object, source: tuple[str, int] = CLIENT) -> None:
+    reactor.ports[69].deliver(build(packet), source)  # type: ignore[arg-type]
+
+
+def sent_packets(reactor: FakeUdpReactor) -> list[tuple[int, object, tuple[str, int]]]:
+    return [(port, parse(datagram), to) for port, datagram, to in reactor.take_sent()]
+
+
+def transfer_port(reactor: FakeUdpReactor) -> int:
+    (port,) = [p for p in reactor.open_ports() if p != 69]
+    return port
+
+
+def test_a_read_runs_on_its_own_port_to_completion(catalog: Catalog) -> None:
+    service, reactor = make_service(catalog)
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"))
+    port = transfer_port(reactor)
+    received = b""
+    for block in range(1, 6):
+        ((from_port, packet, to),) = sent_packets(reactor)
+        assert (from_port, to) == (port, CLIENT)
+        assert isinstance(packet, Data) and packet.block == block
+        received += packet.payload
+        reactor.ports[port].deliver(build(Ack(block)), CLIENT)
+    assert received == KERNEL
+    assert reactor.open_ports() == [69]
+    assert service.counters.transfers_completed == 1
+    assert service.counters.bytes_sent == len(KERNEL)
+    assert service.transfers == set()
+
+
+def test_options_are_acknowledged_and_windows_sent(catalog: Catalog) -> None:
+    _, reactor = make_service(catalog)
+    request(
+        reactor,
+        ReadRequest(
+            "/Alpha.nbi/i386/kernel", options={"blksize": "1024", "windowsize": "4", "tsize": "0"}
+        ),
+    )
+    port = transfer_port(reactor)
+    ((_, oack, _),) = sent_packets(reactor)
+    assert oack == OptionAck({"blksize": "1024", "tsize": str(len(KERNEL)), "windowsize": "4"})
+    reactor.ports[port].deliver(build(Ack(0)), CLIENT)
+    blocks = [packet for _, packet, _ in sent_packets(reactor)]
+    assert [b.block for b in blocks] == [1, 2, 3]  # type: ignore[attr-defined]
+    assert b"".join(b.payload for b in blocks) == KERNEL  # type: ignore[attr-defined]
+
+
+def test_lost_packets_are_resent_on_the_retry_schedule_then_the_transfer_fails(
+    catalog: Catalog,
+) -> None:
+    service, reactor = make_service(catalog, retry_schedule=(1.0, 3.0))
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"))
+    port = transfer_port(reactor)
+    assert [p for _, p, _ in sent_packets(reactor)] == [Data(1, KERNEL[:512])]
+    reactor.advance(0.9)
+    assert sent_packets(reactor) == []
+    reactor.advance(0.1)
+    assert [p for _, p, _ in sent_packets(reactor)] == [Data(1, KERNEL[:512])]
+    reactor.advance(3.0)
+    assert [p for _, p, _ in sent_packets(reactor)] == [Data(1, KERNEL[:512])]
+    reactor.advance(3.0)
+    ((_, error, _),) = sent_packets(reactor)
+    assert isinstance(error, Error) and error.code == ErrorCode.NOT_DEFINED
+    assert port not in reactor.open_ports()
+    assert service.counters.transfers_failed == 1
+    assert service.counters.retransmissions == 2
+    assert reactor.getDelayedCalls() == []
+
+
+def test_a_stranger_on_a_transfer_port_gets_error_5_and_the_transfer_goes_on(
+    catalog: Catalog,
+) -> None:
+    service, reactor = make_service(catalog)
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"))
+    port = transfer_port(reactor)
+    sent_packets(reactor)
+    reactor.ports[port].deliver(build(Ack(1)), OTHER)
+    ((_, error, to),) = sent_packets(reactor)
+    assert (error, to) == (Error(ErrorCode.UNKNOWN_TRANSFER_ID, "unknown transfer ID"), OTHER)
+    reactor.ports[port].deliver(build(Error(0, "x")), OTHER)  # errors are never answered
+    assert sent_packets(reactor) == []
+    reactor.ports[port].deliver(build(Ack(1)), CLIENT)
+    ((_, data, _),) = sent_packets(reactor)
+    assert data == Data(2, KERNEL[512:1024])
+    assert service.counters.stray_packets == 2
+
+
+def test_write_requests_are_refused(catalog: Catalog) -> None:
+    service, reactor = make_service(catalog)
+    request(reactor, WriteRequest("Alpha.nbi/i386/new"))
+    ((port, error, to),) = sent_packets(reactor)
+    assert (port, to) == (69, CLIENT)
+    assert error == Error(ErrorCode.ACCESS_VIOLATION, "this server is read-only")
+    assert service.counters.requests_refused == 1
+    assert reactor.open_ports() == [69]
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("../etc/passwd", ErrorCode.ACCESS_VIOLATION),
+        ("Alpha.nbi/i386/../../../etc/passwd", ErrorCode.ACCESS_VIOLATION),
+        ("Alpha.nbi\\i386\\booter", ErrorCode.ACCESS_VIOLATION),
+        ("Alpha.nbi/NetBoot.dmg", ErrorCode.FILE_NOT_FOUND),
+        ("Alpha.nbi/NBImageInfo.plist", ErrorCode.FILE_NOT_FOUND),
+        ("/etc/passwd", ErrorCode.FILE_NOT_FOUND),
+        ("Alpha.nbi/i386/missing", ErrorCode.FILE_NOT_FOUND),
+    ],
+)
+def test_names_outside_the_served_directories_are_refused(
+    catalog: Catalog, name: str, code: ErrorCode
+) -> None:
+    service, reactor = make_service(catalog)
+    request(reactor, ReadRequest(name))
+    ((port, error, _),) = sent_packets(reactor)
+    assert port == 69
+    assert isinstance(error, Error) and error.code == code
+    assert reactor.open_ports() == [69]
+    assert service.counters.requests_refused == 1
+
+
+def test_a_repeated_request_is_answered_again_not_served_twice(catalog: Catalog) -> None:
+    service, reactor = make_service(catalog)
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"))
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"))
+    assert len(reactor.open_ports()) == 2
+    assert [p for _, p, _ in sent_packets(reactor)] == [Data(1, KERNEL[:512])] * 2
+    assert service.counters.transfers_started == 1
+
+
+def test_edk2_size_probe_ends_quietly(catalog: Catalog) -> None:
+    events: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        service, reactor = make_service(catalog)
+        request(
+            reactor, ReadRequest("Alpha.nbi/i386/kernel", options={"tsize": "0", "blksize": "1468"})
+        )
+        port = transfer_port(reactor)
+        reactor.ports[port].deliver(build(Error(8, "User aborted the transfer")), CLIENT)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert reactor.open_ports() == [69]
+    assert service.counters.transfers_aborted == 1
+    assert service.counters.transfers_failed == 0
+    assert not [e for e in events if e.get("log_level") in (LogLevel.warn, LogLevel.error)]
+
+
+def test_malformed_packets_are_counted_and_logged_once_per_client_per_minute(
+    catalog: Catalog,
+) -> None:
+    events: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        service, reactor = make_service(catalog)
+        for _ in range(5):
+            reactor.ports[69].deliver(b"\x00\x09garbage", CLIENT)
+        reactor.advance(61)
+        reactor.ports[69].deliver(b"\x00", CLIENT)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert service.counters.malformed_packets == 6
+    warnings = [e for e in events if "malformed TFTP packet" in str(e.get("log_format"))]
+    assert len(warnings) == 2
+    assert sent_packets(reactor) == []
+
+
+def test_single_port_mode_keeps_every_transfer_on_port_69(catalog: Catalog) -> None:
+    service, reactor = make_service(catalog, single_port=True)
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"), CLIENT)
+    request(reactor, ReadRequest("Alpha.nbi/i386/booter"), OTHER)
+    assert reactor.open_ports() == [69]
+    sends = sent_packets(reactor)
+    assert {(port, to) for port, _, to in sends} == {(69, CLIENT), (69, OTHER)}
+    for block in range(1, 6):
+        request(reactor, Ack(block), CLIENT)
+    assert (
+        b"".join(p.payload for _, p, to in sent_packets(reactor) if to == CLIENT)
+        == (  # type: ignore[attr-defined]
+            KERNEL[512:]
+        )
+    )
+    request(reactor, Ack(1), OTHER)
+    assert service.counters.transfers_completed == 2
+
+
+def test_too_many_transfers_are_refused(catalog: Catalog) -> None:
+    _, reactor = make_service(catalog, max_transfers=1)
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"), CLIENT)
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"), OTHER)
+    busy = [p for _, p, to in sent_packets(reactor) if to == OTHER]
+    assert busy == [Error(ErrorCode.NOT_DEFINED, "server busy")]
+
+
+def test_stopping_the_service_closes_every_transfer(catalog: Catalog) -> None:
+    service, reactor = make_service(catalog)
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"), CLIENT)
+    request(reactor, ReadRequest("Alpha.nbi/i386/booter"), OTHER)
+    service.stopService()
+    assert reactor.open_ports() == []
+    assert reactor.getDelayedCalls() == []
+
+
+def test_a_new_catalog_is_picked_up(catalog: Catalog, tmp_path: Path) -> None:
+    current = [Catalog(root=catalog.root)]
+    reactor = FakeUdpReactor()
+    service = TftpService(TftpConfig(), lambda: current[0], reactor, [""])
+    service.startService()
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"))
+    assert isinstance(sent_packets(reactor)[0][1], Error)
+    current[0] = catalog
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"))
+    assert sent_packets(reactor)[0][1] == Data(1, KERNEL[:512])
+
+
+def test_pxe_programs_are_served_from_the_extra_directory(catalog: Catalog, tmp_path: Path) -> None:
+    extra = tmp_path / "ipxe"
+    extra.mkdir()
+    (extra / "undionly.kpxe").write_bytes(b"ipxe")
+    _, reactor = make_service(catalog, extra_dir=extra)
+    request(reactor, ReadRequest("undionly.kpxe"))
+    assert sent_packets(reactor)[0][1] == Data(1, b"ipxe")
