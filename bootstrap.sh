@@ -8,8 +8,8 @@ cd "$(dirname "$0")"
 
 # What the daemon and `netboot images demo` need at run time.
 RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2"
-# What the tests need on top (network namespaces are made with iproute2).
-TEST_PACKAGES="$RUNTIME_PACKAGES"
+# What the tests need on top: TFTP clients written by others (curl, tftp-hpa, atftp).
+TEST_PACKAGES="$RUNTIME_PACKAGES curl tftp-hpa atftp"
 
 install_packages() {
     missing=""
