@@ -123,7 +123,9 @@ class ServerConfig:
 @dataclass(frozen=True)
 class TftpConfig:
     enabled: bool = option(True, _boolean, "Serve TFTP.")
-    port: int = option(69, _int_range(1, 65535), "UDP port for read requests.")
+    port: int = option(
+        69, _int_range(0, 65535), "UDP port for read requests; 0 picks a free one (tests)."
+    )
     extra_dir: Path | None = option(
         None,
         _optional_path,

@@ -23,6 +23,14 @@ def root(tmp_path: Path) -> Path:
     return images
 
 
+@pytest.fixture
+def ephemeral(tmp_path: Path) -> list[str]:
+    """Options that keep a daemon outside a namespace off the host's port 69."""
+    config = tmp_path / "ephemeral.toml"
+    config.write_text("[tftp]\nport = 0\n")
+    return ["--config", str(config)]
+
+
 def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
     """Run a `netboot serve` that is expected to refuse to start."""
     return subprocess.run(
@@ -35,8 +43,10 @@ def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_serve_logs_what_it_serves_and_stops_cleanly(root: Path, sig: int) -> None:
-    with Daemon(["--root", str(root)]) as daemon:
+def test_serve_logs_what_it_serves_and_stops_cleanly(
+    root: Path, ephemeral: list[str], sig: int
+) -> None:
+    with Daemon([*ephemeral, "--root", str(root)]) as daemon:
         daemon.wait_ready()
         assert daemon.stop(sig) == 0
     log = "\n".join(daemon.lines)
@@ -47,8 +57,8 @@ def test_serve_logs_what_it_serves_and_stops_cleanly(root: Path, sig: int) -> No
     assert "Traceback" not in log
 
 
-def test_json_log_lines_carry_named_fields(root: Path) -> None:
-    with Daemon(["--root", str(root), "--log-format", "json"]) as daemon:
+def test_json_log_lines_carry_named_fields(root: Path, ephemeral: list[str]) -> None:
+    with Daemon([*ephemeral, "--root", str(root), "--log-format", "json"]) as daemon:
         daemon.wait_ready()
         assert daemon.stop() == 0
     records = [json.loads(line) for line in daemon.lines]
@@ -62,8 +72,8 @@ def test_json_log_lines_carry_named_fields(root: Path) -> None:
     assert (problem["level"], problem["set"]) == ("warning", "Broken.nbi")
 
 
-def test_log_level_hides_less_severe_lines(root: Path) -> None:
-    with Daemon(["--root", str(root), "--log-level", "warn"]) as daemon:
+def test_log_level_hides_less_severe_lines(root: Path, ephemeral: list[str]) -> None:
+    with Daemon([*ephemeral, "--root", str(root), "--log-level", "warn"]) as daemon:
         daemon.wait_for("Broken.nbi/NBImageInfo.plist: Type:")
         assert daemon.stop() == 0
     assert not any(" info " in line for line in daemon.lines), daemon.lines
@@ -71,7 +81,7 @@ def test_log_level_hides_less_severe_lines(root: Path) -> None:
 
 def test_config_file_is_used_and_the_command_line_wins(root: Path, tmp_path: Path) -> None:
     config = tmp_path / "netboot.toml"
-    config.write_text('[server]\nroot = "nbimages"\n[logging]\nformat = "json"\n')
+    config.write_text('[server]\nroot = "nbimages"\n[tftp]\nport = 0\n[logging]\nformat = "json"\n')
     with Daemon(["--config", str(config)]) as daemon:
         ready = json.loads(daemon.wait_ready())
         assert daemon.stop() == 0
