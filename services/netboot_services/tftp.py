@@ -63,6 +63,8 @@ class TftpCounters:
     retransmissions: int = 0
     malformed_packets: int = 0
     stray_packets: int = 0
+    send_errors: int = 0
+    """Datagrams the kernel refused (buffer full, ICMP unreachable seen)."""
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -101,16 +103,24 @@ class _Transfer:
         self.run(self.session.feed(packet, self.service.reactor.seconds()))
 
     def _arm_timer(self) -> None:
+        """Make sure the timer fires no later than the session's deadline.
+
+        Deadlines move later with every ACK; moving the timer each time would
+        cost a heap operation per packet. Instead a timer that fires early
+        finds the deadline still ahead and re-arms for the rest.
+        """
         deadline = self.session.deadline()
         if deadline is None:
             return
-        delay = max(0.0, deadline - self.service.reactor.seconds())
         if self.timer is not None and self.timer.active():
-            self.timer.reset(delay)
-        else:
-            self.timer = self.service.reactor.callLater(delay, self._on_timer)
+            if self.timer.getTime() <= deadline:
+                return
+            self.timer.cancel()
+        delay = max(0.0, deadline - self.service.reactor.seconds())
+        self.timer = self.service.reactor.callLater(delay, self._on_timer)
 
     def _on_timer(self) -> None:
+        self.timer = None
         self.run(self.session.on_timer(self.service.reactor.seconds()))
 
     def close(self) -> None:
@@ -124,6 +134,7 @@ class _TransferPort(DatagramProtocol):
     """The ephemeral port of one transfer (its transfer ID)."""
 
     noisy = False
+    sendto: Callable[[bytes, Address], object] | None = None
 
     def __init__(self, service: TftpService) -> None:
         self.service = service
@@ -141,8 +152,21 @@ class _TransferPort(DatagramProtocol):
             transfer.receive(packet)
 
     def write(self, datagram: bytes, address: Address) -> None:
-        transport: Any = self.transport  # zope's interface stubs confuse mypy here
-        transport.write(datagram, address)
+        """Send straight on the socket: the hot path of every transfer.
+
+        Twisted's `Port.write` re-validates the address string on each call;
+        the peer's address came from the kernel, so that is wasted work. A
+        datagram the kernel cannot take now is dropped: the session's timer
+        resends it, as it would a datagram lost on the wire.
+        """
+        if self.sendto is None:
+            transport: Any = self.transport  # a real Port has .socket; test doubles do not
+            socket = getattr(transport, "socket", None)
+            self.sendto = socket.sendto if socket is not None else transport.write
+        try:
+            self.sendto(datagram, address)
+        except OSError:
+            self.service.counters.send_errors += 1
 
 
 class _RequestPort(DatagramProtocol):
