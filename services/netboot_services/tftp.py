@@ -45,7 +45,7 @@ log = Logger(namespace="netboot.tftp")
 
 Address = tuple[str, int]
 MALFORMED_LOG_INTERVAL = 60.0
-READ_BUFFER = 256 * 1024
+READ_BUFFER = 64 * 1024
 
 
 @dataclass
