@@ -311,3 +311,68 @@ def test_block_numbers_roll_over_past_65535(tmp_path: Path, client: list[str]) -
         assert done.returncode == 0, done.stdout + done.stderr
         assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(big).digest()
         assert daemon.stop() == 0
+
+
+def test_single_port_mode_serves_standard_clients(tmp_path: Path) -> None:
+    """Every transfer on port 69, told apart by client address and port."""
+    require_clients("curl", "tftp", "atftp")
+    root = tmp_path / "images"
+    set_dir = make_set(root, "Alpha")
+    payload = random.Random(69).randbytes(3 * 1024 * 1024 + 7)
+    (set_dir / "i386" / "kernel").write_bytes(payload)
+    config = tmp_path / "netboot.toml"
+    config.write_text("[tftp]\nsingle_port = true\n")
+    with (
+        veth_lab("10.231.2") as lab,
+        Daemon(
+            ["--config", str(config), "--root", str(root), "--interface", lab.server_if],
+            netns=lab.server,
+        ) as daemon,
+    ):
+        daemon.wait_ready()
+        name = "Alpha.nbi/i386/kernel"
+        clients = {
+            "curl": [
+                "curl",
+                "-sS",
+                "--tftp-blksize",
+                "1468",
+                "-o",
+                "{out}",
+                f"tftp://{lab.server_ip}/{name}",
+            ],
+            "hpa": ["tftp", "-m", "binary", lab.server_ip, "-c", "get", name, "{out}"],
+            "atftp": [
+                "atftp",
+                "--option",
+                "windowsize 4",
+                "-g",
+                "-r",
+                name,
+                "-l",
+                "{out}",
+                lab.server_ip,
+            ],
+        }
+        # All three at once: concurrent transfers share the one port.
+        running = {
+            label: subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    lab.client,
+                    *[arg.format(out=tmp_path / label) for arg in command],
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for label, command in clients.items()
+        }
+        for label, process in running.items():
+            _, stderr = process.communicate(timeout=TIMEOUT)
+            assert process.returncode == 0, (label, stderr)
+            assert (tmp_path / label).read_bytes() == payload, label
+        assert daemon.stop() == 0
+    assert "(single port)" in "\n".join(daemon.lines)
