@@ -92,7 +92,9 @@ class ReadClient:
     def _on_data(self, packet: Data, now: float) -> list[ClientAction]:
         expected_wire = self._expected & 0xFFFF
         if packet.block != expected_wire:
-            # A duplicate or a gap: say where we are, so the sender resumes there.
+            # A duplicate or a gap: say where we are, so the sender resumes there with
+            # a new window, which our count must follow.
+            self._in_window = 0
             return self._send(build(Ack((self._expected - 1) & 0xFFFF)), now, progress=False)
         if len(packet.payload) > self.blksize:
             error = build(Error(4, "block larger than negotiated"))

@@ -43,7 +43,10 @@ class Negotiated:
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.isascii() and value.isdigit() else None
+    """A decimal option value; absurdly long ones count as huge, not as errors."""
+    if not (value.isascii() and value.isdigit()):
+        return None
+    return int(value) if len(value) <= 18 else 10**18
 
 
 def negotiate(

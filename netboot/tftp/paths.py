@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from netboot.nbi.catalog import Catalog
+from netboot.nbi.model import PLIST_NAME
 from netboot.paths import PathRefused, is_safe_relative, resolve_within
 from netboot.tftp.wire import ErrorCode
 
 _APPLE_PREFIX = re.compile(r"^(?:private/)?tftpboot/(?:NetBoot/)?")
 _SHAREPOINT = re.compile(r"^NetBootSP\d+/")
+_DISK_IMAGE_SUFFIXES = (".dmg", ".sparseimage", ".iso", ".img")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +58,18 @@ class TftpNamespace:
             for nbi_set in catalog.servable
             for booter in nbi_set.booters.values()
         }
+        # Old ppc sets keep the booter at the top of the set: there only the top
+        # level is published, and never the plist or a disk image.
+        self._withheld = {
+            nbi_set.path: {PLIST_NAME, *([nbi_set.root_image.name] if nbi_set.root_image else [])}
+            for nbi_set in catalog.servable
+        }
 
     def resolve(self, request_name: str) -> Resolved | Refusal:
         if "\x00" in request_name or "\\" in request_name:
             return Refusal(ErrorCode.ACCESS_VIOLATION, "NUL or backslash in file name")
         name = _APPLE_PREFIX.sub("", request_name.lstrip("/"))
+        name = str(PurePosixPath(name)) if name else name  # folds "//" and "/./"
         if not name:
             return Refusal(ErrorCode.FILE_NOT_FOUND, "empty file name")
         if not is_safe_relative(name):
@@ -76,10 +85,15 @@ class TftpNamespace:
         return Refusal(ErrorCode.FILE_NOT_FOUND, "not in any served directory")
 
     def _set_publishing(self, name: PurePosixPath) -> PurePosixPath | None:
-        """The set whose booter directory holds `name` (at any depth)."""
+        """The set whose booter directory holds `name`."""
         for directory in name.parents:
-            if directory in self._published:
-                return self._published[directory]
+            set_path = self._published.get(directory)
+            if set_path is None:
+                continue
+            if directory != set_path:
+                return set_path  # an architecture directory: all of it, at any depth
+            withheld = name.parent != set_path or name.name in self._withheld[set_path]
+            return None if withheld or name.suffix in _DISK_IMAGE_SUFFIXES else set_path
         return None
 
     @staticmethod

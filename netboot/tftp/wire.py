@@ -140,7 +140,6 @@ def _request(decoded: TftpPacketRRQ | TftpPacketWRQ, datagram: bytes) -> Packet:
 
 def build(packet: Packet) -> bytes:
     """Encode a packet with tftpy's classes."""
-    encoder: TftpPacketRRQ | TftpPacketWRQ | TftpPacketDAT | TftpPacketACK
     if isinstance(packet, Data):
         data = TftpPacketDAT()
         data.blocknumber = packet.block & 0xFFFF
@@ -160,6 +159,11 @@ def build(packet: Packet) -> bytes:
         oack = TftpPacketOACK()
         oack.options = dict(packet.options)
         return bytes(oack.encode().buffer)
+    if packet.mode != "octet":
+        # tftpy's encoder knows only octet; a server never sends requests, and our
+        # client asks for octet. Decoding accepts every mode.
+        raise ValueError(f"cannot encode a {packet.mode} request: tftpy encodes octet only")
+    encoder: TftpPacketRRQ | TftpPacketWRQ
     encoder = TftpPacketRRQ() if isinstance(packet, ReadRequest) else TftpPacketWRQ()
     encoder.filename = packet.filename
     encoder.mode = packet.mode

@@ -325,8 +325,12 @@ class TftpService(Service):
             refusal = Refusal(ErrorCode.ACCESS_VIOLATION, f"cannot read: {error.strerror}")
             self.refuse(address, port.write, refusal, request.filename)
             return
-        negotiated = negotiate(request.options, source.size, self.limits)
-        session = ReadSession(source, negotiated, self.config.retry_schedule)
+        try:
+            negotiated = negotiate(request.options, source.size, self.limits)
+            session = ReadSession(source, negotiated, self.config.retry_schedule)
+        except Exception:
+            source.close()  # never leak the file; the datagram boundary logs the rest
+            raise
         if self.config.single_port:
             transfer = _Transfer(self, session, address, request.filename, port.write)
             port.transfers[address] = transfer

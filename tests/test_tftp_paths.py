@@ -1,0 +1,346 @@
+"""TFTP request names: which file each means, or why it is refused (netboot.tftp.paths)."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from netboot.nbi.catalog import scan_catalog
+from netboot.tftp.paths import Refusal, Resolved, TftpNamespace
+from netboot.tftp.wire import ErrorCode
+from tests.factories import FAT_EFI_BOOTER, make_set
+
+KERNEL = b"kernelcache " * 10
+NOT_FOUND = ErrorCode.FILE_NOT_FOUND
+VIOLATION = ErrorCode.ACCESS_VIOLATION
+
+
+@pytest.fixture
+def image_root(tmp_path: Path) -> Path:
+    """Alpha at the top, Beta in a sharepoint, a disabled and a broken set; a secret beside."""
+    root = tmp_path / "images"
+    alpha = make_set(root, "Alpha", Index=1, booter=FAT_EFI_BOOTER)
+    (alpha / "i386" / "x86_64").mkdir()
+    (alpha / "i386" / "x86_64" / "kernelcache").write_bytes(KERNEL)
+    (alpha / "i386" / "com.apple.Boot.plist").write_bytes(b"<plist/>")
+    beta = make_set(root / "NetBootSP0", "Beta", Index=2)
+    (beta / "i386" / "x86_64").mkdir()
+    (beta / "i386" / "x86_64" / "kernelcache").write_bytes(b"beta kernel")
+    make_set(root, "Off", Index=3, IsEnabled=False)
+    make_set(root, "Broken", Index=4, root_image=None)  # RootPath names a missing file
+    make_set(root, "Garbled", plist=b"not a plist")
+    (tmp_path / "secret").write_bytes(b"outside every root")
+    return root
+
+
+@pytest.fixture
+def extra_dir(tmp_path: Path) -> Path:
+    """PXE programs, as Debian's ipxe package lays them out."""
+    extra = tmp_path / "pxe"
+    (extra / "ipxe").mkdir(parents=True)
+    (extra / "undionly.kpxe").write_bytes(b"undionly")
+    (extra / "ipxe" / "ipxe.efi").write_bytes(b"ipxe efi")
+    return extra
+
+
+@pytest.fixture
+def namespace(image_root: Path) -> TftpNamespace:
+    return TftpNamespace(scan_catalog(image_root))
+
+
+@pytest.fixture
+def with_extra(image_root: Path, extra_dir: Path) -> TftpNamespace:
+    return TftpNamespace(scan_catalog(image_root), extra_dir)
+
+
+def served(namespace: TftpNamespace, name: str) -> Resolved:
+    result = namespace.resolve(name)
+    assert isinstance(result, Resolved), result
+    return result
+
+
+def refused(namespace: TftpNamespace, name: str) -> ErrorCode:
+    result = namespace.resolve(name)
+    assert isinstance(result, Refusal), result
+    assert result.reason
+    return result.code
+
+
+def test_the_catalog_is_what_the_tests_expect(image_root: Path) -> None:
+    catalog = scan_catalog(image_root)
+    servable = sorted(str(s.path) for s in catalog.servable)
+    assert servable == ["Alpha.nbi", "NetBootSP0/Beta.nbi"]
+    assert len(catalog) == 5
+
+
+# --- names of a set's booter directory ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Alpha.nbi/i386/booter",
+        "/Alpha.nbi/i386/booter",
+        "//Alpha.nbi/i386/booter",
+        "Alpha.nbi//i386/booter",
+        "Alpha.nbi/./i386/booter",
+        "/private/tftpboot/NetBoot/NetBootSP0/Alpha.nbi/i386/booter",
+        "private/tftpboot/NetBoot/NetBootSP0/Alpha.nbi/i386/booter",
+        "/private/tftpboot/NetBoot/NetBootSP3/Alpha.nbi/i386/booter",
+        "/private/tftpboot/Alpha.nbi/i386/booter",
+        "/tftpboot/NetBoot/Alpha.nbi/i386/booter",
+        "/tftpboot/Alpha.nbi/i386/booter",
+        "NetBootSP0/Alpha.nbi/i386/booter",
+    ],
+)
+def test_the_booter_is_served_under_every_accepted_name(
+    namespace: TftpNamespace, image_root: Path, name: str
+) -> None:
+    result = served(namespace, name)
+    assert result.path == (image_root / "Alpha.nbi" / "i386" / "booter").resolve()
+    assert result.path.read_bytes() == FAT_EFI_BOOTER
+    # The name for logs drops the leading slash and Apple's prefix (not "//" or "/./").
+    assert PurePosixPath(result.name) == PurePosixPath("Alpha.nbi/i386/booter")
+    assert not result.name.startswith("/")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "NetBootSP0/Beta.nbi/i386/booter",
+        "/NetBootSP0/Beta.nbi/i386/booter",
+        "/private/tftpboot/NetBoot/NetBootSP0/Beta.nbi/i386/booter",
+    ],
+)
+def test_a_set_in_a_sharepoint_is_served_by_its_path_under_the_root(
+    namespace: TftpNamespace, image_root: Path, name: str
+) -> None:
+    result = served(namespace, name)
+    assert result.path == (image_root / "NetBootSP0" / "Beta.nbi" / "i386" / "booter").resolve()
+    assert result.name == "NetBootSP0/Beta.nbi/i386/booter"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("Alpha.nbi/i386/x86_64/kernelcache", KERNEL),
+        ("/private/tftpboot/NetBoot/NetBootSP0/Alpha.nbi/i386/x86_64/kernelcache", KERNEL),
+        ("Alpha.nbi/i386/com.apple.Boot.plist", b"<plist/>"),
+        ("NetBootSP0/Beta.nbi/i386/x86_64/kernelcache", b"beta kernel"),
+    ],
+)
+def test_files_beside_and_below_the_booter_are_served(
+    namespace: TftpNamespace, name: str, content: bytes
+) -> None:
+    assert served(namespace, name).path.read_bytes() == content
+
+
+def test_a_symlink_that_stays_in_the_set_is_followed(image_root: Path) -> None:
+    i386 = image_root / "Alpha.nbi" / "i386"
+    (i386 / "kernelcache").symlink_to("x86_64/kernelcache")
+    namespace = TftpNamespace(scan_catalog(image_root))
+    result = served(namespace, "Alpha.nbi/i386/kernelcache")
+    assert result.path == (i386 / "x86_64" / "kernelcache").resolve()
+
+
+# --- what a set does not publish --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Alpha.nbi/NBImageInfo.plist",
+        "/Alpha.nbi/NBImageInfo.plist",
+        "Alpha.nbi/NetBoot.dmg",
+        "/private/tftpboot/NetBoot/NetBootSP0/Alpha.nbi/NetBoot.dmg",
+        "NetBootSP0/Beta.nbi/NetBoot.dmg",
+        "Alpha.nbi",
+        "Alpha.nbi/",
+        "Alpha.nbi/i386",  # a directory, not a file
+        "Alpha.nbi/i386/",
+        "Alpha.nbi/i386/x86_64",
+        "Alpha.nbi/i386/missing",
+        "Alpha.nbi/x86_64/kernelcache",  # no such directory
+        "NetBootSP0",
+        "Beta.nbi/i386/booter",  # Beta lives in NetBootSP0/
+        "Gamma.nbi/i386/booter",
+        "booter",
+        "etc/passwd",
+        "/etc/passwd",
+        "",
+        "/",
+        "/private/tftpboot/",
+        "/private/tftpboot/NetBoot/",
+    ],
+)
+def test_anything_else_is_not_found(namespace: TftpNamespace, name: str) -> None:
+    assert refused(namespace, name) is NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Off.nbi/i386/booter",  # disabled
+        "Broken.nbi/i386/booter",  # RootPath names a missing image
+        "Garbled.nbi/i386/booter",  # the plist does not parse
+        "/private/tftpboot/NetBoot/NetBootSP0/Off.nbi/i386/booter",
+    ],
+)
+def test_sets_that_are_disabled_or_broken_are_not_served(
+    with_extra: TftpNamespace, image_root: Path, name: str
+) -> None:
+    assert (image_root / name.split("NetBootSP0/")[-1]).is_file()
+    assert refused(with_extra, name) is NOT_FOUND
+
+
+@pytest.mark.parametrize("name", ["Old.nbi/NetBoot.dmg", "Old.nbi/NBImageInfo.plist"])
+def test_a_ppc_set_with_its_booter_at_the_top_does_not_publish_its_image(
+    tmp_path: Path, name: str
+) -> None:
+    old = make_set(tmp_path, "Old", booter=None, Architectures=["ppc"])
+    (old / "booter").write_bytes(b"ppc booter")
+    catalog = scan_catalog(tmp_path)
+    assert [str(s.path) for s in catalog.servable] == ["Old.nbi"]
+    namespace = TftpNamespace(catalog)
+    assert isinstance(namespace.resolve("Old.nbi/booter"), Resolved)
+    assert refused(namespace, name) is NOT_FOUND
+
+
+# --- refused as access violations ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..",
+        "../secret",
+        "/../secret",
+        "../../etc/passwd",
+        "Alpha.nbi/i386/../NetBoot.dmg",
+        "Alpha.nbi/i386/../../../secret",
+        "Alpha.nbi/i386/x86_64/../booter",  # even when it would stay inside
+        "Alpha.nbi/i386/..",
+        "/private/tftpboot/NetBoot/NetBootSP0/../../secret",
+        "NetBootSP0/../Alpha.nbi/i386/booter",
+    ],
+)
+def test_dotdot_is_an_access_violation(with_extra: TftpNamespace, name: str) -> None:
+    assert refused(with_extra, name) is VIOLATION
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Alpha.nbi/i386/booter\x00",
+        "Alpha.nbi/i386/booter\x00.txt",
+        "\x00",
+        "Alpha.nbi\\i386\\booter",
+        "Alpha.nbi/i386\\booter",
+        "\\Alpha.nbi/i386/booter",
+        "..\\secret",
+        "undionly.kpxe\x00",
+    ],
+)
+def test_nul_and_backslash_are_access_violations(with_extra: TftpNamespace, name: str) -> None:
+    assert refused(with_extra, name) is VIOLATION
+
+
+def test_a_symlink_leaving_the_set_makes_the_set_broken(image_root: Path) -> None:
+    """The catalog refuses such a set whole, so it is not served at all."""
+    (image_root / "Alpha.nbi" / "i386" / "escape").symlink_to("../../../secret")
+    namespace = TftpNamespace(scan_catalog(image_root))
+    assert refused(namespace, "Alpha.nbi/i386/booter") is NOT_FOUND
+    assert refused(namespace, "Alpha.nbi/i386/escape") is NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "../../../secret",  # outside the image root
+        "../NetBoot.dmg",  # the set's own image, beside the booter directory: still the set
+        "../../NetBootSP0/Beta.nbi/i386/booter",  # another set's booter
+        "/etc/passwd",
+    ],
+)
+def test_a_symlink_leaving_the_set_after_the_scan_is_an_access_violation(
+    image_root: Path, target: str
+) -> None:
+    """The catalog is a snapshot: a symlink made later is caught when the name is resolved."""
+    namespace = TftpNamespace(scan_catalog(image_root))
+    (image_root / "Alpha.nbi" / "i386" / "escape").symlink_to(target)
+    expected = None if target == "../NetBoot.dmg" else VIOLATION
+    result = namespace.resolve("Alpha.nbi/i386/escape")
+    if expected is None:
+        # Symlinks are followed within the set: a link the administrator made on purpose.
+        assert isinstance(result, Resolved)
+    else:
+        assert isinstance(result, Refusal) and result.code is expected
+
+
+def test_a_symlinked_directory_leaving_the_set_is_an_access_violation(
+    image_root: Path, tmp_path: Path
+) -> None:
+    namespace = TftpNamespace(scan_catalog(image_root))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "kernel").write_bytes(b"not published")
+    (image_root / "Alpha.nbi" / "i386" / "linked").symlink_to(tmp_path / "elsewhere")
+    assert refused(namespace, "Alpha.nbi/i386/linked/kernel") is VIOLATION
+
+
+def test_a_symlink_loop_is_refused_not_raised(image_root: Path) -> None:
+    namespace = TftpNamespace(scan_catalog(image_root))
+    loop = image_root / "Alpha.nbi" / "i386" / "loop"
+    loop.symlink_to("loop")
+    assert refused(namespace, "Alpha.nbi/i386/loop") is VIOLATION
+
+
+# --- the extra directory ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "normalised"),
+    [
+        ("undionly.kpxe", b"undionly", "undionly.kpxe"),
+        ("/undionly.kpxe", b"undionly", "undionly.kpxe"),
+        ("ipxe/ipxe.efi", b"ipxe efi", "ipxe/ipxe.efi"),
+        ("/ipxe/ipxe.efi", b"ipxe efi", "ipxe/ipxe.efi"),
+        ("/tftpboot/undionly.kpxe", b"undionly", "undionly.kpxe"),
+    ],
+)
+def test_the_extra_directory_serves_bare_names_and_subpaths(
+    with_extra: TftpNamespace, name: str, content: bytes, normalised: str
+) -> None:
+    result = served(with_extra, name)
+    assert result.path.read_bytes() == content
+    assert result.name == normalised
+
+
+def test_sets_are_still_served_next_to_the_extra_directory(with_extra: TftpNamespace) -> None:
+    assert served(with_extra, "Alpha.nbi/i386/booter").path.read_bytes() == FAT_EFI_BOOTER
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["missing.efi", "ipxe", "ipxe/", "Alpha.nbi/NetBoot.dmg", "Alpha.nbi/NBImageInfo.plist"],
+)
+def test_the_extra_directory_does_not_serve_what_it_does_not_hold(
+    with_extra: TftpNamespace, name: str
+) -> None:
+    assert refused(with_extra, name) is NOT_FOUND
+
+
+def test_escapes_from_the_extra_directory_are_access_violations(
+    with_extra: TftpNamespace, extra_dir: Path, image_root: Path
+) -> None:
+    (extra_dir / "secret.link").symlink_to("../secret")
+    (extra_dir / "image.link").symlink_to(image_root / "Alpha.nbi" / "NetBoot.dmg")
+    (extra_dir / "ipxe" / "up").symlink_to("..")
+    assert refused(with_extra, "../secret") is VIOLATION
+    assert refused(with_extra, "ipxe/../../secret") is VIOLATION
+    assert refused(with_extra, "secret.link") is VIOLATION
+    assert refused(with_extra, "image.link") is VIOLATION
+    # A link that stays inside the extra directory is fine.
+    assert (
+        served(with_extra, "ipxe/up/undionly.kpxe").path == (extra_dir / "undionly.kpxe").resolve()
+    )

@@ -1,0 +1,862 @@
+"""The read-transfer state machine, driven with explicit times; and the block sources.
+
+Every test plays the client by hand: it feeds ACKs and ERRORs with a `now`
+of its choosing and calls `on_timer` at the deadlines the session announces,
+then asserts exactly which datagrams the session sent. Nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import BinaryIO, cast
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netboot.tftp.options import Negotiated, TransferLimits, negotiate
+from netboot.tftp.session import (
+    DEFAULT_RETRY_SCHEDULE,
+    Action,
+    Finished,
+    Outcome,
+    ReadSession,
+    Send,
+    State,
+)
+from netboot.tftp.source import NetasciiSource, OctetSource
+from netboot.tftp.wire import (
+    Ack,
+    Data,
+    Error,
+    ErrorCode,
+    OptionAck,
+    Packet,
+    ReadRequest,
+    WriteRequest,
+    parse,
+)
+
+LOCK_STEP = Negotiated()
+"""No options: blksize 512, windowsize 1, no OACK."""
+
+
+def pattern(size: int) -> bytes:
+    """`size` bytes that differ from block to block, so a misplaced block shows."""
+    return bytes((i * 7 + i // 512) % 251 for i in range(size))
+
+
+def octet(data: bytes) -> OctetSource:
+    return OctetSource(io.BytesIO(data), len(data))
+
+
+def with_options(
+    blksize: int = 512,
+    windowsize: int = 1,
+    timeout: float | None = None,
+    **acknowledged: str,
+) -> Negotiated:
+    """Negotiated parameters that send an OACK (at least one acknowledged option)."""
+    acknowledged = acknowledged or {"blksize": str(blksize)}
+    return Negotiated(blksize, windowsize, timeout, acknowledged)
+
+
+def session(
+    data: bytes,
+    negotiated: Negotiated = LOCK_STEP,
+    schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
+) -> ReadSession:
+    return ReadSession(octet(data), negotiated, schedule)
+
+
+def sent(actions: Sequence[Action]) -> list[Packet]:
+    """The packets among the actions, decoded the way the client would."""
+    return [parse(action.datagram) for action in actions if isinstance(action, Send)]
+
+
+def ended(actions: Sequence[Action]) -> list[Finished]:
+    return [action for action in actions if isinstance(action, Finished)]
+
+
+def data(block: int, whole: bytes, blksize: int = 512) -> Data:
+    """DATA `block` of `whole`, with its wire (16-bit) block number."""
+    return Data(block & 0xFFFF, whole[(block - 1) * blksize : block * blksize])
+
+
+def drive(s: ReadSession, limit: int = 200_000) -> tuple[bytes, list[Packet]]:
+    """A perfect client: ACK 0 for the OACK, then the last block of each window."""
+    received = bytearray()
+    log: list[Packet] = []
+    actions = s.start(0.0)
+    for step in range(limit):
+        packets = sent(actions)
+        log += packets
+        if s.state is State.DONE:
+            break
+        assert packets, f"the session stalled at step {step}"
+        last = packets[-1]
+        if isinstance(last, OptionAck):
+            actions = s.feed(Ack(0), float(step))
+            continue
+        assert isinstance(last, Data)
+        for packet in packets:
+            assert isinstance(packet, Data)
+            received += packet.payload
+        actions = s.feed(Ack(last.block), float(step))
+    else:
+        pytest.fail(f"no end after {limit} steps")
+    assert ended(actions) == [Finished(Outcome.COMPLETED)]
+    return bytes(received), log
+
+
+class Zeros:
+    """A source of `size` zero bytes made on demand, for files of 32 MiB and more."""
+
+    def __init__(self, size: int) -> None:
+        self.size: int | None = size
+        self._left = size
+        self.closed = False
+
+    def read(self, count: int) -> bytes:
+        count = min(count, self._left)
+        self._left -= count
+        return bytes(count)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Trickle:
+    """A stream that returns at most 3 bytes per read, like a pipe."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = io.BytesIO(content)
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        return self._content.read(min(size, 3) if size >= 0 else 3)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+# --- without options: RFC 1350 lock step ---------------------------------------------------
+
+
+def test_without_options_data_1_goes_out_immediately() -> None:
+    whole = pattern(1000)
+    s = session(whole)
+    assert s.state is State.SENDING
+    assert sent(s.start(10.0)) == [data(1, whole)]
+    assert s.deadline() == 10.0 + DEFAULT_RETRY_SCHEDULE[0]
+
+
+def test_lock_step_sends_one_block_per_ack_until_the_short_block() -> None:
+    whole = pattern(3 * 512 + 100)
+    s = session(whole)
+    assert sent(s.start(0.0)) == [data(1, whole)]
+    assert sent(s.feed(Ack(1), 0.1)) == [data(2, whole)]
+    assert sent(s.feed(Ack(2), 0.2)) == [data(3, whole)]
+    assert sent(s.feed(Ack(3), 0.3)) == [data(4, whole)]
+    assert len(data(4, whole).payload) == 100
+    assert s.feed(Ack(4), 0.4) == [Finished(Outcome.COMPLETED)]
+    assert s.state is State.DONE and s.outcome is Outcome.COMPLETED
+    assert s.deadline() is None
+    assert s.bytes_sent == len(whole) and s.retransmissions == 0
+
+
+@pytest.mark.parametrize(
+    ("size", "blocks"),
+    [
+        pytest.param(0, 1, id="empty"),
+        pytest.param(1, 1, id="one-byte"),
+        pytest.param(511, 1, id="block-minus-one"),
+        pytest.param(512, 2, id="exactly-one-block"),
+        pytest.param(513, 2, id="block-and-one"),
+        pytest.param(1024, 3, id="exactly-two-blocks"),
+        pytest.param(10_000, 20, id="multi-block"),
+    ],
+)
+def test_lock_step_delivers_the_file(size: int, blocks: int) -> None:
+    whole = pattern(size)
+    received, log = drive(session(whole))
+    assert received == whole
+    assert [p.block for p in log if isinstance(p, Data)] == list(range(1, blocks + 1))
+    last = log[-1]
+    assert isinstance(last, Data) and len(last.payload) < 512
+
+
+def test_a_file_that_is_a_multiple_of_blksize_ends_with_an_empty_block() -> None:
+    whole = pattern(512)
+    s = session(whole)
+    assert sent(s.start(0.0)) == [Data(1, whole)]
+    assert sent(s.feed(Ack(1), 1.0)) == [Data(2, b"")]
+    assert s.feed(Ack(2), 2.0) == [Finished(Outcome.COMPLETED)]
+
+
+def test_empty_file_is_one_empty_block() -> None:
+    s = session(b"")
+    assert sent(s.start(0.0)) == [Data(1, b"")]
+    assert s.feed(Ack(1), 0.5) == [Finished(Outcome.COMPLETED)]
+    assert s.bytes_sent == 0
+
+
+# --- with options: the OACK -----------------------------------------------------------------
+
+
+def test_options_are_acknowledged_before_any_data() -> None:
+    whole = pattern(2000)
+    negotiated = negotiate({"blksize": "1024", "tsize": "0"}, len(whole), TransferLimits())
+    s = session(whole, negotiated)
+    assert s.state is State.NEGOTIATING
+    assert sent(s.start(0.0)) == [OptionAck({"blksize": "1024", "tsize": "2000"})]
+    assert s.deadline() == DEFAULT_RETRY_SCHEDULE[0]
+    assert sent(s.feed(Ack(0), 0.2)) == [data(1, whole, 1024)]
+    assert s.state is State.SENDING
+    assert sent(s.feed(Ack(1), 0.3)) == [data(2, whole, 1024)]
+    assert s.feed(Ack(2), 0.4) == [Finished(Outcome.COMPLETED)]
+
+
+@pytest.mark.parametrize("block", [1, 2, 5, 65535])
+def test_acks_other_than_0_are_ignored_while_negotiating(block: int) -> None:
+    s = session(pattern(100), with_options(blksize=8))
+    s.start(0.0)
+    assert s.feed(Ack(block), 0.1) == []
+    assert s.state is State.NEGOTIATING
+    assert s.deadline() == DEFAULT_RETRY_SCHEDULE[0]  # unchanged: the timer resends the OACK
+    assert sent(s.feed(Ack(0), 0.2)) == [Data(1, pattern(100)[:8])]
+
+
+def test_a_repeated_ack_0_after_negotiation_is_a_duplicate() -> None:
+    whole = pattern(600)
+    s = session(whole, with_options())
+    s.start(0.0)
+    assert sent(s.feed(Ack(0), 0.1)) == [data(1, whole)]
+    assert s.feed(Ack(0), 0.2) == []
+    assert sent(s.feed(Ack(1), 0.3)) == [data(2, whole)]
+
+
+@pytest.mark.parametrize(
+    "requested",
+    [
+        {"blksize": "8"},
+        {"blksize": "1468"},
+        {"timeout": "2"},
+        {"tsize": "0"},
+        {"windowsize": "4"},
+        {"blksize": "1468", "windowsize": "4", "tsize": "0"},
+        {"blksize": "100", "timeout": "1", "tsize": "0", "windowsize": "16"},
+    ],
+    ids=lambda requested: "+".join(requested),
+)
+@pytest.mark.parametrize("size", [0, 8, 100, 1468, 5000])
+def test_every_option_combination_delivers_the_file(requested: dict[str, str], size: int) -> None:
+    whole = pattern(size)
+    negotiated = negotiate(requested, size, TransferLimits())
+    received, log = drive(session(whole, negotiated))
+    assert received == whole
+    assert log[0] == OptionAck(negotiated.acknowledged)
+    assert all(len(p.payload) <= negotiated.blksize for p in log if isinstance(p, Data))
+
+
+# --- windows (RFC 7440) ---------------------------------------------------------------------
+
+
+def test_windowsize_4_sends_four_blocks_per_ack() -> None:
+    whole = pattern(512 * 9 + 1)  # 10 blocks
+    s = session(whole, with_options(windowsize=4))
+    s.start(0.0)
+    assert sent(s.feed(Ack(0), 0.1)) == [data(b, whole) for b in (1, 2, 3, 4)]
+    assert sent(s.feed(Ack(4), 0.2)) == [data(b, whole) for b in (5, 6, 7, 8)]
+    assert sent(s.feed(Ack(8), 0.3)) == [data(9, whole), data(10, whole)]
+    assert s.feed(Ack(10), 0.4) == [Finished(Outcome.COMPLETED)]
+    assert s.bytes_sent == len(whole)
+
+
+def test_an_ack_in_the_middle_of_the_window_resends_from_there() -> None:
+    """The client lost block 3: it acknowledges 2, and the window restarts at 3."""
+    whole = pattern(512 * 20)
+    s = session(whole, with_options(windowsize=4))
+    s.start(0.0)
+    s.feed(Ack(0), 0.1)
+    assert sent(s.feed(Ack(2), 0.2)) == [data(b, whole) for b in (3, 4, 5, 6)]
+    # The client's repeated ACK 2 (for blocks 4 and then...) is a duplicate now.
+    assert s.feed(Ack(2), 0.21) == []
+    assert sent(s.feed(Ack(6), 0.3)) == [data(b, whole) for b in (7, 8, 9, 10)]
+    assert s.retransmissions == 0  # an early ACK is not a timeout
+
+
+def test_the_last_window_may_be_short_and_a_mid_window_ack_keeps_it() -> None:
+    whole = pattern(512 * 2 + 10)  # blocks 1, 2 and a short 3
+    s = session(whole, with_options(windowsize=4))
+    s.start(0.0)
+    assert sent(s.feed(Ack(0), 0.1)) == [data(b, whole) for b in (1, 2, 3)]
+    assert sent(s.feed(Ack(1), 0.2)) == [data(2, whole), data(3, whole)]
+    assert s.feed(Ack(3), 0.3) == [Finished(Outcome.COMPLETED)]
+
+
+@pytest.mark.parametrize("windowsize", [1, 2, 4, 16, 64])
+@pytest.mark.parametrize("size", [0, 511, 512, 4096, 20_000])
+def test_every_windowsize_delivers_the_file(windowsize: int, size: int) -> None:
+    whole = pattern(size)
+    received, _ = drive(session(whole, with_options(windowsize=windowsize)))
+    assert received == whole
+
+
+# --- loss, duplicates, stale packets ----------------------------------------------------------
+
+
+def test_lost_data_is_resent_by_the_timer() -> None:
+    whole = pattern(2000)
+    s = session(whole)
+    s.start(0.0)
+    assert sent(s.feed(Ack(1), 0.5)) == [data(2, whole)]  # ... and this one is lost
+    assert s.deadline() == 1.5
+    assert s.on_timer(1.0) == []  # too early: nothing
+    assert s.on_timer(1.4999) == []
+    assert sent(s.on_timer(1.5)) == [data(2, whole)]
+    assert s.retransmissions == 1
+    assert sent(s.feed(Ack(2), 1.6)) == [data(3, whole)]
+
+
+def test_lost_data_in_a_window_resends_the_whole_window_on_timeout() -> None:
+    whole = pattern(512 * 10)
+    s = session(whole, with_options(windowsize=4))
+    s.start(0.0)
+    window = sent(s.feed(Ack(0), 0.0))  # all four lost, or the client's ACK was
+    assert sent(s.on_timer(1.0)) == window
+    assert s.retransmissions == 1 and s.bytes_sent == 2 * 4 * 512
+
+
+def test_lost_ack_then_the_late_ack_still_counts() -> None:
+    """The client's ACK 1 is lost; the timer resends DATA 1; the client ACKs again."""
+    whole = pattern(1500)
+    s = session(whole)
+    s.start(0.0)
+    assert sent(s.on_timer(1.0)) == [data(1, whole)]
+    assert sent(s.feed(Ack(1), 1.1)) == [data(2, whole)]
+    assert s.deadline() == 1.1 + DEFAULT_RETRY_SCHEDULE[0]  # progress resets the schedule
+
+
+def test_duplicate_acks_never_send_anything() -> None:
+    """Sorcerer's Apprentice: DATA 2 went out twice, so ACK 2 comes back twice.
+
+    Answering both would send every later block twice, then four times...
+    The second ACK 2 must be ignored, and every block sent exactly once after.
+    """
+    whole = pattern(512 * 5 + 1)
+    s = session(whole)
+    log = sent(s.start(0.0))
+    log += sent(s.feed(Ack(1), 0.1))
+    log += sent(s.on_timer(1.1))  # the ACK 2 was only slow: DATA 2 again
+    log += sent(s.feed(Ack(2), 1.2))  # -> DATA 3
+    log += sent(s.feed(Ack(2), 1.3))  # duplicate -> nothing
+    log += sent(s.feed(Ack(3), 1.4))  # -> DATA 4
+    log += sent(s.feed(Ack(3), 1.5))  # duplicate -> nothing
+    log += sent(s.feed(Ack(4), 1.6))
+    log += sent(s.feed(Ack(5), 1.7))
+    log += sent(s.feed(Ack(5), 1.8))
+    assert [p.block for p in log if isinstance(p, Data)] == [1, 2, 2, 3, 4, 5, 6]
+    assert s.feed(Ack(6), 1.9) == [Finished(Outcome.COMPLETED)]
+
+
+def test_many_duplicates_in_a_window_never_send_anything() -> None:
+    whole = pattern(512 * 40)
+    s = session(whole, with_options(windowsize=8))
+    s.start(0.0)
+    s.feed(Ack(0), 0.0)
+    assert len(sent(s.feed(Ack(8), 0.1))) == 8
+    for step in range(20):
+        assert s.feed(Ack(8), 0.2 + step / 100) == []
+    assert s.feed(Ack(0), 0.5) == []
+
+
+def test_a_stale_ack_from_far_back_is_ignored() -> None:
+    whole = pattern(8 * 300)
+    s = session(whole, with_options(blksize=8))
+    s.start(0.0)
+    s.feed(Ack(0), 0.0)
+    for block in range(1, 101):
+        s.feed(Ack(block), block / 1000)
+    deadline = s.deadline()
+    for stale in (1, 50, 98, 99):
+        assert s.feed(Ack(stale), 1.0) == []
+    assert s.deadline() == deadline
+    assert sent(s.feed(Ack(101), 1.0)) == [data(102, whole, 8)]
+
+
+@pytest.mark.parametrize("ahead", [1, 2, 100, 30_000])
+def test_an_ack_for_a_block_not_yet_sent_is_ignored(ahead: int) -> None:
+    whole = pattern(512 * 20)
+    s = session(whole, with_options(windowsize=4))
+    s.start(0.0)
+    s.feed(Ack(0), 0.0)  # blocks 1-4 are out
+    assert s.feed(Ack(4 + ahead), 0.1) == []
+    assert sent(s.feed(Ack(4), 0.2)) == [data(b, whole) for b in (5, 6, 7, 8)]
+
+
+def test_an_ack_past_the_end_of_the_file_is_ignored() -> None:
+    whole = pattern(100)
+    s = session(whole)
+    s.start(0.0)
+    assert s.feed(Ack(2), 0.1) == []
+    assert s.state is State.SENDING
+    assert s.feed(Ack(1), 0.2) == [Finished(Outcome.COMPLETED)]
+
+
+# --- block number rollover ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("blksize", "windowsize"),
+    [
+        pytest.param(8, 1, id="blksize-8-lock-step"),
+        pytest.param(512, 1, id="blksize-512-32MiB-lock-step"),
+        pytest.param(512, 16, id="blksize-512-32MiB-window-16"),
+    ],
+)
+def test_block_numbers_roll_over_past_65535(blksize: int, windowsize: int) -> None:
+    size = blksize * 65536 + 3  # blocks 1..65537: the last two go out as 0 and 1
+    source = Zeros(size)
+    s = ReadSession(source, with_options(blksize=blksize, windowsize=windowsize))
+    actions = s.start(0.0)
+    wire_blocks: list[int] = []
+    received = 0
+    for step in range(200_000):
+        datagrams = [a.datagram for a in actions if isinstance(a, Send)]
+        if s.state is State.DONE:
+            break
+        last = 0
+        for datagram in datagrams:
+            if datagram[:2] == b"\x00\x03":  # DATA; the OACK is acknowledged with 0
+                last = int.from_bytes(datagram[2:4], "big")
+                wire_blocks.append(last)
+                received += len(datagram) - 4
+        actions = s.feed(Ack(last), float(step))
+    assert ended(actions) == [Finished(Outcome.COMPLETED)]
+    assert received == size == s.bytes_sent
+    assert len(wire_blocks) == 65537
+    assert wire_blocks[:2] == [1, 2]
+    assert wire_blocks[-4:] == [65534, 65535, 0, 1]
+
+
+def test_acks_across_the_rollover_map_to_the_window() -> None:
+    """A window straddling 65535: a mid-window ACK 0 means block 65536, not 0."""
+    blksize = 8
+    size = blksize * 65540
+    s = ReadSession(Zeros(size), with_options(blksize=blksize, windowsize=4))
+    s.start(0.0)
+    s.feed(Ack(0), 0.0)
+    for block in range(4, 65532, 4):
+        s.feed(Ack(block), 0.0)  # window now 65529..65532
+    window = sent(s.feed(Ack(65532), 0.0))
+    assert [p.block for p in window if isinstance(p, Data)] == [65533, 65534, 65535, 0]
+    assert s.feed(Ack(65532), 0.1) == []  # duplicate just before the window
+    assert s.feed(Ack(1), 0.1) == []  # block 65537: not sent yet
+    assert s.feed(Ack(65530), 0.1) == []  # stale
+    moved = sent(s.feed(Ack(0), 0.2))  # block 65536: inside the window
+    assert [p.block for p in moved if isinstance(p, Data)] == [1, 2, 3, 4]
+    assert s.feed(Ack(0), 0.3) == []  # now a duplicate
+
+
+# --- timeouts ---------------------------------------------------------------------------------
+
+
+def timeline(s: ReadSession, limit: int = 100) -> tuple[list[float], list[list[Packet]], Finished]:
+    """Fire the timer at each deadline until the session gives up."""
+    deadlines: list[float] = []
+    resent: list[list[Packet]] = []
+    for _ in range(limit):
+        deadline = s.deadline()
+        assert deadline is not None
+        deadlines.append(deadline)
+        actions = s.on_timer(deadline)
+        if ended(actions):
+            resent.append(sent(actions))
+            (end,) = ended(actions)
+            return deadlines, resent, end
+        resent.append(sent(actions))
+    pytest.fail("the session never gave up")
+
+
+def test_timeouts_back_off_along_the_schedule_then_fail() -> None:
+    whole = pattern(100)
+    s = session(whole)
+    s.start(0.0)
+    deadlines, resent, end = timeline(s)
+    # Waits of 1, 2, 4, 8, 8 before each retransmission, then one last 8 before giving up.
+    assert deadlines == [1.0, 3.0, 7.0, 15.0, 23.0, 31.0]
+    assert resent[:-1] == [[data(1, whole)]] * len(DEFAULT_RETRY_SCHEDULE)
+    assert resent[-1] == [Error(ErrorCode.NOT_DEFINED, "timed out waiting for an acknowledgement")]
+    assert end.outcome is Outcome.TIMED_OUT and end.outcome.is_failure
+    assert s.retransmissions == len(DEFAULT_RETRY_SCHEDULE)
+    assert s.state is State.DONE and s.deadline() is None
+
+
+def test_a_custom_schedule_sets_the_waits_and_the_count() -> None:
+    s = session(pattern(100), with_options(), schedule=(0.5, 0.25))
+    assert sent(s.start(100.0)) == [OptionAck({"blksize": "512"})]
+    deadlines, resent, end = timeline(s)
+    assert deadlines == [100.5, 100.75, 101.0]
+    assert resent[:-1] == [[OptionAck({"blksize": "512"})]] * 2
+    assert end.outcome is Outcome.TIMED_OUT
+    assert "2 retransmissions" in end.detail
+
+
+def test_a_client_timeout_replaces_the_waits_but_not_the_count() -> None:
+    negotiated = negotiate({"timeout": "3"}, 100, TransferLimits())
+    s = session(pattern(100), negotiated)
+    s.start(0.0)
+    deadlines, resent, end = timeline(s)
+    assert deadlines == [3.0, 6.0, 9.0, 12.0, 15.0, 18.0]
+    assert len(resent) == len(DEFAULT_RETRY_SCHEDULE) + 1
+    assert end.outcome is Outcome.TIMED_OUT
+
+
+def test_progress_resets_the_backoff() -> None:
+    whole = pattern(2000)
+    s = session(whole)
+    s.start(0.0)
+    s.on_timer(1.0)  # retransmission 1, next wait 2
+    s.on_timer(3.0)  # retransmission 2, next wait 4
+    assert s.deadline() == 7.0
+    s.feed(Ack(1), 4.0)
+    assert s.deadline() == 5.0  # back to the first wait
+    deadlines, _, _ = timeline(s)
+    assert deadlines == [5.0, 7.0, 11.0, 19.0, 27.0, 35.0]
+
+
+def test_the_timer_resends_the_oack_while_negotiating() -> None:
+    s = session(pattern(10), with_options(tsize="10"))
+    s.start(0.0)
+    assert sent(s.on_timer(1.0)) == [OptionAck({"tsize": "10"})]
+    assert sent(s.feed(Ack(0), 1.5)) == [Data(1, pattern(10))]
+
+
+# --- errors from the client -------------------------------------------------------------------
+
+
+def test_error_8_right_after_the_oack_is_a_quiet_abort() -> None:
+    """EDK2 asks tsize, reads the OACK, and aborts with ERROR 8 to retry for real."""
+    s = session(pattern(5000), negotiate({"tsize": "0"}, 5000, TransferLimits()))
+    s.start(0.0)
+    actions = s.feed(Error(ErrorCode.OPTION_NEGOTIATION, "User aborted the transfer"), 0.01)
+    assert actions == [Finished(Outcome.ABORTED_AFTER_OPTIONS, "User aborted the transfer")]
+    assert sent(actions) == []  # never answer an error
+    assert not Outcome.ABORTED_AFTER_OPTIONS.is_failure
+    assert s.state is State.DONE and s.deadline() is None
+    assert s.bytes_sent == 0
+
+
+def test_error_8_once_data_flows_is_a_peer_error() -> None:
+    s = session(pattern(5000), with_options())
+    s.start(0.0)
+    s.feed(Ack(0), 0.1)
+    (end,) = s.feed(Error(ErrorCode.OPTION_NEGOTIATION, "User aborted the transfer"), 0.2)
+    assert isinstance(end, Finished) and end.outcome is Outcome.PEER_ERROR
+    assert "error 8" in end.detail
+
+
+@pytest.mark.parametrize("negotiated", [LOCK_STEP, with_options()], ids=["sending", "negotiating"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        Error(ErrorCode.NOT_DEFINED, ""),
+        Error(ErrorCode.DISK_FULL, "Disk full or allocation exceeded"),
+        Error(ErrorCode.ACCESS_VIOLATION, "no"),
+        Error(300, "vendor code"),
+    ],
+    ids=lambda error: f"error-{error.code}",
+)
+def test_any_other_error_ends_the_transfer_as_a_peer_error(
+    negotiated: Negotiated, error: Error
+) -> None:
+    s = session(pattern(5000), negotiated)
+    s.start(0.0)
+    actions = s.feed(error, 0.5)
+    assert actions == [Finished(Outcome.PEER_ERROR, f"error {error.code}: {error.message}")]
+    assert s.outcome is Outcome.PEER_ERROR and s.outcome.is_failure
+    assert s.deadline() is None
+
+
+@pytest.mark.parametrize("negotiated", [LOCK_STEP, with_options()], ids=["sending", "negotiating"])
+@pytest.mark.parametrize(
+    "packet",
+    [
+        Data(1, b"upload"),
+        ReadRequest("Alpha.nbi/i386/booter"),
+        WriteRequest("upload"),
+        OptionAck({"blksize": "512"}),
+    ],
+    ids=lambda packet: type(packet).__name__,
+)
+def test_packets_that_do_not_belong_in_a_read_are_a_protocol_error(
+    negotiated: Negotiated, packet: Packet
+) -> None:
+    s = session(pattern(5000), negotiated)
+    s.start(0.0)
+    actions = s.feed(packet, 0.5)
+    assert sent(actions) == [
+        Error(ErrorCode.ILLEGAL_OPERATION, "only ACK and ERROR belong in a read transfer")
+    ]
+    assert ended(actions) == [
+        Finished(Outcome.PROTOCOL_ERROR, f"client sent {type(packet).__name__}")
+    ]
+    assert s.state is State.DONE and s.deadline() is None
+
+
+# --- the repeated request ---------------------------------------------------------------------
+
+
+def test_retransmit_initial_resends_the_oack() -> None:
+    s = session(pattern(100), with_options(tsize="100"))
+    s.start(0.0)
+    assert sent(s.retransmit_initial(0.7)) == [OptionAck({"tsize": "100"})]
+    assert s.retransmissions == 1
+    assert s.deadline() == 0.7 + DEFAULT_RETRY_SCHEDULE[0]
+
+
+def test_retransmit_initial_resends_the_first_window() -> None:
+    whole = pattern(512 * 10)
+    s = session(whole, Negotiated(windowsize=2))  # windowsize without an OACK: hypothetical
+    s.start(0.0)
+    assert sent(s.retransmit_initial(0.3)) == [data(1, whole), data(2, whole)]
+    assert s.retransmissions == 1
+    assert s.bytes_sent == 4 * 512
+
+
+def test_retransmit_initial_does_nothing_once_the_transfer_moved_on() -> None:
+    whole = pattern(512 * 10)
+    s = session(whole)
+    s.start(0.0)
+    s.feed(Ack(1), 0.1)
+    assert s.retransmit_initial(0.2) == []
+    assert s.retransmissions == 0
+
+
+# --- counters and the end ---------------------------------------------------------------------
+
+
+def test_bytes_sent_and_retransmissions_count_every_transmission() -> None:
+    whole = pattern(512 * 3 + 7)
+    s = session(whole, with_options(windowsize=2))
+    s.start(0.0)
+    s.on_timer(1.0)  # OACK again: no payload
+    assert (s.bytes_sent, s.retransmissions) == (0, 1)
+    s.feed(Ack(0), 1.1)  # blocks 1, 2
+    assert s.bytes_sent == 1024
+    s.on_timer(2.1)  # blocks 1, 2 again
+    assert (s.bytes_sent, s.retransmissions) == (2048, 2)
+    s.feed(Ack(1), 2.2)  # blocks 2, 3
+    assert s.bytes_sent == 3072
+    s.feed(Ack(3), 2.3)  # block 4 (7 bytes)
+    assert s.bytes_sent == 3079
+    s.feed(Ack(4), 2.4)
+    assert (s.bytes_sent, s.retransmissions, s.outcome) == (3079, 2, Outcome.COMPLETED)
+
+
+def finished_sessions() -> list[ReadSession]:
+    completed = session(b"")
+    completed.start(0.0)
+    completed.feed(Ack(1), 0.1)
+    aborted = session(b"x", with_options())
+    aborted.start(0.0)
+    aborted.feed(Error(8, ""), 0.1)
+    timed_out = session(b"x", schedule=(1.0,))
+    timed_out.start(0.0)
+    timed_out.on_timer(1.0)
+    timed_out.on_timer(2.0)
+    return [completed, aborted, timed_out]
+
+
+@pytest.mark.parametrize("done", finished_sessions(), ids=["completed", "aborted", "timed-out"])
+def test_nothing_happens_after_done(done: ReadSession) -> None:
+    assert done.state is State.DONE
+    outcome, counters = done.outcome, (done.bytes_sent, done.retransmissions)
+    for packet in (Ack(0), Ack(1), Ack(2), Error(0, ""), Data(1, b""), ReadRequest("x")):
+        assert done.feed(packet, 50.0) == []
+    assert done.on_timer(1000.0) == []
+    assert done.retransmit_initial(1000.0) == []
+    assert done.deadline() is None
+    assert (done.outcome, (done.bytes_sent, done.retransmissions)) == (outcome, counters)
+
+
+def test_an_empty_retry_schedule_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one timeout"):
+        session(b"", schedule=())
+
+
+def test_outcomes_that_are_failures() -> None:
+    assert {o for o in Outcome if o.is_failure} == {
+        Outcome.PEER_ERROR,
+        Outcome.TIMED_OUT,
+        Outcome.PROTOCOL_ERROR,
+    }
+
+
+# --- every (state, input) pair: hypothesis ----------------------------------------------------
+
+events = st.lists(
+    st.one_of(
+        st.tuples(st.just("ack"), st.integers(min_value=0, max_value=0xFFFF)),
+        st.tuples(st.just("ack-near"), st.integers(min_value=-3, max_value=5)),
+        st.tuples(st.just("timer"), st.floats(min_value=0, max_value=20)),
+        st.tuples(st.just("error"), st.integers(min_value=0, max_value=8)),
+        st.tuples(st.just("rrq"), st.just(0)),
+        st.tuples(st.just("data"), st.integers(min_value=0, max_value=3)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=3000),
+    st.sampled_from([8, 100, 512]),
+    st.sampled_from([1, 2, 4]),
+    st.booleans(),
+    events,
+)
+def test_any_sequence_of_inputs_keeps_the_session_consistent(
+    size: int,
+    blksize: int,
+    windowsize: int,
+    oack: bool,
+    script: list[tuple[str, float]],
+) -> None:
+    """Each input gives either nothing, a valid next transmission, or one end."""
+    whole = pattern(size)
+    acknowledged = {"blksize": str(blksize)} if oack else {}
+    s = session(whole, Negotiated(blksize, windowsize, None, acknowledged), schedule=(1.0, 2.0))
+    now = 0.0
+    highest_ack = 0  # the highest block the session moved past
+    finished_count = 0
+    actions: list[Action] = list(s.start(now))
+    for kind, value in script:
+        for packet in sent(actions):
+            if isinstance(packet, Data):
+                absolute = packet.block  # files here stay far below the rollover
+                assert highest_ack < absolute <= highest_ack + windowsize
+                assert packet == data(absolute, whole, blksize)
+        finished_count += len(ended(actions))
+        assert finished_count <= 1
+        if s.state is State.DONE:
+            assert s.deadline() is None and s.outcome is not None
+        if kind == "ack" or kind == "ack-near":
+            block = int(value) if kind == "ack" else max(0, highest_ack + int(value))
+            before = s.state
+            actions = s.feed(Ack(block), now)
+            data_sent = [p for p in sent(actions) if isinstance(p, Data)]
+            if data_sent and before is State.SENDING:
+                assert block > highest_ack, "a send answered a duplicate or stale ACK"
+            if data_sent or ended(actions):
+                highest_ack = max(highest_ack, block if before is State.SENDING else 0)
+        elif kind == "timer":
+            now += value
+            actions = s.on_timer(now)
+        elif kind == "error":
+            actions = s.feed(Error(int(value), "x"), now)
+            if actions:
+                assert sent(actions) == [] and len(ended(actions)) == 1
+        elif kind == "rrq":
+            actions = s.retransmit_initial(now)
+        else:
+            actions = s.feed(Data(int(value), b""), now)
+            if actions:
+                assert ended(actions)[0].outcome is Outcome.PROTOCOL_ERROR
+    finished_count += len(ended(actions))
+    assert finished_count <= 1
+    assert (s.state is State.DONE) == (s.outcome is not None)
+
+
+# --- sources ----------------------------------------------------------------------------------
+
+
+def test_octet_source_reads_forward_in_blocks() -> None:
+    source = octet(b"0123456789")
+    assert source.size == 10
+    assert [source.read(4), source.read(4), source.read(4), source.read(4)] == [
+        b"0123",
+        b"4567",
+        b"89",
+        b"",
+    ]
+
+
+def test_octet_source_fills_each_block_from_short_reads() -> None:
+    content = pattern(100)
+    stream = Trickle(content)
+    source = OctetSource(cast(BinaryIO, stream), len(content))
+    assert source.read(64) == content[:64]
+    assert source.read(64) == content[64:]
+    assert source.read(64) == b""
+    source.close()
+    assert stream.closed
+
+
+def test_octet_source_close_closes_the_stream() -> None:
+    stream = io.BytesIO(b"x")
+    OctetSource(stream, 1).close()
+    assert stream.closed
+
+
+def netascii(raw: bytes, reads: Sequence[int], chunk_size: int) -> list[bytes]:
+    source = NetasciiSource(io.BytesIO(raw), chunk_size=chunk_size)
+    return [source.read(count) for count in reads]
+
+
+@pytest.mark.parametrize(
+    ("raw", "converted"),
+    [
+        (b"", b""),
+        (b"plain", b"plain"),
+        (b"line\n", b"line\r\n"),
+        (b"a\nb\n", b"a\r\nb\r\n"),
+        (b"bare\rcr", b"bare\r\x00cr"),
+        (b"\r\n", b"\r\x00\r\n"),  # a CR that is data, then a line end
+        (b"\n\n\r\r", b"\r\n\r\n\r\x00\r\x00"),
+        (b"\x00", b"\x00"),
+    ],
+)
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 65536])
+def test_netascii_converts_line_ends(raw: bytes, converted: bytes, chunk_size: int) -> None:
+    source = NetasciiSource(io.BytesIO(raw), chunk_size=chunk_size)
+    assert source.size is None  # only known after conversion
+    assert source.read(1000) == converted
+    assert source.read(1000) == b""
+
+
+def test_netascii_conversion_across_chunk_and_block_boundaries() -> None:
+    raw = b"ab\ncd\r\n\n\rz"
+    expected = b"ab\r\ncd\r\x00\r\n\r\n\r\x00z"
+    # chunk_size 1: every CR and LF is read alone; blocks of 3 cut CR LF pairs in half.
+    parts = netascii(raw, [3] * 8, chunk_size=1)
+    assert b"".join(parts) == expected
+    assert [len(p) for p in parts] == [3, 3, 3, 3, 3, 0, 0, 0]
+
+
+@settings(max_examples=100)
+@given(
+    st.binary(max_size=300).map(lambda b: b.replace(b"a", b"\n").replace(b"b", b"\r")),
+    st.integers(min_value=1, max_value=17),
+    st.integers(min_value=1, max_value=40),
+)
+def test_netascii_is_the_same_whatever_the_chunk_and_block_sizes(
+    raw: bytes, chunk_size: int, blksize: int
+) -> None:
+    expected = raw.replace(b"\r", b"\r\x00").replace(b"\n", b"\r\n")
+    parts = netascii(raw, [blksize] * (len(expected) // blksize + 2), chunk_size)
+    assert b"".join(parts) == expected
+    # Every block but the last is full: the session relies on it to find the end.
+    full = [p for p in parts if p]
+    assert all(len(p) == blksize for p in full[:-1])
+
+
+def test_a_netascii_transfer_has_no_tsize_and_delivers_the_converted_text() -> None:
+    raw = b"#!ipxe\ndhcp\nchain http://10.0.0.1/boot.ipxe\r\n" * 20
+    source = NetasciiSource(io.BytesIO(raw), chunk_size=7)
+    negotiated = negotiate({"tsize": "0", "blksize": "64"}, source.size, TransferLimits())
+    assert negotiated.acknowledged == {"blksize": "64"}
+    received, _ = drive(ReadSession(source, negotiated))
+    assert received == raw.replace(b"\r", b"\r\x00").replace(b"\n", b"\r\n")
