@@ -266,3 +266,66 @@ def test_pxe_programs_are_served_from_the_extra_directory(catalog: Catalog, tmp_
     _, reactor = make_service(catalog, extra_dir=extra)
     request(reactor, ReadRequest("undionly.kpxe"))
     assert sent_packets(reactor)[0][1] == Data(1, b"ipxe")
+
+
+class ScriptedSocket:
+    """A socket whose recvfrom returns queued datagrams, then would block."""
+
+    def __init__(self, clock: list[float], step: float) -> None:
+        self.queue: list[tuple[bytes, tuple[str, int]]] = []
+        self.clock = clock
+        self.step = step
+
+    def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, tuple[str, int]]:
+        if self.queue:
+            return self.queue.pop(0)
+        self.clock[0] += self.step  # each empty poll costs a little spin time
+        raise BlockingIOError
+
+
+def polled_transfer(
+    catalog: Catalog, busy_poll_us: int, name: str = "Alpha.nbi/i386/kernel"
+) -> tuple[TftpService, FakeUdpReactor, ScriptedSocket, int]:
+    spin_time = [0.0]
+    reactor = FakeUdpReactor()
+    service = TftpService(
+        TftpConfig(busy_poll_us=busy_poll_us),
+        lambda: catalog,
+        reactor,
+        [""],
+        spin_clock=lambda: spin_time[0],
+    )
+    service.startService()
+    request(reactor, ReadRequest(name))
+    port = transfer_port(reactor)
+    scripted = ScriptedSocket(spin_time, step=10e-6)
+    reactor.ports[port].socket = scripted  # type: ignore[attr-defined]
+    return service, reactor, scripted, port
+
+
+def test_busy_polling_answers_acks_waiting_on_the_socket(catalog: Catalog) -> None:
+    service, reactor, scripted, port = polled_transfer(catalog, busy_poll_us=50)
+    sent_packets(reactor)
+    scripted.queue = [(build(Ack(block)), CLIENT) for block in (2, 3, 4)]
+    reactor.ports[port].deliver(build(Ack(1)), CLIENT)
+    blocks = [p.block for _, p, _ in sent_packets(reactor)]  # type: ignore[attr-defined]
+    assert blocks == [2, 3, 4, 5]  # one from the event loop, three found by polling
+    assert service.counters.busy_poll_hits == 3
+    assert service.counters.busy_poll_misses == 1  # after ACK 4 nothing came in 50 us
+
+
+def test_busy_polling_stops_for_a_client_that_keeps_missing_it(catalog: Catalog) -> None:
+    (catalog.root / "Alpha.nbi/i386/slow").write_bytes(bytes(512 * 20))
+    service, reactor, _, port = polled_transfer(catalog, 50, "Alpha.nbi/i386/slow")
+    for block in range(1, 16):
+        reactor.ports[port].deliver(build(Ack(block)), CLIENT)
+    assert service.counters.busy_poll_misses == 8  # then it stopped trying
+    assert service.counters.busy_poll_hits == 0
+
+
+def test_busy_polling_can_be_turned_off(catalog: Catalog) -> None:
+    service, reactor, scripted, port = polled_transfer(catalog, busy_poll_us=0)
+    scripted.queue = [(build(Ack(2)), CLIENT)]
+    reactor.ports[port].deliver(build(Ack(1)), CLIENT)
+    assert scripted.queue  # never read: the event loop will deliver it
+    assert service.counters.busy_poll_hits == service.counters.busy_poll_misses == 0

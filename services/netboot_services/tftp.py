@@ -14,9 +14,11 @@ ERROR 5 and the transfer carries on.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from socket import MSG_DONTWAIT
 from typing import Any, BinaryIO
 
 from twisted.application.service import Service
@@ -29,7 +31,7 @@ from netboot.errors import MalformedPacket
 from netboot.nbi.catalog import Catalog
 from netboot.tftp.options import TransferLimits, blksize_for_mtu, negotiate
 from netboot.tftp.paths import Refusal, TftpNamespace
-from netboot.tftp.session import Action, Finished, Outcome, ReadSession, Send
+from netboot.tftp.session import Action, Finished, Outcome, ReadSession, Send, State
 from netboot.tftp.source import BlockSource, NetasciiSource, OctetSource
 from netboot.tftp.wire import (
     Error,
@@ -45,6 +47,12 @@ log = Logger(namespace="netboot.tftp")
 
 Address = tuple[str, int]
 MALFORMED_LOG_INTERVAL = 60.0
+BUSY_POLL_MAX_TRANSFERS = 2
+"""Poll only while the server is this quiet: polling one transfer delays the others."""
+BUSY_POLL_INLINE_PACKETS = 256
+"""Packets handled inside one poll before control returns to the event loop."""
+BUSY_POLL_GIVE_UP = 8
+"""Consecutive misses after which a transfer (a slow client) is no longer polled."""
 READ_BUFFER = 64 * 1024
 
 
@@ -65,6 +73,8 @@ class TftpCounters:
     stray_packets: int = 0
     send_errors: int = 0
     """Datagrams the kernel refused (buffer full, ICMP unreachable seen)."""
+    busy_poll_hits: int = 0
+    busy_poll_misses: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -88,6 +98,7 @@ class _Transfer:
         self.send = send
         self.timer: DelayedCall | None = None
         self.started = service.reactor.seconds()
+        self.poll_misses = 0
         self.close_port: Callable[[], object] = lambda: None
 
     def run(self, actions: list[Action]) -> None:
@@ -131,7 +142,14 @@ class _Transfer:
 
 
 class _TransferPort(DatagramProtocol):
-    """The ephemeral port of one transfer (its transfer ID)."""
+    """The ephemeral port of one transfer (its transfer ID).
+
+    Lock-step transfers (windowsize 1) are bound by latency: each block waits
+    for the client's ACK, and waking from epoll costs more than the block
+    itself. So after answering an ACK the port may poll its socket for the
+    next one for `busy_poll_us` (see `_poll_for_next_ack`), handling what
+    arrives in place, before it goes back to the event loop.
+    """
 
     noisy = False
     sendto: Callable[[bytes, Address], object] | None = None
@@ -141,6 +159,10 @@ class _TransferPort(DatagramProtocol):
         self.transfer: _Transfer | None = None
 
     def datagramReceived(self, datagram: bytes, address: Address) -> None:  # noqa: N802
+        self._handle(datagram, address)
+        self._poll_for_next_ack()
+
+    def _handle(self, datagram: bytes, address: Address) -> None:
         transfer = self.transfer
         if transfer is None:
             return
@@ -150,6 +172,39 @@ class _TransferPort(DatagramProtocol):
         packet = self.service.decode(datagram, address)
         if packet is not None:
             transfer.receive(packet)
+
+    def _poll_for_next_ack(self) -> None:
+        service = self.service
+        budget = service.config.busy_poll_us / 1e6
+        receive = getattr(getattr(self.transport, "socket", None), "recvfrom", None)
+        if budget <= 0 or receive is None:
+            return
+        clock = service.spin_clock
+        for _ in range(BUSY_POLL_INLINE_PACKETS):
+            transfer = self.transfer
+            if (
+                transfer is None
+                or transfer.session.state is State.DONE
+                or transfer.session.negotiated.windowsize != 1
+                or transfer.poll_misses >= BUSY_POLL_GIVE_UP
+                or len(service.transfers) > BUSY_POLL_MAX_TRANSFERS
+            ):
+                return
+            give_up_at = clock() + budget
+            while True:
+                try:
+                    datagram, address = receive(65536, MSG_DONTWAIT)
+                    break
+                except BlockingIOError:
+                    if clock() > give_up_at:
+                        transfer.poll_misses += 1
+                        service.counters.busy_poll_misses += 1
+                        return
+                except OSError:
+                    return  # e.g. ICMP unreachable: leave it to the event loop and timer
+            transfer.poll_misses = 0
+            service.counters.busy_poll_hits += 1
+            self._handle(datagram, address)
 
     def write(self, datagram: bytes, address: Address) -> None:
         """Send straight on the socket: the hot path of every transfer.
@@ -212,8 +267,11 @@ class TftpService(Service):
         catalog: Callable[[], Catalog],
         reactor: Any,
         bind_addresses: list[str],
+        spin_clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """`spin_clock` times busy polls only; protocol time comes from `reactor`."""
         self.config = config
+        self.spin_clock = spin_clock
         self.catalog = catalog
         self.reactor = reactor
         self.bind_addresses = bind_addresses
