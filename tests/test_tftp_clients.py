@@ -376,3 +376,51 @@ def test_single_port_mode_serves_standard_clients(tmp_path: Path) -> None:
             assert (tmp_path / label).read_bytes() == payload, label
         assert daemon.stop() == 0
     assert "(single port)" in "\n".join(daemon.lines)
+
+
+def test_write_requests_are_refused(served: Served) -> None:
+    require_clients("tftp")
+    upload = served.work / "upload"
+    upload.write_bytes(b"should never land")
+    done = served.run(
+        "tftp", "-m", "binary", served.lab.server_ip, "-c", "put", str(upload), "Alpha.nbi/new"
+    )
+    assert "Error code 2: this server is read-only" in done.stdout + done.stderr
+    assert not (served.root / "Alpha.nbi" / "new").exists()
+
+
+def test_stalled_clients_do_not_hold_up_others(served: Served) -> None:
+    """Twenty transfers whose client never answers, and a download beside them."""
+    require_clients("curl")
+    stall = f"""
+import socket, time
+sockets = []
+for _ in range(20):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b"\\x00\\x01Alpha.nbi/i386/twenty-mib\\x00octet\\x00", ("{served.lab.server_ip}", 69))
+    sockets.append(s)
+print("stalled", flush=True)
+time.sleep(30)
+"""
+    staller = subprocess.Popen(
+        ["ip", "netns", "exec", served.lab.client, sys.executable, "-c", stall],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert staller.stdout is not None and staller.stdout.readline().strip() == "stalled"
+        out = served.work / "beside-stalled"
+        done = served.run(
+            "curl",
+            "-sS",
+            "--tftp-blksize",
+            "1468",
+            "-o",
+            str(out),
+            f"tftp://{served.lab.server_ip}/Alpha.nbi/i386/twenty-mib",
+        )
+        assert done.returncode == 0, done.stderr
+        served.expect("twenty-mib", out)
+    finally:
+        staller.kill()
+        staller.wait()
