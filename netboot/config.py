@@ -12,6 +12,7 @@ the environment: the CLI calls `load_config` and `with_overrides`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -89,6 +90,48 @@ def _positive_seconds(value: object, where: _Context) -> tuple[float, ...]:
     return tuple(float(v) for v in value)
 
 
+def _string(value: object, where: _Context) -> str:
+    if not isinstance(value, str):
+        raise where.error(f"must be a string, not {_type_name(value)}")
+    return value
+
+
+def _http_url_or_empty(value: object, where: _Context) -> str:
+    text = _string(value, where)
+    if text and not text.startswith(("http://", "https://")):
+        raise where.error(f"must be an http:// or https:// URL or empty (got {text!r})")
+    return text
+
+
+def _ipv4_or_empty(value: object, where: _Context) -> str:
+    text = _string(value, where)
+    if text:
+        try:
+            ipaddress.IPv4Address(text)
+        except ValueError:
+            raise where.error(
+                f"must be an IPv4 address (EFI booters cannot resolve names), got {text!r}"
+            ) from None
+    return text
+
+
+def _machine_name_format(value: object, where: _Context) -> str:
+    text = _string(value, where)
+    try:
+        sample = text % 1
+    except (TypeError, ValueError):
+        raise where.error("must be a printf format with one number, like NetBoot%03d") from None
+    if not sample or sample == text % 2:
+        raise where.error("must put the host number in the name, like NetBoot%03d")
+    return text
+
+
+def _positive_number(value: object, where: _Context) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise where.error(f"must be a number of seconds above 0 (got {value!r})")
+    return float(value)
+
+
 def _one_of(*choices: str) -> Check:
     def check(value: object, where: _Context) -> str:
         if value not in choices:
@@ -117,6 +160,12 @@ class ServerConfig:
         _string_list,
         "Network interfaces to serve on, by name; empty means every interface. "
         "Each must exist when the daemon starts.",
+    )
+    rescan_interval: float = option(
+        5.0,
+        _positive_number,
+        "Seconds between two scans of the image root; a set added, removed or changed is "
+        "served (or no longer) from the next scan on, without a restart.",
     )
 
 
@@ -167,6 +216,55 @@ class TftpConfig:
 
 
 @dataclass(frozen=True)
+class DhcpConfig:
+    port: int = option(
+        67,
+        _int_range(0, 65535),
+        "UDP port of the DHCP listener that BSDP (and PXE) share; 0 picks a free one (tests).",
+    )
+
+
+@dataclass(frozen=True)
+class BsdpConfig:
+    enabled: bool = option(True, _boolean, "Answer Macs' BSDP INFORM[LIST] and [SELECT].")
+    priority: int = option(
+        32768,
+        _int_range(0, 65535),
+        "Server priority before load: Macs prefer the highest; each client bound here "
+        "lowers it by one, so clients spread over several servers.",
+    )
+    server_name: str = option(
+        "", _string, "Host name sent in ACK[SELECT] (sname); empty: this machine's host name."
+    )
+    public_host: str = option(
+        "",
+        _ipv4_or_empty,
+        "Address to put in root paths instead of the one the request arrived on "
+        "(NAT, a load balancer).",
+    )
+    http_port: int = option(80, _int_range(1, 65535), "Port in HTTP root paths.")
+    http_base_url: str = option(
+        "",
+        _http_url_or_empty,
+        "If set, HTTP root paths are this URL plus `/<set>/<image>` (a reverse proxy, "
+        "a CDN, or another web server serving the image root).",
+    )
+    nfs_export: str = option(
+        "", _string, "NFS export that holds the image root, for NFS root paths; empty: its path."
+    )
+    machine_name_format: str = option(
+        "NetBoot%03d",
+        _machine_name_format,
+        "Machine name handed to each client, numbered per client as Apple's server does.",
+    )
+    binding_ttl: float = option(
+        3600.0,
+        _positive_number,
+        "Seconds a client's selection counts as load on this server after its last SELECT.",
+    )
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     format: str = option(
         "text",
@@ -180,6 +278,8 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
+    dhcp: DhcpConfig = field(default_factory=DhcpConfig)
+    bsdp: BsdpConfig = field(default_factory=BsdpConfig)
     tftp: TftpConfig = field(default_factory=TftpConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="(defaults)", compare=False)
@@ -188,6 +288,8 @@ class Config:
 
 SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
+    "dhcp": DhcpConfig,
+    "bsdp": BsdpConfig,
     "tftp": TftpConfig,
     "logging": LoggingConfig,
 }

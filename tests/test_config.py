@@ -51,8 +51,16 @@ def test_relative_root_is_taken_from_the_config_files_directory(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("text", "key", "message"),
     [
-        ("[server]\nrooot = 'x'\n", "server.rooot", "unknown key; known keys are root, interfaces"),
-        ("[tftpd]\nport = 69\n", "tftpd", "unknown table; known tables are server, tftp, logging"),
+        (
+            "[server]\nrooot = 'x'\n",
+            "server.rooot",
+            "unknown key; known keys are root, interfaces, rescan",
+        ),
+        (
+            "[tftpd]\nport = 69\n",
+            "tftpd",
+            "unknown table; known tables are server, dhcp, bsdp, tftp, logging",
+        ),
         ("server = 5\n", "server", "must be a table ([server])"),
         ("[server]\nroot = 5\n", "server.root", "must be a non-empty string (a path)"),
         ("[server]\nroot = ''\n", "server.root", "must be a non-empty string"),

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
 from netboot import __version__
+from netboot.bsdp.bindings import BindingTable
+from netboot.bsdp.policy import BsdpPolicy, BsdpSettings
+from netboot.bsdp.rootpath import RootPathSettings
 from netboot.config import Config
 from netboot.errors import ConfigError
+from netboot.nbi.catalog import Catalog
+from netboot_services.bsdp import BsdpHandler
 from netboot_services.catalog import CatalogService
+from netboot_services.dhcp import DhcpDispatcher, DhcpService, Handler
 from netboot_services.interfaces import bind_addresses
 from netboot_services.logging import start_logging
 from netboot_services.tftp import TftpService
@@ -51,9 +58,21 @@ def check_config(config: Config, interfaces: list[str] | None = None) -> None:
 def make_service(config: Config, reactor: Any) -> MultiService:
     """The service tree, each child named after what it serves."""
     top = MultiService()
-    catalog = CatalogService(config.server.root)
+    catalog = CatalogService(config.server.root, reactor, config.server.rescan_interval)
     catalog.setName("catalog")
     catalog.setServiceParent(top)
+    handlers: list[Handler] = []
+    if config.bsdp.enabled:
+        handlers.append(bsdp_handler(config, lambda: catalog.catalog, reactor.seconds))
+    if handlers:
+        dhcp = DhcpService(
+            DhcpDispatcher(handlers, reactor.seconds),
+            reactor,
+            config.dhcp.port,
+            config.server.interfaces,
+        )
+        dhcp.setName("dhcp")
+        dhcp.setServiceParent(top)
     if config.tftp.enabled:
         tftp = TftpService(
             config.tftp,
@@ -64,6 +83,24 @@ def make_service(config: Config, reactor: Any) -> MultiService:
         tftp.setName("tftp")
         tftp.setServiceParent(top)
     return top
+
+
+def bsdp_handler(
+    config: Config, catalog: Callable[[], Catalog], clock: Callable[[], float]
+) -> BsdpHandler:
+    bsdp = config.bsdp
+    settings = BsdpSettings(
+        priority=bsdp.priority,
+        server_name=bsdp.server_name or socket.gethostname(),
+        root_paths=RootPathSettings(
+            public_host=bsdp.public_host,
+            http_port=bsdp.http_port,
+            http_base_url=bsdp.http_base_url,
+            nfs_export=bsdp.nfs_export,
+        ),
+    )
+    bindings = BindingTable(bsdp.machine_name_format, bsdp.binding_ttl)
+    return BsdpHandler(BsdpPolicy(settings, bindings), catalog, clock)
 
 
 def run(config: Config, reactor: RunnableReactor) -> int:

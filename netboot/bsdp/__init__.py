@@ -1,0 +1,1 @@
+"""Apple's Boot Service Discovery Protocol: codec, list packing, bindings, policy."""

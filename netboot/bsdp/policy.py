@@ -1,0 +1,343 @@
+"""The BSDP decision: which images a Mac may see, and what its SELECT gets.
+
+`BsdpPolicy.decide(request, catalog, server_address, now)` returns a `Reply`
+(one or more ACK packets and where to send them) or an `Ignore` with the
+reason. It follows Apple's bootpd (bsdpd.c) where the notes describe it:
+
+* Pre-checks, any failure is silence: htype 1/hlen 6, DHCP INFORM, option 60
+  a client class, option 43 decodes with a supported version and a message
+  type, ciaddr set, a reply port (if any) below 1024.
+* LIST: the eligible images (architecture, model and MAC lists, enabled, the
+  attribute filter or else not FilterOnly) with priority, default image and,
+  when this client is bound here to a still-eligible image, the selected one.
+  No eligible image, no reply. Version 1.0 clients get no image list.
+* SELECT: needs sub-option 3; another server's id drops our binding and is
+  silence. The chosen image (sub-option 8, else the default) must still be
+  eligible, or the answer is ACK[FAILED]. ACK[SELECT] carries the booter's
+  TFTP path in `file`, our address in siaddr (an image's LoadBalanceServer
+  instead), the root path in option 17 and the machine name; the client is
+  then bound to the image.
+
+Replies go unicast to ciaddr, to the reply port or 68, also when giaddr is
+set: an INFORMing client already has an address that routes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from netboot.bsdp.bindings import BindingTable
+from netboot.bsdp.options import (
+    MAX_NAME_BYTES,
+    SUPPORTED_VERSIONS,
+    VERSION_1_0,
+    BootImage,
+    BsdpMessage,
+    MessageType,
+    decode,
+    encode,
+)
+from netboot.bsdp.packing import pack_list_replies
+from netboot.bsdp.rootpath import RootPathSettings, root_path
+from netboot.bsdp.vendor_class import PREFIX, ClientClass, parse_client_class
+from netboot.dhcp.options import BOOTREPLY, Option
+from netboot.dhcp.options import MessageType as DhcpType
+from netboot.dhcp.packet import ZERO, DhcpPacket, option_space
+from netboot.errors import MalformedPacket
+from netboot.macaddr import MacAddress
+from netboot.nbi.catalog import Catalog, NbiSet
+from netboot.nbi.model import NBImageInfo
+
+CLIENT_PORT = 68
+MIN_REPLY_SIZE = 576
+MAX_REPLY_SIZE = 8192
+"""Apple's send buffer; replies to INFORM may be IP-fragmented up to this."""
+RESERVED_PORT_LIMIT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BsdpSettings:
+    priority: int = 32768
+    server_name: str = ""
+    """sname of ACK[SELECT]: the server's host name."""
+    root_paths: RootPathSettings = field(default_factory=RootPathSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    packets: tuple[DhcpPacket, ...]
+    destination: tuple[str, int]
+    summary: str
+    """One line for the log: what was answered."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    reason: str
+    malformed: bool = False
+    """True when the peer sent garbage (counted, rate-limited in logs)."""
+
+
+Decision = Reply | Ignore
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    packet: DhcpPacket
+    client: ClientClass
+    bsdp: BsdpMessage
+    mac: MacAddress
+    destination: tuple[str, int]
+
+
+def eligible(info: NBImageInfo, client: ClientClass, mac: MacAddress) -> bool:
+    """Architecture, model and MAC rules of one image for one client (no filter)."""
+    if client.arch not in info.architectures:
+        return False
+    if info.enabled_system_identifiers and client.model not in info.enabled_system_identifiers:
+        return False
+    if client.model in info.disabled_system_identifiers:
+        return False
+    if mac in info.disabled_mac_addresses:
+        return False
+    return not (info.enabled_mac_addresses and mac not in info.enabled_mac_addresses)
+
+
+def passes_filter(info: NBImageInfo, attribute_filter: Sequence[int] | None) -> bool:
+    if attribute_filter is None:
+        return not info.filter_only
+    return (int(info.image_id) >> 16) in attribute_filter
+
+
+def wire_name(name: str) -> str:
+    """The name cut to what one list record carries, at a character boundary."""
+    raw = name.encode()[:MAX_NAME_BYTES]
+    return raw.decode(errors="ignore")
+
+
+class BsdpPolicy:
+    def __init__(self, settings: BsdpSettings, bindings: BindingTable) -> None:
+        self.settings = settings
+        self.bindings = bindings
+
+    def priority(self, now: float) -> int:
+        """Configured priority minus the clients bound here: busy servers rank lower."""
+        return max(0, self.settings.priority - self.bindings.active(now))
+
+    def decide(
+        self, packet: DhcpPacket, catalog: Catalog, server_address: str, now: float
+    ) -> Decision:
+        checked = self._check(packet)
+        if isinstance(checked, Ignore):
+            return checked
+        if checked.bsdp.message_type == MessageType.LIST:
+            return self._list(checked, catalog, server_address, now)
+        if checked.bsdp.message_type == MessageType.SELECT:
+            return self._select(checked, catalog, server_address, now)
+        return Ignore(f"BSDP message type {checked.bsdp.message_type} from a client")
+
+    # -- pre-checks ---------------------------------------------------------------
+
+    def _check(self, packet: DhcpPacket) -> _Request | Ignore:
+        if packet.htype != 1 or packet.hlen != 6:
+            return Ignore(f"hardware type {packet.htype}/{packet.hlen} is not Ethernet")
+        if packet.message_type != DhcpType.INFORM:
+            return Ignore(f"DHCP message type {packet.message_type} is not INFORM")
+        vendor_class = packet.option(Option.VENDOR_CLASS) or b""
+        client = parse_client_class(vendor_class)
+        if client is None:
+            return Ignore(f"option 60 {vendor_class[:40]!r} is not a BSDP client class")
+        pieces = packet.all_of(Option.VENDOR_SPECIFIC)
+        if not pieces:
+            return Ignore("no option 43", malformed=True)
+        try:
+            bsdp = decode(b"".join(pieces))
+        except MalformedPacket as error:
+            return Ignore(f"option 43: {error}", malformed=True)
+        if bsdp.version not in SUPPORTED_VERSIONS:
+            return Ignore(f"BSDP version {bsdp.version} is not supported", malformed=True)
+        if bsdp.message_type is None:
+            return Ignore("no BSDP message type", malformed=True)
+        if packet.ciaddr == ZERO:
+            return Ignore("INFORM without ciaddr")
+        port = CLIENT_PORT if bsdp.reply_port is None else bsdp.reply_port
+        if port >= RESERVED_PORT_LIMIT:
+            return Ignore(f"reply port {port} is not below 1024", malformed=True)
+        return _Request(packet, client, bsdp, packet.mac, (packet.ciaddr, port))
+
+    # -- LIST -----------------------------------------------------------------------
+
+    def visible_sets(self, request: _Request, catalog: Catalog) -> list[NbiSet]:
+        """Eligible sets in Apple's order: defaults first, unrestricted defaults first."""
+        sets = [
+            s
+            for s in catalog.servable
+            if s.info is not None
+            and eligible(s.info, request.client, request.mac)
+            and passes_filter(s.info, request.bsdp.attribute_filter)
+        ]
+
+        def rank(nbi_set: NbiSet) -> int:
+            info = nbi_set.info
+            assert info is not None
+            if not info.is_default:
+                return 2
+            return 1 if info.enabled_system_identifiers else 0
+
+        return sorted(sets, key=rank)  # stable: catalog order within each rank
+
+    def _list(self, request: _Request, catalog: Catalog, server: str, now: float) -> Decision:
+        visible = self.visible_sets(request, catalog)
+        if not visible:
+            return Ignore("no image this client may boot")
+        default = visible[0].info
+        assert default is not None
+        header = BsdpMessage(
+            message_type=MessageType.LIST,
+            server_priority=self.priority(now),
+            default_image_id=int(default.image_id),
+            selected_image_id=self._bound_image(request, visible),
+        )
+        images = [
+            BootImage(int(s.info.image_id), wire_name(s.info.name))
+            for s in visible
+            if s.info is not None
+        ]
+        fixed = self._reply_options(server, [])
+        space = option_space(self._max_size(request)) - _options_size(fixed) - 1  # END
+        if request.bsdp.version == VERSION_1_0:
+            pages = [[encode(header)]]
+        else:
+            pages = pack_list_replies(header, images, space)
+        packets = tuple(
+            self._ack(request, server, [*fixed, *((Option.VENDOR_SPECIFIC, i) for i in page)])
+            for page in pages
+        )
+        summary = (
+            f"ACK[LIST] of {len(images)} image(s) in {len(packets)} reply(ies), "
+            f"default {int(default.image_id):#010x}, priority {header.server_priority}"
+        )
+        return Reply(packets, request.destination, summary)
+
+    def _bound_image(self, request: _Request, visible: list[NbiSet]) -> int | None:
+        binding = self.bindings.get(request.mac)
+        if binding is None:
+            return None
+        ids = {int(s.info.image_id) for s in visible if s.info is not None}
+        return binding.image_id if binding.image_id in ids else None
+
+    @staticmethod
+    def _max_size(request: _Request) -> int:
+        size = request.bsdp.max_message_size
+        if size is None:
+            raw = request.packet.option(Option.MAX_MESSAGE_SIZE)
+            size = int.from_bytes(raw, "big") if raw is not None and len(raw) == 2 else 0
+        return min(max(size, MIN_REPLY_SIZE), MAX_REPLY_SIZE)
+
+    # -- SELECT ---------------------------------------------------------------------
+
+    def _select(self, request: _Request, catalog: Catalog, server: str, now: float) -> Decision:
+        chosen_server = request.bsdp.server_identifier
+        if chosen_server is None:
+            return Ignore("SELECT without a server identifier", malformed=True)
+        if chosen_server != server:
+            dropped = self.bindings.drop(request.mac)
+            return Ignore(
+                f"SELECT is for server {chosen_server}" + ("; binding dropped" if dropped else "")
+            )
+        sets = [
+            s
+            for s in catalog.servable
+            if s.info is not None and eligible(s.info, request.client, request.mac)
+        ]
+        wanted = request.bsdp.selected_image_id
+        if wanted is None:
+            ranked = self.visible_sets(request, catalog)
+            chosen = ranked[0] if ranked else None
+        else:
+            chosen = next((s for s in sets if s.info and int(s.info.image_id) == wanted), None)
+        if chosen is None or chosen.info is None:
+            what = f"{wanted:#010x}" if wanted is not None else "a default image"
+            return self._failed(request, server, f"no eligible image {what}")
+        booter = chosen.booters.get(request.client.arch)
+        if booter is None or len(str(booter).encode()) > 127:
+            return self._failed(request, server, f"no booter for {request.client.arch}")
+        info = chosen.info
+        load_balancer = _ip_literal(info.load_balance_server)
+        address = load_balancer or server
+        path = root_path(chosen, self.settings.root_paths, address, catalog.root)
+        if path is not None and len(path.encode()) > 255:
+            return self._failed(request, server, "root path longer than 255 bytes")
+        binding = self.bindings.bind(request.mac, int(info.image_id), request.packet.ciaddr, now)
+        bsdp = BsdpMessage(
+            message_type=MessageType.SELECT,
+            selected_image_id=int(info.image_id),
+            machine_name=binding.machine_name,
+        )
+        options: list[tuple[int, bytes]] = self._reply_options(server, [])
+        if path is not None:
+            options.append((Option.ROOT_PATH, path.encode()))
+        options.append((Option.VENDOR_SPECIFIC, encode(bsdp)))
+        packet = replace(
+            self._ack(request, server, options),
+            siaddr=address,
+            sname=b"" if load_balancer else self.settings.server_name.encode()[:63],
+            file=str(booter).encode(),
+        )
+        summary = (
+            f"ACK[SELECT] of {int(info.image_id):#010x} {info.name!r}: "
+            f"file {booter}, root path {path}, machine {binding.machine_name}"
+        )
+        return Reply((packet,), request.destination, summary)
+
+    def _failed(self, request: _Request, server: str, why: str) -> Reply:
+        options = self._reply_options(server, [])
+        options.append(
+            (Option.VENDOR_SPECIFIC, encode(BsdpMessage(message_type=MessageType.FAILED)))
+        )
+        packet = replace(
+            self._ack(request, server, options), sname=self.settings.server_name.encode()[:63]
+        )
+        return Reply((packet,), request.destination, f"ACK[FAILED]: {why}")
+
+    # -- building -------------------------------------------------------------------
+
+    @staticmethod
+    def _reply_options(server: str, extra: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        return [
+            (Option.MESSAGE_TYPE, bytes((DhcpType.ACK,))),
+            (Option.SERVER_IDENTIFIER, ipaddress.IPv4Address(server).packed),
+            (Option.VENDOR_CLASS, PREFIX),
+            *extra,
+        ]
+
+    @staticmethod
+    def _ack(request: _Request, server: str, options: list[tuple[int, bytes]]) -> DhcpPacket:
+        asked = request.packet
+        return DhcpPacket(
+            op=BOOTREPLY,
+            xid=asked.xid,
+            chaddr=asked.chaddr,
+            htype=asked.htype,
+            hlen=asked.hlen,
+            flags=asked.flags,
+            ciaddr=asked.ciaddr,
+            siaddr=server,
+            giaddr=asked.giaddr,
+            options=tuple((int(code), value) for code, value in options),
+        )
+
+
+def _options_size(options: list[tuple[int, bytes]]) -> int:
+    return sum(2 + len(value) for _, value in options)
+
+
+def _ip_literal(host: str | None) -> str | None:
+    if host is None:
+        return None
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        return None

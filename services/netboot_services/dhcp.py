@@ -1,0 +1,249 @@
+"""UDP port 67: one listener that BSDP and the PXE handlers share.
+
+A DHCP server must know which interface a broadcast arrived on, to answer as
+that interface's address (option 54, and the BSDP server identifier a Mac
+copies into its SELECT). Twisted's UDP port does not expose that, so this
+module reads the socket itself with `recvmsg` and IP_PKTINFO and hands the
+reactor a small read descriptor. With `server.interfaces` set, there is one
+socket per interface (SO_BINDTODEVICE); otherwise one for all.
+
+Every datagram is dissected once (`netboot.dhcp.packet`), then offered to the
+handlers in order; the first that claims it decides. A datagram that does not
+dissect, or that a handler calls malformed, is counted and logged at most once
+per client per minute; anything no handler claims is ignored quietly.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from twisted.application.service import Service
+from twisted.internet.interfaces import IReadDescriptor
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
+from netboot.errors import MalformedPacket
+
+log = Logger(namespace="netboot.dhcp")
+
+Address = tuple[str, int]
+MALFORMED_LOG_INTERVAL = 60.0
+READS_PER_WAKEUP = 64
+_PKTINFO = struct.Struct("@i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """Where a request came in: what a handler needs to answer as the right server."""
+
+    source: Address
+    local_address: str
+    """Our address on the receiving interface (IP_PKTINFO's spec_dst)."""
+    ifindex: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    datagram: bytes
+    destination: Address
+
+
+class Handler(Protocol):
+    """A protocol on port 67: claims a packet (returns a result) or passes (None)."""
+
+    name: str
+
+    def handle(self, packet: DhcpPacket, arrival: Arrival) -> HandlerResult | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerResult:
+    replies: tuple[tuple[DhcpPacket, Address], ...] = ()
+    malformed: str | None = None
+    """Set when the packet was for this handler but unusable (counted, rate-limited)."""
+
+
+@dataclass
+class DhcpCounters:
+    datagrams: int = 0
+    malformed: int = 0
+    unclaimed: int = 0
+    replies: int = 0
+    send_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class DhcpDispatcher:
+    """Socket-free core of the listener: datagram in, datagrams to send out."""
+
+    def __init__(self, handlers: list[Handler], clock: Callable[[], float]) -> None:
+        self.handlers = handlers
+        self.clock = clock
+        self.counters = DhcpCounters()
+        self._malformed_logged: dict[str, float] = {}
+
+    def receive(self, datagram: bytes, arrival: Arrival) -> list[Outgoing]:
+        self.counters.datagrams += 1
+        try:
+            packet = parse_packet(datagram)
+        except MalformedPacket as error:
+            self._malformed(arrival, str(error))
+            return []
+        for handler in self.handlers:
+            result = handler.handle(packet, arrival)
+            if result is None:
+                continue
+            if result.malformed is not None:
+                self._malformed(arrival, f"{handler.name}: {result.malformed}")
+            out = []
+            for reply, destination in result.replies:
+                out.append(Outgoing(build_packet(reply), destination))
+            self.counters.replies += len(out)
+            return out
+        self.counters.unclaimed += 1
+        return []
+
+    def _malformed(self, arrival: Arrival, reason: str) -> None:
+        self.counters.malformed += 1
+        host = arrival.source[0]
+        now = self.clock()
+        if now - self._malformed_logged.get(host, -MALFORMED_LOG_INTERVAL) >= (
+            MALFORMED_LOG_INTERVAL
+        ):
+            self._malformed_logged[host] = now
+            log.warn(
+                "malformed DHCP packet from {client}: {reason} (further ones from this "
+                "client are counted, not logged, for a minute)",
+                client=f"{host}:{arrival.source[1]}",
+                reason=reason,
+            )
+
+
+@implementer(IReadDescriptor)
+class _PacketSocket:
+    """A UDP socket read with recvmsg, so each datagram comes with IP_PKTINFO."""
+
+    def __init__(self, sock: socket.socket, listener: DhcpService, label: str) -> None:
+        self.sock = sock
+        self.listener = listener
+        self.label = label
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def logPrefix(self) -> str:  # noqa: N802
+        return f"dhcp({self.label})"
+
+    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+        self.sock.close()
+
+    def doRead(self) -> None:  # noqa: N802
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                datagram, ancillary, _, source = self.sock.recvmsg(
+                    65536, socket.CMSG_SPACE(_PKTINFO.size)
+                )
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                log.warn("DHCP socket {label}: {error}", label=self.label, error=str(error))
+                return
+            local, ifindex = "0.0.0.0", 0  # noqa: S104 - unknown until PKTINFO says
+            for level, kind, data in ancillary:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                    ifindex, spec_dst, _ = _PKTINFO.unpack(data[: _PKTINFO.size])
+                    local = socket.inet_ntoa(spec_dst)
+            self.listener.datagram(self, datagram, Arrival(source, local, ifindex))
+
+    def send(self, outgoing: Outgoing) -> bool:
+        try:
+            self.sock.sendto(outgoing.datagram, outgoing.destination)
+        except OSError as error:
+            log.warn(
+                "cannot send a DHCP reply to {destination}: {error}",
+                destination=f"{outgoing.destination[0]}:{outgoing.destination[1]}",
+                error=str(error),
+            )
+            return False
+        return True
+
+
+def open_socket(port: int, interface: str | None) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        if interface:
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.encode())
+        sock.bind(("", port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class DhcpService(Service):
+    """Owns the port-67 sockets and feeds the dispatcher."""
+
+    def __init__(
+        self,
+        dispatcher: DhcpDispatcher,
+        reactor: Any,
+        port: int,
+        interfaces: tuple[str, ...],
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.reactor = reactor
+        self.port = port
+        self.interfaces = interfaces
+        self.sockets: list[_PacketSocket] = []
+
+    def startService(self) -> None:  # noqa: N802
+        super().startService()
+        for interface in self.interfaces or (None,):
+            sock = open_socket(self.port, interface)
+            reader = _PacketSocket(sock, self, interface or "all")
+            self.sockets.append(reader)
+            self.reactor.addReader(reader)
+            log.info(
+                "DHCP/BSDP listening on UDP {port} ({where}); handlers: {handlers}",
+                port=sock.getsockname()[1],
+                where=f"interface {interface}" if interface else "every interface",
+                handlers=", ".join(h.name for h in self.dispatcher.handlers),
+            )
+
+    def stopService(self) -> None:  # noqa: N802
+        super().stopService()
+        for reader in self.sockets:
+            self.reactor.removeReader(reader)
+            reader.sock.close()
+        self.sockets.clear()
+
+    @property
+    def ports(self) -> list[int]:
+        return [reader.sock.getsockname()[1] for reader in self.sockets]
+
+    def datagram(self, reader: _PacketSocket, datagram: bytes, arrival: Arrival) -> None:
+        try:
+            outgoing = self.dispatcher.receive(datagram, arrival)
+        except Exception:  # noqa: BLE001 - the datagram boundary: a bug must not stop port 67
+            log.failure(
+                "bug: DHCP datagram from {client} crashed its handler; dropped",
+                client=f"{arrival.source[0]}:{arrival.source[1]}",
+            )
+            return
+        for item in outgoing:
+            if not reader.send(item):
+                self.dispatcher.counters.send_errors += 1
