@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from netboot import __version__
+from netboot.cli.bsdp import bsdp
 from netboot.cli.images import images
 from netboot.cli.serve import serve
 from netboot.cli.tftp import tftp
@@ -20,6 +21,7 @@ def cli() -> None:
     """
 
 
+cli.add_command(bsdp)
 cli.add_command(images)
 cli.add_command(serve)
 cli.add_command(tftp)
