@@ -6,7 +6,7 @@ reason. It follows Apple's bootpd (bsdpd.c) where the notes describe it:
 
 * Pre-checks, any failure is silence: htype 1/hlen 6, DHCP INFORM, option 60
   a client class, option 43 decodes with a supported version and a message
-  type, ciaddr set, a reply port (if any) below 1024.
+  type, a reply port (if any) below 1024.
 * LIST: the eligible images (architecture, model and MAC lists, enabled, the
   attribute filter or else not FilterOnly) with priority, default image and,
   when this client is bound here to a still-eligible image, the selected one.
@@ -19,7 +19,11 @@ reason. It follows Apple's bootpd (bsdpd.c) where the notes describe it:
   then bound to the image.
 
 Replies go unicast to ciaddr, to the reply port or 68, also when giaddr is
-set: an INFORMing client already has an address that routes.
+set: an INFORMing client already has an address that routes. A request
+without ciaddr (Apple's server drops those; insomniacslk's BSDP client sends
+its SELECT so) is answered as RFC 2131 answers clients without an address: to
+the relay at giaddr port 67 when relayed, else by broadcast on the interface
+it came in on.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ from netboot.nbi.catalog import Catalog, NbiSet
 from netboot.nbi.model import NBImageInfo
 
 CLIENT_PORT = 68
+SERVER_PORT = 67
+BROADCAST = "255.255.255.255"
 MIN_REPLY_SIZE = 576
 MAX_REPLY_SIZE = 8192
 """Apple's send buffer; replies to INFORM may be IP-fragmented up to this."""
@@ -160,12 +166,16 @@ class BsdpPolicy:
             return Ignore(f"BSDP version {bsdp.version} is not supported", malformed=True)
         if bsdp.message_type is None:
             return Ignore("no BSDP message type", malformed=True)
-        if packet.ciaddr == ZERO:
-            return Ignore("INFORM without ciaddr")
         port = CLIENT_PORT if bsdp.reply_port is None else bsdp.reply_port
         if port >= RESERVED_PORT_LIMIT:
             return Ignore(f"reply port {port} is not below 1024", malformed=True)
-        return _Request(packet, client, bsdp, packet.mac, (packet.ciaddr, port))
+        if packet.ciaddr != ZERO:
+            destination = (packet.ciaddr, port)
+        elif packet.giaddr != ZERO:
+            destination = (packet.giaddr, SERVER_PORT)
+        else:
+            destination = (BROADCAST, port)
+        return _Request(packet, client, bsdp, packet.mac, destination)
 
     # -- LIST -----------------------------------------------------------------------
 

@@ -165,9 +165,18 @@ class _PacketSocket:
                     local = socket.inet_ntoa(spec_dst)
             self.listener.datagram(self, datagram, Arrival(source, local, ifindex))
 
-    def send(self, outgoing: Outgoing) -> bool:
+    def send(self, outgoing: Outgoing, arrival: Arrival) -> bool:
+        """Send out of the interface the request came in on, as its address.
+
+        IP_PKTINFO on sendmsg picks the interface and source address; without
+        it a broadcast reply would leave by the default route.
+        """
+        ancillary = []
+        if arrival.ifindex:
+            info = _PKTINFO.pack(arrival.ifindex, socket.inet_aton(arrival.local_address), bytes(4))
+            ancillary.append((socket.IPPROTO_IP, IP_PKTINFO, info))
         try:
-            self.sock.sendto(outgoing.datagram, outgoing.destination)
+            self.sock.sendmsg([outgoing.datagram], ancillary, 0, outgoing.destination)
         except OSError as error:
             log.warn(
                 "cannot send a DHCP reply to {destination}: {error}",
@@ -245,5 +254,5 @@ class DhcpService(Service):
             )
             return
         for item in outgoing:
-            if not reader.send(item):
+            if not reader.send(item, arrival):
                 self.dispatcher.counters.send_errors += 1
