@@ -8,8 +8,10 @@ cd "$(dirname "$0")"
 
 # What the daemon and `netboot images demo` need at run time.
 RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2"
-# What the tests need on top: TFTP clients written by others (curl, tftp-hpa, atftp).
-TEST_PACKAGES="$RUNTIME_PACKAGES curl tftp-hpa atftp"
+# What the tests need on top: clients and dissectors written by others: TFTP
+# (curl, tftp-hpa, atftp), BSDP (insomniacslk's Go library, built with golang-go),
+# and Wireshark's tshark.
+TEST_PACKAGES="$RUNTIME_PACKAGES curl tftp-hpa atftp golang-go golang-github-insomniacslk-dhcp-dev tshark"
 
 install_packages() {
     missing=""

@@ -82,3 +82,63 @@ def veth_lab(subnet: str = "10.231.0") -> Iterator[Lab]:
     finally:
         for name in (lab.server, lab.client):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
+@dataclass(frozen=True)
+class Host:
+    namespace: str
+    interface: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Hosts in their own namespaces, all plugged into one bridge (one LAN)."""
+
+    switch: str
+    hosts: tuple[Host, ...]
+
+
+@contextmanager
+def bridge_lab(count: int, subnet: str = "10.232.0") -> Iterator[Segment]:
+    """`count` hosts on `<subnet>.0/24` (addresses .1, .2, ...), joined by a bridge.
+
+    The bridge lives in a namespace of its own, so nothing touches the host's
+    network; every namespace is removed afterwards.
+    """
+    require_root()
+    tag = uuid.uuid4().hex[:6]
+    switch = f"nbsw-{tag}"
+    hosts = tuple(Host(f"nbh{n}-{tag}", "eth0", f"{subnet}.{n + 1}") for n in range(count))
+    created = [switch]
+    try:
+        ip("netns", "add", switch)
+        ip("link", "add", "br0", "type", "bridge", netns=switch)
+        ip("link", "set", "br0", "up", netns=switch)
+        for n, host in enumerate(hosts):
+            ip("netns", "add", host.namespace)
+            created.append(host.namespace)
+            ip("link", "set", "lo", "up", netns=host.namespace)
+            port = f"p{n}"
+            ip(
+                "link",
+                "add",
+                port,
+                "netns",
+                switch,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                host.interface,
+                "netns",
+                host.namespace,
+            )
+            ip("link", "set", port, "master", "br0", netns=switch)
+            ip("link", "set", port, "up", netns=switch)
+            ip("addr", "add", f"{host.address}/24", "dev", host.interface, netns=host.namespace)
+            ip("link", "set", host.interface, "up", netns=host.namespace)
+        yield Segment(switch, hosts)
+    finally:
+        for name in created:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)

@@ -1,0 +1,133 @@
+"""Our BSDP packets, written to a pcap and read back by Wireshark's dissector (tshark).
+
+Wireshark knows BSDP inside option 43 (its `dhcp.option.vendor.bsdp.*`
+fields); if it decodes every sub-option we send, with no malformed-packet or
+expert warnings, the packets are well-formed by a reading that is not ours.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+from netboot.bsdp.bindings import BindingTable
+from netboot.bsdp.client import inform_list, inform_select
+from netboot.bsdp.policy import BsdpPolicy, BsdpSettings, Reply
+from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
+from netboot.nbi.catalog import scan_catalog
+from tests.factories import make_set
+
+SERVER = "192.0.2.10"
+CLIENT = "192.0.2.50"
+MAC = bytes.fromhex("0016cb123456")
+
+
+def require_tshark() -> str:
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("needs Debian's tshark")
+    return tshark
+
+
+def frame(packet: DhcpPacket, source: str, destination: str, sport: int, dport: int) -> object:
+    return (
+        Ether(src="00:16:cb:12:34:56", dst="ff:ff:ff:ff:ff:ff")
+        / IP(src=source, dst=destination)
+        / UDP(sport=sport, dport=dport)
+        / build_packet(packet)
+    )
+
+
+def exchange(tmp_path: Path) -> list[object]:
+    """INFORM[LIST], ACK[LIST] of 40 images (several option-43 instances),
+    INFORM[SELECT], ACK[SELECT] for an HTTP and an NFS image, and ACK[FAILED]."""
+    root = tmp_path / "images"
+    for index in range(1, 41):
+        make_set(
+            root,
+            f"Image{index:02d}",
+            Name=f"Image number {index}",
+            Index=index if index != 2 else 4096,
+            IsDefault=index == 1,
+            IsInstall=index == 2,
+            Type="NFS" if index == 3 else "HTTP",
+        )
+    catalog = scan_catalog(root)
+    policy = BsdpPolicy(BsdpSettings(server_name="netboot-srv"), BindingTable())
+    frames: list[object] = []
+
+    def ask(request: DhcpPacket) -> Reply:
+        frames.append(frame(request, CLIENT, "255.255.255.255", 68, 67))
+        reply = policy.decide(parse_packet(build_packet(request)), catalog, SERVER, 0.0)
+        assert isinstance(reply, Reply), reply
+        frames.extend(frame(p, SERVER, CLIENT, 67, 68) for p in reply.packets)
+        return reply
+
+    ask(inform_list(1, MAC, CLIENT, "i386", "MacBookPro11,1"))
+    for xid, image_id in ((2, 0x01000001), (3, 0x01000003), (4, 0x01000999)):
+        ask(inform_select(xid, MAC, CLIENT, "i386", "MacBookPro11,1", SERVER, image_id))
+    return frames
+
+
+def tshark_fields(tshark: str, pcap: Path, *names: str) -> list[list[str]]:
+    command = [tshark, "-r", str(pcap), "-T", "fields", "-E", "aggregator=|"]
+    for name in names:
+        command += ["-e", name]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    return [line.split("\t") for line in done.stdout.splitlines()]
+
+
+def test_wireshark_reads_every_bsdp_packet_we_send(tmp_path: Path) -> None:
+    tshark = require_tshark()
+    pcap = tmp_path / "bsdp.pcap"
+    wrpcap(str(pcap), exchange(tmp_path))
+
+    warnings = subprocess.run(
+        [tshark, "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert warnings.stdout.strip() == "", warnings.stdout
+
+    rows = tshark_fields(
+        tshark,
+        pcap,
+        "dhcp.option.dhcp",
+        "dhcp.option.vendor.bsdp.message_type",
+        "dhcp.option.vendor.bsdp.server_priority",
+        "dhcp.option.vendor.bsdp.default_boot_image_id",
+        "dhcp.option.vendor.bsdp.selected_boot_image_id",
+        "dhcp.option.vendor.bsdp.boot_image.name",
+        "dhcp.option.root_path",
+        "dhcp.file",
+    )
+    kinds = [(row[0], row[1]) for row in rows]
+    assert kinds == [
+        ("8", "1"),  # INFORM[LIST]
+        ("5", "1"),  # ACK[LIST]
+        ("8", "2"),  # INFORM[SELECT]
+        ("5", "2"),  # ACK[SELECT], HTTP image
+        ("8", "2"),
+        ("5", "2"),  # ACK[SELECT], NFS image
+        ("8", "2"),
+        ("5", "3"),  # ACK[FAILED]
+    ]
+    ack_list = rows[1]
+    assert ack_list[2] == "32768"
+    assert int(ack_list[3], 0) == 0x01000001
+    names = ack_list[5].split("|")
+    assert names == [f"Image number {n}" for n in range(1, 41)]
+    http_select, nfs_select = rows[3], rows[5]
+    assert int(http_select[4], 0) == 0x01000001
+    assert http_select[6] == f"http://{SERVER}/Image01.nbi/NetBoot.dmg"
+    assert http_select[7] == "Image01.nbi/i386/booter"
+    assert nfs_select[6].startswith(f"nfs:{SERVER}:/")
+    assert nfs_select[6].endswith(":Image03.nbi/NetBoot.dmg")
