@@ -110,7 +110,7 @@ ENCODING_ORDER = (1, 2, 10, 5, 12, 11, 3, 4, 7, 8, 9, 6, 130, 128, 129)
 def decode(raw: bytes) -> BsdpMessage:
     """Decode the concatenated bodies of every option-43 instance."""
     values: dict[str, object] = {}
-    images: list[BootImage] = []
+    list_bodies: list[bytes] = []
     saw_list = False
     unknown: list[tuple[int, bytes]] = []
     offset = 0
@@ -141,7 +141,7 @@ def decode(raw: bytes) -> BsdpMessage:
             values["server_identifier"] = str(ipaddress.IPv4Address(data))
         elif code == SubOption.BOOT_IMAGE_LIST:
             saw_list = True
-            images.extend(_decode_images(data))
+            list_bodies.append(data)  # joined before splitting: a record may straddle two
         elif code == SubOption.NETBOOT_1_0_FIRMWARE:
             if length != 0:
                 raise MalformedPacket(f"NetBoot 1.0 firmware flag carries {length} bytes")
@@ -157,7 +157,7 @@ def decode(raw: bytes) -> BsdpMessage:
         else:
             unknown.append((code, data))
     if saw_list:
-        values["images"] = tuple(images)
+        values["images"] = tuple(_decode_images(b"".join(list_bodies)))
     return BsdpMessage(**values, unknown=tuple(unknown))  # type: ignore[arg-type]
 
 
@@ -189,7 +189,10 @@ def encode_sub_options(message: BsdpMessage) -> list[tuple[int, bytes]]:
     for code, (name, _, fmt) in _FIXED.items():
         value = getattr(message, name)
         if value is not None:
-            out[code] = struct.pack(fmt, value)
+            try:
+                out[code] = struct.pack(fmt, value)
+            except struct.error:
+                raise ValueError(f"{name} {value!r} does not fit sub-option {code}") from None
     if message.server_identifier is not None:
         out[SubOption.SERVER_IDENTIFIER] = ipaddress.IPv4Address(message.server_identifier).packed
     if message.images is not None:
@@ -198,6 +201,8 @@ def encode_sub_options(message: BsdpMessage) -> list[tuple[int, bytes]]:
         out[SubOption.NETBOOT_1_0_FIRMWARE] = b""
     if message.attribute_filter is not None:
         filters = message.attribute_filter
+        if not filters:
+            raise ValueError("an attribute filter lists at least one value")
         out[SubOption.ATTRIBUTES_FILTER_LIST] = struct.pack(f"!{len(filters)}H", *filters)
     if message.boot_image_list_path is not None:
         out[SubOption.BOOT_IMAGE_LIST_PATH] = message.boot_image_list_path

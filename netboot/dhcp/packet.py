@@ -81,7 +81,9 @@ def parse_packet(datagram: bytes) -> DhcpPacket:
         raise MalformedPacket("no DHCP options after the magic cookie")
     options: list[tuple[int, bytes]] = []
     for item in dhcp.options:
-        if item in ("pad", "end"):
+        if item == "end":
+            break  # RFC 2132 section 3.2: nothing after END is an option
+        if item == "pad":
             continue
         if isinstance(item, bytes):
             raise MalformedPacket(f"truncated DHCP option at {item[:4].hex()}")
