@@ -277,7 +277,7 @@ class BsdpPolicy:
         info = chosen.info
         load_balancer = _ip_literal(info.load_balance_server)
         address = load_balancer or server
-        path = root_path(chosen, self.settings.root_paths, address, catalog.root)
+        path = root_path(chosen, self.settings.root_paths, server, catalog.root, load_balancer)
         if path is not None and len(path.encode()) > 255:
             return self._failed(request, server, "root path longer than 255 bytes")
         binding = self.bindings.bind(request.mac, int(info.image_id), request.packet.ciaddr, now)

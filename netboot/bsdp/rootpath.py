@@ -10,8 +10,10 @@
   get the `nfs:` prefix).
 * BootFileOnly images have no root path.
 
-`<host>` is the configured public host, else the address the request arrived
-on (EFI booters do no DNS, so that is an IP literal).
+`<host>` is the image's LoadBalanceServer (which serves it instead of us),
+else the configured public host, else the address the request arrived on
+(EFI booters do no DNS, so that is an IP literal). A base URL applies to
+images we serve, not to balanced ones.
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ class RootPathSettings:
 
 
 def root_path(
-    nbi_set: NbiSet, settings: RootPathSettings, server_address: str, image_root: Path
+    nbi_set: NbiSet,
+    settings: RootPathSettings,
+    server_address: str,
+    image_root: Path,
+    load_balancer: str | None = None,
 ) -> str | None:
     info = nbi_set.info
     if info is None or info.image_type is ImageType.BOOT_FILE_ONLY or info.root_path is None:
@@ -48,10 +54,10 @@ def root_path(
     if form is RootPathForm.NFS_REMOTE:
         return f"nfs:{info.root_path}"
     relative = f"{nbi_set.path}/{info.root_path}"
-    host = settings.public_host or server_address
+    host = load_balancer or settings.public_host or server_address
     if info.image_type is ImageType.HTTP:
         escaped = quote(relative)
-        if settings.http_base_url:
+        if settings.http_base_url and load_balancer is None:
             return f"{settings.http_base_url.rstrip('/')}/{escaped}"
         port = "" if settings.http_port == 80 else f":{settings.http_port}"
         return f"http://{host}{port}/{escaped}"

@@ -81,6 +81,13 @@ def check_set_files(root: Path, set_path: PurePosixPath, info: NBImageInfo) -> F
         checker.check_root_path(info)
     if info.kind in (ImageKind.MAC_OS_X, ImageKind.MAC_OS_X_SERVER):
         checker.check_kernels(info)
+    if info.load_balance_server is not None and not _is_ip_literal(info.load_balance_server):
+        checker.report(
+            "LoadBalanceServer",
+            f"{info.load_balance_server!r} is not an IP address; EFI cannot resolve names, "
+            "so this server serves the image itself",
+            Severity.WARNING,
+        )
     checker.check_symlinks()
     return checker.findings
 

@@ -29,11 +29,11 @@ from zope.interface import implementer
 
 from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
+from netboot_services.ratelimit import OncePerInterval
 
 log = Logger(namespace="netboot.dhcp")
 
 Address = tuple[str, int]
-MALFORMED_LOG_INTERVAL = 60.0
 READS_PER_WAKEUP = 64
 _PKTINFO = struct.Struct("@i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
@@ -78,6 +78,8 @@ class DhcpCounters:
     unclaimed: int = 0
     replies: int = 0
     send_errors: int = 0
+    handler_errors: int = 0
+    """Datagrams that crashed a handler: bugs of ours, logged with a traceback."""
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -90,7 +92,7 @@ class DhcpDispatcher:
         self.handlers = handlers
         self.clock = clock
         self.counters = DhcpCounters()
-        self._malformed_logged: dict[str, float] = {}
+        self._malformed_log = OncePerInterval()
 
     def receive(self, datagram: bytes, arrival: Arrival) -> list[Outgoing]:
         self.counters.datagrams += 1
@@ -116,11 +118,7 @@ class DhcpDispatcher:
     def _malformed(self, arrival: Arrival, reason: str) -> None:
         self.counters.malformed += 1
         host = arrival.source[0]
-        now = self.clock()
-        if now - self._malformed_logged.get(host, -MALFORMED_LOG_INTERVAL) >= (
-            MALFORMED_LOG_INTERVAL
-        ):
-            self._malformed_logged[host] = now
+        if self._malformed_log.allow(host, self.clock()):
             log.warn(
                 "malformed DHCP packet from {client}: {reason} (further ones from this "
                 "client are counted, not logged, for a minute)",
@@ -218,6 +216,7 @@ class DhcpService(Service):
         self.port = port
         self.interfaces = interfaces
         self.sockets: list[_PacketSocket] = []
+        self._bug_log = OncePerInterval()
 
     def startService(self) -> None:  # noqa: N802
         super().startService()
@@ -248,10 +247,13 @@ class DhcpService(Service):
         try:
             outgoing = self.dispatcher.receive(datagram, arrival)
         except Exception:  # noqa: BLE001 - the datagram boundary: a bug must not stop port 67
-            log.failure(
-                "bug: DHCP datagram from {client} crashed its handler; dropped",
-                client=f"{arrival.source[0]}:{arrival.source[1]}",
-            )
+            self.dispatcher.counters.handler_errors += 1
+            if self._bug_log.allow("handler", self.reactor.seconds()):
+                log.failure(
+                    "bug: DHCP datagram from {client} crashed its handler; dropped "
+                    "(further crashes are counted, not logged, for a minute)",
+                    client=f"{arrival.source[0]}:{arrival.source[1]}",
+                )
             return
         for item in outgoing:
             if not reader.send(item, arrival):

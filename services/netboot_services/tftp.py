@@ -42,11 +42,11 @@ from netboot.tftp.wire import (
     build,
     parse,
 )
+from netboot_services.ratelimit import OncePerInterval
 
 log = Logger(namespace="netboot.tftp")
 
 Address = tuple[str, int]
-MALFORMED_LOG_INTERVAL = 60.0
 BUSY_POLL_MAX_TRANSFERS = 2
 """Poll only while the server is this quiet: polling one transfer delays the others."""
 BUSY_POLL_INLINE_PACKETS = 256
@@ -282,7 +282,7 @@ class TftpService(Service):
         self.transfers: set[_Transfer] = set()
         self.request_ports: list[Any] = []
         self._namespace: tuple[Catalog, TftpNamespace] | None = None
-        self._malformed_logged: dict[str, float] = {}
+        self._malformed_log = OncePerInterval()
 
     # -- life cycle -----------------------------------------------------------
 
@@ -327,12 +327,8 @@ class TftpService(Service):
             return parse(datagram)
         except MalformedPacket as error:
             self.counters.malformed_packets += 1
-            now = self.reactor.seconds()
             host = address[0]
-            if now - self._malformed_logged.get(host, -MALFORMED_LOG_INTERVAL) >= (
-                MALFORMED_LOG_INTERVAL
-            ):
-                self._malformed_logged[host] = now
+            if self._malformed_log.allow(host, self.reactor.seconds()):
                 log.warn(
                     "malformed TFTP packet from {client}: {reason} (further ones from "
                     "this client are counted, not logged, for a minute)",
