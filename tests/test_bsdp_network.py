@@ -331,3 +331,24 @@ def test_insomniacslk_bsdp_client_lists_and_selects(served: Served, go_client: P
     assert result["boot_file"] == "HighSierra.nbi/i386/booter"
     assert result["siaddr"] == served.lab.server_ip
     assert result["root_path"] == f"http://{served.lab.server_ip}/HighSierra.nbi/NetBoot.dmg"
+
+
+def test_catalog_changes_reach_the_next_list_without_a_restart(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    make_set(root, "First", Index=1)
+    config = tmp_path / "netboot.toml"
+    config.write_text("[server]\nrescan_interval = 0.3\n")
+    with veth_lab("10.235.0") as lab:
+        args = ["--config", str(config), "--root", str(root), "--interface", lab.server_if]
+        with Daemon(args, netns=lab.server) as daemon:
+            daemon.wait_ready()
+            assert listed_ids(probe(lab)[1]) == [0x01000001]
+            # Sets are built aside and renamed in, so no scan sees one half-written.
+            make_set(tmp_path / "staging", "Second", Index=2).rename(root / "Second.nbi")
+            daemon.wait_for("NBI set Second.nbi appeared")
+            assert listed_ids(probe(lab)[1]) == [0x01000001, 0x01000002]
+            make_set(tmp_path / "staging", "Off", Index=3, IsEnabled=False).rename(root / "Off.nbi")
+            shutil.rmtree(root / "First.nbi")
+            daemon.wait_for("NBI set First.nbi is gone")
+            assert listed_ids(probe(lab)[1]) == [0x01000002]
+            assert daemon.stop() == 0
