@@ -161,6 +161,12 @@ class ServerConfig:
         "Network interfaces to serve on, by name; empty means every interface. "
         "Each must exist when the daemon starts.",
     )
+    public_host: str = option(
+        "",
+        _ipv4_or_empty,
+        "Address to put in root paths and boot URLs instead of the one a request arrived "
+        "on (NAT, a load balancer in front of this server).",
+    )
     rescan_interval: float = option(
         5.0,
         _positive_number,
@@ -236,22 +242,6 @@ class BsdpConfig:
     server_name: str = option(
         "", _string, "Host name sent in ACK[SELECT] (sname); empty: this machine's host name."
     )
-    public_host: str = option(
-        "",
-        _ipv4_or_empty,
-        "Address to put in root paths instead of the one the request arrived on "
-        "(NAT, a load balancer).",
-    )
-    http_port: int = option(80, _int_range(1, 65535), "Port in HTTP root paths.")
-    http_base_url: str = option(
-        "",
-        _http_url_or_empty,
-        "If set, HTTP root paths are this URL plus `/<set>/<image>` (a reverse proxy, "
-        "a CDN, or another web server serving the image root).",
-    )
-    nfs_export: str = option(
-        "", _string, "NFS export that holds the image root, for NFS root paths; empty: its path."
-    )
     machine_name_format: str = option(
         "NetBoot%03d",
         _machine_name_format,
@@ -261,6 +251,40 @@ class BsdpConfig:
         3600.0,
         _positive_number,
         "Seconds a client's selection counts as load on this server after its last SELECT.",
+    )
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    enabled: bool = option(
+        True,
+        _boolean,
+        "Serve the NBI sets over HTTP; turn off when `base_url` points at another server.",
+    )
+    port: int = option(
+        80, _int_range(0, 65535), "TCP port to serve on and to put in root paths; 0: a free one."
+    )
+    base_url: str = option(
+        "",
+        _http_url_or_empty,
+        "If set, HTTP root paths are this URL plus `/<set>/<image>` (a reverse proxy, "
+        "a CDN, or another web server serving the image root).",
+    )
+    idle_timeout: float = option(
+        30.0, _positive_number, "Seconds a connection may stay silent before it is closed."
+    )
+    directory_listing: bool = option(
+        False, _boolean, "List directories of NBI sets; off, a directory is 404."
+    )
+
+
+@dataclass(frozen=True)
+class NfsConfig:
+    export: str = option(
+        "",
+        _string,
+        "NFS export that holds the image root, as put in NFS root paths; empty: the image "
+        "root's own path.",
     )
 
 
@@ -281,6 +305,8 @@ class Config:
     dhcp: DhcpConfig = field(default_factory=DhcpConfig)
     bsdp: BsdpConfig = field(default_factory=BsdpConfig)
     tftp: TftpConfig = field(default_factory=TftpConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    nfs: NfsConfig = field(default_factory=NfsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="(defaults)", compare=False)
     """The file the configuration came from, for log lines and errors."""
@@ -291,6 +317,8 @@ SECTIONS: dict[str, type[Any]] = {
     "dhcp": DhcpConfig,
     "bsdp": BsdpConfig,
     "tftp": TftpConfig,
+    "http": HttpConfig,
+    "nfs": NfsConfig,
     "logging": LoggingConfig,
 }
 

@@ -26,6 +26,7 @@ from netboot.nbi.catalog import Catalog
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.catalog import CatalogService
 from netboot_services.dhcp import DhcpDispatcher, DhcpService, Handler
+from netboot_services.http import HttpService
 from netboot_services.interfaces import bind_addresses
 from netboot_services.logging import start_logging
 from netboot_services.tftp import TftpService
@@ -64,6 +65,12 @@ def make_service(config: Config, reactor: Any) -> MultiService:
     handlers: list[Handler] = []
     if config.bsdp.enabled:
         handlers.append(bsdp_handler(config, lambda: catalog.catalog, reactor.seconds))
+    if config.http.enabled:
+        http = HttpService(
+            config.http, lambda: catalog.catalog, reactor, bind_addresses(config.server.interfaces)
+        )
+        http.setName("http")
+        http.setServiceParent(top)
     if handlers:
         dhcp = DhcpService(
             DhcpDispatcher(handlers, reactor.seconds),
@@ -93,10 +100,10 @@ def bsdp_handler(
         priority=bsdp.priority,
         server_name=bsdp.server_name or socket.gethostname(),
         root_paths=RootPathSettings(
-            public_host=bsdp.public_host,
-            http_port=bsdp.http_port,
-            http_base_url=bsdp.http_base_url,
-            nfs_export=bsdp.nfs_export,
+            public_host=config.server.public_host,
+            http_port=config.http.port,
+            http_base_url=config.http.base_url,
+            nfs_export=config.nfs.export,
         ),
     )
     bindings = BindingTable(bsdp.machine_name_format, bsdp.binding_ttl)

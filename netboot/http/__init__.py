@@ -1,0 +1,1 @@
+"""HTTP semantics netboot needs to serve disk images: byte ranges, validators, paths."""

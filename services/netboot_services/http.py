@@ -1,0 +1,338 @@
+"""The HTTP service: NBI sets read-only at `/<set>/<path>`, with byte ranges.
+
+Macs read their root image over HTTP in ranges, many clients at once, so the
+body is streamed by a push producer that reads one chunk at a time with
+`os.pread` and stops whenever the connection's send buffer is full: memory per
+client stays at a chunk or two however large the image. Everything protocol
+level (which file, which ranges, which status) is decided in `netboot.http`.
+
+Each response is logged once, when it ends, as a structured access-log line;
+Twisted's own access log is replaced by it.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import PurePosixPath
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+from zope.interface import implementer
+
+from netboot.config import HttpConfig
+from netboot.http.conditional import Validators, not_modified, range_applies
+from netboot.http.paths import HttpNamespace, Refusal
+from netboot.http.ranges import ByteRange, Unsatisfiable, parse_ranges
+from netboot.nbi.catalog import Catalog
+
+log = Logger(namespace="netboot.http")
+
+CHUNK = 256 * 1024
+"""Bytes read and written per step; a client holds about this much of our memory."""
+MIME_TYPES = {".dmg": "application/x-apple-diskimage", ".ipxe": "text/plain"}
+
+
+@dataclass
+class HttpCounters:
+    requests: int = 0
+    refused: int = 0
+    not_modified: int = 0
+    partial: int = 0
+    bytes_sent: int = 0
+    aborted: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@implementer(IPushProducer)
+class FileBody:
+    """Streams parts of one open file: [(prefix, offset, length), ...] then a trailer."""
+
+    def __init__(
+        self,
+        request: Request,
+        fd: int,
+        parts: list[tuple[bytes, int, int]],
+        trailer: bytes,
+        counters: HttpCounters,
+    ) -> None:
+        self.request = request
+        self.fd = fd
+        self.parts = parts
+        self.trailer = trailer
+        self.counters = counters
+        self.paused = False
+        self.done = False
+        self._part = 0
+        self._offset = parts[0][1] if parts else 0
+        self._prefix_sent = False
+
+    def start(self) -> None:
+        self.request.registerProducer(self, True)
+        self.resumeProducing()
+
+    def pauseProducing(self) -> None:  # noqa: N802
+        self.paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.paused = False
+        while not self.paused and not self.done:
+            if self._part >= len(self.parts):
+                self._finish()
+                return
+            prefix, offset, length = self.parts[self._part]
+            if not self._prefix_sent:
+                self._prefix_sent = True
+                self._offset = offset
+                if prefix:
+                    self.request.write(prefix)
+                    continue
+            left = offset + length - self._offset
+            if left <= 0:
+                self._part += 1
+                self._prefix_sent = False
+                continue
+            try:
+                data = os.pread(self.fd, min(CHUNK, left), self._offset)
+            except OSError as error:
+                log.warn("read error on {path}: {error}", path=self.request.path, error=str(error))
+                self._abort()
+                return
+            if not data:  # the file shrank under us: the promised length cannot be kept
+                log.warn("{path} shrank while being sent", path=self.request.path)
+                self._abort()
+                return
+            self._offset += len(data)
+            self.counters.bytes_sent += len(data)
+            self.request.write(data)
+
+    def stopProducing(self) -> None:  # noqa: N802
+        """The client went away."""
+        if not self.done:
+            self.counters.aborted += 1
+            self.done = True
+            os.close(self.fd)
+
+    def _finish(self) -> None:
+        if self.trailer:
+            self.request.write(self.trailer)
+        self.done = True
+        os.close(self.fd)
+        self.request.unregisterProducer()
+        self.request.finish()
+
+    def _abort(self) -> None:
+        self.done = True
+        os.close(self.fd)
+        self.request.unregisterProducer()
+        transport: Any = self.request.transport
+        if transport is not None:
+            transport.abortConnection()
+
+
+def content_type(name: str) -> str:
+    suffix = PurePosixPath(name).suffix.lower()
+    guessed = MIME_TYPES.get(suffix) or mimetypes.guess_type(name)[0]
+    return guessed or "application/octet-stream"
+
+
+class ImageResource(Resource):
+    isLeaf = True  # noqa: N815 - Twisted's name
+
+    def __init__(self, catalog: Callable[[], Catalog], config: HttpConfig) -> None:
+        super().__init__()
+        self.catalog = catalog
+        self.config = config
+        self.counters = HttpCounters()
+        self._namespace: tuple[Catalog, HttpNamespace] | None = None
+
+    def namespace(self) -> HttpNamespace:
+        catalog = self.catalog()
+        if self._namespace is None or self._namespace[0] is not catalog:
+            self._namespace = (catalog, HttpNamespace(catalog))
+        return self._namespace[1]
+
+    def render_HEAD(self, request: Request) -> Any:  # noqa: N802
+        return self.render_GET(request)
+
+    def render_GET(self, request: Request) -> Any:  # noqa: N802
+        self.counters.requests += 1
+        raw_path = request.path
+        resolved = self.namespace().resolve(raw_path)
+        if isinstance(resolved, Refusal):
+            return self._refuse(request, resolved)
+        if resolved.path.is_dir():
+            if not self.config.directory_listing:
+                return self._refuse(request, Refusal(404, "directory listings are off"))
+            return self._listing(request, resolved.path, raw_path)
+        try:
+            fd = os.open(resolved.path, os.O_RDONLY)
+        except OSError as error:
+            return self._refuse(request, Refusal(404, f"cannot open: {error.strerror}"))
+        try:
+            return self._serve(request, fd, str(resolved.name))
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _serve(self, request: Request, fd: int, name: str) -> Any:
+        info = os.fstat(fd)
+        size = info.st_size
+        validators = Validators.for_file(info.st_ino, size, info.st_mtime_ns)
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        request.setHeader(b"ETag", validators.etag.encode())
+        request.setHeader(b"Last-Modified", validators.last_modified.encode())
+        header = _header(request)
+        if not_modified(validators, header("If-None-Match"), header("If-Modified-Since")):
+            os.close(fd)
+            self.counters.not_modified += 1
+            request.setResponseCode(304)
+            return b""
+        ranges = None
+        if range_applies(validators, header("If-Range")):
+            ranges = parse_ranges(header("Range"), size)
+        media = content_type(name)
+        if isinstance(ranges, Unsatisfiable):
+            os.close(fd)
+            request.setResponseCode(416)
+            request.setHeader(b"Content-Range", ranges.content_range().encode())
+            request.setHeader(b"Content-Type", b"text/plain")
+            return b"range not satisfiable\n"
+        if ranges is None:
+            parts, trailer = [(b"", 0, size)], b""
+            request.setHeader(b"Content-Type", media.encode())
+        elif len(ranges) == 1:
+            (single,) = ranges
+            self.counters.partial += 1
+            request.setResponseCode(206)
+            request.setHeader(b"Content-Range", single.content_range(size).encode())
+            request.setHeader(b"Content-Type", media.encode())
+            parts, trailer = [(b"", single.start, single.length)], b""
+        else:
+            self.counters.partial += 1
+            request.setResponseCode(206)
+            boundary = secrets.token_hex(16)
+            request.setHeader(
+                b"Content-Type", f"multipart/byteranges; boundary={boundary}".encode()
+            )
+            parts, trailer = _multipart(ranges, size, media, boundary)
+        length = sum(len(prefix) + part_length for prefix, _, part_length in parts) + len(trailer)
+        request.setHeader(b"Content-Length", str(length).encode())
+        if request.method == b"HEAD" or length == 0:
+            os.close(fd)
+            request.write(b"")
+            request.finish()
+            return NOT_DONE_YET
+        FileBody(request, fd, parts, trailer, self.counters).start()
+        return NOT_DONE_YET
+
+    def _refuse(self, request: Request, refusal: Refusal) -> bytes:
+        self.counters.refused += 1
+        request.setResponseCode(refusal.status)
+        request.setHeader(b"Content-Type", b"text/plain")
+        peer = request.getClientAddress()
+        log.warn(
+            "refused {path} to {client}: {status} {reason}",
+            path=request.path.decode("ascii", "replace")[:200],
+            client=getattr(peer, "host", str(peer)),
+            status=refusal.status,
+            reason=refusal.reason,
+        )
+        return b"not found\n" if refusal.status == 404 else b"bad request\n"
+
+    def _listing(self, request: Request, directory: Any, raw_path: bytes) -> bytes:
+        from html import escape
+        from urllib.parse import quote
+
+        base = raw_path.decode("ascii", "replace").rstrip("/")
+        entries = sorted(
+            entry.name + ("/" if entry.is_dir() else "") for entry in directory.iterdir()
+        )
+        items = "".join(
+            f'<li><a href="{escape(base)}/{quote(name)}">{escape(name)}</a></li>'
+            for name in entries
+        )
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        return f"<!doctype html><ul>{items}</ul>\n".encode()
+
+
+def _header(request: Request) -> Callable[[str], str | None]:
+    def get(name: str) -> str | None:
+        value = request.getHeader(name)
+        return value.decode("latin-1") if isinstance(value, bytes) else value
+
+    return get
+
+
+def _multipart(
+    ranges: list[ByteRange], size: int, media: str, boundary: str
+) -> tuple[list[tuple[bytes, int, int]], bytes]:
+    parts = []
+    for number, byte_range in enumerate(ranges):
+        prefix = (
+            ("\r\n" if number else "")
+            + f"--{boundary}\r\nContent-Type: {media}\r\n"
+            + f"Content-Range: {byte_range.content_range(size)}\r\n\r\n"
+        ).encode()
+        parts.append((prefix, byte_range.start, byte_range.length))
+    return parts, f"\r\n--{boundary}--\r\n".encode()
+
+
+class AccessLogSite(Site):
+    """A Site whose access log is ours: one structured line per response."""
+
+    def log(self, request: Any) -> None:
+        peer = request.getClientAddress()
+        log.info(
+            '{client} "{method} {path}" {status} {bytes} "{agent}"',
+            client=getattr(peer, "host", str(peer)),
+            method=request.method.decode("ascii", "replace"),
+            path=request.uri.decode("ascii", "replace")[:300],
+            status=request.code,
+            bytes=request.sentLength,
+            agent=(request.getHeader(b"user-agent") or b"-").decode("latin-1")[:200],
+            range=(request.getHeader(b"range") or b"").decode("latin-1")[:200],
+        )
+
+
+class HttpService(Service):
+    def __init__(
+        self,
+        config: HttpConfig,
+        catalog: Callable[[], Catalog],
+        reactor: Any,
+        bind_addresses: list[str],
+    ) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.bind_addresses = bind_addresses
+        self.resource = ImageResource(catalog, config)
+        self.site = AccessLogSite(self.resource, timeout=config.idle_timeout, reactor=reactor)
+        self.site.displayTracebacks = False
+        self.ports: list[Any] = []
+
+    def startService(self) -> None:  # noqa: N802
+        super().startService()
+        for address in self.bind_addresses:
+            port = self.reactor.listenTCP(self.config.port, self.site, interface=address)
+            self.ports.append(port)
+            log.info(
+                "HTTP listening on {address}:{port}",
+                address=address or "0.0.0.0",  # noqa: S104 - what "" means to listenTCP
+                port=port.getHost().port,
+            )
+
+    def stopService(self) -> Any:  # noqa: N802
+        super().stopService()
+        ports, self.ports = self.ports, []
+        for port in ports:
+            port.stopListening()
