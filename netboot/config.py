@@ -280,11 +280,34 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class NfsConfig:
+    mode: str = option(
+        "ganesha",
+        _one_of("ganesha", "external", "off"),
+        "`ganesha`: run nfs-ganesha as a child, exporting the image root read-only (NFS "
+        "images are offered while it runs); `external`: another NFS server exports the "
+        "image root (NFS images are always offered); `off`: NFS images are not offered.",
+    )
     export: str = option(
         "",
         _string,
         "NFS export that holds the image root, as put in NFS root paths; empty: the image "
-        "root's own path.",
+        "root's own path (which is what our nfs-ganesha exports).",
+    )
+    port: int = option(2049, _int_range(1, 65535), "NFS port of the nfs-ganesha we run.")
+    ganesha_binary: str = option(
+        "ganesha.nfsd", _string, "The nfs-ganesha program, by name or path."
+    )
+    state_dir: Path = option(
+        Path("/run/netboot/nfs"),
+        _path,
+        "Where the generated ganesha.conf, its pid file and its NFSv4 recovery data live.",
+    )
+    shadow_root: Path | None = option(
+        None,
+        _optional_path,
+        "Writable area for diskless clients (`SupportsDiskless` images): one directory per "
+        "client MAC, exported read-write; must not be inside the image root. Empty: "
+        "diskless images boot with local shadows only.",
     )
 
 

@@ -12,17 +12,42 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 
 START_TIMEOUT = 60.0
 READY = re.compile(r"netboot \S+ ready: ")
 
 
+def without_nfs(args: Sequence[str]) -> list[str]:
+    """The daemon's arguments with `[nfs] mode = "off"` unless the test configured NFS.
+
+    nfs-ganesha and rpcbind share files under /run across namespaces, so only the
+    tests about NFS start them.
+    """
+    args = list(args)
+    if "--config" in args:
+        position = args.index("--config") + 1
+        original = Path(args[position])
+        text = original.read_text()
+        if "[nfs]" in text:
+            return args
+        patched = original.with_name(original.stem + ".no-nfs.toml")
+        patched.write_text(text + '\n[nfs]\nmode = "off"\n')
+        args[position] = str(patched)
+        return args
+    handle, name = tempfile.mkstemp(prefix="netboot-no-nfs-", suffix=".toml")
+    os.write(handle, b'[nfs]\nmode = "off"\n')
+    os.close(handle)
+    return ["--config", name, *args]
+
+
 class Daemon:
     def __init__(self, args: Sequence[str], netns: str | None = None) -> None:
-        command = [sys.executable, "-m", "netboot", "serve", *args]
+        command = [sys.executable, "-m", "netboot", "serve", *without_nfs(args)]
         if netns is not None:
             command = ["ip", "netns", "exec", netns, *command]
         self.process = subprocess.Popen(

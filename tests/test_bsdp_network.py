@@ -86,10 +86,13 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root = tmp_path_factory.mktemp("bsdp") / "images"
+    work = tmp_path_factory.mktemp("bsdp")
+    root = work / "images"
     sets = build_catalog(root)
+    config = work / "netboot.toml"
+    config.write_text('[nfs]\nmode = "external"\n')  # NFS images offered, no ganesha here
     with veth_lab("10.233.0") as lab:
-        args = ["--root", str(root), "--interface", lab.server_if]
+        args = ["--config", str(config), "--root", str(root), "--interface", lab.server_if]
         with Daemon(args, netns=lab.server) as daemon:
             daemon.wait_ready()
             yield Served(lab, root, sets, daemon)

@@ -52,7 +52,8 @@ from netboot.dhcp.packet import ZERO, DhcpPacket, option_space
 from netboot.errors import MalformedPacket
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import Catalog, NbiSet
-from netboot.nbi.model import NBImageInfo
+from netboot.nbi.model import ImageType, NBImageInfo
+from netboot.nbi.validate import RootPathForm, root_path_form
 
 CLIENT_PORT = 68
 SERVER_PORT = 67
@@ -69,6 +70,8 @@ class BsdpSettings:
     server_name: str = ""
     """sname of ACK[SELECT]: the server's host name."""
     root_paths: RootPathSettings = field(default_factory=RootPathSettings)
+    shadow_root: str | None = None
+    """The exported directory holding diskless clients' shadow areas, if served."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,8 @@ class Reply:
     destination: tuple[str, int]
     summary: str
     """One line for the log: what was answered."""
+    shadow_directory: str | None = None
+    """A diskless client's directory under the shadow root, to exist before replying."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,17 +132,34 @@ class BsdpPolicy:
     def __init__(self, settings: BsdpSettings, bindings: BindingTable) -> None:
         self.settings = settings
         self.bindings = bindings
+        self._nfs_available = True
+
+    def _offerable(self, nbi_set: NbiSet) -> bool:
+        """False for an image whose NFS export is ours and not running."""
+        info = nbi_set.info
+        if info is None or info.image_type is not ImageType.NFS or self._nfs_available:
+            return True
+        return info.root_path is not None and root_path_form(info.root_path) is not (
+            RootPathForm.LOCAL
+        )
 
     def priority(self, now: float) -> int:
         """Configured priority minus the clients bound here: busy servers rank lower."""
         return max(0, self.settings.priority - self.bindings.active(now))
 
     def decide(
-        self, packet: DhcpPacket, catalog: Catalog, server_address: str, now: float
+        self,
+        packet: DhcpPacket,
+        catalog: Catalog,
+        server_address: str,
+        now: float,
+        nfs_available: bool = True,
     ) -> Decision:
+        """`nfs_available` False hides the images we would have to serve over NFS."""
         checked = self._check(packet)
         if isinstance(checked, Ignore):
             return checked
+        self._nfs_available = nfs_available
         if checked.bsdp.message_type == MessageType.LIST:
             return self._list(checked, catalog, server_address, now)
         if checked.bsdp.message_type == MessageType.SELECT:
@@ -187,6 +209,7 @@ class BsdpPolicy:
             if s.info is not None
             and eligible(s.info, request.client, request.mac)
             and passes_filter(s.info, request.bsdp.attribute_filter)
+            and self._offerable(s)
         ]
 
         def rank(nbi_set: NbiSet) -> int:
@@ -260,7 +283,9 @@ class BsdpPolicy:
         sets = [
             s
             for s in catalog.servable
-            if s.info is not None and eligible(s.info, request.client, request.mac)
+            if s.info is not None
+            and eligible(s.info, request.client, request.mac)
+            and self._offerable(s)
         ]
         wanted = request.bsdp.selected_image_id
         if wanted is None:
@@ -281,10 +306,20 @@ class BsdpPolicy:
         if path is not None and len(path.encode()) > 255:
             return self._failed(request, server, "root path longer than 255 bytes")
         binding = self.bindings.bind(request.mac, int(info.image_id), request.packet.ciaddr, now)
+        shadow_directory = None
+        shadow_mount = shadow_file = None
+        if info.supports_diskless and self.settings.shadow_root and self._nfs_available:
+            # One directory per client, named by its MAC; the client creates the file.
+            shadow_directory = str(request.mac).replace(":", "")
+            host = self.settings.root_paths.public_host or server
+            shadow_mount = f"nfs:{host}:{self.settings.shadow_root}"
+            shadow_file = f"{shadow_directory}/Shadow"
         bsdp = BsdpMessage(
             message_type=MessageType.SELECT,
             selected_image_id=int(info.image_id),
             machine_name=binding.machine_name,
+            shadow_mount_path=shadow_mount,
+            shadow_file_path=shadow_file,
         )
         options: list[tuple[int, bytes]] = self._reply_options(server, [])
         if path is not None:
@@ -300,7 +335,7 @@ class BsdpPolicy:
             f"ACK[SELECT] of {int(info.image_id):#010x} {info.name!r}: "
             f"file {booter}, root path {path}, machine {binding.machine_name}"
         )
-        return Reply((packet,), request.destination, summary)
+        return Reply((packet,), request.destination, summary, shadow_directory)
 
     def _failed(self, request: _Request, server: str, why: str) -> Reply:
         options = self._reply_options(server, [])

@@ -29,6 +29,7 @@ from netboot_services.dhcp import DhcpDispatcher, DhcpService, Handler
 from netboot_services.http import HttpService
 from netboot_services.interfaces import bind_addresses
 from netboot_services.logging import start_logging
+from netboot_services.nfs import NfsService
 from netboot_services.tftp import TftpService
 
 log = Logger(namespace="netboot.daemon")
@@ -46,6 +47,13 @@ def check_config(config: Config, interfaces: list[str] | None = None) -> None:
     root = config.server.root
     if not root.is_dir():
         raise ConfigError(config.source, "server.root", f"{root} is not a directory")
+    shadows = config.nfs.shadow_root
+    if shadows is not None:
+        real_root, real_shadows = root.resolve(), shadows.resolve()
+        if real_shadows == real_root or real_root in real_shadows.parents:
+            raise ConfigError(
+                config.source, "nfs.shadow_root", f"{shadows} is inside the image root"
+            )
     known = interfaces if interfaces is not None else [name for _, name in socket.if_nameindex()]
     for name in config.server.interfaces:
         if name not in known:
@@ -62,9 +70,16 @@ def make_service(config: Config, reactor: Any) -> MultiService:
     catalog = CatalogService(config.server.root, reactor, config.server.rescan_interval)
     catalog.setName("catalog")
     catalog.setServiceParent(top)
+    nfs = NfsService(
+        config.nfs, config.server.root, bind_addresses(config.server.interfaces)[0], reactor
+    )
+    nfs.setName("nfs")
+    nfs.setServiceParent(top)
     handlers: list[Handler] = []
     if config.bsdp.enabled:
-        handlers.append(bsdp_handler(config, lambda: catalog.catalog, reactor.seconds))
+        handler = bsdp_handler(config, lambda: catalog.catalog, reactor.seconds)
+        handler.nfs_available = lambda: nfs.available
+        handlers.append(handler)
     if config.http.enabled:
         http = HttpService(
             config.http, lambda: catalog.catalog, reactor, bind_addresses(config.server.interfaces)
@@ -105,6 +120,7 @@ def bsdp_handler(
             http_base_url=config.http.base_url,
             nfs_export=config.nfs.export,
         ),
+        shadow_root=str(config.nfs.shadow_root.resolve()) if config.nfs.shadow_root else None,
     )
     bindings = BindingTable(bsdp.machine_name_format, bsdp.binding_ttl)
     return BsdpHandler(BsdpPolicy(settings, bindings), catalog, clock)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from twisted.logger import Logger
 
@@ -45,6 +46,7 @@ class BsdpHandler:
         self.catalog = catalog
         self.clock = clock
         self.counters = BsdpCounters()
+        self.nfs_available: Callable[[], bool] = lambda: True
 
     def handle(self, packet: DhcpPacket, arrival: Arrival) -> HandlerResult | None:
         if not is_bsdp(packet.option(Option.VENDOR_CLASS)):
@@ -56,7 +58,9 @@ class BsdpHandler:
         if arrival.local_address == ZERO:
             self.counters.ignored += 1
             return HandlerResult(malformed="arrived without IP_PKTINFO; cannot tell our address")
-        decision = self.policy.decide(packet, self.catalog(), arrival.local_address, self.clock())
+        decision = self.policy.decide(
+            packet, self.catalog(), arrival.local_address, self.clock(), self.nfs_available()
+        )
         if isinstance(decision, Ignore):
             self.counters.ignored += 1
             if decision.malformed:
@@ -69,6 +73,14 @@ class BsdpHandler:
             self.counters.select_replies += 1
         else:
             self.counters.failed_replies += 1
+        if decision.shadow_directory is not None and self.policy.settings.shadow_root:
+            shadow = Path(self.policy.settings.shadow_root) / decision.shadow_directory
+            try:
+                shadow.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as error:
+                log.warn(
+                    "cannot create shadow area {path}: {error}", path=str(shadow), error=str(error)
+                )
         log.info(
             "{client} via {server}: {summary}",
             client=client,

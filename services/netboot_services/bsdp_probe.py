@@ -187,5 +187,7 @@ class Probe:
             "siaddr": answer.siaddr,
             "root_path": answer.root_path,
             "machine_name": answer.message.machine_name,
+            "shadow_mount_path": answer.message.shadow_mount_path,
+            "shadow_file_path": answer.message.shadow_file_path,
         }
         return result

@@ -1,0 +1,1 @@
+"""NFS for NetBoot root images: the configuration of the nfs-ganesha we supervise."""
