@@ -89,6 +89,14 @@ class Daemon:
             if compiled.search(line):
                 return line
 
+    def seen_or_wait(self, pattern: str, timeout: float = START_TIMEOUT) -> str:
+        """A line already logged that matches `pattern`, else the next one that does."""
+        compiled = re.compile(pattern)
+        for line in self.lines:
+            if compiled.search(line):
+                return line
+        return self.wait_for(compiled, timeout)
+
     def wait_ready(self) -> str:
         return self.wait_for(READY)
 

@@ -70,8 +70,10 @@ class HttpNamespace:
         base = self.image_root / set_path
         try:
             real = resolve_within(base, "/".join(inside)) if inside else base.resolve()
+            if not real.exists():
+                return Refusal(404, "no such file")
         except PathRefused as refused:
             return Refusal(404, str(refused))
-        if not real.exists():
-            return Refusal(404, "no such file")
+        except OSError as error:  # e.g. a name longer than the file system allows
+            return Refusal(404, error.strerror or "unusable name")
         return Resolved(real, PurePosixPath(*segments))

@@ -5,6 +5,9 @@
 * `None`: serve the whole representation (no header, another unit, a syntax
   error, or more ranges than we accept; RFC 9110 lets a server ignore Range);
 * `Unsatisfiable`: 416, with `Content-Range: bytes */<size>`;
+* for an empty representation asked for a non-zero suffix, `None` too: RFC
+  9110 14.1.1 makes only such a range satisfiable there, and what it selects
+  is the empty whole; any other range of an empty file is unsatisfiable;
 * a list of `ByteRange`, each clipped to the size, overlapping or adjacent
   ones merged and put in order (RFC 9110 14.2 allows coalescing; it is also
   what defeats the "many overlapping ranges" attack), to answer with 206.
@@ -60,6 +63,7 @@ def parse_ranges(
         return None
     wanted: list[ByteRange] = []
     valid_specs = 0
+    nonzero_suffix = False
     for part in parts:
         part = part.strip()
         if not part:
@@ -72,6 +76,7 @@ def parse_ranges(
             if suffix is None:
                 return None
             valid_specs += 1
+            nonzero_suffix = nonzero_suffix or suffix > 0
             if suffix > 0 and size > 0:
                 wanted.append(ByteRange(max(0, size - suffix), size - 1))
             continue
@@ -84,7 +89,7 @@ def parse_ranges(
         if first < size:
             end = size - 1 if last is None else min(last, size - 1)
             wanted.append(ByteRange(first, end))
-    if valid_specs == 0:
+    if valid_specs == 0 or (size == 0 and nonzero_suffix):
         return None
     if not wanted:
         return Unsatisfiable(size)

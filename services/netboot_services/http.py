@@ -318,6 +318,7 @@ class HttpService(Service):
         self.resource = ImageResource(catalog, config)
         self.site = AccessLogSite(self.resource, timeout=config.idle_timeout, reactor=reactor)
         self.site.displayTracebacks = False
+        self.site.noisy = False
         self.ports: list[Any] = []
 
     def startService(self) -> None:  # noqa: N802

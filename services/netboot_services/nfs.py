@@ -89,8 +89,13 @@ class Supervised:
         self._restart_call = None
         self.child = _Child(self)
         self._started_at = self.reactor.seconds()
+        argv = self.argv
+        setpriv = shutil.which("setpriv")
+        if setpriv is not None:
+            # The child gets SIGTERM if we die, even by SIGKILL: no orphaned servers.
+            argv = [setpriv, "--pdeathsig", "TERM", *argv]
         self.transport = self.reactor.spawnProcess(
-            self.child, self.argv[0], self.argv, env=None, childFDs={0: "w", 1: "r", 2: "r"}
+            self.child, argv[0], argv, env=None, childFDs={0: "w", 1: "r", 2: "r"}
         )
         log.info("started {name} (pid {pid})", name=self.name, pid=self.transport.pid)
 
@@ -180,6 +185,9 @@ class NfsService(Service):
             return
         state = self.config.state_dir
         (state / "recovery").mkdir(parents=True, exist_ok=True)
+        if self.config.shadow_root is not None:
+            # Configured, so ours to create; ganesha refuses to export a missing path.
+            self.config.shadow_root.mkdir(mode=0o755, parents=True, exist_ok=True)
         settings = GaneshaSettings(
             image_root=self.image_root,
             state_dir=state,
