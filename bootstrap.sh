@@ -6,12 +6,13 @@
 set -eu
 cd "$(dirname "$0")"
 
-# What the daemon and `netboot images demo` need at run time.
-RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2"
+# What the daemon and `netboot images demo` need at run time (NFS: nfs-ganesha,
+# which the daemon runs, its VFS backend, and rpcbind for NFSv3).
+RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2 nfs-ganesha nfs-ganesha-vfs rpcbind"
 # What the tests need on top: clients and dissectors written by others: TFTP
 # (curl, tftp-hpa, atftp), BSDP (insomniacslk's Go library, built with golang-go),
-# and Wireshark's tshark.
-TEST_PACKAGES="$RUNTIME_PACKAGES curl tftp-hpa atftp golang-go golang-github-insomniacslk-dhcp-dev tshark"
+# NFS (libnfs's nfs-cat and nfs-ls), and Wireshark's tshark.
+TEST_PACKAGES="$RUNTIME_PACKAGES curl tftp-hpa atftp golang-go golang-github-insomniacslk-dhcp-dev tshark libnfs-utils"
 
 install_packages() {
     missing=""
