@@ -269,3 +269,36 @@ def test_bad_requests_are_answered_and_idle_connections_closed(served: Served) -
     status, seconds = slow.split()
     assert status == "closed" and int(seconds) <= 5
     assert get(served, "/Alpha.nbi/one")[0] == 200  # and others are still served
+
+
+def test_directory_listings_only_when_configured(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    make_set(root, "Alpha")
+    config = tmp_path / "netboot.toml"
+    config.write_text(f"[http]\nport = {PORT}\ndirectory_listing = true\n")
+    with veth_lab("10.236.1") as lab:
+        args = ["--config", str(config), "--root", str(root), "--interface", lab.server_if]
+        with Daemon(args, netns=lab.server) as daemon:
+            daemon.wait_ready()
+            done = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    lab.client,
+                    "curl",
+                    "-sS",
+                    "-i",
+                    f"http://{lab.server_ip}:{PORT}/Alpha.nbi/",
+                ],
+                capture_output=True,
+                timeout=TIMEOUT,
+                check=False,
+            )
+            status, headers, body = headers_and_body(done.stdout)
+            assert status == 200
+            assert headers["content-type"] == "text/html; charset=utf-8"
+            for name in ("NBImageInfo.plist", "NetBoot.dmg", "i386/"):
+                assert f">{name}</a>".encode() in body
+            assert b'href="/Alpha.nbi/i386/"' in body
+            assert daemon.stop() == 0

@@ -17,8 +17,10 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from pathlib import PurePosixPath
+from html import escape
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IPushProducer, IWriteDescriptor
@@ -399,10 +401,7 @@ class ImageResource(Resource):
         )
         return b"not found\n" if refusal.status == 404 else b"bad request\n"
 
-    def _listing(self, request: Request, directory: Any, raw_path: bytes) -> bytes:
-        from html import escape
-        from urllib.parse import quote
-
+    def _listing(self, request: Request, directory: Path, raw_path: bytes) -> bytes:
         base = raw_path.decode("ascii", "replace").rstrip("/")
         entries = sorted(
             entry.name + ("/" if entry.is_dir() else "") for entry in directory.iterdir()
