@@ -311,6 +311,26 @@ class NfsConfig:
     )
 
 
+def _listen(value: object, where: _Context) -> str:
+    text = _string(value, where)
+    if not text:
+        return text
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise where.error(f"must be HOST:PORT (like 127.0.0.1:9067) or empty, got {text!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    listen: str = option(
+        "127.0.0.1:9067",
+        _listen,
+        "HOST:PORT of the admin page, `/status.json` and Prometheus `/metrics`; empty: off. "
+        "Keep it on loopback or a management network.",
+    )
+
+
 @dataclass(frozen=True)
 class LoggingConfig:
     format: str = option(
@@ -330,6 +350,7 @@ class Config:
     tftp: TftpConfig = field(default_factory=TftpConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     nfs: NfsConfig = field(default_factory=NfsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="(defaults)", compare=False)
     """The file the configuration came from, for log lines and errors."""
@@ -342,6 +363,7 @@ SECTIONS: dict[str, type[Any]] = {
     "tftp": TftpConfig,
     "http": HttpConfig,
     "nfs": NfsConfig,
+    "admin": AdminConfig,
     "logging": LoggingConfig,
 }
 

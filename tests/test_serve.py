@@ -27,7 +27,10 @@ def root(tmp_path: Path) -> Path:
 def ephemeral(tmp_path: Path) -> list[str]:
     """Options that keep a daemon outside a namespace off the host's ports 67, 69 and 80."""
     config = tmp_path / "ephemeral.toml"
-    config.write_text('[dhcp]\nport = 0\n[tftp]\nport = 0\n[http]\nport = 0\n[nfs]\nmode = "off"\n')
+    config.write_text(
+        '[dhcp]\nport = 0\n[tftp]\nport = 0\n[http]\nport = 0\n[nfs]\nmode = "off"\n'
+        '[admin]\nlisten = "127.0.0.1:0"\n'
+    )
     return ["--config", str(config)]
 
 
@@ -83,7 +86,7 @@ def test_config_file_is_used_and_the_command_line_wins(root: Path, tmp_path: Pat
     config = tmp_path / "netboot.toml"
     config.write_text(
         '[server]\nroot = "nbimages"\n[dhcp]\nport = 0\n[tftp]\nport = 0\n[http]\nport = 0\n'
-        '[nfs]\nmode = "off"\n'
+        '[nfs]\nmode = "off"\n[admin]\nlisten = "127.0.0.1:0"\n'
         '[logging]\nformat = "json"\n'
     )
     with Daemon(["--config", str(config)]) as daemon:

@@ -8,6 +8,7 @@ from netboot import __version__
 from netboot.cli.bsdp import bsdp
 from netboot.cli.images import images
 from netboot.cli.serve import serve
+from netboot.cli.status import status
 from netboot.cli.tftp import tftp
 
 
@@ -24,6 +25,7 @@ def cli() -> None:
 cli.add_command(bsdp)
 cli.add_command(images)
 cli.add_command(serve)
+cli.add_command(status)
 cli.add_command(tftp)
 
 

@@ -31,12 +31,18 @@ from netboot.errors import ConfigError
     metavar="NAME",
     help="Serve on this interface (repeatable); overrides server.interfaces. Default: all.",
 )
+@click.option(
+    "--admin-listen",
+    metavar="HOST:PORT",
+    help="Admin page and /metrics address; overrides admin.listen (default 127.0.0.1:9067).",
+)
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), help="Overrides logging.format.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help="Overrides logging.level.")
 def serve(
     config_file: Path | None,
     root: Path | None,
     interfaces: tuple[str, ...],
+    admin_listen: str | None,
     log_format: str | None,
     log_level: str | None,
 ) -> None:
@@ -50,6 +56,8 @@ def serve(
         overrides["server__root"] = str(root)
     if interfaces:
         overrides["server__interfaces"] = list(interfaces)
+    if admin_listen is not None:
+        overrides["admin__listen"] = admin_listen
     if log_format is not None:
         overrides["logging__format"] = log_format
     if log_level is not None:

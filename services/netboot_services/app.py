@@ -23,6 +23,7 @@ from netboot.bsdp.rootpath import RootPathSettings
 from netboot.config import Config
 from netboot.errors import ConfigError
 from netboot.nbi.catalog import Catalog
+from netboot_services.admin import AdminService
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.catalog import CatalogService
 from netboot_services.dhcp import DhcpDispatcher, DhcpService, Handler
@@ -104,6 +105,11 @@ def make_service(config: Config, reactor: Any) -> MultiService:
         )
         tftp.setName("tftp")
         tftp.setServiceParent(top)
+    if config.admin.listen:
+        host, _, port = config.admin.listen.rpartition(":")
+        admin = AdminService(top, reactor, host.strip("[]"), int(port))
+        admin.setName("admin")
+        admin.setServiceParent(top)
     return top
 
 

@@ -1,0 +1,51 @@
+"""`netboot status`: what a running daemon says about itself, from its admin address."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import click
+
+DEFAULT_ADMIN = "http://127.0.0.1:9067"
+
+
+@click.command()
+@click.option(
+    "--admin",
+    "admin_url",
+    default=DEFAULT_ADMIN,
+    show_default=True,
+    help="Base URL of the daemon's admin listener (admin.listen).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the daemon's status as JSON.")
+def status(admin_url: str, as_json: bool) -> None:
+    """Show the images, counters and service health of a running daemon.
+
+    Exit status 0 when the daemon answered, 1 when it could not be reached.
+    """
+    url = admin_url.rstrip("/") + "/status.json"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - admin URL
+            state = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        click.echo(f"error: no netboot daemon at {admin_url}: {error}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+        return
+    images = state["images"]
+    valid = sum(1 for image in images if image["valid"])
+    click.echo(f"netboot {state['version']}: {valid} of {len(images)} NBI sets valid")
+    for image in images:
+        mark = "ok " if image["valid"] else "BAD"
+        image_id = f"{image['id']:#010x}" if image["id"] is not None else "-"
+        click.echo(f"  {mark} {image_id} {image['path']} {image['name']}")
+        for problem in image["errors"]:
+            click.echo(f"      {problem}")
+    for protocol, counters in state["counters"].items():
+        click.echo(f"  {protocol}: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
+    nfs = state["nfs"]
+    click.echo(f"  nfs: mode {nfs['mode']}, {'up' if nfs['available'] else 'down'}")

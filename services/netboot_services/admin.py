@@ -1,0 +1,230 @@
+"""The admin listener: `/metrics` for Prometheus, `/status.json` and a status page.
+
+Every service keeps its counters in one dataclass (`TftpCounters`,
+`DhcpCounters`, `BsdpCounters`, `HttpCounters`); a collector reads them when
+Prometheus scrapes, so there is one source for each number and nothing to
+keep in sync. The status page and `netboot status` read the same snapshot.
+It listens on loopback by default: it is for the admin, not the lab.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from html import escape
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+from twisted.application.service import MultiService, Service
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from netboot import __version__
+
+log = Logger(namespace="netboot.admin")
+
+COUNTER_SOURCES = ("tftp", "dhcp", "http")
+"""Services whose counters (dataclasses with as_dict()) become metrics; the
+port-67 handlers (bsdp, later pxe) are found through the dhcp service."""
+
+
+def snapshot(top: MultiService) -> dict[str, Any]:
+    """What the daemon is doing now: the data of /status.json, the page and /metrics."""
+    services: dict[str, Any] = {}
+    for name in COUNTER_SOURCES:
+        service = _named(top, name)
+        counters = _counters(name, service)
+        if counters is not None:
+            services[name] = counters
+    dhcp = _named(top, "dhcp")
+    bindings = 0
+    if dhcp is not None:
+        for handler in dhcp.dispatcher.handlers:
+            counters = getattr(handler, "counters", None)
+            if counters is not None:
+                services[handler.name] = counters.as_dict()
+            policy = getattr(handler, "policy", None)
+            if policy is not None:
+                bindings = len(policy.bindings)
+    catalog_service = _named(top, "catalog")
+    images = []
+    if catalog_service is not None:
+        catalog = catalog_service.catalog
+        images = [nbi_set.summary(str(catalog.root)) for nbi_set in catalog]
+    nfs = _named(top, "nfs")
+    return {
+        "version": __version__,
+        "images": images,
+        "counters": services,
+        "nfs": {
+            "mode": nfs.config.mode if nfs is not None else "off",
+            "available": bool(nfs is not None and nfs.available),
+            "restarts": nfs.ganesha.restarts if nfs is not None and nfs.ganesha else 0,
+        },
+        "bsdp_bindings": bindings,
+    }
+
+
+def _named(top: MultiService, name: str) -> Any:
+    try:
+        return top.getServiceNamed(name)
+    except KeyError:
+        return None
+
+
+def _counters(name: str, service: Any) -> dict[str, int] | None:
+    if service is None:
+        return None
+    if name == "dhcp":
+        return dict(service.dispatcher.counters.as_dict())
+    holder = getattr(service, "counters", None) or getattr(
+        getattr(service, "resource", None), "counters", None
+    )
+    return holder.as_dict() if holder is not None else None
+
+
+class NetbootCollector(Collector):
+    """Turns a snapshot into Prometheus metric families on every scrape."""
+
+    def __init__(self, top: MultiService) -> None:
+        self.top = top
+
+    def collect(self) -> Iterator[Any]:
+        state = snapshot(self.top)
+        for protocol, counters in state["counters"].items():
+            for key, value in counters.items():
+                family = CounterMetricFamily(
+                    f"netboot_{protocol}_{key}", f"{protocol} {key.replace('_', ' ')}"
+                )
+                family.add_metric([], value)
+                yield family
+        sets = GaugeMetricFamily(
+            "netboot_catalog_sets", "NBI sets in the catalog by state", labels=["state"]
+        )
+        images = state["images"]
+        sets.add_metric(["servable"], sum(1 for i in images if i["valid"] and i["is_enabled"]))
+        sets.add_metric(["disabled"], sum(1 for i in images if i["valid"] and not i["is_enabled"]))
+        sets.add_metric(["invalid"], sum(1 for i in images if not i["valid"]))
+        yield sets
+        errors = GaugeMetricFamily("netboot_catalog_errors", "Validation errors in the catalog")
+        errors.add_metric([], sum(len(i["errors"]) for i in images))
+        yield errors
+        bindings = GaugeMetricFamily("netboot_bsdp_bindings", "Clients bound to an image here")
+        bindings.add_metric([], state["bsdp_bindings"])
+        yield bindings
+        nfs = GaugeMetricFamily("netboot_nfs_available", "1 while NFS images can be offered")
+        nfs.add_metric([], 1 if state["nfs"]["available"] else 0)
+        yield nfs
+        restarts = CounterMetricFamily("netboot_nfs_restarts", "Restarts of nfs-ganesha")
+        restarts.add_metric([], state["nfs"]["restarts"])
+        yield restarts
+
+
+class _Page(Resource):
+    isLeaf = True  # noqa: N815 - Twisted's name
+
+    def __init__(self, render: Callable[[Request], bytes]) -> None:
+        super().__init__()
+        self._render = render
+
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802
+        return self._render(request)
+
+
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+th, td { border-bottom: 1px solid #ddd; padding: .3em .8em; text-align: left; }
+th { background: #f4f4f4; } .bad { color: #b00; } .ok { color: #070; }
+"""
+
+
+def render_page(state: dict[str, Any]) -> bytes:
+    rows = []
+    for image in state["images"]:
+        status = (
+            '<span class="ok">ok</span>'
+            if image["valid"]
+            else f'<span class="bad">{len(image["errors"])} error(s)</span>'
+        )
+        problems = "<br>".join(escape(e) for e in image["errors"] + image["warnings"])
+        image_id = f"{image['id']:#010x}" if image["id"] is not None else "-"
+        rows.append(
+            f"<tr><td>{escape(image_id)}</td><td>{escape(str(image['name']))}</td>"
+            f"<td>{escape(str(image['type']))}</td><td>{escape(image['path'])}</td>"
+            f"<td>{'yes' if image['is_enabled'] else 'no'}</td><td>{status}</td>"
+            f"<td>{problems}</td></tr>"
+        )
+    counters = "".join(
+        f"<tr><th>{escape(protocol)}</th><td>"
+        + ", ".join(f"{escape(k)} {v}" for k, v in values.items())
+        + "</td></tr>"
+        for protocol, values in state["counters"].items()
+    )
+    nfs = state["nfs"]
+    nfs_state = "available" if nfs["available"] else "unavailable"
+    html = f"""<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<title>netboot {escape(state["version"])}</title><style>{STYLE}</style></head>
+<body><h1>netboot {escape(state["version"])}</h1>
+<h2>Images</h2>
+<table><tr><th>ID</th><th>Name</th><th>Type</th><th>Set</th><th>Enabled</th><th>Status</th>
+<th>Problems</th></tr>{"".join(rows)}</table>
+<h2>Services</h2>
+<table>{counters}
+<tr><th>nfs</th><td>mode {escape(nfs["mode"])}, {nfs_state}, {nfs["restarts"]} restart(s)</td></tr>
+<tr><th>bsdp bindings</th><td>{state["bsdp_bindings"]}</td></tr></table>
+</body></html>
+"""
+    return html.encode()
+
+
+class AdminService(Service):
+    def __init__(self, top: MultiService, reactor: Any, host: str, port: int) -> None:
+        self.top = top
+        self.reactor = reactor
+        self.host = host
+        self.port = port
+        self.registry = CollectorRegistry()
+        self.registry.register(NetbootCollector(top))
+        self.listening: Any = None
+
+    def _metrics(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
+        return bytes(generate_latest(self.registry))
+
+    def _status(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json")
+        return json.dumps(snapshot(self.top), indent=2).encode()
+
+    def _page(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        return render_page(snapshot(self.top))
+
+    def startService(self) -> None:  # noqa: N802
+        super().startService()
+        root = Resource()
+        pages: dict[bytes, Any] = {
+            b"": _Page(self._page),
+            b"metrics": _Page(self._metrics),
+            b"status.json": _Page(self._status),
+        }
+        for path, page in pages.items():
+            root.putChild(path, page)
+        site = Site(root)
+        site.noisy = False
+        self.listening = self.reactor.listenTCP(self.port, site, interface=self.host)
+        log.info(
+            "admin page, /status.json and /metrics on http://{host}:{port}/",
+            host=self.host,
+            port=self.listening.getHost().port,
+        )
+
+    def stopService(self) -> Any:  # noqa: N802
+        super().stopService()
+        if self.listening is not None:
+            return self.listening.stopListening()
+        return None

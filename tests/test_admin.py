@@ -1,0 +1,111 @@
+"""The admin listener of a real daemon: `netboot status`, `/status.json`, `/metrics`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.daemon import Daemon
+from tests.factories import make_set
+from tests.netns import veth_lab
+
+TIMEOUT = 60
+
+
+def in_namespace(namespace: str, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", namespace, *command],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def fetch(namespace: str, url: str) -> str:
+    script = f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())"
+    done = in_namespace(namespace, sys.executable, "-c", script)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    make_set(root, "Alpha", Index=1)
+    make_set(root, "Broken", Index=2, Type="FTP")
+    with veth_lab("10.239.0") as lab:
+        args = ["--root", str(root), "--interface", lab.server_if]
+        with Daemon(args, netns=lab.server) as daemon:
+            daemon.wait_ready()
+            probe = in_namespace(
+                lab.client,
+                sys.executable,
+                "-m",
+                "netboot",
+                "bsdp",
+                "probe",
+                "--interface",
+                lab.client_if,
+                "--timeout",
+                "1",
+                "--json",
+            )
+            assert probe.returncode == 0, probe.stderr
+            fetched = in_namespace(
+                lab.client,
+                sys.executable,
+                "-m",
+                "netboot",
+                "tftp",
+                "get",
+                lab.server_ip,
+                "Alpha.nbi/i386/booter",
+                "-o",
+                str(tmp_path / "booter"),
+            )
+            assert fetched.returncode == 0, fetched.stderr
+
+            status = in_namespace(lab.server, sys.executable, "-m", "netboot", "status", "--json")
+            assert status.returncode == 0, status.stderr
+            state = json.loads(status.stdout)
+            assert [image["path"] for image in state["images"]] == ["Alpha.nbi", "Broken.nbi"]
+            assert state["images"][1]["errors"]
+            assert state["counters"]["tftp"]["transfers_completed"] == 1
+            assert state["counters"]["bsdp"]["list_replies"] == 1
+            assert state["nfs"]["mode"] == "off"
+
+            human = in_namespace(lab.server, sys.executable, "-m", "netboot", "status")
+            assert "1 of 2 NBI sets valid" in human.stdout
+
+            metrics = {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(
+                    fetch(lab.server, "http://127.0.0.1:9067/metrics")
+                )
+                for sample in family.samples
+            }
+            assert metrics[("netboot_tftp_transfers_completed_total", ())] == 1
+            assert metrics[("netboot_bsdp_list_replies_total", ())] == 1
+            assert metrics[("netboot_catalog_sets", (("state", "invalid"),))] == 1
+            assert metrics[("netboot_catalog_sets", (("state", "servable"),))] == 1
+            assert metrics[("netboot_nfs_available", ())] == 0
+
+            page = fetch(lab.server, "http://127.0.0.1:9067/")
+            assert "Alpha" in page and "Broken.nbi" in page and "error(s)" in page
+            assert daemon.stop() == 0
+
+
+def test_status_without_a_daemon_exits_1() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "netboot", "status", "--admin", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no netboot daemon at http://127.0.0.1:9" in done.stderr
