@@ -48,7 +48,8 @@ serve)
     if [ -z "$(find nbimages -mindepth 1 -maxdepth 2 -name '*.nbi' -print -quit)" ]; then
         .venv/bin/netboot images demo --root nbimages
     fi
-    exec .venv/bin/netboot serve --root nbimages "$@"
+    # A quick look as root; under systemd the daemon runs as its own user (docs/operations.md).
+    exec .venv/bin/netboot serve --allow-root --root nbimages "$@"
     ;;
 test)
     install_packages $TEST_PACKAGES

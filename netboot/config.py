@@ -167,6 +167,16 @@ class ServerConfig:
         "Address to put in root paths and boot URLs instead of the one a request arrived "
         "on (NAT, a load balancer in front of this server).",
     )
+    user: str = option(
+        "",
+        _string,
+        "Started as root: the user to become once the ports are bound (no supplementary "
+        "groups). Empty: stay who we are, which as root is refused unless `allow_root`.",
+    )
+    group: str = option("", _string, "Group to become with `user`; empty: the user's own.")
+    allow_root: bool = option(
+        False, _boolean, "Keep running as root (for tests and throw-away labs only)."
+    )
     rescan_interval: float = option(
         5.0,
         _positive_number,

@@ -47,6 +47,13 @@ def without_nfs(args: Sequence[str]) -> list[str]:
 
 class Daemon:
     def __init__(self, args: Sequence[str], netns: str | None = None) -> None:
+        args = list(args)
+        configured = (
+            "--config" in args
+            and "allow_root" in Path(args[args.index("--config") + 1]).read_text()
+        )
+        if "--user" not in args and not configured:
+            args.append("--allow-root")  # the tests run as root in their own namespaces
         command = [sys.executable, "-m", "netboot", "serve", *without_nfs(args)]
         if netns is not None:
             command = ["ip", "netns", "exec", netns, *command]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import grp
 import json
+import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -85,7 +90,8 @@ def test_log_level_hides_less_severe_lines(root: Path, ephemeral: list[str]) -> 
 def test_config_file_is_used_and_the_command_line_wins(root: Path, tmp_path: Path) -> None:
     config = tmp_path / "netboot.toml"
     config.write_text(
-        '[server]\nroot = "nbimages"\n[dhcp]\nport = 0\n[tftp]\nport = 0\n[http]\nport = 0\n'
+        '[server]\nroot = "nbimages"\nallow_root = true\n'
+        '[dhcp]\nport = 0\n[tftp]\nport = 0\n[http]\nport = 0\n'
         '[nfs]\nmode = "off"\n[admin]\nlisten = "127.0.0.1:0"\n'
         '[logging]\nformat = "json"\n'
     )
@@ -128,7 +134,7 @@ def test_missing_root_is_refused_with_exit_2(tmp_path: Path) -> None:
 
 
 def test_unknown_interface_is_refused_with_exit_2(root: Path) -> None:
-    done = serve_once("--root", str(root), "--interface", "no-such-if0")
+    done = serve_once("--allow-root", "--root", str(root), "--interface", "no-such-if0")
     assert done.returncode == 2
     assert "server.interfaces: no network interface named 'no-such-if0'" in done.stderr
 
@@ -149,6 +155,7 @@ def test_serve_binds_to_an_interface_inside_a_network_namespace(root: Path) -> N
                 "-m",
                 "netboot",
                 "serve",
+                "--allow-root",
                 "--root",
                 str(root),
                 "--interface",
@@ -163,3 +170,78 @@ def test_serve_binds_to_an_interface_inside_a_network_namespace(root: Path) -> N
         assert f"no network interface named {lab.client_if!r} (have: lo, {lab.server_if})" in (
             refused.stderr
         )
+
+
+def _status_field(pid: int, name: str) -> list[str]:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split()[1:]
+    raise AssertionError(f"no {name} in /proc/{pid}/status")
+
+
+def test_root_without_a_user_is_refused(root: Path, ephemeral: list[str]) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    done = subprocess.run(
+        [sys.executable, "-m", "netboot", "serve", *ephemeral, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "refusing to run as root" in done.stderr
+
+
+def test_started_as_root_it_drops_to_the_user_and_keeps_serving(tmp_path: Path) -> None:
+    """After start the process is nobody:nogroup with no capabilities, and TFTP answers."""
+    # pytest's tmp_path sits under a directory only root may enter.
+    root = Path(tempfile.mkdtemp(prefix="netboot-nobody-"))
+    root.chmod(0o755)
+    make_set(root, "Alpha")
+    with veth_lab("10.231.5") as lab:
+        args = [
+            "--root",
+            str(root),
+            "--interface",
+            lab.server_if,
+            "--user",
+            "nobody",
+            "--group",
+            "nogroup",
+        ]
+        with Daemon(args, netns=lab.server) as daemon:
+            daemon.wait_for(r"running as nobody:nogroup \(uid \d+, gid \d+\)")
+            daemon.wait_ready()
+            pid = daemon.process.pid
+            nobody = str(pwd.getpwnam("nobody").pw_uid)
+            nogroup = str(grp.getgrnam("nogroup").gr_gid)
+            assert _status_field(pid, "Uid") == [nobody] * 4
+            assert _status_field(pid, "Gid") == [nogroup] * 4
+            assert _status_field(pid, "Groups") == []
+            assert _status_field(pid, "CapEff") == ["0000000000000000"]
+            assert _status_field(pid, "CapPrm") == ["0000000000000000"]
+            fetched = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    lab.client,
+                    sys.executable,
+                    "-m",
+                    "netboot",
+                    "tftp",
+                    "get",
+                    lab.server_ip,
+                    "Alpha.nbi/i386/booter",
+                    "-o",
+                    str(tmp_path / "b"),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert fetched.returncode == 0, fetched.stderr + "\n".join(daemon.lines)
+            assert daemon.stop() == 0
+    shutil.rmtree(root)

@@ -31,6 +31,14 @@ from netboot.errors import ConfigError
     metavar="NAME",
     help="Serve on this interface (repeatable); overrides server.interfaces. Default: all.",
 )
+@click.option("--user", help="Become this user once the ports are bound (server.user).")
+@click.option("--group", help="…and this group (server.group); default: the user's own.")
+@click.option(
+    "--allow-root",
+    is_flag=True,
+    default=None,
+    help="Keep running as root (server.allow_root); otherwise root needs --user.",
+)
 @click.option(
     "--admin-listen",
     metavar="HOST:PORT",
@@ -42,6 +50,9 @@ def serve(
     config_file: Path | None,
     root: Path | None,
     interfaces: tuple[str, ...],
+    user: str | None,
+    group: str | None,
+    allow_root: bool | None,
     admin_listen: str | None,
     log_format: str | None,
     log_level: str | None,
@@ -56,6 +67,12 @@ def serve(
         overrides["server__root"] = str(root)
     if interfaces:
         overrides["server__interfaces"] = list(interfaces)
+    if user is not None:
+        overrides["server__user"] = user
+    if group is not None:
+        overrides["server__group"] = group
+    if allow_root:
+        overrides["server__allow_root"] = True
     if admin_listen is not None:
         overrides["admin__listen"] = admin_listen
     if log_format is not None:

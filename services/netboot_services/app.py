@@ -8,6 +8,7 @@ so transfers are closed and child processes ended before the process exits).
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from netboot_services.http import HttpService
 from netboot_services.interfaces import bind_addresses
 from netboot_services.logging import start_logging
 from netboot_services.nfs import NfsService
+from netboot_services.privileges import drop_to, resolve_identity
 from netboot_services.tftp import TftpService
 
 log = Logger(namespace="netboot.daemon")
@@ -55,6 +57,21 @@ def check_config(config: Config, interfaces: list[str] | None = None) -> None:
             raise ConfigError(
                 config.source, "nfs.shadow_root", f"{shadows} is inside the image root"
             )
+    server = config.server
+    if os.geteuid() == 0 and not server.user and not server.allow_root:
+        raise ConfigError(
+            config.source,
+            "server.user",
+            "refusing to run as root: name a user to drop to (--user, server.user), "
+            "or set server.allow_root = true (--allow-root)",
+        )
+    if server.user and config.nfs.mode == "ganesha":
+        raise ConfigError(
+            config.source,
+            "nfs.mode",
+            "nfs-ganesha needs root to run and restart; with server.user, run it as its own "
+            'service and set nfs.mode = "external" (see docs/operations.md)',
+        )
     known = interfaces if interfaces is not None else [name for _, name in socket.if_nameindex()]
     for name in config.server.interfaces:
         if name not in known:
@@ -135,6 +152,9 @@ def bsdp_handler(
 def run(config: Config, reactor: RunnableReactor) -> int:
     """Run the daemon until a signal stops it; returns the process exit status."""
     check_config(config)
+    identity = None
+    if config.server.user:
+        identity = resolve_identity(config.source, config.server.user, config.server.group)
     start_logging(config.logging.format, config.logging.level, sys.stderr)
     top = make_service(config, reactor)
     exit_status = 0
@@ -143,6 +163,15 @@ def run(config: Config, reactor: RunnableReactor) -> int:
         nonlocal exit_status
         try:
             top.startService()
+            if identity is not None and (os.geteuid() == 0 or os.getuid() == 0):
+                drop_to(identity)
+                log.info(
+                    "running as {user}:{group} (uid {uid}, gid {gid}) with no capabilities",
+                    user=identity.user,
+                    group=identity.group,
+                    uid=identity.uid,
+                    gid=identity.gid,
+                )
         except Exception:  # noqa: BLE001
             # The one broad catch of start-up: whatever failed, say so and exit 1
             # rather than run on with half the services.
