@@ -91,7 +91,7 @@ def test_config_file_is_used_and_the_command_line_wins(root: Path, tmp_path: Pat
     config = tmp_path / "netboot.toml"
     config.write_text(
         '[server]\nroot = "nbimages"\nallow_root = true\n'
-        '[dhcp]\nport = 0\n[tftp]\nport = 0\n[http]\nport = 0\n'
+        "[dhcp]\nport = 0\n[tftp]\nport = 0\n[http]\nport = 0\n"
         '[nfs]\nmode = "off"\n[admin]\nlisten = "127.0.0.1:0"\n'
         '[logging]\nformat = "json"\n'
     )

@@ -10,6 +10,7 @@ from netboot.cli.images import images
 from netboot.cli.serve import serve
 from netboot.cli.status import status
 from netboot.cli.tftp import tftp
+from netboot.cli.units import install_units, nfs_config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +28,8 @@ cli.add_command(images)
 cli.add_command(serve)
 cli.add_command(status)
 cli.add_command(tftp)
+cli.add_command(install_units)
+cli.add_command(nfs_config)
 
 
 def main() -> None:
