@@ -87,7 +87,11 @@ def serve(
 
         from netboot_services.app import run
 
-        status = run(config, reactor)
+        def reread() -> Config:
+            fresh = load_config(config_file) if config_file else Config()
+            return with_overrides(fresh, **overrides)
+
+        status = run(config, reactor, reread)
     except ConfigError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)

@@ -9,6 +9,7 @@ so transfers are closed and child processes ended before the process exits).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from netboot.bsdp.rootpath import RootPathSettings
 from netboot.config import Config
 from netboot.errors import ConfigError
 from netboot.nbi.catalog import Catalog
+from netboot.tftp.options import TransferLimits, blksize_for_mtu
 from netboot_services.admin import AdminService
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.catalog import CatalogService
@@ -43,6 +45,7 @@ class RunnableReactor(Protocol):
     def addSystemEventTrigger(self, phase: str, event_type: str, callable: object) -> object: ...  # noqa: N802
     def callWhenRunning(self, callable: object) -> object: ...  # noqa: N802
     def stop(self) -> None: ...
+    def callFromThread(self, callable: object) -> object: ...  # noqa: N802
 
 
 def check_config(config: Config, interfaces: list[str] | None = None) -> None:
@@ -149,8 +152,89 @@ def bsdp_handler(
     return BsdpHandler(BsdpPolicy(settings, bindings), catalog, clock)
 
 
-def run(config: Config, reactor: RunnableReactor) -> int:
-    """Run the daemon until a signal stops it; returns the process exit status."""
+RESTART_KEYS = (
+    ("server", "interfaces"),
+    ("server", "user"),
+    ("server", "group"),
+    ("dhcp", "port"),
+    ("tftp", "port"),
+    ("tftp", "single_port"),
+    ("tftp", "enabled"),
+    ("http", "port"),
+    ("http", "enabled"),
+    ("bsdp", "enabled"),
+    ("nfs", "mode"),
+    ("nfs", "port"),
+    ("nfs", "shadow_root"),
+    ("admin", "listen"),
+    ("logging", "format"),
+)
+"""Settings a running daemon cannot change: they own sockets, children or identity."""
+
+
+def reload(top: MultiService, running: Config, reread: Callable[[], Config]) -> Config:
+    """SIGHUP: re-read the configuration and rescan the catalog, keeping every socket.
+
+    A configuration that does not load or check is refused with one log line
+    and the running one stays. Transfers in flight are untouched: nothing here
+    closes a socket; the catalog is swapped whole after the new scan.
+    """
+    try:
+        new = reread()
+        check_config(new)
+    except ConfigError as error:
+        log.warn("reload rejected: {error}; the running configuration stays", error=str(error))
+        new = running
+    restart = [
+        f"{section}.{key}"
+        for section, key in RESTART_KEYS
+        if getattr(getattr(new, section), key) != getattr(getattr(running, section), key)
+    ]
+    if restart:
+        log.warn(
+            "changes to {keys} take effect after a restart; the rest is applied now",
+            keys=", ".join(restart),
+        )
+    catalog: CatalogService = top.getServiceNamed("catalog")
+    catalog.root = new.server.root
+    catalog.rescan()
+    tftp = _optional(top, "tftp")
+    if tftp is not None and "tftp.port" not in restart:
+        tftp.config = new.tftp
+        tftp.limits = TransferLimits(
+            max_blksize=blksize_for_mtu(new.tftp.mtu), max_windowsize=new.tftp.max_windowsize
+        )
+    http = _optional(top, "http")
+    if http is not None:
+        http.resource.config = new.http
+        http.site.timeOut = new.http.idle_timeout
+    dhcp = _optional(top, "dhcp")
+    if dhcp is not None:
+        fresh = bsdp_handler(new, lambda: catalog.catalog, dhcp.reactor.seconds)
+        for handler in dhcp.dispatcher.handlers:
+            if isinstance(handler, BsdpHandler):
+                handler.policy.settings = fresh.policy.settings
+                handler.policy.bindings.machine_name_format = new.bsdp.machine_name_format
+                handler.policy.bindings.ttl = new.bsdp.binding_ttl
+    log.info("reloaded (config: {source})", source=new.source)
+    return new
+
+
+def _optional(top: MultiService, name: str) -> Any:
+    try:
+        return top.getServiceNamed(name)
+    except KeyError:
+        return None
+
+
+def run(
+    config: Config, reactor: RunnableReactor, reread: Callable[[], Config] | None = None
+) -> int:
+    """Run the daemon until a signal stops it; returns the process exit status.
+
+    `reread` gives the configuration anew (the file plus the command line); it
+    is called on SIGHUP.
+    """
     check_config(config)
     identity = None
     if config.server.user:
@@ -188,6 +272,17 @@ def run(config: Config, reactor: RunnableReactor) -> int:
             source=config.source,
         )
 
+    running = config
+
+    def on_hangup() -> None:
+        nonlocal running
+        log.info("SIGHUP: reloading")
+        running = reload(top, running, reread or (lambda: running))
+
+    def hangup(signal_number: int, frame: object) -> None:
+        reactor.callFromThread(on_hangup)
+
+    signal.signal(signal.SIGHUP, hangup)
     reactor.callWhenRunning(started)
     reactor.addSystemEventTrigger("before", "shutdown", _stopper(top))
     reactor.run()

@@ -4,7 +4,8 @@ Other services ask it for `.catalog`, which is one immutable `Catalog`; a
 rescan replaces the object whole, so a reader never sees a partial scan and a
 LIST never sees an empty one. The root is scanned every
 `server.rescan_interval` seconds (a polling scan: it works on every file
-system, NFS and bind mounts included); only differences are logged.
+system, NFS and bind mounts included), and, where inotify is available, half
+a second after anything under it changes; only differences are logged.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class CatalogService(Service):
         self.rescan_interval = rescan_interval
         self.catalog = Catalog(root=root)
         self._loop: LoopingCall | None = None
+        self._notifier: Any = None
+        self._pending: Any = None
 
     def startService(self) -> None:  # noqa: N802 - Twisted's name
         super().startService()
@@ -40,11 +43,51 @@ class CatalogService(Service):
             self._loop.start(self.rescan_interval, now=False).addErrback(
                 lambda failure: log.failure("catalog rescans stopped", failure)
             )
+            self._watch()
+
+    def _watch(self) -> None:
+        """Rescan soon after a change under the root (inotify), besides the interval."""
+        try:
+            from twisted.internet import inotify
+            from twisted.python.filepath import FilePath
+
+            notifier = inotify.INotify(self.reactor)
+            notifier.startReading()
+            notifier.watch(
+                FilePath(str(self.root)),
+                mask=inotify.IN_CREATE
+                | inotify.IN_DELETE
+                | inotify.IN_CLOSE_WRITE
+                | inotify.IN_MOVED_FROM
+                | inotify.IN_MOVED_TO
+                | inotify.IN_ATTRIB,
+                autoAdd=True,
+                recursive=True,
+                callbacks=[self._changed],
+            )
+        except Exception as error:  # noqa: BLE001 - no inotify: the interval scan remains
+            log.info(
+                "no inotify watch on {root} ({error}); rescanning every {interval}s",
+                root=str(self.root),
+                error=str(error),
+                interval=self.rescan_interval,
+            )
+            return
+        self._notifier = notifier
+
+    def _changed(self, watch: object, path: object, mask: int) -> None:
+        if self._pending is None or not self._pending.active():
+            self._pending = self.reactor.callLater(0.5, self.rescan)
 
     def stopService(self) -> None:  # noqa: N802
         super().stopService()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        if self._pending is not None and self._pending.active():
+            self._pending.cancel()
+        if self._notifier is not None:
+            self._notifier.loseConnection()
+            self._notifier = None
 
     def load(self) -> Catalog:
         """Scan the root and publish the new catalog, logging every set and problem."""
