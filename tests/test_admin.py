@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon import Daemon
@@ -53,6 +55,8 @@ def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
                 "--timeout",
                 "1",
                 "--json",
+                "--select",
+                "0x01000001",
             )
             assert probe.returncode == 0, probe.stderr
             fetched = in_namespace(
@@ -76,7 +80,13 @@ def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
             assert state["images"][1]["errors"]
             assert state["counters"]["tftp"]["transfers_completed"] == 1
             assert state["counters"]["bsdp"]["list_replies"] == 1
+            assert state["counters"]["bsdp"]["select_replies"] == 1
             assert state["nfs"]["mode"] == "off"
+            (client,) = state["clients"]
+            assert client["address"] == lab.client_ip
+            assert client["image"] == "0x01000001"
+            assert client["progress"] == "tftp done"
+            assert list(client["stages"]) == ["bsdp list", "bsdp select", "tftp", "tftp done"]
 
             human = in_namespace(lab.server, sys.executable, "-m", "netboot", "status")
             assert "1 of 2 NBI sets valid" in human.stdout
@@ -93,9 +103,11 @@ def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
             assert metrics[("netboot_catalog_sets", (("state", "invalid"),))] == 1
             assert metrics[("netboot_catalog_sets", (("state", "servable"),))] == 1
             assert metrics[("netboot_nfs_available", ())] == 0
+            assert metrics[("netboot_image_boots_total", (("image_id", "0x01000001"),))] == 1
 
             page = fetch(lab.server, "http://127.0.0.1:9067/")
             assert "Alpha" in page and "Broken.nbi" in page and "error(s)" in page
+            assert f"<td>{lab.client_ip}</td>" in page and "<b>tftp done</b>" in page
             assert daemon.stop() == 0
 
 
@@ -109,3 +121,61 @@ def test_status_without_a_daemon_exits_1() -> None:
     )
     assert done.returncode == 1
     assert "no netboot daemon at http://127.0.0.1:9" in done.stderr
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1200,900",
+]
+
+
+def test_status_page_renders_in_a_browser(tmp_path: Path) -> None:
+    """Headless Chromium renders the page: images, a client's progress; a screenshot."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("needs Debian's chromium")
+    root = tmp_path / "images"
+    make_set(root, "Alpha", Index=1, Name="Lab image")
+    make_set(root, "Broken", Index=2, Type="FTP")
+    with veth_lab("10.239.1") as lab:
+        args = ["--root", str(root), "--interface", lab.server_if]
+        with Daemon(args, netns=lab.server) as daemon:
+            daemon.wait_ready()
+            probe = in_namespace(
+                lab.client,
+                sys.executable,
+                "-m",
+                "netboot",
+                "bsdp",
+                "probe",
+                "--interface",
+                lab.client_if,
+                "--timeout",
+                "1",
+                "--json",
+                "--select",
+                "0x01000001",
+            )
+            assert probe.returncode == 0, probe.stderr
+            url = "http://127.0.0.1:9067/"
+            profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+            dom = in_namespace(lab.server, chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", url)
+            assert "Lab image" in dom.stdout and "Broken.nbi" in dom.stdout
+            assert f"<td>{lab.client_ip}</td>" in dom.stdout
+            assert "<b>bsdp select</b>" in dom.stdout
+            shot = tmp_path / "status.png"
+            taken = in_namespace(
+                lab.server, chromium, *CHROMIUM_FLAGS, *profile, f"--screenshot={shot}", url
+            )
+            assert shot.is_file(), taken.stderr
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+            assert daemon.stop() == 0

@@ -55,7 +55,10 @@ def snapshot(top: MultiService) -> dict[str, Any]:
         catalog = catalog_service.catalog
         images = [nbi_set.summary(str(catalog.root)) for nbi_set in catalog]
     nfs = _named(top, "nfs")
+    tracker = getattr(top, "clients", None)
     return {
+        "clients": tracker.recent() if tracker is not None else [],
+        "boots": dict(tracker.boots) if tracker is not None else {},
         "version": __version__,
         "images": images,
         "counters": services,
@@ -118,6 +121,12 @@ class NetbootCollector(Collector):
         nfs = GaugeMetricFamily("netboot_nfs_available", "1 while NFS images can be offered")
         nfs.add_metric([], 1 if state["nfs"]["available"] else 0)
         yield nfs
+        boots = CounterMetricFamily(
+            "netboot_image_boots", "BSDP selections per image", labels=["image_id"]
+        )
+        for image_id, count in sorted(state["boots"].items()):
+            boots.add_metric([image_id], count)
+        yield boots
         restarts = CounterMetricFamily("netboot_nfs_restarts", "Restarts of nfs-ganesha")
         restarts.add_metric([], state["nfs"]["restarts"])
         yield restarts
@@ -153,8 +162,8 @@ def render_page(state: dict[str, Any]) -> bytes:
         problems = "<br>".join(escape(e) for e in image["errors"] + image["warnings"])
         image_id = f"{image['id']:#010x}" if image["id"] is not None else "-"
         rows.append(
-            f"<tr><td>{escape(image_id)}</td><td>{escape(str(image['name']))}</td>"
-            f"<td>{escape(str(image['type']))}</td><td>{escape(image['path'])}</td>"
+            f"<tr><td>{escape(image_id)}</td><td>{escape(str(image['name'] or '-'))}</td>"
+            f"<td>{escape(str(image['type'] or '-'))}</td><td>{escape(image['path'])}</td>"
             f"<td>{'yes' if image['is_enabled'] else 'no'}</td><td>{status}</td>"
             f"<td>{problems}</td></tr>"
         )
@@ -163,6 +172,15 @@ def render_page(state: dict[str, Any]) -> bytes:
         + ", ".join(f"{escape(k)} {v}" for k, v in values.items())
         + "</td></tr>"
         for protocol, values in state["counters"].items()
+    )
+    client_rows = (
+        "".join(
+            f"<tr><td>{escape(c['address'])}</td><td>{escape(c['mac'] or '-')}</td>"
+            f"<td>{escape(c['image'] or '-')}</td><td><b>{escape(c['progress'])}</b></td>"
+            f"<td>{escape(c['last'])}</td></tr>"
+            for c in state["clients"]
+        )
+        or '<tr><td colspan="5">none yet</td></tr>'
     )
     nfs = state["nfs"]
     nfs_state = "available" if nfs["available"] else "unavailable"
@@ -173,6 +191,9 @@ def render_page(state: dict[str, Any]) -> bytes:
 <h2>Images</h2>
 <table><tr><th>ID</th><th>Name</th><th>Type</th><th>Set</th><th>Enabled</th><th>Status</th>
 <th>Problems</th></tr>{"".join(rows)}</table>
+<h2>Recent clients</h2>
+<table><tr><th>Address</th><th>MAC</th><th>Image</th><th>Progress</th><th>Last step</th></tr>
+{client_rows}</table>
 <h2>Services</h2>
 <table>{counters}
 <tr><th>nfs</th><td>mode {escape(nfs["mode"])}, {nfs_state}, {nfs["restarts"]} restart(s)</td></tr>

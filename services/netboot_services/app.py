@@ -29,6 +29,7 @@ from netboot.tftp.options import TransferLimits, blksize_for_mtu
 from netboot_services.admin import AdminService
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.catalog import CatalogService
+from netboot_services.clients import ClientTracker
 from netboot_services.dhcp import DhcpDispatcher, DhcpService, Handler
 from netboot_services.http import HttpService
 from netboot_services.interfaces import bind_addresses
@@ -85,9 +86,18 @@ def check_config(config: Config, interfaces: list[str] | None = None) -> None:
             )
 
 
+class NetbootService(MultiService):
+    """The daemon's service tree; it also holds what several services report into."""
+
+    def __init__(self, clients: ClientTracker) -> None:
+        super().__init__()
+        self.clients = clients
+
+
 def make_service(config: Config, reactor: Any) -> MultiService:
     """The service tree, each child named after what it serves."""
-    top = MultiService()
+    clients = ClientTracker()
+    top = NetbootService(clients)
     catalog = CatalogService(config.server.root, reactor, config.server.rescan_interval)
     catalog.setName("catalog")
     catalog.setServiceParent(top)
@@ -100,11 +110,13 @@ def make_service(config: Config, reactor: Any) -> MultiService:
     if config.bsdp.enabled:
         handler = bsdp_handler(config, lambda: catalog.catalog, reactor.seconds)
         handler.nfs_available = lambda: nfs.available
+        handler.clients = clients
         handlers.append(handler)
     if config.http.enabled:
         http = HttpService(
             config.http, lambda: catalog.catalog, reactor, bind_addresses(config.server.interfaces)
         )
+        http.site.clients = clients
         http.setName("http")
         http.setServiceParent(top)
     if handlers:
@@ -123,6 +135,7 @@ def make_service(config: Config, reactor: Any) -> MultiService:
             reactor,
             bind_addresses(config.server.interfaces),
         )
+        tftp.clients = clients
         tftp.setName("tftp")
         tftp.setServiceParent(top)
     if config.admin.listen:

@@ -19,6 +19,7 @@ from netboot.bsdp.vendor_class import is_bsdp
 from netboot.dhcp.options import BOOTREQUEST, Option
 from netboot.dhcp.packet import ZERO, DhcpPacket
 from netboot.nbi.catalog import Catalog
+from netboot_services.clients import ClientTracker
 from netboot_services.dhcp import Arrival, HandlerResult
 
 log = Logger(namespace="netboot.bsdp")
@@ -47,6 +48,7 @@ class BsdpHandler:
         self.clock = clock
         self.counters = BsdpCounters()
         self.nfs_available: Callable[[], bool] = lambda: True
+        self.clients = ClientTracker()
 
     def handle(self, packet: DhcpPacket, arrival: Arrival) -> HandlerResult | None:
         if not is_bsdp(packet.option(Option.VENDOR_CLASS)):
@@ -67,10 +69,18 @@ class BsdpHandler:
                 return HandlerResult(malformed=decision.reason)
             log.debug("ignored BSDP from {client}: {reason}", client=client, reason=decision.reason)
             return HandlerResult()
+        now = self.clock()
+        address = packet.ciaddr if packet.ciaddr != ZERO else arrival.source[0]
         if decision.summary.startswith("ACK[LIST]"):
             self.counters.list_replies += 1
+            self.clients.note(address, "bsdp list", now, decision.summary, str(packet.mac))
         elif decision.summary.startswith("ACK[SELECT]"):
             self.counters.select_replies += 1
+            selected = decision.summary.split()[2]  # "ACK[SELECT] of 0x... 'name': ..."
+            self.clients.note(
+                address, "bsdp select", now, decision.summary, str(packet.mac), selected
+            )
+            self.clients.booted(selected)
         else:
             self.counters.failed_replies += 1
         if decision.shadow_directory is not None and self.policy.settings.shadow_root:

@@ -34,6 +34,7 @@ from netboot.http.conditional import Validators, not_modified, range_applies
 from netboot.http.paths import HttpNamespace, Refusal
 from netboot.http.ranges import ByteRange, Unsatisfiable, parse_ranges
 from netboot.nbi.catalog import Catalog
+from netboot_services.clients import ClientTracker
 
 log = Logger(namespace="netboot.http")
 
@@ -439,8 +440,18 @@ def _multipart(
 class AccessLogSite(Site):
     """A Site whose access log is ours: one structured line per response."""
 
+    clients: ClientTracker | None = None
+
     def log(self, request: Any) -> None:
         peer = request.getClientAddress()
+        if self.clients is not None and request.code in (200, 206):
+            clock: Any = self.reactor
+            self.clients.note(
+                getattr(peer, "host", str(peer)),
+                "http",
+                clock.seconds(),
+                "HTTP " + request.path.decode("ascii", "replace")[:200],
+            )
         log.info(
             '{client} "{method} {path}" {status} {bytes} "{agent}"',
             client=getattr(peer, "host", str(peer)),

@@ -42,6 +42,7 @@ from netboot.tftp.wire import (
     build,
     parse,
 )
+from netboot_services.clients import ClientTracker
 from netboot_services.ratelimit import OncePerInterval
 
 log = Logger(namespace="netboot.tftp")
@@ -279,6 +280,7 @@ class TftpService(Service):
             max_blksize=blksize_for_mtu(config.mtu), max_windowsize=config.max_windowsize
         )
         self.counters = TftpCounters()
+        self.clients = ClientTracker()
         self.transfers: set[_Transfer] = set()
         self.request_ports: list[Any] = []
         self._namespace: tuple[Catalog, TftpNamespace] | None = None
@@ -397,6 +399,7 @@ class TftpService(Service):
             transfer.close_port = udp.stopListening
         self.transfers.add(transfer)
         self.counters.transfers_started += 1
+        self.clients.note(address[0], "tftp", now, f"TFTP {request.filename}")
         log.info(
             "sending {file!r} to {client} ({mode}, blksize {blksize}, windowsize {windowsize}"
             "{options})",
@@ -434,6 +437,9 @@ class TftpService(Service):
         }
         if end.outcome is Outcome.COMPLETED:
             self.counters.transfers_completed += 1
+            self.clients.note(
+                transfer.peer[0], "tftp done", self.reactor.seconds(), f"TFTP {transfer.name} done"
+            )
             log.info("sent {file!r} to {client}: {bytes} bytes in {seconds}s", **fields)
         elif end.outcome is Outcome.ABORTED_AFTER_OPTIONS:
             self.counters.transfers_aborted += 1

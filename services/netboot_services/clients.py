@@ -1,0 +1,82 @@
+"""Which clients the daemon has seen lately, and how far each got in its boot.
+
+A Mac's NetBoot is LIST, SELECT, the booter over TFTP, then its root image
+over HTTP (or NFS, which we do not see); a PC's is the boot file over TFTP
+and then HTTP. Each service reports the steps it sees, keyed by the client's
+address; the status page and /status.json show the last step and when each
+was reached, and /metrics counts boots per image. Bounded: the oldest client
+is forgotten first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_CLIENTS = 200
+
+STAGES = ("bsdp list", "bsdp select", "tftp", "tftp done", "http")
+"""The steps in boot order; a client's progress is the furthest one reached."""
+
+
+@dataclass
+class ClientRecord:
+    address: str
+    mac: str | None = None
+    image: str | None = None
+    stages: dict[str, float] = field(default_factory=dict)
+    last_seen: float = 0.0
+    last_detail: str = ""
+
+    @property
+    def progress(self) -> str:
+        reached = [stage for stage in STAGES if stage in self.stages]
+        return reached[-1] if reached else "-"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "mac": self.mac,
+            "image": self.image,
+            "progress": self.progress,
+            "stages": dict(self.stages),
+            "last_seen": self.last_seen,
+            "last": self.last_detail,
+        }
+
+
+class ClientTracker:
+    def __init__(self, limit: int = MAX_CLIENTS) -> None:
+        self.limit = limit
+        self._clients: OrderedDict[str, ClientRecord] = OrderedDict()
+        self.boots: Counter[str] = Counter()
+        """SELECTs per image ID (hex): the per-image boot count."""
+
+    def note(
+        self,
+        address: str,
+        stage: str,
+        now: float,
+        detail: str = "",
+        mac: str | None = None,
+        image: str | None = None,
+    ) -> None:
+        record = self._clients.pop(address, None) or ClientRecord(address)
+        if stage == "bsdp list" and "bsdp select" in record.stages:
+            record.stages.clear()  # a new boot of the same client
+        record.stages.setdefault(stage, now)
+        record.last_seen = now
+        record.last_detail = detail or stage
+        record.mac = mac or record.mac
+        record.image = image or record.image
+        self._clients[address] = record
+        while len(self._clients) > self.limit:
+            self._clients.popitem(last=False)
+
+    def booted(self, image_id: str) -> None:
+        self.boots[image_id] += 1
+
+    def recent(self) -> list[dict[str, Any]]:
+        """Most recently seen first."""
+        return [record.as_json() for record in reversed(self._clients.values())]
