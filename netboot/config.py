@@ -21,7 +21,7 @@ from typing import Any
 
 from netboot.errors import ConfigError
 
-LOG_FORMATS = ("text", "json")
+LOG_FORMATS = ("text", "json", "journal")
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
 Check = Callable[[object, "_Context"], Any]
@@ -347,7 +347,8 @@ class LoggingConfig:
         "text",
         _one_of(*LOG_FORMATS),
         "`text`: one line per event for people; `json`: one JSON object per line for "
-        "log collectors.",
+        "log collectors; `journal`: journald's native protocol, every named field of an "
+        "event as a NETBOOT_* field (under systemd; JSON on stderr if journald is absent).",
     )
     level: str = option("info", _one_of(*LOG_LEVELS), "Least severe level written to stderr.")
 

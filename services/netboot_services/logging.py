@@ -1,4 +1,4 @@
-"""Structured logging to stderr: text for people, JSON lines for machines.
+"""Structured logging: text for people, JSON lines for machines, journald fields.
 
 Events come from `twisted.logger.Logger` calls with named fields (`client=`,
 `image_id=`, `path=`), so a JSON line carries them as keys and a log collector
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO, cast
@@ -101,9 +102,56 @@ def _not_port_chatter(event: LogEvent) -> PredicateResult:
     return cast(PredicateResult, PredicateResult.maybe)
 
 
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+_SYSLOG_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+_FIELD = re.compile(r"[^A-Z0-9_]")
+
+
+def _journal_field(name: str, value: object) -> bytes:
+    """One field in journald's native format, the length-prefixed form (safe for any bytes)."""
+    data = str(value).encode("utf-8", "replace")
+    return name.encode() + b"\n" + len(data).to_bytes(8, "little") + data + b"\n"
+
+
+def journal_observer(stream: TextIO, path: str = JOURNAL_SOCKET) -> Observer:
+    """Send each event to journald with its named fields (NETBOOT_CLIENT=…, …).
+
+    Falls back to JSON lines on `stream` when journald's socket is not there.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        return json_observer(stream)
+
+    def observe(event: LogEvent) -> None:
+        level = _level(event)
+        record = [
+            _journal_field("MESSAGE", _message(event)),
+            _journal_field("PRIORITY", _SYSLOG_PRIORITY.get(level, 6)),
+            _journal_field("SYSLOG_IDENTIFIER", "netboot"),
+            _journal_field("NETBOOT_SYSTEM", event.get("log_namespace", "-")),
+        ]
+        for key, value in _fields(event).items():
+            name = "NETBOOT_" + _FIELD.sub("_", key.upper())
+            record.append(_journal_field(name, value))
+        try:
+            sock.send(b"".join(record))
+        except OSError:
+            stream.write(_message(event) + "\n")
+
+    return observe
+
+
 def make_observer(log_format: str, level: str, stream: TextIO) -> ILogObserver:
     """Twisted calls observers as plain callables; the interface is not enforced."""
-    base = json_observer(stream) if log_format == "json" else text_observer(stream)
+    if log_format == "journal":
+        base = journal_observer(stream)
+    elif log_format == "json":
+        base = json_observer(stream)
+    else:
+        base = text_observer(stream)
     predicates = [
         LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level)),
         _not_port_chatter,
