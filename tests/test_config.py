@@ -66,7 +66,11 @@ def test_relative_root_is_taken_from_the_config_files_directory(tmp_path: Path) 
         ("[server]\nroot = ''\n", "server.root", "must be a non-empty string"),
         ("[server]\ninterfaces = 'eth0'\n", "server.interfaces", "must be a list of non-empty"),
         ("[server]\ninterfaces = ['']\n", "server.interfaces", "must be a list of non-empty"),
-        ("[logging]\nformat = 'xml'\n", "logging.format", "must be one of text, json (got 'xml')"),
+        (
+            "[logging]\nformat = 'xml'\n",
+            "logging.format",
+            "must be one of text, json, journal (got 'xml')",
+        ),
         ("[logging]\nlevel = 3\n", "logging.level", "must be one of debug, info, warn"),
         ("[server\n", "-", "is not valid TOML"),
     ],

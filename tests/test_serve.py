@@ -113,7 +113,7 @@ def test_config_file_is_used_and_the_command_line_wins(root: Path, tmp_path: Pat
     ("config_text", "message"),
     [
         ("[server]\nrooot = 'x'\n", "server.rooot: unknown key"),
-        ("[logging]\nformat = 'xml'\n", "logging.format: must be one of text, json"),
+        ("[logging]\nformat = 'xml'\n", "logging.format: must be one of text, json, journal"),
         ("[server]\nroot = 'absent'\n", "server.root: "),
     ],
 )
