@@ -9,7 +9,7 @@ the current catalog, the clock and the address the request arrived on.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from twisted.logger import Logger
@@ -20,21 +20,19 @@ from netboot.dhcp.options import BOOTREQUEST, Option
 from netboot.dhcp.packet import ZERO, DhcpPacket
 from netboot.nbi.catalog import Catalog
 from netboot_services.clients import ClientTracker
+from netboot_services.counters import Counters
 from netboot_services.dhcp import Arrival, HandlerResult
 
 log = Logger(namespace="netboot.bsdp")
 
 
 @dataclass
-class BsdpCounters:
+class BsdpCounters(Counters):
     requests: int = 0
     list_replies: int = 0
     select_replies: int = 0
     failed_replies: int = 0
     ignored: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class BsdpHandler:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted.application.service import Service
@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
+from netboot_services.counters import Counters
 from netboot_services.ratelimit import OncePerInterval
 
 log = Logger(namespace="netboot.dhcp")
@@ -72,7 +73,7 @@ class HandlerResult:
 
 
 @dataclass
-class DhcpCounters:
+class DhcpCounters(Counters):
     datagrams: int = 0
     malformed: int = 0
     unclaimed: int = 0
@@ -80,9 +81,6 @@ class DhcpCounters:
     send_errors: int = 0
     handler_errors: int = 0
     """Datagrams that crashed a handler: bugs of ours, logged with a traceback."""
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class DhcpDispatcher:

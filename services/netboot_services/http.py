@@ -16,7 +16,7 @@ import mimetypes
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -35,6 +35,7 @@ from netboot.http.paths import HttpNamespace, Refusal
 from netboot.http.ranges import ByteRange, Unsatisfiable, parse_ranges
 from netboot.nbi.catalog import Catalog
 from netboot_services.clients import ClientTracker
+from netboot_services.counters import Counters
 
 log = Logger(namespace="netboot.http")
 
@@ -44,16 +45,13 @@ MIME_TYPES = {".dmg": "application/x-apple-diskimage", ".ipxe": "text/plain"}
 
 
 @dataclass
-class HttpCounters:
+class HttpCounters(Counters):
     requests: int = 0
     refused: int = 0
     not_modified: int = 0
     partial: int = 0
     bytes_sent: int = 0
     aborted: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @implementer(IPushProducer)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from socket import MSG_DONTWAIT
 from typing import Any, BinaryIO
@@ -43,6 +43,7 @@ from netboot.tftp.wire import (
     parse,
 )
 from netboot_services.clients import ClientTracker
+from netboot_services.counters import Counters
 from netboot_services.ratelimit import OncePerInterval
 
 log = Logger(namespace="netboot.tftp")
@@ -58,7 +59,7 @@ READ_BUFFER = 64 * 1024
 
 
 @dataclass
-class TftpCounters:
+class TftpCounters(Counters):
     """Every TFTP counter in one place; the metrics endpoint exports these."""
 
     requests: int = 0
@@ -76,9 +77,6 @@ class TftpCounters:
     """Datagrams the kernel refused (buffer full, ICMP unreachable seen)."""
     busy_poll_hits: int = 0
     busy_poll_misses: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class _Transfer:
