@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -57,8 +58,6 @@ def nfs_config(config_file: Path | None, root: Path | None) -> None:
     """
     config = _config(config_file)
     if root is not None:
-        from dataclasses import replace
-
         config = replace(config, server=replace(config.server, root=root.resolve()))
     click.echo(ganesha_config(config), nl=False)
 
