@@ -66,3 +66,21 @@ def test_json_and_text_lines() -> None:
     assert stream.getvalue().endswith(
         "warning  [netboot.tftp] sent 'Alpha.nbi/i386/booter' to 10.0.0.2:3000\n"
     )
+
+
+def test_twisted_port_chatter_is_dropped() -> None:
+    from twisted.logger import PredicateResult
+
+    from netboot_services.logging import _not_port_chatter
+
+    for text in (
+        "(UDP Port 41657 Closed)",
+        "(TCP Port 80 Closed)",
+        "_RequestPort starting on 69",
+        "Starting protocol <x>",
+        "Stopping factory <y>",
+    ):
+        event = {"log_namespace": "log_legacy", "log_level": LogLevel.info, "message": (text,)}
+        assert _not_port_chatter(event) is PredicateResult.no, text
+    kept = {"log_namespace": "log_legacy", "log_level": LogLevel.info, "message": ("other",)}
+    assert _not_port_chatter(kept) is PredicateResult.maybe

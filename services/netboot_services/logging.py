@@ -89,12 +89,12 @@ def json_observer(stream: TextIO) -> Observer:
 
 
 _PORT_CHATTER = re.compile(
-    r"starting on \d+$|^\(UDP Port \d+ Closed\)$|^(Starting|Stopping) protocol "
+    r"starting on \d+$|^\((UDP|TCP) Port \d+ Closed\)$|^(Starting|Stopping) (protocol|factory) "
 )
 
 
 def _not_port_chatter(event: LogEvent) -> PredicateResult:
-    """Twisted logs every UDP port opened and closed: one per TFTP transfer. Drop those."""
+    """Twisted logs every port opened and closed (one per TFTP transfer). Drop those."""
     if event.get("log_namespace") == "log_legacy" and event.get("log_level") is LogLevel.info:
         text = " ".join(str(part) for part in event.get("message", ()))
         if _PORT_CHATTER.search(text):
