@@ -101,6 +101,7 @@ class _Request:
     bsdp: BsdpMessage
     mac: MacAddress
     destination: tuple[str, int]
+    nfs_available: bool = True
 
 
 def eligible(info: NBImageInfo, client: ClientClass, mac: MacAddress) -> bool:
@@ -132,12 +133,12 @@ class BsdpPolicy:
     def __init__(self, settings: BsdpSettings, bindings: BindingTable) -> None:
         self.settings = settings
         self.bindings = bindings
-        self._nfs_available = True
 
-    def _offerable(self, nbi_set: NbiSet) -> bool:
+    @staticmethod
+    def _offerable(nbi_set: NbiSet, request: _Request) -> bool:
         """False for an image whose NFS export is ours and not running."""
         info = nbi_set.info
-        if info is None or info.image_type is not ImageType.NFS or self._nfs_available:
+        if info is None or info.image_type is not ImageType.NFS or request.nfs_available:
             return True
         return info.root_path is not None and root_path_form(info.root_path) is not (
             RootPathForm.LOCAL
@@ -159,7 +160,7 @@ class BsdpPolicy:
         checked = self._check(packet)
         if isinstance(checked, Ignore):
             return checked
-        self._nfs_available = nfs_available
+        checked = replace(checked, nfs_available=nfs_available)
         if checked.bsdp.message_type == MessageType.LIST:
             return self._list(checked, catalog, server_address, now)
         if checked.bsdp.message_type == MessageType.SELECT:
@@ -209,7 +210,7 @@ class BsdpPolicy:
             if s.info is not None
             and eligible(s.info, request.client, request.mac)
             and passes_filter(s.info, request.bsdp.attribute_filter)
-            and self._offerable(s)
+            and self._offerable(s, request)
         ]
 
         def rank(nbi_set: NbiSet) -> int:
@@ -285,7 +286,7 @@ class BsdpPolicy:
             for s in catalog.servable
             if s.info is not None
             and eligible(s.info, request.client, request.mac)
-            and self._offerable(s)
+            and self._offerable(s, request)
         ]
         wanted = request.bsdp.selected_image_id
         if wanted is None:
@@ -308,7 +309,7 @@ class BsdpPolicy:
         binding = self.bindings.bind(request.mac, int(info.image_id), request.packet.ciaddr, now)
         shadow_directory = None
         shadow_mount = shadow_file = None
-        if info.supports_diskless and self.settings.shadow_root and self._nfs_available:
+        if info.supports_diskless and self.settings.shadow_root and request.nfs_available:
             # One directory per client, named by its MAC; the client creates the file.
             shadow_directory = str(request.mac).replace(":", "")
             host = self.settings.root_paths.public_host or server
