@@ -7,12 +7,15 @@ turns into a failure (see conftest.py).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -142,3 +145,29 @@ def bridge_lab(count: int, subnet: str = "10.232.0") -> Iterator[Segment]:
     finally:
         for name in created:
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
+def run_in(
+    namespace: str, *command: str, timeout: float = 120, text: bool = True
+) -> subprocess.CompletedProcess[Any]:
+    """Run a command inside a namespace; never raises for its exit status."""
+    return subprocess.run(
+        ["ip", "netns", "exec", namespace, *command],
+        capture_output=True,
+        text=text,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def netboot_in(namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Our own command line (`python -m netboot ...`) inside a namespace."""
+    return run_in(namespace, sys.executable, "-m", "netboot", *args)
+
+
+def bsdp_probe(namespace: str, interface: str, *extra: str) -> tuple[int, dict[str, Any]]:
+    """`netboot bsdp probe --json` from a client namespace: exit status and answer."""
+    done = netboot_in(
+        namespace, "bsdp", "probe", "--interface", interface, "--timeout", "1", "--json", *extra
+    )
+    return done.returncode, json.loads(done.stdout)

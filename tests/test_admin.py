@@ -13,24 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon import Daemon
 from tests.factories import make_set
-from tests.netns import veth_lab
+from tests.netns import bsdp_probe, netboot_in, run_in, veth_lab
 
 TIMEOUT = 60
 
 
-def in_namespace(namespace: str, *command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ip", "netns", "exec", namespace, *command],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-
-
 def fetch(namespace: str, url: str) -> str:
     script = f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())"
-    done = in_namespace(namespace, sys.executable, "-c", script)
+    done = run_in(namespace, sys.executable, "-c", script)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -43,37 +33,15 @@ def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
         args = ["--root", str(root), "--interface", lab.server_if]
         with Daemon(args, netns=lab.server) as daemon:
             daemon.wait_ready()
-            probe = in_namespace(
-                lab.client,
-                sys.executable,
-                "-m",
-                "netboot",
-                "bsdp",
-                "probe",
-                "--interface",
-                lab.client_if,
-                "--timeout",
-                "1",
-                "--json",
-                "--select",
-                "0x01000001",
-            )
-            assert probe.returncode == 0, probe.stderr
-            fetched = in_namespace(
-                lab.client,
-                sys.executable,
-                "-m",
-                "netboot",
-                "tftp",
-                "get",
-                lab.server_ip,
-                "Alpha.nbi/i386/booter",
-                "-o",
-                str(tmp_path / "booter"),
+            exit_status, answer = bsdp_probe(lab.client, lab.client_if, "--select", "0x01000001")
+            assert exit_status == 0, answer
+            booter = str(tmp_path / "booter")
+            fetched = netboot_in(
+                lab.client, "tftp", "get", lab.server_ip, "Alpha.nbi/i386/booter", "-o", booter
             )
             assert fetched.returncode == 0, fetched.stderr
 
-            status = in_namespace(lab.server, sys.executable, "-m", "netboot", "status", "--json")
+            status = netboot_in(lab.server, "status", "--json")
             assert status.returncode == 0, status.stderr
             state = json.loads(status.stdout)
             assert [image["path"] for image in state["images"]] == ["Alpha.nbi", "Broken.nbi"]
@@ -88,7 +56,7 @@ def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
             assert client["progress"] == "tftp done"
             assert list(client["stages"]) == ["bsdp list", "bsdp select", "tftp", "tftp done"]
 
-            human = in_namespace(lab.server, sys.executable, "-m", "netboot", "status")
+            human = netboot_in(lab.server, "status")
             assert "1 of 2 NBI sets valid" in human.stdout
 
             metrics = {
@@ -149,30 +117,16 @@ def test_status_page_renders_in_a_browser(tmp_path: Path) -> None:
         args = ["--root", str(root), "--interface", lab.server_if]
         with Daemon(args, netns=lab.server) as daemon:
             daemon.wait_ready()
-            probe = in_namespace(
-                lab.client,
-                sys.executable,
-                "-m",
-                "netboot",
-                "bsdp",
-                "probe",
-                "--interface",
-                lab.client_if,
-                "--timeout",
-                "1",
-                "--json",
-                "--select",
-                "0x01000001",
-            )
-            assert probe.returncode == 0, probe.stderr
+            exit_status, answer = bsdp_probe(lab.client, lab.client_if, "--select", "0x01000001")
+            assert exit_status == 0, answer
             url = "http://127.0.0.1:9067/"
             profile = ["--user-data-dir=" + str(tmp_path / "profile")]
-            dom = in_namespace(lab.server, chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", url)
+            dom = run_in(lab.server, chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", url)
             assert "Lab image" in dom.stdout and "Broken.nbi" in dom.stdout
             assert f"<td>{lab.client_ip}</td>" in dom.stdout
             assert "<b>bsdp select</b>" in dom.stdout
             shot = tmp_path / "status.png"
-            taken = in_namespace(
+            taken = run_in(
                 lab.server, chromium, *CHROMIUM_FLAGS, *profile, f"--screenshot={shot}", url
             )
             assert shot.is_file(), taken.stderr

@@ -19,7 +19,7 @@ import pytest
 
 from tests.daemon import Daemon
 from tests.factories import FAT_EFI_BOOTER, make_set
-from tests.netns import Lab, bridge_lab, veth_lab
+from tests.netns import Lab, bridge_lab, bsdp_probe, netboot_in, run_in, veth_lab
 
 CLIENT_MAC = "00:16:cb:12:34:56"
 MODEL = "MacBookPro11,1"
@@ -44,36 +44,8 @@ def build_catalog(root: Path) -> dict[int, str]:
     return {HIGH_SIERRA: "HighSierra.nbi", INSTALL: "Install.nbi", LAB_ONLY: "LabOnly.nbi"}
 
 
-def in_namespace(namespace: str, *command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ip", "netns", "exec", namespace, *command],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-
-
 def probe(lab: Lab, *extra: str, model: str = MODEL) -> tuple[int, dict[str, Any]]:
-    done = in_namespace(
-        lab.client,
-        sys.executable,
-        "-m",
-        "netboot",
-        "bsdp",
-        "probe",
-        "--interface",
-        lab.client_if,
-        "--mac",
-        CLIENT_MAC,
-        "--model",
-        model,
-        "--timeout",
-        "1",
-        "--json",
-        *extra,
-    )
-    return done.returncode, json.loads(done.stdout)
+    return bsdp_probe(lab.client, lab.client_if, "--mac", CLIENT_MAC, "--model", model, *extra)
 
 
 @dataclass
@@ -136,11 +108,8 @@ def test_select_gives_a_booter_tftp_serves_and_a_root_path_to_the_image(
         assert selected["server_id"] == selected["siaddr"] == served.lab.server_ip
         assert selected["boot_file"] == f"{set_path}/i386/booter"
         booter = tmp_path / f"booter-{image_id:x}"
-        fetched = in_namespace(
+        fetched = netboot_in(
             served.lab.client,
-            sys.executable,
-            "-m",
-            "netboot",
             "tftp",
             "get",
             selected["siaddr"],
@@ -218,7 +187,7 @@ def test_bad_input_gets_silence_and_the_service_keeps_answering(served: Served) 
         "00" * 100,  # not DHCP at all
         _inform("2b0701010102020101")[:-40],  # the datagram itself cut short
     ]
-    done = in_namespace(
+    done = run_in(
         served.lab.client, sys.executable, "-c", _raw_sender(served.lab.server_ip, payloads)
     )
     assert done.returncode == 0, done.stderr
@@ -245,43 +214,23 @@ def test_two_servers_on_one_lan_both_answer_with_their_priorities(tmp_path: Path
         try:
             for daemon in daemons:
                 daemon.wait_ready()
-            done = in_namespace(
-                client.namespace,
-                sys.executable,
-                "-m",
-                "netboot",
-                "bsdp",
-                "probe",
-                "--interface",
-                client.interface,
-                "--mac",
-                CLIENT_MAC,
-                "--timeout",
-                "1.5",
-                "--json",
+            _, answer = bsdp_probe(
+                client.namespace, client.interface, "--mac", CLIENT_MAC, "--timeout", "1.5"
             )
-            answer = json.loads(done.stdout)
             priorities = {s["server_id"]: s["priority"] for s in answer["servers"]}
             assert priorities == {first.address: 100, second.address: 200}
             # The SELECT goes to the higher-priority server; the other drops nothing.
-            done = in_namespace(
+            _, answer = bsdp_probe(
                 client.namespace,
-                sys.executable,
-                "-m",
-                "netboot",
-                "bsdp",
-                "probe",
-                "--interface",
                 client.interface,
                 "--mac",
                 CLIENT_MAC,
                 "--timeout",
                 "1.5",
-                "--json",
                 "--select",
                 hex(HIGH_SIERRA),
             )
-            selected = json.loads(done.stdout)["selected"]
+            selected = answer["selected"]
             assert selected["server_id"] == second.address
         finally:
             for daemon in daemons:
@@ -322,7 +271,7 @@ def go_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_insomniacslk_bsdp_client_lists_and_selects(served: Served, go_client: Path) -> None:
     """A BSDP client written by others runs its whole exchange against us."""
-    done = in_namespace(served.lab.client, str(go_client), served.lab.client_if)
+    done = run_in(served.lab.client, str(go_client), served.lab.client_if)
     result = json.loads(done.stdout)
     assert done.returncode == 0, result
     assert result["list_server"] == served.lab.server_ip

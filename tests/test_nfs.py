@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -18,7 +17,7 @@ import pytest
 from netboot.nfs.ganesha import GaneshaSettings, render_config
 from tests.daemon import Daemon
 from tests.factories import make_set
-from tests.netns import Lab, veth_lab
+from tests.netns import Lab, bsdp_probe, run_in, veth_lab
 
 TIMEOUT = 60
 CLIENT_MAC = "00:16:cb:12:34:56"
@@ -55,12 +54,7 @@ def require_nfs() -> None:
 
 
 def in_client(lab: Lab, *command: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["ip", "netns", "exec", lab.client, *command],
-        capture_output=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return run_in(lab.client, *command, timeout=TIMEOUT, text=False)
 
 
 def nfs_read(lab: Lab, url: str, deadline: float = 30.0) -> bytes:
@@ -107,24 +101,10 @@ def test_ganesha_serves_images_over_nfs_v3_and_v4_and_is_restarted(tmp_path: Pat
             assert nfs_read(lab, url + "?version=4") == expected
 
             # BSDP offers the NFS image with a root path into this export, and a shadow.
-            done = in_client(
-                lab,
-                sys.executable,
-                "-m",
-                "netboot",
-                "bsdp",
-                "probe",
-                "--interface",
-                lab.client_if,
-                "--mac",
-                CLIENT_MAC,
-                "--timeout",
-                "1",
-                "--json",
-                "--select",
-                "0x01000001",
+            _, answer = bsdp_probe(
+                lab.client, lab.client_if, "--mac", CLIENT_MAC, "--select", "0x01000001"
             )
-            selected = json.loads(done.stdout)["selected"]
+            selected = answer["selected"]
             assert selected["root_path"] == f"nfs:{lab.server_ip}:{export}:Alpha.nbi/NetBoot.dmg"
             assert selected["shadow_mount_path"] == f"nfs:{lab.server_ip}:{shadows.resolve()}"
             assert selected["shadow_file_path"] == "0016cb123456/Shadow"
@@ -157,20 +137,8 @@ def test_without_ganesha_nfs_images_are_not_offered(tmp_path: Path) -> None:
         with Daemon(args, netns=lab.server) as daemon:
             daemon.wait_for("is not installed: NFS images are not offered")
             daemon.wait_ready()
-            done = in_client(
-                lab,
-                sys.executable,
-                "-m",
-                "netboot",
-                "bsdp",
-                "probe",
-                "--interface",
-                lab.client_if,
-                "--timeout",
-                "1",
-                "--json",
-            )
-            (server,) = json.loads(done.stdout)["servers"]
+            _, answer = bsdp_probe(lab.client, lab.client_if)
+            (server,) = answer["servers"]
             assert [image["id"] for image in server["images"]] == [0x01000001]
             assert daemon.stop() == 0
 

@@ -3,45 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 from tests.daemon import Daemon
 from tests.factories import make_set
-from tests.netns import Lab, veth_lab
+from tests.netns import Lab, bsdp_probe, veth_lab
 
 TIMEOUT = 120
 GIB = 1024 * 1024 * 1024
 
 
-def probe(lab: Lab) -> dict[str, object]:
-    done = subprocess.run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            lab.client,
-            sys.executable,
-            "-m",
-            "netboot",
-            "bsdp",
-            "probe",
-            "--interface",
-            lab.client_if,
-            "--timeout",
-            "1",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    (server,) = json.loads(done.stdout)["servers"]
+def probe(lab: Lab) -> dict[str, Any]:
+    """The one server's answer to a LIST."""
+    _, answer = bsdp_probe(lab.client, lab.client_if)
+    (server,) = answer["servers"]
     return server  # type: ignore[no-any-return]
 
 
