@@ -1491,3 +1491,28 @@ def test_binding_table_on_its_own() -> None:
     assert not table.drop(other)
     third = table.bind(other, image_id(1), "192.0.2.51", 20.0)
     assert third.machine_name == "NetBoot003"  # numbers are not reused
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        BsdpMessage(message_type=MessageType.LIST, version=0x0000),
+        BsdpMessage(message_type=MessageType.LIST, version=VERSION_1_1, netboot_1_0_firmware=True),
+    ],
+    ids=["version-0", "sub-option-10"],
+)
+def test_netboot_1_0_clients_are_matched_as_the_netboot1_model(
+    tmp_path: Path, message: BsdpMessage
+) -> None:
+    """Apple's bsdpd substitutes the model /NetBoot1 for old-ROM clients."""
+    catalog = catalog_of(
+        tmp_path,
+        {
+            "ForOldRoms": {"EnabledSystemIdentifiers": ["/NetBoot1"]},
+            "ForThisModel": {"EnabledSystemIdentifiers": [MODEL]},
+        },
+    )
+    decision = make_policy().decide(bsdp_request(message), catalog, SERVER, 0.0)
+    reply = reply_of(decision)
+    assert reply.summary.startswith("ACK[LIST] of 1 image(s)")
+    assert bsdp_of(reply.packets[0]).default_image_id == image_id(1)

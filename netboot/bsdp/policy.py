@@ -62,6 +62,8 @@ MIN_REPLY_SIZE = 576
 MAX_REPLY_SIZE = 8192
 """Apple's send buffer; replies to INFORM may be IP-fragmented up to this."""
 RESERVED_PORT_LIMIT = 1024
+NETBOOT_1_0_MODEL = "/NetBoot1"
+"""The model Apple's bsdpd matches NetBoot 1.0 clients by (version 0 or sub-option 10)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,9 @@ class BsdpPolicy:
             destination = (packet.giaddr, SERVER_PORT)
         else:
             destination = (BROADCAST, port)
+        if bsdp.version == 0 or bsdp.netboot_1_0_firmware:
+            # Apple matches NetBoot 1.0 clients (old ROMs) under this model name.
+            client = ClientClass(client.arch, NETBOOT_1_0_MODEL)
         return _Request(packet, client, bsdp, packet.mac, destination)
 
     # -- LIST -----------------------------------------------------------------------
