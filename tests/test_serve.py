@@ -17,7 +17,7 @@ import pytest
 
 from tests.daemon import Daemon
 from tests.factories import make_set
-from tests.netns import veth_lab
+from tests.netns import netboot_in, veth_lab
 
 
 @pytest.fixture
@@ -145,26 +145,8 @@ def test_serve_binds_to_an_interface_inside_a_network_namespace(root: Path) -> N
             line = d.wait_ready()
             assert d.stop() == 0
         assert f"on {lab.server_if} " in line
-        refused = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                lab.server,
-                sys.executable,
-                "-m",
-                "netboot",
-                "serve",
-                "--allow-root",
-                "--root",
-                str(root),
-                "--interface",
-                lab.client_if,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        refused = netboot_in(
+            lab.server, "serve", "--allow-root", "--root", str(root), "--interface", lab.client_if
         )
         assert refused.returncode == 2
         assert f"no network interface named {lab.client_if!r} (have: lo, {lab.server_if})" in (
@@ -221,26 +203,9 @@ def test_started_as_root_it_drops_to_the_user_and_keeps_serving(tmp_path: Path) 
             assert _status_field(pid, "Groups") == []
             assert _status_field(pid, "CapEff") == ["0000000000000000"]
             assert _status_field(pid, "CapPrm") == ["0000000000000000"]
-            fetched = subprocess.run(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    lab.client,
-                    sys.executable,
-                    "-m",
-                    "netboot",
-                    "tftp",
-                    "get",
-                    lab.server_ip,
-                    "Alpha.nbi/i386/booter",
-                    "-o",
-                    str(tmp_path / "b"),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
+            booter = str(tmp_path / "b")
+            fetched = netboot_in(
+                lab.client, "tftp", "get", lab.server_ip, "Alpha.nbi/i386/booter", "-o", booter
             )
             assert fetched.returncode == 0, fetched.stderr + "\n".join(daemon.lines)
             assert daemon.stop() == 0

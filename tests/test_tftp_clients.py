@@ -21,7 +21,7 @@ import pytest
 
 from tests.daemon import Daemon
 from tests.factories import make_set
-from tests.netns import Lab, veth_lab
+from tests.netns import Lab, run_in, veth_lab
 
 SIZES = {"empty": 0, "one-block": 512, "block-and-one": 513, "twenty-mib": 20 * 1024 * 1024}
 TIMEOUT = 120
@@ -43,14 +43,7 @@ class Served:
 
     def run(self, *command: str) -> subprocess.CompletedProcess[str]:
         """Run a client command in the client namespace."""
-        return subprocess.run(
-            ["ip", "netns", "exec", self.lab.client, *command],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-            cwd=self.work,
-        )
+        return run_in(self.lab.client, *command, timeout=TIMEOUT)
 
     def expect(self, name: str, downloaded: Path) -> None:
         assert downloaded.exists(), f"{downloaded} was not written"
@@ -301,13 +294,7 @@ def test_block_numbers_roll_over_past_65535(tmp_path: Path, client: list[str]) -
     ):
         daemon.wait_ready()
         command = [arg.format(out=out, server=lab.server_ip) for arg in client]
-        done = subprocess.run(
-            ["ip", "netns", "exec", lab.client, *command],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
+        done = run_in(lab.client, *command, timeout=TIMEOUT)
         assert done.returncode == 0, done.stdout + done.stderr
         assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(big).digest()
         assert daemon.stop() == 0
