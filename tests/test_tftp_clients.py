@@ -45,6 +45,21 @@ class Served:
         """Run a client command in the client namespace."""
         return run_in(self.lab.client, *command, timeout=TIMEOUT)
 
+    def curl_twenty_mib(self, label: str) -> None:
+        """Download the 20 MiB file with curl at blksize 1468; it must arrive whole."""
+        out = self.work / label
+        done = self.run(
+            "curl",
+            "-sS",
+            "--tftp-blksize",
+            "1468",
+            "-o",
+            str(out),
+            f"tftp://{self.lab.server_ip}/Alpha.nbi/i386/twenty-mib",
+        )
+        assert done.returncode == 0, done.stderr
+        self.expect("twenty-mib", out)
+
     def expect(self, name: str, downloaded: Path) -> None:
         assert downloaded.exists(), f"{downloaded} was not written"
         got = downloaded.read_bytes()
@@ -222,18 +237,7 @@ def test_garbage_never_stops_the_server(served: Served) -> None:
     done = served.run(sys.executable, "-c", _client_socket_script(served.lab.server_ip, 7))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "00050005"  # the stranger's ACK got ERROR 5
-    out = served.work / "after-garbage"
-    fetched = served.run(
-        "curl",
-        "-sS",
-        "--tftp-blksize",
-        "1468",
-        "-o",
-        str(out),
-        f"tftp://{served.lab.server_ip}/Alpha.nbi/i386/twenty-mib",
-    )
-    assert fetched.returncode == 0, fetched.stderr
-    served.expect("twenty-mib", out)
+    served.curl_twenty_mib("after-garbage")
     assert served.daemon.process.poll() is None
 
 
@@ -396,18 +400,7 @@ time.sleep(30)
     )
     try:
         assert staller.stdout is not None and staller.stdout.readline().strip() == "stalled"
-        out = served.work / "beside-stalled"
-        done = served.run(
-            "curl",
-            "-sS",
-            "--tftp-blksize",
-            "1468",
-            "-o",
-            str(out),
-            f"tftp://{served.lab.server_ip}/Alpha.nbi/i386/twenty-mib",
-        )
-        assert done.returncode == 0, done.stderr
-        served.expect("twenty-mib", out)
+        served.curl_twenty_mib("beside-stalled")
     finally:
         staller.kill()
         staller.wait()
