@@ -1,0 +1,667 @@
+"""The lease database of full-DHCP mode: which client holds which address, on disk.
+
+Full DHCP hands out addresses, so a restart must not forget who holds what, and
+nothing (a crash, a second process on the same file) may ever hand one address
+to two clients. The design choices that follow from that:
+
+* One row per address ever handed out, keyed by the address as an INTEGER
+  PRIMARY KEY: the key is the table's UNIQUE constraint, so a second holder of an
+  address is a constraint violation, never a second row. Rows are never deleted;
+  an address is "never used" exactly when it has no row, which makes the lowest
+  never-used address an index walk from a cursor that only moves forward.
+* Every change is one `BEGIN IMMEDIATE` transaction. IMMEDIATE takes the write
+  lock before the first read, so two stores sharing the file serialise "find a
+  free address" with "record it"; a deferred transaction would let both read the
+  same free address before either writes.
+* WAL journal with `synchronous=FULL`. Both NORMAL and FULL survive a process
+  crash intact; they differ on power loss, where NORMAL may lose the last commits.
+  A lost BIND is an address the client was ACKed and still uses but the file no
+  longer records, which the next boot would offer to someone else: the very
+  duplicate this module exists to prevent. FULL syncs the WAL at every commit, so
+  an ACK is only ever sent for a lease that is on disk. WAL keeps that fsync
+  cheap (one sequential append) and lets status readers run beside the writer.
+* The clock is injected and must be a wall clock (`time.time`): expiries are
+  absolute and outlive the process, and a monotonic clock restarts with the
+  machine, which would make stored leases look expired or immortal.
+
+Allocation order, after RFC 2131 4.3.1: a client's reservation, then the address
+it holds or held, then the one it asks for, then the lowest never-used address,
+and only then the address that has been free the longest, so an address a
+vanished client might still be using is reused as late as possible. DECLINEd
+addresses (someone on the wire answered ARP for them) sit out a quarantine and
+then rejoin that queue at the end, as if their lease had ended when it lifted.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from ipaddress import IPv4Address
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from netboot.errors import NetbootError
+from netboot.macaddr import MacAddress
+
+MAX_POOL_SIZE = 65536
+"""A /16: far beyond one broadcast domain, and it bounds the never-used walk."""
+
+SCHEMA_VERSION = 1
+"""Kept in PRAGMA user_version; a file written by a newer netboot is refused."""
+
+APPLICATION_ID = 0x4E42544C  # "NBTL"
+"""Kept in PRAGMA application_id, so someone else's SQLite file is never adopted."""
+
+# address is the rowid: the UNIQUE key, and the cheapest lookup and range scan there
+# is. lease_by_client finds a client's rows newest first (seq orders one client's
+# rows only); lease_by_expiry finds the address free the longest (rowid breaks ties).
+# One statement each, because in Python 3.11 executescript() commits the open
+# transaction, which would split creating the schema from stamping its version.
+_SCHEMA = (
+    """
+    CREATE TABLE lease (
+        address   INTEGER PRIMARY KEY CHECK (address BETWEEN 0 AND 4294967295),
+        client_id BLOB NOT NULL,
+        mac       TEXT NOT NULL,
+        state     TEXT NOT NULL CHECK (state IN ('offered', 'bound', 'released', 'declined')),
+        expires   REAL NOT NULL,
+        hostname  TEXT,
+        seq       INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX lease_by_client ON lease (client_id, seq)",
+    "CREATE INDEX lease_by_expiry ON lease (expires)",
+)
+
+# Written out in full, each with the columns of _Row in order, so no SQL is ever
+# assembled at run time.
+_ROW_AT = (
+    "SELECT address, client_id, mac, state, expires, hostname, seq FROM lease WHERE address = ?"
+)
+_ROWS_OF_CLIENT = (
+    "SELECT address, client_id, mac, state, expires, hostname, seq FROM lease"
+    " WHERE client_id = ? ORDER BY seq DESC"
+)
+_NEWEST_OF_CLIENT = _ROWS_OF_CLIENT + " LIMIT 1"
+_FREE_LONGEST = (
+    "SELECT address, client_id, mac, state, expires, hostname, seq FROM lease"
+    " WHERE expires <= ? AND +address BETWEEN ? AND ? ORDER BY expires, address LIMIT ? OFFSET ?"
+)
+# The unary + keeps the planner off the rowid range: a range over the whole pool
+# looks selective to it, but then every candidate is sorted by expiry on each offer.
+_ALL_ROWS = (
+    "SELECT address, client_id, mac, state, expires, hostname, seq FROM lease ORDER BY address"
+)
+_BATCH = 256
+
+
+class LeaseDatabaseError(NetbootError):
+    """The lease file cannot be used; names the file, since the admin must act on it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPool:
+    """The addresses the server may hand out, fixed for a store's lifetime.
+
+    A reservation may lie outside `first`..`last` (a printer kept out of the
+    dynamic range): its MAC gets it anyway, and no other client ever does.
+    """
+
+    first: IPv4Address
+    last: IPv4Address
+    reservations: Mapping[MacAddress, IPv4Address] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    excluded: frozenset[IPv4Address] = frozenset()
+    """Never handed out: typically the server's own address and the router."""
+    _reserved_for: Mapping[IPv4Address, MacAddress] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.first > self.last:
+            raise ValueError(f"address pool starts at {self.first}, after its end {self.last}")
+        count = int(self.last) - int(self.first) + 1
+        if count > MAX_POOL_SIZE:
+            raise ValueError(
+                f"address pool {self.first}-{self.last} has {count} addresses;"
+                f" at most {MAX_POOL_SIZE} are supported"
+            )
+        reserved_for: dict[IPv4Address, MacAddress] = {}
+        for mac, address in self.reservations.items():
+            if address in reserved_for:
+                raise ValueError(
+                    f"{address} is reserved for both {reserved_for[address]} and {mac}"
+                )
+            if address in self.excluded:
+                raise ValueError(f"{address} is reserved for {mac} but also excluded")
+            reserved_for[address] = mac
+        # Copies, so a caller mutating its dict cannot change a pool a store relies on.
+        object.__setattr__(self, "reservations", MappingProxyType(dict(self.reservations)))
+        object.__setattr__(self, "_reserved_for", MappingProxyType(reserved_for))
+
+    def contains(self, address: IPv4Address) -> bool:
+        """Whether some client may ever be given `address`."""
+        if address in self.excluded:
+            return False
+        return self.first <= address <= self.last or address in self._reserved_for
+
+    def reserved_for(self, address: IPv4Address) -> MacAddress | None:
+        return self._reserved_for.get(address)
+
+    @property
+    def size(self) -> int:
+        """How many addresses `contains` accepts: the denominator of a usage metric."""
+        in_range = int(self.last) - int(self.first) + 1
+        excluded = sum(1 for a in self.excluded if self.first <= a <= self.last)
+        outside = sum(1 for a in self._reserved_for if not self.first <= a <= self.last)
+        return in_range - excluded + outside
+
+
+class LeaseState(StrEnum):
+    OFFERED = "offered"
+    BOUND = "bound"
+    RELEASED = "released"
+    DECLINED = "declined"
+
+
+_HELD = (LeaseState.OFFERED, LeaseState.BOUND)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One address's row. `client_id` is an opaque key chosen by the caller
+    (option 61, or 0x01 + chaddr), so two OSes on one machine can hold two leases."""
+
+    address: IPv4Address
+    client_id: bytes
+    mac: MacAddress
+    state: LeaseState
+    expires: float
+    """Absolute, on the injected clock: the offer's, lease's or quarantine's end."""
+    hostname: str | None
+
+    def active(self, now: float) -> bool:
+        """Whether a client may be using the address right now."""
+        return self.state in _HELD and now < self.expires
+
+
+class _Row(NamedTuple):
+    address: int
+    client_id: bytes
+    mac: str
+    state: str
+    expires: float
+    hostname: str | None
+    seq: int
+
+    def busy(self, now: float) -> bool:
+        """Held by its client or quarantined: not available to anyone else."""
+        return self.state != LeaseState.RELEASED and now < self.expires
+
+    def lease(self) -> Lease:
+        return Lease(
+            IPv4Address(self.address),
+            self.client_id,
+            MacAddress(self.mac),
+            LeaseState(self.state),
+            self.expires,
+            self.hostname,
+        )
+
+
+class LeaseStore:
+    """The lease table of one pool in one SQLite file (or `":memory:"` for tests).
+
+    Not thread-safe: one store per thread, as the daemon has one reactor thread.
+    Several stores, in several processes, may share a file.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        pool: AddressPool,
+        clock: Callable[[], float],
+        *,
+        offer_hold: float = 30.0,
+        quarantine: float = 600.0,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        if not offer_hold > 0:
+            raise ValueError(f"offer_hold must be positive, got {offer_hold}")
+        if not quarantine >= 0:
+            raise ValueError(f"quarantine must not be negative, got {quarantine}")
+        self.path = str(path)
+        self.pool = pool
+        self._clock = clock
+        self._offer_hold = offer_hold
+        self._quarantine = quarantine
+        # The store works on integers: the SQL key, and cheaper than IPv4Address.
+        self._first = int(pool.first)
+        self._last = int(pool.last)
+        self._excluded = frozenset(int(a) for a in pool.excluded)
+        self._reservation = {mac: int(a) for mac, a in pool.reservations.items()}
+        self._reserved_for = {a: mac for mac, a in self._reservation.items()}
+        self._cursor = self._first
+        """Every address below it in the range has a row or is never dynamic."""
+        try:
+            self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+        except sqlite3.Error as error:
+            raise LeaseDatabaseError(self.path, f"cannot open: {error}") from error
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
+        """Adopt an empty file, accept our own, refuse anything else before writing to it."""
+        try:
+            self._is_empty()
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode not in ("wal", "memory"):
+                raise LeaseDatabaseError(
+                    self.path,
+                    f"cannot use write-ahead logging (journal mode stays {mode!r});"
+                    " keep the lease file on a local filesystem",
+                )
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Asked again under the write lock: another process may have created it.
+                if self._is_empty():
+                    for statement in _SCHEMA:
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        except sqlite3.Error as error:
+            raise LeaseDatabaseError(self.path, f"not a usable lease database: {error}") from error
+
+    def _is_empty(self) -> bool:
+        """Whether the file still needs the schema; raises if it is someone else's."""
+        application_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if application_id == 0 and version == 0:
+            if self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise LeaseDatabaseError(
+                    self.path, "is an SQLite database, but not a netboot lease database"
+                )
+            return True
+        if application_id != APPLICATION_ID:
+            raise LeaseDatabaseError(self.path, "is not a netboot lease database")
+        if version > SCHEMA_VERSION:
+            raise LeaseDatabaseError(
+                self.path,
+                f"lease database schema {version} is newer than this netboot"
+                f" understands ({SCHEMA_VERSION}); upgrade netboot",
+            )
+        if version < 1:
+            raise LeaseDatabaseError(self.path, f"unknown lease database schema {version}")
+        return False
+
+    # --- transactions ------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[float]:
+        """One write transaction; yields the time, read once the lock is held.
+
+        Reading the clock after BEGIN IMMEDIATE means a wait for another process's
+        lock cannot leave us deciding with a stale "now".
+        """
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise LeaseDatabaseError(self.path, f"cannot start a transaction: {error}") from error
+        try:
+            yield self._clock()
+            self._db.execute("COMMIT")
+        except sqlite3.Error as error:
+            self._rollback()
+            raise LeaseDatabaseError(self.path, str(error)) from error
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        """Best effort: the error that led here says more than a failed rollback would."""
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
+        """A read outside a transaction, with SQLite's errors turned into ours."""
+        try:
+            return self._db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise LeaseDatabaseError(self.path, str(error)) from error
+
+    # --- rows ----------------------------------------------------------------------
+
+    def _row(self, address: int) -> _Row | None:
+        row = self._db.execute(_ROW_AT, (address,)).fetchone()
+        return None if row is None else _Row._make(row)
+
+    def _client_rows(self, client_id: bytes) -> list[_Row]:
+        """Newest first; a client rarely has more than two (its address and its last one)."""
+        rows = self._db.execute(_ROWS_OF_CLIENT, (client_id,)).fetchall()
+        return [_Row._make(row) for row in rows]
+
+    def _write(
+        self,
+        address: int,
+        previous: _Row | None,
+        client_id: bytes,
+        mac: MacAddress,
+        state: LeaseState,
+        expires: float,
+        hostname: str | None,
+        seq: int,
+    ) -> Lease:
+        values = (client_id, mac, state.value, expires, hostname, seq, address)
+        if previous is None:
+            # A plain INSERT: if the address somehow had a row, the UNIQUE key refuses it.
+            self._db.execute(
+                "INSERT INTO lease (client_id, mac, state, expires, hostname, seq, address)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        else:
+            self._db.execute(
+                "UPDATE lease SET client_id = ?, mac = ?, state = ?, expires = ?,"
+                " hostname = ?, seq = ? WHERE address = ?",
+                values,
+            )
+        return Lease(IPv4Address(address), client_id, mac, state, expires, hostname)
+
+    def _release_others(self, mine: list[_Row], keep: int, now: float) -> None:
+        """Keep one client on one address: whatever else it holds goes back."""
+        for row in mine:
+            if row.address != keep and row.state in _HELD and now < row.expires:
+                self._db.execute(
+                    "UPDATE lease SET state = ?, expires = ? WHERE address = ?",
+                    (LeaseState.RELEASED.value, now, row.address),
+                )
+
+    # --- policy ----------------------------------------------------------------------
+
+    def _allowed(self, address: int, mac: MacAddress) -> bool:
+        """Whether `mac` may ever get `address`, whoever holds it now."""
+        if address in self._excluded:
+            return False
+        owner = self._reserved_for.get(address)
+        if owner is not None:
+            return owner == mac
+        return self._first <= address <= self._last
+
+    @staticmethod
+    def _available(row: _Row | None, client_id: bytes, now: float) -> bool:
+        """Free, or already this client's (unless it declined it)."""
+        if row is None or not row.busy(now):
+            return True
+        return row.client_id == client_id and row.state != LeaseState.DECLINED
+
+    def _dynamic(self, address: int) -> bool:
+        """Whether the never-used and longest-free steps may hand out `address`."""
+        return address not in self._excluded and address not in self._reserved_for
+
+    def _never_used(self) -> int | None:
+        """The lowest dynamic address without a row, walking the index from the cursor.
+
+        Rows are never deleted, so the cursor never has to move back, and the walk
+        costs one batch per call once the cursor has caught up.
+        """
+        candidate = self._cursor
+        while candidate <= self._last:
+            used = self._db.execute(
+                "SELECT address FROM lease WHERE address BETWEEN ? AND ? ORDER BY address LIMIT ?",
+                (candidate, self._last, _BATCH),
+            ).fetchall()
+            for (address,) in used:
+                while candidate < address:
+                    if self._dynamic(candidate):
+                        self._cursor = candidate
+                        return candidate
+                    candidate += 1
+                candidate = address + 1
+            if len(used) < _BATCH:
+                while candidate <= self._last:
+                    if self._dynamic(candidate):
+                        self._cursor = candidate
+                        return candidate
+                    candidate += 1
+        self._cursor = candidate
+        return None
+
+    def _longest_free(self, now: float) -> _Row | None:
+        """The dynamic address whose lease, offer or quarantine ended first.
+
+        The first row nearly always qualifies (only a reservation or an address
+        excluded after it was used is skipped), so batches start at one row and
+        double: fetching a long batch per offer costs more than the query.
+        """
+        offset, limit = 0, 1
+        while True:
+            rows = self._db.execute(
+                _FREE_LONGEST, (now, self._first, self._last, limit, offset)
+            ).fetchall()
+            for raw in rows:
+                row = _Row._make(raw)
+                if self._dynamic(row.address) and not row.busy(now):
+                    return row
+            if len(rows) < limit:
+                return None
+            offset, limit = offset + limit, min(2 * limit, _BATCH)
+
+    def _choose(
+        self,
+        client_id: bytes,
+        mac: MacAddress,
+        requested: IPv4Address | None,
+        mine: list[_Row],
+        now: float,
+    ) -> tuple[int, _Row | None] | None:
+        reserved = self._reservation.get(mac)
+        if reserved is not None:
+            row = self._row(reserved)
+            if self._available(row, client_id, now):
+                return reserved, row
+        for row in mine:
+            if row.state != LeaseState.DECLINED and self._allowed(row.address, mac):
+                return row.address, row
+        if requested is not None:
+            address = int(requested)
+            if self._allowed(address, mac):
+                row = self._row(address)
+                if self._available(row, client_id, now):
+                    return address, row
+        unused = self._never_used()
+        if unused is not None:
+            return unused, None
+        free = self._longest_free(now)
+        return None if free is None else (free.address, free)
+
+    # --- the protocol's operations ----------------------------------------------------
+
+    def offer(
+        self, client_id: bytes, mac: MacAddress, requested: IPv4Address | None = None
+    ) -> Lease | None:
+        """Answer a DISCOVER: pick an address and hold it for `offer_hold` seconds.
+
+        The hold is what stops a second client's DISCOVER, arriving before the
+        first client's REQUEST, from being offered the same address. A client with
+        an active BOUND lease gets that lease back untouched, so a stray DISCOVER
+        cannot shorten it to an offer. None means the pool is exhausted.
+        """
+        with self._transaction() as now:
+            mine = self._client_rows(client_id)
+            choice = self._choose(client_id, mac, requested, mine, now)
+            if choice is None:
+                return None
+            address, previous = choice
+            ours = previous if previous is not None and previous.client_id == client_id else None
+            if ours is not None and ours.state == LeaseState.BOUND and now < ours.expires:
+                return ours.lease()
+            self._release_others(mine, address, now)
+            return self._write(
+                address,
+                previous,
+                client_id,
+                mac,
+                LeaseState.OFFERED,
+                now + self._offer_hold,
+                None if ours is None else ours.hostname,
+                (mine[0].seq + 1) if mine else 1,
+            )
+
+    def bind(
+        self,
+        client_id: bytes,
+        mac: MacAddress,
+        address: IPv4Address,
+        lease_time: float,
+        hostname: str | None = None,
+    ) -> Lease | None:
+        """Answer a REQUEST in any state (selecting, init-reboot, renewing, rebinding).
+
+        None means NAK: the address is not this client's to have. A client with a
+        reservation that is free for it is refused any other address, so a NAK
+        moves it onto its reservation at the next DISCOVER. `hostname` None keeps
+        the name the client gave before (renewals often leave option 12 out).
+        """
+        if not lease_time > 0:
+            raise ValueError(f"lease_time must be positive, got {lease_time}")
+        wanted = int(address)
+        with self._transaction() as now:
+            if not self._allowed(wanted, mac):
+                return None
+            reserved = self._reservation.get(mac)
+            if (
+                reserved is not None
+                and reserved != wanted
+                and self._available(self._row(reserved), client_id, now)
+            ):
+                return None
+            previous = self._row(wanted)
+            if not self._available(previous, client_id, now):
+                return None
+            mine = self._client_rows(client_id)
+            self._release_others(mine, wanted, now)
+            if hostname is None and previous is not None and previous.client_id == client_id:
+                hostname = previous.hostname
+            return self._write(
+                wanted,
+                previous,
+                client_id,
+                mac,
+                LeaseState.BOUND,
+                now + lease_time,
+                hostname,
+                (mine[0].seq + 1) if mine else 1,
+            )
+
+    def release(self, client_id: bytes, address: IPv4Address) -> bool:
+        """Answer a RELEASE (or drop an offer the client turned down).
+
+        The row keeps its client, so this client gets the address back first, and
+        its expiry becomes now, so for everyone else it queues as freshly freed.
+        """
+        with self._transaction() as now:
+            row = self._row(int(address))
+            if row is None or row.client_id != client_id:
+                return False
+            if row.state not in _HELD or not now < row.expires:
+                return False
+            self._db.execute(
+                "UPDATE lease SET state = ?, expires = ? WHERE address = ?",
+                (LeaseState.RELEASED.value, now, row.address),
+            )
+            return True
+
+    def decline(self, client_id: bytes, address: IPv4Address) -> bool:
+        """Answer a DECLINE: something else on the wire uses the address.
+
+        Quarantined for `quarantine` seconds even if the lease had expired, since
+        the conflict is real either way. The row keeps the decliner's client id for
+        the status page, but allocation no longer counts the address as its.
+        Only the client the address was given to may decline it, so a client
+        cannot quarantine addresses others hold.
+        """
+        with self._transaction() as now:
+            row = self._row(int(address))
+            if row is None or row.client_id != client_id or row.state not in _HELD:
+                return False
+            self._db.execute(
+                "UPDATE lease SET state = ?, expires = ? WHERE address = ?",
+                (LeaseState.DECLINED.value, now + self._quarantine, row.address),
+            )
+            return True
+
+    # --- reading ----------------------------------------------------------------------
+
+    def lease_for(self, client_id: bytes) -> Lease | None:
+        """The client's most recently changed row, in whatever state."""
+        rows = self._query(_NEWEST_OF_CLIENT, (client_id,))
+        return _Row._make(rows[0]).lease() if rows else None
+
+    def holder(self, address: IPv4Address) -> Lease | None:
+        """The active (offered or bound, unexpired) lease on `address`, if any."""
+        lease = self.lease_at(address)
+        return lease if lease is not None and lease.active(self._clock()) else None
+
+    def lease_at(self, address: IPv4Address) -> Lease | None:
+        """The row of `address` in whatever state: who had it last, and how it ended."""
+        rows = self._query(_ROW_AT, (int(address),))
+        return _Row._make(rows[0]).lease() if rows else None
+
+    def leases(self) -> list[Lease]:
+        """Every row, by address, for the status page; expired ones included."""
+        rows = self._query(_ALL_ROWS)
+        return [_Row._make(row).lease() for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Gauges for /metrics: active offers and leases, quarantined and free addresses.
+
+        `free` counts pool addresses nobody holds or quarantines (a free reservation
+        included, though only its MAC can take it).
+        """
+        now = self._clock()
+        rows = self._query(
+            "SELECT address, state FROM lease WHERE expires > ? AND state != ?",
+            (now, LeaseState.RELEASED.value),
+        )
+        counts = {"offered": 0, "bound": 0, "quarantined": 0}
+        busy_in_pool = 0
+        for address, state in rows:
+            key = "quarantined" if state == LeaseState.DECLINED else str(state)
+            counts[key] += 1
+            if self.pool.contains(IPv4Address(address)):
+                busy_in_pool += 1
+        counts["free"] = self.pool.size - busy_in_pool
+        return counts
+
+    def integrity_check(self) -> str:
+        """SQLite's own verdict on the file, "ok" when sound: for a health check."""
+        rows = self._query("PRAGMA integrity_check")
+        return "\n".join(str(row[0]) for row in rows)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> LeaseStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
