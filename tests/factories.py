@@ -54,12 +54,15 @@ def make_set(
     arch_dir: str = "i386",
     root_image: bytes | None = APM_IMAGE,
     image_name: str = "NetBoot.dmg",
+    files: dict[str, bytes] | None = None,
     **plist_overrides: Any,
 ) -> Path:
     """Write `root/<name>.nbi` and return its path.
 
     `plist` replaces the whole plist (bytes are written verbatim); otherwise
     `plist_overrides` adjust the default one (Name defaults to `name`).
+    `files` are more files to write, by their path inside the set (a PC kernel
+    named by `PCKernel="pc/vmlinuz"`, say).
     """
     set_dir = root / f"{name}.nbi"
     set_dir.mkdir(parents=True)
@@ -74,4 +77,7 @@ def make_set(
         (set_dir / arch_dir / "booter").write_bytes(booter)
     if root_image is not None:
         (set_dir / image_name).write_bytes(root_image)
+    for relative, content in (files or {}).items():
+        (set_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (set_dir / relative).write_bytes(content)
     return set_dir

@@ -344,3 +344,100 @@ def test_escapes_from_the_extra_directory_are_access_violations(
     assert (
         served(with_extra, "ipxe/up/undionly.kpxe").path == (extra_dir / "undionly.kpxe").resolve()
     )
+
+
+# --- PC kernels and initrds ----------------------------------------------------------------------
+
+PC_KERNEL = b"MZ linux kernel"
+PC_INITRD = b"\x1f\x8b initramfs"
+PC_FILES = {"pc/vmlinuz": PC_KERNEL, "pc/initrd.img": PC_INITRD, "pc/notes.txt": b"unlisted"}
+
+
+@pytest.fixture
+def pc_root(tmp_path: Path) -> Path:
+    """PC-bootable sets at the top and in a sharepoint, a disabled and a broken one."""
+    root = tmp_path / "images"
+    pc = {"files": PC_FILES, "PCKernel": "pc/vmlinuz", "PCInitrd": "pc/initrd.img"}
+    make_set(root, "Linux", Index=1, **pc)
+    make_set(root / "NetBootSP0", "Rescue", Index=2, **pc)
+    make_set(root, "Top", Index=3, files={"vmlinuz": PC_KERNEL}, PCKernel="vmlinuz")
+    make_set(root, "Off", Index=4, IsEnabled=False, **pc)
+    make_set(root, "Broken", Index=5, **{**pc, "PCInitrd": ["pc/initrd.img", "pc/gone"]})
+    (tmp_path / "secret").write_bytes(b"outside every root")
+    return root
+
+
+@pytest.fixture
+def pc_namespace(pc_root: Path) -> TftpNamespace:
+    return TftpNamespace(scan_catalog(pc_root))
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("Linux.nbi/pc/vmlinuz", PC_KERNEL),
+        ("/Linux.nbi/pc/initrd.img", PC_INITRD),
+        ("Linux.nbi//pc/./vmlinuz", PC_KERNEL),
+        ("/private/tftpboot/NetBoot/NetBootSP0/Linux.nbi/pc/vmlinuz", PC_KERNEL),
+        ("NetBootSP0/Rescue.nbi/pc/vmlinuz", PC_KERNEL),
+        ("/private/tftpboot/NetBoot/NetBootSP0/Rescue.nbi/pc/initrd.img", PC_INITRD),
+        ("Top.nbi/vmlinuz", PC_KERNEL),
+        ("Linux.nbi/i386/booter", b"MZ" + bytes(62)),  # the booter directory as before
+    ],
+)
+def test_pc_kernels_and_initrds_are_served_by_their_path(
+    pc_namespace: TftpNamespace, name: str, content: bytes
+) -> None:
+    assert served(pc_namespace, name).path.read_bytes() == content
+
+
+def test_the_name_of_a_pc_file_for_logs_is_its_path(pc_namespace: TftpNamespace) -> None:
+    assert served(pc_namespace, "/Linux.nbi/pc/vmlinuz").name == "Linux.nbi/pc/vmlinuz"
+    rescue = served(pc_namespace, "/private/tftpboot/NetBoot/NetBootSP0/Rescue.nbi/pc/vmlinuz")
+    assert rescue.name == "NetBootSP0/Rescue.nbi/pc/vmlinuz"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Linux.nbi/pc/notes.txt",  # beside the kernel, but not named by the plist
+        "Linux.nbi/pc",
+        "Linux.nbi/pc/",
+        "Linux.nbi/NBImageInfo.plist",
+        "Linux.nbi/NetBoot.dmg",
+        "Top.nbi/NBImageInfo.plist",
+        "Rescue.nbi/pc/vmlinuz",  # Rescue lives in NetBootSP0/
+        "Off.nbi/pc/vmlinuz",  # disabled
+        "Broken.nbi/pc/vmlinuz",  # an initrd is missing: the set is not served
+        "Broken.nbi/pc/initrd.img",
+    ],
+)
+def test_nothing_else_of_a_pc_set_is_served(pc_namespace: TftpNamespace, name: str) -> None:
+    assert refused(pc_namespace, name) is NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Linux.nbi/pc/../pc/vmlinuz", "Linux.nbi/pc/vmlinuz/..", "../Linux.nbi/pc/vmlinuz"],
+)
+def test_dotdot_around_a_pc_file_is_an_access_violation(
+    pc_namespace: TftpNamespace, name: str
+) -> None:
+    assert refused(pc_namespace, name) is VIOLATION
+
+
+def test_a_pc_kernel_replaced_by_an_escaping_symlink_after_the_scan_is_refused(
+    pc_root: Path, tmp_path: Path
+) -> None:
+    namespace = TftpNamespace(scan_catalog(pc_root))
+    kernel = pc_root / "Linux.nbi" / "pc" / "vmlinuz"
+    kernel.unlink()
+    kernel.symlink_to(tmp_path / "secret")
+    assert refused(namespace, "Linux.nbi/pc/vmlinuz") is VIOLATION
+
+
+def test_the_extra_directory_does_not_shadow_pc_files(pc_root: Path, extra_dir: Path) -> None:
+    (extra_dir / "Linux.nbi" / "pc").mkdir(parents=True)
+    (extra_dir / "Linux.nbi" / "pc" / "vmlinuz").write_bytes(b"impostor")
+    namespace = TftpNamespace(scan_catalog(pc_root), extra_dir)
+    assert served(namespace, "Linux.nbi/pc/vmlinuz").path.read_bytes() == PC_KERNEL

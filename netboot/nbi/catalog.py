@@ -21,7 +21,13 @@ from typing import Any
 from xml.parsers.expat import ExpatError
 
 from netboot.nbi.image_id import BootImageId
-from netboot.nbi.model import PLIST_NAME, NBImageInfo, ParsedImageInfo, parse_image_info
+from netboot.nbi.model import (
+    DEFAULT_PC_ARCHITECTURES,
+    PLIST_NAME,
+    NBImageInfo,
+    ParsedImageInfo,
+    parse_image_info,
+)
 from netboot.nbi.problems import NO_KEY, Problem, Severity
 from netboot.nbi.validate import Claim, check_conflicts, check_set_files
 from netboot.paths import PathOutsideRoot, resolve_within
@@ -42,6 +48,10 @@ class NbiSet:
     root_image: PurePosixPath | None = None
     """The local root image relative to the image root; None when remote or absent."""
     root_image_format: ImageFormat | None = None
+    pc_kernel: PurePosixPath | None = None
+    """`PCKernel` relative to the image root, once found in the set."""
+    pc_initrds: tuple[PurePosixPath, ...] = ()
+    """`PCInitrd` relative to the image root, in boot order."""
     problems: tuple[Problem, ...] = ()
 
     @property
@@ -83,6 +93,16 @@ class NbiSet:
             return None
 
     @property
+    def pc_bootable(self) -> bool:
+        """Servable sets with this true can be offered to PCs (iPXE) as well as Macs."""
+        return self.info is not None and self.info.pc_bootable and self.pc_kernel is not None
+
+    @property
+    def pc_files(self) -> tuple[PurePosixPath, ...]:
+        """The kernel and initrds a PC fetches, relative to the image root."""
+        return (self.pc_kernel, *self.pc_initrds) if self.pc_kernel is not None else ()
+
+    @property
     def booter(self) -> PurePosixPath | None:
         """The booter of the first listed architecture that has one."""
         return next(iter(self.booters.values()), None)
@@ -109,6 +129,12 @@ class NbiSet:
             "root_image": str(self.root_image) if self.root_image else None,
             "root_image_format": str(self.root_image_format) if self.root_image_format else None,
             "supports_diskless": fields.get("supports_diskless", False),
+            "pc_kernel": str(self.pc_kernel) if self.pc_kernel else None,
+            "pc_initrds": [str(initrd) for initrd in self.pc_initrds],
+            "pc_command_line": fields.get("pc_command_line"),
+            "pc_architectures": list(fields.get("pc_architectures", DEFAULT_PC_ARCHITECTURES))
+            if "pc_kernel" in fields
+            else [],
             "path": str(self.path),
             "valid": self.is_valid,
             "errors": [p.render(root_label) for p in self.errors],
@@ -216,6 +242,8 @@ def scan_catalog(root: Path) -> Catalog:
                 booters=findings.booters,
                 root_image=findings.root_image,
                 root_image_format=findings.root_image_format,
+                pc_kernel=findings.pc_kernel,
+                pc_initrds=findings.pc_initrds,
                 problems=nbi_set.problems + tuple(findings.problems),
             )
         sets.append(nbi_set)

@@ -8,6 +8,14 @@ only, a missing `Kind` means Mac OS X for NFS/HTTP images); `present_keys`
 remembers which keys the file really had, so `to_plist()` gives back what was
 read and keys no tool of ours knows survive in `extra`.
 
+PC boot keys: so one catalog serves Macs (BSDP) and PCs (PXE/iPXE), a set may
+also carry keys Apple's tools ignore. `PCKernel` (string) is a Linux kernel
+(bzImage or EFI stub) inside the set, `PCInitrd` (string or array of strings)
+its initrds, `PCCommandLine` (string) the kernel command line, and
+`PCArchitectures` (array, default `bios` and `efi-x64`) the PC firmware
+families that may boot it. A set with `PCKernel` is PC-bootable; it still needs
+every Mac key, because the same set is offered over BSDP.
+
 Only the plist's own content is judged here; whether the files it names exist
 is the catalog's business (`validate.py`).
 """
@@ -24,11 +32,20 @@ from typing import Any, ClassVar
 from netboot.macaddr import MacAddress, parse_mac
 from netboot.nbi.image_id import INDEX_MAX, KIND_MAX, BootImageId
 from netboot.nbi.problems import Problem, Severity
+from netboot.paths import is_safe_relative
 
 PLIST_NAME = "NBImageInfo.plist"
 
 KNOWN_ARCHITECTURES = ("i386", "ppc", "arm")
 """What BSDP clients put in option 60 (`AAPLBSDPC/<arch>/<model>`)."""
+
+PC_ARCHITECTURES = ("bios", "efi-ia32", "efi-x64", "efi-arm64")
+"""PC firmware families `PCArchitectures` may name: the family names the PXE
+classifier derives from option 93 (0 BIOS, 6 IA32 UEFI, 7 and 9 x64 UEFI, 11 ARM64
+UEFI) for the firmware a Linux kernel is commonly built for."""
+
+DEFAULT_PC_ARCHITECTURES = ("bios", "efi-x64")
+"""Without `PCArchitectures`: the two families almost every PC kernel boots on."""
 
 NAME_WIRE_LIMIT = 246
 """Bytes of a name that fit in one BSDP image-list entry (bsdp notes)."""
@@ -83,6 +100,14 @@ class NBImageInfo:
     siu_image_type: str | None = None
     """`imageType`: netboot, netinstall or netrestore (System Image Utility)."""
     backward_compatible: bool | None = None
+    pc_kernel: str | None = None
+    """`PCKernel`: a Linux kernel inside the set, for PCs (PXE/iPXE)."""
+    pc_initrds: tuple[str, ...] = ()
+    """`PCInitrd`: initrds inside the set, loaded in this order."""
+    pc_command_line: str | None = None
+    """`PCCommandLine`: the kernel command line."""
+    pc_architectures: tuple[str, ...] = DEFAULT_PC_ARCHITECTURES
+    """`PCArchitectures`: the PC firmware families that may boot `pc_kernel`."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Keys we do not model, kept verbatim (builders add their own metadata)."""
     present_keys: frozenset[str] = frozenset()
@@ -91,6 +116,11 @@ class NBImageInfo:
     @property
     def image_id(self) -> BootImageId:
         return BootImageId(index=self.index, kind=self.kind, is_install=self.is_install)
+
+    @property
+    def pc_bootable(self) -> bool:
+        """True when the set names a kernel for PCs; BSDP ignores the PC keys."""
+        return self.pc_kernel is not None
 
     def to_plist(self) -> dict[str, Any]:
         """The top-level dict to write with plistlib.
@@ -238,12 +268,61 @@ def _relative_file(value: object) -> str:
     return text
 
 
+def _set_file(value: object) -> str:
+    """A path inside the set (`pc/vmlinuz`); whether it exists is validate.py's job."""
+    text = _non_empty_string(value)
+    if not is_safe_relative(text):
+        raise _KeyError(
+            f"{text!r} must be a relative path inside the set (no leading '/', '..', NUL or '\\')"
+        )
+    return text
+
+
+def _set_files(value: object) -> tuple[str, ...]:
+    """One path, or an array of paths; both forms are common in hand-written plists."""
+    if isinstance(value, str):
+        return (_set_file(value),)
+    if not isinstance(value, list):
+        raise _KeyError(f"must be a string or an array of strings, not {_type_name(value)}")
+    paths = []
+    for position, text in enumerate(_string_array(value)):
+        try:
+            paths.append(_set_file(text))
+        except _KeyError as bad:
+            raise _KeyError(f"item {position}: {bad.message}") from None
+    return tuple(paths)
+
+
+def _command_line(value: object) -> str:
+    text = _string(value)
+    if any(character in text for character in "\r\n\x00"):
+        raise _KeyError("must be one line (no line breaks or NUL)")
+    return text
+
+
+def _pc_architectures(value: object) -> tuple[str, ...]:
+    families = _string_array(value)
+    if not families:
+        raise _KeyError(f"must list at least one of {', '.join(PC_ARCHITECTURES)}")
+    for position, family in enumerate(families):
+        if family not in PC_ARCHITECTURES:
+            raise _KeyError(
+                f"item {position}: {family!r} is not one of {', '.join(PC_ARCHITECTURES)}"
+            )
+    return families
+
+
 def _identity(value: Any) -> Any:
     return value
 
 
 def _list(value: tuple[str, ...]) -> list[str]:
     return list(value)
+
+
+def _one_or_list(value: tuple[str, ...]) -> str | list[str]:
+    """One initrd is written as a string, the form people write by hand."""
+    return value[0] if len(value) == 1 else list(value)
 
 
 @dataclass(frozen=True)
@@ -276,6 +355,16 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("Language", "language", _string),
     _Spec("LoadBalanceServer", "load_balance_server", _non_empty_string),
     _Spec("Name", "name", _non_empty_string, required=True),
+    _Spec(
+        "PCArchitectures",
+        "pc_architectures",
+        _pc_architectures,
+        DEFAULT_PC_ARCHITECTURES,
+        dump=_list,
+    ),
+    _Spec("PCCommandLine", "pc_command_line", _command_line),
+    _Spec("PCInitrd", "pc_initrds", _set_files, (), dump=_one_or_list),
+    _Spec("PCKernel", "pc_kernel", _set_file),
     _Spec("RootPath", "root_path", _non_empty_string),
     _Spec("SupportsDiskless", "supports_diskless", _boolean, False),
     _Spec("Type", "image_type", _image_type, required=True, dump=str),

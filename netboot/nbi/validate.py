@@ -2,9 +2,9 @@
 
 `model.py` judges what a plist says; this module judges whether the set can be
 served as it says: the booter exists for every architecture, the root image is
-a disk image a Mac can attach, no symlink leads out of the set, and no two sets
-claim the same Index or the default slot. Each finding names the file and the
-plist key it is about.
+a disk image a Mac can attach, the PC kernel and initrds exist, no symlink leads
+out of the set, and no two sets claim the same Index or the default slot. Each
+finding names the file and the plist key it is about.
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ class FileFindings:
     booters: dict[str, PurePosixPath] = field(default_factory=dict)
     root_image: PurePosixPath | None = None
     root_image_format: ImageFormat | None = None
+    pc_kernel: PurePosixPath | None = None
+    pc_initrds: tuple[PurePosixPath, ...] = ()
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -81,6 +83,7 @@ def check_set_files(root: Path, set_path: PurePosixPath, info: NBImageInfo) -> F
         checker.check_root_path(info)
     if info.kind in (ImageKind.MAC_OS_X, ImageKind.MAC_OS_X_SERVER):
         checker.check_kernels(info)
+    checker.check_pc_boot(info)
     if info.load_balance_server is not None and not _is_ip_literal(info.load_balance_server):
         checker.report(
             "LoadBalanceServer",
@@ -213,6 +216,36 @@ class _SetChecker:
                     f"(looked for {', '.join(KERNEL_NAMES)}); the booter will stop after loading",
                     Severity.WARNING,
                 )
+
+    def check_pc_boot(self, info: NBImageInfo) -> None:
+        """The PC keys: kernel and initrds are files in the set; none is useful alone.
+
+        A missing kernel or initrd is an error like a missing booter: a PC
+        would fetch it and stop. The keys that only make sense with
+        `PCKernel` are warnings without it, since Macs still boot the set.
+        """
+        if info.pc_kernel is None:
+            for key, present in (
+                ("PCInitrd", bool(info.pc_initrds)),
+                ("PCCommandLine", info.pc_command_line is not None),
+            ):
+                if present:
+                    self.report(key, "ignored without PCKernel", Severity.WARNING)
+            return
+        if self._locate("PCKernel", info.pc_kernel) is not None:
+            self.findings.pc_kernel = self.set_path / info.pc_kernel
+        initrds = [
+            self.set_path / initrd
+            for initrd in info.pc_initrds
+            if self._locate("PCInitrd", initrd) is not None
+        ]
+        self.findings.pc_initrds = tuple(initrds)
+        if info.pc_command_line is not None and "${" in info.pc_command_line:
+            self.report(
+                "PCCommandLine",
+                "iPXE settings (${...}) are not expanded: the iPXE script writes '${' as '$ {'",
+                Severity.WARNING,
+            )
 
     def check_symlinks(self) -> None:
         """Every symlink in the set must stay inside it: TFTP serves the whole arch tree."""

@@ -7,6 +7,9 @@ What is served:
   Apple's booter fetches the kernel from its own directory, so the whole
   directory is published, and nothing else of the set (not the plist, not the
   disk image, which go by HTTP or NFS);
+* the PC kernel and initrds of every servable set that has them, each by its
+  path under the image root (`Alpha.nbi/pc/vmlinuz`), so an iPXE without HTTP
+  can fetch them by `tftp://`; only those files, not their directory;
 * every file under an optional extra directory, by its path there
   (`undionly.kpxe`, `ipxe/ipxe.efi`): the PXE programs.
 
@@ -58,6 +61,10 @@ class TftpNamespace:
             for nbi_set in catalog.servable
             for booter in nbi_set.booters.values()
         }
+        # PC kernels and initrds: single files, wherever in the set they are.
+        self._pc_files = {
+            path: nbi_set.path for nbi_set in catalog.servable for path in nbi_set.pc_files
+        }
         # Old ppc sets keep the booter at the top of the set: there only the top
         # level is published, and never the plist or a disk image.
         self._withheld = {
@@ -76,7 +83,8 @@ class TftpNamespace:
             return Refusal(ErrorCode.ACCESS_VIOLATION, "'..' in file name")
 
         for candidate in (name, _SHAREPOINT.sub("", name)):
-            set_path = self._set_publishing(PurePosixPath(candidate))
+            path = PurePosixPath(candidate)
+            set_path = self._pc_files.get(path) or self._set_publishing(path)
             if set_path is not None:
                 inside = PurePosixPath(candidate).relative_to(set_path)
                 return self._open(self.image_root / set_path, str(inside), candidate)
