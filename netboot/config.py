@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from netboot.errors import ConfigError
+from netboot.macaddr import parse_mac
 
 LOG_FORMATS = ("text", "json", "journal")
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
@@ -192,7 +193,7 @@ class TftpConfig:
         69, _int_range(0, 65535), "UDP port for read requests; 0 picks a free one (tests)."
     )
     extra_dir: Path | None = option(
-        None,
+        Path("/usr/lib/ipxe"),
         _optional_path,
         "Directory of PXE programs (e.g. `/usr/lib/ipxe`) served by their path inside it, "
         'beside the booter directories of the NBI sets; `""` serves none.',
@@ -231,12 +232,167 @@ class TftpConfig:
     )
 
 
+def _pool(value: object, where: _Context) -> str:
+    text = _string(value, where)
+    if not text:
+        return text
+    first, dash, last = text.partition("-")
+    try:
+        low, high = ipaddress.IPv4Address(first.strip()), ipaddress.IPv4Address(last.strip())
+    except ValueError:
+        raise where.error(f"must be FIRST-LAST, two IPv4 addresses (got {text!r})") from None
+    if not dash or low > high:
+        raise where.error(f"must be FIRST-LAST with FIRST not above LAST (got {text!r})")
+    if int(high) - int(low) >= 65536:
+        raise where.error("holds more than 65536 addresses")
+    return f"{low}-{high}"
+
+
+def _ipv4_list(value: object, where: _Context) -> tuple[str, ...]:
+    items = _string_list(value, where) if value != [] else ()
+    for item in items:
+        _ipv4_or_empty(item, where)
+    return items
+
+
+def _reservations(value: object, where: _Context) -> tuple[str, ...]:
+    items = _string_list(value, where) if value != [] else ()
+    out = []
+    for item in items:
+        mac, equals, address = item.partition("=")
+        try:
+            canonical = parse_mac(mac.strip())
+            ipaddress.IPv4Address(address.strip())
+        except ValueError:
+            raise where.error(f"each entry must be MAC=ADDRESS (got {item!r})") from None
+        if not equals:
+            raise where.error(f"each entry must be MAC=ADDRESS (got {item!r})")
+        out.append(f"{canonical}={address.strip()}")
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class DhcpConfig:
     port: int = option(
         67,
         _int_range(0, 65535),
         "UDP port of the DHCP listener that BSDP (and PXE) share; 0 picks a free one (tests).",
+    )
+    mode: str = option(
+        "proxy",
+        _one_of("proxy", "full", "off"),
+        "`proxy`: answer only PXE, iPXE and UEFI HTTP-boot clients with boot information, "
+        "never an address (safe beside a site's DHCP server); `full`: also lease addresses "
+        "from `pool` (an isolated lab net only); `off`: no PXE answers at all (BSDP stays).",
+    )
+    pool: str = option(
+        "",
+        _pool,
+        "FIRST-LAST addresses to lease in full mode, e.g. `10.0.0.100-10.0.0.199`; full "
+        "mode refuses to start without it, and leases only on the interface whose subnet "
+        "holds it.",
+    )
+    lease_time: int = option(
+        3600, _int_range(60, 31536000), "Seconds an address is leased for (full mode)."
+    )
+    router: str = option(
+        "", _ipv4_or_empty, "Default gateway handed out in full mode; empty: none."
+    )
+    dns_servers: tuple[str, ...] = option((), _ipv4_list, "DNS servers handed out in full mode.")
+    domain_name: str = option("", _string, "Domain name handed out in full mode; empty: none.")
+    reservations: tuple[str, ...] = option(
+        (),
+        _reservations,
+        'Fixed addresses by MAC in full mode, as `"MAC=ADDRESS"` strings; a reserved '
+        "address may lie outside the pool and is never given to another client.",
+    )
+    lease_database: Path = option(
+        Path("/var/lib/netboot/leases.sqlite3"),
+        _path,
+        "SQLite file of the full-mode leases; they survive restarts and crashes.",
+    )
+    quarantine: float = option(
+        600.0,
+        _positive_number,
+        "Seconds an address a client DECLINEd (found in use) is withheld from everyone.",
+    )
+    boot_server_port: int = option(
+        4011,
+        _int_range(0, 65535),
+        "UDP port of the PXE boot server that UEFI ROMs ask after a proxy offer; 0 picks a "
+        "free one (tests).",
+    )
+    watch_rivals: bool = option(
+        True,
+        _boolean,
+        "In full mode, listen on UDP 68 for other DHCP servers' offers and warn loudly "
+        "about each rival server.",
+    )
+
+
+BOOT_FAMILIES = (
+    "bios",
+    "efi-ia32",
+    "efi-x64",
+    "efi-arm32",
+    "efi-arm64",
+    "efi-riscv32",
+    "efi-riscv64",
+    "efi-loong64",
+)
+"""Firmware families a PXE architecture code maps to (`netboot.dhcp.pxe.ARCHITECTURES`)."""
+
+
+def _boot_files(value: object, where: _Context) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise where.error("must be a table of family = file name")
+    for family, name in value.items():
+        if family not in BOOT_FAMILIES:
+            raise where.error(f"unknown family {family!r}; known: {', '.join(BOOT_FAMILIES)}")
+        if not isinstance(name, str):
+            raise where.error(f"{family} must be a file name (a string)")
+    return tuple((family, name) for family, name in value.items() if name)
+
+
+@dataclass(frozen=True)
+class PxeConfig:
+    boot_files: tuple[tuple[str, str], ...] = option(
+        (("bios", "undionly.kpxe"), ("efi-x64", "ipxe.efi")),
+        _boot_files,
+        "First-stage file per firmware family, by its name in `tftp.extra_dir` (UEFI HTTP "
+        "boot gets the same file over HTTP at `/boot/<name>`). Families: `bios`, "
+        "`efi-ia32`, `efi-x64`, `efi-arm32`, `efi-arm64`, `efi-riscv32`, `efi-riscv64`, "
+        "`efi-loong64`.",
+    )
+    ipxe_script: bool = option(
+        True,
+        _boolean,
+        "Hand iPXE (chained, or in a NIC/VM ROM) the URL of its boot script, rendered per "
+        "client from the catalog's PC-bootable images.",
+    )
+    default_image: str = option(
+        "",
+        _string,
+        "PC image iPXE boots when the request names none: an image name or set directory; "
+        "empty: the catalog's default PC image, else the first by index.",
+    )
+    menu: bool = option(
+        False, _boolean, "Show iPXE a menu of every PC-bootable image instead of booting one."
+    )
+    menu_timeout: int = option(
+        10, _int_range(0, 3600), "Seconds the iPXE menu waits before booting the default."
+    )
+    uefi_proxy_via_4011: bool = option(
+        True,
+        _boolean,
+        "In proxy mode, UEFI PXE ROMs get an offer without option 43 and fetch the boot "
+        "file from port 4011 (what all UEFI stacks accept); false: the 43.6 'boot now' "
+        "form BIOS ROMs get.",
+    )
+    ipxe_no_proxydhcp: bool = option(
+        True,
+        _boolean,
+        "In full mode, tell iPXE (175.176) not to wait for proxy offers: saves 2-3 s a boot.",
     )
 
 
@@ -358,6 +514,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     dhcp: DhcpConfig = field(default_factory=DhcpConfig)
     bsdp: BsdpConfig = field(default_factory=BsdpConfig)
+    pxe: PxeConfig = field(default_factory=PxeConfig)
     tftp: TftpConfig = field(default_factory=TftpConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     nfs: NfsConfig = field(default_factory=NfsConfig)
@@ -371,6 +528,7 @@ SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "dhcp": DhcpConfig,
     "bsdp": BsdpConfig,
+    "pxe": PxeConfig,
     "tftp": TftpConfig,
     "http": HttpConfig,
     "nfs": NfsConfig,
@@ -462,6 +620,8 @@ def options_markdown() -> str:
 def _toml_value(value: Any) -> str:
     if value is None:
         return '`""`'
+    if isinstance(value, tuple) and value and all(isinstance(v, tuple) for v in value):
+        return "`{ " + ", ".join(f'{k} = "{v}"' for k, v in value) + " }`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if isinstance(value, tuple) and all(isinstance(v, float) for v in value):

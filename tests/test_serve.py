@@ -33,7 +33,8 @@ def ephemeral(tmp_path: Path) -> list[str]:
     """Options that keep a daemon outside a namespace off the host's ports 67, 69 and 80."""
     config = tmp_path / "ephemeral.toml"
     config.write_text(
-        '[dhcp]\nport = 0\n[tftp]\nport = 0\n[http]\nport = 0\n[nfs]\nmode = "off"\n'
+        "[dhcp]\nport = 0\nboot_server_port = 0\n"
+        '[tftp]\nport = 0\n[http]\nport = 0\n[nfs]\nmode = "off"\n'
         '[admin]\nlisten = "127.0.0.1:0"\n'
     )
     return ["--config", str(config)]
@@ -91,7 +92,7 @@ def test_config_file_is_used_and_the_command_line_wins(root: Path, tmp_path: Pat
     config = tmp_path / "netboot.toml"
     config.write_text(
         '[server]\nroot = "nbimages"\nallow_root = true\n'
-        "[dhcp]\nport = 0\n[tftp]\nport = 0\n[http]\nport = 0\n"
+        "[dhcp]\nport = 0\nboot_server_port = 0\n[tftp]\nport = 0\n[http]\nport = 0\n"
         '[nfs]\nmode = "off"\n[admin]\nlisten = "127.0.0.1:0"\n'
         '[logging]\nformat = "json"\n'
     )

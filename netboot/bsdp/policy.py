@@ -46,18 +46,16 @@ from netboot.bsdp.options import (
 from netboot.bsdp.packing import pack_list_replies
 from netboot.bsdp.rootpath import RootPathSettings, root_path
 from netboot.bsdp.vendor_class import PREFIX, ClientClass, parse_client_class
-from netboot.dhcp.options import BOOTREPLY, Option
+from netboot.dhcp.options import BROADCAST, CLIENT_PORT, SERVER_PORT, Option
 from netboot.dhcp.options import MessageType as DhcpType
-from netboot.dhcp.packet import ZERO, DhcpPacket, option_space
+from netboot.dhcp.packet import ZERO, DhcpPacket, option_space, reply_to
 from netboot.errors import MalformedPacket
 from netboot.macaddr import MacAddress
+from netboot.nbi.access import mac_allowed
 from netboot.nbi.catalog import Catalog, NbiSet
 from netboot.nbi.model import ImageType, NBImageInfo
 from netboot.nbi.validate import RootPathForm, root_path_form
 
-CLIENT_PORT = 68
-SERVER_PORT = 67
-BROADCAST = "255.255.255.255"
 MIN_REPLY_SIZE = 576
 MAX_REPLY_SIZE = 8192
 """Apple's send buffer; replies to INFORM may be IP-fragmented up to this."""
@@ -114,9 +112,7 @@ def eligible(info: NBImageInfo, client: ClientClass, mac: MacAddress) -> bool:
         return False
     if client.model in info.disabled_system_identifiers:
         return False
-    if mac in info.disabled_mac_addresses:
-        return False
-    return not (info.enabled_mac_addresses and mac not in info.enabled_mac_addresses)
+    return mac_allowed(info, mac)
 
 
 def passes_filter(info: NBImageInfo, attribute_filter: Sequence[int] | None) -> bool:
@@ -366,19 +362,7 @@ class BsdpPolicy:
 
     @staticmethod
     def _ack(request: _Request, server: str, options: list[tuple[int, bytes]]) -> DhcpPacket:
-        asked = request.packet
-        return DhcpPacket(
-            op=BOOTREPLY,
-            xid=asked.xid,
-            chaddr=asked.chaddr,
-            htype=asked.htype,
-            hlen=asked.hlen,
-            flags=asked.flags,
-            ciaddr=asked.ciaddr,
-            siaddr=server,
-            giaddr=asked.giaddr,
-            options=tuple((int(code), value) for code, value in options),
-        )
+        return reply_to(request.packet, options, siaddr=server)
 
 
 def _options_size(options: list[tuple[int, bytes]]) -> int:

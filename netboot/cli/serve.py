@@ -44,6 +44,22 @@ from netboot.errors import ConfigError
     metavar="HOST:PORT",
     help="Admin page and /metrics address; overrides admin.listen (default 127.0.0.1:9067).",
 )
+@click.option(
+    "--dhcp-mode",
+    type=click.Choice(["proxy", "full", "off"]),
+    help="PXE answers (dhcp.mode): proxy beside a site's DHCP server (default), full with "
+    "address leases on an isolated net, or off.",
+)
+@click.option(
+    "--dhcp-pool",
+    metavar="FIRST-LAST",
+    help="Addresses to lease in full mode (dhcp.pool), e.g. 10.0.0.100-10.0.0.199.",
+)
+@click.option(
+    "--lease-database",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file of the full-mode leases (dhcp.lease_database).",
+)
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), help="Overrides logging.format.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help="Overrides logging.level.")
 def serve(
@@ -54,6 +70,9 @@ def serve(
     group: str | None,
     allow_root: bool | None,
     admin_listen: str | None,
+    dhcp_mode: str | None,
+    dhcp_pool: str | None,
+    lease_database: Path | None,
     log_format: str | None,
     log_level: str | None,
 ) -> None:
@@ -75,6 +94,12 @@ def serve(
         overrides["server__allow_root"] = True
     if admin_listen is not None:
         overrides["admin__listen"] = admin_listen
+    if dhcp_mode is not None:
+        overrides["dhcp__mode"] = dhcp_mode
+    if dhcp_pool is not None:
+        overrides["dhcp__pool"] = dhcp_pool
+    if lease_database is not None:
+        overrides["dhcp__lease_database"] = str(lease_database)
     if log_format is not None:
         overrides["logging__format"] = log_format
     if log_level is not None:

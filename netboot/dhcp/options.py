@@ -25,6 +25,10 @@ class Option(IntEnum):
     CLIENT_IDENTIFIER = 61
     TFTP_SERVER_NAME = 66
     BOOTFILE_NAME = 67
+    DOMAIN_NAME = 15
+    RENEWAL_TIME = 58
+    REBINDING_TIME = 59
+    MESSAGE = 56
     USER_CLASS = 77
     CLIENT_ARCHITECTURE = 93  # RFC 4578
     CLIENT_NDI = 94  # RFC 4578
@@ -42,6 +46,12 @@ class MessageType(IntEnum):
     RELEASE = 7
     INFORM = 8
 
+
+SERVER_PORT = 67
+CLIENT_PORT = 68
+PXE_BOOT_SERVER_PORT = 4011
+"""PXE 2.1's boot-server port: UEFI ROMs ask it for the boot file after a bare proxy offer."""
+BROADCAST = "255.255.255.255"
 
 BOOTREQUEST = 1
 BOOTREPLY = 2

@@ -77,3 +77,21 @@ class HttpNamespace:
         except OSError as error:  # e.g. a name longer than the file system allows
             return Refusal(404, error.strerror or "unusable name")
         return Resolved(real, PurePosixPath(*segments))
+
+
+def resolve_boot_file(directory: Path, raw_path: bytes) -> Resolved | Refusal:
+    """A file of the PXE programs directory (`/boot/<raw_path>`): for UEFI HTTP boot."""
+    segments = decode_segments(raw_path)
+    if isinstance(segments, Refusal):
+        return segments
+    if not segments:
+        return Refusal(404, "no file named")
+    try:
+        real = resolve_within(directory, "/".join(segments))
+        if not real.is_file():
+            return Refusal(404, "no such file")
+    except PathRefused as refused:
+        return Refusal(404, str(refused))
+    except OSError as error:
+        return Refusal(404, error.strerror or "unusable name")
+    return Resolved(real, PurePosixPath("boot", *segments))

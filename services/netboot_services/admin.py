@@ -41,6 +41,7 @@ def snapshot(top: MultiService) -> dict[str, Any]:
             services[name] = counters
     dhcp = _named(top, "dhcp")
     bindings = 0
+    leases: dict[str, Any] | None = None
     if dhcp is not None:
         for handler in dhcp.dispatcher.handlers:
             counters = getattr(handler, "counters", None)
@@ -49,6 +50,8 @@ def snapshot(top: MultiService) -> dict[str, Any]:
             policy = getattr(handler, "policy", None)
             if policy is not None:
                 bindings = len(policy.bindings)
+            if getattr(handler, "lease_server", None) is not None:
+                leases = _leases(handler)
     catalog_service = _named(top, "catalog")
     images = []
     if catalog_service is not None:
@@ -68,6 +71,29 @@ def snapshot(top: MultiService) -> dict[str, Any]:
             "restarts": nfs.ganesha.restarts if nfs is not None and nfs.ganesha else 0,
         },
         "bsdp_bindings": bindings,
+        "dhcp": leases,
+    }
+
+
+def _leases(handler: Any) -> dict[str, Any]:
+    """Full mode's lease table, its gauges and the rival servers heard."""
+    store = handler.lease_server.store
+    now = handler.clock()
+    return {
+        "pool": f"{store.pool.first}-{store.pool.last}",
+        "counts": store.counts(),
+        "leases": [
+            {
+                "address": str(lease.address),
+                "mac": lease.mac,
+                "state": str(lease.state),
+                "expires_in": round(lease.expires - now, 1),
+                "hostname": lease.hostname,
+            }
+            for lease in store.leases()
+            if lease.active(now) or lease.state == "declined"
+        ],
+        "rivals": {server: round(now - seen, 1) for server, seen in handler.rivals.items()},
     }
 
 
@@ -127,6 +153,18 @@ class NetbootCollector(Collector):
         for image_id, count in sorted(state["boots"].items()):
             boots.add_metric([image_id], count)
         yield boots
+        if state["dhcp"] is not None:
+            leases = GaugeMetricFamily(
+                "netboot_dhcp_leases", "Full-mode pool addresses by state", labels=["state"]
+            )
+            for key, value in state["dhcp"]["counts"].items():
+                leases.add_metric([key], value)
+            yield leases
+            rivals = GaugeMetricFamily(
+                "netboot_dhcp_rival_servers", "Other DHCP servers heard handing out addresses"
+            )
+            rivals.add_metric([], len(state["dhcp"]["rivals"]))
+            yield rivals
         restarts = CounterMetricFamily("netboot_nfs_restarts", "Restarts of nfs-ganesha")
         restarts.add_metric([], state["nfs"]["restarts"])
         yield restarts
@@ -184,6 +222,28 @@ def render_page(state: dict[str, Any]) -> bytes:
     )
     nfs = state["nfs"]
     nfs_state = "available" if nfs["available"] else "unavailable"
+    dhcp = state["dhcp"]
+    lease_section = ""
+    if dhcp is not None:
+        lease_rows = (
+            "".join(
+                f"<tr><td>{escape(lease['address'])}</td><td>{escape(lease['mac'])}</td>"
+                f"<td>{escape(lease['state'])}</td><td>{lease['expires_in']:.0f} s</td>"
+                f"<td>{escape(lease['hostname'] or '-')}</td></tr>"
+                for lease in dhcp["leases"]
+            )
+            or '<tr><td colspan="5">none</td></tr>'
+        )
+        rivals = "".join(
+            f'<p class="bad">Rival DHCP server {escape(server)} heard {ago:.0f} s ago</p>'
+            for server, ago in dhcp["rivals"].items()
+        )
+        counts = ", ".join(f"{escape(k)} {v}" for k, v in dhcp["counts"].items())
+        lease_section = (
+            f"<h2>DHCP leases (pool {escape(dhcp['pool'])}: {counts})</h2>{rivals}"
+            "<table><tr><th>Address</th><th>MAC</th><th>State</th><th>Expires in</th>"
+            f"<th>Host name</th></tr>{lease_rows}</table>"
+        )
     html = f"""<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
 <title>netboot {escape(state["version"])}</title><style>{STYLE}</style></head>
@@ -194,6 +254,7 @@ def render_page(state: dict[str, Any]) -> bytes:
 <h2>Recent clients</h2>
 <table><tr><th>Address</th><th>MAC</th><th>Image</th><th>Progress</th><th>Last step</th></tr>
 {client_rows}</table>
+{lease_section}
 <h2>Services</h2>
 <table>{counters}
 <tr><th>nfs</th><td>mode {escape(nfs["mode"])}, {nfs_state}, {nfs["restarts"]} restart(s)</td></tr>

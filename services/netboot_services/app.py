@@ -13,6 +13,9 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
 from typing import Any, Protocol
 
 from twisted.application.service import MultiService
@@ -23,7 +26,13 @@ from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.policy import BsdpPolicy, BsdpSettings
 from netboot.bsdp.rootpath import RootPathSettings
 from netboot.config import Config
+from netboot.dhcp.boot import BootSettings
+from netboot.dhcp.leases import AddressPool, LeaseStore
+from netboot.dhcp.options import CLIENT_PORT, SERVER_PORT
+from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot.errors import ConfigError
+from netboot.ipxe.request import ScriptSettings
+from netboot.macaddr import parse_mac
 from netboot.nbi.catalog import Catalog
 from netboot.tftp.options import TransferLimits, blksize_for_mtu
 from netboot_services.admin import AdminService
@@ -32,10 +41,11 @@ from netboot_services.catalog import CatalogService
 from netboot_services.clients import ClientTracker
 from netboot_services.dhcp import DhcpDispatcher, DhcpService, Handler
 from netboot_services.http import HttpService
-from netboot_services.interfaces import bind_addresses
+from netboot_services.interfaces import bind_addresses, interface_networks
 from netboot_services.logging import start_logging
 from netboot_services.nfs import NfsService
-from netboot_services.privileges import drop_to, resolve_identity
+from netboot_services.privileges import Identity, drop_to, resolve_identity
+from netboot_services.pxe import PxeHandler
 from netboot_services.tftp import TftpService
 
 log = Logger(namespace="netboot.daemon")
@@ -49,7 +59,38 @@ class RunnableReactor(Protocol):
     def callFromThread(self, callable: object) -> object: ...  # noqa: N802
 
 
-def check_config(config: Config, interfaces: list[str] | None = None) -> None:
+def pool_network(config: Config, networks: list[tuple[str, IPv4Interface]]) -> IPv4Interface:
+    """The served interface address whose subnet holds the full-mode pool.
+
+    Full mode leases only where an admin said so: an explicit pool, on the
+    subnet of an interface we serve. Anything else is refused before a
+    single packet is answered.
+    """
+    if not config.dhcp.pool:
+        raise ConfigError(
+            config.source,
+            "dhcp.pool",
+            "full DHCP mode needs an explicit pool (FIRST-LAST, --dhcp-pool); without one "
+            "it would lease addresses on a network nobody chose",
+        )
+    first, _, last = config.dhcp.pool.partition("-")
+    for _, address in networks:
+        network = address.network
+        if IPv4Address(first) in network and IPv4Address(last) in network:
+            return address  # our own address, if inside the pool, is excluded from it
+    served = ", ".join(f"{name} {address}" for name, address in networks) or "none"
+    raise ConfigError(
+        config.source,
+        "dhcp.pool",
+        f"{config.dhcp.pool} is on no served interface's subnet (served: {served})",
+    )
+
+
+def check_config(
+    config: Config,
+    interfaces: list[str] | None = None,
+    networks: list[tuple[str, IPv4Interface]] | None = None,
+) -> None:
     """Refuse a configuration the machine cannot honour, before anything starts."""
     root = config.server.root
     if not root.is_dir():
@@ -84,6 +125,10 @@ def check_config(config: Config, interfaces: list[str] | None = None) -> None:
                 "server.interfaces",
                 f"no network interface named {name!r} (have: {', '.join(known)})",
             )
+    if config.dhcp.mode == "full":
+        if networks is None:
+            networks = interface_networks(config.server.interfaces)
+        pool_network(config, networks)
 
 
 class NetbootService(MultiService):
@@ -112,19 +157,34 @@ def make_service(config: Config, reactor: Any) -> MultiService:
         handler.nfs_available = lambda: nfs.available
         handler.clients = clients
         handlers.append(handler)
+    pxe = None
+    if config.dhcp.mode != "off":
+        pxe = pxe_handler(config, reactor.seconds)
+        pxe.clients = clients
+        handlers.append(pxe)
     if config.http.enabled:
         http = HttpService(
             config.http, lambda: catalog.catalog, reactor, bind_addresses(config.server.interfaces)
         )
         http.site.clients = clients
+        http.resource.clients = clients
+        http.resource.public_host = config.server.public_host
+        if config.dhcp.mode != "off" and config.pxe.ipxe_script:
+            http.resource.scripts = script_settings(config)
+        http.resource.boot_files = config.tftp.extra_dir
         http.setName("http")
         http.setServiceParent(top)
     if handlers:
+        full = pxe is not None and pxe.full_mode
         dhcp = DhcpService(
             DhcpDispatcher(handlers, reactor.seconds),
             reactor,
             config.dhcp.port,
             config.server.interfaces,
+            boot_server_port=config.dhcp.boot_server_port if pxe is not None else None,
+            watch_port=CLIENT_PORT
+            if full and config.dhcp.watch_rivals and config.dhcp.port == SERVER_PORT
+            else None,
         )
         dhcp.setName("dhcp")
         dhcp.setServiceParent(top)
@@ -165,6 +225,69 @@ def bsdp_handler(
     return BsdpHandler(BsdpPolicy(settings, bindings), catalog, clock)
 
 
+def script_settings(config: Config) -> ScriptSettings:
+    return ScriptSettings(
+        default_image=config.pxe.default_image,
+        menu=config.pxe.menu,
+        menu_timeout=config.pxe.menu_timeout,
+    )
+
+
+def boot_settings(config: Config) -> BootSettings:
+    return BootSettings(
+        boot_files=dict(config.pxe.boot_files),
+        ipxe_script=config.pxe.ipxe_script,
+        http_port=config.http.port if config.http.enabled else None,
+        public_host=config.server.public_host,
+        uefi_proxy_via_4011=config.pxe.uefi_proxy_via_4011,
+        ipxe_no_proxydhcp=config.pxe.ipxe_no_proxydhcp,
+    )
+
+
+def pxe_handler(config: Config, clock: Callable[[], float]) -> PxeHandler:
+    """The PXE handler; in full mode with its lease store open on the pool's subnet."""
+    boot = boot_settings(config)
+    networks = interface_networks(config.server.interfaces)
+    own = {str(address.ip) for _, address in interface_networks(())}
+    lease_server = None
+    if config.dhcp.mode == "full":
+        served = pool_network(config, networks)
+        first, _, last = config.dhcp.pool.partition("-")
+        reservations = {}
+        for entry in config.dhcp.reservations:
+            mac, _, address = entry.partition("=")
+            reservations[parse_mac(mac)] = IPv4Address(address)
+        excluded = {IPv4Address(a) for a in own}
+        if config.dhcp.router:
+            excluded.add(IPv4Address(config.dhcp.router))
+        pool = AddressPool(
+            IPv4Address(first),
+            IPv4Address(last),
+            reservations=reservations,
+            excluded=frozenset(excluded),
+        )
+        database = config.dhcp.lease_database
+        database.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        store = LeaseStore(database, pool, clock, quarantine=config.dhcp.quarantine)
+        network = NetworkSettings(
+            subnet=served.network,
+            lease_time=config.dhcp.lease_time,
+            router=config.dhcp.router or None,
+            dns_servers=config.dhcp.dns_servers,
+            domain_name=config.dhcp.domain_name,
+            boot=boot,
+        )
+        lease_server = LeaseServer(store, network)
+        log.info(
+            "full DHCP on {network}: leasing {pool} ({count} addresses), leases in {database}",
+            network=str(served.network),
+            pool=config.dhcp.pool,
+            count=pool.size,
+            database=str(database),
+        )
+    return PxeHandler(boot, clock, lease_server, lambda: own)
+
+
 RESTART_KEYS = (
     ("server", "interfaces"),
     ("server", "user"),
@@ -176,6 +299,12 @@ RESTART_KEYS = (
     ("http", "port"),
     ("http", "enabled"),
     ("bsdp", "enabled"),
+    ("dhcp", "mode"),
+    ("dhcp", "pool"),
+    ("dhcp", "lease_database"),
+    ("dhcp", "reservations"),
+    ("dhcp", "boot_server_port"),
+    ("dhcp", "watch_rivals"),
     ("nfs", "mode"),
     ("nfs", "port"),
     ("nfs", "shadow_root"),
@@ -220,6 +349,9 @@ def reload(top: MultiService, running: Config, reread: Callable[[], Config]) -> 
     http = _optional(top, "http")
     if http is not None:
         http.resource.config = new.http
+        if http.resource.scripts is not None:
+            http.resource.scripts = script_settings(new)
+        http.resource.boot_files = new.tftp.extra_dir
         http.site.timeOut = new.http.idle_timeout
     dhcp = _optional(top, "dhcp")
     if dhcp is not None:
@@ -229,8 +361,30 @@ def reload(top: MultiService, running: Config, reread: Callable[[], Config]) -> 
                 handler.policy.settings = fresh.policy.settings
                 handler.policy.bindings.machine_name_format = new.bsdp.machine_name_format
                 handler.policy.bindings.ttl = new.bsdp.binding_ttl
+            if isinstance(handler, PxeHandler):
+                handler.boot = boot_settings(new)
+                if handler.lease_server is not None:
+                    handler.lease_server.network = replace(
+                        handler.lease_server.network,
+                        lease_time=new.dhcp.lease_time,
+                        router=new.dhcp.router or None,
+                        dns_servers=new.dhcp.dns_servers,
+                        domain_name=new.dhcp.domain_name,
+                        boot=handler.boot,
+                    )
     log.info("reloaded (config: {source})", source=new.source)
     return new
+
+
+def hand_over_leases(database: Path, identity: Identity) -> None:
+    """Give the lease database and its WAL files, opened as root, to the user we become.
+
+    Only the files: the directory stays the admin's (under systemd it is the
+    unit's StateDirectory, already ours). The connection stays open for the
+    daemon's life, so SQLite needs no new file in it until the next start.
+    """
+    for path in (database, *database.parent.glob(database.name + "-*")):
+        os.chown(path, identity.uid, identity.gid)
 
 
 def _optional(top: MultiService, name: str) -> Any:
@@ -261,6 +415,8 @@ def run(
         try:
             top.startService()
             if identity is not None and (os.geteuid() == 0 or os.getuid() == 0):
+                if config.dhcp.mode == "full":
+                    hand_over_leases(config.dhcp.lease_database, identity)
                 drop_to(identity)
                 log.info(
                     "running as {user}:{group} (uid {uid}, gid {gid}) with no capabilities",

@@ -26,14 +26,11 @@ from netboot.bsdp.client import (
     read_answer,
 )
 from netboot.bsdp.options import MessageType
+from netboot.dhcp.options import BROADCAST, CLIENT_PORT, SERVER_PORT
 from netboot.dhcp.packet import build_packet, parse_packet
 from netboot.errors import MalformedPacket
 from netboot_services.dhcp import SO_BINDTODEVICE
 from netboot_services.interfaces import ipv4_addresses
-
-SERVER_PORT = 67
-CLIENT_PORT = 68
-BROADCAST = "255.255.255.255"
 
 
 @dataclass

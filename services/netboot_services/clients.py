@@ -16,8 +16,21 @@ from typing import Any
 
 MAX_CLIENTS = 200
 
-STAGES = ("bsdp list", "bsdp select", "tftp", "tftp done", "http")
+STAGES = (
+    "dhcp offer",
+    "proxy offer",
+    "dhcp ack",
+    "4011 ack",
+    "bsdp list",
+    "bsdp select",
+    "tftp",
+    "tftp done",
+    "ipxe script",
+    "http",
+)
 """The steps in boot order; a client's progress is the furthest one reached."""
+NEW_BOOT = ("dhcp offer", "proxy offer", "bsdp list")
+"""Steps that start a boot: seen after later steps, they begin a new record."""
 
 
 @dataclass
@@ -63,7 +76,7 @@ class ClientTracker:
         image: str | None = None,
     ) -> None:
         record = self._clients.pop(address, None) or ClientRecord(address)
-        if stage == "bsdp list" and "bsdp select" in record.stages:
+        if stage in NEW_BOOT and any(later in record.stages for later in STAGES[2:]):
             record.stages.clear()  # a new boot of the same client
         record.stages.setdefault(stage, now)
         record.last_seen = now

@@ -49,6 +49,10 @@ class Arrival:
     local_address: str
     """Our address on the receiving interface (IP_PKTINFO's spec_dst)."""
     ifindex: int
+    boot_server: bool = False
+    """Arrived on the PXE boot-server port (4011), not on 67."""
+    watch_only: bool = False
+    """Overheard on port 68: other servers' replies, never answered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +133,19 @@ class DhcpDispatcher:
 class _PacketSocket:
     """A UDP socket read with recvmsg, so each datagram comes with IP_PKTINFO."""
 
-    def __init__(self, sock: socket.socket, listener: DhcpService, label: str) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        listener: DhcpService,
+        label: str,
+        boot_server: bool = False,
+        watch_only: bool = False,
+    ) -> None:
         self.sock = sock
         self.listener = listener
         self.label = label
+        self.boot_server = boot_server
+        self.watch_only = watch_only
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -159,7 +172,8 @@ class _PacketSocket:
                 if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
                     ifindex, spec_dst, _ = _PKTINFO.unpack(data[: _PKTINFO.size])
                     local = socket.inet_ntoa(spec_dst)
-            self.listener.datagram(self, datagram, Arrival(source, local, ifindex))
+            arrival = Arrival(source, local, ifindex, self.boot_server, self.watch_only)
+            self.listener.datagram(self, datagram, arrival)
 
     def send(self, outgoing: Outgoing, arrival: Arrival) -> bool:
         """Send out of the interface the request came in on, as its address.
@@ -208,27 +222,45 @@ class DhcpService(Service):
         reactor: Any,
         port: int,
         interfaces: tuple[str, ...],
+        boot_server_port: int | None = None,
+        watch_port: int | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.reactor = reactor
         self.port = port
         self.interfaces = interfaces
+        self.boot_server_port = boot_server_port
+        """PXE's port 4011 (None: not served)."""
+        self.watch_port = watch_port
+        """The DHCP client port 68, read to overhear rival servers (None: not read)."""
         self.sockets: list[_PacketSocket] = []
         self._bug_log = OncePerInterval()
 
     def startService(self) -> None:  # noqa: N802
         super().startService()
+        roles = [(self.port, False, False)]
+        if self.boot_server_port is not None:
+            roles.append((self.boot_server_port, True, False))
+        if self.watch_port is not None:
+            roles.append((self.watch_port, False, True))
         for interface in self.interfaces or (None,):
-            sock = open_socket(self.port, interface)
-            reader = _PacketSocket(sock, self, interface or "all")
-            self.sockets.append(reader)
-            self.reactor.addReader(reader)
-            log.info(
-                "DHCP/BSDP listening on UDP {port} ({where}); handlers: {handlers}",
-                port=sock.getsockname()[1],
-                where=f"interface {interface}" if interface else "every interface",
-                handlers=", ".join(h.name for h in self.dispatcher.handlers),
-            )
+            for port, boot_server, watch_only in roles:
+                sock = open_socket(port, interface)
+                label = f"{interface or 'all'}:{sock.getsockname()[1]}"
+                reader = _PacketSocket(sock, self, label, boot_server, watch_only)
+                self.sockets.append(reader)
+                self.reactor.addReader(reader)
+                log.info(
+                    "{what} listening on UDP {port} ({where}); handlers: {handlers}",
+                    what="PXE boot server"
+                    if boot_server
+                    else "DHCP watch (rival servers)"
+                    if watch_only
+                    else "DHCP/BSDP",
+                    port=sock.getsockname()[1],
+                    where=f"interface {interface}" if interface else "every interface",
+                    handlers=", ".join(h.name for h in self.dispatcher.handlers),
+                )
 
     def stopService(self) -> None:  # noqa: N802
         super().stopService()
@@ -239,7 +271,16 @@ class DhcpService(Service):
 
     @property
     def ports(self) -> list[int]:
-        return [reader.sock.getsockname()[1] for reader in self.sockets]
+        """The port-67 role's ports (one per interface socket)."""
+        return [
+            reader.sock.getsockname()[1]
+            for reader in self.sockets
+            if not reader.boot_server and not reader.watch_only
+        ]
+
+    @property
+    def boot_server_ports(self) -> list[int]:
+        return [reader.sock.getsockname()[1] for reader in self.sockets if reader.boot_server]
 
     def datagram(self, reader: _PacketSocket, datagram: bytes, arrival: Arrival) -> None:
         try:
@@ -252,6 +293,8 @@ class DhcpService(Service):
                     "(further crashes are counted, not logged, for a minute)",
                     client=f"{arrival.source[0]}:{arrival.source[1]}",
                 )
+            return
+        if arrival.watch_only:
             return
         for item in outgoing:
             if not reader.send(item, arrival):

@@ -30,9 +30,11 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
 from netboot.config import HttpConfig
+from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
 from netboot.http.conditional import Validators, not_modified, range_applies
-from netboot.http.paths import HttpNamespace, Refusal
+from netboot.http.paths import HttpNamespace, Refusal, resolve_boot_file
 from netboot.http.ranges import ByteRange, Unsatisfiable, parse_ranges
+from netboot.ipxe.request import ScriptSettings, script_for
 from netboot.nbi.catalog import Catalog
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
@@ -41,7 +43,11 @@ log = Logger(namespace="netboot.http")
 
 CHUNK = 256 * 1024
 """Bytes read and written per step; a client holds about this much of our memory."""
-MIME_TYPES = {".dmg": "application/x-apple-diskimage", ".ipxe": "text/plain"}
+MIME_TYPES = {
+    ".dmg": "application/x-apple-diskimage",
+    ".ipxe": "text/plain",
+    ".efi": "application/efi",  # what UEFI HTTP boot runs without guessing (pxe notes 7.1)
+}
 
 
 @dataclass
@@ -301,6 +307,12 @@ class ImageResource(Resource):
         self.reactor = reactor
         self.counters = HttpCounters()
         self._namespace: tuple[Catalog, HttpNamespace] | None = None
+        self.scripts: ScriptSettings | None = None
+        """iPXE boot scripts at /boot.ipxe; None: not served."""
+        self.boot_files: Path | None = None
+        """The PXE programs directory (`tftp.extra_dir`), served at /boot/ for HTTP boot."""
+        self.public_host = ""
+        self.clients: ClientTracker | None = None
 
     def namespace(self) -> HttpNamespace:
         catalog = self.catalog()
@@ -314,7 +326,12 @@ class ImageResource(Resource):
     def render_GET(self, request: Request) -> Any:  # noqa: N802
         self.counters.requests += 1
         raw_path = request.path
-        resolved = self.namespace().resolve(raw_path)
+        if raw_path == BOOT_SCRIPT_PATH.encode() and self.scripts is not None:
+            return self._script(request, self.scripts)
+        if raw_path.startswith(PXE_FILES_PATH.encode()) and self.boot_files is not None:
+            resolved = resolve_boot_file(self.boot_files, raw_path[len(PXE_FILES_PATH) - 1 :])
+        else:
+            resolved = self.namespace().resolve(raw_path)
         if isinstance(resolved, Refusal):
             return self._refuse(request, resolved)
         if resolved.path.is_dir():
@@ -385,6 +402,33 @@ class ImageResource(Resource):
         else:
             FileBody(request, fd, parts, trailer, self.counters).start()
         return NOT_DONE_YET
+
+    def _script(self, request: Request, settings: ScriptSettings) -> bytes:
+        """An iPXE script made for the client named in the query (pxe notes 6.4)."""
+        if self.config.base_url:
+            base = self.config.base_url.rstrip("/")
+        else:
+            local = request.getHost()
+            host = self.public_host or local.host
+            base = f"http://{host}" if local.port == 80 else f"http://{host}:{local.port}"
+        choice = script_for(self.catalog(), request.args, base, BOOT_SCRIPT_PATH, settings)
+        peer = request.getClientAddress()
+        address = getattr(peer, "host", str(peer))
+        if self.clients is not None:
+            clock: Any = self.reactor
+            image = choice.image.name if choice.image is not None else None
+            self.clients.note(
+                address, "ipxe script", clock.seconds(), choice.summary, choice.mac, image
+            )
+        log.info(
+            "{mac} iPXE script for {client}: {summary}",
+            mac=choice.mac or "-",
+            client=address,
+            summary=choice.summary,
+        )
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return choice.script.encode()
 
     def _refuse(self, request: Request, refusal: Refusal) -> bytes:
         self.counters.refused += 1

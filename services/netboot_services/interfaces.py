@@ -8,6 +8,7 @@ comes from iproute2's JSON output, which every Debian system has.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from ipaddress import IPv4Interface
 
@@ -38,3 +39,9 @@ def bind_addresses(interfaces: tuple[str, ...]) -> list[str]:
     if not found:
         raise OSError(f"no IPv4 address on {', '.join(interfaces)}")
     return found
+
+
+def interface_networks(interfaces: tuple[str, ...]) -> list[tuple[str, IPv4Interface]]:
+    """(name, address/prefix) of the named interfaces, or of every interface."""
+    names = list(interfaces) or [name for _, name in socket.if_nameindex()]
+    return [(name, address) for name in names for address in ipv4_addresses(name)]

@@ -1,0 +1,104 @@
+"""Which iPXE script a `/boot.ipxe?mac=..&arch=..&image=..` request gets.
+
+The DHCP side writes the client's MAC and architecture code into the script
+URL it hands iPXE, so the HTTP request alone says who is asking: the MAC
+picks the images the set's MAC lists admit, the architecture the images
+built for that firmware family. `image=` (from a menu item, or typed into
+the URL by an admin) names one image; otherwise `default_image`, the
+catalog's default, or the first by index boots, or a menu lists them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from netboot.dhcp.pxe import ARCHITECTURES
+from netboot.ipxe.script import (
+    PcImage,
+    boot_script,
+    choose_image,
+    menu_script,
+    no_image_script,
+    pc_images,
+)
+from netboot.macaddr import MacAddress, parse_mac
+from netboot.nbi.catalog import Catalog
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptSettings:
+    default_image: str = ""
+    menu: bool = False
+    menu_timeout: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptChoice:
+    script: str
+    summary: str
+    """For the access log and the client's journey: which image, or why none."""
+    image: PcImage | None = None
+    mac: MacAddress | None = None
+
+
+def script_for(
+    catalog: Catalog,
+    query: Mapping[bytes, Sequence[bytes]],
+    base_url: str,
+    script_path: str,
+    settings: ScriptSettings,
+) -> ScriptChoice:
+    """The script for one request; `base_url` serves the image root (`http://S:P`)."""
+    mac = _mac(query)
+    arch_code = _int(query, b"arch")
+    arch = ARCHITECTURES.get(arch_code) if arch_code is not None else None
+    family = arch.family if arch is not None else None
+    requested = _text(query, b"image")
+    images = pc_images(catalog, mac, family)
+    if not images:
+        who = f"{mac or 'this client'} ({family or 'any firmware'})"
+        reason = f"no PC-bootable image in the catalog for {who}"
+        return ScriptChoice(no_image_script(reason), reason, None, mac)
+    if settings.menu and requested is None:
+        default = choose_image(images, settings.default_image or None)
+
+        def item_url(image: PcImage) -> str:
+            params = {"image": image.set_name}
+            if mac is not None:
+                params["mac"] = mac
+            if arch_code is not None:
+                params["arch"] = str(arch_code)
+            return f"{base_url}{script_path}?{urlencode(params)}"
+
+        script = menu_script(images, base_url, item_url, settings.menu_timeout, default)
+        return ScriptChoice(script, f"menu of {len(images)} image(s)", None, mac)
+    image = choose_image(images, requested or settings.default_image or None)
+    assert image is not None  # images is not empty
+    return ScriptChoice(boot_script(image, base_url), f"boot {image.name!r}", image, mac)
+
+
+def _text(query: Mapping[bytes, Sequence[bytes]], key: bytes) -> str | None:
+    values = query.get(key)
+    if not values:
+        return None
+    try:
+        return values[0].decode("utf-8") or None
+    except UnicodeDecodeError:
+        return None
+
+
+def _int(query: Mapping[bytes, Sequence[bytes]], key: bytes) -> int | None:
+    text = _text(query, key)
+    return int(text) if text is not None and text.isdigit() and len(text) <= 5 else None
+
+
+def _mac(query: Mapping[bytes, Sequence[bytes]]) -> MacAddress | None:
+    text = _text(query, b"mac")
+    if text is None:
+        return None
+    try:
+        return parse_mac(text.replace("-", ":"))
+    except ValueError:
+        return None
