@@ -88,7 +88,7 @@ def proxy_answer(
         return Silence(f"message type {message} on port 67 is the address server's business")
     offer = boot_offer(client, request.mac, server, settings, full_mode=False)
     if isinstance(offer, NoBoot):
-        return Silence(offer.reason, loud=client.arch is None)
+        return Silence(offer.reason, loud=True)  # a boot client we cannot serve: say why
     options = boot_options(offer, request, server)
     if boot_server:
         options = [(code, value) for code, value in options if code != Option.VENDOR_SPECIFIC]
