@@ -11,7 +11,9 @@ is forgotten first.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 MAX_CLIENTS = 200
@@ -59,10 +61,28 @@ class ClientRecord:
         }
 
 
+def arp_lookup(address: str, table: Path = Path("/proc/net/arp")) -> str | None:
+    """The kernel's neighbour entry for an IPv4 address: how TFTP and HTTP learn a MAC."""
+    try:
+        lines = table.read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 4 and fields[0] == address and fields[3] != "00:00:00:00:00:00":
+            return fields[3].lower()
+    return None
+
+
 class ClientTracker:
-    def __init__(self, limit: int = MAX_CLIENTS) -> None:
+    def __init__(
+        self, limit: int = MAX_CLIENTS, lookup: Callable[[str], str | None] = arp_lookup
+    ) -> None:
         self.limit = limit
+        self.lookup = lookup
         self._clients: OrderedDict[str, ClientRecord] = OrderedDict()
+        self._macs: OrderedDict[str, str] = OrderedDict()
+        """Address to MAC, as DHCP handed it out or the neighbour table said."""
         self.boots: Counter[str] = Counter()
         """SELECTs per image ID (hex): the per-image boot count."""
 
@@ -76,6 +96,12 @@ class ClientTracker:
         image: str | None = None,
     ) -> None:
         record = self._clients.pop(address, None) or ClientRecord(address)
+        if mac and mac != address:
+            self._remember(address, mac)
+            early = self._clients.pop(mac, None)  # steps seen before it had an address
+            if early is not None:
+                for step, when in early.stages.items():
+                    record.stages.setdefault(step, when)
         if stage in NEW_BOOT and any(later in record.stages for later in STAGES[2:]):
             record.stages.clear()  # a new boot of the same client
         record.stages.setdefault(stage, now)
@@ -86,6 +112,21 @@ class ClientTracker:
         self._clients[address] = record
         while len(self._clients) > self.limit:
             self._clients.popitem(last=False)
+
+    def mac_of(self, address: str) -> str | None:
+        """The MAC behind an address: learned from DHCP, else looked up once."""
+        mac = self._macs.get(address)
+        if mac is None:
+            mac = self.lookup(address)
+            if mac is not None:
+                self._remember(address, mac)
+        return mac
+
+    def _remember(self, address: str, mac: str) -> None:
+        self._macs.pop(address, None)
+        self._macs[address] = mac
+        while len(self._macs) > self.limit:
+            self._macs.popitem(last=False)
 
     def booted(self, image_id: str) -> None:
         self.boots[image_id] += 1

@@ -486,17 +486,22 @@ class AccessLogSite(Site):
 
     def log(self, request: Any) -> None:
         peer = request.getClientAddress()
+        host = getattr(peer, "host", str(peer))
+        mac = self.clients.mac_of(host) if self.clients is not None else None
         if self.clients is not None and request.code in (200, 206):
             clock: Any = self.reactor
             self.clients.note(
-                getattr(peer, "host", str(peer)),
+                host,
                 "http",
                 clock.seconds(),
                 "HTTP " + request.path.decode("ascii", "replace")[:200],
+                mac,
             )
         log.info(
-            '{client} "{method} {path}" {status} {bytes} "{agent}"',
-            client=getattr(peer, "host", str(peer)),
+            '{client}{who} "{method} {path}" {status} {bytes} "{agent}"',
+            client=host,
+            who=f" [{mac}]" if mac else "",
+            mac=mac,
             method=request.method.decode("ascii", "replace"),
             path=request.uri.decode("ascii", "replace")[:300],
             status=request.code,

@@ -397,12 +397,15 @@ class TftpService(Service):
             transfer.close_port = udp.stopListening
         self.transfers.add(transfer)
         self.counters.transfers_started += 1
-        self.clients.note(address[0], "tftp", now, f"TFTP {request.filename}")
+        mac = self.clients.mac_of(address[0])
+        self.clients.note(address[0], "tftp", now, f"TFTP {request.filename}", mac)
         log.info(
-            "sending {file!r} to {client} ({mode}, blksize {blksize}, windowsize {windowsize}"
-            "{options})",
+            "sending {file!r} to {client}{who} ({mode}, blksize {blksize}, windowsize "
+            "{windowsize}{options})",
             file=request.filename,
             client=f"{address[0]}:{address[1]}",
+            who=f" [{mac}]" if mac else "",
+            mac=mac,
             mode=request.mode,
             blksize=negotiated.blksize,
             windowsize=negotiated.windowsize,
