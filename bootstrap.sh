@@ -11,9 +11,12 @@ cd "$(dirname "$0")"
 RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2 nfs-ganesha nfs-ganesha-vfs rpcbind"
 # What the tests need on top: clients and dissectors written by others: TFTP
 # (curl, tftp-hpa, atftp), BSDP (insomniacslk's Go library, built with golang-go),
-# NFS (libnfs's nfs-cat and nfs-ls), Wireshark's tshark, systemd-analyze for the
-# units, and Chromium to render the status page.
-TEST_PACKAGES="$RUNTIME_PACKAGES curl tftp-hpa atftp golang-go golang-github-insomniacslk-dhcp-dev tshark libnfs-utils systemd chromium"
+# DHCP (busybox's udhcpc, ISC dhclient, Kea's perfdhcp, and dnsmasq as a site's
+# DHCP server or a rival), NFS (libnfs's nfs-cat and nfs-ls), Wireshark's tshark,
+# systemd-analyze for the units, and Chromium to render the status page.
+TEST_PACKAGES="$RUNTIME_PACKAGES curl tftp-hpa atftp golang-go golang-github-insomniacslk-dhcp-dev"
+TEST_PACKAGES="$TEST_PACKAGES busybox isc-dhcp-client kea-admin dnsmasq-base"
+TEST_PACKAGES="$TEST_PACKAGES tshark libnfs-utils systemd chromium"
 
 install_packages() {
     missing=""

@@ -59,6 +59,8 @@ class BootOffer:
     option175: bytes | None
     description: str
     """For the log: which file, and why."""
+    via_boot_server: bool = False
+    """A bare proxy offer: the ROM will fetch the file from port 4011 (variant B)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +107,15 @@ def boot_offer(
         url = f"{_http_base(host, settings.http_port)}{PXE_FILES_PATH}{quote(name)}"
         return BootOffer(server, url.encode(), b"HTTPClient", None, None, f"HTTP boot {url}")
     efi = arch.family != "bios"
-    option43 = None if (efi and settings.uefi_proxy_via_4011 and not full_mode) else pxe_boot_now()
+    via_4011 = efi and settings.uefi_proxy_via_4011 and not full_mode
     return BootOffer(
-        server, name.encode(), b"PXEClient", option43, None, f"{arch.family} loader {name}"
+        server,
+        name.encode(),
+        b"PXEClient",
+        None if via_4011 else pxe_boot_now(),
+        None,
+        f"{arch.family} loader {name}",
+        via_boot_server=via_4011,
     )
 
 

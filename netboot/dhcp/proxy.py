@@ -109,9 +109,7 @@ def proxy_answer(
         siaddr=offer.siaddr,
         file=boot_file_field(offer),
     )
-    via = (
-        " (asks 4011 next)" if offer.option43 is None and offer.vendor_class == b"PXEClient" else ""
-    )
+    via = " (asks 4011 next)" if offer.via_boot_server else ""
     return Answer(packet, reply_destination(request), f"proxy OFFER: {offer.description}{via}")
 
 
