@@ -33,3 +33,20 @@ class ConfigError(LocalInputError):
 
 class ImageError(LocalInputError):
     """An image file (plist, disk image) cannot be used."""
+
+
+class UdifError(NetbootError):
+    """A UDIF disk image (`.dmg`) is malformed, truncated or lies about its contents.
+
+    It names the image and, where one is known, the byte offset in that file of
+    the structure at fault, so a checker's report points a hex editor at the
+    right place. It is raised for anything read from the image; the reader never
+    lets a `zlib.error`, `struct.error` or `KeyError` escape.
+    """
+
+    def __init__(self, image: str, offset: int | None, message: str) -> None:
+        where = f"{image}: " if offset is None else f"{image}: at byte {offset}: "
+        super().__init__(where + message)
+        self.image = image
+        self.offset = offset
+        self.message = message

@@ -6,7 +6,9 @@ import click
 
 from netboot import __version__
 from netboot.cli.bsdp import bsdp
+from netboot.cli.dmg import dmg
 from netboot.cli.images import images
+from netboot.cli.nbi import nbi
 from netboot.cli.serve import serve
 from netboot.cli.status import status
 from netboot.cli.tftp import tftp
@@ -24,7 +26,9 @@ def cli() -> None:
 
 
 cli.add_command(bsdp)
+cli.add_command(dmg)
 cli.add_command(images)
+cli.add_command(nbi)
 cli.add_command(serve)
 cli.add_command(status)
 cli.add_command(tftp)

@@ -1,0 +1,175 @@
+"""`netboot nbi`: build an NBI set, and change one's plist safely.
+
+Exit status: 0 done, 1 when the input or the result is not valid (nothing is
+written then), 2 on a bad command line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from netboot.errors import ImageError, UdifError
+from netboot.nbi.create import ROOT_FORMATS, SetSpec, create_set, split_list
+from netboot.nbi.edit import edit_set, parse_assignments, set_default
+from netboot.nbi.problems import Problem
+
+existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+set_directory = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+@click.group()
+def nbi() -> None:
+    """Build NBI sets and edit their NBImageInfo.plist."""
+
+
+@nbi.command()
+@click.option("--name", required=True, help="Name shown in the Mac's boot picker.")
+@click.option("--index", required=True, type=click.IntRange(1, 65535), help="Image Index.")
+@click.option("--booter", required=True, type=existing_file, help="EFI booter (boot.efi).")
+@click.option("--kernel", type=existing_file, help="Kernel, as <arch>/mach.macosx.")
+@click.option("--kernelcache", type=existing_file, help="As <arch>/x86_64/kernelcache.")
+@click.option("--mkext", type=existing_file, help="Kext archive, as <arch>/mach.macosx.mkext.")
+@click.option("--root-image", type=existing_file, help="Disk image to serve as the root.")
+@click.option("--root-dir", type=set_directory, help="Directory to make an HFS+ root from.")
+@click.option(
+    "--root-format",
+    type=click.Choice(ROOT_FORMATS),
+    default="UDZO",
+    show_default=True,
+    help="Form of the root image in the set (keep: copy as given).",
+)
+@click.option("--type", "image_type", type=click.Choice(["HTTP", "NFS"]), default="HTTP")
+@click.option("--arch", "architectures", multiple=True, help="Client architecture (i386).")
+@click.option("--install", is_flag=True, help="A NetInstall/NetRestore image (IsInstall).")
+@click.option("--models", multiple=True, help="Only this Mac model (repeat: iMac18,3).")
+@click.option("--macs", multiple=True, help="Only these MAC addresses (comma-separated).")
+@click.option("--pc-kernel", type=existing_file, help="Linux kernel for PCs (PCKernel).")
+@click.option("--pc-initrd", "pc_initrds", multiple=True, type=existing_file, help="PCInitrd.")
+@click.option("--pc-cmdline", help="Kernel command line for PCs (PCCommandLine).")
+@click.option("--description", help="Description shown to admins.")
+@click.option("--disabled", is_flag=True, help="Write IsEnabled false (enable it later).")
+@click.option("--default", "is_default", is_flag=True, help="Write IsDefault true.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--quiet", is_flag=True, help="Print nothing on success.")
+@click.argument("out", type=click.Path(path_type=Path))
+def create(
+    name: str,
+    index: int,
+    booter: Path,
+    kernel: Path | None,
+    kernelcache: Path | None,
+    mkext: Path | None,
+    root_image: Path | None,
+    root_dir: Path | None,
+    root_format: str,
+    image_type: str,
+    architectures: tuple[str, ...],
+    install: bool,
+    models: tuple[str, ...],
+    macs: tuple[str, ...],
+    pc_kernel: Path | None,
+    pc_initrds: tuple[Path, ...],
+    pc_cmdline: str | None,
+    description: str | None,
+    disabled: bool,
+    is_default: bool,
+    force: bool,
+    quiet: bool,
+    out: Path,
+) -> None:
+    """Build the NBI set OUT.nbi: layout, NBImageInfo.plist, root image as UDZO."""
+    spec = SetSpec(
+        name=name,
+        index=index,
+        booter=booter,
+        kernel=kernel,
+        kernelcache=kernelcache,
+        mkext=mkext,
+        root_image=root_image,
+        root_dir=root_dir,
+        image_type=image_type,
+        architectures=split_list(architectures) or ("i386",),
+        install=install,
+        models=tuple(model.strip() for model in models if model.strip()),
+        macs=split_list(macs),
+        pc_kernel=pc_kernel,
+        pc_initrds=pc_initrds,
+        pc_command_line=pc_cmdline,
+        root_format=root_format,
+        description=description,
+        enabled=not disabled,
+        default=is_default,
+    )
+    try:
+        built, warnings = create_set(spec, out, overwrite=force)
+    except (ImageError, UdifError) as error:
+        _fail(error)
+    _report(warnings, quiet, f"built {built}", built.parent)
+
+
+@nbi.command()
+@click.argument("set_dir", metavar="SET", type=set_directory)
+def enable(set_dir: Path) -> None:
+    """Offer SET to clients (IsEnabled true)."""
+    _edit(set_dir, {"IsEnabled": True}, f"{set_dir}: enabled")
+
+
+@nbi.command()
+@click.argument("set_dir", metavar="SET", type=set_directory)
+def disable(set_dir: Path) -> None:
+    """Stop offering SET (IsEnabled false); the files stay."""
+    _edit(set_dir, {"IsEnabled": False}, f"{set_dir}: disabled")
+
+
+@nbi.command("set-default")
+@click.argument("set_dir", metavar="SET", type=set_directory)
+def set_default_command(set_dir: Path) -> None:
+    """Make SET the default image, and no other set of its image root."""
+    try:
+        cleared = set_default(set_dir)
+    except ImageError as error:
+        _fail(error)
+    click.echo(f"{set_dir}: default")
+    for other in cleared:
+        click.echo(f"{other}: no longer default")
+
+
+@nbi.command()
+@click.argument("set_dir", metavar="SET", type=set_directory)
+@click.argument("assignments", metavar="KEY=VALUE...", nargs=-1, required=True)
+def edit(set_dir: Path, assignments: tuple[str, ...]) -> None:
+    """Set plist keys (KEY= removes one); refused, and nothing written, if invalid.
+
+    Booleans take true/false, Index and Kind integers, arrays a comma- or
+    space-separated list (model identifiers, which hold commas, spaces only):
+    `netboot nbi edit X.nbi Name="Lab image" Index=12
+    EnabledSystemIdentifiers="iMac18,3 MacBookPro14,1"`.
+    """
+    try:
+        changes = parse_assignments(list(assignments))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    _edit(set_dir, changes, f"{set_dir}: {', '.join(changes)} changed")
+
+
+def _edit(set_dir: Path, changes: dict[str, object], done: str) -> None:
+    try:
+        warnings = edit_set(set_dir, changes)
+    except ImageError as error:
+        _fail(error)
+    _report(warnings, False, done, set_dir.parent)
+
+
+def _report(warnings: list[Problem], quiet: bool, done: str, root: Path) -> None:
+    for problem in warnings:
+        click.echo(problem.render(str(root)), err=True)
+    if not quiet:
+        click.echo(done)
+
+
+def _fail(error: Exception) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(1)

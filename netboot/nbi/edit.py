@@ -1,0 +1,182 @@
+"""Changing an NBImageInfo.plist in place, safely: `netboot nbi enable|disable|edit`.
+
+An edit is read, applied, judged and only then published: the new plist is
+written to a temporary file beside the old one, parsed back with the same
+rules the server uses (`model.parse_image_info`) and checked against the
+files of the set (`validate.check_set_files`), and renamed over the old one
+only when it has no errors. A failed edit leaves the set exactly as it was;
+the server, which rescans the root, never sees a half-written plist.
+
+Values given on the command line are typed by the key: booleans accept
+true/false/yes/no/1/0, integers decimal, arrays a comma- or space-separated
+list (model identifiers, which contain commas, space-separated only), and
+`KEY=` (nothing after `=`) removes the key. Unknown keys are kept as strings,
+as Apple's tools keep keys they do not know.
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from netboot.errors import ImageError
+from netboot.nbi.catalog import find_set_directories
+from netboot.nbi.model import PLIST_NAME, parse_image_info
+from netboot.nbi.problems import Problem, Severity
+from netboot.nbi.validate import check_set_files
+
+BOOLEAN_KEYS = frozenset(
+    {
+        "BackwardCompatible",
+        "FilterOnly",
+        "IsDefault",
+        "IsEnabled",
+        "IsInstall",
+        "SupportsDiskless",
+    }
+)
+INTEGER_KEYS = frozenset({"Index", "Kind"})
+ARRAY_KEYS = frozenset(
+    {
+        "Architectures",
+        "DisabledMACAddresses",
+        "DisabledSystemIdentifiers",
+        "EnabledMACAddresses",
+        "EnabledSystemIdentifiers",
+        "PCArchitectures",
+        "PCInitrd",
+    }
+)
+MODEL_KEYS = frozenset({"EnabledSystemIdentifiers", "DisabledSystemIdentifiers"})
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+def typed_value(key: str, text: str) -> Any:
+    """The plist value `text` means for `key`; ValueError saying why not."""
+    if key in BOOLEAN_KEYS:
+        lowered = text.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"{key} takes true or false, not {text!r}")
+    if key in INTEGER_KEYS:
+        try:
+            return int(text, 10)
+        except ValueError:
+            raise ValueError(f"{key} takes an integer, not {text!r}") from None
+    if key in MODEL_KEYS:
+        return text.split()  # model identifiers have commas in them: iMac18,3
+    if key in ARRAY_KEYS:
+        return [item for item in text.replace(",", " ").split() if item]
+    return text
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` words to {key: typed value}; None means "remove the key"."""
+    changes: dict[str, Any] = {}
+    for word in assignments:
+        key, equals, text = word.partition("=")
+        if not equals or not key:
+            raise ValueError(f"{word!r} is not KEY=VALUE")
+        changes[key] = None if text == "" else typed_value(key, text)
+    return changes
+
+
+def set_location(set_dir: Path) -> tuple[Path, PurePosixPath]:
+    """The image root and the set's path under it (a sharepoint counts as part of the path)."""
+    set_dir = set_dir.resolve()
+    if not set_dir.name.endswith(".nbi") or not (set_dir / PLIST_NAME).is_file():
+        raise ImageError(str(set_dir), "-", f"is not an NBI set (no {PLIST_NAME})")
+    parent = set_dir.parent
+    if parent.name.startswith("NetBootSP"):
+        return parent.parent, PurePosixPath(parent.name, set_dir.name)
+    return parent, PurePosixPath(set_dir.name)
+
+
+def read_plist(set_dir: Path) -> dict[str, Any]:
+    file = set_dir / PLIST_NAME
+    try:
+        with file.open("rb") as handle:
+            loaded = plistlib.load(handle)
+    except (OSError, plistlib.InvalidFileException, ValueError) as error:
+        raise ImageError(str(file), "-", f"cannot be read: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ImageError(str(file), "-", "the top level is not a dictionary")
+    return loaded
+
+
+def edit_set(set_dir: Path, changes: Mapping[str, Any]) -> list[Problem]:
+    """Apply `changes` (None removes a key); returns the warnings of the result.
+
+    Raises ImageError naming the file, the key and the problem when the edited
+    plist would not be valid; nothing is written then.
+    """
+    root, set_path = set_location(set_dir)
+    plist = read_plist(set_dir)
+    binary = (set_dir / PLIST_NAME).read_bytes().startswith(b"bplist")
+    for key, value in changes.items():
+        if value is None:
+            plist.pop(key, None)
+        else:
+            plist[key] = value
+    problems = judge(root, set_path, plist)
+    errors = [p for p in problems if p.severity is Severity.ERROR]
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ImageError(str(set_dir / PLIST_NAME), first.key, first.message + more)
+    write_plist_atomically(set_dir / PLIST_NAME, plist, binary=binary)
+    return [p for p in problems if p.severity is not Severity.ERROR]
+
+
+def judge(root: Path, set_path: PurePosixPath, plist: dict[str, Any]) -> list[Problem]:
+    """Every problem the server would find in this plist for this set."""
+    parsed = parse_image_info(plist, set_path / PLIST_NAME)
+    problems = list(parsed.problems)
+    if parsed.info is not None:
+        problems += check_set_files(root, set_path, parsed.info).problems
+    return problems
+
+
+def write_plist_atomically(file: Path, plist: dict[str, Any], binary: bool = False) -> None:
+    """Write beside the target, flush to disk, rename over it: all or nothing."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            plistlib.dump(plist, out, fmt=plistlib.FMT_BINARY if binary else plistlib.FMT_XML)
+            out.flush()
+            os.fsync(out.fileno())
+        Path(temporary).chmod(0o644)
+        Path(temporary).replace(file)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def set_default(set_dir: Path) -> list[Path]:
+    """Make this set the default and every other set of its root not; returns those changed.
+
+    Several defaults are a validation error (the server takes the first), so
+    the command that sets one clears the rest; each plist is edited safely.
+    """
+    root, set_path = set_location(set_dir)
+    changed = []
+    edit_set(set_dir, {"IsDefault": True})
+    for other in find_set_directories(root):
+        if other == set_path:
+            continue
+        other_dir = root / other
+        try:
+            plist = read_plist(other_dir)
+        except ImageError:
+            continue  # a broken set is the validator's business, not ours
+        if plist.get("IsDefault") is True:
+            edit_set(other_dir, {"IsDefault": False})
+            changed.append(other_dir)
+    return changed
