@@ -45,8 +45,11 @@ class Lab:
 
 
 @contextmanager
-def veth_lab(subnet: str = "10.231.0") -> Iterator[Lab]:
-    """A server and a client namespace on `<subnet>.0/24`, removed afterwards."""
+def veth_lab(subnet: str = "10.231.0", prefix: int = 24) -> Iterator[Lab]:
+    """A server and a client namespace on `<subnet>.0/<prefix>`, removed afterwards.
+
+    A prefix shorter than 24 makes room for DHCP pools larger than a /24 can hold.
+    """
     require_root()
     tag = uuid.uuid4().hex[:6]
     lab = Lab(
@@ -79,7 +82,7 @@ def veth_lab(subnet: str = "10.231.0") -> Iterator[Lab]:
             (lab.server, lab.server_if, lab.server_ip),
             (lab.client, lab.client_if, lab.client_ip),
         ):
-            ip("addr", "add", f"{address}/24", "dev", ifname, netns=name)
+            ip("addr", "add", f"{address}/{prefix}", "dev", ifname, netns=name)
             ip("link", "set", ifname, "up", netns=name)
         yield lab
     finally:
@@ -171,3 +174,54 @@ def bsdp_probe(namespace: str, interface: str, *extra: str) -> tuple[int, dict[s
         namespace, "bsdp", "probe", "--interface", interface, "--timeout", "1", "--json", *extra
     )
     return done.returncode, json.loads(done.stdout)
+
+
+_UDP_EXCHANGE = """
+import json, socket, sys, time
+interface, datagram, host, port, bind_host, bind_port, wait, expect = json.loads(sys.argv[1])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+sock.setsockopt(socket.SOL_SOCKET, 25, interface.encode())  # SO_BINDTODEVICE
+sock.bind((bind_host, bind_port))
+sock.sendto(bytes.fromhex(datagram), (host, port))
+received = []
+deadline = time.monotonic() + wait
+while (left := deadline - time.monotonic()) > 0 and len(received) != expect:
+    sock.settimeout(left)
+    try:
+        data, source = sock.recvfrom(65536)
+    except TimeoutError:
+        break
+    received.append({"source": list(source), "datagram": data.hex()})
+print(json.dumps(received))
+"""
+
+
+def udp_exchange(
+    namespace: str,
+    interface: str,
+    datagram: bytes,
+    destination: tuple[str, int],
+    *,
+    bind: tuple[str, int] = ("0.0.0.0", 68),
+    wait: float = 2.0,
+    expect: int | None = None,
+) -> list[tuple[tuple[str, int], bytes]]:
+    """Send one datagram from a namespace and return every datagram received for `wait` s.
+
+    The socket is bound to `bind` on `interface` only (SO_BINDTODEVICE), with
+    SO_BROADCAST, so it behaves like a DHCP client before it has an address:
+    it broadcasts to port 67 and hears the broadcast replies on port 68. The
+    replies come back as (source address, bytes), in the order they arrived.
+    With `expect`, it returns as soon as that many have arrived: `wait` then
+    only bounds how long a missing answer can hold the test up.
+    """
+    arguments = json.dumps([interface, datagram.hex(), *destination, *bind, wait, expect])
+    done = run_in(namespace, sys.executable, "-c", _UDP_EXCHANGE, arguments, timeout=wait + 30)
+    if done.returncode != 0:
+        raise AssertionError(f"UDP exchange in {namespace} failed: {done.stderr}")
+    return [
+        ((item["source"][0], item["source"][1]), bytes.fromhex(item["datagram"]))
+        for item in json.loads(done.stdout)
+    ]

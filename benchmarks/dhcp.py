@@ -1,0 +1,830 @@
+"""DHCP exchange rates: `netboot serve` in full mode against dnsmasq, and BSDP INFORM->ACK.
+
+Run from the repository root, as root (it creates network namespaces), after
+`./bootstrap.sh test` has made the venv and
+`apt-get install dnsmasq-base kea-admin` the peer and the load generator
+(Kea's perfdhcp):
+
+    .venv/bin/python benchmarks/dhcp.py [--rates 1000,2000,5000] [--seconds 10] [--repeat 3]
+
+What is measured
+----------------
+One server/client namespace pair (tests.netns.veth_lab) on 10.246.0.0/16: the
+server is 10.246.0.1, the client 10.246.0.2, and the pool (`--pool`, 10,000
+addresses by default) starts at 10.246.1.0. Nothing leaves the namespaces.
+
+1. DORA exchanges per second. Kea's perfdhcp runs in the client namespace:
+   `perfdhcp -4 -l nb1 -r RATE -R CLIENTS -p SECONDS`. It starts RATE
+   DISCOVER->OFFER->REQUEST->ACK exchanges a second for SECONDS seconds from
+   CLIENTS different MACs (as a relay: giaddr is its address and the replies
+   come to its port 67); an exchange not answered within 1 s is a drop. The
+   number compared is perfdhcp's own "Rate" line: completed four-way exchanges
+   per second. Each offered rate of `--rates` is a run of its own: 1000/s is
+   about what ours completes on a 2-core machine, 5000/s is several times what
+   either server completes, so both are measured saturated, where a server
+   that sheds load badly completes fewer exchanges than it could.
+   The servers take turns in the same namespace pair, each started fresh with an
+   empty lease file on tmpfs (/dev/shm) for every round, with the same pool:
+   * dnsmasq 2.90 as a full DHCP server and nothing else (no DNS, no config
+     file, `--dhcp-lease-max` raised to the pool size, `--no-ping` so its first
+     offers are not held back by the ping check; it logs each DHCP message, as it
+     does by default);
+   * ours, `python -m netboot serve` with `[dhcp] mode = "full"` and the pool, its
+     SQLite lease database on tmpfs, logging every OFFER and ACK at info level
+     (the shipped default; `--netboot-log-level` changes it).
+   After each run the lease files are checked for duplicates: in ours no address
+   held twice, no client holding two active leases, `PRAGMA integrity_check`
+   ok; in dnsmasq's no address or MAC listed twice.
+2. BSDP INFORM[LIST] -> ACK[LIST] exchanges per second. A load client in the
+   client namespace (this script, as `_bsdp_load`) builds one INFORM[LIST] with
+   netboot.bsdp.client, then only changes its xid. It keeps `--window`
+   requests outstanding on one UDP socket bound to the client's port 68, sends
+   a new one for every ACK that matches an outstanding xid, replaces a request
+   unanswered for 1 s (counted as lost), and counts ACKs for `--seconds`. The
+   first ACK is dissected to check it is an ACK[LIST] naming the catalog's
+   images. The server is a fresh `netboot serve` (default configuration,
+   proxy mode) with three NBI sets; window 1 (latency-bound) and `--window`
+   are both measured.
+
+Each case is run `--repeat` times, servers alternating; the best (highest)
+rate counts. With `--py-spy DIR`, the first round of each of our measurements
+is sampled with py-spy (`py-spy record --format raw`, into DIR) and the
+functions with the most samples are printed: where our time goes.
+
+How to read it
+--------------
+* `netboot/dnsmasq` is our DORA rate divided by dnsmasq's from the same run:
+  above 1 we complete more exchanges per second. Absolute rates depend on the
+  machine (perfdhcp, the server and the kernel share its cores).
+* Both servers are single-threaded. dnsmasq rewrites its whole lease file after
+  every change, so its rate falls as leases accumulate; a longer `--seconds`
+  makes that cost weigh more. Ours commits one SQLite transaction per OFFER
+  and per ACK (WAL, synchronous=FULL; cheap on tmpfs, bounded by fsync on a
+  disk).
+* Drops are expected when saturated: perfdhcp sends RATE DISCOVERs a second
+  whatever the server manages; the completed rate is what counts. A server
+  that reads every DISCOVER it can while REQUESTs queue behind them completes
+  fewer exchanges when offered more; the best over all offered rates is
+  printed too, and is the closest thing to each server's capacity.
+
+This is a measurement, not a test: nothing here asserts a rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+from types import FrameType
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from netboot.dhcp.packet import build_packet, parse_packet  # noqa: E402
+from tests.daemon import Daemon  # noqa: E402 - needs the repository root on sys.path
+from tests.factories import make_set  # noqa: E402
+from tests.netns import Lab, veth_lab  # noqa: E402
+
+SERVERS = ("dnsmasq", "netboot")
+SUBNET = "10.246.0"
+PREFIX = 16
+POOL_FIRST = IPv4Address("10.246.1.0")
+TMPFS = Path("/dev/shm")  # noqa: S108 - a private TemporaryDirectory is made inside it
+START_TIMEOUT = 30.0
+CLIENT_SLACK = 60.0
+"""Seconds a measurement may overrun its duration before it counts as hung."""
+LOST_AFTER = 1.0
+"""Seconds after which the BSDP load client gives up on a request and sends another."""
+BSDP_MAC = bytes.fromhex("0016cb0000b1")
+BSDP_MODEL = "MacBookPro11,1"
+DHCP_SERVER_PORT = 67
+DHCP_CLIENT_PORT = 68
+TOP_FUNCTIONS = 15
+
+
+# --------------------------------------------------------------------------------------
+# Servers
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A running DHCP server: the process to profile, how to stop it, its lease file."""
+
+    name: str
+    pid: int
+    stop: Callable[[], None]
+    leases: Path
+
+
+def pool_last(size: int) -> IPv4Address:
+    return POOL_FIRST + size - 1
+
+
+def dnsmasq_command(lab: Lab, pool_size: int, state: Path) -> list[str]:
+    """dnsmasq as a full DHCP server only, its files in `state` (on tmpfs)."""
+    return [
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--port=0",
+        "--no-hosts",
+        "--no-resolv",
+        f"--interface={lab.server_if}",
+        "--bind-interfaces",
+        f"--dhcp-range={POOL_FIRST},{pool_last(pool_size)},255.255.0.0,1h",
+        f"--dhcp-lease-max={pool_size}",
+        f"--dhcp-leasefile={state / 'dnsmasq.leases'}",
+        f"--pid-file={state / 'dnsmasq.pid'}",
+        "--no-ping",
+        "--log-facility=-",
+        "--user=root",
+        "--group=root",
+    ]
+
+
+def start_dnsmasq(lab: Lab, pool_size: int, state: Path) -> Server:
+    log_path = state / "dnsmasq.log"
+    (state / "dnsmasq.leases").unlink(missing_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", lab.server, *dnsmasq_command(lab, pool_size, state)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while "DHCP, sockets bound exclusively" not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop()
+            raise RuntimeError(f"dnsmasq did not start:\n{log_path.read_text(errors='replace')}")
+        time.sleep(0.05)
+    return Server("dnsmasq", process.pid, stop, state / "dnsmasq.leases")
+
+
+def netboot_config(lab: Lab, state: Path, pool_size: int | None, log_level: str) -> Path:
+    """Our daemon on the lab's server interface; full DHCP over the pool when one is given."""
+    root = state / "images"
+    if not root.exists():
+        make_set(root, "Alpha", Index=1, IsDefault=True)
+        make_set(root, "Beta", Index=2)
+        make_set(root, "Install", Index=4096, IsInstall=True)
+    dhcp = ""
+    if pool_size is not None:
+        dhcp = (
+            f'[dhcp]\nmode = "full"\npool = "{POOL_FIRST}-{pool_last(pool_size)}"\n'
+            f'lease_database = "{state / "leases.sqlite3"}"\n'
+        )
+    config = state / ("netboot-full.toml" if pool_size else "netboot.toml")
+    config.write_text(
+        f'[server]\nroot = "{root}"\ninterfaces = ["{lab.server_if}"]\n{dhcp}'
+        f'[logging]\nlevel = "{log_level}"\n[admin]\nlisten = ""\n'
+    )
+    return config
+
+
+def wait_until_listening(lab: Lab, daemon: Daemon) -> None:
+    """For log levels above info, which hide the ready line: wait for UDP 67 to be bound."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        listening = subprocess.run(
+            ["ip", "netns", "exec", lab.server, "ss", "-Hlun", f"sport = :{DHCP_SERVER_PORT}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if listening:
+            return
+        if daemon.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("netboot did not start listening on UDP 67")
+        time.sleep(0.05)
+
+
+def start_netboot(lab: Lab, config: Path, leases: Path, log_level: str) -> Server:
+    """OUR SERVER: `netboot serve` in the server namespace, once it is ready."""
+    for stale in leases.parent.glob(leases.name + "*"):
+        stale.unlink()
+    daemon = Daemon(["--config", str(config)], netns=lab.server)
+    try:
+        if log_level in ("debug", "info"):
+            daemon.wait_ready()
+        else:
+            wait_until_listening(lab, daemon)
+    except (AssertionError, RuntimeError):
+        daemon.__exit__(None, None, None)
+        raise
+
+    def stop() -> None:
+        with contextlib.suppress(AssertionError):
+            daemon.stop()
+        daemon.__exit__(None, None, None)
+        tracebacks = [line for line in daemon.lines if "Traceback" in line]
+        if tracebacks:
+            print(f"warning: netboot logged {len(tracebacks)} traceback(s)", file=sys.stderr)
+
+    # `ip netns exec` execs the daemon in place: this pid is the Python process.
+    return Server("netboot", daemon.process.pid, stop, leases)
+
+
+# --------------------------------------------------------------------------------------
+# A quiet machine
+# --------------------------------------------------------------------------------------
+
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """The share of all CPUs busy over `seconds` (from /proc/stat), 0 to 1."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+
+    total_before, idle_before = sample()
+    time.sleep(seconds)
+    total_after, idle_after = sample()
+    total = total_after - total_before
+    return 0.0 if total <= 0 else 1 - (idle_after - idle_before) / total
+
+
+def wait_for_quiet(limit: float, patience: float) -> float:
+    """Wait (up to `patience` s) until other work uses under `limit` of the CPUs.
+
+    Called between runs, when nothing of ours is running: on a shared machine a
+    run that starts beside someone's compile measures the compile too. Returns
+    the busy share last seen, which the run's line prints when it is high.
+    """
+    deadline = time.monotonic() + patience
+    busy = cpu_busy()
+    while busy >= limit and time.monotonic() < deadline:
+        busy = cpu_busy()
+    return busy
+
+
+# --------------------------------------------------------------------------------------
+# Profiling (optional)
+# --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def sampled(pid: int, seconds: float, output: Path | None) -> Iterator[None]:
+    """Run py-spy on `pid` for `seconds` while the body runs, if `output` is set."""
+    if output is None:
+        yield
+        return
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    process = subprocess.Popen(
+        [
+            py_spy,
+            *("record", "--pid", str(pid), "--duration", str(max(1, int(seconds)))),
+            *("--rate", "200", "--format", "raw", "--output", str(output)),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield
+    finally:
+        try:
+            _, errors = process.communicate(timeout=seconds + CLIENT_SLACK)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, errors = process.communicate()
+        if process.returncode != 0:
+            print(f"warning: py-spy failed: {errors.strip()}", file=sys.stderr)
+
+
+def top_functions(raw: Path, count: int = TOP_FUNCTIONS) -> list[tuple[float, float, str]]:
+    """(inclusive %, self %, function) of the most sampled functions in a py-spy raw file."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        weight = int(samples)
+        total += weight
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        for frame in set(frames):
+            inclusive[frame] += weight
+        own[frames[-1]] += weight
+    if not total:
+        return []
+    # Below the reactor's own frames: the functions that do DHCP work.
+    interesting = [
+        (name, samples)
+        for name, samples in inclusive.most_common()
+        if samples < 0.97 * total or name in own
+    ]
+    return [
+        (100 * samples / total, 100 * own[name] / total, name)
+        for name, samples in interesting[:count]
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# DORA with perfdhcp
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class DoraRun:
+    rate: float
+    """perfdhcp's completed 4-way exchanges per second."""
+    counters: dict[str, dict[str, int]]
+    """perfdhcp's counters per exchange ("DISCOVER-OFFER", "REQUEST-ACK")."""
+    duplicates: list[str]
+    """Problems found in the lease file afterwards; empty when every lease is unique."""
+    leases: int
+    """Bound leases in the lease file afterwards."""
+
+
+COUNTER = re.compile(r"^(sent packets|received packets|drops|orphans|rejected leases): (\d+)$")
+RATE = re.compile(r"^Rate: ([\d.]+) 4-way exchanges/second")
+
+
+def parse_perfdhcp(output: str) -> tuple[float, dict[str, dict[str, int]]]:
+    rate = None
+    counters: dict[str, dict[str, int]] = {}
+    section: dict[str, int] | None = None
+    for raw in output.splitlines():
+        line = raw.strip()
+        if found := RATE.match(line):
+            rate = float(found.group(1))
+        elif header := re.match(r"\*\*\*Statistics for: (\S+)\*\*\*", line):
+            section = counters.setdefault(header.group(1), {})
+        elif (counter := COUNTER.match(line)) and section is not None:
+            section[counter.group(1)] = int(counter.group(2))
+    if rate is None or "REQUEST-ACK" not in counters:
+        raise RuntimeError(f"cannot read perfdhcp's report:\n{output}")
+    return rate, counters
+
+
+def perfdhcp(
+    lab: Lab, rate: int, clients: int, seconds: int
+) -> tuple[float, dict[str, dict[str, int]]]:
+    command = [
+        "perfdhcp",
+        "-4",
+        "-l",
+        lab.client_if,
+        "-r",
+        str(rate),
+        "-R",
+        str(clients),
+        "-p",
+        str(seconds),
+    ]
+    done = subprocess.run(
+        ["ip", "netns", "exec", lab.client, *command],
+        capture_output=True,
+        text=True,
+        timeout=seconds + CLIENT_SLACK,
+        check=False,
+    )
+    if done.returncode not in (0, 3):  # 3: some exchanges dropped, normal when saturated
+        raise RuntimeError(f"perfdhcp exited {done.returncode}: {done.stderr or done.stdout}")
+    return parse_perfdhcp(done.stdout)
+
+
+def netboot_lease_problems(database: Path) -> tuple[list[str], int]:
+    """Duplicates in our lease database, and how many leases are bound."""
+    problems = []
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
+        if verdict != "ok":
+            problems.append(f"integrity_check: {verdict}")
+        for (address,) in db.execute(
+            "SELECT address FROM lease GROUP BY address HAVING count(*) > 1"
+        ):
+            problems.append(f"address {IPv4Address(address)} has two rows")
+        for (client,) in db.execute(
+            "SELECT client_id FROM lease WHERE state IN ('offered', 'bound') AND expires > ?"
+            " GROUP BY client_id HAVING count(*) > 1",
+            (time.time(),),
+        ):
+            problems.append(f"client {bytes(client).hex()} holds two active leases")
+        bound = db.execute("SELECT count(*) FROM lease WHERE state = 'bound'").fetchone()[0]
+    return problems, int(bound)
+
+
+def dnsmasq_lease_problems(leases: Path) -> tuple[list[str], int]:
+    """Duplicates in dnsmasq's lease file (`expiry mac address name client-id` lines)."""
+    rows = [line.split() for line in leases.read_text().splitlines() if line.strip()]
+    problems = []
+    for column, what in ((2, "address"), (1, "MAC")):
+        counts = collections.Counter(row[column] for row in rows)
+        problems += [f"{what} {value} listed {n} times" for value, n in counts.items() if n > 1]
+    return problems, len(rows)
+
+
+def measure_dora(
+    server: Server, lab: Lab, offered: int, args: argparse.Namespace, profile: Path | None
+) -> DoraRun:
+    with sampled(server.pid, args.seconds, profile):
+        rate, counters = perfdhcp(lab, offered, args.clients, args.seconds)
+    server.stop()
+    if server.name == "netboot":
+        problems, leases = netboot_lease_problems(server.leases)
+    else:
+        problems, leases = dnsmasq_lease_problems(server.leases)
+    return DoraRun(rate, counters, problems, leases)
+
+
+# --------------------------------------------------------------------------------------
+# BSDP load client (runs in the client namespace)
+# --------------------------------------------------------------------------------------
+
+
+def helper_bsdp_load(server: str, client: str, window: int, seconds: float) -> None:
+    """Keep `window` INFORM[LIST]s in flight for `seconds`; print the ACK count as JSON."""
+    from netboot.bsdp.client import inform_list, read_answer
+    from netboot.bsdp.options import MessageType as BsdpType
+
+    request = bytearray(build_packet(inform_list(1, BSDP_MAC, client, "i386", BSDP_MODEL)))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sock.bind((client, DHCP_CLIENT_PORT))
+    target = (server, DHCP_SERVER_PORT)
+
+    sock.settimeout(START_TIMEOUT)
+    sock.sendto(request, target)
+    answer = read_answer(parse_packet(sock.recv(65536)), 1)
+    if answer is None or answer.message.message_type != BsdpType.LIST:
+        raise SystemExit(f"the first reply is not an ACK[LIST]: {answer}")
+    if not answer.message.images:
+        raise SystemExit("the ACK[LIST] names no image")
+
+    in_flight: dict[int, float] = {}
+    next_xid = 2
+
+    def send(now: float) -> None:
+        nonlocal next_xid
+        request[4:8] = next_xid.to_bytes(4, "big")
+        sock.sendto(request, target)
+        in_flight[next_xid] = now
+        next_xid = next_xid + 1 if next_xid < 0xFFFFFFFF else 2
+
+    start = time.monotonic()
+    end = start + seconds
+    for _ in range(window):
+        send(start)
+    acks = lost = 0
+    next_sweep = start + LOST_AFTER
+    while (now := time.monotonic()) < end:
+        sock.settimeout(min(LOST_AFTER / 4, end - now))
+        try:
+            reply = sock.recv(65536)
+        except TimeoutError:
+            reply = b""
+        now = time.monotonic()
+        xid = int.from_bytes(reply[4:8], "big") if len(reply) > 8 and reply[0] == 2 else None
+        if xid in in_flight and now < end:  # a BOOTREPLY to one of ours, in time
+            del in_flight[xid]
+            acks += 1
+            send(now)
+        if now >= next_sweep:
+            for xid, sent in list(in_flight.items()):
+                if now - sent > LOST_AFTER:
+                    del in_flight[xid]
+                    lost += 1
+                    send(now)
+            next_sweep = now + LOST_AFTER / 4
+    print(json.dumps({"acks": acks, "lost": lost, "seconds": time.monotonic() - start}))
+
+
+@dataclass
+class BsdpRun:
+    rate: float
+    acks: int
+    lost: int
+
+
+def measure_bsdp(
+    server: Server, lab: Lab, window: int, seconds: int, profile: Path | None
+) -> BsdpRun:
+    command = [
+        sys.executable,
+        __file__,
+        "_bsdp_load",
+        lab.server_ip,
+        lab.client_ip,
+        str(window),
+        str(seconds),
+    ]
+    with sampled(server.pid, seconds, profile):
+        done = subprocess.run(
+            ["ip", "netns", "exec", lab.client, *command],
+            capture_output=True,
+            text=True,
+            timeout=seconds + CLIENT_SLACK,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"BSDP load client failed: {done.stderr or done.stdout}")
+    result = json.loads(done.stdout)
+    return BsdpRun(result["acks"] / result["seconds"], result["acks"], result["lost"])
+
+
+# --------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    dora: dict[tuple[str, int], DoraRun] = field(default_factory=dict)
+    """Best run per server and offered rate."""
+    bsdp: dict[int, BsdpRun] = field(default_factory=dict)
+    """Best run per window."""
+    profiles: dict[str, Path] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+MEASUREMENT_FAILURES = (RuntimeError, AssertionError, OSError, subprocess.TimeoutExpired)
+
+
+def start_server(name: str, lab: Lab, state: Path, args: argparse.Namespace) -> Server:
+    if name == "dnsmasq":
+        return start_dnsmasq(lab, args.pool, state)
+    config = netboot_config(lab, state, args.pool, args.netboot_log_level)
+    return start_netboot(lab, config, state / "leases.sqlite3", args.netboot_log_level)
+
+
+def profile_path(args: argparse.Namespace, label: str, round_number: int) -> Path | None:
+    directory: Path | None = args.py_spy
+    if directory is None or round_number != 1:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{label}.txt"
+
+
+def noisy(busy: float, args: argparse.Namespace) -> str:
+    """A warning for a run's line when the machine was busy with other work before it."""
+    if busy < args.quiet_below:
+        return ""
+    return f" [machine {100 * busy:.0f}% busy before this run: noisy]"
+
+
+def run_dora(lab: Lab, state: Path, args: argparse.Namespace, results: Results) -> None:
+    """Every offered rate against every server, servers alternating, `--repeat` rounds."""
+    names = [args.only] if args.only else list(SERVERS)
+    for round_number in range(1, args.repeat + 1):
+        for offered in args.rates:
+            for name in names:
+                label = f"dora-{offered}"
+                profile = profile_path(args, label, round_number) if name == "netboot" else None
+                busy = wait_for_quiet(args.quiet_below, args.quiet_patience)
+                try:
+                    server = start_server(name, lab, state, args)
+                except MEASUREMENT_FAILURES as error:
+                    results.errors.append(f"{name}: could not start: {error}")
+                    continue
+                try:
+                    run = measure_dora(server, lab, offered, args, profile)
+                except MEASUREMENT_FAILURES as error:
+                    results.errors.append(f"{name} DORA at {offered}/s: {error}")
+                    continue
+                finally:
+                    server.stop()
+                if profile is not None:
+                    results.profiles[f"DORA offered {offered}/s"] = profile
+                ack = run.counters["REQUEST-ACK"]
+                print(
+                    f"  round {round_number} offered {offered}/s {name}: {run.rate:.0f} DORA/s "
+                    f"({ack['received packets']} ACKs, {run.leases} leases, "
+                    f"{len(run.duplicates)} duplicates){noisy(busy, args)}",
+                    flush=True,
+                )
+                if run.duplicates:
+                    results.errors.append(f"{name}: duplicates: {'; '.join(run.duplicates[:5])}")
+                best = results.dora.get((name, offered))
+                if best is None or run.rate > best.rate:
+                    results.dora[name, offered] = run
+
+
+def run_bsdp(lab: Lab, state: Path, args: argparse.Namespace, results: Results) -> None:
+    config = netboot_config(lab, state, None, args.netboot_log_level)
+    try:
+        server = start_netboot(lab, config, state / "unused.sqlite3", args.netboot_log_level)
+    except MEASUREMENT_FAILURES as error:
+        results.errors.append(f"netboot (BSDP): could not start: {error}")
+        return
+    try:
+        for round_number in range(1, args.repeat + 1):
+            for window in sorted({1, args.window}):
+                label = f"bsdp-window-{window}"
+                profile = profile_path(args, label, round_number) if window > 1 else None
+                busy = wait_for_quiet(args.quiet_below, args.quiet_patience)
+                try:
+                    run = measure_bsdp(server, lab, window, args.seconds, profile)
+                except MEASUREMENT_FAILURES as error:
+                    results.errors.append(f"BSDP window {window}: {error}")
+                    continue
+                if profile is not None:
+                    results.profiles[f"BSDP window {window}"] = profile
+                print(
+                    f"  round {round_number} window {window}: {run.rate:.0f} exchanges/s "
+                    f"({run.acks} ACKs, {run.lost} lost){noisy(busy, args)}",
+                    flush=True,
+                )
+                best = results.bsdp.get(window)
+                if best is None or run.rate > best.rate:
+                    results.bsdp[window] = run
+    finally:
+        server.stop()
+
+
+def run(args: argparse.Namespace) -> Results:
+    results = Results()
+    scratch = TMPFS if TMPFS.is_dir() else None
+    with (
+        tempfile.TemporaryDirectory(prefix="netboot-bench-dhcp-", dir=scratch) as temporary,
+        veth_lab(SUBNET, prefix=PREFIX) as lab,
+    ):
+        state = Path(temporary)
+        if not args.skip_dora:
+            print(
+                f"DORA: perfdhcp -r {','.join(map(str, args.rates))} -R {args.clients} "
+                f"-p {args.seconds}, pool {args.pool}, {args.repeat} round(s)",
+                flush=True,
+            )
+            run_dora(lab, state, args, results)
+        if args.only != "dnsmasq" and not args.skip_bsdp:
+            print(f"BSDP INFORM[LIST]: {args.seconds} s per run, {args.repeat} round(s)")
+            run_bsdp(lab, state, args, results)
+    return results
+
+
+def report(results: Results, args: argparse.Namespace) -> None:
+    print()
+    if results.dora:
+        print(
+            f"DHCP DORA, perfdhcp -R {args.clients} -p {args.seconds}, pool {args.pool} "
+            f"addresses, lease files on tmpfs, best of {args.repeat}; offered = perfdhcp -r"
+        )
+        print(
+            f"{'offered':>7}  {'server':>8}  {'DORA/s':>7}  {'DISCOVERs':>9}  {'OFFERs':>7}"
+            f"  {'ACKs':>7}  {'leases':>7}  {'duplicates':>10}  {'netboot/dnsmasq':>15}"
+        )
+        for offered in args.rates:
+            for name in SERVERS:
+                dora = results.dora.get((name, offered))
+                if dora is None:
+                    continue
+                offer, ack = dora.counters["DISCOVER-OFFER"], dora.counters["REQUEST-ACK"]
+                peer = results.dora.get(("dnsmasq", offered))
+                ratio = (
+                    f"{dora.rate / peer.rate:.2f}"
+                    if name == "netboot" and peer and peer.rate
+                    else ""
+                )
+                print(
+                    f"{offered:>7}  {name:>8}  {dora.rate:>7.0f}  {offer['sent packets']:>9}"
+                    f"  {offer['received packets']:>7}  {ack['received packets']:>7}"
+                    f"  {dora.leases:>7}  {len(dora.duplicates):>10}  {ratio:>15}"
+                )
+        peaks = {
+            name: max((d.rate for (n, _), d in results.dora.items() if n == name), default=0.0)
+            for name in SERVERS
+        }
+        best_ours, best_theirs = peaks["netboot"], peaks["dnsmasq"]
+        best_ratio = (
+            f"; netboot/dnsmasq {best_ours / best_theirs:.2f}" if best_ours and best_theirs else ""
+        )
+        print(
+            f"best over all offered rates: dnsmasq {best_theirs:.0f}, "
+            f"netboot {best_ours:.0f} DORA/s{best_ratio}"
+        )
+    if results.bsdp:
+        print()
+        print(
+            f"BSDP INFORM[LIST] -> ACK[LIST], one UDP socket, {args.seconds} s, "
+            f"best of {args.repeat}"
+        )
+        print(f"{'window':>6}  {'exchanges/s':>11}  {'ACKs':>7}  {'lost':>5}")
+        for window, bsdp in sorted(results.bsdp.items()):
+            print(f"{window:>6}  {bsdp.rate:>11.0f}  {bsdp.acks:>7}  {bsdp.lost:>5}")
+    for label, raw in results.profiles.items():
+        if not raw.exists():
+            continue
+        print()
+        print(f"py-spy, {label} (our daemon; {raw}): inclusive %, self %, function")
+        for inclusive, own, name in top_functions(raw):
+            print(f"  {inclusive:5.1f} {own:5.1f}  {name}")
+    if args.json:
+        summary = {
+            "dora": [
+                {"server": name, "offered": offered, "rate": d.rate, **d.counters}
+                | {"duplicates": d.duplicates, "leases": d.leases}
+                for (name, offered), d in results.dora.items()
+            ],
+            "bsdp": {
+                str(w): {"rate": b.rate, "acks": b.acks, "lost": b.lost}
+                for w, b in results.bsdp.items()
+            },
+            "errors": results.errors,
+        }
+        print(json.dumps(summary))
+    for error in results.errors:
+        print(f"error: {error}", file=sys.stderr)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [int(rate) for rate in text.split(",")],
+        default=[1000, 2000, 5000],
+        help="perfdhcp -r values to run, comma-separated: DORAs started per second",
+    )
+    parser.add_argument("--seconds", type=int, default=10, help="length of each run")
+    parser.add_argument("--pool", type=int, default=10000, help="addresses in the pool")
+    parser.add_argument(
+        "--clients", type=int, help="perfdhcp -R: distinct clients (default: the pool size)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; best counts")
+    parser.add_argument("--window", type=int, default=32, help="BSDP requests in flight")
+    parser.add_argument("--only", choices=SERVERS, help="DORA against one server only")
+    parser.add_argument("--skip-dora", action="store_true")
+    parser.add_argument("--skip-bsdp", action="store_true")
+    parser.add_argument(
+        "--netboot-log-level",
+        choices=("debug", "info", "warn", "error"),
+        default="info",
+        help="our daemon's log level (info, the default, logs every OFFER and ACK)",
+    )
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        default=0.15,
+        help="before each run, wait until other work keeps under this share of the CPUs busy",
+    )
+    parser.add_argument(
+        "--quiet-patience", type=float, default=300, help="seconds to wait for that, at most"
+    )
+    parser.add_argument("--py-spy", type=Path, help="sample our daemon with py-spy into DIR")
+    parser.add_argument("--json", action="store_true", help="also print a JSON summary")
+    args = parser.parse_args(argv)
+    args.clients = args.clients or args.pool
+    if not 1 <= args.clients <= args.pool <= 65536 or args.repeat < 1 or args.window < 1:
+        parser.error("need 1 <= --clients <= --pool <= 65536, --repeat >= 1, --window >= 1")
+    return args
+
+
+def terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str]) -> int:
+    if argv and argv[0] == "_bsdp_load":
+        server, client, window, seconds = argv[1:5]
+        helper_bsdp_load(server, client, int(window), float(seconds))
+        return 0
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("needs root: it creates network namespaces", file=sys.stderr)
+        return 2
+    missing = [tool for tool in ("dnsmasq", "perfdhcp") if shutil.which(tool) is None]
+    if missing and not args.skip_dora:
+        print(f"needs {', '.join(missing)} (Debian: dnsmasq-base, kea-admin)", file=sys.stderr)
+        return 2
+    previous = signal.signal(signal.SIGTERM, terminate)  # unwind: stop servers, remove labs
+    try:
+        results = run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    report(results, args)
+    return 1 if results.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
