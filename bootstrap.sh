@@ -17,6 +17,10 @@ RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2 nfs-ganesha nfs-gan
 TEST_PACKAGES="$RUNTIME_PACKAGES curl tftp-hpa atftp golang-go golang-github-insomniacslk-dhcp-dev"
 TEST_PACKAGES="$TEST_PACKAGES busybox isc-dhcp-client kea-admin dnsmasq-base"
 TEST_PACKAGES="$TEST_PACKAGES tshark libnfs-utils systemd chromium"
+# Disk images: readers others wrote, to check ours against (qemu-img, dmg2img, 7-Zip).
+TEST_PACKAGES="$TEST_PACKAGES qemu-utils dmg2img 7zip"
+# The QEMU lab: real BIOS (QEMU's iPXE ROMs) and UEFI (OVMF) firmware.
+TEST_PACKAGES="$TEST_PACKAGES qemu-system-x86 ipxe-qemu ovmf"
 
 install_packages() {
     missing=""

@@ -322,6 +322,13 @@ class DhcpConfig:
         "UDP port of the PXE boot server that UEFI ROMs ask after a proxy offer; 0 picks a "
         "free one (tests).",
     )
+    answer_router_solicitations: bool = option(
+        False,
+        _boolean,
+        "Lab nets only: answer IPv6 router solicitations on the served interfaces (which "
+        "must be named) with a lifetime-0 advertisement, which ends the ~13 s IPv6 wait of "
+        "iPXE ROMs on an IPv4-only net. Never on a LAN with real IPv6 routers.",
+    )
     watch_rivals: bool = option(
         True,
         _boolean,
@@ -354,6 +361,21 @@ def _boot_files(value: object, where: _Context) -> tuple[tuple[str, str], ...]:
     return tuple((family, name) for family, name in value.items() if name)
 
 
+def _assignments(value: object, where: _Context) -> tuple[str, ...]:
+    items = _string_list(value, where) if value != [] else ()
+    out = []
+    for item in items:
+        mac, equals, image = item.partition("=")
+        try:
+            canonical = parse_mac(mac.strip())
+        except ValueError:
+            raise where.error(f"each entry must be MAC=IMAGE (got {item!r})") from None
+        if not equals or not image.strip():
+            raise where.error(f"each entry must be MAC=IMAGE (got {item!r})")
+        out.append(f"{canonical}={image.strip()}")
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class PxeConfig:
     boot_files: tuple[tuple[str, str], ...] = option(
@@ -375,6 +397,13 @@ class PxeConfig:
         _string,
         "PC image iPXE boots when the request names none: an image name or set directory; "
         "empty: the catalog's default PC image, else the first by index.",
+    )
+    assignments: tuple[str, ...] = option(
+        (),
+        _assignments,
+        'PC image per client, as `"MAC=IMAGE"` strings (image name or set directory): that '
+        "client boots it whatever the default; an image that is not there is reported to "
+        "the client instead of booting another.",
     )
     menu: bool = option(
         False, _boolean, "Show iPXE a menu of every PC-bootable image instead of booting one."

@@ -14,6 +14,8 @@ from click.testing import CliRunner
 
 from netboot.cli import cli
 from netboot.nbi.catalog import scan_catalog
+from netboot.udif.partitions import read_partitions
+from netboot.udif.reader import UdifImage
 from tests.factories import make_set
 
 NETBOOT = [sys.executable, "-m", "netboot"]
@@ -178,7 +180,12 @@ def test_demo_builds_a_valid_set_from_debian_packages(tmp_path: Path) -> None:
     (demo,) = scan_catalog(tmp_path).sets
     assert demo.is_servable, demo.problems
     assert demo.problems == ()
-    assert str(demo.root_image_format) == "apm"
+    assert str(demo.root_image_format) == "udif"
+    with UdifImage.open(tmp_path / "Demo.nbi/NetBoot.dmg") as image:
+        scheme, partitions = read_partitions(image.read, image.size)
+        assert scheme == "apm"
+        assert "Apple_HFS" in [p.type for p in partitions]
+        assert image.verify().ok
     assert (tmp_path / "Demo.nbi/i386/booter").read_bytes()[:2] == b"MZ"
     assert [p.name for p in tmp_path.iterdir()] == ["Demo.nbi"]  # no staging left behind
 

@@ -8,6 +8,7 @@ from netboot import __version__
 from netboot.cli.bsdp import bsdp
 from netboot.cli.dmg import dmg
 from netboot.cli.images import images
+from netboot.cli.lab import lab
 from netboot.cli.nbi import nbi
 from netboot.cli.serve import serve
 from netboot.cli.status import status
@@ -28,6 +29,7 @@ def cli() -> None:
 cli.add_command(bsdp)
 cli.add_command(dmg)
 cli.add_command(images)
+cli.add_command(lab)
 cli.add_command(nbi)
 cli.add_command(serve)
 cli.add_command(status)

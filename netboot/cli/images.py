@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netboot.errors import ImageError
+from netboot.lab.assets import pc_boot_files
 from netboot.nbi.catalog import Catalog, NbiSet, scan_catalog
 from netboot.nbi.demo import DEBIAN_IPXE_EFI, DEMO_SET_NAME, build_demo_set
 from netboot.nbi.model import ImageKind
@@ -143,10 +144,27 @@ def validate(root: Path, sets: tuple[str, ...]) -> None:
     help="EFI program to use as the booter.",
 )
 @click.option("--force", is_flag=True, help="Rebuild the set if it exists.")
-def demo(root: Path, name: str, booter: Path, force: bool) -> None:
-    """Build a small demo NBI set from Debian's ipxe and xorriso packages."""
+@click.option(
+    "--pc/--no-pc",
+    default=None,
+    help="Add Debian's kernel and a busybox initrd for PCs (default: if they can be "
+    "fetched; --pc: fail if not).",
+)
+def demo(root: Path, name: str, booter: Path, force: bool, pc: bool | None) -> None:
+    """Build a small demo NBI set from Debian's ipxe, xorriso, kernel and busybox."""
+    pc_files = None
+    if pc is not False:
+        try:
+            pc_files = pc_boot_files()
+        except (ImageError, OSError) as error:
+            if pc:
+                click.echo(f"error: {error}", err=True)
+                sys.exit(1)
+            click.echo(f"warning: no PC boot files, the set boots Macs only: {error}", err=True)
     try:
-        target = build_demo_set(root, name=name, booter=booter, replace_existing=force)
+        target = build_demo_set(
+            root, name=name, booter=booter, replace_existing=force, pc_files=pc_files
+        )
     except ImageError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)

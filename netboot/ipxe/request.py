@@ -4,14 +4,16 @@ The DHCP side writes the client's MAC and architecture code into the script
 URL it hands iPXE, so the HTTP request alone says who is asking: the MAC
 picks the images the set's MAC lists admit, the architecture the images
 built for that firmware family. `image=` (from a menu item, or typed into
-the URL by an admin) names one image; otherwise `default_image`, the
-catalog's default, or the first by index boots, or a menu lists them all.
+the URL by an admin) or the client's `[pxe] assignments` entry names one
+image, and a name that is not there is said to the client rather than
+booting another; otherwise `default_image`, the catalog's default, or the
+first by index boots, or a menu lists them all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from netboot.dhcp.pxe import ARCHITECTURES
@@ -32,6 +34,8 @@ class ScriptSettings:
     default_image: str = ""
     menu: bool = False
     menu_timeout: int = 10
+    assignments: Mapping[str, str] = field(default_factory=dict)
+    """MAC to the image that client boots (`[pxe] assignments`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,7 @@ def script_for(
     arch_code = _int(query, b"arch")
     arch = ARCHITECTURES.get(arch_code) if arch_code is not None else None
     family = arch.family if arch is not None else None
-    requested = _text(query, b"image")
+    requested = _text(query, b"image") or (settings.assignments.get(mac) if mac else None)
     images = pc_images(catalog, mac, family)
     if not images:
         who = f"{mac or 'this client'} ({family or 'any firmware'})"
@@ -74,6 +78,9 @@ def script_for(
 
         script = menu_script(images, base_url, item_url, settings.menu_timeout, default)
         return ScriptChoice(script, f"menu of {len(images)} image(s)", None, mac)
+    if requested is not None and not any(requested in (i.name, i.set_name) for i in images):
+        reason = f"no PC-bootable image {requested!r} for {mac or 'this client'}"
+        return ScriptChoice(no_image_script(reason), reason, None, mac)
     image = choose_image(images, requested or settings.default_image or None)
     assert image is not None  # images is not empty
     return ScriptChoice(boot_script(image, base_url), f"boot {image.name!r}", image, mac)

@@ -26,7 +26,7 @@ from netboot import __version__
 
 log = Logger(namespace="netboot.admin")
 
-COUNTER_SOURCES = ("tftp", "dhcp", "http")
+COUNTER_SOURCES = ("tftp", "dhcp", "http", "ra")
 """Services whose counters (dataclasses with as_dict()) become metrics; the
 port-67 handlers (bsdp, later pxe) are found through the dhcp service."""
 

@@ -46,6 +46,7 @@ from netboot_services.logging import start_logging
 from netboot_services.nfs import NfsService
 from netboot_services.privileges import Identity, drop_to, resolve_identity
 from netboot_services.pxe import PxeHandler
+from netboot_services.router_advertisement import RouterAdvertisementService
 from netboot_services.tftp import TftpService
 
 log = Logger(namespace="netboot.daemon")
@@ -125,6 +126,13 @@ def check_config(
                 "server.interfaces",
                 f"no network interface named {name!r} (have: {', '.join(known)})",
             )
+    if config.dhcp.answer_router_solicitations and not config.server.interfaces:
+        raise ConfigError(
+            config.source,
+            "dhcp.answer_router_solicitations",
+            "name the lab's interfaces in server.interfaces: router advertisements are "
+            "never sent on every interface",
+        )
     if config.dhcp.mode == "full":
         if networks is None:
             networks = interface_networks(config.server.interfaces)
@@ -188,6 +196,10 @@ def make_service(config: Config, reactor: Any) -> MultiService:
         )
         dhcp.setName("dhcp")
         dhcp.setServiceParent(top)
+    if config.dhcp.answer_router_solicitations:
+        advertiser = RouterAdvertisementService(reactor, config.server.interfaces)
+        advertiser.setName("ra")
+        advertiser.setServiceParent(top)
     if config.tftp.enabled:
         tftp = TftpService(
             config.tftp,
@@ -230,6 +242,7 @@ def script_settings(config: Config) -> ScriptSettings:
         default_image=config.pxe.default_image,
         menu=config.pxe.menu,
         menu_timeout=config.pxe.menu_timeout,
+        assignments=dict(entry.split("=", 1) for entry in config.pxe.assignments),
     )
 
 
@@ -305,6 +318,7 @@ RESTART_KEYS = (
     ("dhcp", "reservations"),
     ("dhcp", "boot_server_port"),
     ("dhcp", "watch_rivals"),
+    ("dhcp", "answer_router_solicitations"),
     ("nfs", "mode"),
     ("nfs", "port"),
     ("nfs", "shadow_root"),

@@ -1,0 +1,1 @@
+"""The QEMU lab: real firmware booting through our own services, in a namespace."""

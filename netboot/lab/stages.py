@@ -1,0 +1,102 @@
+"""How far a lab guest got, read from the daemon's JSON log: the boot's stages.
+
+The daemon logs every step with the client's MAC or address (PXE notes: the
+journey of one boot), so the lab needs no packet parsing to time a boot:
+the first DHCP ACK for the guest's MAC, its first TFTP transfer (the boot
+file), the iPXE script, and the HTTP responses for the kernel and initrd.
+Times are seconds since the guest was powered on; a stage is present only
+once reached. Pure: log records and the power-on time in, stages out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+STAGES = ("dhcp", "boot_file", "ipxe_script", "kernel", "initrd", "marker")
+
+
+@dataclass
+class Progress:
+    """A guest's stages and bytes, filled in as log records arrive."""
+
+    mac: str
+    powered_on: float
+    kernel_path: str | None = None
+    initrd_paths: tuple[str, ...] = ()
+    address: str | None = None
+    stages: dict[str, float] = field(default_factory=dict)
+    tftp_bytes: int = 0
+    http_bytes: int = 0
+    _partial: str = ""
+
+    def reached(self, stage: str, when: float) -> None:
+        self.stages.setdefault(stage, round(max(when - self.powered_on, 0.0), 3))
+
+    def feed(self, record: dict[str, Any]) -> None:
+        """One JSON log record of the daemon."""
+        when = _epoch(record.get("time"))
+        if when is None or when < self.powered_on:
+            return
+        system = record.get("system")
+        if system == "netboot.pxe" and record.get("mac") == self.mac:
+            summary = str(record.get("summary", ""))
+            if summary.startswith("ACK "):
+                self.address = summary.split()[1].rstrip(",")
+                self.reached("dhcp", when)
+            elif summary.startswith("4011 ACK") or summary.startswith("proxy OFFER"):
+                self.reached("dhcp", when)
+            return
+        client = str(record.get("client", ""))
+        mine = record.get("mac") == self.mac or (
+            self.address is not None and client.split(":")[0] == self.address
+        )
+        if not mine:
+            return
+        if system == "netboot.tftp":
+            if str(record.get("message", "")).startswith("sending"):
+                self.reached("boot_file", when)
+            if isinstance(record.get("bytes"), int) and "seconds" in record:
+                self.tftp_bytes += record["bytes"]
+        elif system == "netboot.http":
+            if "iPXE script" in str(record.get("message", "")):
+                self.reached("ipxe_script", when)
+                return
+            path = str(record.get("path", ""))
+            if record.get("status") in (200, 206) and isinstance(record.get("bytes"), int):
+                self.http_bytes += record["bytes"]
+                if self.kernel_path and path.startswith(self.kernel_path):
+                    self.reached("kernel", when)
+                if any(path.startswith(initrd) for initrd in self.initrd_paths):
+                    self.reached("initrd", when)
+
+    def feed_text(self, text: str) -> None:
+        """More of the log as it grows; a line cut short waits for the rest of it."""
+        self._partial += text
+        complete, _, self._partial = self._partial.rpartition("\n")
+        if complete:
+            self.feed_lines(complete.split("\n"))
+
+    def feed_lines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                self.feed(record)
+
+    def ordered(self) -> dict[str, float]:
+        return {stage: self.stages[stage] for stage in STAGES if stage in self.stages}
+
+
+def _epoch(text: object) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -1,0 +1,178 @@
+"""The QEMU lab: real BIOS and UEFI firmware boot Debian's kernel through our daemon.
+
+Each test powers on QEMU guests (TCG) in a lab namespace of its own, against
+`netboot serve` in full DHCP mode with only our DHCP, TFTP and HTTP, and
+waits for the marker the demo initrd prints on the serial console. They need
+root, QEMU, iPXE's QEMU ROMs and OVMF; with NETBOOT_REQUIRE_ALL=1 a missing
+piece fails instead of skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netboot.lab.lab import BootResult, Lab, LabError
+from netboot.lab.qemu import guest_command, missing_pieces
+from netboot.lab.stages import STAGES, Progress
+
+BOOT_TIMEOUT = 120.0
+
+
+def require_lab(firmware: str = "uefi") -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    missing = missing_pieces(firmware)
+    if missing:
+        pytest.skip("missing: " + ", ".join(missing))
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    require_lab()
+    running = Lab.up(f"t{uuid.uuid4().hex[:6]}", subnet="10.251.0")
+    try:
+        yield running
+    finally:
+        running.down()
+
+
+def assert_booted(result: BootResult) -> None:
+    assert result.result == "ok", result.as_json()
+    assert result.error is None
+    stages = result.stages
+    for stage in ("dhcp", "ipxe_script", "kernel", "initrd", "marker"):
+        assert stage in stages, result.as_json()
+    assert stages["dhcp"] <= stages["ipxe_script"] <= stages["kernel"] <= stages["marker"]
+    assert list(stages) == [s for s in STAGES if s in stages]  # in boot order
+    assert result.bytes["http"] > 10_000_000  # Debian's kernel and the initrd, over HTTP
+    assert "NETBOOT-LAB-BOOTED" in Path(result.serial_log).read_text(errors="replace")
+    assert "initrd=initrd.gz" in Path(result.serial_log).read_text(errors="replace")
+
+
+def test_a_bios_guest_boots_to_the_marker(lab: Lab) -> None:
+    require_lab("bios")
+    assert_booted(lab.boot("bios", image="Demo", accel="tcg", timeout=BOOT_TIMEOUT))
+
+
+def test_a_uefi_guest_boots_to_the_marker(lab: Lab) -> None:
+    require_lab("uefi")
+    assert_booted(lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT))
+
+
+def test_a_second_guest_boots_while_the_first_is_downloading(lab: Lab) -> None:
+    results: dict[str, BootResult] = {}
+    log_size = lab.daemon_log.stat().st_size
+
+    def boot(label: str, firmware: str) -> None:
+        results[label] = lab.boot(firmware, accel="tcg", timeout=BOOT_TIMEOUT)
+
+    first = threading.Thread(target=boot, args=("first", "uefi"))
+    first.start()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:  # the first guest has its script: downloads follow
+        with lab.daemon_log.open() as log:
+            log.seek(log_size)
+            if "iPXE script for" in log.read():
+                break
+        time.sleep(0.05)
+    second = threading.Thread(target=boot, args=("second", "bios"))
+    second.start()
+    first.join(BOOT_TIMEOUT + 30)
+    second.join(BOOT_TIMEOUT + 30)
+    assert_booted(results["first"])
+    assert_booted(results["second"])
+    assert Path(results["first"].serial_log).parent != Path(results["second"].serial_log).parent
+
+
+def test_the_lab_refuses_a_name_that_is_taken(lab: Lab) -> None:
+    with pytest.raises(LabError, match="exists"):
+        Lab.up(lab.state.name, subnet="10.251.1")
+
+
+def test_lab_boot_prints_the_json_summary_and_cleans_up(tmp_path: Path) -> None:
+    require_lab("bios")
+    name = f"c{uuid.uuid4().hex[:6]}"
+    done = subprocess.run(
+        [sys.executable, "-m", "netboot", "lab", "boot", "--name", name, "--firmware", "bios",
+         "--accel", "tcg", "--timeout", "120", "--json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert set(summary) == {
+        "firmware", "accel", "result", "stages", "bytes", "serial_log", "pcap", "error"
+    }  # fmt: skip
+    assert summary["firmware"] == "bios"
+    assert summary["accel"] == "tcg"
+    assert summary["result"] == "ok"
+    assert summary["error"] is None
+    assert set(summary["bytes"]) == {"tftp", "http"}
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"nblab-{name}" not in namespaces
+
+
+def test_a_guest_that_never_reaches_the_marker_fails_with_a_reason(lab: Lab) -> None:
+    result = lab.boot("bios", image="no such image", accel="tcg", timeout=25)
+    assert result.result == "fail"
+    assert result.error is not None
+    assert "ipxe_script" in result.stages  # it got as far as the script that says why
+    assert "kernel" not in result.stages
+    assert "marker" not in result.stages
+
+
+# -- pure parts --------------------------------------------------------------------------
+
+
+def test_guest_command_boots_bios_from_the_nic_and_uefi_from_ovmf(tmp_path: Path) -> None:
+    bios = guest_command("bios", "tcg", "tap1", "52:54:00:00:00:01", tmp_path / "s.log")
+    assert bios[bios.index("-boot") : bios.index("-boot") + 2] == ["-boot", "n"]
+    assert "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,bootindex=1" in bios
+    uefi = guest_command(
+        "uefi", "kvm", "tap1", "52:54:00:00:00:01", tmp_path / "s.log", tmp_path / "vars.fd"
+    )
+    assert any("OVMF_CODE" in word for word in uefi)
+    assert f"if=pflash,format=raw,unit=1,file={tmp_path / 'vars.fd'}" in uefi
+    with pytest.raises(ValueError, match="OVMF"):
+        guest_command("uefi", "tcg", "tap1", "52:54:00:00:00:01", tmp_path / "s.log")
+
+
+def record(at: float, **fields: object) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
+    millis = f"{at % 1:.3f}"[1:]
+    return json.dumps({"time": f"{stamp}{millis}Z", **fields})
+
+
+def test_progress_reads_the_stages_of_one_guest_from_the_daemon_log() -> None:
+    start = 1_800_000_000.0
+    mine, other = "52:54:00:4e:42:01", "52:54:00:aa:aa:aa"
+    kernel, initrd = "/Demo.nbi/pc/vmlinuz", "/Demo.nbi/pc/initrd.gz"
+    progress = Progress(mine, start, kernel, (initrd,))
+    pxe, tftp, http = "netboot.pxe", "netboot.tftp", "netboot.http"
+    events: list[tuple[float, dict[str, object]]] = [
+        (1.0, {"system": pxe, "mac": other, "summary": "ACK 10.0.0.9, x"}),
+        (2.0, {"system": pxe, "mac": mine, "summary": "ACK 10.0.0.5, x"}),
+        (2.1, {"system": tftp, "message": "sending 'ipxe.efi'", "client": "10.0.0.5:2000"}),
+        (2.5, {"system": tftp, "client": "10.0.0.5:2000", "bytes": 1000, "seconds": 0.1}),
+        (3.0, {"system": http, "message": f"{mine} iPXE script for …", "mac": mine}),
+        (4.0, {"system": http, "client": "10.0.0.5", "path": kernel, "status": 200, "bytes": 5000}),
+        (4.5, {"system": http, "client": "10.0.0.9", "path": kernel, "status": 200, "bytes": 7}),
+        (5.0, {"system": http, "client": "10.0.0.5", "path": initrd, "status": 200, "bytes": 300}),
+    ]
+    text = "".join(record(start + offset, **fields) + "\n" for offset, fields in events)
+    progress.feed_text(text[:100])  # a line cut in two arrives in two reads
+    progress.feed_text(text[100:])
+    assert progress.ordered() == {
+        "dhcp": 2.0, "boot_file": 2.1, "ipxe_script": 3.0, "kernel": 4.0, "initrd": 5.0
+    }  # fmt: skip
+    assert progress.tftp_bytes == 1000
+    assert progress.http_bytes == 5300
