@@ -199,8 +199,6 @@ def test_script_urls_use_the_requests_local_address_or_the_public_host(
             f"mac={MAC}&arch=7&image=Debian%20Installer", "Installer.nbi", id="by-image-name"
         ),
         pytest.param(f"mac={MAC}&arch=7&image=Rescue", "Rescue.nbi", id="the-default-by-name"),
-        pytest.param(f"mac={MAC}&arch=7&image=Gone", "Rescue.nbi", id="unknown-falls-back"),
-        pytest.param(f"mac={MAC}&arch=0&image=Installer", "Rescue.nbi", id="not-for-bios"),
     ],
 )
 def test_image_query_selects_among_the_clients_images(
@@ -209,6 +207,28 @@ def test_image_query_selects_among_the_clients_images(
     resource = make_resource(catalog, scripts=ScriptSettings())
     lines = script(resource, f"/boot.ipxe?{query}")
     assert kernel_line(lines).startswith(f"kernel http://{SERVER}:8080/{kernel}/pc/vmlinuz")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param(f"mac={MAC}&arch=7&image=Gone", id="unknown"),
+        pytest.param(f"mac={MAC}&arch=0&image=Installer", id="not-for-bios"),
+    ],
+)
+def test_an_image_named_but_not_bootable_here_is_said_not_swapped(
+    catalog: Catalog, query: str
+) -> None:
+    resource = make_resource(catalog, scripts=ScriptSettings())
+    lines = script(resource, f"/boot.ipxe?{query}")
+    assert not any(line.startswith("kernel ") for line in lines)
+    assert any("no PC-bootable image" in line for line in lines)
+
+
+def test_an_assignment_picks_the_image_of_that_mac(catalog: Catalog) -> None:
+    resource = make_resource(catalog, scripts=ScriptSettings(assignments={MAC: "Installer"}))
+    lines = script(resource, f"/boot.ipxe?mac={MAC}&arch=7")
+    assert kernel_line(lines).startswith(f"kernel http://{SERVER}:8080/Installer.nbi/pc/")
 
 
 def test_installer_without_initrd_has_no_initrd_words(catalog: Catalog) -> None:
