@@ -311,7 +311,7 @@ class Lab:
                 result.result = "ok"
         finally:
             for process in reversed(processes):
-                _stop(process, gently=process is processes[0])
+                stop_process(process, gently=process is processes[0])
             _ip("link", "del", tap, namespace=state.namespace, check=False)
             if log is not None:
                 time.sleep(0.2)  # the daemon logs a transfer when it ends
@@ -410,7 +410,7 @@ def running_lab(name: str = "lab", root: Path | None = None, **kwargs: Any) -> I
         lab.down()
 
 
-def _stop(process: subprocess.Popen[bytes], gently: bool = False) -> None:
+def stop_process(process: subprocess.Popen[bytes], gently: bool = False) -> None:
     """End a process and its group; `gently`: SIGINT to the leader alone (tshark).
 
     tshark stopped by SIGINT stops its dumpcap child, which flushes the capture;

@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 import click
 
 from netboot.errors import NetbootError, UdifError
-from netboot.lab.lab import BootResult, Lab, LabError
+from netboot.lab.lab import BootResult, Lab, LabError, stop_process
 from netboot.udif.partitions import SECTOR, Partition, read_partitions
 from netboot.udif.reader import FileStorage, UdifImage
 
@@ -106,7 +106,7 @@ def simulate_mac(lab: Lab, image: str | None, timeout: float) -> BootResult:
             f"(lab {lab.state.name}, server {lab.state.server})"
         )
         capture = _capture(client)
-        cleanup.callback(_stop, capture)
+        cleanup.callback(_stop_capture, capture)
         try:
             mac.boot(image)
             result.result = "ok"
@@ -515,19 +515,9 @@ def _capture(client: _Client) -> subprocess.Popen[bytes] | None:
     return process
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    with suppress(ProcessLookupError):
-        # SIGINT to tshark alone: it stops its dumpcap child, which then flushes the
-        # file; a signal to the whole group would kill dumpcap with packets unwritten.
-        os.kill(process.pid, signal.SIGINT)
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+def _stop_capture(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None:
+        stop_process(process, gently=True)
 
 
 @contextmanager
