@@ -358,12 +358,10 @@ class Lab:
         return None, ()
 
     def _capture(self, tap: str, pcap: Path) -> subprocess.Popen[bytes]:
-        if shutil.which("tshark") is None:
+        if shutil.which("dumpcap") is None:
             pcap.write_bytes(b"")
             return subprocess.Popen(["true"])
-        process = self._spawn(
-            ["tshark", "-i", tap, "-w", str(pcap), "-q"], pcap.with_suffix(".log")
-        )
+        process = self._spawn(capture_command(tap, str(pcap)), pcap.with_suffix(".log"))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and "Capturing on" not in _text(pcap.with_suffix(".log")):
             time.sleep(0.05)
@@ -410,12 +408,15 @@ def running_lab(name: str = "lab", root: Path | None = None, **kwargs: Any) -> I
         lab.down()
 
 
-def stop_process(process: subprocess.Popen[bytes], gently: bool = False) -> None:
-    """End a process and its group; `gently`: SIGINT to the leader alone (tshark).
+def capture_command(interface: str, pcap: str) -> list[str]:
+    """dumpcap itself (tshark's capture engine): stopped by SIGINT it closes a complete
+    file, with no tshark in between to be killed while its child still buffers."""
+    return ["dumpcap", "-q", "-i", interface, "-w", pcap]
 
-    tshark stopped by SIGINT stops its dumpcap child, which flushes the capture;
-    a signal to the whole group kills dumpcap with packets still unwritten.
-    """
+
+def stop_process(process: subprocess.Popen[bytes], gently: bool = False) -> None:
+    """End a process and its group; `gently`: SIGINT to the leader alone (dumpcap),
+    which it answers by writing out what it holds and closing its file."""
     if process.poll() is None:
         with suppress(ProcessLookupError):
             if gently:
@@ -423,7 +424,7 @@ def stop_process(process: subprocess.Popen[bytes], gently: bool = False) -> None
             else:
                 os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(5)
+            process.wait(15 if gently else 5)
         except subprocess.TimeoutExpired:
             with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)

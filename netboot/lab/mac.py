@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 import click
 
 from netboot.errors import NetbootError, UdifError
-from netboot.lab.lab import BootResult, Lab, LabError, stop_process
+from netboot.lab.lab import BootResult, Lab, LabError, capture_command, stop_process
 from netboot.udif.partitions import SECTOR, Partition, read_partitions
 from netboot.udif.reader import FileStorage, UdifImage
 
@@ -494,14 +494,14 @@ def _last_line(text: str | None) -> str:
 
 
 def _capture(client: _Client) -> subprocess.Popen[bytes] | None:
-    """tshark on the Mac's eth0, started before the first packet; None without tshark."""
-    if shutil.which("tshark") is None:
+    """dumpcap on the Mac's eth0, started before the first packet; None without it."""
+    if shutil.which("dumpcap") is None:
         client.pcap.write_bytes(b"")
         return None
     log, pcap = client.pcap.with_suffix(".log"), str(client.pcap)
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            ["ip", "netns", "exec", client.namespace, "tshark", "-i", "eth0", "-q", "-w", pcap],
+            ["ip", "netns", "exec", client.namespace, *capture_command("eth0", pcap)],
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
