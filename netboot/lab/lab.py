@@ -310,8 +310,10 @@ class Lab:
             if result.error is None:
                 result.result = "ok"
         finally:
-            for process in reversed(processes):
-                stop_process(process, gently=process is processes[0])
+            for process in reversed(processes[1:]):
+                stop_process(process)
+            if processes:
+                stop_capture(processes[0], pcap)
             _ip("link", "del", tap, namespace=state.namespace, check=False)
             if log is not None:
                 time.sleep(0.2)  # the daemon logs a transfer when it ends
@@ -412,6 +414,24 @@ def capture_command(interface: str, pcap: str) -> list[str]:
     """dumpcap itself (tshark's capture engine): stopped by SIGINT it closes a complete
     file, with no tshark in between to be killed while its child still buffers."""
     return ["dumpcap", "-q", "-i", interface, "-w", pcap]
+
+
+def stop_capture(process: subprocess.Popen[bytes], pcap: Path) -> None:
+    """Stop dumpcap once it has caught up with the traffic, then let it close its file.
+
+    On a loaded machine dumpcap lags behind the wire: packets wait in its
+    socket, and a dumpcap told to stop discards them. So wait until the file
+    has not grown for a second (at most ten), then SIGINT it alone.
+    """
+    last, steady_since, deadline = -1, time.monotonic(), time.monotonic() + 10
+    while time.monotonic() < deadline and process.poll() is None:
+        size = pcap.stat().st_size if pcap.exists() else 0
+        if size != last:
+            last, steady_since = size, time.monotonic()
+        elif time.monotonic() - steady_since >= 1.0:
+            break
+        time.sleep(0.1)
+    stop_process(process, gently=True)
 
 
 def stop_process(process: subprocess.Popen[bytes], gently: bool = False) -> None:

@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 import click
 
 from netboot.errors import NetbootError, UdifError
-from netboot.lab.lab import BootResult, Lab, LabError, capture_command, stop_process
+from netboot.lab.lab import BootResult, Lab, LabError, capture_command, stop_capture
 from netboot.udif.partitions import SECTOR, Partition, read_partitions
 from netboot.udif.reader import FileStorage, UdifImage
 
@@ -106,7 +106,7 @@ def simulate_mac(lab: Lab, image: str | None, timeout: float) -> BootResult:
             f"(lab {lab.state.name}, server {lab.state.server})"
         )
         capture = _capture(client)
-        cleanup.callback(_stop_capture, capture)
+        cleanup.callback(_stop_capture, capture, client.pcap)
         try:
             mac.boot(image)
             result.result = "ok"
@@ -515,9 +515,9 @@ def _capture(client: _Client) -> subprocess.Popen[bytes] | None:
     return process
 
 
-def _stop_capture(process: subprocess.Popen[bytes] | None) -> None:
+def _stop_capture(process: subprocess.Popen[bytes] | None, pcap: Path) -> None:
     if process is not None:
-        stop_process(process, gently=True)
+        stop_capture(process, pcap)
 
 
 @contextmanager
