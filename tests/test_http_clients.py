@@ -225,8 +225,11 @@ RAW_CLIENT = """
 import socket, time
 def ask(payload, wait=5.0):
     s = socket.create_connection(("{server}", {port}), timeout=wait)
-    s.sendall(payload)
     reply = b""
+    try:
+        s.sendall(payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server may hang up on an oversized request before reading it all
     try:
         while True:
             chunk = s.recv(65536)

@@ -108,8 +108,10 @@ class TftpNamespace:
     def _open(base: Path, relative: str, name: str) -> Resolved | Refusal:
         try:
             real = resolve_within(base, relative)
+            if not real.is_file():
+                return Refusal(ErrorCode.FILE_NOT_FOUND, "no such file")
         except PathRefused as refused:
             return Refusal(ErrorCode.ACCESS_VIOLATION, str(refused))
-        if not real.is_file():
-            return Refusal(ErrorCode.FILE_NOT_FOUND, "no such file")
+        except OSError as error:  # e.g. a name longer than the file system allows
+            return Refusal(ErrorCode.FILE_NOT_FOUND, error.strerror or "unusable name")
         return Resolved(real, name)

@@ -459,7 +459,9 @@ class ImageResource(Resource):
 
 def _header(request: Request) -> Callable[[str], str | None]:
     def get(name: str) -> str | None:
-        value = request.getHeader(name)
+        # A bytes name gets the raw bytes: with a str name Twisted decodes the value as
+        # UTF-8 and raises on any other byte a client sends.
+        value = request.getHeader(name.encode("latin-1"))
         return value.decode("latin-1") if isinstance(value, bytes) else value
 
     return get
