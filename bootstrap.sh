@@ -21,6 +21,8 @@ TEST_PACKAGES="$TEST_PACKAGES tshark libnfs-utils systemd chromium"
 TEST_PACKAGES="$TEST_PACKAGES qemu-utils dmg2img 7zip"
 # The QEMU lab: real BIOS (QEMU's iPXE ROMs) and UEFI (OVMF) firmware.
 TEST_PACKAGES="$TEST_PACKAGES qemu-system-x86 ipxe-qemu ovmf"
+# Reliability: nftables drops a share of packets where the kernel has no netem.
+TEST_PACKAGES="$TEST_PACKAGES nftables"
 
 install_packages() {
     missing=""

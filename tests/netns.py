@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -225,3 +225,130 @@ def udp_exchange(
         ((item["source"][0], item["source"][1]), bytes.fromhex(item["datagram"]))
         for item in json.loads(done.stdout)
     ]
+
+
+# -- impaired links (loss; reordering and jitter where netem exists) ---------
+
+LOSS_TABLE = "netboot_loss"
+"""The nftables table the loss fallback adds; only it is ever removed again."""
+
+
+def netem_available(namespace: str, interface: str) -> bool:
+    """Whether `tc ... netem` works here: tries a qdisc on `interface` and removes it.
+
+    Some kernels (this project's CI VM among them) are built without sch_netem;
+    `tc` then says "Specified qdisc kind is unknown".
+    """
+    added = run_in(
+        namespace, "tc", "qdisc", "add", "dev", interface, "root", "netem", "loss", "1%", timeout=10
+    )
+    if added.returncode != 0:
+        return False
+    run_in(namespace, "tc", "qdisc", "del", "dev", interface, "root", timeout=10)
+    return True
+
+
+def nft_available() -> bool:
+    """Whether the `nft` command (Debian: nftables) is installed."""
+    try:
+        done = subprocess.run(["nft", "--version"], capture_output=True, check=False)
+    except FileNotFoundError:
+        return False
+    return done.returncode == 0
+
+
+@dataclass(frozen=True)
+class Impairment:
+    """What `impair` did: the method, and what it could not do with that method."""
+
+    method: str
+    """"netem" (loss, reordering and jitter) or "nftables" (loss only)."""
+    loss_percent: int
+    note: str
+
+
+def impair(
+    lab: Lab,
+    loss_percent: int,
+    *,
+    reorder_percent: int = 0,
+    jitter_ms: int = 0,
+    prefer_netem: bool = True,
+) -> Impairment:
+    """Lose `loss_percent` of the lab's packets in each direction, replacing any earlier loss.
+
+    With netem (a qdisc on both veth ends) reordering and jitter come too. Without
+    it, an nftables rule in each namespace's input hook drops a random share of
+    the TCP and UDP packets arriving on the veth (`numgen random mod 100 < N`), so
+    each direction loses N %; loopback and everything else is untouched. nftables
+    cannot reorder or delay, and the note says so. Needs root and `nft` for the
+    fallback; a test calls `require_impairment` first to skip cleanly.
+    """
+    clear_impairment(lab)
+    ends = ((lab.server, lab.server_if), (lab.client, lab.client_if))
+    if prefer_netem and netem_available(lab.server, lab.server_if):
+        netem = ["netem", "loss", f"{loss_percent}%"]
+        if jitter_ms or reorder_percent:
+            # Reordering in netem needs a delay; jitter on top of it reorders as well.
+            netem += ["delay", "10ms", f"{jitter_ms}ms"] if jitter_ms else ["delay", "10ms"]
+        if reorder_percent:
+            netem += ["reorder", f"{reorder_percent}%", "50%"]
+        for namespace, interface in ends:
+            ip_tc = ["tc", "qdisc", "replace", "dev", interface, "root", *netem]
+            done = run_in(namespace, *ip_tc, timeout=10)
+            if done.returncode != 0:
+                raise AssertionError(f"{' '.join(ip_tc)} in {namespace}: {done.stderr}")
+        return Impairment("netem", loss_percent, " ".join(netem[1:]))
+    for namespace, interface in ends:
+        for command in (
+            f"add table inet {LOSS_TABLE}",
+            f"add chain inet {LOSS_TABLE} input {{ type filter hook input priority 0 ; }}",
+            f"add rule inet {LOSS_TABLE} input iifname {interface} meta l4proto {{ udp, tcp }} "
+            f"numgen random mod 100 < {loss_percent} drop",
+        ):
+            done = run_in(namespace, "nft", command, timeout=10)
+            if done.returncode != 0:
+                raise AssertionError(f"nft {command} in {namespace}: {done.stderr}")
+    skipped = []
+    if reorder_percent:
+        skipped.append(f"reordering {reorder_percent}%")
+    if jitter_ms:
+        skipped.append(f"jitter {jitter_ms} ms")
+    note = "no sch_netem in this kernel: nftables input drop on both veth ends"
+    if skipped:
+        note += f"; not possible with nftables: {', '.join(skipped)}"
+    return Impairment("nftables", loss_percent, note)
+
+
+def clear_impairment(lab: Lab) -> None:
+    """Remove what `impair` added (netem qdiscs and the loss table), if anything."""
+    for namespace, interface in ((lab.server, lab.server_if), (lab.client, lab.client_if)):
+        run_in(namespace, "tc", "qdisc", "del", "dev", interface, "root", timeout=10)
+        if nft_available():
+            run_in(namespace, "nft", "delete", "table", "inet", LOSS_TABLE, timeout=10)
+
+
+def require_impairment(lab: Lab) -> None:
+    """Skip (a failure in CI) unless netem or nftables can impair the lab's link."""
+    if not netem_available(lab.server, lab.server_if) and not nft_available():
+        pytest.skip("needs sch_netem in the kernel or nftables (Debian: nftables)")
+
+
+# -- many addresses on one interface (simulated client crowds) ----------------
+
+
+def add_addresses(namespace: str, interface: str, addresses: Iterable[str], prefix: int) -> None:
+    """Give `interface` in `namespace` all of `addresses` (`/prefix`) with one `ip -batch`.
+
+    A crowd of simulated clients shares one namespace, yet each needs an address
+    of its own to be told apart by the server (a Mac's ciaddr, a PXE client's
+    leased address); one `ip` process per address would take seconds for hundreds.
+    """
+    commands = "".join(f"addr add {address}/{prefix} dev {interface}\n" for address in addresses)
+    subprocess.run(
+        ["ip", "-n", namespace, "-batch", "-"],
+        input=commands,
+        capture_output=True,
+        text=True,
+        check=True,
+    )

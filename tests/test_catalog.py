@@ -379,3 +379,16 @@ def test_symlink_loops_are_refused_not_crashed_on(tmp_path: Path) -> None:
     assert ("Alpha.nbi/NBImageInfo.plist", "RootPath", "'NetBoot.dmg' is a symlink loop") in found
     assert ("Alpha.nbi/i386/a", "-", "symlink to b is a symlink loop") in found
     assert len(found) == 3
+
+
+def test_a_set_that_is_a_symlink_loop_is_listed_with_its_error(tmp_path: Path) -> None:
+    make_set(tmp_path, "Good", Index=1)
+    (tmp_path / "Self.nbi").symlink_to("Self.nbi")
+    (tmp_path / "Ping.nbi").symlink_to("Pong.nbi")
+    (tmp_path / "Pong.nbi").symlink_to("Ping.nbi")
+    catalog = scan_catalog(tmp_path)
+    by_name = {str(s.path): s for s in catalog}
+    assert by_name["Good.nbi"].is_servable
+    for loop in ("Self.nbi", "Ping.nbi", "Pong.nbi"):
+        assert not by_name[loop].is_servable
+        assert any("symlink loop" in p.message for p in by_name[loop].errors), loop

@@ -30,7 +30,7 @@ from netboot.nbi.model import (
 )
 from netboot.nbi.problems import NO_KEY, Problem, Severity
 from netboot.nbi.validate import Claim, check_conflicts, check_set_files
-from netboot.paths import PathOutsideRoot, resolve_within
+from netboot.paths import PathOutsideRoot, SymlinkLoop, resolve_within
 from netboot.udif.detect import ImageFormat
 
 SET_SUFFIX = ".nbi"
@@ -183,15 +183,21 @@ def find_set_directories(root: Path) -> list[PurePosixPath]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.name.endswith(SET_SUFFIX) and entry.is_dir():
+        if _is_set(entry):
             found.append(PurePosixPath(entry.name))
         elif entry.is_dir() and not entry.is_symlink():
             found.extend(
                 PurePosixPath(entry.name, inner.name)
                 for inner in sorted(entry.iterdir())
-                if inner.name.endswith(SET_SUFFIX) and inner.is_dir()
+                if _is_set(inner)
             )
     return found
+
+
+def _is_set(entry: Path) -> bool:
+    """A `*.nbi` directory, or a `*.nbi` symlink that leads to none (a loop, a dangling
+    or misdirected link): listed so that the scan reports it instead of skipping it."""
+    return entry.name.endswith(SET_SUFFIX) and (entry.is_dir() or entry.is_symlink())
 
 
 def read_plist(root: Path, set_path: PurePosixPath) -> ParsedImageInfo:
@@ -234,6 +240,10 @@ def scan_catalog(root: Path) -> Catalog:
                 "outside the image root",
             )
             sets.append(replace(nbi_set, problems=(escape, *nbi_set.problems)))
+            continue
+        except SymlinkLoop as error:  # `X.nbi -> X.nbi`: an error of the set, not of the scan
+            loop = Problem(set_path, NO_KEY, str(error))
+            sets.append(replace(nbi_set, problems=(loop, *nbi_set.problems)))
             continue
         if parsed.info is not None:
             findings = check_set_files(root, set_path, parsed.info)

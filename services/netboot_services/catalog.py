@@ -10,6 +10,7 @@ a second after anything under it changes; only differences are logged.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,22 +50,9 @@ class CatalogService(Service):
         """Rescan soon after a change under the root (inotify), besides the interval."""
         try:
             from twisted.internet import inotify
-            from twisted.python.filepath import FilePath
 
             notifier = inotify.INotify(self.reactor)
             notifier.startReading()
-            notifier.watch(
-                FilePath(str(self.root)),
-                mask=inotify.IN_CREATE
-                | inotify.IN_DELETE
-                | inotify.IN_CLOSE_WRITE
-                | inotify.IN_MOVED_FROM
-                | inotify.IN_MOVED_TO
-                | inotify.IN_ATTRIB,
-                autoAdd=True,
-                recursive=True,
-                callbacks=[self._changed],
-            )
         except Exception as error:  # noqa: BLE001 - no inotify: the interval scan remains
             log.info(
                 "no inotify watch on {root} ({error}); rescanning every {interval}s",
@@ -74,6 +62,33 @@ class CatalogService(Service):
             )
             return
         self._notifier = notifier
+        self._watch_directories()
+
+    def _watch_directories(self) -> None:
+        """Watch the root and every directory below it that is not reached by a symlink.
+
+        Not Twisted's `recursive`/`autoAdd`: they follow symlinked directories, so a
+        set holding `a -> .` and `b -> .` made them add watches without end (2^40
+        paths, until ELOOP), and the daemon stopped answering, even SIGTERM. os.walk
+        does not follow symlinks; a new directory is watched from the rescan its
+        creation triggers on. Watching a directory twice is a dictionary look-up.
+        """
+        from twisted.internet import inotify
+        from twisted.python.filepath import FilePath
+
+        mask = (
+            inotify.IN_CREATE
+            | inotify.IN_DELETE
+            | inotify.IN_CLOSE_WRITE
+            | inotify.IN_MOVED_FROM
+            | inotify.IN_MOVED_TO
+            | inotify.IN_ATTRIB
+        )
+        for directory, _, _ in os.walk(self.root):
+            try:
+                self._notifier.watch(FilePath(directory), mask=mask, callbacks=[self._changed])
+            except Exception:  # noqa: BLE001, S112 - gone or unreadable: the interval scan sees it
+                continue
 
     def _changed(self, watch: object, path: object, mask: int) -> None:
         if self._pending is None or not self._pending.active():
@@ -109,6 +124,8 @@ class CatalogService(Service):
                 error=str(error),
             )
             return self.catalog
+        if self._notifier is not None:
+            self._watch_directories()
         before = {str(s.path): s.summary() for s in self.catalog}
         after = {str(s.path): s.summary() for s in catalog}
         if before == after:

@@ -1,0 +1,292 @@
+"""Transfers over a lossy link: how much slower than on a clean one, and intact or not.
+
+Run from the repository root, as root (it creates network namespaces), after
+`./bootstrap.sh test` (curl, atftp, nftables):
+
+    .venv/bin/python benchmarks/loss.py [--losses 0,5,20] [--size-mb 14]
+        [--retry-schedule 0.02,...|default] [--reorder 25 --jitter-ms 50]
+
+What is measured
+----------------
+`netboot serve` runs in a server namespace of a veth pair (tests.netns.veth_lab,
+10.254.0.0/24; nothing leaves it) and serves one NBI set with a stand-in
+kernel of `--size-mb` MiB of random bytes. For each loss rate, from the client
+namespace:
+
+* BSDP: INFORM[LIST] (`netboot bsdp probe`, 1 s per try) until an ACK[LIST]
+  arrives, at most 10 tries, as a Mac's firmware asks again;
+* TFTP lock-step: `netboot tftp get --blksize 1468` (RFC 1350 pacing);
+* TFTP window: the same with `--windowsize 16` (RFC 7440), and atftp with
+  `--option "windowsize 16"`, a client someone else wrote;
+* HTTP: the whole kernel as 1 MiB range requests on one connection (curl,
+  `--next`), as a Mac reads a disk image; reassembled and compared.
+
+Our client's times include Python's start-up (about 0.4 s), atftp's and
+curl's do not. Every download is compared with the file by sha256; a failed or different one
+is reported as such, with the client's last words, never hidden.
+
+How the loss is made
+--------------------
+`tests.netns.impair`: where the kernel has sch_netem, `tc qdisc ... netem loss
+N%` on both veth ends, with `--reorder` % reordering and `--jitter-ms` of delay
+variation on top. This kernel lacks sch_netem; the fallback is an nftables rule
+in the input hook of both namespaces (`iifname <veth> meta l4proto { udp, tcp }
+numgen random mod 100 < N drop`), so each direction loses N %, and reordering
+and jitter are not possible: the output says which method ran and what it
+could not do.
+
+The retry schedule
+------------------
+A lock-step transfer recovers each lost DATA or ACK only when the server's
+retransmission timer fires, so its time under loss is about (lost round trips)
+x (first timeout). With the daemon's default `[tftp] retry_schedule` (1, 2, 4,
+8, 8 s), 2 MiB at 5 % took 154 s here (14 MiB: about 18 minutes), and at 20 %
+each way a 10,000-block transfer cannot finish: 36 % of round trips fail, and
+six failures in a row (0.36^6 = 0.2 % a block) end it. So by default this
+runs the daemon with the schedule tests/reliability/test_loss.py uses (20 ms
+first, 15 retries within 11 s); `--retry-schedule default` measures the
+daemon's default instead (expect hours at 20 %).
+
+How to read it
+--------------
+`x clean` is the time over the time of the same case on the clean link in the
+same run (loss 0 must be among `--losses`). Loss is random: single runs of the
+lossy cases vary by tens of percent. Nothing here asserts anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.daemon import Daemon  # noqa: E402 - needs the repository root on sys.path
+from tests.factories import make_set  # noqa: E402
+from tests.netns import (  # noqa: E402
+    Impairment,
+    Lab,
+    bsdp_probe,
+    clear_impairment,
+    impair,
+    require_impairment,
+    run_in,
+    veth_lab,
+)
+
+SUBNET = "10.254.0"
+HTTP_PORT = 8080
+CLIENT_MAC = "00:16:cb:10:54:03"
+KERNEL = "Bench.nbi/i386/vmlinuz"
+MIB = 1024 * 1024
+TUNED_SCHEDULE = (0.02,) * 6 + (0.05, 0.1, 0.2, 0.5, 1.0, 1.0, 2.0, 2.0, 4.0)
+"""The schedule tests/reliability/test_loss.py gives the daemon."""
+CLIENT_TIMEOUT = 1800
+"""Seconds one transfer may take before it counts as failed."""
+BSDP_TRIES = 10
+
+
+@dataclass(frozen=True)
+class Row:
+    case: str
+    loss: int
+    seconds: float
+    intact: str
+    """"ok", "DIFFERENT" or "FAILED"."""
+    note: str = ""
+
+
+@dataclass
+class Bench:
+    lab: Lab
+    data: bytes
+    work: Path
+    want: str
+
+    def run(self, *command: str) -> tuple[subprocess.CompletedProcess[str], float]:
+        started = time.monotonic()
+        try:
+            done = run_in(self.lab.client, *command, timeout=CLIENT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            done = subprocess.CompletedProcess(command, -1, "", f"killed after {CLIENT_TIMEOUT}s")
+        return done, time.monotonic() - started
+
+    def judged(self, case: str, loss: int, command: Sequence[str], out: Path) -> Row:
+        """Run a download into `out` and compare what arrived with the kernel."""
+        out.unlink(missing_ok=True)
+        done, seconds = self.run(*command)
+        return self.verdict(case, loss, done, seconds, out.read_bytes() if out.exists() else None)
+
+    def verdict(
+        self,
+        case: str,
+        loss: int,
+        done: subprocess.CompletedProcess[str],
+        seconds: float,
+        got: bytes | None,
+    ) -> Row:
+        if done.returncode != 0 or got is None:
+            # The reason, not atftp's closing "tftp: aborting" or its per-block chatter.
+            lines = (done.stderr + done.stdout).strip().splitlines()
+            words = [w for w in lines if "aborting" not in w and "wrong block" not in w]
+            return Row(case, loss, seconds, "FAILED", words[-1][:80] if words else "")
+        intact = "ok" if hashlib.sha256(got).hexdigest() == self.want else "DIFFERENT"
+        return Row(case, loss, seconds, intact)
+
+
+def bsdp_list(bench: Bench, loss: int) -> Row:
+    started = time.monotonic()
+    for attempt in range(1, BSDP_TRIES + 1):
+        status, answer = bsdp_probe(bench.lab.client, bench.lab.client_if, "--mac", CLIENT_MAC)
+        if status == 0 and answer["servers"]:
+            return Row("bsdp list", loss, time.monotonic() - started, "ok", f"{attempt} tries")
+    seconds = time.monotonic() - started
+    return Row("bsdp list", loss, seconds, "FAILED", f"no answer in {BSDP_TRIES} tries")
+
+
+def ours(windowsize: int) -> Callable[[Bench, int], Row]:
+    def case(bench: Bench, loss: int) -> Row:
+        out = bench.work / f"ours-{windowsize}-{loss}"
+        window = ["--windowsize", str(windowsize)] if windowsize > 1 else []
+        command = [sys.executable, "-m", "netboot", "tftp", "get", "--blksize", "1468", *window]
+        command += [bench.lab.server_ip, KERNEL, "-o", str(out)]
+        name = "tftp lockstep (ours)" if windowsize == 1 else f"tftp window{windowsize} (ours)"
+        return bench.judged(name, loss, command, out)
+
+    return case
+
+
+def atftp_window(bench: Bench, loss: int) -> Row:
+    out = bench.work / f"atftp-{loss}"
+    command = ["atftp", "--option", "blksize 1468", "--option", "windowsize 16"]
+    command += ["-g", "-r", KERNEL, "-l", str(out), bench.lab.server_ip]
+    return bench.judged("tftp window16 (atftp)", loss, command, out)
+
+
+def http_ranges(bench: Bench, loss: int) -> Row:
+    """The kernel as 1 MiB ranges on one connection, reassembled."""
+    url = f"http://{bench.lab.server_ip}:{HTTP_PORT}/{KERNEL}"
+    command = ["curl", "-sS", "--retry", "5", "--retry-all-errors", "--max-time", "600"]
+    parts = []
+    for number, first in enumerate(range(0, len(bench.data), MIB)):
+        part = bench.work / f"range-{loss}-{number}"
+        part.unlink(missing_ok=True)
+        parts.append(part)
+        if number:
+            command.append("--next")
+        last = min(first + MIB, len(bench.data)) - 1
+        command += ["-r", f"{first}-{last}", "-o", str(part), url]
+    done, seconds = bench.run(*command)
+    got = b"".join(p.read_bytes() for p in parts) if all(p.exists() for p in parts) else None
+    return bench.verdict("http 1 MiB ranges (curl)", loss, done, seconds, got)
+
+
+CASES: tuple[Callable[[Bench, int], Row], ...] = (
+    bsdp_list,
+    ours(1),
+    ours(16),
+    atftp_window,
+    http_ranges,
+)
+
+
+def table(rows: list[Row]) -> list[str]:
+    clean = {row.case: row.seconds for row in rows if row.loss == 0 and row.intact == "ok"}
+    lines = [
+        "| case | loss | seconds | x clean | sha256 | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: (CASE_ORDER.get(r.case, 99), r.case, r.loss)):
+        base = clean.get(row.case)
+        ratio = f"{row.seconds / base:.1f}" if base and row.loss and row.intact == "ok" else "-"
+        cells = [row.case, f"{row.loss}%", f"{row.seconds:.2f}", ratio, row.intact, row.note]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+CASE_ORDER = {
+    "bsdp list": 0,
+    "tftp lockstep (ours)": 1,
+    "tftp window16 (ours)": 2,
+    "tftp window16 (atftp)": 3,
+    "http 1 MiB ranges (curl)": 4,
+}
+
+
+def measure(args: argparse.Namespace) -> int:
+    losses = [int(loss) for loss in args.losses.split(",")]
+    schedule = None if args.retry_schedule == "default" else args.retry_schedule
+    with tempfile.TemporaryDirectory(prefix="netboot-loss-") as tmp:
+        work = Path(tmp)
+        data = os.urandom(int(args.size_mb * MIB))
+        make_set(work / "images", "Bench", files={"i386/vmlinuz": data})
+        config = work / "netboot.toml"
+        text = f"[http]\nport = {HTTP_PORT}\n"
+        if schedule is not None:
+            text += f"[tftp]\nretry_schedule = [{schedule}]\n"
+        config.write_text(text)
+        rows: list[Row] = []
+        notes: dict[int, Impairment | None] = {}
+        with veth_lab(SUBNET) as lab:
+            require_impairment(lab)
+            command = ["--config", str(config), "--root", str(work / "images")]
+            with Daemon([*command, "--interface", lab.server_if], netns=lab.server) as daemon:
+                daemon.wait_ready()
+                bench = Bench(lab, data, work, hashlib.sha256(data).hexdigest())
+                for loss in losses:
+                    if loss:
+                        notes[loss] = impair(
+                            lab, loss, reorder_percent=args.reorder, jitter_ms=args.jitter_ms
+                        )
+                    else:
+                        clear_impairment(lab)
+                        notes[loss] = None
+                    for case in CASES:
+                        row = case(bench, loss)
+                        rows.append(row)
+                        print(
+                            f"  {row.case:<24} {row.loss:>3}% {row.seconds:8.2f}s {row.intact} "
+                            f"{row.note}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                clear_impairment(lab)
+                daemon.stop()
+    size = f"{len(data) / MIB:g} MiB"
+    print(f"Kernel {size}; server retry_schedule: {schedule or 'the default (1,2,4,8,8)'} s")
+    for loss, impairment in notes.items():
+        if impairment is None:
+            print(f"loss {loss}%: clean link")
+        else:
+            print(f"loss {loss}%: {impairment.method}: {impairment.note}")
+    print()
+    print("\n".join(table(rows)))
+    return 0 if all(row.intact == "ok" for row in rows if "atftp" not in row.case) else 1
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--losses", default="0,5,20", help="Loss rates in %% each way.")
+    parser.add_argument("--size-mb", type=float, default=14.0, help="Kernel size in MiB.")
+    parser.add_argument(
+        "--retry-schedule",
+        default=",".join(f"{s:g}" for s in TUNED_SCHEDULE),
+        help="The daemon's [tftp] retry_schedule, comma-separated seconds, or 'default'.",
+    )
+    parser.add_argument("--reorder", type=int, default=25, help="Reordering %% (netem only).")
+    parser.add_argument("--jitter-ms", type=int, default=50, help="Delay jitter (netem only).")
+    return measure(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
