@@ -317,9 +317,6 @@ def test_a_bsdp_reply_of_another_server_is_claimed_quietly(
             id="not Ethernet",
         ),
         pytest.param(
-            plain_dhcp(DhcpType.DISCOVER, client_class_bytes("i386", MODEL)), id="BSDP DISCOVER"
-        ),
-        pytest.param(
             bsdp_datagram(encode(BsdpMessage(message_type=7, version=VERSION_1_1))),
             id="unknown BSDP message type",
         ),

@@ -344,8 +344,14 @@ def test_full_mode_malformed_option_50_is_counted_as_malformed(full: Pipeline) -
 # --- both modes ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["proxy", "full"])
-@pytest.mark.parametrize("message", [MessageType.INFORM, MessageType.DISCOVER])
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("proxy", MessageType.INFORM),
+        ("proxy", MessageType.DISCOVER),
+        ("full", MessageType.INFORM),
+    ],
+)
 def test_bsdp_packets_are_passed_to_the_bsdp_handler(
     mode: str, message: int, request: pytest.FixtureRequest
 ) -> None:
@@ -453,3 +459,12 @@ def test_proxy_mode_does_not_look_for_rivals(proxy: Pipeline, events: list[dict[
     assert proxy.handler.counters.rival_offers == 0
     assert proxy.handler.rivals == {}
     assert critical(events) == []
+
+
+def test_full_mode_leases_an_address_to_a_mac_that_asks_for_one(full: Pipeline) -> None:
+    """A Mac DISCOVERs with its BSDP class; in full mode it gets an address (no boot file)."""
+    (out,) = full.receive(datagram(MessageType.DISCOVER, *BSDP))
+    offer = parse_packet(out.datagram)
+    assert offer.message_type == MessageType.OFFER
+    assert offer.yiaddr != "0.0.0.0"
+    assert offer.file == b""

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from netboot.bsdp.policy import BsdpPolicy, Ignore
 from netboot.bsdp.vendor_class import is_bsdp
 from netboot.dhcp.options import BOOTREQUEST, Option
+from netboot.dhcp.options import MessageType as DhcpType
 from netboot.dhcp.packet import ZERO, DhcpPacket
 from netboot.nbi.catalog import Catalog
 from netboot_services.clients import ClientTracker
@@ -53,6 +54,10 @@ class BsdpHandler:
             return None
         if packet.op != BOOTREQUEST:
             return HandlerResult()  # another server's reply seen on the wire
+        if packet.message_type != DhcpType.INFORM:
+            # A Mac's DISCOVER/REQUEST is for an address: full DHCP's business (the
+            # PXE handler leases to it), or the site's server's in proxy mode.
+            return None
         self.counters.requests += 1
         client = f"{packet.mac} ({packet.ciaddr})"
         if arrival.local_address == ZERO:

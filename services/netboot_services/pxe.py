@@ -88,9 +88,10 @@ class PxeHandler:
         if arrival.watch_only:
             return HandlerResult()  # a client's broadcast overheard on port 68
         client = classify(packet)
-        if client.kind is ClientKind.BSDP:
-            return None
         leasing = self.lease_server is not None and not arrival.boot_server
+        mac_wants_address = leasing and packet.message_type != MessageType.INFORM
+        if client.kind is ClientKind.BSDP and not mac_wants_address:
+            return None  # BSDP INFORMs are the BSDP handler's; Macs get addresses in full mode
         if not leasing and not client.wants_boot:
             return None  # plain DHCP in proxy mode: the site's server answers
         if arrival.local_address == ZERO:
