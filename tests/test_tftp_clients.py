@@ -219,16 +219,29 @@ for _ in range(2000):
     s.sendto(rng.randbytes(rng.randrange(0, 700)), ("{server_ip}", 69))
 for opcode in range(0, 8):
     s.sendto(struct.pack("!H", opcode) + rng.randbytes(30), ("{server_ip}", 69))
-# Open a transfer and spray its port with garbage from a second socket.
-s.sendto(b"\\x00\\x01Alpha.nbi/i386/twenty-mib\\x00octet\\x00", ("{server_ip}", 69))
-data, transfer = s.recvfrom(70000)
+# Open a transfer and spray its port with garbage from a second socket. Like a real
+# client, retransmit the request: the burst above may have filled the server's socket
+# buffer, and the kernel drops what does not fit.
+for attempt in range(10):
+    s.sendto(b"\\x00\\x01Alpha.nbi/i386/twenty-mib\\x00octet\\x00", ("{server_ip}", 69))
+    try:
+        data, transfer = s.recvfrom(70000)
+    except TimeoutError:
+        continue
+    if data[:2] == b"\\x00\\x03":
+        break
 stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 stranger.settimeout(2)
 for _ in range(500):
     stranger.sendto(rng.randbytes(rng.randrange(0, 600)), transfer)
     s.sendto(rng.randbytes(rng.randrange(0, 600)), transfer)
-stranger.sendto(b"\\x00\\x04\\x00\\x01", transfer)
-print(stranger.recvfrom(100)[0][:4].hex())
+for attempt in range(10):
+    stranger.sendto(b"\\x00\\x04\\x00\\x01", transfer)
+    try:
+        print(stranger.recvfrom(100)[0][:4].hex())
+        break
+    except TimeoutError:
+        continue
 """
 
 
