@@ -13,6 +13,7 @@ import fcntl
 import os
 import stat
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from enum import StrEnum
 from types import TracebackType
@@ -31,7 +32,7 @@ class SourceKind(StrEnum):
     DEVICE = "device"
 
 
-class Source:
+class Source(ABC):
     """Bytes by offset with a known size; subclasses say where they come from."""
 
     path: str
@@ -40,12 +41,12 @@ class Source:
     detected: ImageFormat
     """What `detect_format` saw in the file (for a UDIF image: `udif`)."""
 
+    @abstractmethod
     def read(self, offset: int, size: int) -> bytes:
         """Exactly `size` bytes at `offset`, fewer only where the source ends.
 
         Raises UdifError when the bytes cannot be had (I/O error, corrupt chunk).
         """
-        raise NotImplementedError
 
     def iter_blocks(self, block_size: int, start: int = 0) -> Iterator[bytes]:
         """The source from `start` to its end, `block_size` bytes at a time (the last shorter)."""
@@ -57,6 +58,7 @@ class Source:
             yield block
             offset += len(block)
 
+    @abstractmethod
     def close(self) -> None:
         """Release the file; reading afterwards is an error."""
 
