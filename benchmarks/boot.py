@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from netboot.lab.assets import pc_boot_files
 from netboot.lab.initrd import MARKER
-from netboot.lab.lab import Lab
+from netboot.lab.lab import Lab, stop_process
 from netboot.lab.qemu import guest_command
 
 SUBNET = "10.252.0"
@@ -119,7 +118,7 @@ def dnsmasq_run(timeout: float) -> dict[str, float]:
                 break
             time.sleep(0.05)
         for process in reversed(processes):
-            stop(process)
+            stop_process(process)
         processes.clear()
         if marker is None:
             print("dnsmasq run did not reach the marker", file=sys.stderr)
@@ -129,7 +128,7 @@ def dnsmasq_run(timeout: float) -> dict[str, float]:
         return stages
     finally:
         for process in processes:
-            stop(process)
+            stop_process(process)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
         if not os.environ.get("KEEP"):
             shutil.rmtree(work, ignore_errors=True)
@@ -165,16 +164,6 @@ def spawn(namespace: str, command: list[str], log: Path) -> subprocess.Popen[byt
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def main() -> int:

@@ -27,13 +27,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from netboot.lab.lab import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBNET = "10.249.0"
@@ -52,16 +55,6 @@ def start(namespace: str, command: list[str], log: Path) -> subprocess.Popen[byt
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def netboot_config(work: Path, mode: str) -> Path:
@@ -168,11 +161,11 @@ def one_run(server: str, timeout: float) -> tuple[float | None, float | None]:
         processes.append(guest)
         guest.wait(timeout + 10)
         for process in reversed(processes):
-            stop(process)
+            stop_process(process)
         return timings(capture)
     finally:
         for process in processes:
-            stop(process)
+            stop_process(process)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
         if not os.environ.get("KEEP"):
             shutil.rmtree(work, ignore_errors=True)

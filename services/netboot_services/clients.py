@@ -114,13 +114,17 @@ class ClientTracker:
             self._clients.popitem(last=False)
 
     def mac_of(self, address: str) -> str | None:
-        """The MAC behind an address: learned from DHCP, else looked up once."""
+        """The MAC behind an address: learned from DHCP, else looked up once.
+
+        A lookup that finds nothing is remembered too (as ""): a client behind a
+        router never has a neighbour entry, and its every HTTP range request
+        would otherwise read the kernel's table again. DHCP still overrides it.
+        """
         mac = self._macs.get(address)
         if mac is None:
-            mac = self.lookup(address)
-            if mac is not None:
-                self._remember(address, mac)
-        return mac
+            mac = self.lookup(address) or ""
+            self._remember(address, mac)
+        return mac or None
 
     def _remember(self, address: str, mac: str) -> None:
         self._macs.pop(address, None)
