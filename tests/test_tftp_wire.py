@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tftpy.TftpPacketFactory import TftpPacketFactory
+from tftpy.TftpPacketTypes import TftpPacketACK, TftpPacketDAT
 
 from netboot.errors import MalformedPacket
 from netboot.tftp.wire import (
@@ -456,3 +458,44 @@ def test_parse_of_nul_separated_strings_raises_only_malformed_packet(
 ) -> None:
     datagram = opcode + b"\x00".join(strings) + (b"\x00" if terminated else b"")
     _parse_or_malformed(datagram)
+
+
+# DATA and ACK are coded with struct on the hot path; tftpy stays the reference.
+
+
+@settings(max_examples=300)
+@given(blocks, st.binary(max_size=1500))
+def test_data_is_built_and_parsed_as_tftpy_does(block: int, payload: bytes) -> None:
+    reference = TftpPacketDAT()
+    reference.blocknumber = block
+    reference.data = payload
+    expected = bytes(reference.encode().buffer)
+    assert build(Data(block, payload)) == expected
+    decoded = TftpPacketFactory().parse(expected)
+    assert parse(expected) == Data(decoded.blocknumber, decoded.data)
+
+
+@settings(max_examples=300)
+@given(blocks)
+def test_ack_is_built_and_parsed_as_tftpy_does(block: int) -> None:
+    reference = TftpPacketACK()
+    reference.blocknumber = block
+    expected = bytes(reference.encode().buffer)
+    assert build(Ack(block)) == expected
+    assert parse(expected) == Ack(TftpPacketFactory().parse(expected).blocknumber)
+
+
+@pytest.mark.parametrize(
+    ("datagram", "reason"),
+    [
+        (b"\x00\x04\x00\x01\x00", "ACK is 5 bytes long, not 4"),
+        (b"\x00\x03\x00\x01" + bytes(MAX_BLOCK_PAYLOAD + 1), "DATA carries 65465 bytes"),
+    ],
+)
+def test_struct_coded_packets_are_still_validated(datagram: bytes, reason: str) -> None:
+    with pytest.raises(MalformedPacket, match=reason):
+        parse(datagram)
+
+
+def test_an_empty_data_block_ends_a_transfer_and_parses() -> None:
+    assert parse(b"\x00\x03\x12\x34") == Data(0x1234, b"")
