@@ -2,7 +2,9 @@
 
 `listenUDP` hands each protocol a transport that records what it writes, so a
 test can feed a datagram to any port and read back every datagram sent, with
-time advanced only by `clock.advance()`.
+time advanced only by `clock.advance()`. `FakeTransferPorts` makes TFTP's
+transfer ports of the same fake ports; `addReader`/`removeReader` only record,
+for services that bring their own sockets (a test calls `doRead` itself).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
 
 Address = tuple[str, int]
@@ -39,6 +42,13 @@ class FakePort:
         self.listening = False
         self.protocol.doStop()
 
+    # The TFTP service's TransferPort side.
+    def send(self, datagram: bytes, address: Address) -> None:
+        self.write(datagram, address)
+
+    def close(self) -> None:
+        self.stopListening()
+
     def deliver(self, datagram: bytes, source: Address) -> None:
         assert self.listening, f"port {self.number} is closed"
         self.protocol.datagramReceived(datagram, source)
@@ -50,6 +60,7 @@ class FakeUdpReactor(Clock):
         self.ports: dict[int, FakePort] = {}
         self.sent: list[tuple[int, bytes, Address]] = []
         self._ephemeral = itertools.count(40000)
+        self.readers: set[Any] = set()
 
     def listenUDP(  # noqa: N802
         self,
@@ -71,3 +82,30 @@ class FakeUdpReactor(Clock):
     def take_sent(self) -> list[tuple[int, bytes, Address]]:
         sent, self.sent = self.sent, []
         return sent
+
+    def addReader(self, reader: Any) -> None:  # noqa: N802
+        self.readers.add(reader)
+
+    def removeReader(self, reader: Any) -> None:  # noqa: N802
+        self.readers.discard(reader)
+
+
+class _Relay(DatagramProtocol):
+    def __init__(self, receive: Any) -> None:
+        self.receive = receive
+
+    def datagramReceived(self, datagram: bytes, address: Address) -> None:  # noqa: N802
+        self.receive(datagram, address, False)
+
+
+class FakeTransferPorts:
+    """TFTP transfer ports as fake ports of `reactor` (never busy-polled)."""
+
+    def __init__(self, reactor: FakeUdpReactor) -> None:
+        self.reactor = reactor
+
+    def open(self, interface: str, receive: Any) -> FakePort:
+        return self.reactor.listenUDP(0, _Relay(receive), interface)
+
+    def close(self) -> None:
+        pass

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.logger import LogLevel, globalLogPublisher
@@ -22,7 +25,7 @@ from netboot.tftp.wire import (
 )
 from netboot_services.tftp import TftpService
 from tests.factories import make_set
-from tests.fake_udp import FakeUdpReactor
+from tests.fake_udp import FakeTransferPorts, FakeUdpReactor
 
 CLIENT = ("10.0.0.2", 3000)
 OTHER = ("10.0.0.3", 4000)
@@ -38,7 +41,13 @@ def catalog(tmp_path: Path) -> Catalog:
 
 def make_service(catalog: Catalog, **config: object) -> tuple[TftpService, FakeUdpReactor]:
     reactor = FakeUdpReactor()
-    service = TftpService(TftpConfig(**config), lambda: catalog, reactor, [""])  # type: ignore[arg-type]
+    service = TftpService(
+        TftpConfig(**config),  # type: ignore[arg-type]
+        lambda: catalog,
+        reactor,
+        [""],
+        transfer_ports=FakeTransferPorts(reactor),
+    )
     service.startService()
     return service, reactor
 
@@ -250,7 +259,9 @@ def test_stopping_the_service_closes_every_transfer(catalog: Catalog) -> None:
 def test_a_new_catalog_is_picked_up(catalog: Catalog, tmp_path: Path) -> None:
     current = [Catalog(root=catalog.root)]
     reactor = FakeUdpReactor()
-    service = TftpService(TftpConfig(), lambda: current[0], reactor, [""])
+    service = TftpService(
+        TftpConfig(), lambda: current[0], reactor, [""], transfer_ports=FakeTransferPorts(reactor)
+    )
     service.startService()
     request(reactor, ReadRequest("Alpha.nbi/i386/kernel"))
     assert isinstance(sent_packets(reactor)[0][1], Error)
@@ -268,64 +279,107 @@ def test_pxe_programs_are_served_from_the_extra_directory(catalog: Catalog, tmp_
     assert sent_packets(reactor)[0][1] == Data(1, b"ipxe")
 
 
-class ScriptedSocket:
-    """A socket whose recvfrom returns queued datagrams, then would block."""
+# Busy polling needs the real transfer ports: the daemon's DatagramMux with real
+# loopback sockets. The request still comes through the fake port 69; the test
+# plays the reactor (calling the mux's doRead) and the spin clock.
 
-    def __init__(self, clock: list[float], step: float) -> None:
-        self.queue: list[tuple[bytes, tuple[str, int]]] = []
-        self.clock = clock
+
+class SpinClock:
+    """Each reading costs `step` seconds of spinning."""
+
+    def __init__(self, step: float = 10e-6) -> None:
+        self.now = 0.0
         self.step = step
 
-    def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, tuple[str, int]]:
-        if self.queue:
-            return self.queue.pop(0)
-        self.clock[0] += self.step  # each empty poll costs a little spin time
-        raise BlockingIOError
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.fixture
+def client_socket() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(2)
+    yield sock
+    sock.close()
 
 
 def polled_transfer(
-    catalog: Catalog, busy_poll_us: int, name: str = "Alpha.nbi/i386/kernel"
-) -> tuple[TftpService, FakeUdpReactor, ScriptedSocket, int]:
-    spin_time = [0.0]
+    catalog: Catalog, client: socket.socket, busy_poll_us: int, name: str = "Alpha.nbi/i386/kernel"
+) -> tuple[TftpService, Any, tuple[str, int]]:
     reactor = FakeUdpReactor()
     service = TftpService(
         TftpConfig(busy_poll_us=busy_poll_us),
         lambda: catalog,
         reactor,
-        [""],
-        spin_clock=lambda: spin_time[0],
+        ["127.0.0.1"],
+        spin_clock=SpinClock(),
     )
     service.startService()
-    request(reactor, ReadRequest(name))
-    port = transfer_port(reactor)
-    scripted = ScriptedSocket(spin_time, step=10e-6)
-    reactor.ports[port].socket = scripted  # type: ignore[attr-defined]
-    return service, reactor, scripted, port
+    request(reactor, ReadRequest(name), client.getsockname())
+    (mux,) = reactor.readers
+    first, transfer_port = client.recvfrom(2048)
+    assert parse(first) == Data(1, (catalog.root / name).read_bytes()[:512])
+    return service, mux, transfer_port
 
 
-def test_busy_polling_answers_acks_waiting_on_the_socket(catalog: Catalog) -> None:
-    service, reactor, scripted, port = polled_transfer(catalog, busy_poll_us=50)
-    sent_packets(reactor)
-    scripted.queue = [(build(Ack(block)), CLIENT) for block in (2, 3, 4)]
-    reactor.ports[port].deliver(build(Ack(1)), CLIENT)
-    blocks = [p.block for _, p, _ in sent_packets(reactor)]  # type: ignore[attr-defined]
-    assert blocks == [2, 3, 4, 5]  # one from the event loop, three found by polling
-    assert service.counters.busy_poll_hits == 3
+def received_blocks(client: socket.socket, count: int) -> list[int]:
+    return [parse(client.recvfrom(2048)[0]).block for _ in range(count)]  # type: ignore[union-attr]
+
+
+def test_busy_polling_answers_acks_without_going_back_to_the_event_loop(
+    catalog: Catalog, client_socket: socket.socket
+) -> None:
+    service, mux, port = polled_transfer(catalog, client_socket, busy_poll_us=50)
+    for block in (1, 2, 3, 4):
+        client_socket.sendto(build(Ack(block)), port)
+    mux.doRead()  # the event loop's one wake-up
+    assert received_blocks(client_socket, 4) == [2, 3, 4, 5]
+    assert service.counters.busy_poll_hits == 3  # all but the ACK that woke it
     assert service.counters.busy_poll_misses == 1  # after ACK 4 nothing came in 50 us
+    service.stopService()
+    assert reactor_readers(mux) == set()
 
 
-def test_busy_polling_stops_for_a_client_that_keeps_missing_it(catalog: Catalog) -> None:
+def reactor_readers(mux: Any) -> set[Any]:
+    readers: set[Any] = mux.reactor.readers
+    return readers
+
+
+def test_busy_polling_stops_for_a_client_that_keeps_missing_it(
+    catalog: Catalog, client_socket: socket.socket
+) -> None:
     (catalog.root / "Alpha.nbi/i386/slow").write_bytes(bytes(512 * 20))
-    service, reactor, _, port = polled_transfer(catalog, 50, "Alpha.nbi/i386/slow")
+    service, mux, port = polled_transfer(catalog, client_socket, 50, "Alpha.nbi/i386/slow")
     for block in range(1, 16):
-        reactor.ports[port].deliver(build(Ack(block)), CLIENT)
+        client_socket.sendto(build(Ack(block)), port)
+        mux.doRead()
+        assert received_blocks(client_socket, 1) == [block + 1]
     assert service.counters.busy_poll_misses == 8  # then it stopped trying
     assert service.counters.busy_poll_hits == 0
+    service.stopService()
 
 
-def test_busy_polling_can_be_turned_off(catalog: Catalog) -> None:
-    service, reactor, scripted, port = polled_transfer(catalog, busy_poll_us=0)
-    scripted.queue = [(build(Ack(2)), CLIENT)]
-    reactor.ports[port].deliver(build(Ack(1)), CLIENT)
-    assert scripted.queue  # never read: the event loop will deliver it
+def test_busy_polling_can_be_turned_off(catalog: Catalog, client_socket: socket.socket) -> None:
+    service, mux, port = polled_transfer(catalog, client_socket, busy_poll_us=0)
+    client_socket.sendto(build(Ack(1)), port)
+    client_socket.sendto(build(Ack(2)), port)
+    mux.doRead()  # reads both anyway (one per round), but never spins
+    assert received_blocks(client_socket, 2) == [2, 3]
     assert service.counters.busy_poll_hits == service.counters.busy_poll_misses == 0
+    service.stopService()
+
+
+def test_busy_polling_waits_while_more_than_two_transfers_run(
+    catalog: Catalog, client_socket: socket.socket
+) -> None:
+    service, mux, port = polled_transfer(catalog, client_socket, busy_poll_us=50)
+    fake_port_69 = service.request_ports[0]
+    for other in (("10.0.0.7", 1000), ("10.0.0.8", 1000)):
+        fake_port_69.deliver(build(ReadRequest("Alpha.nbi/i386/kernel")), other)
+    client_socket.sendto(build(Ack(1)), port)
+    mux.doRead()
+    assert received_blocks(client_socket, 1) == [2]
+    assert service.counters.busy_poll_hits == service.counters.busy_poll_misses == 0
+    service.stopService()

@@ -2,7 +2,9 @@
 
 Everything about the protocol is decided in `netboot.tftp`; this module moves
 datagrams and time. A read request gets a fresh ephemeral port (RFC 1350's
-transfer ID), bound to the address the request port listens on; in single-port
+transfer ID), bound to the address the request port listens on; the transfer
+ports all sit behind one reactor reader (`udp_mux`, which says why, and does
+the busy polling of lock-step transfers on a quiet server); in single-port
 mode every transfer stays on the request port and packets are told apart by
 the client's address and port. Each transfer keeps one timer, moved rather
 than recreated as its deadline moves.
@@ -18,8 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from socket import MSG_DONTWAIT
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.base import DelayedCall
@@ -45,14 +46,13 @@ from netboot.tftp.wire import (
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
 from netboot_services.ratelimit import OncePerInterval
+from netboot_services.udp_mux import DatagramMux, Receive
 
 log = Logger(namespace="netboot.tftp")
 
 Address = tuple[str, int]
 BUSY_POLL_MAX_TRANSFERS = 2
 """Poll only while the server is this quiet: polling one transfer delays the others."""
-BUSY_POLL_INLINE_PACKETS = 256
-"""Packets handled inside one poll before control returns to the event loop."""
 BUSY_POLL_GIVE_UP = 8
 """Consecutive misses after which a transfer (a slow client) is no longer polled."""
 READ_BUFFER = 64 * 1024
@@ -79,8 +79,32 @@ class TftpCounters(Counters):
     busy_poll_misses: int = 0
 
 
+class TransferPort(Protocol):
+    """A transfer's own port (its RFC 1350 transfer ID)."""
+
+    number: int
+
+    def send(self, datagram: bytes, address: Address) -> object:
+        """Raises OSError when the kernel refuses the datagram."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TransferPorts(Protocol):
+    """Where transfer ports come from: `DatagramMux` in the daemon, a fake in tests."""
+
+    def open(self, interface: str, receive: Receive) -> TransferPort: ...
+
+    def close(self) -> None: ...
+
+
+def _unattached(datagram: bytes, address: Address) -> None:
+    raise OSError("the transfer has no port yet")
+
+
 class _Transfer:
-    """One client's read: its session, file, peer, socket and timer."""
+    """One client's read: its session, file, peer, port and timer."""
 
     def __init__(
         self,
@@ -88,17 +112,28 @@ class _Transfer:
         session: ReadSession,
         peer: Address,
         name: str,
-        send: Callable[[bytes, Address], None],
     ) -> None:
         self.service = service
         self.session = session
         self.peer = peer
         self.name = name
-        self.send = send
+        self._send: Callable[[bytes, Address], object] = _unattached
+        self.close_port: Callable[[], object] = lambda: None
         self.timer: DelayedCall | None = None
         self.started = service.reactor.seconds()
         self.poll_misses = 0
-        self.close_port: Callable[[], object] = lambda: None
+
+    def attach(self, send: Callable[[bytes, Address], object], close: Callable[[], object]) -> None:
+        """Give the transfer the port it runs on: its own, or port 69 in single-port mode."""
+        self._send = send
+        self.close_port = close
+
+    def send(self, datagram: bytes, address: Address) -> None:
+        """A datagram the kernel cannot take now is dropped: the timer resends it."""
+        try:
+            self._send(datagram, address)
+        except OSError:
+            self.service.counters.send_errors += 1
 
     def run(self, actions: list[Action]) -> None:
         for action in actions:
@@ -111,6 +146,27 @@ class _Transfer:
 
     def receive(self, packet: Packet) -> None:
         self.run(self.session.feed(packet, self.service.reactor.seconds()))
+
+    def datagram(self, datagram: bytes, address: Address, polled: bool) -> None:
+        """What arrives on the transfer's own port: the client's ACKs, or a stranger."""
+        if address != self.peer:
+            self.service.stray(datagram, address, self.send)
+            return
+        if polled:
+            self.poll_misses = 0
+            self.service.counters.busy_poll_hits += 1
+        packet = self.service.decode(datagram, address)
+        if packet is not None:
+            self.receive(packet)
+
+    @property
+    def pollable(self) -> bool:
+        """Worth busy-polling for: lock-step, still running, and not a slow client."""
+        return (
+            self.session.negotiated.windowsize == 1
+            and self.session.state is not State.DONE
+            and self.poll_misses < BUSY_POLL_GIVE_UP
+        )
 
     def _arm_timer(self) -> None:
         """Make sure the timer fires no later than the session's deadline.
@@ -138,89 +194,6 @@ class _Transfer:
             self.timer.cancel()
         self.session.source.close()
         self.close_port()
-
-
-class _TransferPort(DatagramProtocol):
-    """The ephemeral port of one transfer (its transfer ID).
-
-    Lock-step transfers (windowsize 1) are bound by latency: each block waits
-    for the client's ACK, and waking from epoll costs more than the block
-    itself. So after answering an ACK the port may poll its socket for the
-    next one for `busy_poll_us` (see `_poll_for_next_ack`), handling what
-    arrives in place, before it goes back to the event loop.
-    """
-
-    noisy = False
-    sendto: Callable[[bytes, Address], object] | None = None
-
-    def __init__(self, service: TftpService) -> None:
-        self.service = service
-        self.transfer: _Transfer | None = None
-
-    def datagramReceived(self, datagram: bytes, address: Address) -> None:  # noqa: N802
-        self._handle(datagram, address)
-        self._poll_for_next_ack()
-
-    def _handle(self, datagram: bytes, address: Address) -> None:
-        transfer = self.transfer
-        if transfer is None:
-            return
-        if address != transfer.peer:
-            self.service.stray(datagram, address, self.write)
-            return
-        packet = self.service.decode(datagram, address)
-        if packet is not None:
-            transfer.receive(packet)
-
-    def _poll_for_next_ack(self) -> None:
-        service = self.service
-        budget = service.config.busy_poll_us / 1e6
-        receive = getattr(getattr(self.transport, "socket", None), "recvfrom", None)
-        if budget <= 0 or receive is None:
-            return
-        clock = service.spin_clock
-        for _ in range(BUSY_POLL_INLINE_PACKETS):
-            transfer = self.transfer
-            if (
-                transfer is None
-                or transfer.session.state is State.DONE
-                or transfer.session.negotiated.windowsize != 1
-                or transfer.poll_misses >= BUSY_POLL_GIVE_UP
-                or len(service.transfers) > BUSY_POLL_MAX_TRANSFERS
-            ):
-                return
-            give_up_at = clock() + budget
-            while True:
-                try:
-                    datagram, address = receive(65536, MSG_DONTWAIT)
-                    break
-                except BlockingIOError:
-                    if clock() > give_up_at:
-                        transfer.poll_misses += 1
-                        service.counters.busy_poll_misses += 1
-                        return
-                except OSError:
-                    return  # e.g. ICMP unreachable: leave it to the event loop and timer
-            transfer.poll_misses = 0
-            service.counters.busy_poll_hits += 1
-            self._handle(datagram, address)
-
-    def write(self, datagram: bytes, address: Address) -> None:
-        """Send straight on the socket: the hot path of every transfer.
-
-        Twisted's `Port.write` re-validates the address string on each call;
-        the peer's address came from the kernel, so that is wasted work. A
-        datagram the kernel cannot take now is dropped: the session's timer
-        resends it, as it would a datagram lost on the wire.
-        """
-        if self.sendto is None:
-            transport: Any = self.transport  # a real Port has .socket; test doubles do not
-            socket = getattr(transport, "socket", None)
-            self.sendto = socket.sendto if socket is not None else transport.write
-        try:
-            self.sendto(datagram, address)
-        except OSError:
-            self.service.counters.send_errors += 1
 
 
 class _RequestPort(DatagramProtocol):
@@ -267,10 +240,10 @@ class TftpService(Service):
         reactor: Any,
         bind_addresses: list[str],
         spin_clock: Callable[[], float] = time.perf_counter,
+        transfer_ports: TransferPorts | None = None,
     ) -> None:
         """`spin_clock` times busy polls only; protocol time comes from `reactor`."""
         self.config = config
-        self.spin_clock = spin_clock
         self.catalog = catalog
         self.reactor = reactor
         self.bind_addresses = bind_addresses
@@ -283,6 +256,9 @@ class TftpService(Service):
         self.request_ports: list[Any] = []
         self._namespace: tuple[Catalog, TftpNamespace] | None = None
         self._malformed_log = OncePerInterval()
+        self.transfer_ports: TransferPorts = transfer_ports or DatagramMux(
+            reactor, self._spin_budget, self._spin_missed, spin_clock
+        )
 
     # -- life cycle -----------------------------------------------------------
 
@@ -305,6 +281,7 @@ class TftpService(Service):
         for transfer in list(self.transfers):
             transfer.close()
         self.transfers.clear()
+        self.transfer_ports.close()
         for port in self.request_ports:
             port.stopListening()
         self.request_ports.clear()
@@ -319,6 +296,21 @@ class TftpService(Service):
         if self._namespace is None or self._namespace[0] is not catalog:
             self._namespace = (catalog, TftpNamespace(catalog, self.config.extra_dir))
         return self._namespace[1]
+
+    # -- busy polling (see udp_mux) --------------------------------------------
+
+    def _spin_budget(self) -> float:
+        """Poll only while the server is quiet: polling delays every other transfer."""
+        budget = self.config.busy_poll_us / 1e6
+        if budget <= 0 or len(self.transfers) > BUSY_POLL_MAX_TRANSFERS:
+            return 0.0
+        return budget if any(transfer.pollable for transfer in self.transfers) else 0.0
+
+    def _spin_missed(self) -> None:
+        self.counters.busy_poll_misses += 1
+        for transfer in self.transfers:
+            if transfer.pollable:
+                transfer.poll_misses += 1
 
     # -- packets ----------------------------------------------------------------
 
@@ -385,16 +377,19 @@ class TftpService(Service):
         except Exception:
             source.close()  # never leak the file; the datagram boundary logs the rest
             raise
+        transfer = _Transfer(self, session, address, request.filename)
         if self.config.single_port:
-            transfer = _Transfer(self, session, address, request.filename, port.write)
             port.transfers[address] = transfer
-            transfer.close_port = lambda: port.transfers.pop(address, None)
+            transfer.attach(port.write, lambda: port.transfers.pop(address, None))
         else:
-            listener = _TransferPort(self)
-            udp = self.reactor.listenUDP(0, listener, interface=port.local_address)
-            transfer = _Transfer(self, session, address, request.filename, listener.write)
-            listener.transfer = transfer
-            transfer.close_port = udp.stopListening
+            try:
+                own = self.transfer_ports.open(port.local_address, transfer.datagram)
+            except OSError as error:
+                source.close()
+                refusal = Refusal(ErrorCode.NOT_DEFINED, f"no transfer port: {error.strerror}")
+                self.refuse(address, port.write, refusal, request.filename)
+                return
+            transfer.attach(own.send, own.close)
         self.transfers.add(transfer)
         self.counters.transfers_started += 1
         mac = self.clients.mac_of(address[0])
