@@ -133,6 +133,17 @@ def _positive_number(value: object, where: _Context) -> float:
     return float(value)
 
 
+def _seconds_up_to(high: float) -> Check:
+    def check(value: object, where: _Context) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
+            raise where.error(
+                f"must be a number of seconds above 0 and at most {high:g} (got {value!r})"
+            )
+        return float(value)
+
+    return check
+
+
 def _one_of(*choices: str) -> Check:
     def check(value: object, where: _Context) -> str:
         if value not in choices:
@@ -210,8 +221,28 @@ class TftpConfig:
     retry_schedule: tuple[float, ...] = option(
         (1.0, 2.0, 4.0, 8.0, 8.0),
         _positive_seconds,
-        "Seconds to wait before each retransmission; its length is the retry count. "
-        "A client's `timeout` option replaces the times, not the count.",
+        "Seconds to wait before each retransmission while no round trip to the client is "
+        "known. It bounds patience: a transfer fails once it has waited every entry and the "
+        "last once more (31 s by default) without progress, never sooner. With "
+        "`adaptive_timeout` the retransmissions come sooner on a fast link, backing off to at "
+        "most the first entry, so there are more of them before the same give-up time. A client's "
+        "`timeout` option replaces every wait (one per entry, and one more) and is not adapted.",
+    )
+    adaptive_timeout: bool = option(
+        True,
+        _boolean,
+        "Time retransmissions from measured round trips (RFC 6298, with Karn's algorithm) "
+        "instead of waiting the schedule's entries: only the server's timer recovers a lost "
+        "block, so on a LAN a loss then costs tens of milliseconds instead of a second. "
+        "false: always the schedule's waits.",
+    )
+    min_retry_timeout: float = option(
+        0.05,
+        _seconds_up_to(10),
+        "Seconds, above 0 and at most 10: the shortest adaptive retransmission timeout, "
+        "however short the measured round trip. A client's answer can come late (firmware "
+        "busy, a loaded host), and retransmitting sooner mostly duplicates blocks. The first "
+        "`retry_schedule` entry wins if it is smaller.",
     )
     single_port: bool = option(
         False,

@@ -122,3 +122,21 @@ def test_docs_show_every_option_with_its_default() -> None:
         "docs/configuration.md is out of date; paste this between the markers:\n"
         + options_markdown()
     )
+
+
+def test_adaptive_retransmission_keys_are_read(tmp_path: Path) -> None:
+    assert (Config().tftp.adaptive_timeout, Config().tftp.min_retry_timeout) == (True, 0.05)
+    config = load_config(
+        write(tmp_path, "[tftp]\nadaptive_timeout = false\nmin_retry_timeout = 10\n")
+    )
+    assert (config.tftp.adaptive_timeout, config.tftp.min_retry_timeout) == (False, 10.0)
+    assert isinstance(config.tftp.min_retry_timeout, float)
+
+
+@pytest.mark.parametrize("value", ["0", "-0.01", "10.001", "true", "'0.1'", "nan", "inf"])
+def test_min_retry_timeout_is_above_0_and_at_most_10_seconds(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, f"[tftp]\nmin_retry_timeout = {value}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.key == "tftp.min_retry_timeout"
+    assert "must be a number of seconds above 0 and at most 10" in raised.value.message

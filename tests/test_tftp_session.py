@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from netboot.tftp.options import Negotiated, TransferLimits, negotiate
 from netboot.tftp.session import (
+    DEFAULT_MIN_TIMEOUT,
     DEFAULT_RETRY_SCHEDULE,
     Action,
     Finished,
@@ -66,8 +67,13 @@ def session(
     data: bytes,
     negotiated: Negotiated = LOCK_STEP,
     schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
+    *,
+    min_timeout: float = DEFAULT_MIN_TIMEOUT,
+    adaptive: bool = True,
 ) -> ReadSession:
-    return ReadSession(octet(data), negotiated, schedule)
+    return ReadSession(
+        octet(data), negotiated, schedule, min_timeout=min_timeout, adaptive=adaptive
+    )
 
 
 def sent(actions: Sequence[Action]) -> list[Packet]:
@@ -532,6 +538,372 @@ def test_the_timer_resends_the_oack_while_negotiating() -> None:
     s.start(0.0)
     assert sent(s.on_timer(1.0)) == [OptionAck({"tsize": "10"})]
     assert sent(s.feed(Ack(0), 1.5)) == [Data(1, pattern(10))]
+
+
+# --- adaptive retransmission timeout (RFC 6298, Karn) -----------------------------------------
+#
+# Times below are sums of powers of two, so deadlines compare exactly where they can.
+
+PATIENCE = sum(DEFAULT_RETRY_SCHEDULE) + DEFAULT_RETRY_SCHEDULE[-1]
+"""31 s: the default schedule's waits, the last twice; what today's transfers wait in all."""
+
+
+def rfc6298_rto(samples: Sequence[float], floor: float, ceiling: float) -> float:
+    """RTO after `samples`, written out from RFC 6298 2.2-2.4 (G = 1 ms)."""
+    srtt, rttvar = samples[0], samples[0] / 2
+    for sample in samples[1:]:
+        rttvar = (1 - 1 / 4) * rttvar + 1 / 4 * abs(srtt - sample)
+        srtt = (1 - 1 / 8) * srtt + 1 / 8 * sample
+    return min(ceiling, max(floor, srtt + max(0.001, 4 * rttvar)))
+
+
+def sampled(rtt: float, now: float = 0.0, **kwargs: Any) -> ReadSession:
+    """A lock-step session whose DATA 1 was answered after `rtt`: one sample, DATA 2 out."""
+    s = session(pattern(512 * 200), **kwargs)
+    s.start(now)
+    s.feed(Ack(1), now + rtt)
+    return s
+
+
+def test_there_is_no_rto_before_the_first_round_trip() -> None:
+    s = session(pattern(2000))
+    s.start(0.0)
+    assert s.rto is None
+    assert s.deadline() == DEFAULT_RETRY_SCHEDULE[0]
+
+
+def test_the_first_round_trip_sets_srtt_to_it_and_rttvar_to_half() -> None:
+    whole = pattern(2000)
+    s = session(whole)
+    s.start(10.0)
+    assert sent(s.feed(Ack(1), 10.25)) == [data(2, whole)]
+    # SRTT 0.25, RTTVAR 0.125: RTO = 0.25 + 4 * 0.125.
+    assert s.rto == 0.75
+    assert s.deadline() == 11.0
+
+
+def test_later_round_trips_are_smoothed_as_rfc_6298_says() -> None:
+    s = session(pattern(512 * 20))
+    s.start(0.0)
+    s.feed(Ack(1), 0.25)
+    s.feed(Ack(2), 0.375)  # 0.125: RTTVAR 3/4 * 0.125 + 1/4 * 0.125, SRTT 7/8 * 0.25 + 1/8 * 0.125
+    assert s.rto == 0.234375 + 4 * 0.125
+    assert s.deadline() == 0.375 + 0.734375
+    rtts = [0.25, 0.125, 0.0625, 0.5, 0.3, 0.01, 0.2]
+    now = 0.375
+    for block, rtt in enumerate(rtts[2:], start=3):
+        now += rtt
+        s.feed(Ack(block), now)
+        expected = rfc6298_rto(rtts[:block], DEFAULT_MIN_TIMEOUT, 1.0)
+        assert s.rto == pytest.approx(expected)
+        assert s.deadline() == pytest.approx(now + expected)
+
+
+def test_the_oack_round_trip_is_the_first_sample() -> None:
+    s = session(pattern(2000), with_options())
+    s.start(0.0)
+    s.feed(Ack(0), 0.125)
+    assert s.rto == 0.125 + 4 * 0.0625
+    assert s.deadline() == 0.5
+
+
+def test_karn_a_repeated_oack_is_not_timed() -> None:
+    s = session(pattern(2000), with_options())
+    s.start(0.0)
+    s.on_timer(1.0)  # OACK again: ACK 0 may answer either copy
+    s.feed(Ack(0), 1.0625)
+    assert s.rto is None
+    assert s.deadline() == 1.0625 + DEFAULT_RETRY_SCHEDULE[0]
+
+
+def test_karn_a_first_window_answered_again_for_a_repeated_request_is_not_timed() -> None:
+    s = session(pattern(2000))
+    s.start(0.0)
+    s.retransmit_initial(0.5)
+    s.feed(Ack(1), 0.5625)
+    assert s.rto is None
+
+
+def test_karn_a_retransmitted_window_is_not_timed_and_its_backoff_carries_over() -> None:
+    whole = pattern(512 * 10)
+    s = sampled(0.125)  # SRTT 0.125, RTTVAR 0.0625: RTO 0.375; DATA 2 out at 0.125
+    assert s.deadline() == 0.5
+    assert sent(s.on_timer(0.5)) == [data(2, whole)]
+    assert s.deadline() == 0.5 + 0.75  # backoff: 2 * RTO
+    # The ACK 2 may answer either copy: it moves the window but is no sample.
+    assert sent(s.feed(Ack(2), 0.625)) == [data(3, whole)]
+    assert s.rto == 0.375
+    # Until a sample comes, the next window keeps the doubled RTO: were the round trip
+    # longer than the RTO, every window would otherwise be resent before its ACK.
+    assert s.deadline() == 0.625 + 0.75
+    # DATA 3 went out once: its ACK is a sample (0.125), and the backoff is over.
+    s.feed(Ack(3), 0.75)
+    assert s.rto == 0.125 + 4 * 0.046875
+    assert s.deadline() == 0.75 + 0.3125
+
+
+def test_karn_a_round_trip_that_grew_past_the_rto_is_learnt() -> None:
+    """The client slows from 1 ms to 0.3 s per block: the carried backoff lets an ACK through."""
+    s = sampled(0.001)  # RTO at the floor: 0.05
+    now = 0.001
+    for block in range(2, 12):
+        answer = now + 0.3
+        while (deadline := s.deadline()) is not None and deadline <= answer:
+            s.on_timer(deadline)
+        s.feed(Ack(block), answer)
+        now = answer
+    rto = s.rto
+    assert rto is not None and rto > 0.3
+    resent = s.retransmissions
+    s.feed(Ack(12), now + 0.3)
+    assert s.retransmissions == resent  # the pace now fits the client
+
+
+def test_karn_an_ack_of_a_block_resent_by_a_moved_window_is_not_timed() -> None:
+    whole = pattern(512 * 40)
+    s = session(whole, with_options(windowsize=4))
+    s.start(0.0)
+    s.feed(Ack(0), 0.125)  # blocks 1-4 out at 0.125
+    s.feed(Ack(2), 0.25)  # a sample; blocks 3-6 out at 0.25, 3 and 4 for the second time
+    rto = s.rto
+    assert rto == 0.125 + 4 * 0.046875
+    # The ACK 4 may answer the first copy of block 4: no sample.
+    assert sent(s.feed(Ack(4), 0.3)) == [data(b, whole) for b in (5, 6, 7, 8)]
+    assert s.rto == rto
+    assert s.deadline() == pytest.approx(0.3 + rto)  # no timeout: no backoff either
+    # Block 8 was sent once, at 0.3: timed.
+    s.feed(Ack(8), 0.425)
+    assert s.rto == pytest.approx(rfc6298_rto([0.125, 0.125, 0.125], DEFAULT_MIN_TIMEOUT, 1.0))
+
+
+@pytest.mark.parametrize("min_timeout", [DEFAULT_MIN_TIMEOUT, 0.2, 0.001])
+def test_the_rto_never_drops_below_min_timeout(min_timeout: float) -> None:
+    s = sampled(0.0001, min_timeout=min_timeout)
+    rto = s.rto
+    # 0.0001 + max(G = 0.001, 4 * 0.00005): the clock's granularity, then the floor.
+    assert rto == max(min_timeout, 0.0011)
+    assert s.deadline() == 0.0001 + rto
+
+
+def test_the_rto_never_exceeds_the_first_schedule_entry() -> None:
+    s = sampled(5.0)
+    assert s.rto == DEFAULT_RETRY_SCHEDULE[0]
+    assert s.deadline() == 5.0 + DEFAULT_RETRY_SCHEDULE[0]
+
+
+def test_the_first_schedule_entry_wins_over_a_larger_min_timeout() -> None:
+    s = sampled(0.001, schedule=(0.02, 0.04), min_timeout=0.05)
+    assert s.rto == 0.02
+    assert s.deadline() == 0.001 + 0.02
+
+
+def test_backoff_doubles_the_rto_up_to_the_first_schedule_entry() -> None:
+    schedule = (0.5, 0.5, 1.0, 1.0)
+    s = sampled(0.125, schedule=schedule)  # RTO 0.375, DATA 2 out at 0.125
+    deadlines, resent, end = timeline(s)
+    waits = [b - a for a, b in zip([0.125, *deadlines[:-1]], deadlines, strict=True)]
+    # 0.375, then 0.75 cut to the first entry, 0.5, until the patience's last 0.125:
+    # a lost block gets many tries instead of a climb to the schedule's longest wait.
+    assert waits == [0.375, *[0.5] * 7, 0.125]
+    assert deadlines[-1] == 0.125 + sum(schedule) + schedule[-1]
+    assert len(resent) - 1 == s.retransmissions == 8
+    assert end.outcome is Outcome.TIMED_OUT
+
+
+def test_backoff_stays_within_a_shrinking_schedules_entries() -> None:
+    s = sampled(0.125, schedule=(1.0, 0.25))  # RTO 0.375
+    deadlines, _, _ = timeline(s)
+    waits = [b - a for a, b in zip([0.125, *deadlines[:-1]], deadlines, strict=True)]
+    assert waits[:3] == [0.375, 0.25, 0.25]
+
+
+@pytest.mark.parametrize(
+    ("rtt", "retransmissions"),
+    [
+        pytest.param(None, 5, id="no-sample"),
+        # 0.05, 0.1, 0.2, 0.4, 0.8, then 29 waits of 1 s and the last 0.45 s
+        pytest.param(0.001, 34, id="rto-at-floor"),
+        pytest.param(0.125, 31, id="rto-0.375"),  # 0.375, 0.75, 29 x 1, 0.875
+        pytest.param(5.0, 30, id="rto-at-ceiling"),  # 31 waits of 1 s
+    ],
+)
+def test_the_transfer_gives_up_after_the_same_patience_whatever_the_rto(
+    rtt: float | None, retransmissions: int
+) -> None:
+    """31 s after the last progress, as without adaptation; a small RTO only resends more."""
+    whole = pattern(512 * 10)
+    s = session(whole)
+    s.start(0.0)
+    progress = 0.0
+    if rtt is not None:
+        s.feed(Ack(1), rtt)
+        progress = rtt
+    deadlines, resent, end = timeline(s)
+    assert deadlines[-1] == pytest.approx(progress + PATIENCE, abs=1e-9)
+    assert all(b < progress + PATIENCE for b in deadlines[:-1])
+    assert s.retransmissions == retransmissions
+    assert resent[-1] == [Error(ErrorCode.NOT_DEFINED, "timed out waiting for an acknowledgement")]
+    assert end == Finished(Outcome.TIMED_OUT, f"no answer after {retransmissions} retransmissions")
+
+
+def test_a_client_timeout_is_kept_on_every_retry_and_never_adapted() -> None:
+    whole = pattern(512 * 10)
+    s = session(whole, negotiate({"timeout": "3", "blksize": "512"}, len(whole), TransferLimits()))
+    s.start(0.0)
+    s.feed(Ack(0), 0.001)
+    s.feed(Ack(1), 0.002)  # fast round trips, neither timed
+    assert s.rto is None
+    assert s.deadline() == 0.002 + 3.0
+    deadlines, _, end = timeline(s)
+    assert deadlines == pytest.approx([0.002 + 3.0 * k for k in range(1, 7)])
+    assert s.retransmissions == len(DEFAULT_RETRY_SCHEDULE)
+    assert end.outcome is Outcome.TIMED_OUT
+
+
+def test_adaptive_false_waits_the_schedule_as_before() -> None:
+    whole = pattern(512 * 10)
+    s = session(whole, adaptive=False)
+    s.start(0.0)
+    for block in range(1, 5):
+        s.feed(Ack(block), block / 1024)  # fast round trips: not timed
+    assert s.rto is None
+    progress = 4 / 1024
+    assert s.deadline() == progress + 1.0
+    deadlines, _, end = timeline(s)
+    assert deadlines == [progress + t for t in (1.0, 3.0, 7.0, 15.0, 23.0, 31.0)]
+    assert end == Finished(Outcome.TIMED_OUT, "no answer after 5 retransmissions")
+
+
+def lossy_lock_step(adaptive: bool) -> float:
+    """Seconds to send 100 blocks over a 1 ms link that loses every 5th DATA once."""
+    s = session(pattern(512 * 99 + 1), adaptive=adaptive)
+    actions = s.start(0.0)
+    now = 0.0
+    lost: set[int] = set()
+    while s.state is not State.DONE:
+        (packet,) = sent(actions)
+        assert isinstance(packet, Data)
+        if packet.block % 5 == 0 and packet.block not in lost:
+            lost.add(packet.block)
+            deadline = s.deadline()
+            assert deadline is not None
+            now = deadline
+            actions = s.on_timer(now)
+        else:
+            now += 0.001
+            actions = s.feed(Ack(packet.block), now)
+    assert s.outcome is Outcome.COMPLETED and s.retransmissions == 20
+    return now
+
+
+def test_on_a_fast_lossy_link_a_loss_costs_the_rto_not_the_first_schedule_entry() -> None:
+    # 100 round trips of 1 ms, and 20 waits for the timer.
+    assert lossy_lock_step(adaptive=False) == pytest.approx(0.1 + 20 * 1.0)
+    # The RTO sits at its floor, and the block after each loss is timed again.
+    assert lossy_lock_step(adaptive=True) == pytest.approx(0.1 + 20 * DEFAULT_MIN_TIMEOUT)
+
+
+def test_min_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="min_timeout must be above 0"):
+        session(b"", min_timeout=0.0)
+
+
+lossy_link = st.lists(
+    st.one_of(
+        st.tuples(st.just("ack"), st.floats(min_value=0.0, max_value=3.0), st.integers(0, 3)),
+        st.tuples(st.just("lose"), st.just(0.0), st.just(0)),
+        st.tuples(st.just("duplicate"), st.floats(min_value=0.0, max_value=0.5), st.just(0)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0.01, max_value=4.0), min_size=1, max_size=5),
+    st.floats(min_value=0.001, max_value=1.0),
+    st.booleans(),
+    st.sampled_from([1, 4]),
+    st.booleans(),
+    lossy_link,
+)
+def test_no_link_makes_the_session_give_up_early_or_wait_past_the_schedule(
+    schedule: list[float],
+    min_timeout: float,
+    adaptive: bool,
+    windowsize: int,
+    oack: bool,
+    script: list[tuple[str, float, int]],
+) -> None:
+    """Any round trips and losses: waits within the schedule; failure only after the patience.
+
+    Patience is the schedule's waits with the last one twice (what today's count-based
+    transfers waited), so never below sum(schedule); timers fire on time here, so the
+    give-up also lands exactly on it. With `adaptive=False` every wait is the entry itself.
+    """
+    patience = sum(schedule) + schedule[-1]
+    acknowledged = {"blksize": "8"} if oack else {}
+    s = ReadSession(
+        Zeros(8 * 100_000),
+        Negotiated(8, windowsize, None, acknowledged),
+        schedule,
+        min_timeout=min_timeout,
+        adaptive=adaptive,
+    )
+    now = progress = 0.0
+    retries = 0  # retransmissions since the last progress
+    window: list[int] = []  # wire numbers of the blocks last sent; [0] stands for the OACK
+
+    def check(actions: list[Action], moved: bool) -> None:
+        nonlocal progress, retries, window
+        packets = sent(actions)
+        if s.state is State.DONE:
+            (end,) = ended(actions)
+            assert end.outcome is Outcome.TIMED_OUT  # the file is far too long to finish
+            assert now - progress == pytest.approx(patience, abs=1e-6)
+            assert now - progress >= sum(schedule)
+            if not adaptive:
+                assert retries == len(schedule)
+            return
+        if moved:
+            progress, retries = now, 0
+        rto = s.rto
+        if rto is not None:
+            assert min(min_timeout, schedule[0]) <= rto <= schedule[0]
+        assert adaptive or rto is None
+        if packets:
+            window = [p.block if isinstance(p, Data) else 0 for p in packets]
+            deadline = s.deadline()
+            assert deadline is not None
+            entry = schedule[min(retries, len(schedule) - 1)]
+            wait = deadline - now
+            assert 0 < wait <= entry + 1e-9
+            if not adaptive:
+                assert deadline == now + entry  # exactly as before
+            assert deadline <= progress + patience + 1e-6
+
+    check(s.start(now), moved=True)
+    for kind, delay, pick in [*script, *[("lose", 0.0, 0)] * 10_000]:
+        if s.state is State.DONE:
+            break
+        deadline = s.deadline()
+        assert deadline is not None
+        if kind == "lose" or now + delay >= deadline:  # the timer fires first
+            now = deadline
+            actions = s.on_timer(now)
+            if not ended(actions):
+                retries += 1
+            check(actions, moved=False)
+        elif kind == "duplicate":
+            if s.state is State.SENDING:  # the ACK of the block just before the window
+                now += delay
+                assert s.feed(Ack((window[0] - 1) & 0xFFFF), now) == []
+                assert s.deadline() == deadline
+        else:
+            now += delay
+            actions = s.feed(Ack(window[min(pick, len(window) - 1)]), now)
+            check(actions, moved=bool(actions))
+    assert s.state is State.DONE
 
 
 # --- errors from the client -------------------------------------------------------------------

@@ -373,7 +373,13 @@ class TftpService(Service):
             return
         try:
             negotiated = negotiate(request.options, source.size, self.limits)
-            session = ReadSession(source, negotiated, self.config.retry_schedule)
+            session = ReadSession(
+                source,
+                negotiated,
+                self.config.retry_schedule,
+                min_timeout=self.config.min_retry_timeout,
+                adaptive=self.config.adaptive_timeout,
+            )
         except Exception:
             source.close()  # never leak the file; the datagram boundary logs the rest
             raise
@@ -430,6 +436,7 @@ class TftpService(Service):
             "bytes": session.bytes_sent,
             "retransmissions": session.retransmissions,
             "seconds": round(self.reactor.seconds() - transfer.started, 3),
+            "rto_ms": None if session.rto is None else round(session.rto * 1000, 1),
         }
         if end.outcome is Outcome.COMPLETED:
             self.counters.transfers_completed += 1
