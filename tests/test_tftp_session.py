@@ -624,7 +624,7 @@ def test_karn_a_first_window_answered_again_for_a_repeated_request_is_not_timed(
     assert s.rto is None
 
 
-def test_karn_a_retransmitted_window_is_not_timed_and_its_backoff_carries_over() -> None:
+def test_karn_a_retransmitted_window_answered_at_once_is_not_timed_and_ends_the_backoff() -> None:
     whole = pattern(512 * 10)
     s = sampled(0.125)  # SRTT 0.125, RTTVAR 0.0625: RTO 0.375; DATA 2 out at 0.125
     assert s.deadline() == 0.5
@@ -633,13 +633,24 @@ def test_karn_a_retransmitted_window_is_not_timed_and_its_backoff_carries_over()
     # The ACK 2 may answer either copy: it moves the window but is no sample.
     assert sent(s.feed(Ack(2), 0.625)) == [data(3, whole)]
     assert s.rto == 0.375
-    # Until a sample comes, the next window keeps the doubled RTO: were the round trip
-    # longer than the RTO, every window would otherwise be resent before its ACK.
-    assert s.deadline() == 0.625 + 0.75
+    # It came within an RTO of the repeat: a packet was lost, the path is not slow,
+    # so the next window waits the plain RTO.
+    assert s.deadline() == 0.625 + 0.375
+
+
+def test_karn_a_retransmitted_window_answered_late_keeps_the_backoff() -> None:
+    whole = pattern(512 * 10)
+    s = sampled(0.125)  # RTO 0.375; DATA 2 out at 0.125
+    s.on_timer(0.5)  # DATA 2 again
+    # ACK 2 comes 0.5 s after the repeat, more than an RTO: the round trip may
+    # have outgrown the RTO, so the doubled RTO carries over to the next window,
+    # else every window would be resent before its ACK and never timed.
+    assert sent(s.feed(Ack(2), 1.0)) == [data(3, whole)]
+    assert s.deadline() == 1.0 + 0.75
     # DATA 3 went out once: its ACK is a sample (0.125), and the backoff is over.
-    s.feed(Ack(3), 0.75)
+    s.feed(Ack(3), 1.125)
     assert s.rto == 0.125 + 4 * 0.046875
-    assert s.deadline() == 0.75 + 0.3125
+    assert s.deadline() == 1.125 + 0.3125
 
 
 def test_karn_a_round_trip_that_grew_past_the_rto_is_learnt() -> None:
