@@ -443,7 +443,12 @@ class TftpService(Service):
             self.clients.note(
                 transfer.peer[0], "tftp done", self.reactor.seconds(), f"TFTP {transfer.name} done"
             )
-            log.info("sent {file!r} to {client}: {bytes} bytes in {seconds}s", **fields)
+            log.info(
+                "sent {file!r} to {client}: {bytes} bytes in {seconds}s "
+                "({retransmissions} retransmissions, {pace})",
+                pace="no round trip timed" if session.rto is None else f"rto {fields['rto_ms']} ms",
+                **fields,
+            )
         elif end.outcome is Outcome.ABORTED_AFTER_OPTIONS:
             self.counters.transfers_aborted += 1
             log.debug("{client} ended {file!r} after option negotiation ({detail})", **fields)
