@@ -69,7 +69,7 @@ from enum import Enum
 
 from netboot.tftp.options import Negotiated
 from netboot.tftp.source import BlockSource
-from netboot.tftp.wire import Ack, Data, Error, ErrorCode, OptionAck, Packet, build
+from netboot.tftp.wire import Ack, Error, ErrorCode, OptionAck, Packet, build, data_datagram
 
 DEFAULT_RETRY_SCHEDULE = (1.0, 2.0, 4.0, 8.0, 8.0)
 """Seconds to wait before each retransmission while no round trip is known.
@@ -166,6 +166,8 @@ class ReadSession:
         self._last_sent_at = 0.0
         """When anything last went out, first copy or repeat."""
         self._srtt: float | None = None
+        self._rto: float | None = None
+        """Kept with SRTT and RTTVAR, since every transmission asks for it."""
         self._rttvar = 0.0
         self._backoff = 0
         """Doublings carried over from windows that were retransmitted (Karn)."""
@@ -232,10 +234,7 @@ class ReadSession:
         None until the first round trip is measured, and always when the
         session does not adapt (`adaptive=False`, or the client's `timeout`).
         """
-        if self._srtt is None:
-            return None
-        estimate = self._srtt + max(CLOCK_GRANULARITY, 4 * self._rttvar)
-        return min(self._schedule[0], max(self._min_timeout, estimate))
+        return self._rto
 
     # -- internals ----------------------------------------------------------
 
@@ -256,9 +255,11 @@ class ReadSession:
         practically impossible, where a climb to 8 s allows 12 (a 14 MiB
         kernel would fail about one time in twenty).
         """
-        rto = self.rto
+        rto = self._rto
         if rto is None:
             return self._fixed_wait(self._retries)
+        if not (self._retries or self._backoff):
+            return rto  # the common case: already within the first entry
         backed_off = rto * 2.0 ** min(self._backoff + self._retries, _MAX_BACKOFF)
         return min(self._fixed_wait(self._retries), self._schedule[0], backed_off)
 
@@ -291,7 +292,7 @@ class ReadSession:
             # not that the path is slow; carrying the backoff then would make
             # every later loss cost the longest wait (windowed transfers at 20 %
             # loss rarely get a clean sample, and slowed down twentyfold).
-            rto = self.rto
+            rto = self._rto
             if rto is not None and now - self._last_sent_at > rto:
                 self._backoff = min(self._backoff + self._retries, _MAX_BACKOFF)
             else:
@@ -303,6 +304,8 @@ class ReadSession:
         else:  # RFC 6298 2.3: RTTVAR first, from the SRTT before this sample
             self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - sample)
             self._srtt = 0.875 * self._srtt + 0.125 * sample
+        estimate = self._srtt + max(CLOCK_GRANULARITY, 4 * self._rttvar)
+        self._rto = min(self._schedule[0], max(self._min_timeout, estimate))
         self._backoff = 0
 
     def _advance(self, acked: int, now: float) -> list[Action]:
@@ -339,7 +342,7 @@ class ReadSession:
             self._next_unsent = self._base + len(self._window)
         sends: list[Action] = []
         for offset, payload in enumerate(self._window):
-            sends.append(Send(build(Data(self._base + offset, payload))))
+            sends.append(Send(data_datagram(self._base + offset, payload)))
             self.bytes_sent += len(payload)
         return sends
 

@@ -30,7 +30,11 @@ class OctetSource:
         self.size: int | None = size
 
     def read(self, count: int) -> bytes:
-        chunks = []
+        first = self._stream.read(count)
+        if len(first) == count or not first:
+            return first  # a buffered file gives the whole block in one read
+        chunks = [first]
+        count -= len(first)
         while count > 0:
             chunk = self._stream.read(count)
             if not chunk:

@@ -146,10 +146,15 @@ def _request(decoded: TftpPacketRRQ | TftpPacketWRQ, datagram: bytes) -> Packet:
     return kind(decoded.filename, decoded.mode, options)
 
 
+def data_datagram(block: int, payload: bytes) -> bytes:
+    """`build(Data(block, payload))` without the Data value: a sender's hot path."""
+    return _HEADER.pack(_DATA, block & 0xFFFF) + payload
+
+
 def build(packet: Packet) -> bytes:
     """Encode a packet: DATA and ACK here, the rest with tftpy's classes."""
     if isinstance(packet, Data):
-        return _HEADER.pack(_DATA, packet.block & 0xFFFF) + packet.payload
+        return data_datagram(packet.block, packet.payload)
     if isinstance(packet, Ack):
         return _HEADER.pack(_ACK, packet.block & 0xFFFF)
     if isinstance(packet, Error):

@@ -120,6 +120,8 @@ class _Transfer:
         self._send: Callable[[bytes, Address], object] = _unattached
         self.close_port: Callable[[], object] = lambda: None
         self.timer: DelayedCall | None = None
+        self._timer_at = 0.0
+        """When `timer` fires: kept here, as asking the DelayedCall costs a call per block."""
         self.started = service.reactor.seconds()
         self.poll_misses = 0
 
@@ -178,10 +180,11 @@ class _Transfer:
         deadline = self.session.deadline()
         if deadline is None:
             return
-        if self.timer is not None and self.timer.active():
-            if self.timer.getTime() <= deadline:
+        if self.timer is not None:  # pending: it is set to None when it fires
+            if self._timer_at <= deadline:
                 return
             self.timer.cancel()
+        self._timer_at = deadline
         delay = max(0.0, deadline - self.service.reactor.seconds())
         self.timer = self.service.reactor.callLater(delay, self._on_timer)
 
@@ -190,8 +193,9 @@ class _Transfer:
         self.run(self.session.on_timer(self.service.reactor.seconds()))
 
     def close(self) -> None:
-        if self.timer is not None and self.timer.active():
+        if self.timer is not None:
             self.timer.cancel()
+            self.timer = None
         self.session.source.close()
         self.close_port()
 
