@@ -2,13 +2,15 @@
 
 With NETBOOT_REQUIRE_ALL=1 (set by .ci/run) a skipped test is reported as a
 failure: a test that needs root, QEMU or nfs-ganesha may skip on a laptop, but
-in CI a skip would hide a missing component.
+in CI a skip would hide a missing component. Also the fixtures several
+modules share.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+import socket
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -26,3 +28,13 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = f"skipped with NETBOOT_REQUIRE_ALL=1, which forbids skips: {reason}"
     return report
+
+
+@pytest.fixture
+def udp_client() -> Iterator[socket.socket]:
+    """A UDP socket on loopback, 2 s timeout: a client for services on real sockets."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(2)
+    yield sock
+    sock.close()

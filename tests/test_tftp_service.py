@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -296,15 +295,6 @@ class SpinClock:
         return self.now
 
 
-@pytest.fixture
-def client_socket() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(2)
-    yield sock
-    sock.close()
-
-
 def polled_transfer(
     catalog: Catalog, client: socket.socket, busy_poll_us: int, name: str = "Alpha.nbi/i386/kernel"
 ) -> tuple[TftpService, Any, tuple[str, int]]:
@@ -329,13 +319,13 @@ def received_blocks(client: socket.socket, count: int) -> list[int]:
 
 
 def test_busy_polling_answers_acks_without_going_back_to_the_event_loop(
-    catalog: Catalog, client_socket: socket.socket
+    catalog: Catalog, udp_client: socket.socket
 ) -> None:
-    service, mux, port = polled_transfer(catalog, client_socket, busy_poll_us=50)
+    service, mux, port = polled_transfer(catalog, udp_client, busy_poll_us=50)
     for block in (1, 2, 3, 4):
-        client_socket.sendto(build(Ack(block)), port)
+        udp_client.sendto(build(Ack(block)), port)
     mux.doRead()  # the event loop's one wake-up
-    assert received_blocks(client_socket, 4) == [2, 3, 4, 5]
+    assert received_blocks(udp_client, 4) == [2, 3, 4, 5]
     assert service.counters.busy_poll_hits == 3  # all but the ACK that woke it
     assert service.counters.busy_poll_misses == 1  # after ACK 4 nothing came in 50 us
     service.stopService()
@@ -348,38 +338,38 @@ def reactor_readers(mux: Any) -> set[Any]:
 
 
 def test_busy_polling_stops_for_a_client_that_keeps_missing_it(
-    catalog: Catalog, client_socket: socket.socket
+    catalog: Catalog, udp_client: socket.socket
 ) -> None:
     (catalog.root / "Alpha.nbi/i386/slow").write_bytes(bytes(512 * 20))
-    service, mux, port = polled_transfer(catalog, client_socket, 50, "Alpha.nbi/i386/slow")
+    service, mux, port = polled_transfer(catalog, udp_client, 50, "Alpha.nbi/i386/slow")
     for block in range(1, 16):
-        client_socket.sendto(build(Ack(block)), port)
+        udp_client.sendto(build(Ack(block)), port)
         mux.doRead()
-        assert received_blocks(client_socket, 1) == [block + 1]
+        assert received_blocks(udp_client, 1) == [block + 1]
     assert service.counters.busy_poll_misses == 8  # then it stopped trying
     assert service.counters.busy_poll_hits == 0
     service.stopService()
 
 
-def test_busy_polling_can_be_turned_off(catalog: Catalog, client_socket: socket.socket) -> None:
-    service, mux, port = polled_transfer(catalog, client_socket, busy_poll_us=0)
-    client_socket.sendto(build(Ack(1)), port)
-    client_socket.sendto(build(Ack(2)), port)
+def test_busy_polling_can_be_turned_off(catalog: Catalog, udp_client: socket.socket) -> None:
+    service, mux, port = polled_transfer(catalog, udp_client, busy_poll_us=0)
+    udp_client.sendto(build(Ack(1)), port)
+    udp_client.sendto(build(Ack(2)), port)
     mux.doRead()  # reads both anyway (one per round), but never spins
-    assert received_blocks(client_socket, 2) == [2, 3]
+    assert received_blocks(udp_client, 2) == [2, 3]
     assert service.counters.busy_poll_hits == service.counters.busy_poll_misses == 0
     service.stopService()
 
 
 def test_busy_polling_waits_while_more_than_two_transfers_run(
-    catalog: Catalog, client_socket: socket.socket
+    catalog: Catalog, udp_client: socket.socket
 ) -> None:
-    service, mux, port = polled_transfer(catalog, client_socket, busy_poll_us=50)
+    service, mux, port = polled_transfer(catalog, udp_client, busy_poll_us=50)
     fake_port_69 = service.request_ports[0]
     for other in (("10.0.0.7", 1000), ("10.0.0.8", 1000)):
         fake_port_69.deliver(build(ReadRequest("Alpha.nbi/i386/kernel")), other)
-    client_socket.sendto(build(Ack(1)), port)
+    udp_client.sendto(build(Ack(1)), port)
     mux.doRead()
-    assert received_blocks(client_socket, 1) == [2]
+    assert received_blocks(udp_client, 1) == [2]
     assert service.counters.busy_poll_hits == service.counters.busy_poll_misses == 0
     service.stopService()

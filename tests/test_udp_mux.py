@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 from twisted.logger import LogLevel, globalLogPublisher
@@ -13,15 +12,6 @@ from netboot_services.udp_mux import DatagramMux
 from tests.fake_udp import FakeUdpReactor
 
 Address = tuple[str, int]
-
-
-@pytest.fixture
-def client() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(2)
-    yield sock
-    sock.close()
 
 
 def test_the_reactor_watches_the_mux_only_while_a_port_is_open() -> None:
@@ -39,7 +29,7 @@ def test_the_reactor_watches_the_mux_only_while_a_port_is_open() -> None:
     assert reactor.readers == set() and len(mux) == 0 and mux.fileno() == -1
 
 
-def test_every_ready_socket_gets_one_datagram_per_round(client: socket.socket) -> None:
+def test_every_ready_socket_gets_one_datagram_per_round(udp_client: socket.socket) -> None:
     mux = DatagramMux(FakeUdpReactor())
     order: list[tuple[int, bytes]] = []
     ports = [
@@ -48,7 +38,7 @@ def test_every_ready_socket_gets_one_datagram_per_round(client: socket.socket) -
     ]
     for port in ports:
         for text in (b"a", b"b"):
-            client.sendto(text, ("127.0.0.1", port.number))
+            udp_client.sendto(text, ("127.0.0.1", port.number))
     mux.doRead()
     assert sorted(order[:3]) == [(0, b"a"), (1, b"a"), (2, b"a")]  # nobody waits behind a backlog
     assert sorted(order[3:]) == [(0, b"b"), (1, b"b"), (2, b"b")]
@@ -56,14 +46,14 @@ def test_every_ready_socket_gets_one_datagram_per_round(client: socket.socket) -
 
 
 def test_rounds_are_bounded_so_the_reactor_gets_its_turn(
-    client: socket.socket, monkeypatch: pytest.MonkeyPatch
+    udp_client: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(udp_mux, "MAX_ROUNDS", 4)
     mux = DatagramMux(FakeUdpReactor())
     seen: list[bytes] = []
     port = mux.open("127.0.0.1", lambda data, _a, _p: seen.append(data))
     for n in range(6):
-        client.sendto(bytes([n]), ("127.0.0.1", port.number))
+        udp_client.sendto(bytes([n]), ("127.0.0.1", port.number))
     mux.doRead()
     assert seen == [bytes([n]) for n in range(4)]
     mux.doRead()
@@ -71,17 +61,17 @@ def test_rounds_are_bounded_so_the_reactor_gets_its_turn(
     mux.close()
 
 
-def test_the_sender_address_and_replies_go_through_the_port(client: socket.socket) -> None:
+def test_the_sender_address_and_replies_go_through_the_port(udp_client: socket.socket) -> None:
     mux = DatagramMux(FakeUdpReactor())
     port = mux.open("127.0.0.1", lambda data, address, _p: port.send(data.upper(), address))
-    client.sendto(b"ping", ("127.0.0.1", port.number))
+    udp_client.sendto(b"ping", ("127.0.0.1", port.number))
     mux.doRead()
-    assert client.recvfrom(100) == (b"PING", ("127.0.0.1", port.number))
+    assert udp_client.recvfrom(100) == (b"PING", ("127.0.0.1", port.number))
     mux.close()
 
 
 def test_a_crashing_handler_is_logged_once_and_the_others_are_served(
-    client: socket.socket,
+    udp_client: socket.socket,
 ) -> None:
     events: list[dict[str, object]] = []
     globalLogPublisher.addObserver(events.append)
@@ -95,8 +85,8 @@ def test_a_crashing_handler_is_logged_once_and_the_others_are_served(
         bad = mux.open("127.0.0.1", crash)
         good = mux.open("127.0.0.1", lambda data, _a, _p: served.append(data))
         for _ in range(3):
-            client.sendto(b"x", ("127.0.0.1", bad.number))
-            client.sendto(b"y", ("127.0.0.1", good.number))
+            udp_client.sendto(b"x", ("127.0.0.1", bad.number))
+            udp_client.sendto(b"y", ("127.0.0.1", good.number))
         mux.doRead()
         mux.close()
     finally:
@@ -106,7 +96,9 @@ def test_a_crashing_handler_is_logged_once_and_the_others_are_served(
     assert len(failures) == 1 and "crashed its handler" in str(failures[0]["log_format"])
 
 
-def test_an_icmp_unreachable_left_on_a_socket_is_read_and_dropped(client: socket.socket) -> None:
+def test_an_icmp_unreachable_left_on_a_socket_is_read_and_dropped(
+    udp_client: socket.socket,
+) -> None:
     mux = DatagramMux(FakeUdpReactor())
     seen: list[bytes] = []
     port = mux.open("127.0.0.1", lambda data, _a, _p: seen.append(data))
@@ -116,13 +108,13 @@ def test_an_icmp_unreachable_left_on_a_socket_is_read_and_dropped(client: socket
     gone.close()
     port.send(b"to nobody", gone_address)  # loopback answers with port unreachable
     mux.doRead()  # the pending error wakes the socket; reading it clears it
-    client.sendto(b"after", ("127.0.0.1", port.number))
+    udp_client.sendto(b"after", ("127.0.0.1", port.number))
     mux.doRead()
     assert seen == [b"after"]
     mux.close()
 
 
-def test_a_port_closed_by_a_handler_mid_round_is_skipped(client: socket.socket) -> None:
+def test_a_port_closed_by_a_handler_mid_round_is_skipped(udp_client: socket.socket) -> None:
     mux = DatagramMux(FakeUdpReactor())
     seen: list[int] = []
     ports: list[udp_mux.MuxedPort] = []
@@ -134,7 +126,7 @@ def test_a_port_closed_by_a_handler_mid_round_is_skipped(client: socket.socket) 
 
     ports.extend(mux.open("127.0.0.1", close_all) for _ in range(3))
     for port in ports:
-        client.sendto(b"x", ("127.0.0.1", port.number))
+        udp_client.sendto(b"x", ("127.0.0.1", port.number))
     mux.doRead()
     assert seen == [0]
     assert len(mux) == 0
