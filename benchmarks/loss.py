@@ -57,6 +57,7 @@ lossy cases vary by tens of percent. Nothing here asserts anything.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -174,7 +175,16 @@ def atftp_window(bench: Bench, loss: int) -> Row:
 def http_ranges(bench: Bench, loss: int) -> Row:
     """The kernel as 1 MiB ranges on one connection, reassembled."""
     url = f"http://{bench.lab.server_ip}:{HTTP_PORT}/{KERNEL}"
-    command = ["curl", "-sS", "--retry", "5", "--retry-all-errors", "--max-time", "600"]
+    command = [
+        "curl",
+        "-sS",
+        "--fail-early",
+        "--retry",
+        "5",
+        "--retry-all-errors",
+        "--max-time",
+        "600",
+    ]
     parts = []
     for number, first in enumerate(range(0, len(bench.data), MIB)):
         part = bench.work / f"range-{loss}-{number}"
@@ -186,7 +196,16 @@ def http_ranges(bench: Bench, loss: int) -> Row:
         command += ["-r", f"{first}-{last}", "-o", str(part), url]
     done, seconds = bench.run(*command)
     got = b"".join(p.read_bytes() for p in parts) if all(p.exists() for p in parts) else None
-    return bench.verdict("http 1 MiB ranges (curl)", loss, done, seconds, got)
+    row = bench.verdict("http 1 MiB ranges (curl)", loss, done, seconds, got)
+    if row.intact == "DIFFERENT":
+        # With curl's exit status clean (--fail-early), a wrong range is the server's fault.
+        wrong = [
+            f"range {n}: {p.stat().st_size} bytes"
+            for n, p in enumerate(parts)
+            if p.read_bytes() != bench.data[n * MIB : (n + 1) * MIB]
+        ]
+        row = dataclasses.replace(row, note="; ".join(wrong))
+    return row
 
 
 CASES: tuple[Callable[[Bench, int], Row], ...] = (

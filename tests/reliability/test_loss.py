@@ -231,7 +231,16 @@ def tftp_get(served: Served, name: str, windowsize: int) -> float:
 def http_ranges(served: Served) -> float:
     """Byte ranges across the 14 MiB file, one curl and one connection for all."""
     url = f"http://{served.lab.server_ip}:{HTTP_PORT}/Alpha.nbi/i386/{KERNEL}"
-    command = ["curl", "-sS", "--retry", "5", "--retry-all-errors", "--max-time", "120"]
+    command = [
+        "curl",
+        "-sS",
+        "--fail-early",
+        "--retry",
+        "5",
+        "--retry-all-errors",
+        "--max-time",
+        "120",
+    ]
     outputs = []
     for number, (first, last) in enumerate(HTTP_RANGES):
         out = served.work / f"range-{number}"
