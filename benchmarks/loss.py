@@ -4,7 +4,8 @@ Run from the repository root, as root (it creates network namespaces), after
 `./bootstrap.sh test` (curl, atftp, nftables):
 
     .venv/bin/python benchmarks/loss.py [--losses 0,5,20] [--size-mb 14]
-        [--retry-schedule 0.02,...] [--fixed-timeout] [--reorder 25 --jitter-ms 50]
+        [--cases bsdp,lockstep,window,atftp,http] [--retry-schedule 0.02,...]
+        [--fixed-timeout] [--reorder 25 --jitter-ms 50]
 
 What is measured
 ----------------
@@ -208,13 +209,14 @@ def http_ranges(bench: Bench, loss: int) -> Row:
     return row
 
 
-CASES: tuple[Callable[[Bench, int], Row], ...] = (
-    bsdp_list,
-    ours(1),
-    ours(16),
-    atftp_window,
-    http_ranges,
-)
+CASES: dict[str, Callable[[Bench, int], Row]] = {
+    "bsdp": bsdp_list,
+    "lockstep": ours(1),
+    "window": ours(16),
+    "atftp": atftp_window,
+    "http": http_ranges,
+}
+"""The cases by the name `--cases` knows them by, in the order they run."""
 
 
 def table(rows: list[Row]) -> list[str]:
@@ -271,7 +273,7 @@ def measure(args: argparse.Namespace) -> int:
                     else:
                         clear_impairment(lab)
                         notes[loss] = None
-                    for case in CASES:
+                    for case in (CASES[name] for name in args.cases):
                         row = case(bench, loss)
                         rows.append(row)
                         print(
@@ -309,9 +311,19 @@ def main(argv: Sequence[str]) -> int:
         action="store_true",
         help="Run the daemon with [tftp] adaptive_timeout = false (expect hours at 20 %%).",
     )
+    parser.add_argument(
+        "--cases",
+        type=lambda text: text.split(","),
+        default=list(CASES),
+        help=f"Comma-separated cases to run (default: all of {','.join(CASES)}).",
+    )
     parser.add_argument("--reorder", type=int, default=25, help="Reordering %% (netem only).")
     parser.add_argument("--jitter-ms", type=int, default=50, help="Delay jitter (netem only).")
-    return measure(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    unknown = set(args.cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown cases {', '.join(sorted(unknown))}; known: {', '.join(CASES)}")
+    return measure(args)
 
 
 if __name__ == "__main__":
