@@ -497,7 +497,11 @@ class HttpConfig:
         "a CDN, or another web server serving the image root).",
     )
     idle_timeout: float = option(
-        30.0, _positive_number, "Seconds a connection may stay silent before it is closed."
+        30.0,
+        _positive_number,
+        "Seconds a connection may stay silent before it is closed: nothing received, and "
+        "none of our bytes still on their way (a response the kernel is still delivering "
+        "over a slow link keeps it open while the queue moves).",
     )
     directory_listing: bool = option(
         False, _boolean, "List directories of NBI sets; off, a directory is 404."
