@@ -80,6 +80,7 @@ from tests.netns import (  # noqa: E402
     Lab,
     bsdp_probe,
     clear_impairment,
+    curl_ranges,
     impair,
     require_impairment,
     run_in,
@@ -176,25 +177,13 @@ def atftp_window(bench: Bench, loss: int) -> Row:
 def http_ranges(bench: Bench, loss: int) -> Row:
     """The kernel as 1 MiB ranges on one connection, reassembled."""
     url = f"http://{bench.lab.server_ip}:{HTTP_PORT}/{KERNEL}"
-    command = [
-        "curl",
-        "-sS",
-        "--fail-early",
-        "--retry",
-        "5",
-        "--retry-all-errors",
-        "--max-time",
-        "600",
+    ranges = [
+        (first, min(first + MIB, len(bench.data)) - 1) for first in range(0, len(bench.data), MIB)
     ]
-    parts = []
-    for number, first in enumerate(range(0, len(bench.data), MIB)):
-        part = bench.work / f"range-{loss}-{number}"
+    parts = [bench.work / f"range-{loss}-{number}" for number in range(len(ranges))]
+    for part in parts:
         part.unlink(missing_ok=True)
-        parts.append(part)
-        if number:
-            command.append("--next")
-        last = min(first + MIB, len(bench.data)) - 1
-        command += ["-r", f"{first}-{last}", "-o", str(part), url]
+    command = curl_ranges(url, ranges, parts, max_time=600)
     done, seconds = bench.run(*command)
     got = b"".join(p.read_bytes() for p in parts) if all(p.exists() for p in parts) else None
     row = bench.verdict("http 1 MiB ranges (curl)", loss, done, seconds, got)

@@ -12,9 +12,10 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -231,6 +232,24 @@ def udp_exchange(
 
 LOSS_TABLE = "netboot_loss"
 """The nftables table the loss fallback adds; only it is ever removed again."""
+
+
+def curl_ranges(
+    url: str, ranges: Sequence[tuple[int, int]], outputs: Sequence[Path], max_time: int
+) -> list[str]:
+    """One curl reading `ranges` (first, last) of `url` into `outputs`, on one connection.
+
+    As a lossy link needs: 5 retries of any error, and `--fail-early`, because
+    curl's exit status is otherwise only the last transfer's, and a failed
+    earlier range would pass unnoticed.
+    """
+    command = ["curl", "-sS", "--fail-early", "--retry", "5", "--retry-all-errors"]
+    command += ["--max-time", str(max_time)]
+    for number, ((first, last), out) in enumerate(zip(ranges, outputs, strict=True)):
+        if number:
+            command.append("--next")
+        command += ["-r", f"{first}-{last}", "-o", str(out), url]
+    return command
 
 
 def netem_available(namespace: str, interface: str) -> bool:

@@ -68,6 +68,7 @@ from tests.netns import (
     Lab,
     bsdp_probe,
     clear_impairment,
+    curl_ranges,
     impair,
     require_impairment,
     run_in,
@@ -231,24 +232,10 @@ def tftp_get(served: Served, name: str, windowsize: int) -> float:
 def http_ranges(served: Served) -> float:
     """Byte ranges across the 14 MiB file, one curl and one connection for all."""
     url = f"http://{served.lab.server_ip}:{HTTP_PORT}/Alpha.nbi/i386/{KERNEL}"
-    command = [
-        "curl",
-        "-sS",
-        "--fail-early",
-        "--retry",
-        "5",
-        "--retry-all-errors",
-        "--max-time",
-        "120",
-    ]
-    outputs = []
-    for number, (first, last) in enumerate(HTTP_RANGES):
-        out = served.work / f"range-{number}"
+    outputs = [served.work / f"range-{number}" for number in range(len(HTTP_RANGES))]
+    for out in outputs:
         out.unlink(missing_ok=True)
-        outputs.append(out)
-        if number:
-            command.append("--next")
-        command += ["-r", f"{first}-{last}", "-o", str(out), url]
+    command = curl_ranges(url, HTTP_RANGES, outputs, max_time=120)
     done, seconds = served.timed(*command)
     assert done.returncode == 0, done.stderr
     data = served.files[KERNEL]
