@@ -97,9 +97,10 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from netboot.dhcp.packet import build_packet, parse_packet  # noqa: E402
+from netboot.lab.lab import stop_process  # noqa: E402
 from tests.daemon import Daemon  # noqa: E402 - needs the repository root on sys.path
 from tests.factories import make_set  # noqa: E402
-from tests.netns import Lab, veth_lab  # noqa: E402
+from tests.netns import Lab, start_until_logged, veth_lab  # noqa: E402
 
 SERVERS = ("dnsmasq", "netboot")
 SUBNET = "10.246.0"
@@ -160,32 +161,12 @@ def dnsmasq_command(lab: Lab, pool_size: int, state: Path) -> list[str]:
 
 
 def start_dnsmasq(lab: Lab, pool_size: int, state: Path) -> Server:
-    log_path = state / "dnsmasq.log"
     (state / "dnsmasq.leases").unlink(missing_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", lab.server, *dnsmasq_command(lab, pool_size, state)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def stop() -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    deadline = time.monotonic() + START_TIMEOUT
-    while "DHCP, sockets bound exclusively" not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop()
-            raise RuntimeError(f"dnsmasq did not start:\n{log_path.read_text(errors='replace')}")
-        time.sleep(0.05)
-    return Server("dnsmasq", process.pid, stop, state / "dnsmasq.leases")
+    command = dnsmasq_command(lab, pool_size, state)
+    process = start_until_logged(
+        lab.server, command, state / "dnsmasq.log", "DHCP, sockets bound exclusively", START_TIMEOUT
+    )
+    return Server("dnsmasq", process.pid, lambda: stop_process(process), state / "dnsmasq.leases")
 
 
 def netboot_config(lab: Lab, state: Path, pool_size: int | None, log_level: str) -> Path:

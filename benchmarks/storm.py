@@ -98,7 +98,7 @@ sys.path[:] = [
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.netns import Lab, veth_lab  # noqa: E402 - needs the repository root on sys.path
+from tests.netns import Lab, real_pid, veth_lab  # noqa: E402 - needs the repository root on sys.path
 from tests.reliability import storm_lab  # noqa: E402
 from tests.reliability.storm_client import (  # noqa: E402
     PXE_STAGES,
@@ -170,7 +170,7 @@ def run_ours(
     spec = spec_for(lab, files, clients, stages, args)
     daemon = storm_lab.start_netboot(lab, config)
     try:
-        pid = storm_lab.real_pid(daemon.process.pid)
+        pid = real_pid(daemon.process.pid)
         report, watch = storm(lab, spec, state, kind, pid, args)
     finally:
         status = daemon.stop()

@@ -84,9 +84,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from netboot.lab.lab import stop_process  # noqa: E402
 from tests.daemon import Daemon  # noqa: E402 - needs the repository root on sys.path
 from tests.factories import make_set  # noqa: E402
-from tests.netns import Lab, ip, veth_lab  # noqa: E402
+from tests.netns import Lab, ip, real_pid, start_until_logged, veth_lab  # noqa: E402
 
 SERVERS = ("dnsmasq", "netboot")
 SUBNETS = ("10.231.10", "10.231.11")
@@ -123,19 +124,6 @@ class Server:
     pid: int
     """The server process itself (not `ip netns exec`), for /proc/PID/status."""
     stop: Callable[[], None]
-
-
-def real_pid(pid: int, depth: int = 3) -> int:
-    """The process `ip netns exec` ran: itself when ip exec'd in place, else its child."""
-    for _ in range(depth):
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        if comm != "ip":
-            return pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        if not children:
-            return pid
-        pid = int(children[0])
-    return pid
 
 
 def start_netboot(lab: Lab, root: Path, config: Path | None = None) -> Daemon:
@@ -204,32 +192,13 @@ def dnsmasq_command(
 
 
 def dnsmasq_server(lab: Lab, tftp_root: Path, state: Path, mtu: int, max_transfers: int) -> Server:
-    log_path = state / "dnsmasq.log"
     command = dnsmasq_command(lab, tftp_root, state, mtu, max_transfers)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", lab.server, *command],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def stop() -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    deadline = time.monotonic() + START_TIMEOUT
-    while "TFTP root is" not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop()
-            raise RuntimeError(f"dnsmasq did not start:\n{log_path.read_text(errors='replace')}")
-        time.sleep(0.05)
-    return Server("dnsmasq", lab, DNSMASQ_PATH, real_pid(process.pid), stop)
+    process = start_until_logged(
+        lab.server, command, state / "dnsmasq.log", "TFTP root is", START_TIMEOUT
+    )
+    return Server(
+        "dnsmasq", lab, DNSMASQ_PATH, real_pid(process.pid), lambda: stop_process(process)
+    )
 
 
 # --------------------------------------------------------------------------------------

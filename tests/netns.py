@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from netboot.lab.lab import stop_process
 
 
 def require_root() -> None:
@@ -232,6 +235,44 @@ def udp_exchange(
 
 LOSS_TABLE = "netboot_loss"
 """The nftables table the loss fallback adds; only it is ever removed again."""
+
+
+def start_until_logged(
+    namespace: str, command: Sequence[str], log_path: Path, ready: str, timeout: float
+) -> subprocess.Popen[bytes]:
+    """Start `command` in `namespace`, output to `log_path`, and wait until the log says `ready`.
+
+    The process leads its own group, so `netboot.lab.lab.stop_process` ends it
+    and whatever it forked. A process that exits, or is not ready within
+    `timeout` seconds, is stopped and reported with its log.
+    """
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, *command],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while ready not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            log = log_path.read_text(errors="replace")
+            raise RuntimeError(f"{command[0]} did not start:\n{log}")
+        time.sleep(0.05)
+    return process
+
+
+def real_pid(pid: int) -> int:
+    """The process `ip netns exec` ran: itself when ip exec'd in place, else its child."""
+    for _ in range(3):
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if comm != "ip" or not children:
+            return pid
+        pid = int(children[0])
+    return pid
 
 
 def curl_ranges(

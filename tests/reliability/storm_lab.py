@@ -27,11 +27,9 @@ import math
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -40,10 +38,11 @@ from typing import Any
 
 import pytest
 
+from netboot.lab.lab import stop_process
 from netboot.nbi.create import XORRISO_HFSPLUS, SetSpec, create_set
 from tests.daemon import Daemon
 from tests.factories import PE_BOOTER
-from tests.netns import Lab, add_addresses
+from tests.netns import Lab, add_addresses, real_pid, start_until_logged
 from tests.reliability.storm_client import PXE_STAGES, STAGES, ClientSpec, StormSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -278,17 +277,6 @@ def netboot_config(
     return config
 
 
-def real_pid(pid: int) -> int:
-    """The process `ip netns exec` ran: itself when ip exec'd in place, else its child."""
-    for _ in range(3):
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        if comm != "ip" or not children:
-            return pid
-        pid = int(children[0])
-    return pid
-
-
 def cpu_split() -> tuple[set[int], set[int]] | None:
     """CPUs for the server and for the client process; None on a single CPU.
 
@@ -358,38 +346,15 @@ def dnsmasq_command(lab: Lab, files: StormFiles, state: Path, clients: int) -> l
 @contextlib.contextmanager
 def dnsmasq(lab: Lab, files: StormFiles, state: Path, clients: int) -> Iterator[int]:
     """dnsmasq in the server namespace; yields its pid once its DHCP socket is bound."""
-    log_path = state / "dnsmasq.log"
     (state / "dnsmasq.leases").unlink(missing_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                lab.server,
-                *dnsmasq_command(lab, files, state, clients),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    command = dnsmasq_command(lab, files, state, clients)
+    process = start_until_logged(
+        lab.server, command, state / "dnsmasq.log", DNSMASQ_READY, START_TIMEOUT
+    )
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while DNSMASQ_READY not in log_path.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"dnsmasq did not start:\n{log_path.read_text(errors='replace')}"
-                )
-            time.sleep(0.05)
         yield real_pid(process.pid)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 # -- watching a server ---------------------------------------------------------------------

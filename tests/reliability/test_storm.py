@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import require_root, veth_lab
+from tests.netns import real_pid, require_root, veth_lab
 from tests.reliability.storm_client import STAGES
 from tests.reliability.storm_lab import (
     PREFIX,
@@ -31,7 +31,6 @@ from tests.reliability.storm_lab import (
     client_specs,
     give_addresses,
     netboot_config,
-    real_pid,
     require_xorriso,
     run_storm,
     start_netboot,
