@@ -207,7 +207,9 @@ class TftpConfig:
         Path("/usr/lib/ipxe"),
         _optional_path,
         "Directory of PXE programs (e.g. `/usr/lib/ipxe`) served by their path inside it, "
-        'beside the booter directories of the NBI sets; `""` serves none.',
+        "beside the booter directories of the NBI sets; a file there may be a link to a file "
+        "elsewhere (Debian's `ipxe.efi` links to `/boot/ipxe.efi`), a link to a directory "
+        'outside serves nothing; `""` serves none.',
     )
     mtu: int = option(
         1500,

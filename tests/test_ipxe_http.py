@@ -386,11 +386,24 @@ def test_boot_paths_outside_or_missing_are_refused(
     assert resource.counters.refused == 1
 
 
-def test_boot_symlink_leaving_the_directory_is_refused(catalog: Catalog, boot_dir: Path) -> None:
-    (boot_dir / "escape.efi").symlink_to(boot_dir.parent / "secret")
-    request = get(make_resource(catalog, boot_files=boot_dir), "/boot/escape.efi")
+def test_boot_symlink_to_a_directory_outside_is_refused(catalog: Catalog, boot_dir: Path) -> None:
+    (boot_dir.parent / "outside").mkdir()
+    (boot_dir.parent / "outside" / "x.efi").write_bytes(b"outside")
+    (boot_dir / "out").symlink_to(boot_dir.parent / "outside")
+    request = get(make_resource(catalog, boot_files=boot_dir), "/boot/out/x.efi")
     assert request.status == 404
     assert b"not for clients" not in request.body
+
+
+def test_boot_file_linked_from_elsewhere_is_served(catalog: Catalog, boot_dir: Path) -> None:
+    """Debian's ipxe.efi is a link to /boot/ipxe.efi; UEFI HTTP boot must get it."""
+    (boot_dir.parent / "boot").mkdir()
+    (boot_dir.parent / "boot" / "ipxe.efi").write_bytes(b"MZ debian ipxe")
+    (boot_dir / "linked.efi").symlink_to(boot_dir.parent / "boot" / "ipxe.efi")
+    request = get(make_resource(catalog, boot_files=boot_dir), "/boot/linked.efi")
+    assert request.status == 200
+    assert request.body == b"MZ debian ipxe"
+    assert request.header(b"content-type") == b"application/efi"
 
 
 def test_boot_files_are_404_without_a_boot_directory(catalog: Catalog) -> None:

@@ -69,6 +69,18 @@ def test_a_uefi_guest_boots_to_the_marker(lab: Lab) -> None:
     assert_booted(lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT))
 
 
+def test_a_uefi_guest_without_an_option_rom_boots_with_the_firmwares_own_pxe(lab: Lab) -> None:
+    """Real PCs carry no iPXE: EDK2's own PXE must fetch the default UEFI boot file, which
+    on Debian is a link (/usr/lib/ipxe/ipxe.efi -> /boot/ipxe.efi), over TFTP first."""
+    require_lab("uefi")
+    result = lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT, ipxe_rom=False)
+    assert_booted(result)
+    assert result.stages["boot_file"] <= result.stages["ipxe_script"], result.as_json()
+    assert result.bytes["tftp"] > 100_000  # ipxe.efi, sent by us over TFTP
+    serial = Path(result.serial_log).read_text(errors="replace")
+    assert "PXE-E" not in serial, serial[-2000:]
+
+
 def test_a_second_guest_boots_while_the_first_is_downloading(lab: Lab) -> None:
     results: dict[str, BootResult] = {}
     log_size = lab.daemon_log.stat().st_size
@@ -144,6 +156,12 @@ def test_guest_command_boots_bios_from_the_nic_and_uefi_from_ovmf(tmp_path: Path
     assert f"if=pflash,format=raw,unit=1,file={tmp_path / 'vars.fd'}" in uefi
     with pytest.raises(ValueError, match="OVMF"):
         guest_command("uefi", "tcg", "tap1", "52:54:00:00:00:01", tmp_path / "s.log")
+    bare = guest_command(
+        "uefi", "tcg", "tap1", "52:54:00:00:00:01", tmp_path / "s.log", tmp_path / "v.fd", False
+    )
+    assert "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,bootindex=1,romfile=" in bare
+    with pytest.raises(ValueError, match="option ROM"):
+        guest_command("bios", "tcg", "tap1", "52:54:00:00:00:01", tmp_path / "s.log", None, False)
 
 
 def record(at: float, **fields: object) -> str:

@@ -243,3 +243,30 @@ def test_a_symlink_loop_is_refused(tmp_path: Path) -> None:
     for name in ("loop", "a", "a/x"):
         with pytest.raises(SymlinkLoop):
             resolve_within(tmp_path, name)
+
+
+# --- file_links_may_leave: the admin's programs directory ---------------------------------
+
+
+def test_a_file_link_may_leave_when_allowed(base: Path, tmp_path: Path) -> None:
+    (base / "ipxe.efi").symlink_to(tmp_path / "secret")
+    with pytest.raises(PathOutsideRoot):
+        resolve_within(base, "ipxe.efi")
+    assert resolve_within(base, "ipxe.efi", file_links_may_leave=True) == tmp_path / "secret"
+
+
+def test_directories_along_the_name_must_stay_inside_even_then(base: Path, tmp_path: Path) -> None:
+    (base / "sibling").symlink_to(tmp_path / "root2")
+    with pytest.raises(PathOutsideRoot):
+        resolve_within(base, "sibling/file", file_links_may_leave=True)
+    with pytest.raises(PathOutsideRoot):
+        resolve_within(base, "../secret", file_links_may_leave=True)
+    inside = resolve_within(base, "i386/x86_64/kernelcache", file_links_may_leave=True)
+    assert inside == (base / "i386" / "x86_64" / "kernelcache").resolve()
+    assert resolve_within(base, ".", file_links_may_leave=True) == base.resolve()
+
+
+def test_a_looping_file_link_is_still_a_loop(base: Path) -> None:
+    (base / "loop.efi").symlink_to("loop.efi")
+    with pytest.raises(SymlinkLoop):
+        resolve_within(base, "loop.efi", file_links_may_leave=True)

@@ -331,19 +331,52 @@ def test_the_extra_directory_does_not_serve_what_it_does_not_hold(
 
 
 def test_escapes_from_the_extra_directory_are_access_violations(
-    with_extra: TftpNamespace, extra_dir: Path, image_root: Path
+    with_extra: TftpNamespace, extra_dir: Path, tmp_path: Path
 ) -> None:
-    (extra_dir / "secret.link").symlink_to("../secret")
-    (extra_dir / "image.link").symlink_to(image_root / "Alpha.nbi" / "NetBoot.dmg")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "file").write_bytes(b"in a directory outside")
+    (extra_dir / "out").symlink_to(tmp_path / "outside")
     (extra_dir / "ipxe" / "up").symlink_to("..")
     assert refused(with_extra, "../secret") is VIOLATION
     assert refused(with_extra, "ipxe/../../secret") is VIOLATION
-    assert refused(with_extra, "secret.link") is VIOLATION
-    assert refused(with_extra, "image.link") is VIOLATION
+    # A link to a directory outside publishes nothing under it.
+    assert refused(with_extra, "out/file") is VIOLATION
+    assert refused(with_extra, "out") is NOT_FOUND  # a directory is not a file to send
     # A link that stays inside the extra directory is fine.
     assert (
         served(with_extra, "ipxe/up/undionly.kpxe").path == (extra_dir / "undionly.kpxe").resolve()
     )
+
+
+def test_a_program_linked_from_elsewhere_is_served(
+    with_extra: TftpNamespace, extra_dir: Path, tmp_path: Path
+) -> None:
+    """Debian's /usr/lib/ipxe/ipxe.efi is a link to /boot/ipxe.efi: the default UEFI boot
+    file. The extra directory is the admin's, so its file links are followed anywhere."""
+    (tmp_path / "boot").mkdir()
+    (tmp_path / "boot" / "ipxe.efi").write_bytes(b"MZ debian ipxe")
+    (extra_dir / "ipxe.efi").symlink_to(tmp_path / "boot" / "ipxe.efi")
+    (extra_dir / "ipxe" / "relative.efi").symlink_to("../../boot/ipxe.efi")
+    assert served(with_extra, "ipxe.efi").path.read_bytes() == b"MZ debian ipxe"
+    assert served(with_extra, "/ipxe.efi").name == "ipxe.efi"
+    assert served(with_extra, "ipxe/relative.efi").path == tmp_path / "boot" / "ipxe.efi"
+
+
+def test_a_dangling_or_looping_program_link_is_refused(
+    with_extra: TftpNamespace, extra_dir: Path
+) -> None:
+    (extra_dir / "gone.efi").symlink_to("/nonexistent/ipxe.efi")
+    (extra_dir / "loop.efi").symlink_to("loop.efi")
+    assert refused(with_extra, "gone.efi") is NOT_FOUND
+    assert refused(with_extra, "loop.efi") is VIOLATION
+
+
+def test_the_image_root_still_refuses_file_links_that_leave_it(
+    with_extra: TftpNamespace, image_root: Path, tmp_path: Path
+) -> None:
+    """Only the admin's programs directory trusts its links, never the images."""
+    (image_root / "Alpha.nbi" / "i386" / "escape").symlink_to(tmp_path / "secret")
+    assert refused(with_extra, "Alpha.nbi/i386/escape") is VIOLATION
 
 
 # --- PC kernels and initrds ----------------------------------------------------------------------

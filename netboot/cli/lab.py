@@ -70,13 +70,28 @@ def down(name: str) -> None:
 @click.option("--image", help="PC image to boot (name or set directory); default: the default.")
 @click.option("--accel", type=click.Choice(ACCELERATORS), default="auto", show_default=True)
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds.")
+@click.option(
+    "--ipxe-rom/--no-ipxe-rom",
+    default=True,
+    show_default=True,
+    help="Keep the NIC's iPXE option ROM; without it a UEFI guest boots with the "
+    "firmware's own PXE, as real PCs do.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def boot(
-    name: str, firmware: str, image: str | None, accel: str, timeout: float, as_json: bool
+    name: str,
+    firmware: str,
+    image: str | None,
+    accel: str,
+    timeout: float,
+    ipxe_rom: bool,
+    as_json: bool,
 ) -> None:
     """Power on a QEMU guest and follow it to the demo initrd's serial marker."""
+    if firmware == "bios" and not ipxe_rom:
+        raise click.UsageError("a BIOS guest network-boots only from the NIC's iPXE ROM")
     with _lab(name) as running:
-        result = running.boot(firmware, image, accel, timeout)
+        result = running.boot(firmware, image, accel, timeout, ipxe_rom)
     _print(result.as_json(), as_json)
     sys.exit(0 if result.result == "ok" else 1)
 

@@ -80,14 +80,18 @@ class HttpNamespace:
 
 
 def resolve_boot_file(directory: Path, raw_path: bytes) -> Resolved | Refusal:
-    """A file of the PXE programs directory (`/boot/<raw_path>`): for UEFI HTTP boot."""
+    """A file of the PXE programs directory (`/boot/<raw_path>`): for UEFI HTTP boot.
+
+    The directory is the admin's, so its files may be links to files elsewhere
+    (Debian's `ipxe.efi`), as over TFTP; see `netboot.paths`.
+    """
     segments = decode_segments(raw_path)
     if isinstance(segments, Refusal):
         return segments
     if not segments:
         return Refusal(404, "no file named")
     try:
-        real = resolve_within(directory, "/".join(segments))
+        real = resolve_within(directory, "/".join(segments), file_links_may_leave=True)
         if not real.is_file():
             return Refusal(404, "no such file")
     except PathRefused as refused:

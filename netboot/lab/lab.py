@@ -267,8 +267,13 @@ class Lab:
         image: str | None = None,
         accel: str = "auto",
         timeout: float = 120.0,
+        ipxe_rom: bool = True,
     ) -> BootResult:
-        """Power on one guest and follow it to the marker (or the timeout)."""
+        """Power on one guest and follow it to the marker (or the timeout).
+
+        `ipxe_rom=False` (UEFI only) boots with the firmware's own PXE, as real
+        PCs do, instead of the iPXE in the NIC's option ROM.
+        """
         missing = missing_pieces(firmware)
         chosen = "tcg"
         if missing:
@@ -300,7 +305,7 @@ class Lab:
             if firmware == "uefi":
                 uefi_vars = guest_dir / "OVMF_VARS.fd"
                 shutil.copyfile(OVMF_VARS, uefi_vars)
-            command = guest_command(firmware, chosen, tap, mac, serial, uefi_vars)
+            command = guest_command(firmware, chosen, tap, mac, serial, uefi_vars, ipxe_rom)
             log = stack.enter_context(self.daemon_log.open())
             log.seek(0, os.SEEK_END)
             progress.powered_on = time.time()

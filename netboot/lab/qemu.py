@@ -1,9 +1,12 @@
 """QEMU guests for the lab: the command line, and whether KVM really works here.
 
 BIOS guests boot from QEMU's own iPXE option ROM on a virtio NIC (Debian's
-ipxe-qemu); UEFI guests run OVMF (Debian's ovmf) with the same NIC, so EDK2's
-PXE client fetches our `ipxe.efi` first. The serial console goes to a file
-the lab watches for the marker; there is no display and no disk.
+ipxe-qemu); UEFI guests run OVMF (Debian's ovmf) with the same NIC. With the
+NIC's option ROM (`ipxe_rom`), OVMF runs that iPXE as the NIC's driver and
+boot program; without it (`romfile=`, as on real hardware, whose NICs carry
+no iPXE) EDK2's own network stack boots: its PXE client fetches our boot
+file (`ipxe.efi`) over TFTP first. The serial console goes to a file the lab
+watches for the marker; there is no display and no disk.
 """
 
 from __future__ import annotations
@@ -29,10 +32,17 @@ def guest_command(
     mac: str,
     serial: Path,
     uefi_vars: Path | None = None,
+    ipxe_rom: bool = True,
 ) -> list[str]:
-    """The QEMU command line of one lab guest; pure, so tests can read it."""
+    """The QEMU command line of one lab guest; pure, so tests can read it.
+
+    `ipxe_rom=False` removes the NIC's option ROM, so UEFI firmware boots
+    with its own PXE (a BIOS guest then has no network boot at all).
+    """
     if firmware not in FIRMWARES:
         raise ValueError(f"firmware must be one of {FIRMWARES}")
+    if firmware == "bios" and not ipxe_rom:
+        raise ValueError("a BIOS guest network-boots only from the NIC's option ROM")
     command = [
         QEMU,
         "-accel",
@@ -47,7 +57,7 @@ def guest_command(
         "-netdev",
         f"tap,id=net0,ifname={tap},script=no,downscript=no",
         "-device",
-        f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1",
+        f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1" + ("" if ipxe_rom else ",romfile="),
         "-no-reboot",
     ]
     if firmware == "uefi":

@@ -11,12 +11,15 @@ What is served:
   path under the image root (`Alpha.nbi/pc/vmlinuz`), so an iPXE without HTTP
   can fetch them by `tftp://`; only those files, not their directory;
 * every file under an optional extra directory, by its path there
-  (`undionly.kpxe`, `ipxe/ipxe.efi`): the PXE programs.
+  (`undionly.kpxe`, `ipxe/ipxe.efi`): the PXE programs. That directory is
+  the admin's: a file there may be a link to a file elsewhere (Debian's
+  `ipxe.efi` links to `/boot/ipxe.efi`), see `netboot.paths`.
 
 A name may start with `/`, and Apple's absolute form
 `/private/tftpboot/NetBoot/NetBootSP0/Alpha.nbi/i386/booter` is understood.
-`..`, NUL, backslashes and symlinks that leave the directory are refused as
-access violations; a name that is simply not there is "file not found".
+`..`, NUL, backslashes and symlinks that leave the directory (in the extra
+directory: links to directories that leave it) are refused as access
+violations; a name that is simply not there is "file not found".
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ class TftpNamespace:
                 inside = PurePosixPath(candidate).relative_to(set_path)
                 return self._open(self.image_root / set_path, str(inside), candidate)
         if self.extra_dir is not None:
-            return self._open(self.extra_dir, name, name)
+            return self._open(self.extra_dir, name, name, file_links_may_leave=True)
         return Refusal(ErrorCode.FILE_NOT_FOUND, "not in any served directory")
 
     def _set_publishing(self, name: PurePosixPath) -> PurePosixPath | None:
@@ -105,9 +108,11 @@ class TftpNamespace:
         return None
 
     @staticmethod
-    def _open(base: Path, relative: str, name: str) -> Resolved | Refusal:
+    def _open(
+        base: Path, relative: str, name: str, *, file_links_may_leave: bool = False
+    ) -> Resolved | Refusal:
         try:
-            real = resolve_within(base, relative)
+            real = resolve_within(base, relative, file_links_may_leave=file_links_may_leave)
             if not real.is_file():
                 return Refusal(ErrorCode.FILE_NOT_FOUND, "no such file")
         except PathRefused as refused:
