@@ -547,3 +547,11 @@ def test_decode_tlvs_raises_malformed_packet_on_truncation(data: bytes) -> None:
 def test_encode_tlvs_refuses_a_value_over_255_bytes() -> None:
     with pytest.raises(ValueError, match="over 255"):
         encode_tlvs([(9, bytes(256))])
+
+
+def test_every_architecture_maps_to_a_known_firmware_family_or_none() -> None:
+    """One family table (netboot.firmware): boot_files, PCArchitectures and option 93 agree."""
+    from netboot.firmware import FAMILIES
+
+    families = {arch.family for arch in ARCHITECTURES.values()} - {None}
+    assert families == set(FAMILIES)

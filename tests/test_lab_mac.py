@@ -28,8 +28,9 @@ from netboot.lab.mac import (
 )
 from netboot.nbi.create import XORRISO_HFSPLUS, SetSpec, create_set
 from netboot.nbi.demo import DEBIAN_IPXE_EFI
-from netboot.udif.partitions import SECTOR, Partition, read_partitions
+from netboot.udif.partitions import Partition, read_partitions
 from netboot.udif.reader import UdifImage
+from netboot.udif.sector import SECTOR
 from netboot.udif.writer import write_image
 from tests.factories import PE_BOOTER
 from tests.netns import require_root

@@ -29,7 +29,10 @@ def parse_info(**overrides: Any) -> NBImageInfo:
 
 def test_the_pc_keys_are_known_and_the_families_are_fixed() -> None:
     assert {"PCKernel", "PCInitrd", "PCCommandLine", "PCArchitectures"} <= KNOWN_KEYS
-    assert PC_ARCHITECTURES == ("bios", "efi-ia32", "efi-x64", "efi-arm64")
+    assert PC_ARCHITECTURES == (
+        "bios", "efi-ia32", "efi-x64", "efi-arm32", "efi-arm64", "efi-riscv32", "efi-riscv64",
+        "efi-loong64",
+    )  # fmt: skip
     assert DEFAULT_PC_ARCHITECTURES == ("bios", "efi-x64")
 
 
@@ -111,7 +114,7 @@ def test_pc_keys_round_trip(pc_keys: dict[str, Any]) -> None:
         ("PCCommandLine", "quiet\nshell", "must be one line"),
         ("PCCommandLine", "quiet\r", "must be one line"),
         ("PCArchitectures", "bios", "must be an array of strings, not a string"),
-        ("PCArchitectures", [], "must list at least one of bios, efi-ia32, efi-x64, efi-arm64"),
+        ("PCArchitectures", [], "must list at least one of bios, efi-ia32, efi-x64, efi-arm32"),
         ("PCArchitectures", ["bios", "x86_64"], "item 1: 'x86_64' is not one of bios, efi-ia32"),
         ("PCArchitectures", ["BIOS"], "'BIOS' is not one of"),
         ("PCArchitectures", [7], "item 0 must be a string, not an integer"),

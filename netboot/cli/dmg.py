@@ -32,10 +32,9 @@ from netboot.udif.detect import ImageFormat, detect_format
 from netboot.udif.layout import LayoutKind, plan_layout, sectors_for
 from netboot.udif.partitions import Partition, Reader, read_partitions
 from netboot.udif.reader import UdifImage, VerifyReport
+from netboot.udif.sector import SECTOR
 from netboot.udif.source import open_source
 from netboot.udif.writer import OutputFormat, ProgressCallback, write_image
-
-SECTOR = 512
 
 # Which hdiutil format a set of chunk types means (shared notes udif.md section 7).
 _FORMAT_BY_CHUNK = {

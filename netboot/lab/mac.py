@@ -49,8 +49,9 @@ import click
 
 from netboot.errors import NetbootError, UdifError
 from netboot.lab.lab import BootResult, Lab, LabError, capture_command, stop_capture
-from netboot.udif.partitions import SECTOR, Partition, read_partitions
+from netboot.udif.partitions import Partition, read_partitions
 from netboot.udif.reader import FileStorage, UdifImage
+from netboot.udif.sector import SECTOR
 
 STAGES = ("bsdp_list", "bsdp_select", "booter", "kernel", "root_image")
 KERNELS = ("x86_64/kernelcache", "kernelcache", "mach.macosx")

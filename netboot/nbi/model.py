@@ -29,6 +29,7 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
+from netboot.firmware import DEFAULT_PC_FAMILIES, FAMILIES
 from netboot.macaddr import MacAddress, parse_mac
 from netboot.nbi.image_id import INDEX_MAX, KIND_MAX, BootImageId
 from netboot.nbi.problems import Problem, Severity
@@ -39,12 +40,11 @@ PLIST_NAME = "NBImageInfo.plist"
 KNOWN_ARCHITECTURES = ("i386", "ppc", "arm")
 """What BSDP clients put in option 60 (`AAPLBSDPC/<arch>/<model>`)."""
 
-PC_ARCHITECTURES = ("bios", "efi-ia32", "efi-x64", "efi-arm64")
+PC_ARCHITECTURES = FAMILIES
 """PC firmware families `PCArchitectures` may name: the family names the PXE
-classifier derives from option 93 (0 BIOS, 6 IA32 UEFI, 7 and 9 x64 UEFI, 11 ARM64
-UEFI) for the firmware a Linux kernel is commonly built for."""
+classifier derives from option 93 (`netboot.firmware`)."""
 
-DEFAULT_PC_ARCHITECTURES = ("bios", "efi-x64")
+DEFAULT_PC_ARCHITECTURES = DEFAULT_PC_FAMILIES
 """Without `PCArchitectures`: the two families almost every PC kernel boots on."""
 
 NAME_WIRE_LIMIT = 246

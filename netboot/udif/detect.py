@@ -14,7 +14,8 @@ import os
 from enum import StrEnum
 from typing import BinaryIO
 
-SECTOR = 512
+from netboot.udif.sector import SECTOR
+
 KOLY_SIZE = 512
 _HEAD_BYTES = 8192
 

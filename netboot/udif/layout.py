@@ -32,9 +32,8 @@ from enum import StrEnum
 from netboot.errors import UdifError
 from netboot.udif.detect import ImageFormat
 from netboot.udif.partitions import Partition, read_partitions
+from netboot.udif.sector import SECTOR
 from netboot.udif.source import Source, SourceKind, UdifSource
-
-SECTOR = 512
 
 Reader = Callable[[int, int], bytes]
 """read(offset, size) -> bytes, short only at the end of the source."""

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from netboot.errors import UdifError
+from netboot.udif.sector import SECTOR
 
-SECTOR = 512
 Scheme = Literal["apm", "gpt", "mbr", "none"]
 # A real map has a handful of entries; these caps keep a hostile one small.
 MAX_APM_ENTRIES = 256

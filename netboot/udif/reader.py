@@ -40,7 +40,8 @@ from netboot.udif.resources import (
     parse_resource_fork,
     parse_resources,
 )
-from netboot.udif.trailer import CHECKSUM_NONE, KOLY_SIZE, SECTOR, Checksum, Koly
+from netboot.udif.sector import SECTOR
+from netboot.udif.trailer import CHECKSUM_NONE, KOLY_SIZE, Checksum, Koly
 
 CACHE_BYTES = 8 << 20  # decoded chunks kept for read(); eight hdiutil-sized chunks
 ZERO_PIECE = 1 << 20  # zero runs are handed out in pieces of this size

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from netboot.errors import UdifError
 
 KOLY_SIZE = 512
-SECTOR = 512
 KOLY_MAGIC = b"koly"
 KOLY_VERSION = 4
 

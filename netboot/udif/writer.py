@@ -43,8 +43,9 @@ from typing import BinaryIO, cast
 
 from netboot.errors import UdifError
 from netboot.udif.blkx import BlockTable, Chunk, ChunkType, chunk_type_name
-from netboot.udif.layout import SECTOR, DiskLayout, LayoutKind, Region, plan_layout
+from netboot.udif.layout import DiskLayout, LayoutKind, Region, plan_layout
 from netboot.udif.resources import BLKX_ATTRIBUTES, BlkxEntry, build_resources
+from netboot.udif.sector import SECTOR
 from netboot.udif.source import Source, UdifSource, open_source
 from netboot.udif.trailer import KOLY_VERSION, Checksum, Koly
 

@@ -63,8 +63,9 @@ from netboot.lab.mac import HttpRangeStorage, check_hfs_plus
 from netboot.tftp.client import Deliver, ReadClient
 from netboot.tftp.session import Finished, Outcome
 from netboot.tftp.wire import Data, Error, ErrorCode, Packet, build, parse
-from netboot.udif.partitions import SECTOR, read_partitions
+from netboot.udif.partitions import read_partitions
 from netboot.udif.reader import UdifImage
+from netboot.udif.sector import SECTOR
 
 STAGES = ("dhcp", "tftp_booter", "tftp_kernel", "http_root")
 PXE_STAGES = STAGES[:3]
