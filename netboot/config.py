@@ -16,11 +16,13 @@ import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from netboot.errors import ConfigError
-from netboot.macaddr import parse_mac
+from netboot.firmware import FAMILIES
+from netboot.macaddr import MacAddress, parse_mac
 
 LOG_FORMATS = ("text", "json", "journal")
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
@@ -154,9 +156,46 @@ def _one_of(*choices: str) -> Check:
     return check
 
 
-def option(default: Any, check: Check, doc: str) -> Any:
-    """A config field: its default, how to check a value, and its documentation."""
-    return field(default=default, metadata={"check": check, "doc": doc})
+class Applies(Enum):
+    """When a running daemon takes a changed value: the option table says, per key."""
+
+    RELOAD = "reload"
+    """On SIGHUP, together with every other reloadable change."""
+    RESTART = "restart"
+    """Only at the next start: the value owns a socket, a child process, an identity or a
+    file the daemon holds open. Until then the old value stays in force everywhere."""
+
+
+def option(default: Any, check: Check, doc: str, applies: Applies = Applies.RELOAD) -> Any:
+    """A config field: its default, how to check a value, its documentation, and whether a
+    running daemon can apply a change to it."""
+    return field(default=default, metadata={"check": check, "doc": doc, "applies": applies})
+
+
+RESTART = Applies.RESTART
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRange:
+    """An inclusive range of IPv4 addresses (`dhcp.pool`), parsed once."""
+
+    first: ipaddress.IPv4Address
+    last: ipaddress.IPv4Address
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """HOST:PORT of a listener (`admin.listen`), parsed once; the host without brackets."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -166,12 +205,14 @@ class ServerConfig:
         _path,
         "Directory holding the NBI sets (`X.nbi/`, or sharepoints such as "
         "`NetBootSP0/X.nbi/`). Relative paths are taken from the config file's directory.",
+        RESTART,
     )
     interfaces: tuple[str, ...] = option(
         (),
         _string_list,
         "Network interfaces to serve on, by name; empty means every interface. "
         "Each must exist when the daemon starts.",
+        RESTART,
     )
     public_host: str = option(
         "",
@@ -184,10 +225,14 @@ class ServerConfig:
         _string,
         "Started as root: the user to become once the ports are bound (no supplementary "
         "groups). Empty: stay who we are, which as root is refused unless `allow_root`.",
+        RESTART,
     )
-    group: str = option("", _string, "Group to become with `user`; empty: the user's own.")
+    group: str = option("", _string, "Group to become with `user`; empty: the user's own.", RESTART)
     allow_root: bool = option(
-        False, _boolean, "Keep running as root (for tests and throw-away labs only)."
+        False,
+        _boolean,
+        "Keep running as root (for tests and throw-away labs only).",
+        RESTART,
     )
     rescan_interval: float = option(
         5.0,
@@ -199,9 +244,12 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class TftpConfig:
-    enabled: bool = option(True, _boolean, "Serve TFTP.")
+    enabled: bool = option(True, _boolean, "Serve TFTP.", RESTART)
     port: int = option(
-        69, _int_range(0, 65535), "UDP port for read requests; 0 picks a free one (tests)."
+        69,
+        _int_range(0, 65535),
+        "UDP port for read requests; 0 picks a free one (tests).",
+        RESTART,
     )
     extra_dir: Path | None = option(
         Path("/usr/lib/ipxe"),
@@ -251,6 +299,7 @@ class TftpConfig:
         _boolean,
         "Run every transfer on the request port instead of a new port per transfer "
         "(RFC 1350); for servers behind NAT, firewalls or container bridges.",
+        RESTART,
     )
     busy_poll_us: int = option(
         50,
@@ -265,10 +314,10 @@ class TftpConfig:
     )
 
 
-def _pool(value: object, where: _Context) -> str:
+def _pool(value: object, where: _Context) -> AddressRange | None:
     text = _string(value, where)
     if not text:
-        return text
+        return None
     first, dash, last = text.partition("-")
     try:
         low, high = ipaddress.IPv4Address(first.strip()), ipaddress.IPv4Address(last.strip())
@@ -278,7 +327,7 @@ def _pool(value: object, where: _Context) -> str:
         raise where.error(f"must be FIRST-LAST with FIRST not above LAST (got {text!r})")
     if int(high) - int(low) >= 65536:
         raise where.error("holds more than 65536 addresses")
-    return f"{low}-{high}"
+    return AddressRange(low, high)
 
 
 def _ipv4_list(value: object, where: _Context) -> tuple[str, ...]:
@@ -288,20 +337,24 @@ def _ipv4_list(value: object, where: _Context) -> tuple[str, ...]:
     return items
 
 
-def _reservations(value: object, where: _Context) -> tuple[str, ...]:
+def _reservations(
+    value: object, where: _Context
+) -> tuple[tuple[MacAddress, ipaddress.IPv4Address], ...]:
     items = _string_list(value, where) if value != [] else ()
-    out = []
+    out: dict[MacAddress, ipaddress.IPv4Address] = {}
     for item in items:
         mac, equals, address = item.partition("=")
         try:
             canonical = parse_mac(mac.strip())
-            ipaddress.IPv4Address(address.strip())
+            parsed = ipaddress.IPv4Address(address.strip())
         except ValueError:
             raise where.error(f"each entry must be MAC=ADDRESS (got {item!r})") from None
         if not equals:
             raise where.error(f"each entry must be MAC=ADDRESS (got {item!r})")
-        out.append(f"{canonical}={address.strip()}")
-    return tuple(out)
+        if canonical in out and out[canonical] != parsed:
+            raise where.error(f"{canonical} is reserved twice ({out[canonical]} and {parsed})")
+        out[canonical] = parsed
+    return tuple(out.items())
 
 
 @dataclass(frozen=True)
@@ -310,6 +363,7 @@ class DhcpConfig:
         67,
         _int_range(0, 65535),
         "UDP port of the DHCP listener that BSDP (and PXE) share; 0 picks a free one (tests).",
+        RESTART,
     )
     mode: str = option(
         "proxy",
@@ -317,13 +371,15 @@ class DhcpConfig:
         "`proxy`: answer only PXE, iPXE and UEFI HTTP-boot clients with boot information, "
         "never an address (safe beside a site's DHCP server); `full`: also lease addresses "
         "from `pool` (an isolated lab net only); `off`: no PXE answers at all (BSDP stays).",
+        RESTART,
     )
-    pool: str = option(
-        "",
+    pool: AddressRange | None = option(
+        None,
         _pool,
         "FIRST-LAST addresses to lease in full mode, e.g. `10.0.0.100-10.0.0.199`; full "
         "mode refuses to start without it, and leases only on the interface whose subnet "
         "holds it.",
+        RESTART,
     )
     lease_time: int = option(
         3600, _int_range(60, 31536000), "Seconds an address is leased for (full mode)."
@@ -333,16 +389,18 @@ class DhcpConfig:
     )
     dns_servers: tuple[str, ...] = option((), _ipv4_list, "DNS servers handed out in full mode.")
     domain_name: str = option("", _string, "Domain name handed out in full mode; empty: none.")
-    reservations: tuple[str, ...] = option(
+    reservations: tuple[tuple[MacAddress, ipaddress.IPv4Address], ...] = option(
         (),
         _reservations,
         'Fixed addresses by MAC in full mode, as `"MAC=ADDRESS"` strings; a reserved '
         "address may lie outside the pool and is never given to another client.",
+        RESTART,
     )
     lease_database: Path = option(
         Path("/var/lib/netboot/leases.sqlite3"),
         _path,
         "SQLite file of the full-mode leases; they survive restarts and crashes.",
+        RESTART,
     )
     quarantine: float = option(
         600.0,
@@ -354,6 +412,7 @@ class DhcpConfig:
         _int_range(0, 65535),
         "UDP port of the PXE boot server that UEFI ROMs ask after a proxy offer; 0 picks a "
         "free one (tests).",
+        RESTART,
     )
     answer_router_solicitations: bool = option(
         False,
@@ -361,42 +420,31 @@ class DhcpConfig:
         "Lab nets only: answer IPv6 router solicitations on the served interfaces (which "
         "must be named) with a lifetime-0 advertisement, which ends the ~13 s IPv6 wait of "
         "iPXE ROMs on an IPv4-only net. Never on a LAN with real IPv6 routers.",
+        RESTART,
     )
     watch_rivals: bool = option(
         True,
         _boolean,
         "In full mode, listen on UDP 68 for other DHCP servers' offers and warn loudly "
         "about each rival server.",
+        RESTART,
     )
-
-
-BOOT_FAMILIES = (
-    "bios",
-    "efi-ia32",
-    "efi-x64",
-    "efi-arm32",
-    "efi-arm64",
-    "efi-riscv32",
-    "efi-riscv64",
-    "efi-loong64",
-)
-"""Firmware families a PXE architecture code maps to (`netboot.dhcp.pxe.ARCHITECTURES`)."""
 
 
 def _boot_files(value: object, where: _Context) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
         raise where.error("must be a table of family = file name")
     for family, name in value.items():
-        if family not in BOOT_FAMILIES:
-            raise where.error(f"unknown family {family!r}; known: {', '.join(BOOT_FAMILIES)}")
+        if family not in FAMILIES:
+            raise where.error(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
         if not isinstance(name, str):
             raise where.error(f"{family} must be a file name (a string)")
     return tuple((family, name) for family, name in value.items() if name)
 
 
-def _assignments(value: object, where: _Context) -> tuple[str, ...]:
+def _assignments(value: object, where: _Context) -> tuple[tuple[MacAddress, str], ...]:
     items = _string_list(value, where) if value != [] else ()
-    out = []
+    out: dict[MacAddress, str] = {}
     for item in items:
         mac, equals, image = item.partition("=")
         try:
@@ -405,8 +453,10 @@ def _assignments(value: object, where: _Context) -> tuple[str, ...]:
             raise where.error(f"each entry must be MAC=IMAGE (got {item!r})") from None
         if not equals or not image.strip():
             raise where.error(f"each entry must be MAC=IMAGE (got {item!r})")
-        out.append(f"{canonical}={image.strip()}")
-    return tuple(out)
+        if canonical in out and out[canonical] != image.strip():
+            raise where.error(f"{canonical} is assigned twice ({out[canonical]!r}, {image!r})")
+        out[canonical] = image.strip()
+    return tuple(out.items())
 
 
 @dataclass(frozen=True)
@@ -431,7 +481,7 @@ class PxeConfig:
         "PC image iPXE boots when the request names none: an image name or set directory; "
         "empty: the catalog's default PC image, else the first by index.",
     )
-    assignments: tuple[str, ...] = option(
+    assignments: tuple[tuple[MacAddress, str], ...] = option(
         (),
         _assignments,
         'PC image per client, as `"MAC=IMAGE"` strings (image name or set directory): that '
@@ -460,7 +510,7 @@ class PxeConfig:
 
 @dataclass(frozen=True)
 class BsdpConfig:
-    enabled: bool = option(True, _boolean, "Answer Macs' BSDP INFORM[LIST] and [SELECT].")
+    enabled: bool = option(True, _boolean, "Answer Macs' BSDP INFORM[LIST] and [SELECT].", RESTART)
     priority: int = option(
         32768,
         _int_range(0, 65535),
@@ -488,9 +538,13 @@ class HttpConfig:
         True,
         _boolean,
         "Serve the NBI sets over HTTP; turn off when `base_url` points at another server.",
+        RESTART,
     )
     port: int = option(
-        80, _int_range(0, 65535), "TCP port to serve on and to put in root paths; 0: a free one."
+        80,
+        _int_range(0, 65535),
+        "TCP port to serve on and to put in root paths; 0: a free one.",
+        RESTART,
     )
     base_url: str = option(
         "",
@@ -518,6 +572,7 @@ class NfsConfig:
         "`ganesha`: run nfs-ganesha as a child, exporting the image root read-only (NFS "
         "images are offered while it runs); `external`: another NFS server exports the "
         "image root (NFS images are always offered); `off`: NFS images are not offered.",
+        RESTART,
     )
     export: str = option(
         "",
@@ -525,14 +580,18 @@ class NfsConfig:
         "NFS export that holds the image root, as put in NFS root paths; empty: the image "
         "root's own path (which is what our nfs-ganesha exports).",
     )
-    port: int = option(2049, _int_range(1, 65535), "NFS port of the nfs-ganesha we run.")
+    port: int = option(2049, _int_range(1, 65535), "NFS port of the nfs-ganesha we run.", RESTART)
     ganesha_binary: str = option(
-        "ganesha.nfsd", _string, "The nfs-ganesha program, by name or path."
+        "ganesha.nfsd",
+        _string,
+        "The nfs-ganesha program, by name or path.",
+        RESTART,
     )
     state_dir: Path = option(
         Path("/run/netboot/nfs"),
         _path,
         "Where the generated ganesha.conf, its pid file and its NFSv4 recovery data live.",
+        RESTART,
     )
     shadow_root: Path | None = option(
         None,
@@ -540,26 +599,28 @@ class NfsConfig:
         "Writable area for diskless clients (`SupportsDiskless` images): one directory per "
         "client MAC, exported read-write; must not be inside the image root. Empty: "
         "diskless images boot with local shadows only.",
+        RESTART,
     )
 
 
-def _listen(value: object, where: _Context) -> str:
+def _listen(value: object, where: _Context) -> ListenAddress | None:
     text = _string(value, where)
     if not text:
-        return text
+        return None
     host, colon, port = text.rpartition(":")
     if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise where.error(f"must be HOST:PORT (like 127.0.0.1:9067) or empty, got {text!r}")
-    return text
+    return ListenAddress(host.removeprefix("[").removesuffix("]"), int(port))
 
 
 @dataclass(frozen=True)
 class AdminConfig:
-    listen: str = option(
-        "127.0.0.1:9067",
+    listen: ListenAddress | None = option(
+        ListenAddress("127.0.0.1", 9067),
         _listen,
         "HOST:PORT of the admin page, `/status.json` and Prometheus `/metrics`; empty: off. "
         "Keep it on loopback or a management network.",
+        RESTART,
     )
 
 
@@ -571,6 +632,7 @@ class LoggingConfig:
         "`text`: one line per event for people; `json`: one JSON object per line for "
         "log collectors; `journal`: journald's native protocol, every named field of an "
         "event as a NETBOOT_* field (under systemd; JSON on stderr if journald is absent).",
+        RESTART,
     )
     level: str = option("info", _one_of(*LOG_LEVELS), "Least severe level written to stderr.")
 
@@ -670,14 +732,78 @@ def with_overrides(config: Config, **overrides: Any) -> Config:
     return config
 
 
+def applies(section: str, key: str) -> Applies:
+    """When a running daemon takes a change of `section.key` (the option table's word)."""
+    spec = {f.name: f for f in dataclasses.fields(SECTIONS[section])}[key]
+    return spec.metadata["applies"]  # type: ignore[no-any-return]
+
+
+def option_keys() -> tuple[tuple[str, str], ...]:
+    """Every option as (section, key), in the order of the documentation."""
+    return tuple(
+        (name, spec.name)
+        for name, section_type in SECTIONS.items()
+        for spec in dataclasses.fields(section_type)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """What a reload puts in force, decided from the running and the wanted configuration."""
+
+    config: Config
+    """The wanted configuration, except that every restart-only option keeps the value
+    the daemon started with: that is the value its sockets and children really have."""
+    restart_pending: tuple[str, ...]
+    """`section.key` of each restart-only option whose wanted value differs from the one in
+    force, in documentation order; empty when a restart would change nothing."""
+    changed: tuple[str, ...]
+    """`section.key` of each reloadable option whose value changes now."""
+
+
+def plan_reload(started: Config, running: Config, wanted: Config) -> Reload:
+    """Split a re-read configuration into what applies now and what waits for a restart.
+
+    `started` is the configuration the daemon started with (restart-only values come from
+    it, whatever earlier reloads asked for); `running` is the one in force, to say what
+    changes. A change is applied completely or not at all: the caller builds everything
+    from `Reload.config` before swapping anything in.
+    """
+    sections: dict[str, Any] = {}
+    pending: list[str] = []
+    changed: list[str] = []
+    for name in SECTIONS:
+        kept = {}
+        for spec in dataclasses.fields(SECTIONS[name]):
+            old, new = (
+                getattr(getattr(started, name), spec.name),
+                getattr(getattr(wanted, name), spec.name),
+            )
+            if spec.metadata["applies"] is Applies.RESTART:
+                kept[spec.name] = old
+                if new != old:
+                    pending.append(f"{name}.{spec.name}")
+            elif new != getattr(getattr(running, name), spec.name):
+                changed.append(f"{name}.{spec.name}")
+        sections[name] = dataclasses.replace(getattr(wanted, name), **kept)
+    config = Config(**sections, source=wanted.source)
+    return Reload(config, tuple(pending), tuple(changed))
+
+
 def options_markdown() -> str:
     """The option tables of docs/configuration.md (a test keeps the two equal)."""
     lines: list[str] = []
     for name, section_type in SECTIONS.items():
-        lines += [f"### `[{name}]`", "", "| key | default | meaning |", "|---|---|---|"]
+        lines += [
+            f"### `[{name}]`",
+            "",
+            "| key | default | on SIGHUP | meaning |",
+            "|---|---|---|---|",
+        ]
         for spec in dataclasses.fields(section_type):
+            when = "applied" if spec.metadata["applies"] is Applies.RELOAD else "after a restart"
             lines.append(
-                f"| `{spec.name}` | {_toml_value(spec.default)} | {spec.metadata['doc']} |"
+                f"| `{spec.name}` | {_toml_value(spec.default)} | {when} | {spec.metadata['doc']} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -694,6 +820,6 @@ def _toml_value(value: Any) -> str:
         return "`[" + ", ".join(f"{v:g}" for v in value) + "]`"
     if isinstance(value, tuple):
         return "`[" + ", ".join(f'"{item}"' for item in value) + "]`"
-    if isinstance(value, str | Path):
+    if isinstance(value, str | Path | ListenAddress | AddressRange):
         return f'`"{value}"`'
     return f"`{value}`"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from typing import Any
 
 from tests.daemon import Daemon
 from tests.factories import make_set
-from tests.netns import Lab, bsdp_probe, veth_lab
+from tests.netns import Lab, bsdp_probe, netboot_in, veth_lab
 
 TIMEOUT = 120
 GIB = 1024 * 1024 * 1024
@@ -115,3 +116,41 @@ def test_a_file_added_under_the_root_is_seen_without_a_signal(tmp_path: Path) ->
             daemon.wait_for("NBI set Beta.nbi appeared", timeout=30)
             assert [image["id"] for image in probe(lab)["images"]] == [0x01000001, 0x01000002]
             assert daemon.stop() == 0
+
+
+def test_a_restart_only_change_keeps_the_old_value_everywhere_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """http.port 8080 -> 8081 and SIGHUP: the listener stays on 8080, and so do the root
+    paths Macs are sent to; `netboot status --json` names the option that waits."""
+    root = tmp_path / "images"
+    make_set(root, "Alpha", Index=1)
+    config = tmp_path / "netboot.toml"
+    settings = (
+        '[server]\nrescan_interval = 3600\n[http]\nport = {}\n[nfs]\nmode = "off"\n'
+        '[admin]\nlisten = "127.0.0.1:9067"\n'
+    )
+    config.write_text(settings.format(8080))
+    with veth_lab("10.240.2") as lab:
+        args = ["--config", str(config), "--root", str(root), "--interface", lab.server_if]
+        with Daemon(args, netns=lab.server) as daemon:
+            daemon.wait_ready()
+            config.write_text(settings.format(8081))
+            daemon.process.send_signal(signal.SIGHUP)
+            daemon.wait_for(r"reloaded \(config: ")
+            status, answer = bsdp_probe(lab.client, lab.client_if, "--select", "0x01000001")
+            assert status == 0, answer
+            root_path = answer["selected"]["root_path"]
+            assert root_path == f"http://{lab.server_ip}:8080/Alpha.nbi/NetBoot.dmg"
+            fetched = subprocess.run(
+                ["ip", "netns", "exec", lab.client, "curl", "-sS", "-o", "/dev/null",
+                 "-w", "%{http_code}", root_path],
+                capture_output=True, text=True, timeout=TIMEOUT, check=False,
+            )  # fmt: skip
+            assert fetched.stdout == "200", fetched.stderr
+            state = netboot_in(lab.server, "status", "--json")
+            assert state.returncode == 0, state.stderr
+            assert json.loads(state.stdout)["restart_pending"] == ["http.port"]
+            assert daemon.stop() == 0
+    log = "\n".join(daemon.lines)
+    assert "changes to http.port take effect after a restart" in log

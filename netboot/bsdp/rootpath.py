@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from netboot.http.urls import http_base
 from netboot.nbi.catalog import NbiSet
 from netboot.nbi.model import ImageType
 from netboot.nbi.validate import RootPathForm, root_path_form
@@ -59,7 +60,6 @@ def root_path(
         escaped = quote(relative)
         if settings.http_base_url and load_balancer is None:
             return f"{settings.http_base_url.rstrip('/')}/{escaped}"
-        port = "" if settings.http_port == 80 else f":{settings.http_port}"
-        return f"http://{host}{port}/{escaped}"
+        return f"{http_base(host, settings.http_port)}/{escaped}"
     export = settings.nfs_export or str(image_root.resolve())
     return f"nfs:{host}:{export.replace(':', chr(92) + ':')}:{relative}"

@@ -49,3 +49,6 @@ def status(admin_url: str, as_json: bool) -> None:
         click.echo(f"  {protocol}: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
     nfs = state["nfs"]
     click.echo(f"  nfs: mode {nfs['mode']}, {'up' if nfs['available'] else 'down'}")
+    pending = state.get("restart_pending") or []
+    if pending:
+        click.echo(f"  waiting for a restart (old values in force): {', '.join(pending)}")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from netboot.dhcp.pxe import BootClient, ClientKind, Transport, ipxe_settings, pxe_boot_now
+from netboot.http.urls import http_base
 from netboot.macaddr import MacAddress
 
 BOOT_SCRIPT_PATH = "/boot.ipxe"
@@ -93,7 +94,7 @@ def boot_offer(
     if chained and settings.ipxe_script:
         if settings.http_port is None:
             return NoBoot("iPXE client, but the HTTP service is off: no script to chain to")
-        url = f"{_http_base(host, settings.http_port)}{BOOT_SCRIPT_PATH}?mac={mac}&arch={arch.code}"
+        url = f"{http_base(host, settings.http_port)}{BOOT_SCRIPT_PATH}?mac={mac}&arch={arch.code}"
         option175 = None
         if full_mode and settings.ipxe_no_proxydhcp:
             option175 = ipxe_settings(1, no_proxydhcp=True)
@@ -104,7 +105,7 @@ def boot_offer(
     if arch.transport is Transport.HTTP or client.kind is ClientKind.HTTP_BOOT:
         if settings.http_port is None:
             return NoBoot("UEFI HTTP boot client, but the HTTP service is off")
-        url = f"{_http_base(host, settings.http_port)}{PXE_FILES_PATH}{quote(name)}"
+        url = f"{http_base(host, settings.http_port)}{PXE_FILES_PATH}{quote(name)}"
         return BootOffer(server, url.encode(), b"HTTPClient", None, None, f"HTTP boot {url}")
     efi = arch.family != "bios"
     via_4011 = efi and settings.uefi_proxy_via_4011 and not full_mode
@@ -117,7 +118,3 @@ def boot_offer(
         f"{arch.family} loader {name}",
         via_boot_server=via_4011,
     )
-
-
-def _http_base(host: str, port: int) -> str:
-    return f"http://{host}" if port == 80 else f"http://{host}:{port}"

@@ -242,7 +242,8 @@ class LeaseStore:
         self.pool = pool
         self._clock = clock
         self._offer_hold = offer_hold
-        self._quarantine = quarantine
+        self.quarantine = quarantine
+        """Seconds a DECLINEd address sits out; a reload may change it."""
         # The store works on integers: the SQL key, and cheaper than IPv4Address.
         self._first = int(pool.first)
         self._last = int(pool.last)
@@ -605,7 +606,7 @@ class LeaseStore:
                 return False
             self._db.execute(
                 "UPDATE lease SET state = ?, expires = ? WHERE address = ?",
-                (LeaseState.DECLINED.value, now + self._quarantine, row.address),
+                (LeaseState.DECLINED.value, now + self.quarantine, row.address),
             )
             return True
 

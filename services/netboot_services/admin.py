@@ -72,6 +72,7 @@ def snapshot(top: MultiService) -> dict[str, Any]:
         },
         "bsdp_bindings": bindings,
         "dhcp": leases,
+        "restart_pending": list(getattr(top, "restart_pending", ())),
     }
 
 
@@ -165,6 +166,12 @@ class NetbootCollector(Collector):
             )
             rivals.add_metric([], len(state["dhcp"]["rivals"]))
             yield rivals
+        pending = GaugeMetricFamily(
+            "netboot_restart_pending",
+            "Changed options (section.key) that wait for a restart; 0 when none",
+        )
+        pending.add_metric([], len(state["restart_pending"]))
+        yield pending
         restarts = CounterMetricFamily("netboot_nfs_restarts", "Restarts of nfs-ganesha")
         restarts.add_metric([], state["nfs"]["restarts"])
         yield restarts
@@ -244,10 +251,18 @@ def render_page(state: dict[str, Any]) -> bytes:
             "<table><tr><th>Address</th><th>MAC</th><th>State</th><th>Expires in</th>"
             f"<th>Host name</th></tr>{lease_rows}</table>"
         )
+    pending = state["restart_pending"]
+    restart_note = (
+        '<p class="bad">Changed in the configuration, waiting for a restart (the old '
+        f"values stay in force): {escape(', '.join(pending))}</p>"
+        if pending
+        else ""
+    )
     html = f"""<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
 <title>netboot {escape(state["version"])}</title><style>{STYLE}</style></head>
 <body><h1>netboot {escape(state["version"])}</h1>
+{restart_note}
 <h2>Images</h2>
 <table><tr><th>ID</th><th>Name</th><th>Type</th><th>Set</th><th>Enabled</th><th>Status</th>
 <th>Problems</th></tr>{"".join(rows)}</table>

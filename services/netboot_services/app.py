@@ -13,8 +13,8 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,18 +23,13 @@ from twisted.logger import Logger
 
 from netboot import __version__
 from netboot.bsdp.bindings import BindingTable
-from netboot.bsdp.policy import BsdpPolicy, BsdpSettings
-from netboot.bsdp.rootpath import RootPathSettings
-from netboot.config import Config
-from netboot.dhcp.boot import BootSettings
+from netboot.bsdp.policy import BsdpPolicy
+from netboot.config import Config, plan_reload
 from netboot.dhcp.leases import AddressPool, LeaseStore
 from netboot.dhcp.options import CLIENT_PORT, SERVER_PORT
 from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot.errors import ConfigError
-from netboot.ipxe.request import ScriptSettings
-from netboot.macaddr import parse_mac
-from netboot.nbi.catalog import Catalog
-from netboot.tftp.options import TransferLimits, blksize_for_mtu
+from netboot.settings import BoundPorts, Runtime, build_runtime
 from netboot_services.admin import AdminService
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.catalog import CatalogService
@@ -42,7 +37,7 @@ from netboot_services.clients import ClientTracker
 from netboot_services.dhcp import DhcpDispatcher, DhcpService, Handler
 from netboot_services.http import HttpService
 from netboot_services.interfaces import bind_addresses, interface_networks
-from netboot_services.logging import start_logging
+from netboot_services.logging import set_log_level, start_logging
 from netboot_services.nfs import NfsService
 from netboot_services.privileges import Identity, drop_to, resolve_identity
 from netboot_services.pxe import PxeHandler
@@ -67,23 +62,23 @@ def pool_network(config: Config, networks: list[tuple[str, IPv4Interface]]) -> I
     subnet of an interface we serve. Anything else is refused before a
     single packet is answered.
     """
-    if not config.dhcp.pool:
+    pool = config.dhcp.pool
+    if pool is None:
         raise ConfigError(
             config.source,
             "dhcp.pool",
             "full DHCP mode needs an explicit pool (FIRST-LAST, --dhcp-pool); without one "
             "it would lease addresses on a network nobody chose",
         )
-    first, _, last = config.dhcp.pool.partition("-")
     for _, address in networks:
         network = address.network
-        if IPv4Address(first) in network and IPv4Address(last) in network:
+        if pool.first in network and pool.last in network:
             return address  # our own address, if inside the pool, is excluded from it
     served = ", ".join(f"{name} {address}" for name, address in networks) or "none"
     raise ConfigError(
         config.source,
         "dhcp.pool",
-        f"{config.dhcp.pool} is on no served interface's subnet (served: {served})",
+        f"{pool} is on no served interface's subnet (served: {served})",
     )
 
 
@@ -140,18 +135,55 @@ def check_config(
 
 
 class NetbootService(MultiService):
-    """The daemon's service tree; it also holds what several services report into."""
+    """The daemon's service tree; it also holds what several services report into, and the
+    runtime settings in force."""
 
-    def __init__(self, clients: ClientTracker) -> None:
+    def __init__(
+        self, clients: ClientTracker, started: Config, runtime: Runtime, facts: HostFacts
+    ) -> None:
         super().__init__()
         self.clients = clients
+        self.started = started
+        """The configuration the daemon started with: restart-only options keep its values."""
+        self.in_force = started
+        """The configuration in force (the started one plus every reload applied since)."""
+        self.runtime = runtime
+        self.facts = facts
+        self.restart_pending: tuple[str, ...] = ()
+        """`section.key` of the changed options that wait for a restart."""
 
 
-def make_service(config: Config, reactor: Any) -> MultiService:
-    """The service tree, each child named after what it serves."""
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    """What the machine says, read once at start: the runtime is built from these too."""
+
+    host_name: str
+    pool_subnet: IPv4Network | None
+    """In full mode, the served subnet that holds the pool."""
+    own_addresses: frozenset[str]
+
+
+def host_facts(config: Config) -> HostFacts:
+    pool_subnet = None
+    if config.dhcp.mode == "full":
+        pool_subnet = pool_network(config, interface_networks(config.server.interfaces)).network
+    own = frozenset(str(address.ip) for _, address in interface_networks(()))
+    return HostFacts(socket.gethostname(), pool_subnet, own)
+
+
+def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -> NetbootService:
+    """The service tree, each child named after what it serves.
+
+    Every service takes its settings from one `Runtime` (`apply_runtime`); the one
+    built here names the configured ports, and `bound()` replaces it with the ports
+    the listeners really hold once they have started.
+    """
+    if facts is None:
+        facts = host_facts(config)
+    runtime = build_runtime(config, host_name=facts.host_name, pool_subnet=facts.pool_subnet)
     clients = ClientTracker()
-    top = NetbootService(clients)
-    catalog = CatalogService(config.server.root, reactor, config.server.rescan_interval)
+    top = NetbootService(clients, config, runtime, facts)
+    catalog = CatalogService(config.server.root, reactor, runtime.rescan_interval)
     catalog.setName("catalog")
     catalog.setServiceParent(top)
     nfs = NfsService(
@@ -161,13 +193,16 @@ def make_service(config: Config, reactor: Any) -> MultiService:
     nfs.setServiceParent(top)
     handlers: list[Handler] = []
     if config.bsdp.enabled:
-        handler = bsdp_handler(config, lambda: catalog.catalog, reactor.seconds)
-        handler.nfs_available = lambda: nfs.available
-        handler.clients = clients
-        handlers.append(handler)
+        bindings = BindingTable(runtime.machine_name_format, runtime.binding_ttl)
+        bsdp = BsdpHandler(
+            BsdpPolicy(runtime.bsdp, bindings), lambda: catalog.catalog, reactor.seconds
+        )
+        bsdp.nfs_available = lambda: nfs.available
+        bsdp.clients = clients
+        handlers.append(bsdp)
     pxe = None
     if config.dhcp.mode != "off":
-        pxe = pxe_handler(config, reactor.seconds)
+        pxe = pxe_handler(config, runtime, facts, reactor.seconds)
         pxe.clients = clients
         handlers.append(pxe)
     if config.http.enabled:
@@ -176,10 +211,6 @@ def make_service(config: Config, reactor: Any) -> MultiService:
         )
         http.site.clients = clients
         http.resource.clients = clients
-        http.resource.public_host = config.server.public_host
-        if config.dhcp.mode != "off" and config.pxe.ipxe_script:
-            http.resource.scripts = script_settings(config)
-        http.resource.boot_files = config.tftp.extra_dir
         http.setName("http")
         http.setServiceParent(top)
     if handlers:
@@ -210,184 +241,159 @@ def make_service(config: Config, reactor: Any) -> MultiService:
         tftp.clients = clients
         tftp.setName("tftp")
         tftp.setServiceParent(top)
-    if config.admin.listen:
-        host, _, port = config.admin.listen.rpartition(":")
-        admin = AdminService(top, reactor, host.strip("[]"), int(port))
+    listen = config.admin.listen
+    if listen is not None:
+        admin = AdminService(top, reactor, listen.host, listen.port)
         admin.setName("admin")
         admin.setServiceParent(top)
+    apply_runtime(top, runtime)
     return top
 
 
-def bsdp_handler(
-    config: Config, catalog: Callable[[], Catalog], clock: Callable[[], float]
-) -> BsdpHandler:
-    bsdp = config.bsdp
-    settings = BsdpSettings(
-        priority=bsdp.priority,
-        server_name=bsdp.server_name or socket.gethostname(),
-        root_paths=RootPathSettings(
-            public_host=config.server.public_host,
-            http_port=config.http.port,
-            http_base_url=config.http.base_url,
-            nfs_export=config.nfs.export,
-        ),
-        shadow_root=str(config.nfs.shadow_root.resolve()) if config.nfs.shadow_root else None,
-    )
-    bindings = BindingTable(bsdp.machine_name_format, bsdp.binding_ttl)
-    return BsdpHandler(BsdpPolicy(settings, bindings), catalog, clock)
-
-
-def script_settings(config: Config) -> ScriptSettings:
-    return ScriptSettings(
-        default_image=config.pxe.default_image,
-        menu=config.pxe.menu,
-        menu_timeout=config.pxe.menu_timeout,
-        assignments=dict(entry.split("=", 1) for entry in config.pxe.assignments),
-    )
-
-
-def boot_settings(config: Config) -> BootSettings:
-    return BootSettings(
-        boot_files=dict(config.pxe.boot_files),
-        ipxe_script=config.pxe.ipxe_script,
-        http_port=config.http.port if config.http.enabled else None,
-        public_host=config.server.public_host,
-        uefi_proxy_via_4011=config.pxe.uefi_proxy_via_4011,
-        ipxe_no_proxydhcp=config.pxe.ipxe_no_proxydhcp,
-    )
-
-
-def pxe_handler(config: Config, clock: Callable[[], float]) -> PxeHandler:
+def pxe_handler(
+    config: Config, runtime: Runtime, facts: HostFacts, clock: Callable[[], float]
+) -> PxeHandler:
     """The PXE handler; in full mode with its lease store open on the pool's subnet."""
-    boot = boot_settings(config)
-    networks = interface_networks(config.server.interfaces)
-    own = {str(address.ip) for _, address in interface_networks(())}
     lease_server = None
-    if config.dhcp.mode == "full":
-        served = pool_network(config, networks)
-        first, _, last = config.dhcp.pool.partition("-")
-        reservations = {}
-        for entry in config.dhcp.reservations:
-            mac, _, address = entry.partition("=")
-            reservations[parse_mac(mac)] = IPv4Address(address)
-        excluded = {IPv4Address(a) for a in own}
-        if config.dhcp.router:
-            excluded.add(IPv4Address(config.dhcp.router))
+    plan = runtime.addresses
+    if plan is not None:
+        excluded = {IPv4Address(a) for a in facts.own_addresses}
+        if runtime.lease_terms.router is not None:
+            excluded.add(runtime.lease_terms.router)
         pool = AddressPool(
-            IPv4Address(first),
-            IPv4Address(last),
-            reservations=reservations,
+            plan.pool.first,
+            plan.pool.last,
+            reservations=dict(plan.reservations),
             excluded=frozenset(excluded),
         )
         database = config.dhcp.lease_database
         database.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        store = LeaseStore(database, pool, clock, quarantine=config.dhcp.quarantine)
-        network = NetworkSettings(
-            subnet=served.network,
-            lease_time=config.dhcp.lease_time,
-            router=config.dhcp.router or None,
-            dns_servers=config.dhcp.dns_servers,
-            domain_name=config.dhcp.domain_name,
-            boot=boot,
-        )
-        lease_server = LeaseServer(store, network)
+        store = LeaseStore(database, pool, clock, quarantine=runtime.lease_terms.quarantine)
+        lease_server = LeaseServer(store, network_settings(runtime, plan.subnet))
         log.info(
             "full DHCP on {network}: leasing {pool} ({count} addresses), leases in {database}",
-            network=str(served.network),
-            pool=config.dhcp.pool,
+            network=str(plan.subnet),
+            pool=str(plan.pool),
             count=pool.size,
             database=str(database),
         )
-    return PxeHandler(boot, clock, lease_server, lambda: own)
+    own = set(facts.own_addresses)
+    return PxeHandler(runtime.boot, clock, lease_server, lambda: own)
 
 
-RESTART_KEYS = (
-    ("server", "interfaces"),
-    ("server", "user"),
-    ("server", "group"),
-    ("dhcp", "port"),
-    ("tftp", "port"),
-    ("tftp", "single_port"),
-    ("tftp", "enabled"),
-    ("http", "port"),
-    ("http", "enabled"),
-    ("bsdp", "enabled"),
-    ("dhcp", "mode"),
-    ("dhcp", "pool"),
-    ("dhcp", "lease_database"),
-    ("dhcp", "reservations"),
-    ("dhcp", "boot_server_port"),
-    ("dhcp", "watch_rivals"),
-    ("dhcp", "answer_router_solicitations"),
-    ("nfs", "mode"),
-    ("nfs", "port"),
-    ("nfs", "shadow_root"),
-    ("admin", "listen"),
-    ("logging", "format"),
-)
-"""Settings a running daemon cannot change: they own sockets, children or identity."""
+def network_settings(runtime: Runtime, subnet: IPv4Network) -> NetworkSettings:
+    terms = runtime.lease_terms
+    return NetworkSettings(
+        subnet=subnet,
+        lease_time=terms.lease_time,
+        router=str(terms.router) if terms.router is not None else None,
+        dns_servers=tuple(str(a) for a in terms.dns_servers),
+        domain_name=terms.domain_name,
+        boot=runtime.boot,
+    )
 
 
-def reload(top: MultiService, running: Config, reread: Callable[[], Config]) -> Config:
-    """SIGHUP: re-read the configuration and rescan the catalog, keeping every socket.
+def apply_runtime(top: NetbootService, runtime: Runtime) -> None:
+    """Put `runtime` in force in every service, in one step of the reactor.
 
-    A configuration that does not load or check is refused with one log line
-    and the running one stays. Transfers in flight are untouched: nothing here
-    closes a socket; the catalog is swapped whole after the new scan.
+    Nothing here can fail half way (every value was built and checked before), and
+    no packet is handled in between (this runs on the reactor thread), so the next
+    decision of every service sees the new runtime, or none does.
     """
-    try:
-        new = reread()
-        check_config(new)
-    except ConfigError as error:
-        log.warn("reload rejected: {error}; the running configuration stays", error=str(error))
-        new = running
-    restart = [
-        f"{section}.{key}"
-        for section, key in RESTART_KEYS
-        if getattr(getattr(new, section), key) != getattr(getattr(running, section), key)
-    ]
-    if restart:
-        log.warn(
-            "changes to {keys} take effect after a restart; the rest is applied now",
-            keys=", ".join(restart),
-        )
+    top.runtime = runtime
     catalog: CatalogService = top.getServiceNamed("catalog")
-    catalog.root = new.server.root
-    catalog.rescan()
+    catalog.set_interval(runtime.rescan_interval)
+    set_log_level(runtime.log_level)
     tftp = _optional(top, "tftp")
-    if tftp is not None and "tftp.port" not in restart:
-        tftp.config = new.tftp
-        tftp.limits = TransferLimits(
-            max_blksize=blksize_for_mtu(new.tftp.mtu), max_windowsize=new.tftp.max_windowsize
-        )
+    if tftp is not None:
+        tftp.config = runtime.tftp
+        tftp.limits = runtime.tftp_limits
     http = _optional(top, "http")
     if http is not None:
-        http.resource.config = new.http
-        if http.resource.scripts is not None:
-            http.resource.scripts = script_settings(new)
-        http.resource.boot_files = new.tftp.extra_dir
-        http.site.timeOut = new.http.idle_timeout
+        http.resource.config = runtime.http
+        http.resource.scripts = runtime.scripts
+        http.resource.boot_files = runtime.boot_programs
+        http.resource.public_host = runtime.public_host
+        http.site.timeOut = runtime.http.idle_timeout
     dhcp = _optional(top, "dhcp")
-    if dhcp is not None:
-        fresh = bsdp_handler(new, lambda: catalog.catalog, dhcp.reactor.seconds)
-        for handler in dhcp.dispatcher.handlers:
-            if isinstance(handler, BsdpHandler):
-                handler.policy.settings = fresh.policy.settings
-                handler.policy.bindings.machine_name_format = new.bsdp.machine_name_format
-                handler.policy.bindings.ttl = new.bsdp.binding_ttl
-            if isinstance(handler, PxeHandler):
-                handler.boot = boot_settings(new)
-                if handler.lease_server is not None:
-                    handler.lease_server.network = replace(
-                        handler.lease_server.network,
-                        lease_time=new.dhcp.lease_time,
-                        router=new.dhcp.router or None,
-                        dns_servers=new.dhcp.dns_servers,
-                        domain_name=new.dhcp.domain_name,
-                        boot=handler.boot,
-                    )
-    log.info("reloaded (config: {source})", source=new.source)
-    return new
+    if dhcp is None:
+        return
+    for handler in dhcp.dispatcher.handlers:
+        if isinstance(handler, BsdpHandler):
+            handler.policy.settings = runtime.bsdp
+            handler.policy.bindings.machine_name_format = runtime.machine_name_format
+            handler.policy.bindings.ttl = runtime.binding_ttl
+        if isinstance(handler, PxeHandler):
+            handler.boot = runtime.boot
+            server = handler.lease_server
+            if server is not None and runtime.addresses is not None:
+                server.network = network_settings(runtime, runtime.addresses.subnet)
+                server.store.quarantine = runtime.lease_terms.quarantine
+
+
+def bound_ports(top: NetbootService) -> BoundPorts:
+    """The ports the started listeners hold: what URLs and root paths must name."""
+    http, tftp, dhcp = _optional(top, "http"), _optional(top, "tftp"), _optional(top, "dhcp")
+    return BoundPorts(
+        http=http.bound_port if http is not None else None,
+        tftp=tftp.ports[0] if tftp is not None and tftp.ports else None,
+        dhcp=dhcp.bound_port if dhcp is not None else None,
+        boot_server=dhcp.bound_boot_server_port if dhcp is not None else None,
+    )
+
+
+def bound(top: NetbootService) -> None:
+    """Once the listeners have started: the runtime names the ports they really hold."""
+    runtime = build_runtime(
+        top.in_force,
+        host_name=top.facts.host_name,
+        ports=bound_ports(top),
+        pool_subnet=top.facts.pool_subnet,
+    )
+    apply_runtime(top, runtime)
+
+
+def reload(top: NetbootService, reread: Callable[[], Config]) -> None:
+    """SIGHUP: re-read the configuration and rescan the catalog, keeping every socket.
+
+    Build, diff, swap: the re-read configuration is checked, split into what applies
+    now and what waits for a restart (`plan_reload`), and a whole new runtime is built
+    from it; only then is it swapped in. A configuration that does not load or check
+    is refused with one log line and everything running stays. Restart-only options
+    keep their old value everywhere and are reported (log, status page, /metrics,
+    `netboot status --json`'s `restart_pending`). Transfers in flight are untouched;
+    the catalog is swapped whole after the new scan.
+    """
+    try:
+        wanted = reread()
+        check_config(wanted)
+        plan = plan_reload(top.started, top.in_force, wanted)
+        runtime = build_runtime(
+            plan.config,
+            host_name=top.facts.host_name,
+            ports=top.runtime.ports,
+            pool_subnet=top.facts.pool_subnet,
+        )
+    except ConfigError as error:
+        log.warn("reload rejected: {error}; the running configuration stays", error=str(error))
+        top.getServiceNamed("catalog").rescan()
+        return
+    apply_runtime(top, runtime)
+    top.in_force = plan.config
+    top.restart_pending = plan.restart_pending
+    if plan.restart_pending:
+        log.warn(
+            "changes to {keys} take effect after a restart; until then their old values "
+            "stay in force everywhere, the rest is applied now",
+            keys=", ".join(plan.restart_pending),
+            restart_pending=list(plan.restart_pending),
+        )
+    top.getServiceNamed("catalog").rescan()
+    log.info(
+        "reloaded (config: {source}); applied: {changed}",
+        source=plan.config.source,
+        changed=", ".join(plan.changed) or "no change",
+    )
 
 
 def hand_over_leases(database: Path, identity: Identity) -> None:
@@ -428,6 +434,7 @@ def run(
         nonlocal exit_status
         try:
             top.startService()
+            bound(top)
             if identity is not None and (os.geteuid() == 0 or os.getuid() == 0):
                 if config.dhcp.mode == "full":
                     hand_over_leases(config.dhcp.lease_database, identity)
@@ -455,12 +462,9 @@ def run(
             source=config.source,
         )
 
-    running = config
-
     def on_hangup() -> None:
-        nonlocal running
         log.info("SIGHUP: reloading")
-        running = reload(top, running, reread or (lambda: running))
+        reload(top, reread or (lambda: top.in_force))
 
     def hangup(signal_number: int, frame: object) -> None:
         reactor.callFromThread(on_hangup)

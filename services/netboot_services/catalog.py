@@ -46,6 +46,18 @@ class CatalogService(Service):
             )
             self._watch()
 
+    def set_interval(self, seconds: float) -> None:
+        """Rescan every `seconds` from now on (`server.rescan_interval`, on reload)."""
+        self.rescan_interval = seconds
+        loop = self._loop
+        if loop is not None and loop.running and loop.interval != seconds:
+            loop.stop()
+            self._loop = LoopingCall(self.rescan)
+            self._loop.clock = self.reactor
+            self._loop.start(seconds, now=False).addErrback(
+                lambda failure: log.failure("catalog rescans stopped", failure)
+            )
+
     def _watch(self) -> None:
         """Rescan soon after a change under the root (inotify), besides the interval."""
         try:

@@ -282,6 +282,15 @@ class DhcpService(Service):
     def boot_server_ports(self) -> list[int]:
         return [reader.sock.getsockname()[1] for reader in self.sockets if reader.boot_server]
 
+    @property
+    def bound_port(self) -> int | None:
+        """The port-67 role's port as bound (one port, on every interface socket)."""
+        return self.ports[0] if self.ports else None
+
+    @property
+    def bound_boot_server_port(self) -> int | None:
+        return self.boot_server_ports[0] if self.boot_server_ports else None
+
     def datagram(self, reader: _PacketSocket, datagram: bytes, arrival: Arrival) -> None:
         try:
             outgoing = self.dispatcher.receive(datagram, arrival)

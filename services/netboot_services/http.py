@@ -38,6 +38,7 @@ from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
 from netboot.http.conditional import Validators, not_modified, range_applies
 from netboot.http.paths import HttpNamespace, Refusal, resolve_boot_file
 from netboot.http.ranges import ByteRange, Unsatisfiable, parse_ranges
+from netboot.http.urls import http_base
 from netboot.ipxe.request import ScriptSettings, script_for
 from netboot.nbi.catalog import Catalog
 from netboot_services.clients import ClientTracker
@@ -414,7 +415,7 @@ class ImageResource(Resource):
         else:
             local = request.getHost()
             host = self.public_host or local.host
-            base = f"http://{host}" if local.port == 80 else f"http://{host}:{local.port}"
+            base = http_base(host, local.port)
         choice = script_for(self.catalog(), request.args, base, BOOT_SCRIPT_PATH, settings)
         peer = request.getClientAddress()
         address = getattr(peer, "host", str(peer))
@@ -583,6 +584,12 @@ class HttpService(Service):
                 address=address or "0.0.0.0",  # noqa: S104 - what "" means to listenTCP
                 port=port.getHost().port,
             )
+
+    @property
+    def bound_port(self) -> int | None:
+        """The TCP port as bound (a configured 0 becomes the kernel's pick): what root
+        paths and boot URLs must name."""
+        return self.ports[0].getHost().port if self.ports else None
 
     def stopService(self) -> Any:  # noqa: N802
         super().stopService()

@@ -144,6 +144,15 @@ def journal_observer(stream: TextIO, path: str = JOURNAL_SOCKET) -> Observer:
     return observe
 
 
+_LEVEL_FILTER = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
+"""The level filter of the daemon's observer: one, so a reload can change the level."""
+
+
+def set_log_level(level: str) -> None:
+    """Write events of `level` and above from now on (`logging.level`, on reload too)."""
+    _LEVEL_FILTER.setLogLevelForNamespace("", LogLevel.levelWithName(level))
+
+
 def make_observer(log_format: str, level: str, stream: TextIO) -> ILogObserver:
     """Twisted calls observers as plain callables; the interface is not enforced."""
     if log_format == "journal":
@@ -152,10 +161,8 @@ def make_observer(log_format: str, level: str, stream: TextIO) -> ILogObserver:
         base = json_observer(stream)
     else:
         base = text_observer(stream)
-    predicates = [
-        LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level)),
-        _not_port_chatter,
-    ]
+    set_log_level(level)
+    predicates = [_LEVEL_FILTER, _not_port_chatter]
     return cast(ILogObserver, FilteringLogObserver(cast(ILogObserver, base), predicates))  # type: ignore[arg-type]
 
 

@@ -258,7 +258,7 @@ class TftpService(Service):
         self.clients = ClientTracker()
         self.transfers: set[_Transfer] = set()
         self.request_ports: list[Any] = []
-        self._namespace: tuple[Catalog, TftpNamespace] | None = None
+        self._namespace: tuple[Catalog, Path | None, TftpNamespace] | None = None
         self._malformed_log = OncePerInterval()
         self.transfer_ports: TransferPorts = transfer_ports or DatagramMux(
             reactor, self._spin_budget, self._spin_missed, spin_clock
@@ -296,10 +296,12 @@ class TftpService(Service):
         return [port.getHost().port for port in self.request_ports]
 
     def namespace(self) -> TftpNamespace:
-        catalog = self.catalog()
-        if self._namespace is None or self._namespace[0] is not catalog:
-            self._namespace = (catalog, TftpNamespace(catalog, self.config.extra_dir))
-        return self._namespace[1]
+        """The request names of this catalog and programs directory (both swap on reload)."""
+        catalog, programs = self.catalog(), self.config.extra_dir
+        cached = self._namespace
+        if cached is None or cached[0] is not catalog or cached[1] != programs:
+            cached = self._namespace = (catalog, programs, TftpNamespace(catalog, programs))
+        return cached[2]
 
     # -- busy polling (see udp_mux) --------------------------------------------
 

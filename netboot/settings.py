@@ -1,0 +1,182 @@
+"""The daemon's runtime settings: one frozen value, built from the configuration in force
+and the ports the daemon really bound, and swapped whole on reload.
+
+Every decision a service makes reads its settings from one `Runtime`: the
+BSDP policy's root paths, the PXE boot offers, the iPXE script base, the TFTP
+limits, the HTTP options, the lease terms. They are derived here, once, from
+the same values, so they cannot disagree: the HTTP port in a Mac's root path
+is the port the HTTP listener holds, and a reload that changes `http.port`
+(a restart-only option) changes neither until the restart.
+
+`build_runtime` is pure: facts about the machine (its host name, the subnet
+that holds the DHCP pool, the ports bound) come in as arguments. A reload is
+`plan_reload` (which options apply now, which wait) then `build_runtime`; the
+caller swaps the result in only when both succeeded, so a change applies
+completely or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from types import MappingProxyType
+
+from netboot.bsdp.policy import BsdpSettings
+from netboot.bsdp.rootpath import RootPathSettings
+from netboot.config import AddressRange, Config, HttpConfig, TftpConfig
+from netboot.dhcp.boot import BootSettings
+from netboot.ipxe.request import ScriptSettings
+from netboot.macaddr import MacAddress
+from netboot.tftp.options import TransferLimits, blksize_for_mtu
+
+
+@dataclass(frozen=True, slots=True)
+class BoundPorts:
+    """The ports the listeners really hold (a configured 0 becomes the one the kernel
+    picked); None where the service does not run."""
+
+    http: int | None = None
+    tftp: int | None = None
+    dhcp: int | None = None
+    boot_server: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTerms:
+    """What full DHCP tells a leased client, and how long a DECLINEd address sits out."""
+
+    lease_time: int
+    router: IPv4Address | None
+    dns_servers: tuple[IPv4Address, ...]
+    domain_name: str
+    quarantine: float
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPlan:
+    """Full mode's addresses: the pool and the reservations, parsed once (restart-only)."""
+
+    pool: AddressRange
+    subnet: IPv4Network
+    """The served interface's subnet that holds the pool."""
+    reservations: Mapping[MacAddress, IPv4Address] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Everything the running services decide with; equal runtimes decide alike."""
+
+    bsdp: BsdpSettings
+    machine_name_format: str
+    binding_ttl: float
+    boot: BootSettings
+    """What PXE, UEFI and iPXE clients are handed (proxy and full mode alike)."""
+    scripts: ScriptSettings | None
+    """iPXE scripts from the catalog; None when no client is sent to them."""
+    public_host: str
+    """The host in URLs we hand out instead of the address a request arrived on."""
+    http: HttpConfig
+    boot_programs: Path | None
+    """The PXE programs directory (`tftp.extra_dir`), over TFTP and at /boot/ over HTTP."""
+    tftp: TftpConfig
+    tftp_limits: TransferLimits
+    lease_terms: LeaseTerms
+    addresses: AddressPlan | None
+    """Full mode's pool and reservations; None in proxy mode or with DHCP off."""
+    image_root: Path
+    rescan_interval: float
+    log_level: str
+    ports: BoundPorts
+
+
+def build_runtime(
+    config: Config,
+    *,
+    host_name: str,
+    ports: BoundPorts | None = None,
+    pool_subnet: IPv4Network | None = None,
+) -> Runtime:
+    """The runtime settings of `config` (the configuration in force).
+
+    `ports` are the ports bound (default: the configured ones, before binding);
+    `pool_subnet` is the served subnet holding the full-mode pool (`pool_network`
+    finds it at start).
+    """
+    if ports is None:
+        ports = configured_ports(config)
+    http_port = ports.http if config.http.enabled else None
+    boot = BootSettings(
+        boot_files=MappingProxyType(dict(config.pxe.boot_files)),
+        ipxe_script=config.pxe.ipxe_script,
+        http_port=http_port,
+        public_host=config.server.public_host,
+        uefi_proxy_via_4011=config.pxe.uefi_proxy_via_4011,
+        ipxe_no_proxydhcp=config.pxe.ipxe_no_proxydhcp,
+    )
+    shadow_root = config.nfs.shadow_root
+    bsdp = BsdpSettings(
+        priority=config.bsdp.priority,
+        server_name=config.bsdp.server_name or host_name,
+        root_paths=RootPathSettings(
+            public_host=config.server.public_host,
+            http_port=http_port if http_port is not None else config.http.port,
+            http_base_url=config.http.base_url,
+            nfs_export=config.nfs.export,
+        ),
+        shadow_root=str(shadow_root.resolve()) if shadow_root is not None else None,
+    )
+    scripts = None
+    if config.dhcp.mode != "off" and config.pxe.ipxe_script:
+        scripts = ScriptSettings(
+            default_image=config.pxe.default_image,
+            menu=config.pxe.menu,
+            menu_timeout=config.pxe.menu_timeout,
+            assignments=MappingProxyType(dict(config.pxe.assignments)),
+        )
+    addresses = None
+    if config.dhcp.mode == "full" and config.dhcp.pool is not None and pool_subnet is not None:
+        addresses = AddressPlan(
+            config.dhcp.pool, pool_subnet, MappingProxyType(dict(config.dhcp.reservations))
+        )
+    return Runtime(
+        bsdp=bsdp,
+        machine_name_format=config.bsdp.machine_name_format,
+        binding_ttl=config.bsdp.binding_ttl,
+        boot=boot,
+        scripts=scripts,
+        public_host=config.server.public_host,
+        http=config.http,
+        boot_programs=config.tftp.extra_dir,
+        tftp=config.tftp,
+        tftp_limits=TransferLimits(
+            max_blksize=blksize_for_mtu(config.tftp.mtu),
+            max_windowsize=config.tftp.max_windowsize,
+        ),
+        lease_terms=LeaseTerms(
+            lease_time=config.dhcp.lease_time,
+            router=IPv4Address(config.dhcp.router) if config.dhcp.router else None,
+            dns_servers=tuple(IPv4Address(a) for a in config.dhcp.dns_servers),
+            domain_name=config.dhcp.domain_name,
+            quarantine=config.dhcp.quarantine,
+        ),
+        addresses=addresses,
+        image_root=config.server.root,
+        rescan_interval=config.server.rescan_interval,
+        log_level=config.logging.level,
+        ports=ports,
+    )
+
+
+def configured_ports(config: Config) -> BoundPorts:
+    """The ports the configuration asks for, before the listeners bind them."""
+    dhcp_on = config.bsdp.enabled or config.dhcp.mode != "off"
+    return BoundPorts(
+        http=config.http.port if config.http.enabled else None,
+        tftp=config.tftp.port if config.tftp.enabled else None,
+        dhcp=config.dhcp.port if dhcp_on else None,
+        boot_server=config.dhcp.boot_server_port if config.dhcp.mode != "off" else None,
+    )
