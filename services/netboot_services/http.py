@@ -4,7 +4,10 @@ Macs read their root image over HTTP in ranges, many clients at once, so the
 body is streamed by a push producer that reads one chunk at a time with
 `os.pread` and stops whenever the connection's send buffer is full: memory per
 client stays at a chunk or two however large the image. Everything protocol
-level (which file, which ranges, which status) is decided in `netboot.http`.
+level (which file, which ranges, which status, which headers, how a
+multipart body is framed) is decided in `netboot.http`: `netboot.http.plan`
+answers with a `ResponsePlan`, and this module only writes it and streams
+its body parts.
 
 Each response is logged once, when it ends, as a structured access-log line;
 Twisted's own access log is replaced by it.
@@ -13,7 +16,6 @@ Twisted's own access log is replaced by it.
 from __future__ import annotations
 
 import fcntl
-import mimetypes
 import os
 import secrets
 import sys
@@ -21,7 +23,7 @@ import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -35,9 +37,8 @@ from zope.interface import implementer
 
 from netboot.config import HttpConfig
 from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
-from netboot.http.conditional import Validators, not_modified, range_applies
 from netboot.http.paths import HttpNamespace, Refusal, resolve_boot_file
-from netboot.http.ranges import ByteRange, Unsatisfiable, parse_ranges
+from netboot.http.plan import BodyPart, FileFacts, Inline, Method, ResponsePlan, plan
 from netboot.http.urls import http_base
 from netboot.ipxe.request import ScriptSettings, script_for
 from netboot.nbi.catalog import Catalog
@@ -48,11 +49,6 @@ log = Logger(namespace="netboot.http")
 
 CHUNK = 256 * 1024
 """Bytes read and written per step; a client holds about this much of our memory."""
-MIME_TYPES = {
-    ".dmg": "application/x-apple-diskimage",
-    ".ipxe": "text/plain",
-    ".efi": "application/efi",  # what UEFI HTTP boot runs without guessing (pxe notes 7.1)
-}
 
 
 @dataclass
@@ -67,30 +63,28 @@ class HttpCounters(Counters):
 
 @implementer(IPushProducer)
 class FileBody:
-    """Streams parts of one open file: [(prefix, offset, length), ...] then a trailer.
+    """Streams a plan's body parts: inline bytes as they are, file spans from one open file.
 
     This is the portable path (pread and write, 256 KiB at a time); a plain
-    TCP connection asking for one part takes `SendfileBody` instead.
+    TCP connection whose body is one file span takes `SendfileBody` instead.
     """
 
     def __init__(
         self,
         request: Request,
         fd: int,
-        parts: list[tuple[bytes, int, int]],
-        trailer: bytes,
+        parts: tuple[BodyPart, ...],
         counters: HttpCounters,
     ) -> None:
         self.request = request
         self.fd = fd
         self.parts = parts
-        self.trailer = trailer
         self.counters = counters
         self.paused = False
         self.done = False
         self._part = 0
-        self._offset = parts[0][1] if parts else 0
-        self._prefix_sent = False
+        self._sent = 0
+        """Bytes of the current file span already written."""
 
     def start(self) -> None:
         self.request.registerProducer(self, True)
@@ -105,20 +99,18 @@ class FileBody:
             if self._part >= len(self.parts):
                 self._finish()
                 return
-            prefix, offset, length = self.parts[self._part]
-            if not self._prefix_sent:
-                self._prefix_sent = True
-                self._offset = offset
-                if prefix:
-                    self.request.write(prefix)
-                    continue
-            left = offset + length - self._offset
+            part = self.parts[self._part]
+            if isinstance(part, Inline):
+                self._part += 1
+                self.request.write(part.data)
+                continue
+            left = part.length - self._sent
             if left <= 0:
                 self._part += 1
-                self._prefix_sent = False
+                self._sent = 0
                 continue
             try:
-                data = os.pread(self.fd, min(CHUNK, left), self._offset)
+                data = os.pread(self.fd, min(CHUNK, left), part.offset + self._sent)
             except OSError as error:
                 log.warn("read error on {path}: {error}", path=self.request.path, error=str(error))
                 self._abort()
@@ -127,7 +119,7 @@ class FileBody:
                 log.warn("{path} shrank while being sent", path=self.request.path)
                 self._abort()
                 return
-            self._offset += len(data)
+            self._sent += len(data)
             self.counters.bytes_sent += len(data)
             self.request.write(data)
 
@@ -139,8 +131,6 @@ class FileBody:
             os.close(self.fd)
 
     def _finish(self) -> None:
-        if self.trailer:
-            self.request.write(self.trailer)
         self.done = True
         os.close(self.fd)
         self.request.unregisterProducer()
@@ -296,12 +286,6 @@ class SendfileBody:
         os.close(self.fd)
 
 
-def content_type(name: str) -> str:
-    suffix = PurePosixPath(name).suffix.lower()
-    guessed = MIME_TYPES.get(suffix) or mimetypes.guess_type(name)[0]
-    return guessed or "application/octet-stream"
-
-
 class ImageResource(Resource):
     isLeaf = True  # noqa: N815 - Twisted's name
 
@@ -354,59 +338,30 @@ class ImageResource(Resource):
             raise
 
     def _serve(self, request: Request, fd: int, name: str) -> Any:
-        info = os.fstat(fd)
-        size = info.st_size
-        validators = Validators.for_file(info.st_ino, size, info.st_mtime_ns)
-        request.setHeader(b"Accept-Ranges", b"bytes")
-        request.setHeader(b"ETag", validators.etag.encode())
-        request.setHeader(b"Last-Modified", validators.last_modified.encode())
-        header = _header(request)
-        if not_modified(validators, header("If-None-Match"), header("If-Modified-Since")):
-            os.close(fd)
-            self.counters.not_modified += 1
-            request.setResponseCode(304)
-            return b""
-        ranges = None
-        if range_applies(validators, header("If-Range")):
-            ranges = parse_ranges(header("Range"), size)
-        media = content_type(name)
-        if isinstance(ranges, Unsatisfiable):
-            os.close(fd)
-            request.setResponseCode(416)
-            request.setHeader(b"Content-Range", ranges.content_range().encode())
-            request.setHeader(b"Content-Type", b"text/plain")
-            return b"range not satisfiable\n"
-        if ranges is None:
-            parts, trailer = [(b"", 0, size)], b""
-            request.setHeader(b"Content-Type", media.encode())
-        elif len(ranges) == 1:
-            (single,) = ranges
-            self.counters.partial += 1
-            request.setResponseCode(206)
-            request.setHeader(b"Content-Range", single.content_range(size).encode())
-            request.setHeader(b"Content-Type", media.encode())
-            parts, trailer = [(b"", single.start, single.length)], b""
-        else:
-            self.counters.partial += 1
-            request.setResponseCode(206)
-            boundary = secrets.token_hex(16)
-            request.setHeader(
-                b"Content-Type", f"multipart/byteranges; boundary={boundary}".encode()
-            )
-            parts, trailer = _multipart(ranges, size, media, boundary)
-        length = sum(len(prefix) + part_length for prefix, _, part_length in parts) + len(trailer)
-        request.setHeader(b"Content-Length", str(length).encode())
-        if request.method == b"HEAD" or length == 0:
+        """Answer with the plan `netboot.http.plan` makes; the open `fd` is ours to close."""
+        method: Method = "HEAD" if request.method == b"HEAD" else "GET"
+        facts = FileFacts.from_stat(os.fstat(fd))
+        answer = plan(method, name, _header(request), facts, secrets.token_hex(16))
+        self._count(answer)
+        request.setResponseCode(answer.status)
+        for field, value in answer.headers:
+            request.setHeader(field.encode("latin-1"), value.encode("latin-1"))
+        span = answer.sole_span
+        if not answer.body:
             os.close(fd)
             request.write(b"")
             request.finish()
-            return NOT_DONE_YET
-        if len(parts) == 1 and not parts[0][0] and not trailer and SendfileBody.usable(request):
-            _, offset, part_length = parts[0]
-            SendfileBody(request, fd, offset, part_length, self.counters, self.reactor).start()
+        elif span is not None and SendfileBody.usable(request):
+            SendfileBody(request, fd, span.offset, span.length, self.counters, self.reactor).start()
         else:
-            FileBody(request, fd, parts, trailer, self.counters).start()
+            FileBody(request, fd, answer.body, self.counters).start()
         return NOT_DONE_YET
+
+    def _count(self, answer: ResponsePlan) -> None:
+        if answer.status == 304:
+            self.counters.not_modified += 1
+        elif answer.status == 206:
+            self.counters.partial += 1
 
     def _script(self, request: Request, settings: ScriptSettings) -> bytes:
         """An iPXE script made for the client named in the query (pxe notes 6.4)."""
@@ -470,20 +425,6 @@ def _header(request: Request) -> Callable[[str], str | None]:
         return value.decode("latin-1") if isinstance(value, bytes) else value
 
     return get
-
-
-def _multipart(
-    ranges: list[ByteRange], size: int, media: str, boundary: str
-) -> tuple[list[tuple[bytes, int, int]], bytes]:
-    parts = []
-    for number, byte_range in enumerate(ranges):
-        prefix = (
-            ("\r\n" if number else "")
-            + f"--{boundary}\r\nContent-Type: {media}\r\n"
-            + f"Content-Range: {byte_range.content_range(size)}\r\n\r\n"
-        ).encode()
-        parts.append((prefix, byte_range.start, byte_range.length))
-    return parts, f"\r\n--{boundary}--\r\n".encode()
 
 
 def unsent_bytes(transport: Any) -> int:

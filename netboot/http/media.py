@@ -1,0 +1,25 @@
+"""Which Content-Type a served file is sent with, from its name.
+
+A few types are fixed because a client depends on them rather than on a
+guess: UEFI HTTP boot runs what is sent as `application/efi` (pxe notes 7.1),
+and the Mac's disk images are `application/x-apple-diskimage`. Anything else
+is what `mimetypes` guesses, or `application/octet-stream`.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import PurePosixPath
+
+MIME_TYPES = {
+    ".dmg": "application/x-apple-diskimage",
+    ".ipxe": "text/plain",
+    ".efi": "application/efi",  # what UEFI HTTP boot runs without guessing (pxe notes 7.1)
+}
+
+
+def content_type(name: str | PurePosixPath) -> str:
+    text = str(name)
+    suffix = PurePosixPath(text).suffix.lower()
+    guessed = MIME_TYPES.get(suffix) or mimetypes.guess_type(text)[0]
+    return guessed or "application/octet-stream"
