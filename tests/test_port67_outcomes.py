@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from netboot.dhcp.outcome_kind import OutcomeKind as K
+from netboot.lab.stages import BOOT_INFO, LEASED
 from netboot_services.bsdp import BsdpCounters
 from netboot_services.clients import SIDE_STEPS, STAGES
 from netboot_services.counters import Counters
@@ -132,6 +133,11 @@ def test_tally_counts_requests_and_the_kinds_own_counter(kind: K) -> None:
 
 def test_outcome_kinds_are_the_json_log_values() -> None:
     assert {kind.value for kind in K} == {kind.name.lower() for kind in K}
+
+
+def test_the_lab_reads_outcome_values_the_daemon_writes() -> None:
+    assert K(LEASED) is K.ACK
+    assert {K(value) for value in BOOT_INFO} == {K.PROXY_OFFER, K.BOOT_SERVER_ACK}
 
 
 # --- floors -----------------------------------------------------------------------------

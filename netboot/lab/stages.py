@@ -17,9 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from netboot.dhcp.outcome_kind import OutcomeKind
-
 STAGES = ("dhcp", "boot_file", "ipxe_script", "kernel", "initrd", "marker")
+LEASED = "ack"
+"""The `outcome` of a full-mode DHCP ACK: its `address` is the guest's from now on."""
+BOOT_INFO = frozenset({"proxy_offer", "boot_server_ack"})
+"""The `outcome`s that hand a guest its boot file in proxy mode.
+
+Values of the daemon's documented `outcome` log field (`OutcomeKind`), read
+here as any log collector reads them: the lab sits below the protocol code.
+"""
 
 
 @dataclass
@@ -47,10 +53,10 @@ class Progress:
         system = record.get("system")
         if system == "netboot.pxe" and record.get("mac") == self.mac:
             outcome = record.get("outcome")
-            if outcome == OutcomeKind.ACK and isinstance(record.get("address"), str):
+            if outcome == LEASED and isinstance(record.get("address"), str):
                 self.address = record["address"]
                 self.reached("dhcp", when)
-            elif outcome in (OutcomeKind.BOOT_SERVER_ACK, OutcomeKind.PROXY_OFFER):
+            elif outcome in BOOT_INFO:
                 self.reached("dhcp", when)
             return
         client = str(record.get("client", ""))
