@@ -111,23 +111,15 @@ class PxeHandler:
     def _silence(self, outcome: Outcome, message: str, client: str, now: float) -> None:
         """Why no reply: a warning when an operator should hear it, else debug."""
         mac = str(outcome.mac)
-        if outcome.loud and self._loud_log.allow(f"{mac} {outcome.summary}", now):
-            log.warn(
-                "{mac} {message}: {reason}",
-                mac=mac,
-                message=message,
-                reason=outcome.summary,
-                outcome=outcome.kind.value,
-                client=client,
-            )
-        else:
-            log.debug(
-                "{mac} {message}: {reason}",
-                mac=mac,
-                message=message,
-                reason=outcome.summary,
-                outcome=outcome.kind.value,
-            )
+        heard = outcome.loud and self._loud_log.allow(f"{mac} {outcome.summary}", now)
+        (log.warn if heard else log.debug)(
+            "{mac} {message}: {reason}",
+            mac=mac,
+            message=message,
+            reason=outcome.summary,
+            outcome=outcome.kind.value,
+            client=client,
+        )
 
     def _rival(self, outcome: Outcome, packet: DhcpPacket, arrival: Arrival, now: float) -> None:
         """Another server handing out addresses: remembered, and said loudly (rate-limited)."""
