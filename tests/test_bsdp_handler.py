@@ -228,6 +228,34 @@ def test_list_then_select_then_list_again(pipeline: Pipeline) -> None:
     assert pipeline.dispatcher.counters.replies == 3
 
 
+def test_each_answer_is_logged_with_its_outcome_kind_and_the_summary_text(
+    pipeline: Pipeline, events: list[dict[str, Any]]
+) -> None:
+    pipeline.receive(list_datagram())
+    pipeline.receive(select_datagram(0x0100_0001))
+    pipeline.receive(select_datagram(0x0100_0063))
+    lines = [e for e in events if e.get("log_namespace") == "netboot.bsdp"]
+    assert [(e["outcome"], str(e["summary"]).split(" ")[0]) for e in lines] == [
+        ("bsdp_list", "ACK[LIST]"),
+        ("bsdp_select", "ACK[SELECT]"),
+        ("bsdp_failed", "ACK[FAILED]:"),
+    ]
+    assert pipeline.handler.clients.boots == {"0x01000001": 1}
+    (client,) = pipeline.handler.clients.recent()
+    assert (client["image"], list(client["stages"])) == ("0x01000001", ["bsdp list", "bsdp select"])
+
+
+def test_a_diskless_select_creates_the_shadow_directory_first(tmp_path: Path) -> None:
+    images, shadows = tmp_path / "images", tmp_path / "shadows"
+    make_set(images, "Alpha", Index=1, SupportsDiskless=True)
+    pipeline = Pipeline(scan_catalog(images), shadow_root=str(shadows))
+    (out,) = pipeline.receive(select_datagram(0x0100_0001))
+    assert bsdp_of(out.datagram).shadow_file_path == "0016cb123456/Shadow"
+    created = shadows / "0016cb123456"
+    assert created.is_dir()
+    assert created.stat().st_mode & 0o777 == 0o700
+
+
 def test_select_of_an_unknown_image_is_answered_failed(pipeline: Pipeline) -> None:
     (out,) = pipeline.receive(select_datagram(0x0100_0063))
     assert out.destination == (CLIENT_IP, 68)

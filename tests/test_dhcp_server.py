@@ -22,8 +22,9 @@ import pytest
 from netboot.dhcp.boot import BootSettings
 from netboot.dhcp.leases import AddressPool, LeaseState, LeaseStore
 from netboot.dhcp.options import BOOTREQUEST, MessageType, Option
+from netboot.dhcp.outcome_kind import OutcomeKind
 from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
-from netboot.dhcp.proxy import Answer, Silence
+from netboot.dhcp.proxy import Answer, Silence, SilenceReason
 from netboot.dhcp.pxe import classify
 from netboot.dhcp.server import Event, LeaseServer, NetworkSettings, client_identifier
 from netboot.errors import MalformedPacket
@@ -162,7 +163,8 @@ def test_discover_gets_an_offer_from_the_pool_with_the_network_options(lab: Lab)
         assert offer.option(code) == value, code
     assert isinstance(result, Answer)
     assert result.destination == BROADCAST_68
-    assert event == Event("dhcp offer", FIRST)
+    assert isinstance(result, Answer)
+    assert (result.kind, event) == (OutcomeKind.OFFER, Event(FIRST))
     assert lab.state_of(FIRST) == LeaseState.OFFERED
 
 
@@ -181,7 +183,8 @@ def test_request_selecting_us_is_acked_with_the_offered_address(lab: Lab) -> Non
     assert ack.yiaddr == address == FIRST
     for code, value in NETWORK_OPTIONS.items():
         assert ack.option(code) == value, code
-    assert event == Event("dhcp ack", FIRST)
+    assert isinstance(result, Answer)
+    assert (result.kind, event) == (OutcomeKind.ACK, Event(FIRST))
     assert lab.state_of(FIRST) == LeaseState.BOUND
 
 
@@ -222,7 +225,8 @@ def test_init_reboot_with_its_own_address_is_acked(lab: Lab) -> None:
     result, event = lab.send(MessageType.REQUEST, (50, ip(address)))
     ack = reply(result)
     assert (ack.message_type, ack.yiaddr) == (MessageType.ACK, address)
-    assert event == Event("dhcp ack", address)
+    assert isinstance(result, Answer)
+    assert (result.kind, event) == (OutcomeKind.ACK, Event(address))
 
 
 @pytest.mark.parametrize(
@@ -272,7 +276,8 @@ def test_renewing_is_acked_unicast_to_ciaddr(lab: Lab) -> None:
     assert (ack.message_type, ack.yiaddr, ack.ciaddr) == (MessageType.ACK, address, address)
     assert isinstance(result, Answer)
     assert result.destination == (address, 68)
-    assert event == Event("dhcp ack", address)
+    assert isinstance(result, Answer)
+    assert (result.kind, event) == (OutcomeKind.ACK, Event(address))
     lease = lab.store.lease_at(IPv4Address(address))
     assert lease is not None
     assert lease.expires == lab.clock.now + LEASE_TIME
@@ -297,7 +302,7 @@ def test_release_then_discover_gets_the_same_address(lab: Lab) -> None:
     address = lab.lease()
     result, event = lab.send(MessageType.RELEASE, (54, ip(SERVER)), ciaddr=address, flags=0)
     assert isinstance(result, Silence)
-    assert event == Event("dhcp release", address)
+    assert (result.code, event) == (SilenceReason.RELEASED, Event(address))
     assert lab.state_of(address) == LeaseState.RELEASED
     lab.discover(client=2)  # another client meanwhile takes the next never-used address
     assert lab.discover().yiaddr == address
@@ -316,7 +321,7 @@ def test_decline_quarantines_the_address(lab: Lab) -> None:
     result, event = lab.send(MessageType.DECLINE, (54, ip(SERVER)), (50, ip(address)))
     assert isinstance(result, Silence)
     assert result.loud
-    assert event == Event("dhcp decline", address)
+    assert (result.code, event) == (SilenceReason.DECLINED, Event(address))
     assert lab.state_of(address) == LeaseState.DECLINED
     offered = {lab.discover(client=n).yiaddr for n in (1, 2)}
     assert address not in offered
@@ -337,6 +342,7 @@ def test_pool_exhaustion_is_loud_silence(lab: Lab) -> None:
     result, event = lab.send(MessageType.DISCOVER, client=4)
     assert isinstance(result, Silence)
     assert result.loud
+    assert result.code is SilenceReason.POOL_EXHAUSTED
     assert "exhausted" in result.reason
     assert event is None
 
@@ -474,7 +480,8 @@ def test_relayed_discover_from_the_pool_subnet_is_offered_via_the_relay(lab: Lab
     assert (offer.yiaddr, offer.giaddr) == (FIRST, POOL_RELAY)
     assert isinstance(result, Answer)
     assert result.destination == (POOL_RELAY, 67)
-    assert event == Event("dhcp offer", FIRST)
+    assert isinstance(result, Answer)
+    assert (result.kind, event) == (OutcomeKind.OFFER, Event(FIRST))
 
 
 def test_server_on_another_subnet_than_the_pool_offers_nothing_directly(lab: Lab) -> None:

@@ -177,8 +177,9 @@ def test_progress_reads_the_stages_of_one_guest_from_the_daemon_log() -> None:
     progress = Progress(mine, start, kernel, (initrd,))
     pxe, tftp, http = "netboot.pxe", "netboot.tftp", "netboot.http"
     events: list[tuple[float, dict[str, object]]] = [
-        (1.0, {"system": pxe, "mac": other, "summary": "ACK 10.0.0.9, x"}),
-        (2.0, {"system": pxe, "mac": mine, "summary": "ACK 10.0.0.5, x"}),
+        (1.0, {"system": pxe, "mac": other, "outcome": "ack", "address": "10.0.0.9"}),
+        (1.5, {"system": pxe, "mac": mine, "outcome": "ignored", "address": "10.0.0.7"}),
+        (2.0, {"system": pxe, "mac": mine, "outcome": "ack", "address": "10.0.0.5"}),
         (2.1, {"system": tftp, "message": "sending 'ipxe.efi'", "client": "10.0.0.5:2000"}),
         (2.5, {"system": tftp, "client": "10.0.0.5:2000", "bytes": 1000, "seconds": 0.1}),
         (3.0, {"system": http, "message": f"{mine} iPXE script for …", "mac": mine}),

@@ -23,8 +23,12 @@ from twisted.logger import LogLevel, globalLogPublisher
 from netboot.dhcp.boot import BootSettings
 from netboot.dhcp.leases import AddressPool, LeaseStore
 from netboot.dhcp.options import BOOTREPLY, BOOTREQUEST, MessageType, Option
+from netboot.dhcp.outcome_kind import OutcomeKind
 from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
+from netboot.dhcp.proxy import SilenceReason
 from netboot.dhcp.server import LeaseServer, NetworkSettings
+from netboot.port67.outcome import NO_LOCAL_ADDRESS
+from netboot.port67.pxe import pxe_outcome, rival_server
 from netboot_services.dhcp import Arrival, DhcpDispatcher, HandlerResult, Outgoing
 from netboot_services.pxe import RIVAL_WARNING_INTERVAL, PxeHandler
 
@@ -468,3 +472,128 @@ def test_full_mode_leases_an_address_to_a_mac_that_asks_for_one(full: Pipeline) 
     assert offer.message_type == MessageType.OFFER
     assert offer.yiaddr != "0.0.0.0"
     assert offer.file == b""
+
+
+# --- the decision without the adapter ---------------------------------------------------
+
+
+def decide(
+    data: bytes, arrival: Arrival = ON_67, lease_server: LeaseServer | None = None
+) -> OutcomeKind | None:
+    outcome = pxe_outcome(parse_packet(data), arrival, BOOT, lease_server, lambda: {SERVER})
+    return None if outcome is None else outcome.kind
+
+
+@pytest.mark.parametrize(
+    ("data", "arrival", "kind"),
+    [
+        pytest.param(
+            datagram(MessageType.DISCOVER, *BIOS), ON_67, OutcomeKind.PROXY_OFFER, id="pxe"
+        ),
+        pytest.param(
+            datagram(MessageType.REQUEST, *UEFI_X64, ciaddr=CLIENT_IP),
+            ON_4011,
+            OutcomeKind.BOOT_SERVER_ACK,
+            id="4011",
+        ),
+        pytest.param(
+            datagram(MessageType.REQUEST, *BIOS), ON_67, OutcomeKind.IGNORED, id="request"
+        ),
+        pytest.param(datagram(MessageType.DISCOVER, *PLAIN), ON_67, None, id="plain"),
+        pytest.param(datagram(MessageType.INFORM, *BSDP), ON_67, None, id="bsdp"),
+        pytest.param(
+            datagram(MessageType.DISCOVER, *BIOS),
+            NO_PKTINFO,
+            OutcomeKind.MALFORMED,
+            id="no-pktinfo",
+        ),
+        pytest.param(
+            datagram(MessageType.DISCOVER, *BIOS),
+            Arrival((RIVAL, 67), SERVER, 2, watch_only=True),
+            OutcomeKind.OVERHEARD,
+            id="watch-only",
+        ),
+        pytest.param(offer_from(RIVAL, "192.0.2.200"), ON_67, OutcomeKind.OVERHEARD, id="reply"),
+    ],
+)
+def test_proxy_mode_outcome_kinds(data: bytes, arrival: Arrival, kind: OutcomeKind | None) -> None:
+    assert decide(data, arrival) == kind
+
+
+def test_a_request_without_pktinfo_says_why_it_is_malformed() -> None:
+    data = datagram(MessageType.DISCOVER, *BIOS)
+    outcome = pxe_outcome(parse_packet(data), NO_PKTINFO, BOOT, None, set)
+    assert outcome is not None
+    assert (outcome.kind, outcome.summary, outcome.replies) == (
+        OutcomeKind.MALFORMED,
+        NO_LOCAL_ADDRESS,
+        (),
+    )
+
+
+def test_full_mode_outcomes_carry_the_leased_address_and_the_reason(store: LeaseStore) -> None:
+    server = LeaseServer(store, NETWORK)
+    discover = parse_packet(datagram(MessageType.DISCOVER, *BIOS))
+    offer = pxe_outcome(discover, ON_67, BOOT, server, set)
+    assert offer is not None
+    assert (offer.kind, offer.address, offer.reason) == (OutcomeKind.OFFER, FIRST, None)
+    assert offer.client is not None and offer.client.wants_boot
+    request = (54, IPv4Address(SERVER).packed), (50, IPv4Address(FIRST).packed)
+    ack = pxe_outcome(
+        parse_packet(datagram(MessageType.REQUEST, *request)), ON_67, BOOT, server, set
+    )
+    assert ack is not None
+    assert (ack.kind, ack.address, ack.destination) == (
+        OutcomeKind.ACK,
+        FIRST,
+        ("255.255.255.255", 68),
+    )
+    release = datagram(MessageType.RELEASE, ciaddr=FIRST)
+    released = pxe_outcome(parse_packet(release), ON_67, BOOT, server, set)
+    assert released is not None
+    assert (released.kind, released.reason, released.address, released.replies) == (
+        OutcomeKind.RELEASED,
+        SilenceReason.RELEASED,
+        FIRST,
+        (),
+    )
+
+
+def test_the_log_line_of_an_answer_carries_its_kind_and_address(
+    full: Pipeline, events: list[dict[str, Any]]
+) -> None:
+    full.receive(datagram(MessageType.DISCOVER, *PLAIN))
+    full.receive(
+        datagram(
+            MessageType.REQUEST, (54, IPv4Address(SERVER).packed), (50, IPv4Address(FIRST).packed)
+        )
+    )
+    lines = [e for e in events if e.get("log_namespace") == "netboot.pxe"]
+    assert [(e["outcome"], e["address"], e["summary"]) for e in lines] == [
+        ("offer", FIRST, f"OFFER {FIRST}"),
+        ("ack", FIRST, f"ACK {FIRST}"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "source", "rival"),
+    [
+        pytest.param(offer_from(RIVAL, "192.0.2.200"), RIVAL, RIVAL, id="offer"),
+        pytest.param(
+            offer_from(RIVAL, "192.0.2.200", MessageType.ACK), "192.0.2.9", RIVAL, id="ack-relayed"
+        ),
+        pytest.param(
+            datagram(MessageType.OFFER, op=BOOTREPLY, yiaddr="192.0.2.200"),
+            RIVAL,
+            RIVAL,
+            id="no-54",
+        ),
+        pytest.param(offer_from(SERVER, FIRST), RIVAL, None, id="our-id"),
+        pytest.param(offer_from("192.0.2.3", FIRST), SERVER, None, id="our-source"),
+        pytest.param(offer_from(RIVAL, "0.0.0.0"), RIVAL, None, id="proxy-offer"),
+        pytest.param(offer_from(RIVAL, "192.0.2.200", MessageType.NAK), RIVAL, None, id="nak"),
+    ],
+)
+def test_rival_server_is_a_pure_decision(data: bytes, source: str, rival: str | None) -> None:
+    arrival = Arrival((source, 67), SERVER, 2, watch_only=True)
+    assert rival_server(parse_packet(data), arrival, {SERVER}) == rival

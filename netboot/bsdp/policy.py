@@ -1,8 +1,9 @@
 """The BSDP decision: which images a Mac may see, and what its SELECT gets.
 
 `BsdpPolicy.decide(request, catalog, server_address, now)` returns a `Reply`
-(one or more ACK packets and where to send them) or an `Ignore` with the
-reason. It follows Apple's bootpd (bsdpd.c) where the notes describe it:
+(its kind, one or more ACK packets and where to send them, the image a SELECT
+bound) or an `Ignore` with the reason code and its text for the log. It
+follows Apple's bootpd (bsdpd.c) where the notes describe it:
 
 * Pre-checks, any failure is silence: htype 1/hlen 6, DHCP INFORM, option 60
   a client class, option 43 decodes with a supported version and a message
@@ -31,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.options import (
@@ -48,11 +50,13 @@ from netboot.bsdp.rootpath import RootPathSettings, root_path
 from netboot.bsdp.vendor_class import PREFIX, ClientClass, parse_client_class
 from netboot.dhcp.options import BROADCAST, CLIENT_PORT, SERVER_PORT, Option
 from netboot.dhcp.options import MessageType as DhcpType
+from netboot.dhcp.outcome_kind import OutcomeKind
 from netboot.dhcp.packet import ZERO, DhcpPacket, option_space, reply_to
 from netboot.errors import MalformedPacket
 from netboot.macaddr import MacAddress
 from netboot.nbi.access import mac_allowed
 from netboot.nbi.catalog import Catalog, NbiSet
+from netboot.nbi.image_id import BootImageId
 from netboot.nbi.model import ImageType, NBImageInfo
 from netboot.nbi.validate import RootPathForm, root_path_form
 
@@ -76,19 +80,41 @@ class BsdpSettings:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    kind: OutcomeKind
+    """BSDP_LIST, BSDP_SELECT or BSDP_FAILED: what the ACK answers."""
     packets: tuple[DhcpPacket, ...]
     destination: tuple[str, int]
     summary: str
-    """One line for the log: what was answered."""
+    """One line for the log: what was answered (for people; nothing parses it)."""
+    image_id: BootImageId | None = None
+    """The image an ACK[SELECT] bound the client to."""
     shadow_directory: str | None = None
     """A diskless client's directory under the shadow root, to exist before replying."""
 
 
+class IgnoreReason(StrEnum):
+    """Why a BSDP request gets no answer: the code behind `Ignore.reason`'s text."""
+
+    NOT_ETHERNET = "not_ethernet"
+    NOT_INFORM = "not_inform"
+    NOT_A_CLIENT_CLASS = "not_a_client_class"
+    MALFORMED = "malformed"
+    """The peer sent garbage (counted, rate-limited in logs)."""
+    UNKNOWN_MESSAGE = "unknown_message"
+    NO_IMAGE = "no_image"
+    OTHER_SERVER = "other_server"
+    """A SELECT for another server: its binding here, if any, is dropped."""
+
+
 @dataclass(frozen=True, slots=True)
 class Ignore:
+    code: IgnoreReason
     reason: str
-    malformed: bool = False
-    """True when the peer sent garbage (counted, rate-limited in logs)."""
+    """For the log (for people; nothing parses it)."""
+
+    @property
+    def malformed(self) -> bool:
+        return self.code is IgnoreReason.MALFORMED
 
 
 Decision = Reply | Ignore
@@ -163,33 +189,44 @@ class BsdpPolicy:
             return self._list(checked, catalog, server_address, now)
         if checked.bsdp.message_type == MessageType.SELECT:
             return self._select(checked, catalog, server_address, now)
-        return Ignore(f"BSDP message type {checked.bsdp.message_type} from a client")
+        return Ignore(
+            IgnoreReason.UNKNOWN_MESSAGE,
+            f"BSDP message type {checked.bsdp.message_type} from a client",
+        )
 
     # -- pre-checks ---------------------------------------------------------------
 
     def _check(self, packet: DhcpPacket) -> _Request | Ignore:
         if packet.htype != 1 or packet.hlen != 6:
-            return Ignore(f"hardware type {packet.htype}/{packet.hlen} is not Ethernet")
+            return Ignore(
+                IgnoreReason.NOT_ETHERNET,
+                f"hardware type {packet.htype}/{packet.hlen} is not Ethernet",
+            )
         if packet.message_type != DhcpType.INFORM:
-            return Ignore(f"DHCP message type {packet.message_type} is not INFORM")
+            return Ignore(
+                IgnoreReason.NOT_INFORM, f"DHCP message type {packet.message_type} is not INFORM"
+            )
         vendor_class = packet.option(Option.VENDOR_CLASS) or b""
         client = parse_client_class(vendor_class)
         if client is None:
-            return Ignore(f"option 60 {vendor_class[:40]!r} is not a BSDP client class")
+            return Ignore(
+                IgnoreReason.NOT_A_CLIENT_CLASS,
+                f"option 60 {vendor_class[:40]!r} is not a BSDP client class",
+            )
         pieces = packet.all_of(Option.VENDOR_SPECIFIC)
         if not pieces:
-            return Ignore("no option 43", malformed=True)
+            return Ignore(IgnoreReason.MALFORMED, "no option 43")
         try:
             bsdp = decode(b"".join(pieces))
         except MalformedPacket as error:
-            return Ignore(f"option 43: {error}", malformed=True)
+            return Ignore(IgnoreReason.MALFORMED, f"option 43: {error}")
         if bsdp.version not in SUPPORTED_VERSIONS:
-            return Ignore(f"BSDP version {bsdp.version} is not supported", malformed=True)
+            return Ignore(IgnoreReason.MALFORMED, f"BSDP version {bsdp.version} is not supported")
         if bsdp.message_type is None:
-            return Ignore("no BSDP message type", malformed=True)
+            return Ignore(IgnoreReason.MALFORMED, "no BSDP message type")
         port = CLIENT_PORT if bsdp.reply_port is None else bsdp.reply_port
         if port >= RESERVED_PORT_LIMIT:
-            return Ignore(f"reply port {port} is not below 1024", malformed=True)
+            return Ignore(IgnoreReason.MALFORMED, f"reply port {port} is not below 1024")
         if packet.ciaddr != ZERO:
             destination = (packet.ciaddr, port)
         elif packet.giaddr != ZERO:
@@ -226,7 +263,7 @@ class BsdpPolicy:
     def _list(self, request: _Request, catalog: Catalog, server: str, now: float) -> Decision:
         visible = self.visible_sets(request, catalog)
         if not visible:
-            return Ignore("no image this client may boot")
+            return Ignore(IgnoreReason.NO_IMAGE, "no image this client may boot")
         default = visible[0].info
         assert default is not None
         header = BsdpMessage(
@@ -254,7 +291,7 @@ class BsdpPolicy:
             f"ACK[LIST] of {len(images)} image(s) in {len(packets)} reply(ies), "
             f"default {int(default.image_id):#010x}, priority {header.server_priority}"
         )
-        return Reply(packets, request.destination, summary)
+        return Reply(OutcomeKind.BSDP_LIST, packets, request.destination, summary)
 
     def _bound_image(self, request: _Request, visible: list[NbiSet]) -> int | None:
         binding = self.bindings.get(request.mac)
@@ -276,11 +313,12 @@ class BsdpPolicy:
     def _select(self, request: _Request, catalog: Catalog, server: str, now: float) -> Decision:
         chosen_server = request.bsdp.server_identifier
         if chosen_server is None:
-            return Ignore("SELECT without a server identifier", malformed=True)
+            return Ignore(IgnoreReason.MALFORMED, "SELECT without a server identifier")
         if chosen_server != server:
             dropped = self.bindings.drop(request.mac)
             return Ignore(
-                f"SELECT is for server {chosen_server}" + ("; binding dropped" if dropped else "")
+                IgnoreReason.OTHER_SERVER,
+                f"SELECT is for server {chosen_server}" + ("; binding dropped" if dropped else ""),
             )
         sets = [
             s
@@ -337,7 +375,14 @@ class BsdpPolicy:
             f"ACK[SELECT] of {int(info.image_id):#010x} {info.name!r}: "
             f"file {booter}, root path {path}, machine {binding.machine_name}"
         )
-        return Reply((packet,), request.destination, summary, shadow_directory)
+        return Reply(
+            OutcomeKind.BSDP_SELECT,
+            (packet,),
+            request.destination,
+            summary,
+            info.image_id,
+            shadow_directory,
+        )
 
     def _failed(self, request: _Request, server: str, why: str) -> Reply:
         options = self._reply_options(server, [])
@@ -347,7 +392,7 @@ class BsdpPolicy:
         packet = replace(
             self._ack(request, server, options), sname=self.settings.server_name.encode()[:63]
         )
-        return Reply((packet,), request.destination, f"ACK[FAILED]: {why}")
+        return Reply(OutcomeKind.BSDP_FAILED, (packet,), request.destination, f"ACK[FAILED]: {why}")
 
     # -- building -------------------------------------------------------------------
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PREFIX = b"AAPLBSDPC"
+from netboot.dhcp.vendor_class import BSDP_PREFIX
+from netboot.dhcp.vendor_class import is_bsdp as is_bsdp
+
+PREFIX = BSDP_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
 class ClientClass:
     arch: str
     model: str
-
-
-def is_bsdp(vendor_class: bytes | None) -> bool:
-    return vendor_class is not None and vendor_class.startswith(PREFIX)
 
 
 def parse_client_class(vendor_class: bytes) -> ClientClass | None:

@@ -58,3 +58,11 @@ BOOTREPLY = 2
 MAX_OPTION_LENGTH = 255
 MIN_REPLY_SIZE = 300
 """Apple (and classic BOOTP) pad replies to 300 bytes: 236 header + 64 vendor area."""
+
+
+def message_name(kind: int | None) -> str:
+    """Option 53 for the log: `DISCOVER`, ..., `BOOTP` without one, `type 42` if unknown."""
+    try:
+        return MessageType(kind).name if kind is not None else "BOOTP"
+    except ValueError:
+        return f"type {kind}"

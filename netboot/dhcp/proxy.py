@@ -10,6 +10,7 @@ REQUESTs on 67 (those belong to the address server), and REQUESTs on port
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from netboot.dhcp.boot import BootOffer, BootSettings, NoBoot, boot_offer
 from netboot.dhcp.options import (
@@ -20,6 +21,7 @@ from netboot.dhcp.options import (
     MessageType,
     Option,
 )
+from netboot.dhcp.outcome_kind import OutcomeKind
 from netboot.dhcp.packet import ZERO, DhcpPacket, reply_to
 from netboot.dhcp.pxe import BootClient, pxe_boot_item_echo
 
@@ -28,15 +30,38 @@ Destination = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class Answer:
+    kind: OutcomeKind
+    """PROXY_OFFER, BOOT_SERVER_ACK, OFFER, ACK, NAK or INFORM_ACK."""
     packet: DhcpPacket
     destination: Destination
     summary: str
+    """For the log (for people; nothing parses it)."""
+
+
+class SilenceReason(StrEnum):
+    """Why a request gets no reply: the code behind `Silence.reason`'s text."""
+
+    WRONG_MESSAGE = "wrong_message"
+    """A message type this port or this server does not answer."""
+    NO_BOOT = "no_boot"
+    """A boot client we cannot serve (no file for its architecture, HTTP off, ...)."""
+    FOREIGN_SUBNET = "foreign_subnet"
+    OTHER_SERVER = "other_server"
+    NO_RECORD = "no_record"
+    """An INIT-REBOOT (or RELEASE, DECLINE) for an address we hold nothing about."""
+    INCOMPLETE = "incomplete"
+    """A REQUEST or INFORM lacking the fields that say what it wants."""
+    RELEASED = "released"
+    DECLINED = "declined"
+    """The client found the address in use: it is quarantined."""
+    POOL_EXHAUSTED = "pool_exhausted"
 
 
 @dataclass(frozen=True, slots=True)
 class Silence:
     """No reply; `reason` is logged at debug level (or warned, when `loud`)."""
 
+    code: SilenceReason
     reason: str
     loud: bool = False
 
@@ -83,12 +108,17 @@ def proxy_answer(
     message = request.message_type
     boot_server = local_port == PXE_BOOT_SERVER_PORT
     if boot_server and message not in (MessageType.REQUEST, MessageType.INFORM):
-        return Silence(f"message type {message} on port 4011")
+        return Silence(SilenceReason.WRONG_MESSAGE, f"message type {message} on port 4011")
     if not boot_server and message != MessageType.DISCOVER:
-        return Silence(f"message type {message} on port 67 is the address server's business")
+        return Silence(
+            SilenceReason.WRONG_MESSAGE,
+            f"message type {message} on port 67 is the address server's business",
+        )
     offer = boot_offer(client, request.mac, server, settings, full_mode=False)
     if isinstance(offer, NoBoot):
-        return Silence(offer.reason, loud=True)  # a boot client we cannot serve: say why
+        return Silence(
+            SilenceReason.NO_BOOT, offer.reason, loud=True
+        )  # a boot client we cannot serve: say why
     options = boot_options(offer, request, server)
     if boot_server:
         options = [(code, value) for code, value in options if code != Option.VENDOR_SPECIFIC]
@@ -102,7 +132,7 @@ def proxy_answer(
             file=boot_file_field(offer),
         )
         # The client unicast from its new address; answer where it came from.
-        return Answer(ack, source, f"4011 ACK: {offer.description}")
+        return Answer(OutcomeKind.BOOT_SERVER_ACK, ack, source, f"4011 ACK: {offer.description}")
     packet = reply_to(
         request,
         [(Option.MESSAGE_TYPE, bytes((MessageType.OFFER,))), *options],
@@ -110,7 +140,8 @@ def proxy_answer(
         file=boot_file_field(offer),
     )
     via = " (asks 4011 next)" if offer.via_boot_server else ""
-    return Answer(packet, reply_destination(request), f"proxy OFFER: {offer.description}{via}")
+    summary = f"proxy OFFER: {offer.description}{via}"
+    return Answer(OutcomeKind.PROXY_OFFER, packet, reply_destination(request), summary)
 
 
 def _ip(address: str) -> bytes:

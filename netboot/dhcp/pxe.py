@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from netboot.bsdp.vendor_class import is_bsdp
 from netboot.dhcp.options import Option
 from netboot.dhcp.packet import DhcpPacket
+from netboot.dhcp.vendor_class import HTTP_BOOT_PREFIX, PXE_PREFIX, is_bsdp
 from netboot.errors import MalformedPacket
 
 
@@ -146,9 +146,9 @@ def classify(packet: DhcpPacket) -> BootClient:
     uuid = packet.option(Option.CLIENT_UUID)
     if user_class == IPXE_USER_CLASS or ipxe_options is not None:
         kind = ClientKind.IPXE
-    elif vendor_class.startswith(b"HTTPClient"):
+    elif vendor_class.startswith(HTTP_BOOT_PREFIX):
         kind = ClientKind.HTTP_BOOT
-    elif vendor_class.startswith(b"PXEClient"):
+    elif vendor_class.startswith(PXE_PREFIX):
         kind = ClientKind.PXE
     else:
         return BootClient(ClientKind.PLAIN, None, user_class=user_class, uuid=uuid)

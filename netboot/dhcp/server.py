@@ -20,8 +20,16 @@ from ipaddress import IPv4Address, IPv4Network
 from netboot.dhcp.boot import BootSettings, NoBoot, boot_offer
 from netboot.dhcp.leases import Lease, LeaseStore
 from netboot.dhcp.options import BROADCAST, CLIENT_PORT, MessageType, Option
+from netboot.dhcp.outcome_kind import OutcomeKind
 from netboot.dhcp.packet import ZERO, DhcpPacket, reply_to
-from netboot.dhcp.proxy import Answer, Silence, boot_file_field, boot_options, reply_destination
+from netboot.dhcp.proxy import (
+    Answer,
+    Silence,
+    SilenceReason,
+    boot_file_field,
+    boot_options,
+    reply_destination,
+)
 from netboot.dhcp.pxe import BootClient
 from netboot.errors import MalformedPacket
 
@@ -40,10 +48,10 @@ class NetworkSettings:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A change of lease state, for the journey log and the status page."""
+    """A change of lease state (its kind is the answer's), for the journey log and status page."""
 
-    stage: str
     address: str
+    """The address whose lease was offered, bound, released or declined."""
 
 
 class LeaseServer:
@@ -63,19 +71,29 @@ class LeaseServer:
         if message == MessageType.RELEASE:
             address = _address(request.ciaddr)
             if address is not None and self.store.release(client_id, address):
-                return Silence(f"released {address}"), Event("dhcp release", str(address))
-            return Silence("RELEASE of an address this client does not hold"), None
+                return Silence(SilenceReason.RELEASED, f"released {address}"), Event(str(address))
+            return Silence(
+                SilenceReason.NO_RECORD, "RELEASE of an address this client does not hold"
+            ), None
         if message == MessageType.DECLINE:
             address = _option_address(request, Option.REQUESTED_ADDRESS)
             if address is not None and self.store.decline(client_id, address):
                 return (
-                    Silence(f"client says {address} is in use: quarantined", loud=True),
-                    Event("dhcp decline", str(address)),
+                    Silence(
+                        SilenceReason.DECLINED,
+                        f"client says {address} is in use: quarantined",
+                        loud=True,
+                    ),
+                    Event(str(address)),
                 )
-            return Silence("DECLINE of an address this client does not hold"), None
+            return Silence(
+                SilenceReason.NO_RECORD, "DECLINE of an address this client does not hold"
+            ), None
         if message == MessageType.INFORM:
             return self._inform(request, client, server), None
-        return Silence(f"message type {message} is not for a server"), None
+        return Silence(
+            SilenceReason.WRONG_MESSAGE, f"message type {message} is not for a server"
+        ), None
 
     # -- one handler per message ---------------------------------------------------
 
@@ -83,15 +101,20 @@ class LeaseServer:
         self, request: DhcpPacket, client: BootClient, client_id: bytes, server: str
     ) -> tuple[Answer | Silence, Event | None]:
         if not self._on_our_subnet(request, server):
-            return Silence("relayed from a subnet that is not the pool's"), None
+            return Silence(
+                SilenceReason.FOREIGN_SUBNET, "relayed from a subnet that is not the pool's"
+            ), None
         lease = self.store.offer(
             client_id, request.mac, _option_address(request, Option.REQUESTED_ADDRESS)
         )
         if lease is None:
-            return Silence("address pool exhausted: no OFFER", loud=True), None
+            return Silence(
+                SilenceReason.POOL_EXHAUSTED, "address pool exhausted: no OFFER", loud=True
+            ), None
         packet, boot = self._lease_reply(request, client, server, MessageType.OFFER, lease)
-        answer = Answer(packet, self._destination(request), f"OFFER {lease.address}{boot}")
-        return answer, Event("dhcp offer", str(lease.address))
+        summary = f"OFFER {lease.address}{boot}"
+        answer = Answer(OutcomeKind.OFFER, packet, self._destination(request), summary)
+        return answer, Event(str(lease.address))
 
     def _request(
         self, request: DhcpPacket, client: BootClient, client_id: bytes, server: str
@@ -103,7 +126,9 @@ class LeaseServer:
                 held = self.store.lease_for(client_id)
                 if held is not None and held.state == "offered":
                     self.store.release(client_id, held.address)
-                return Silence(f"client chose the server {chosen_server}"), None
+                return Silence(
+                    SilenceReason.OTHER_SERVER, f"client chose the server {chosen_server}"
+                ), None
             if requested is None:
                 return self._nak(request, server, "REQUEST names us but no address"), None
             address = requested
@@ -113,12 +138,17 @@ class LeaseServer:
             held = self.store.lease_for(client_id)
             holder = self.store.holder(requested)
             if held is None and (holder is None or holder.client_id == client_id):
-                return Silence(f"INIT-REBOOT for {requested}: no record of this client"), None
+                return Silence(
+                    SilenceReason.NO_RECORD,
+                    f"INIT-REBOOT for {requested}: no record of this client",
+                ), None
             address = requested
         else:  # RENEWING or REBINDING
             renewing = _address(request.ciaddr)
             if renewing is None:
-                return Silence("REQUEST with neither server, address nor ciaddr"), None
+                return Silence(
+                    SilenceReason.INCOMPLETE, "REQUEST with neither server, address nor ciaddr"
+                ), None
             address = renewing
         hostname = request.option(Option.HOST_NAME)
         lease = self.store.bind(
@@ -131,12 +161,13 @@ class LeaseServer:
         if lease is None:
             return self._nak(request, server, f"{address} is not available to this client"), None
         packet, boot = self._lease_reply(request, client, server, MessageType.ACK, lease)
-        answer = Answer(packet, self._destination(request), f"ACK {lease.address}{boot}")
-        return answer, Event("dhcp ack", str(lease.address))
+        summary = f"ACK {lease.address}{boot}"
+        answer = Answer(OutcomeKind.ACK, packet, self._destination(request), summary)
+        return answer, Event(str(lease.address))
 
     def _inform(self, request: DhcpPacket, client: BootClient, server: str) -> Answer | Silence:
         if request.ciaddr == ZERO:
-            return Silence("INFORM without ciaddr")
+            return Silence(SilenceReason.INCOMPLETE, "INFORM without ciaddr")
         options = [(Option.MESSAGE_TYPE, bytes((MessageType.ACK,))), *self._network_options(server)]
         options = [o for o in options if o[0] != Option.LEASE_TIME]
         siaddr, file, summary = ZERO, b"", "INFORM ACK"
@@ -149,7 +180,7 @@ class LeaseServer:
                 f"INFORM ACK, {offer.description}",
             )
         packet = reply_to(request, options, siaddr=siaddr, file=file)
-        return Answer(packet, (request.ciaddr, CLIENT_PORT), summary)
+        return Answer(OutcomeKind.INFORM_ACK, packet, (request.ciaddr, CLIENT_PORT), summary)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -197,7 +228,7 @@ class LeaseServer:
         destination = (
             reply_destination(packet) if request.giaddr != ZERO else (BROADCAST, CLIENT_PORT)
         )
-        return Answer(packet, destination, f"NAK: {why}")
+        return Answer(OutcomeKind.NAK, packet, destination, f"NAK: {why}")
 
     def _destination(self, request: DhcpPacket) -> tuple[str, int]:
         return reply_destination(request)

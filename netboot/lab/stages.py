@@ -1,7 +1,8 @@
 """How far a lab guest got, read from the daemon's JSON log: the boot's stages.
 
 The daemon logs every step with the client's MAC or address (PXE notes: the
-journey of one boot), so the lab needs no packet parsing to time a boot:
+journey of one boot) and, on port 67, the outcome's kind and the leased
+address as fields, so the lab needs no packet or sentence parsing to time a boot:
 the first DHCP ACK for the guest's MAC, its first TFTP transfer (the boot
 file), the iPXE script, and the HTTP responses for the kernel and initrd.
 Times are seconds since the guest was powered on; a stage is present only
@@ -17,6 +18,14 @@ from datetime import datetime
 from typing import Any
 
 STAGES = ("dhcp", "boot_file", "ipxe_script", "kernel", "initrd", "marker")
+LEASED = "ack"
+"""The `outcome` of a full-mode DHCP ACK: its `address` is the guest's from now on."""
+BOOT_INFO = frozenset({"proxy_offer", "boot_server_ack"})
+"""The `outcome`s that hand a guest its boot file in proxy mode.
+
+Values of the daemon's documented `outcome` log field (`OutcomeKind`), read
+here as any log collector reads them: the lab sits below the protocol code.
+"""
 
 
 @dataclass
@@ -43,11 +52,11 @@ class Progress:
             return
         system = record.get("system")
         if system == "netboot.pxe" and record.get("mac") == self.mac:
-            summary = str(record.get("summary", ""))
-            if summary.startswith("ACK "):
-                self.address = summary.split()[1].rstrip(",")
+            outcome = record.get("outcome")
+            if outcome == LEASED and isinstance(record.get("address"), str):
+                self.address = record["address"]
                 self.reached("dhcp", when)
-            elif summary.startswith("4011 ACK") or summary.startswith("proxy OFFER"):
+            elif outcome in BOOT_INFO:
                 self.reached("dhcp", when)
             return
         client = str(record.get("client", ""))

@@ -31,6 +31,8 @@ STAGES = (
     "http",
 )
 """The steps in boot order; a client's progress is the furthest one reached."""
+SIDE_STEPS = ("nak", "inform ack", "dhcp release", "dhcp decline")
+"""Steps recorded with a client (the status page lists them) that are no progress."""
 NEW_BOOT = ("dhcp offer", "proxy offer", "bsdp list")
 """Steps that start a boot: seen after later steps, they begin a new record."""
 

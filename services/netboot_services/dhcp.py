@@ -7,10 +7,12 @@ module reads the socket itself with `recvmsg` and IP_PKTINFO and hands the
 reactor a small read descriptor. With `server.interfaces` set, there is one
 socket per interface (SO_BINDTODEVICE); otherwise one for all.
 
-Every datagram is dissected once (`netboot.dhcp.packet`), then offered to the
-handlers in order; the first that claims it decides. A datagram that does not
-dissect, or that a handler calls malformed, is counted and logged at most once
-per client per minute; anything no handler claims is ignored quietly.
+Every datagram is dissected once and offered to the handlers in order
+(`netboot.port67.dispatch`); the first that claims it decides. A datagram that
+does not dissect, or that a handler calls malformed, is counted and logged at
+most once per client per minute; anything no handler claims is ignored quietly.
+`Arrival`, `Outgoing`, `Handler` and `HandlerResult` live in `netboot.port67`
+and are re-exported here for the handlers and tests that import them so.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReadDescriptor
@@ -27,53 +29,28 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
-from netboot.errors import MalformedPacket
+from netboot.dhcp.outcome_kind import OutcomeKind
+from netboot.port67.arrival import Address, Arrival
+from netboot.port67.dispatch import Handler, HandlerResult, Outgoing, dispatch
 from netboot_services.counters import Counters
 from netboot_services.ratelimit import OncePerInterval
 
 log = Logger(namespace="netboot.dhcp")
 
-Address = tuple[str, int]
+__all__ = [
+    "Address",
+    "Arrival",
+    "DhcpCounters",
+    "DhcpDispatcher",
+    "DhcpService",
+    "Handler",
+    "HandlerResult",
+    "Outgoing",
+]
 READS_PER_WAKEUP = 64
 _PKTINFO = struct.Struct("@i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """Where a request came in: what a handler needs to answer as the right server."""
-
-    source: Address
-    local_address: str
-    """Our address on the receiving interface (IP_PKTINFO's spec_dst)."""
-    ifindex: int
-    boot_server: bool = False
-    """Arrived on the PXE boot-server port (4011), not on 67."""
-    watch_only: bool = False
-    """Overheard on port 68: other servers' replies, never answered."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    datagram: bytes
-    destination: Address
-
-
-class Handler(Protocol):
-    """A protocol on port 67: claims a packet (returns a result) or passes (None)."""
-
-    name: str
-
-    def handle(self, packet: DhcpPacket, arrival: Arrival) -> HandlerResult | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class HandlerResult:
-    replies: tuple[tuple[DhcpPacket, Address], ...] = ()
-    malformed: str | None = None
-    """Set when the packet was for this handler but unusable (counted, rate-limited)."""
 
 
 @dataclass
@@ -88,7 +65,7 @@ class DhcpCounters(Counters):
 
 
 class DhcpDispatcher:
-    """Socket-free core of the listener: datagram in, datagrams to send out."""
+    """The listener's counters and malformed-packet log around `netboot.port67.dispatch`."""
 
     def __init__(self, handlers: list[Handler], clock: Callable[[], float]) -> None:
         self.handlers = handlers
@@ -98,24 +75,13 @@ class DhcpDispatcher:
 
     def receive(self, datagram: bytes, arrival: Arrival) -> list[Outgoing]:
         self.counters.datagrams += 1
-        try:
-            packet = parse_packet(datagram)
-        except MalformedPacket as error:
-            self._malformed(arrival, str(error))
-            return []
-        for handler in self.handlers:
-            result = handler.handle(packet, arrival)
-            if result is None:
-                continue
-            if result.malformed is not None:
-                self._malformed(arrival, f"{handler.name}: {result.malformed}")
-            out = []
-            for reply, destination in result.replies:
-                out.append(Outgoing(build_packet(reply), destination))
-            self.counters.replies += len(out)
-            return out
-        self.counters.unclaimed += 1
-        return []
+        result = dispatch(datagram, arrival, self.handlers)
+        if result.malformed is not None:
+            self._malformed(arrival, result.malformed)
+        elif not result.claimed:
+            self.counters.unclaimed += 1
+        self.counters.replies += len(result.outgoing)
+        return list(result.outgoing)
 
     def _malformed(self, arrival: Arrival, reason: str) -> None:
         self.counters.malformed += 1
@@ -126,6 +92,7 @@ class DhcpDispatcher:
                 "client are counted, not logged, for a minute)",
                 client=f"{host}:{arrival.source[1]}",
                 reason=reason,
+                outcome=OutcomeKind.MALFORMED.value,
             )
 
 

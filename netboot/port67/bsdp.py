@@ -1,0 +1,62 @@
+"""The BSDP handler's decision: Macs' INFORM[LIST] and [SELECT] on port 67.
+
+It claims every packet whose option 60 starts with `AAPLBSDPC` and is a
+request; a server's BSDP reply overheard on the wire is claimed quietly, and
+a Mac's DISCOVER or REQUEST is left to the address server (full mode's PXE
+handler, or the site's). What to answer is `netboot.bsdp.policy`'s; this
+turns its decision into an `Outcome` with the client's address for the
+journey and the shadow directory to create.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from netboot.bsdp.policy import BsdpPolicy, Ignore
+from netboot.dhcp.options import BOOTREQUEST, Option
+from netboot.dhcp.options import MessageType as DhcpType
+from netboot.dhcp.outcome_kind import OutcomeKind
+from netboot.dhcp.packet import ZERO, DhcpPacket
+from netboot.dhcp.vendor_class import is_bsdp
+from netboot.nbi.catalog import Catalog
+from netboot.port67.arrival import Arrival
+from netboot.port67.outcome import NO_LOCAL_ADDRESS, Outcome
+
+
+def bsdp_outcome(
+    policy: BsdpPolicy,
+    packet: DhcpPacket,
+    arrival: Arrival,
+    catalog: Catalog,
+    now: float,
+    nfs_available: bool,
+) -> Outcome | None:
+    """None: not a BSDP request, for the next handler."""
+    if not is_bsdp(packet.option(Option.VENDOR_CLASS)):
+        return None
+    if packet.op != BOOTREQUEST:
+        return Outcome(OutcomeKind.OVERHEARD, "a BSDP server's reply", packet.mac)
+    if packet.message_type != DhcpType.INFORM:
+        # A Mac's DISCOVER/REQUEST is for an address: full DHCP's business (the
+        # PXE handler leases to it), or the site's server's in proxy mode.
+        return None
+    address = packet.ciaddr if packet.ciaddr != ZERO else arrival.source[0]
+    if arrival.local_address == ZERO:
+        return Outcome(OutcomeKind.MALFORMED, NO_LOCAL_ADDRESS, packet.mac, address)
+    decision = policy.decide(packet, catalog, arrival.local_address, now, nfs_available)
+    if isinstance(decision, Ignore):
+        kind = OutcomeKind.MALFORMED if decision.malformed else OutcomeKind.BSDP_IGNORED
+        return Outcome(kind, decision.reason, packet.mac, address, reason=decision.code)
+    shadow_root = policy.settings.shadow_root
+    shadow = None
+    if decision.shadow_directory is not None and shadow_root:
+        shadow = PurePosixPath(shadow_root) / decision.shadow_directory
+    return Outcome(
+        decision.kind,
+        decision.summary,
+        packet.mac,
+        address,
+        replies=tuple((reply, decision.destination) for reply in decision.packets),
+        image_id=decision.image_id,
+        shadow_directory=shadow,
+    )
