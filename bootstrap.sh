@@ -1,7 +1,7 @@
 #!/bin/sh
 # netboot quick start on Debian (run as root, or with the packages below installed):
 #   ./bootstrap.sh serve [SERVE-OPTIONS]   install, build the demo set, serve nbimages/
-#   ./bootstrap.sh test  [PYTEST-OPTIONS]  install, then ruff, mypy and the whole test suite
+#   ./bootstrap.sh test  [PYTEST-OPTIONS]  install, then ruff, mypy, lint-imports and the whole test suite
 # Everything Python goes into .venv/ in this directory; system packages come from apt.
 set -eu
 cd "$(dirname "$0")"
@@ -67,6 +67,7 @@ test)
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
     .venv/bin/mypy
+    .venv/bin/lint-imports --no-cache
     exec .venv/bin/pytest "$@"
     ;;
 *)

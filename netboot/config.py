@@ -242,6 +242,21 @@ class ServerConfig:
     )
 
 
+TFTP_RETRY_SCHEDULE = (1.0, 2.0, 4.0, 8.0, 8.0)
+"""Seconds to wait before each TFTP retransmission while no round trip is known.
+
+A read session waits the entries in turn and the last once more before it gives
+up (31 s without progress); each adaptive wait stays within its entry.
+"""
+
+TFTP_MIN_RETRY_TIMEOUT = 0.05
+"""Seconds: the floor of the measured TFTP retransmission timeout.
+
+A client's round trip can jump (firmware busy writing a block, a loaded host);
+below this, retransmissions would mostly duplicate blocks already on their way.
+"""
+
+
 @dataclass(frozen=True)
 class TftpConfig:
     enabled: bool = option(True, _boolean, "Serve TFTP.", RESTART)
@@ -269,7 +284,7 @@ class TftpConfig:
         64, _int_range(1, 65535), "Largest RFC 7440 windowsize granted to a client."
     )
     retry_schedule: tuple[float, ...] = option(
-        (1.0, 2.0, 4.0, 8.0, 8.0),
+        TFTP_RETRY_SCHEDULE,
         _positive_seconds,
         "Seconds to wait before each retransmission while no round trip to the client is "
         "known. It bounds patience: a transfer fails once it has waited every entry and the "
@@ -287,7 +302,7 @@ class TftpConfig:
         "false: always the schedule's waits.",
     )
     min_retry_timeout: float = option(
-        0.05,
+        TFTP_MIN_RETRY_TIMEOUT,
         _seconds_up_to(10),
         "Seconds, above 0 and at most 10: the shortest adaptive retransmission timeout, "
         "however short the measured round trip. A client's answer can come late (firmware "

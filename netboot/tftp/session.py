@@ -67,23 +67,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from netboot.config import TFTP_MIN_RETRY_TIMEOUT, TFTP_RETRY_SCHEDULE
 from netboot.tftp.options import Negotiated
 from netboot.tftp.source import BlockSource
 from netboot.tftp.wire import Ack, Error, ErrorCode, OptionAck, Packet, build, data_datagram
 
-DEFAULT_RETRY_SCHEDULE = (1.0, 2.0, 4.0, 8.0, 8.0)
-"""Seconds to wait before each retransmission while no round trip is known.
-
-`ReadSession` waits the entries in turn and the last once more before it gives
-up (31 s without progress); each adaptive wait stays within its entry.
-"""
-
-DEFAULT_MIN_TIMEOUT = 0.05
-"""Seconds: the floor of the measured retransmission timeout.
-
-A client's round trip can jump (firmware busy writing a block, a loaded host);
-below this, retransmissions would mostly duplicate blocks already on their way.
-"""
+DEFAULT_RETRY_SCHEDULE = TFTP_RETRY_SCHEDULE
+"""The configuration's default (`[tftp] retry_schedule`), defined once there."""
+DEFAULT_MIN_TIMEOUT = TFTP_MIN_RETRY_TIMEOUT
+"""The configuration's default (`[tftp] min_retry_timeout`), defined once there."""
 
 CLOCK_GRANULARITY = 0.001
 """RFC 6298's G, in seconds: the reactor's timers are no finer than a millisecond."""
