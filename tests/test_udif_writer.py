@@ -24,12 +24,13 @@ import pytest
 
 from netboot.errors import UdifError
 from netboot.udif.blkx import ChunkType
+from netboot.udif.conversion import LayoutKind, OutputFormat
 from netboot.udif.detect import ImageFormat
-from netboot.udif.layout import LayoutKind, plan_layout
+from netboot.udif.layout import plan_layout
 from netboot.udif.partitions import read_partitions
 from netboot.udif.reader import UdifImage
 from netboot.udif.source import RawSource, SourceKind, open_source
-from netboot.udif.writer import OutputFormat, write_image
+from netboot.udif.writer import write_image
 from tests.udif_disks import (
     content,
     hfs_volume,

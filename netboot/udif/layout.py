@@ -27,9 +27,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from netboot.errors import UdifError
+from netboot.udif.conversion import LayoutKind
 from netboot.udif.detect import ImageFormat
 from netboot.udif.partitions import Partition, read_partitions
 from netboot.udif.source import Source, SourceKind, UdifSource
@@ -38,13 +38,6 @@ SECTOR = 512
 
 Reader = Callable[[int, int], bytes]
 """read(offset, size) -> bytes, short only at the end of the source."""
-
-
-class LayoutKind(StrEnum):
-    AUTO = "auto"
-    APM = "apm"
-    BARE = "bare"
-    KEEP = "keep"
 
 
 # The SPUD geometry hdiutil and libdmg-hfsplus use (notes section 6), in sectors.

@@ -37,13 +37,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from netboot.errors import UdifError
 from netboot.udif.blkx import BlockTable, Chunk, ChunkType, chunk_type_name
-from netboot.udif.layout import SECTOR, DiskLayout, LayoutKind, Region, plan_layout
+from netboot.udif.conversion import LayoutKind, OutputFormat
+from netboot.udif.layout import SECTOR, DiskLayout, Region, plan_layout
 from netboot.udif.resources import BLKX_ATTRIBUTES, BlkxEntry, build_resources
 from netboot.udif.source import Source, UdifSource, open_source
 from netboot.udif.trailer import KOLY_VERSION, Checksum, Koly
@@ -60,14 +60,6 @@ IMAGE_VARIANT_DEVICE = 1
 
 ProgressCallback = Callable[[int], None]
 """progress(n): n more bytes of the expanded disk are done (as UdifImage.copy_raw reports)."""
-
-
-class OutputFormat(StrEnum):
-    RAW = "raw"
-    UDRO = "UDRO"
-    UDZO = "UDZO"
-    UDBZ = "UDBZ"
-    ULFO = "ULFO"
 
 
 DEFAULT_LEVELS = {OutputFormat.UDZO: 6, OutputFormat.UDBZ: 9}
