@@ -2,7 +2,8 @@
 
 `BsdpPolicy.decide(request, catalog, server_address, now)` returns a `Reply`
 (one or more ACK packets and where to send them) or an `Ignore` with the
-reason. It follows Apple's bootpd (bsdpd.c) where the notes describe it:
+reason. It follows Apple's bootpd (bsdpd.c) as docs/protocols/bsdp.md §5 and
+§6 describe it:
 
 * Pre-checks, any failure is silence: htype 1/hlen 6, DHCP INFORM, option 60
   a client class, option 43 decodes with a supported version and a message

@@ -1,6 +1,6 @@
 """Building a complete NBI set on Linux: `netboot nbi create`.
 
-The set gets the layout of the NBI notes: `<arch>/booter` for every
+The set gets the layout of docs/protocols/nbi.md §2: `<arch>/booter` for every
 architecture, the kernel beside it as `mach.macosx` (with `mach.macosx.mkext`)
 and the prelinked kernel as `x86_64/kernelcache`, the root image as
 `NetBoot.dmg` (`NetInstall.dmg` for install images) converted to UDZO unless

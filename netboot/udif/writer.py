@@ -16,7 +16,7 @@ each into runs of at most `chunk_sectors` sectors (2048, 1 MiB, as hdiutil):
 Encoded runs are written to the data fork in disk order as they complete, with
 at most a few runs per worker in flight, so memory stays bounded by a few MiB
 whatever the image size. The CRC32 of each entry (over the uncompressed bytes
-of its non-ignore chunks, shared notes udif.md section 3) is taken in the
+of its non-ignore chunks, docs/protocols/udif.md §3) is taken in the
 reading thread, the data-fork CRC32 over the bytes as written; then come the
 mish tables inside the XML plist, and the koly trailer last.
 

@@ -50,7 +50,7 @@ CHUNK = 256 * 1024
 MIME_TYPES = {
     ".dmg": "application/x-apple-diskimage",
     ".ipxe": "text/plain",
-    ".efi": "application/efi",  # what UEFI HTTP boot runs without guessing (pxe notes 7.1)
+    ".efi": "application/efi",  # UEFI HTTP boot runs it: docs/protocols/pxe.md §7.1
 }
 
 
@@ -408,7 +408,7 @@ class ImageResource(Resource):
         return NOT_DONE_YET
 
     def _script(self, request: Request, settings: ScriptSettings) -> bytes:
-        """An iPXE script made for the client named in the query (pxe notes 6.4)."""
+        """An iPXE script made for the client named in the query (docs/protocols/pxe.md §6.4)."""
         if self.config.base_url:
             base = self.config.base_url.rstrip("/")
         else:
