@@ -454,7 +454,7 @@ def test_the_attribute_filter_applies_to_the_default(tmp_path: Path) -> None:
     assert default_and_order(catalog) == ("MacOSX", ["MacOSX"])
 
 
-# --- bsdp.md §8 vectors: INFORM[LIST] -> ACK[LIST] --------------------------------------
+# --- docs/protocols/bsdp.md §8 vectors: INFORM[LIST] -> ACK[LIST] -----------------------
 
 
 def bootp(

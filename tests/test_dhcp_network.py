@@ -511,7 +511,7 @@ def discover(lab: ProxyLab, mac: str, arch: int, xid: int) -> tuple[Reply, Reply
 
 
 def assert_proxy_offer(offer: Reply, lab: ProxyLab, boot_file: bytes) -> None:
-    """Boot information only, the way EDK2 and iPXE recognise a proxy offer (pxe.md §4.1, §4.3)."""
+    """Boot information only, as EDK2 and iPXE take a proxy offer (docs/protocols/pxe.md §4.3)."""
     assert offer.source == (lab.ours.address, 67)
     assert offer.packet.yiaddr == ZERO
     assert offer.packet.siaddr == lab.ours.address

@@ -33,7 +33,8 @@ SETTINGS = BootSettings(
 )
 BROADCAST_68 = ("255.255.255.255", 68)
 FROM_CLIENT = ("0.0.0.0", 68)
-BOOT_ITEM_43 = bytes.fromhex("47 04 80 00 00 00 ff")  # pxe.md §2.4: type 0x8000, layer 0
+# 43.71 of docs/protocols/pxe.md §2.4: type 0x8000, layer 0.
+BOOT_ITEM_43 = bytes.fromhex("47 04 80 00 00 00 ff")
 NETWORK_OPTIONS = (1, 3, 6, 15, 51, 58, 59)
 
 

@@ -56,7 +56,7 @@ def discover(*options: tuple[int, bytes]) -> DhcpPacket:
     return parse_packet(build_packet(packet))
 
 
-# --- pxe.md §8: one case per row the classifier decides ----------------------------------
+# --- docs/protocols/pxe.md §8: one case per row the classifier decides -------------------
 
 CLASSIFIER_ROWS = [
     # (options, kind, arch code, ipxe_http, has_ipxe_options)
@@ -276,7 +276,7 @@ def test_rows_16_17_boot_class_without_usable_architecture_names_the_problem(
     assert client.wants_boot
 
 
-# --- pxe.md §3: every architecture code ---------------------------------------------------
+# --- docs/protocols/pxe.md §3: every architecture code ------------------------------------
 
 # docs/protocols/pxe.md §3: the HTTP-boot codes, and the family each bootable code uses.
 HTTP_CODES = {15, 16, 17, 18, 19, 20, 23, 24, 26, 28, 30, 38, 40}

@@ -23,6 +23,8 @@ SCANNED = ("netboot", "services", "tests", "benchmarks", "docs", "nbimages", "RE
 
 CITATION = re.compile(r"docs/protocols/([\w.-]+\.md)(?:\s+§(\d+(?:\.\d+)*))?")
 BARE_SECTION = re.compile(r"(RFC \d+ |\.md`? )?§(\d+(?:\.\d+)*)")
+SHORT_CITATION = re.compile(r"(?<![/\w])(?:bsdp|pxe|udif|nbi)\.md`? §\d")
+"""A section cited without the document's path, which a reader cannot follow from any file."""
 HEADING = re.compile(r"^#{2,4}\s+(?:(\d+(?:\.\d+)*)\.?\s)?(.*)$")
 UNNUMBERED_HEADINGS = {"Sources"}
 # Built from parts so that this file does not match itself.
@@ -106,6 +108,15 @@ def test_cross_references_inside_a_document_exist(document: Path) -> None:
         if match.group(2) not in own:
             missing.append(f"§{match.group(2)}")
     assert missing == []
+
+
+def test_citations_name_the_document_by_its_path() -> None:
+    short = [
+        f"{path.relative_to(REPOSITORY)}: {match.group(0)}"
+        for path in scanned_files()
+        for match in SHORT_CITATION.finditer(path.read_text())
+    ]
+    assert short == []
 
 
 def test_no_reference_points_outside_the_repository() -> None:

@@ -46,7 +46,7 @@ from tests.test_udif_trailer import (
 
 SECTOR = 512
 
-# -- the worked example (udif.md §9) -------------------------------------------
+# -- the worked example (docs/protocols/udif.md §9) ----------------------------
 
 EXAMPLE_RAW = b"NETBOOT-UDIF-EX\n" + bytes(1048576 - 16)
 EXAMPLE_NAME = "whole disk (Apple_HFS : 0)"

@@ -154,7 +154,7 @@ def _table(
 
 
 def whole_disk(data: bytes, kind: int = ChunkType.ZLIB, **options: int | None) -> bytes:
-    """A one-entry image (`-layout NONE`), as in the worked example of udif.md §9."""
+    """A one-entry image (`-layout NONE`), as in docs/protocols/udif.md §9."""
     zero_kind = options.pop("zero_kind", ChunkType.IGNORE)
     return build_image(
         [Part("whole disk (Apple_HFS : 0)", -1, data, kind, zero_kind)],

@@ -59,7 +59,7 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.endswith(".part"))
 
 
-# -- the worked example (udif.md §9) ---------------------------------------------------
+# -- the worked example (docs/protocols/udif.md §9) ------------------------------------
 
 
 def test_worked_example_is_reproduced_byte_for_byte(tmp_path: Path) -> None:
