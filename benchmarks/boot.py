@@ -25,7 +25,8 @@ request left the guest), and the ratio netboot/dnsmasq of the marker times.
 Measured 2026-12-01, 2 cores, TCG: netboot 6.98 s (DHCP done 2.33 s, script
 2.36 s, kernel 3.15 s), dnsmasq 23.77 s (DHCP done 5.36 s: iPXE waits 3 s
 for proxy offers; script 18.39 s: 13 s of IPv6 router solicitation): 0.29.
-The PXE notes measured dnsmasq at 21-23 s here; the floor is about 5-6 s.
+The 13 s are the ROM iPXE's IPv6 wait and the 3 s its proxy wait
+(docs/protocols/pxe.md §6.3); the floor is about 5-6 s.
 """
 
 from __future__ import annotations

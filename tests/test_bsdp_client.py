@@ -1,9 +1,9 @@
-"""The BSDP client side: INFORM builders against the notes' packets, reading ACKs, merging lists.
+"""The BSDP client side: INFORM builders against the documented packets, reading ACKs, merging.
 
-The reference packets are the byte-by-byte vectors of /work/shared/notes/bsdp.md
-section 8 defined in tests/test_dhcp_packet.py (8.1 INFORM[LIST], 8.2 ACK[LIST],
+The reference packets are the byte-by-byte vectors of docs/protocols/bsdp.md §8
+defined in tests/test_dhcp_packet.py (8.1 INFORM[LIST], 8.2 ACK[LIST],
 8.3 INFORM[SELECT], 8.4 ACK[SELECT], 8.5 ACK[FAILED]); the client's option order
-is Apple's (notes section 7).
+is Apple's (docs/protocols/bsdp.md §7).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ INSTALL_MACOS = BootImage(0x81001000, "Install macOS")
 DIAGNOSTICS = BootImage(0x03000005, "Diagnostics")
 
 
-def notes_inform_list(**overrides: object) -> DhcpPacket:
+def vector_inform_list(**overrides: object) -> DhcpPacket:
     arguments: dict[str, object] = {
         "xid": LIST_XID,
         "mac": CLIENT_MAC,
@@ -59,7 +59,7 @@ def notes_inform_list(**overrides: object) -> DhcpPacket:
     return inform_list(**arguments)  # type: ignore[arg-type]
 
 
-def notes_inform_select(**overrides: object) -> DhcpPacket:
+def vector_inform_select(**overrides: object) -> DhcpPacket:
     arguments: dict[str, object] = {
         "xid": SELECT_XID,
         "mac": CLIENT_MAC,
@@ -78,22 +78,22 @@ def notes_inform_select(**overrides: object) -> DhcpPacket:
 
 
 def test_inform_list_has_exactly_the_options_of_8_1() -> None:
-    assert notes_inform_list().options == parse_packet(INFORM_LIST.datagram).options
+    assert vector_inform_list().options == parse_packet(INFORM_LIST.datagram).options
 
 
 def test_inform_list_builds_to_the_bytes_of_8_1() -> None:
-    assert build_packet(notes_inform_list()) == INFORM_LIST.datagram
+    assert build_packet(vector_inform_list()) == INFORM_LIST.datagram
 
 
 def test_inform_select_has_exactly_the_options_of_8_3() -> None:
-    assert notes_inform_select().options == parse_packet(INFORM_SELECT.datagram).options
+    assert vector_inform_select().options == parse_packet(INFORM_SELECT.datagram).options
 
 
 def test_inform_select_builds_to_the_bytes_of_8_3() -> None:
-    assert build_packet(notes_inform_select()) == INFORM_SELECT.datagram
+    assert build_packet(vector_inform_select()) == INFORM_SELECT.datagram
 
 
-@pytest.mark.parametrize("build", [notes_inform_list, notes_inform_select])
+@pytest.mark.parametrize("build", [vector_inform_list, vector_inform_select])
 def test_inform_header_is_a_request_from_the_clients_address(
     build: Callable[[], DhcpPacket],
 ) -> None:
@@ -108,7 +108,7 @@ def test_inform_header_is_a_request_from_the_clients_address(
 
 
 def test_inform_list_without_reply_port() -> None:
-    packet = notes_inform_list(reply_port=None)
+    packet = vector_inform_list(reply_port=None)
     assert packet.option(43) == b"".join(
         [
             h("01 01 01"),  # 1 message type: LIST
@@ -119,7 +119,7 @@ def test_inform_list_without_reply_port() -> None:
 
 
 def test_inform_list_with_a_filter_puts_it_last() -> None:
-    packet = notes_inform_list(attribute_filter=(0x0100, 0x8100))
+    packet = vector_inform_list(attribute_filter=(0x0100, 0x8100))
     assert packet.option(43) == b"".join(
         [
             h("01 01 01"),  # 1 message type: LIST
@@ -132,7 +132,7 @@ def test_inform_list_with_a_filter_puts_it_last() -> None:
 
 
 def test_inform_select_without_reply_port() -> None:
-    packet = notes_inform_select(reply_port=None, image_id=0x81001000)
+    packet = vector_inform_select(reply_port=None, image_id=0x81001000)
     assert packet.option(43) == b"".join(
         [
             h("01 01 02"),  # 1 message type: SELECT
@@ -144,7 +144,7 @@ def test_inform_select_without_reply_port() -> None:
 
 
 def test_inform_class_id_follows_arch_and_model() -> None:
-    packet = notes_inform_list(arch="ppc", model="PowerMac3,1")
+    packet = vector_inform_list(arch="ppc", model="PowerMac3,1")
     assert packet.option(60) == b"AAPLBSDPC/ppc/PowerMac3,1"
 
 
@@ -269,7 +269,7 @@ def test_read_answer_refuses_garbage_in_option_43() -> None:
 
 
 def _ack_list_datagram(images: list[BootImage], priority: int = 32768) -> bytes:
-    """An ACK[LIST] like 8.2 with another image list; header bytes as in the notes."""
+    """An ACK[LIST] like docs/protocols/bsdp.md §8.2 with another image list, same header."""
     body = encode(
         BsdpMessage(
             message_type=MessageType.LIST,

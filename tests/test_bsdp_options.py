@@ -1,9 +1,9 @@
 """BSDP sub-options inside option 43: byte vectors, a malformed corpus and round trips.
 
-Vectors come from /work/shared/notes/bsdp.md: the layout of section 4 (each
+Vectors come from docs/protocols/bsdp.md: the layout of §4 (each
 sub-option `code(1) length(1) data`, integers big-endian), the boot image ids
 of 4.1, the image records of 4.2, the small vectors of 8.6 and the option-43
-bodies of the packets in 8.1-8.5. Apple's encoding order (notes section 7):
+bodies of the packets in 8.1-8.5. Apple's encoding order (docs/protocols/bsdp.md §7):
 LIST request 1, 2, [10], 5, 12, [11]; SELECT request 1, 2, [10], 5, 3, 8;
 ACK[LIST] 1, 4, 7, [8], 9; ACK[SELECT] 1, 8, 130, [128, 129].
 """
@@ -283,7 +283,7 @@ SUB_OPTIONS = {
     ),
 }
 
-# The option-43 bodies of the notes' packets, section 8.
+# The option-43 bodies of the packets of docs/protocols/bsdp.md §8.
 MESSAGES = {
     "8.1 INFORM[LIST]": Vector(
         b"".join(
@@ -422,7 +422,7 @@ def test_message_type_decodes_to_the_enum_value() -> None:
     assert MessageType(message_type) is MessageType.SELECT
 
 
-def test_sub_option_codes_match_the_notes() -> None:
+def test_sub_option_codes_match_the_document() -> None:
     assert [int(code) for code in SubOption] == [*range(1, 13), 128, 129, 130]
 
 

@@ -1,6 +1,6 @@
 """Packing a boot image list into option-43 instances and ACK[LIST] replies.
 
-The limits come from /work/shared/notes/bsdp.md: an option-43 instance holds at
+The limits come from docs/protocols/bsdp.md: an option-43 instance holds at
 most 255 bytes, an image record (`id(4) name_length(1) name`) is never split
 (4.2), and a reply's options area is `size - 28 - 236 - 4` bytes (4.4), from
 which options 53 (3 bytes), 54 (6), 60 `AAPLBSDPC` (11) and END (1) take 21.
@@ -111,7 +111,7 @@ def test_one_image_is_one_reply_of_one_instance() -> None:
     ]
 
 
-def test_the_notes_two_images_pack_as_in_8_2() -> None:
+def test_the_two_vector_images_pack_as_in_8_2() -> None:
     images = [BootImage(0x01000001, "High Sierra"), BootImage(0x81001000, "Install macOS")]
     replies = pack_list_replies(HEADER, images, space_for(576))
     option_43 = bytes.fromhex("01 01 01 04 02 80 00 07 04 01 00 00 01 09 22")

@@ -5,8 +5,8 @@ Catalogs are real NBI sets on disk (`tests/factories.make_set`, read with
 `inform_select`) or, for bad input, are written by hand. Every request crosses
 the wire once (`build_packet` then `parse_packet`), as it does in the service.
 
-The byte vectors of section 8 of `shared/notes/bsdp.md` are copied here field by
-field from the notes (not from our encoder), so the LIST, SELECT and FAILED
+The byte vectors of docs/protocols/bsdp.md §8 are copied here field by field
+from that document (not from our encoder), so the LIST, SELECT and FAILED
 exchanges are checked against the documented layout.
 """
 
@@ -454,7 +454,7 @@ def test_the_attribute_filter_applies_to_the_default(tmp_path: Path) -> None:
     assert default_and_order(catalog) == ("MacOSX", ["MacOSX"])
 
 
-# --- section 8 vectors: INFORM[LIST] -> ACK[LIST] -----------------------------------------
+# --- docs/protocols/bsdp.md §8 vectors: INFORM[LIST] -> ACK[LIST] -----------------------
 
 
 def bootp(
@@ -467,7 +467,7 @@ def bootp(
     options: str,
     total: int,
 ) -> bytes:
-    """A BOOTP message laid out as the notes write it (section 8 offsets)."""
+    """A BOOTP message laid out as docs/protocols/bsdp.md §8 writes it (its offsets)."""
     header = bytes.fromhex(
         f"{op:02x} 01 06 00"  # op, htype 1, hlen 6, hops 0
         f"{xid:08x}"  # xid
@@ -589,36 +589,37 @@ FILE = slice(108, 236)
 
 
 @pytest.fixture
-def notes_catalog(tmp_path: Path) -> Catalog:
-    """The two images of section 8.2, in a sharepoint directory as Apple keeps them."""
+def vector_catalog(tmp_path: Path) -> Catalog:
+    """The two images of docs/protocols/bsdp.md §8.2, in a sharepoint directory as Apple does."""
     sharepoint = tmp_path / "NetBootSP0"
     add_set(sharepoint, "HighSierra", Name="High Sierra", Index=1)
     add_set(sharepoint, "InstallmacOS", Name="Install macOS", Index=4096, IsInstall=True)
     return scan(tmp_path)
 
 
-def test_the_notes_inform_list_gets_the_notes_ack_list(notes_catalog: Catalog) -> None:
-    decision = make_policy().decide(parse_packet(INFORM_LIST_8_1), notes_catalog, SERVER, 0.0)
+def test_vector_inform_list_gets_vector_ack_list(vector_catalog: Catalog) -> None:
+    decision = make_policy().decide(parse_packet(INFORM_LIST_8_1), vector_catalog, SERVER, 0.0)
     reply = reply_of(decision)
     assert reply.destination == (CLIENT_IP, 1000)
     assert [build_packet(p) for p in reply.packets] == [ACK_LIST_8_2]
 
 
-def test_the_notes_inform_select_gets_the_notes_ack_select(notes_catalog: Catalog) -> None:
+def test_vector_inform_select_gets_vector_ack_select(vector_catalog: Catalog) -> None:
     # Apple's HTTP alias NetBoot/ in front of the sharepoints is our base URL.
     policy = make_policy(root_paths=RootPathSettings(http_base_url="http://192.0.2.10/NetBoot"))
-    reply = reply_of(policy.decide(parse_packet(INFORM_SELECT_8_3), notes_catalog, SERVER, 0.0))
+    reply = reply_of(policy.decide(parse_packet(INFORM_SELECT_8_3), vector_catalog, SERVER, 0.0))
     assert reply.destination == (CLIENT_IP, 1000)
     (packet,) = reply.packets
     raw = build_packet(packet)
     assert len(raw) == len(ACK_SELECT_8_4)
     assert raw[: FILE.start] == ACK_SELECT_8_4[: FILE.start]
     assert raw[FILE.stop :] == ACK_SELECT_8_4[FILE.stop :]
-    # Our booter path is relative to the TFTP root (notes section 6.1), not Apple's absolute one.
+    # Our booter path is relative to the TFTP root (docs/protocols/bsdp.md §6.1), not
+    # Apple's absolute one.
     assert raw[FILE].rstrip(b"\x00") == b"NetBootSP0/HighSierra.nbi/i386/booter"
 
 
-def test_select_of_an_unknown_image_gets_the_notes_ack_failed(notes_catalog: Catalog) -> None:
+def test_select_of_an_unknown_image_gets_vector_ack_failed(vector_catalog: Catalog) -> None:
     select = parse_packet(INFORM_SELECT_8_3)
     unknown = with_option_43(
         select,
@@ -632,7 +633,7 @@ def test_select_of_an_unknown_image_gets_the_notes_ack_failed(notes_catalog: Cat
             )
         ),
     )
-    reply = reply_of(make_policy().decide(wire(unknown), notes_catalog, SERVER, 0.0))
+    reply = reply_of(make_policy().decide(wire(unknown), vector_catalog, SERVER, 0.0))
     assert reply.destination == (CLIENT_IP, 1000)
     assert [build_packet(p) for p in reply.packets] == [ACK_FAILED_8_5]
 
@@ -644,7 +645,7 @@ MANY = 400
 
 @pytest.fixture(scope="module")
 def many_images(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    """400 images with 10-character names: 15-byte list records (bsdp notes 5.6)."""
+    """400 images with 10-character names: 15-byte list records (docs/protocols/bsdp.md §5.4)."""
     root = tmp_path_factory.mktemp("many")
     for number in range(1, MANY + 1):
         make_set(root, f"Img{number:04d}", Name=f"Image {number:04d}", Index=number)
@@ -662,7 +663,7 @@ def sized_request(size: int, how: str) -> DhcpPacket:
 
 # (images, max size) -> replies. Per reply: 17 records fit at 576 (16 in the first
 # option 43 after the 13 header bytes, 1 in a second), 78 at 1500 (16 + 3 x 16 + 14),
-# 517 at 8192; the notes estimate ~17 and ~78.
+# 517 at 8192; docs/protocols/bsdp.md §5.4 estimates ~17 and ~78.
 SPLITS = {
     (1, 576): 1,
     (1, 1500): 1,

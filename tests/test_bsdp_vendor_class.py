@@ -1,6 +1,6 @@
 """Option 60 of BSDP packets: `AAPLBSDPC/<arch>/<model>` from clients, `AAPLBSDPC` from servers.
 
-The rules are Apple's parser as summarised in /work/shared/notes/bsdp.md section 3:
+The rules are Apple's parser as summarised in docs/protocols/bsdp.md §3:
 prefix `AAPLBSDPC`; nothing after it means a server's packet; otherwise `/`, the
 architecture up to the next `/`, then the model to the end; a NUL or newline
 anywhere means "not BSDP". Architectures are `ppc`, `i386` and `arm`.
@@ -67,7 +67,7 @@ def test_client_class_bytes_round_trips(raw: bytes) -> None:
     assert client_class_bytes(parsed.arch, parsed.model) == raw
 
 
-def test_client_class_bytes_of_the_notes_client() -> None:
+def test_client_class_bytes_of_the_vector_client() -> None:
     assert client_class_bytes("i386", "MacBookPro11,1") == b"AAPLBSDPC/i386/MacBookPro11,1"
     assert len(client_class_bytes("i386", "MacBookPro11,1")) == 29  # 8.1: option 60 len 0x1d
 

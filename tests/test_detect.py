@@ -1,6 +1,6 @@
 """detect_format: telling disk image formats apart by their magic numbers.
 
-Layouts: UDIF koly trailer from shared notes udif.md section 2 (signature,
+Layouts: UDIF koly trailer from docs/protocols/udif.md §2 (signature,
 version 4 and header size 512, big-endian, in the last 512 bytes); APM, GPT,
 MBR, HFS+/HFSX and APFS offsets as documented in netboot/udif/detect.py and in
 the respective on-disk specifications (Apple "Inside Macintosh: Devices" for

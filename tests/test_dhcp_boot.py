@@ -1,6 +1,6 @@
 """Which boot file each client gets (netboot.dhcp.boot.boot_offer), in proxy and full mode.
 
-The table is that of section 8 of /work/shared/notes/pxe.md: a PXE ROM gets its
+The table is that of docs/protocols/pxe.md §8: a PXE ROM gets its
 family's loader over TFTP (with 43 "boot now" except the UEFI proxy variant B),
 a UEFI HTTP-boot client the same file as an `http://` URL with `HTTPClient`,
 and iPXE the URL of its script. `S` is SERVER, `P` the HTTP port.

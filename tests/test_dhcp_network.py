@@ -9,8 +9,8 @@ the URL of its boot script and, through it, a kernel from the catalog.
 
 The PXE, iPXE and UEFI clients here are hand-built datagrams (netboot.dhcp.packet
 builds them, tests.netns.udp_exchange sends them from the client namespace): no
-real firmware runs, so the packets carry what the notes (pxe.md sections 4 and 8)
-say such firmware sends. Every address lives in namespaces made here.
+real firmware runs, so the packets carry what docs/protocols/pxe.md §4 and
+docs/protocols/pxe.md §8 say such firmware sends. Every address lives in namespaces made here.
 """
 
 from __future__ import annotations
@@ -511,7 +511,7 @@ def discover(lab: ProxyLab, mac: str, arch: int, xid: int) -> tuple[Reply, Reply
 
 
 def assert_proxy_offer(offer: Reply, lab: ProxyLab, boot_file: bytes) -> None:
-    """Boot information only, the way EDK2 and iPXE recognise a proxy offer (notes 4.1, 4.3)."""
+    """Boot information only, as EDK2 and iPXE take a proxy offer (docs/protocols/pxe.md §4.3)."""
     assert offer.source == (lab.ours.address, 67)
     assert offer.packet.yiaddr == ZERO
     assert offer.packet.siaddr == lab.ours.address

@@ -1,10 +1,10 @@
-"""DHCP packets: the BSDP vectors of the notes, a malformed corpus and properties of parse/build.
+"""DHCP packets: the documented BSDP vectors, a malformed corpus and properties of parse/build.
 
 Every datagram here is written byte by byte from the annotated hex of
-/work/shared/notes/bsdp.md section 8 (client MAC 00:16:cb:12:34:56, client IP
+docs/protocols/bsdp.md §8 (client MAC 00:16:cb:12:34:56, client IP
 192.0.2.50, server IP 192.0.2.10), checked there with tshark 4.0.17; none is
-produced by our encoder. The BOOTP header layout is RFC 951/2131 (notes section 2),
-the options RFC 2132 (notes section 3).
+produced by our encoder. The BOOTP header layout is RFC 951/2131
+(docs/protocols/bsdp.md §2), the options RFC 2132 (docs/protocols/bsdp.md §3).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ROOT_PATH = b"http://192.0.2.10/NetBoot/NetBootSP0/HighSierra.nbi/NetBoot.dmg"
 
 
 def h(text: str) -> bytes:
-    """Bytes from the notes' spaced hex."""
+    """Bytes from the spaced hex of docs/protocols/bsdp.md §8."""
     return bytes.fromhex(text)
 
 
@@ -40,7 +40,7 @@ def bootp_header(
     sname: bytes = b"",
     file: bytes = b"",
 ) -> bytes:
-    """Offsets 0-239 of every packet in notes section 8 (they differ only in these fields)."""
+    """Offsets 0-239 of every packet in docs/protocols/bsdp.md §8 (only these fields differ)."""
     return b"".join(
         [
             h(op),  # 0 op: 01 BOOTREQUEST, 02 BOOTREPLY
@@ -241,7 +241,7 @@ ACK_SELECT = vector(
     349,
 )
 
-# 8.5 ACK[FAILED]: 266 bytes of content, padded with zeros to 300. The notes give the
+# 8.5 ACK[FAILED]: 266 bytes of content, padded with zeros to 300. §8.5 gives the
 # options, sname and siaddr; the rest of the header answers 8.3 (xid 0x12345679).
 ACK_FAILED = vector(
     b"".join(
@@ -291,10 +291,10 @@ def raises_malformed(datagram: bytes) -> MalformedPacket:
     return caught.value
 
 
-# -- the notes' vectors --------------------------------------------------------------
+# -- the vectors ---------------------------------------------------------------------
 
 
-def test_vectors_have_the_sizes_the_notes_give() -> None:
+def test_vectors_have_the_documented_sizes() -> None:
     sizes = {name: len(vec.datagram) for name, vec in VECTORS.items()}
     assert sizes == {
         "8.1 INFORM[LIST]": 300,
@@ -303,7 +303,7 @@ def test_vectors_have_the_sizes_the_notes_give() -> None:
         "8.4 ACK[SELECT]": 349,
         "8.5 ACK[FAILED]": 300,
     }
-    # Spot checks against the notes' offsets.
+    # Spot checks against the offsets of docs/protocols/bsdp.md §8.
     assert INFORM_LIST.datagram[0xEC:0xF0] == h("63 82 53 63")
     assert INFORM_LIST.datagram[0x11A:0x11C] == h("2b 0f")
     assert INFORM_LIST.datagram[0x12B] == 0xFF
@@ -328,7 +328,7 @@ def test_vector_builds_back_to_the_same_bytes(vec: Vector) -> None:
 
 
 @all_vectors
-def test_vector_packet_builds_to_the_notes_bytes(vec: Vector) -> None:
+def test_vector_packet_builds_to_the_documented_bytes(vec: Vector) -> None:
     assert build_packet(vec.packet) == vec.datagram
 
 
@@ -382,8 +382,8 @@ def test_pad_options_are_left_out() -> None:
     assert parse_packet(datagram).options == ((53, h("08")),)
 
 
-def test_option_space_follows_the_notes() -> None:
-    # Notes 4.4: size - 28 (IP+UDP) - 236 (BOOTP) - 4 (cookie).
+def test_option_space_is_the_documented_one() -> None:
+    # docs/protocols/bsdp.md §4.4: size - 28 (IP+UDP) - 236 (BOOTP) - 4 (cookie).
     assert option_space(576) == 308
     assert option_space(1500) == 1232
     assert option_space(8192) == 7924

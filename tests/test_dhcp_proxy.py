@@ -1,11 +1,12 @@
 """proxyDHCP replies on the wire (netboot.dhcp.proxy.proxy_answer).
 
 Every reply is built with `build_packet` and parsed again, so the checks are on
-what a client would receive. The rules are those of /work/shared/notes/pxe.md
-section 4 (the two-phase exchange), 2.2 (which options a proxy writes and which it
-never does) and the unit-test list of section 9. `BIOS_DISCOVER` and
+what a client would receive. The rules are those of docs/protocols/pxe.md §4
+(the two-phase exchange), docs/protocols/pxe.md §2.2 (which options a proxy
+writes and which it never does) and the unit-test list of docs/protocols/pxe.md §9.
+`BIOS_DISCOVER` and
 `BIOS_PROXY_OFFER` are written byte by byte, with a comment per field group, from
-the BOOTP layout of the notes' section 1, not from our encoder.
+the BOOTP layout of docs/protocols/pxe.md §1, not from our encoder.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ SETTINGS = BootSettings(
 )
 BROADCAST_68 = ("255.255.255.255", 68)
 FROM_CLIENT = ("0.0.0.0", 68)
-BOOT_ITEM_43 = bytes.fromhex("47 04 80 00 00 00 ff")  # notes 2.4: type 0x8000, layer 0
+# 43.71 of docs/protocols/pxe.md §2.4: type 0x8000, layer 0.
+BOOT_ITEM_43 = bytes.fromhex("47 04 80 00 00 00 ff")
 NETWORK_OPTIONS = (1, 3, 6, 15, 51, 58, 59)
 
 
@@ -69,7 +71,7 @@ BIOS_DISCOVER = b"".join(
     ]
 )
 
-# What the proxy answers on port 67 (notes 4.1, variant A for BIOS).
+# What the proxy answers on port 67 (docs/protocols/pxe.md §4.1, variant A for BIOS).
 BIOS_PROXY_OFFER = b"".join(
     [
         h("02"),  # 0 op: BOOTREPLY
@@ -293,7 +295,7 @@ SOURCE_4011 = (CLIENT_IP, 68)
 
 
 def boot_server_request(*options: tuple[int, bytes]) -> DhcpPacket:
-    """The unicast REQUEST from the client's new address (notes 4.2)."""
+    """The unicast REQUEST from the client's new address (docs/protocols/pxe.md §4.2)."""
     return request(MessageType.REQUEST, *options, flags=0, ciaddr=CLIENT_IP)
 
 

@@ -1,10 +1,11 @@
 """Who is asking (netboot.dhcp.pxe.classify) and the server-side encoders of options 43 and 175.
 
-The classifier rows are those of the decision table in section 8 of
-/work/shared/notes/pxe.md, the architecture codes those of its section 3 (IANA
+The classifier rows are those of the decision table of docs/protocols/pxe.md §8,
+the architecture codes those of docs/protocols/pxe.md §3 (IANA
 "Processor Architecture Types", 0-41). Every request crosses the wire once
 (`build_packet` then `parse_packet`), as it does in the service. The encoder
-vectors are copied from the notes' section 2.4 and 6.1 byte examples, without the
+vectors are copied from the byte examples of docs/protocols/pxe.md §2.4 and
+docs/protocols/pxe.md §6.1, without the
 option's own code and length (`2B 0A`, `AF 06`), which the packet builder adds.
 """
 
@@ -55,7 +56,7 @@ def discover(*options: tuple[int, bytes]) -> DhcpPacket:
     return parse_packet(build_packet(packet))
 
 
-# --- section 8: one case per row the classifier decides --------------------------------
+# --- docs/protocols/pxe.md §8: one case per row the classifier decides -------------------
 
 CLASSIFIER_ROWS = [
     # (options, kind, arch code, ipxe_http, has_ipxe_options)
@@ -275,9 +276,9 @@ def test_rows_16_17_boot_class_without_usable_architecture_names_the_problem(
     assert client.wants_boot
 
 
-# --- section 3: every architecture code --------------------------------------------------
+# --- docs/protocols/pxe.md §3: every architecture code ------------------------------------
 
-# The notes' section 3: the HTTP-boot codes, and the family each bootable code uses.
+# docs/protocols/pxe.md §3: the HTTP-boot codes, and the family each bootable code uses.
 HTTP_CODES = {15, 16, 17, 18, 19, 20, 23, 24, 26, 28, 30, 38, 40}
 FAMILIES = {
     0: "bios",
@@ -315,7 +316,7 @@ def test_architecture_code_maps_to_family_and_transport(code: int) -> None:
 
 @pytest.mark.parametrize("code", list(ARCHITECTURES))
 def test_classify_takes_each_code_from_option_93(code: int) -> None:
-    """HTTP codes come with `HTTPClient`, the others with `PXEClient` (notes section 3)."""
+    """HTTP codes come with `HTTPClient`, the others with `PXEClient` (docs/protocols/pxe.md §3)."""
     prefix = b"HTTPClient" if code in HTTP_CODES else b"PXEClient"
     vendor_class = prefix + f":Arch:{code:05d}:UNDI:003000".encode()
     client = classify(discover((60, vendor_class), (93, arch93(code))))
@@ -412,7 +413,7 @@ def test_classify_keeps_user_class_and_uuid_for_the_reply() -> None:
 @pytest.mark.parametrize(
     ("option43", "boot_item"),
     [
-        pytest.param(bytes.fromhex("47 04 80 00 00 00 ff"), b"\x80\x00\x00\x00", id="notes-43-71"),
+        pytest.param(bytes.fromhex("47 04 80 00 00 00 ff"), b"\x80\x00\x00\x00", id="doc-43-71"),
         pytest.param(
             bytes.fromhex("06 01 08 47 04 00 00 00 01 ff"), b"\x00\x00\x00\x01", id="after-6"
         ),
@@ -432,11 +433,11 @@ def test_boot_item_43_71_is_read_only_when_well_formed(
 
 
 def test_pxe_boot_now_is_pypxe_proxy_43() -> None:
-    # notes 2.4: 2B 0A | 06 01 08 | 0A 04 00 50 58 45 | FF
+    # docs/protocols/pxe.md §2.4: 2B 0A | 06 01 08 | 0A 04 00 50 58 45 | FF
     assert pxe_boot_now() == bytes.fromhex("06 01 08 0A 04 00 50 58 45 FF")
 
 
-def test_pxe_menu_reproduces_the_notes_41_byte_menu() -> None:
+def test_pxe_menu_reproduces_the_documented_41_byte_menu() -> None:
     expected = bytes.fromhex(
         "06 01 07"  # no bcast, no mcast, list only
         "08 07 80 00 01 C0 A8 01 0A"  # type 0x8000, 1 server 192.168.1.10
@@ -477,7 +478,7 @@ def test_pxe_menu_omits_empty_parts(
 @pytest.mark.parametrize(
     ("item", "expected"),
     [
-        pytest.param(b"\x80\x00\x00\x00", "47 04 80 00 00 00 FF", id="notes-type-8000-layer-0"),
+        pytest.param(b"\x80\x00\x00\x00", "47 04 80 00 00 00 FF", id="doc-type-8000-layer-0"),
         pytest.param(b"\x00\x00\x80\x01", "47 04 00 00 80 01 FF", id="credentials-layer-1"),
     ],
 )
@@ -488,7 +489,7 @@ def test_pxe_boot_item_echo_is_43_71_with_end(item: bytes, expected: str) -> Non
 @pytest.mark.parametrize(
     ("priority", "no_proxydhcp", "expected"),
     [
-        pytest.param(1, True, "01 01 01 B0 01 01", id="notes-6-1-example"),
+        pytest.param(1, True, "01 01 01 B0 01 01", id="doc-6-1-example"),
         pytest.param(1, False, "01 01 01", id="priority-only"),
         pytest.param(-1, True, "01 01 FF B0 01 01", id="negative-priority-signed"),
         pytest.param(127, False, "01 01 7F", id="highest-priority"),

@@ -5,8 +5,8 @@ The store is an SQLite file under `tmp_path` with a fake clock; the pool is
 the wire once before the server sees them, and replies are built and parsed
 again, so the checks are on the bytes a client would get. The message states
 (selecting, init-reboot, renewing) are those of RFC 2131 section 4.3.2 and
-table 4; the boot fields those of /work/shared/notes/pxe.md section 8, rows 2,
-4, 6, 10 and 15.
+table 4; the boot fields those of docs/protocols/pxe.md §8, rows 2, 4, 6, 10
+and 15; the full-mode behaviour is docs/protocols/pxe.md §11.
 """
 
 from __future__ import annotations

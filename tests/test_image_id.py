@@ -1,6 +1,6 @@
 """BootImageId: the 32-bit BSDP boot image id and its bit layout.
 
-Vectors come from shared notes nbi.md section 3 ("Image id a server must send =
+Vectors come from docs/protocols/nbi.md §3 ("Image id a server must send =
 (IsInstall ? 0x8000 : 0) | (Kind << 8) in the high 16 bits, Index in the low 16
 bits"; the minimal HTTP plist of 3.1 gives 0x01000001). On the wire the id is a
 big-endian 32-bit integer, so each vector also states its four bytes.

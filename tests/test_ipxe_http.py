@@ -3,9 +3,9 @@
 The resource is driven with Twisted's `DummyRequest` (path, query, and the local
 address the request arrived on); the catalog is real NBI sets on disk with the PC
 keys (`PCKernel`, `PCInitrd`, `PCCommandLine`, `PCArchitectures`). The URL the
-DHCP side hands iPXE is `/boot.ipxe?mac=..&arch=..` (pxe notes section 8, rows
-5-6); UEFI HTTP boot fetches `/boot/ipxe.efi` and needs `application/efi`
-(notes 7.1).
+DHCP side hands iPXE is `/boot.ipxe?mac=..&arch=..` (docs/protocols/pxe.md §8,
+rows 5-6); UEFI HTTP boot fetches `/boot/ipxe.efi` and needs `application/efi`
+(docs/protocols/pxe.md §7.1).
 """
 
 from __future__ import annotations

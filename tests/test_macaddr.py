@@ -1,7 +1,7 @@
 """MAC addresses: ether_aton(3)-style text in, one canonical lower-case form out.
 
 NBImageInfo.plist MAC lists are parsed by Apple's bootpd with ether_aton, so
-leading zeros are optional (shared notes nbi.md section 3, EnabledMACAddresses).
+leading zeros are optional (docs/protocols/nbi.md §3, EnabledMACAddresses).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""decode_chunk: every chunk type of udif.md section 5, its size checks and its bounds.
+"""decode_chunk: every chunk type of docs/protocols/udif.md §5.2, its size checks and its bounds.
 
 Hand-built vectors where the format is simple enough to write by hand: a zlib
 stream made of one stored deflate block (RFC 1950/1951), an LZFSE stream made of

@@ -151,7 +151,7 @@ def test_7zip_does_report_a_wrong_data_fork_checksum(tmp_path: Path) -> None:
     image[-512 + 0x58] ^= 0xFF  # first byte of the data-fork CRC32 in the trailer
     dmg.write_bytes(image)
     status, report = seven_zip_test(dmg)
-    assert status == 0 and "Everything is Ok" in report  # a warning only, as the notes say
+    assert status == 0 and "Everything is Ok" in report  # a warning: docs/protocols/udif.md §3
     assert PROBLEMS.search(report), report
 
 

@@ -1,6 +1,6 @@
 """Partition maps inside images: APM (as NetBoot.dmg has), GPT, MBR and bare volumes.
 
-The APM disk follows shared notes udif.md section 6 (DDM in sector 0, the map
+The APM disk follows docs/protocols/udif.md §6 (DDM in sector 0, the map
 in 1-63, an ATAPI driver in 64-71, the HFS+ volume from 72, ten free sectors at
 the end), with structures from "Inside Macintosh: Devices". The GPT disk follows
 UEFI 2.x section 5. 7-Zip's APM and GPT handlers are the independent readers

@@ -1,7 +1,7 @@
 """UdifImage: the worked example, random access, whole-image passes, and other readers' views.
 
 Images come from the hand-layout builder in test_udif_reader_builder (not from
-the project's writer). The worked example of shared notes udif.md section 9 is
+the project's writer). The worked example of docs/protocols/udif.md §9 is
 rebuilt byte for byte from its documented koly and mish bytes. 7-Zip, dmg2img
 and qemu-img are the independent readers the expanded bytes are compared with.
 """
@@ -46,7 +46,7 @@ from tests.test_udif_trailer import (
 
 SECTOR = 512
 
-# -- the worked example (udif.md section 9) ---------------------------------------
+# -- the worked example (docs/protocols/udif.md §9) ----------------------------
 
 EXAMPLE_RAW = b"NETBOOT-UDIF-EX\n" + bytes(1048576 - 16)
 EXAMPLE_NAME = "whole disk (Apple_HFS : 0)"

@@ -1,8 +1,8 @@
 """A small UDIF builder for the reader's tests, and the checks that it builds what others read.
 
 This is deliberately not the project's writer (`netboot.udif.writer`): the
-reader is tested against files laid out by hand from shared notes udif.md
-sections 2-5 and 8, so a mistake shared by reader and writer cannot hide. The
+reader is tested against files laid out by hand from docs/protocols/udif.md
+§2 to §5 and §8, so a mistake shared by reader and writer cannot hide. The
 builder uses only the codecs (`Koly.build`, `BlockTable.build`,
 `build_resources`), whose bytes are pinned by the vectors in test_udif_trailer.
 
@@ -74,7 +74,7 @@ def build_image(
     lead: bytes = b"",
     data_start: int = 0,
 ) -> bytes:
-    """A flat UDIF image: data fork, XML plist, koly trailer (udif.md section 8).
+    """A flat UDIF image: data fork, XML plist, koly trailer (docs/protocols/udif.md §8).
 
     `lead` puts bytes before the data fork (the trailer's data fork offset then
     points past them); `data_start` puts that many unused bytes at the start of
@@ -154,7 +154,7 @@ def _table(
 
 
 def whole_disk(data: bytes, kind: int = ChunkType.ZLIB, **options: int | None) -> bytes:
-    """A one-entry image (`-layout NONE`), as in the worked example of udif.md section 9."""
+    """A one-entry image (`-layout NONE`), as in docs/protocols/udif.md §9."""
     zero_kind = options.pop("zero_kind", ChunkType.IGNORE)
     return build_image(
         [Part("whole disk (Apple_HFS : 0)", -1, data, kind, zero_kind)],

@@ -18,8 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from netboot.udif.conversion import OutputFormat
 from netboot.udif.reader import UdifImage
-from netboot.udif.writer import OutputFormat, write_image
+from netboot.udif.writer import write_image
 from tests.udif_disks import content
 
 SECTOR = 512

@@ -1,8 +1,8 @@
 """The koly trailer, checksum records and mish tables: byte vectors and round trips.
 
-The vectors are the worked example of shared notes udif.md section 9 (a 1 MiB
-disk, one zlib chunk; the notes give every non-zero row of both structures),
-written here one field per line. Offsets are those of sections 2 and 5.
+The vectors are the worked example of docs/protocols/udif.md §9 (a 1 MiB
+disk, one zlib chunk; it gives every non-zero row of both structures),
+written here one field per line. Offsets are those of §2 and §5.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def crc_record(value: int) -> bytes:
     return u32(2) + u32(32) + u32(value) + bytes(124)  # type CRC32, 32 bits, value, padding
 
 
-# udif.md section 9, trailer.
+# docs/protocols/udif.md §9, trailer.
 EXAMPLE_KOLY = (
     b"koly"  # 0: signature
     + u32(4)  # 4: version
@@ -77,7 +77,7 @@ EXAMPLE_KOLY_FIELDS = Koly(
     sector_count=2048,
 )
 
-# udif.md section 9, the mish blob (284 bytes = 204 + 2 x 40).
+# docs/protocols/udif.md §9, the mish blob (284 bytes = 204 + 2 x 40).
 EXAMPLE_MISH = (
     b"mish"  # 0: signature
     + u32(1)  # 4: version

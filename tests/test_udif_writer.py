@@ -1,10 +1,10 @@
 """The UDIF writer: byte layout, checksums, chunk rules, layouts, and OUT never half-written.
 
-Expected values come from shared notes udif.md: the worked example of section 9
-(trailer and mish byte for byte), the checksum rules of section 3, the chunk
-rules of section 5 and the SPUD layout of section 6. Reading back uses the
-project's reader and partition parser, which are written from the same notes
-but not from this code.
+Expected values come from docs/protocols/udif.md: the worked example of §9
+(trailer and mish byte for byte), the checksum rules of §3, the chunk rules of
+§5 and the SPUD layout of §6. Reading back uses the project's reader and
+partition parser, which are written from the same document but not from this
+code.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import pytest
 
 from netboot.errors import UdifError
 from netboot.udif.blkx import ChunkType
+from netboot.udif.conversion import LayoutKind, OutputFormat
 from netboot.udif.detect import ImageFormat
-from netboot.udif.layout import LayoutKind, plan_layout
+from netboot.udif.layout import plan_layout
 from netboot.udif.partitions import read_partitions
 from netboot.udif.reader import UdifImage
 from netboot.udif.source import RawSource, SourceKind, open_source
-from netboot.udif.writer import OutputFormat, write_image
+from netboot.udif.writer import write_image
 from tests.udif_disks import (
     content,
     hfs_volume,
@@ -58,7 +59,7 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.endswith(".part"))
 
 
-# -- the worked example (notes section 9) -----------------------------------------------
+# -- the worked example (docs/protocols/udif.md §9) ------------------------------------
 
 
 def test_worked_example_is_reproduced_byte_for_byte(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ _TEXT: dict[int, str] = {
     SubOption.MACHINE_NAME: "machine_name",
 }
 ENCODING_ORDER = (1, 2, 10, 5, 12, 11, 3, 4, 7, 8, 9, 6, 130, 128, 129)
-"""Apple's order for every message kind it sends (bsdp notes section 7 and 8)."""
+"""Apple's order for every message kind it sends (docs/protocols/bsdp.md §7 and §8)."""
 
 
 def decode(raw: bytes) -> BsdpMessage:

@@ -3,7 +3,8 @@
 `BsdpPolicy.decide(request, catalog, server_address, now)` returns a `Reply`
 (its kind, one or more ACK packets and where to send them, the image a SELECT
 bound) or an `Ignore` with the reason code and its text for the log. It
-follows Apple's bootpd (bsdpd.c) where the notes describe it:
+follows Apple's bootpd (bsdpd.c) as docs/protocols/bsdp.md §5 and §6
+describe it:
 
 * Pre-checks, any failure is silence: htype 1/hlen 6, DHCP INFORM, option 60
   a client class, option 43 decodes with a supported version and a message

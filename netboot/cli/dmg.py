@@ -13,37 +13,22 @@ import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from netboot.errors import UdifError
-from netboot.udif.blkx import ChunkType, chunk_type_name
-from netboot.udif.detect import ImageFormat, detect_format
-from netboot.udif.layout import LayoutKind, plan_layout, sectors_for
-from netboot.udif.partitions import Partition, Reader, read_partitions
-from netboot.udif.reader import UdifImage, VerifyReport
+from netboot.udif.conversion import LayoutKind, OutputFormat
 from netboot.udif.sector import SECTOR
-from netboot.udif.source import open_source
-from netboot.udif.writer import OutputFormat, ProgressCallback, write_image
 
-# Which hdiutil format a set of chunk types means (shared notes udif.md section 7).
-_FORMAT_BY_CHUNK = {
-    chunk_type_name(ChunkType.ZLIB): "UDZO",
-    chunk_type_name(ChunkType.BZIP2): "UDBZ",
-    chunk_type_name(ChunkType.LZFSE): "ULFO",
-    chunk_type_name(ChunkType.LZMA): "ULMO",
-    chunk_type_name(ChunkType.ADC): "UDCO",
-}
+# The reader, writer, codecs and rich load when a command runs, not for `--help`
+# (docs/architecture.md, "The command line").
+if TYPE_CHECKING:
+    from netboot.udif.detect import ImageFormat
+    from netboot.udif.partitions import Partition, Reader
+    from netboot.udif.reader import VerifyReport
+    from netboot.udif.writer import ProgressCallback
+
 _CONVERT_FORMATS = [f.value for f in OutputFormat]
 _LEVELLED = (OutputFormat.UDZO, OutputFormat.UDBZ)
 
@@ -78,6 +63,9 @@ def info(image: Path, as_json: bool) -> None:
 
 def _describe(path: Path, progress: bool) -> dict[str, Any]:
     """The `info` object (README "Commands" lists its keys)."""
+    from netboot.udif.detect import ImageFormat
+    from netboot.udif.source import open_source
+
     detected = _detect(path)
     if detected is ImageFormat.UDIF:
         return _describe_udif(path, progress)
@@ -91,6 +79,8 @@ def _describe(path: Path, progress: bool) -> dict[str, Any]:
 
 
 def _describe_udif(path: Path, progress: bool) -> dict[str, Any]:
+    from netboot.udif.reader import UdifImage
+
     with UdifImage.open(path) as image:
         counts = image.chunk_counts()
         scheme, partitions, problems = _partitions(image.read, image.size, path)
@@ -107,6 +97,8 @@ def _partitions(
     read: Reader, size: int, path: Path
 ) -> tuple[str | None, list[Partition], list[str]]:
     """The partition map, or none and the reason: a broken map is a finding, not a failure."""
+    from netboot.udif.partitions import read_partitions
+
     try:
         scheme, partitions = read_partitions(read, size, str(path))
     except UdifError as error:
@@ -135,6 +127,8 @@ def _summary(
     chunks: dict[str, int],
     report: VerifyReport | None,
 ) -> dict[str, Any]:
+    from netboot.udif.layout import sectors_for
+
     tables = report.tables if report else []
     return {
         "path": str(path),
@@ -162,8 +156,20 @@ def _summary(
 
 
 def _udif_format(counts: dict[str, int]) -> str:
-    """The hdiutil format name the chunk types imply; `mixed` when they name several."""
-    formats = {name for chunk, name in _FORMAT_BY_CHUNK.items() if counts.get(chunk)}
+    """The hdiutil format name the chunk types imply; `mixed` when they name several.
+
+    Which hdiutil format a set of chunk types means: docs/protocols/udif.md §7.
+    """
+    from netboot.udif.blkx import ChunkType, chunk_type_name
+
+    format_by_chunk = {
+        chunk_type_name(ChunkType.ZLIB): "UDZO",
+        chunk_type_name(ChunkType.BZIP2): "UDBZ",
+        chunk_type_name(ChunkType.LZFSE): "ULFO",
+        chunk_type_name(ChunkType.LZMA): "ULMO",
+        chunk_type_name(ChunkType.ADC): "UDCO",
+    }
+    formats = {name for chunk, name in format_by_chunk.items() if counts.get(chunk)}
     if len(formats) > 1:
         return "mixed"
     return formats.pop() if formats else "UDRO"
@@ -211,6 +217,9 @@ def verify(image: Path, quiet: bool) -> None:
     Exit status 0 when everything is valid, 1 otherwise (including when IMAGE
     is not a UDIF image at all), 2 on usage errors.
     """
+    from netboot.udif.detect import ImageFormat
+    from netboot.udif.reader import UdifImage
+
     with _errors_exit_1():
         detected = _detect(image)
         if detected is not ImageFormat.UDIF:
@@ -277,6 +286,10 @@ def convert(
     on success, 1 on bad input or when OUT exists without --force, 2 on usage
     errors.
     """
+    from netboot.udif.layout import plan_layout
+    from netboot.udif.source import open_source
+    from netboot.udif.writer import write_image
+
     fmt = OutputFormat(next(f for f in _CONVERT_FORMATS if f.lower() == out_format.lower()))
     if level is not None and fmt not in _LEVELLED:
         raise click.BadParameter(f"{fmt} has no compression level", param_hint="--level")
@@ -321,6 +334,8 @@ def _errors_exit_1() -> Iterator[None]:
 
 
 def _detect(path: Path) -> ImageFormat:
+    from netboot.udif.detect import ImageFormat, detect_format
+
     try:
         with path.open("rb") as stream:
             detected = detect_format(stream)
@@ -343,6 +358,16 @@ def _progress_bar(enabled: bool, description: str, total: int) -> Iterator[Progr
     if not enabled:
         yield None
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from netboot.errors import ImageError
-from netboot.lab.assets import pc_boot_files
-from netboot.nbi.catalog import Catalog, NbiSet, scan_catalog
 from netboot.nbi.demo import DEBIAN_IPXE_EFI, DEMO_SET_NAME, build_demo_set
-from netboot.nbi.model import ImageKind
+
+# The catalog, rich and the lab's asset fetcher load when a command runs, not
+# for `--help` (docs/architecture.md, "The command line").
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from netboot.nbi.catalog import Catalog, NbiSet
 
 root_option = click.option(
     "--root",
@@ -31,6 +34,8 @@ def images() -> None:
 
 
 def _scan(root: Path) -> Catalog:
+    from netboot.nbi.catalog import scan_catalog
+
     try:
         return scan_catalog(root)
     except OSError as error:
@@ -47,6 +52,8 @@ def list_images(root: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([s.summary(label) for s in catalog], indent=2))
         return
+    from rich.console import Console
+
     console = Console()
     if not len(catalog):
         console.print(f"No NBI sets under {root}.")
@@ -61,6 +68,10 @@ def list_images(root: Path, as_json: bool) -> None:
 
 
 def _table(catalog: Catalog) -> Table:
+    from rich.table import Table
+
+    from netboot.nbi.model import ImageKind
+
     table = Table(title=f"NBI sets in {catalog.root}")
     for column in ("ID", "Index", "Name", "Kind", "Type", "Arch", "Flags", "Set", "Status"):
         # Identifiers stay whole so they can be copied; prose columns may wrap.
@@ -152,6 +163,8 @@ def validate(root: Path, sets: tuple[str, ...]) -> None:
 )
 def demo(root: Path, name: str, booter: Path, force: bool, pc: bool | None) -> None:
     """Build a small demo NBI set from Debian's ipxe, xorriso, kernel and busybox."""
+    from netboot.lab.assets import pc_boot_files
+
     pc_files = None
     if pc is not False:
         try:

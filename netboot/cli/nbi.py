@@ -13,7 +13,6 @@ import click
 
 from netboot.errors import ImageError, UdifError
 from netboot.nbi.create import ROOT_FORMATS, SetSpec, create_set, split_list
-from netboot.nbi.edit import edit_set, parse_assignments, set_default
 from netboot.nbi.problems import Problem
 
 existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -128,6 +127,8 @@ def disable(set_dir: Path) -> None:
 @click.argument("set_dir", metavar="SET", type=set_directory)
 def set_default_command(set_dir: Path) -> None:
     """Make SET the default image, and no other set of its image root."""
+    from netboot.nbi.edit import set_default
+
     try:
         cleared = set_default(set_dir)
     except ImageError as error:
@@ -148,6 +149,8 @@ def edit(set_dir: Path, assignments: tuple[str, ...]) -> None:
     `netboot nbi edit X.nbi Name="Lab image" Index=12
     EnabledSystemIdentifiers="iMac18,3 MacBookPro14,1"`.
     """
+    from netboot.nbi.edit import parse_assignments
+
     try:
         changes = parse_assignments(list(assignments))
     except ValueError as error:
@@ -156,6 +159,8 @@ def edit(set_dir: Path, assignments: tuple[str, ...]) -> None:
 
 
 def _edit(set_dir: Path, changes: dict[str, object], done: str) -> None:
+    from netboot.nbi.edit import edit_set
+
     try:
         warnings = edit_set(set_dir, changes)
     except ImageError as error:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.error
-import urllib.request
 
 import click
 
@@ -26,6 +24,10 @@ def status(admin_url: str, as_json: bool) -> None:
 
     Exit status 0 when the daemon answered, 1 when it could not be reached.
     """
+    # urllib.request brings http.client and email: loaded only when asked.
+    import urllib.error
+    import urllib.request
+
     url = admin_url.rstrip("/") + "/status.json"
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - admin URL

@@ -10,9 +10,6 @@ from typing import Any
 
 import click
 
-from netboot.tftp.client import ReadClient
-from netboot.tftp.session import Finished, Outcome
-
 
 @click.group()
 def tftp() -> None:
@@ -49,6 +46,8 @@ def get(
     """
     from twisted.internet import reactor as global_reactor  # noqa: TID251 - the CLI picks it
 
+    from netboot.tftp.client import ReadClient
+    from netboot.tftp.session import Finished, Outcome
     from netboot_services.tftp_client import Download
 
     options = {}

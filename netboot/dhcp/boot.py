@@ -2,7 +2,8 @@
 
 The same decision feeds the proxy OFFER, the port-4011 ACK and the full-mode
 OFFER/ACK; only the packet around it differs (`proxy.py`, `server.py`). The
-rows are those of the PXE notes' decision table:
+rows are those of the decision table of docs/protocols/pxe.md §8, as
+docs/protocols/pxe.md §8.1 says they are implemented:
 
 * a PXE ROM gets the first-stage loader for its family over TFTP (by
   default iPXE: `undionly.kpxe` for BIOS, `ipxe.efi` for x64 UEFI);

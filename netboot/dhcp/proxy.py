@@ -4,7 +4,8 @@ A proxy never hands out an address: its OFFER has yiaddr 0 and no lease,
 mask, router or DNS option, so it can run on a LAN that has a DHCP server.
 It answers DISCOVERs on port 67 from PXE, iPXE and HTTP-boot clients, never
 REQUESTs on 67 (those belong to the address server), and REQUESTs on port
-4011 from UEFI ROMs that were told to ask there (variant B of the notes).
+4011 from UEFI ROMs that were told to ask there (variant B of
+docs/protocols/pxe.md §4.1).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Silence:
 
 
 def boot_options(offer: BootOffer, request: DhcpPacket, server: str) -> list[tuple[int, bytes]]:
-    """Options 54, 60, 67, 43, 175 and 97 that carry a boot offer (notes 2.2)."""
+    """Options 54, 60, 67, 43, 175 and 97 that carry a boot offer (docs/protocols/pxe.md §2.2)."""
     options: list[tuple[int, bytes]] = [
         (Option.SERVER_IDENTIFIER, _ip(server)),
         (Option.VENDOR_CLASS, offer.vendor_class),

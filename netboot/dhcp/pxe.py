@@ -1,6 +1,6 @@
 """Who is asking: BSDP Mac, PXE ROM, iPXE, UEFI HTTP boot, or a plain DHCP client.
 
-The rules are the decision table of the PXE notes (section 8), in its order:
+The rules are the decision table of docs/protocols/pxe.md §8, in its order:
 BSDP first (option 60 `AAPLBSDPC`), then the iPXE markers (option 77 `iPXE`
 or option 175), then `HTTPClient`, then `PXEClient` with its architecture,
 then everything else. iPXE also says `PXEClient`, so testing for it first is
@@ -249,7 +249,7 @@ DISCOVERY_BOOT_FILE_NOW = 0x08
 
 
 def pxe_boot_now() -> bytes:
-    """Option 43 telling a PXE ROM to take the offer's file at once (notes 2.4).
+    """Option 43 telling a PXE ROM to take the offer's file at once (docs/protocols/pxe.md §2.4).
 
     43.6 = 0x08 plus the zero-timeout prompt 43.10, byte for byte what PyPXE
     and the EDK2 fix in tianocore/edk2#8149 send; never the MTFTP
@@ -305,7 +305,7 @@ def ipxe_settings(priority: int, no_proxydhcp: bool) -> bytes:
     """175.1 priority (signed) and 175.176: make iPXE take our offer without waiting.
 
     An iPXE holding an address offer waits up to 2-3 s for ProxyDHCP offers
-    unless the offer says no-pxedhcp (notes 6.3); in full mode we are the only
+    unless the offer says no-pxedhcp (docs/protocols/pxe.md §6.3); in full mode we are the only
     server, so the wait is pure loss.
     """
     items = [(IPXE_PRIORITY, priority.to_bytes(1, "big", signed=True))]

@@ -2,7 +2,7 @@
 
 iPXE (with IPv6 compiled in, as QEMU's ROMs and `ipxe.efi` have it) solicits
 a router at start and waits for an answer before it boots: about 13 s on the
-ROMs Debian ships (PXE notes 6.3). Any Router Advertisement stops the wait;
+ROMs Debian ships (docs/protocols/pxe.md §6.3). Any Router Advertisement stops the wait;
 one with router lifetime 0, M = O = 0 and no prefix tells it "IPv6: nothing
 to configure" and it boots on over IPv4 at once. The daemon sends it only
 when told to (`[dhcp] answer_router_solicitations`): on a network with real

@@ -1,7 +1,7 @@
 """Which Content-Type a served file is sent with, from its name.
 
 A few types are fixed because a client depends on them rather than on a
-guess: UEFI HTTP boot runs what is sent as `application/efi` (pxe notes 7.1),
+guess: UEFI HTTP boot runs what is sent as `application/efi` (docs/protocols/pxe.md §7.1),
 and the Mac's disk images are `application/x-apple-diskimage`. Anything else
 is what `mimetypes` guesses, or `application/octet-stream`.
 """
@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 MIME_TYPES = {
     ".dmg": "application/x-apple-diskimage",
     ".ipxe": "text/plain",
-    ".efi": "application/efi",  # what UEFI HTTP boot runs without guessing (pxe notes 7.1)
+    ".efi": "application/efi",  # what UEFI HTTP boot runs without guessing (docs/protocols/pxe.md §7.1)
 }
 
 

@@ -4,7 +4,8 @@
 network namespace `nblab-<name>` holding a bridge with the server's address,
 and starts `netboot serve` in it as a real process: full DHCP on a pool of
 the lab subnet, TFTP, HTTP, and answers to IPv6 router solicitations (the
-lab is IPv4-only; without them iPXE ROMs wait ~13 s, PXE notes 6.3). `boot()`
+lab is IPv4-only; without them iPXE ROMs wait ~13 s:
+docs/protocols/pxe.md §6.3). `boot()`
 adds a tap device, powers on a QEMU guest, and follows it through the
 daemon's JSON log and the serial console until the marker the demo image's
 initrd prints, or a timeout. Nothing leaves the namespace; the host's

@@ -1,8 +1,8 @@
 """A simulated Mac: a whole NetBoot, as a client on the lab's network.
 
 No Mac firmware runs under QEMU, so `netboot lab mac` plays the Mac's part
-with our own client tools, in the order the firmware and booter use (BSDP
-notes, "Exchange on first boot"): INFORM[LIST] and INFORM[SELECT] from port
+with our own client tools, in the order the firmware and booter use
+(docs/protocols/bsdp.md §1.1): INFORM[LIST] and INFORM[SELECT] from port
 68 (`netboot bsdp probe`), the booter by TFTP from the ACK's siaddr/file,
 the kernel (kernelcache or mach.macosx) from the booter's directory, then
 the root image the way a mounting Mac touches it: the partition map, the

@@ -1,8 +1,8 @@
 """How far a lab guest got, read from the daemon's JSON log: the boot's stages.
 
-The daemon logs every step with the client's MAC or address (PXE notes: the
-journey of one boot) and, on port 67, the outcome's kind and the leased
-address as fields, so the lab needs no packet or sentence parsing to time a boot:
+The daemon logs every step with the client's MAC or address (the journey of
+one boot) and, on port 67, the outcome's kind and the leased address as
+fields, so the lab needs no packet or sentence parsing to time a boot:
 the first DHCP ACK for the guest's MAC, its first TFTP transfer (the boot
 file), the iPXE script, and the HTTP responses for the kernel and initrd.
 Times are seconds since the guest was powered on; a stage is present only

@@ -1,6 +1,6 @@
 """Building a complete NBI set on Linux: `netboot nbi create`.
 
-The set gets the layout of the NBI notes: `<arch>/booter` for every
+The set gets the layout of docs/protocols/nbi.md §2: `<arch>/booter` for every
 architecture, the kernel beside it as `mach.macosx` (with `mach.macosx.mkext`)
 and the prelinked kernel as `x86_64/kernelcache`, the root image as
 `NetBoot.dmg` (`NetInstall.dmg` for install images) converted to UDZO unless
@@ -32,11 +32,10 @@ from pathlib import Path, PurePosixPath
 
 from netboot.errors import ImageError
 from netboot.macaddr import parse_mac
-from netboot.nbi.edit import judge
 from netboot.nbi.model import PLIST_NAME
 from netboot.nbi.problems import Problem, Severity
+from netboot.udif.conversion import OutputFormat
 from netboot.udif.detect import ImageFormat, detect_format
-from netboot.udif.writer import OutputFormat, write_image
 
 ROOT_FORMATS = ("UDZO", "UDRO", "ULFO", "keep")
 XORRISO_HFSPLUS = ("xorriso", "-as", "mkisofs", "-quiet", "-hfsplus")
@@ -89,6 +88,10 @@ def create_set(
         plist = _populate(spec, staging, progress)
         with (staging / PLIST_NAME).open("wb") as handle:
             plistlib.dump(plist, handle)
+        # Imported here: the checks bring the whole catalog, and `netboot nbi
+        # --help` imports this module for ROOT_FORMATS.
+        from netboot.nbi.edit import judge
+
         problems = judge(staging.parent, PurePosixPath(staging.name), plist)
         errors = [p for p in problems if p.severity is Severity.ERROR]
         if errors:
@@ -199,6 +202,10 @@ def _root_from_image(
     if root_format == "keep":
         shutil.copyfile(source, target)
         return
+    # The writer (and the reader and codecs it brings) loads only when a root is
+    # converted: `netboot nbi --help` reads ROOT_FORMATS from this module.
+    from netboot.udif.writer import write_image
+
     write_image(source, target, OutputFormat(root_format), progress=progress)
 
 
@@ -225,6 +232,8 @@ def _root_from_directory(directory: Path, target: Path, volume: str, root_format
         if root_format == "keep":
             shutil.move(raw, target)
         else:
+            from netboot.udif.writer import write_image
+
             write_image(raw, target, OutputFormat(root_format))
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netboot.errors import ImageError
-from netboot.lab.assets import PcBootFiles
-from netboot.nbi.create import SetSpec, create_set
+
+if TYPE_CHECKING:
+    from netboot.lab.assets import PcBootFiles
 
 DEBIAN_IPXE_EFI = Path("/usr/lib/ipxe/ipxe.efi")
 DEMO_SET_NAME = "Demo"
@@ -34,6 +36,10 @@ def build_demo_set(
 
     Raises ImageError saying what is missing; a failed build leaves nothing.
     """
+    # Imported here: `netboot images --help` shows this module's defaults, and the
+    # builder brings the UDIF writer with it.
+    from netboot.nbi.create import SetSpec, create_set
+
     target = root / f"{name}.nbi"
     if target.exists() and not replace_existing:
         raise ImageError(str(target), "-", "already exists (use --force to rebuild it)")

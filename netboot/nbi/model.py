@@ -48,7 +48,7 @@ DEFAULT_PC_ARCHITECTURES = DEFAULT_PC_FAMILIES
 """Without `PCArchitectures`: the two families almost every PC kernel boots on."""
 
 NAME_WIRE_LIMIT = 246
-"""Bytes of a name that fit in one BSDP image-list entry (bsdp notes)."""
+"""Bytes of a name that fit in one BSDP image-list entry (docs/protocols/bsdp.md §4.2)."""
 
 
 class ImageType(StrEnum):

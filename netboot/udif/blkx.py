@@ -1,7 +1,7 @@
 """`mish` block tables: how one partition's sectors map to chunks in the data fork.
 
 Each blkx resource holds one table (BLKXTable): a 204-byte header, then
-40-byte chunk entries (shared notes udif.md section 5). Chunk sector numbers are
+40-byte chunk entries (docs/protocols/udif.md §5). Chunk sector numbers are
 relative to the table's first sector; chunk data offsets are relative to the
 table's data start plus the trailer's data fork offset. `BlockTable.parse`
 checks what a reader needs before trusting the table for random access: the

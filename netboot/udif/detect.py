@@ -60,7 +60,7 @@ def _detect(stream: BinaryIO) -> ImageFormat:
 
 
 def _is_koly(trailer: bytes) -> bool:
-    # signature, version 4, header size 512 (see shared notes/udif.md section 2)
+    # signature, version 4, header size 512 (see docs/protocols/udif.md §2)
     return (
         trailer[0:4] == b"koly"
         and int.from_bytes(trailer[4:8], "big") == 4

@@ -1,7 +1,7 @@
 """The disk a conversion writes: which blkx entries, and where each one's bytes come from.
 
 A UDIF image describes its expanded disk as a list of blkx entries that tile
-sectors 0..N-1 (shared notes udif.md, section 6). Which entries to write is a
+sectors 0..N-1 (docs/protocols/udif.md §6). Which entries to write is a
 decision of its own, made here, before any byte is compressed:
 
 * `bare`: one entry, `whole disk (Apple_HFS : 0)`, holding the input as is.
@@ -27,9 +27,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from netboot.errors import UdifError
+from netboot.udif.conversion import LayoutKind
 from netboot.udif.detect import ImageFormat
 from netboot.udif.partitions import Partition, read_partitions
 from netboot.udif.sector import SECTOR
@@ -39,14 +39,7 @@ Reader = Callable[[int, int], bytes]
 """read(offset, size) -> bytes, short only at the end of the source."""
 
 
-class LayoutKind(StrEnum):
-    AUTO = "auto"
-    APM = "apm"
-    BARE = "bare"
-    KEEP = "keep"
-
-
-# The SPUD geometry hdiutil and libdmg-hfsplus use (notes section 6), in sectors.
+# The SPUD geometry hdiutil and libdmg-hfsplus use (docs/protocols/udif.md §6), in sectors.
 APM_MAP_START = 1
 APM_MAP_SECTORS = 63
 APM_DRIVER_START = 64

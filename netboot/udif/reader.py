@@ -9,9 +9,10 @@ only the chunks the range touches, and keeps a few MiB of recently decoded
 chunks, so the HTTP service can answer range requests from a compressed image
 and a checker can look at the partition map without a scratch copy.
 
-Sectors that no table covers read as zeros (reader checklist, udif.md section
-10). `copy_raw` and `verify` walk all runs in disk order, decoding on a thread
-pool with a bounded window, so memory stays flat whatever the image size.
+Sectors that no table covers read as zeros (reader checklist,
+docs/protocols/udif.md §10). `copy_raw` and `verify` walk all runs in disk
+order, decoding on a thread pool with a bounded window, so memory stays flat
+whatever the image size.
 """
 
 from __future__ import annotations
@@ -289,7 +290,7 @@ class UdifImage:
         """Decode every chunk and check every checksum; problems are collected, not raised.
 
         Per-table CRC32s skip ignore chunks and count zero-fill chunks as zeros
-        (udif.md section 3); the data-fork CRC32 covers the stored bytes; the
+        (docs/protocols/udif.md §3); the data-fork CRC32 covers the stored bytes; the
         master CRC32 covers the tables' CRC values in plist order.
         """
         report = VerifyReport()

@@ -1,7 +1,7 @@
 """The blkx resources of a UDIF image: one `mish` table per partition, in disk order.
 
-Modern images carry them in an XML property list (shared notes udif.md
-section 4); images from before Mac OS X 10.2 carry a classic binary Mac resource
+Modern images carry them in an XML property list (docs/protocols/udif.md
+§4); images from before Mac OS X 10.2 carry a classic binary Mac resource
 fork instead, which `parse_resource_fork` reads. Only `blkx` matters to a
 reader: `plst`, `cSum`, `nsiz` and `size` are ignored, and no Linux reader uses
 them either.
@@ -26,7 +26,8 @@ from netboot.udif.blkx import BlockTable
 # qemu refuses plists over 16 MiB; a real one is a few kilobytes per GiB of disk.
 MAX_XML_SIZE = 16 << 20
 BLKX_ATTRIBUTES = "0x0050"
-# The plst resource our test files used and every reader accepted (udif.md section 4);
+# The plst resource our test files used and every reader accepted
+# (docs/protocols/udif.md §4);
 # its meaning is undocumented and nobody reads it.
 PLST_SIZE = 1804
 

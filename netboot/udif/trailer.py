@@ -2,7 +2,7 @@
 
 The trailer is the only fixed-position structure in a `.dmg`: it says where the
 data fork and the XML property list are and carries the data-fork and master
-checksums. Field offsets follow shared notes udif.md section 2 (cross-checked
+checksums. Field offsets follow docs/protocols/udif.md §2 (cross-checked
 against qemu `block/dmg.c`, 7-Zip and pydmg); everything is big-endian. The
 reserved areas (232..295, 312..351, 500..511) are not kept: `build()` writes
 zeros there, which every reader accepts.

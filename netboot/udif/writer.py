@@ -16,7 +16,7 @@ each into runs of at most `chunk_sectors` sectors (2048, 1 MiB, as hdiutil):
 Encoded runs are written to the data fork in disk order as they complete, with
 at most a few runs per worker in flight, so memory stays bounded by a few MiB
 whatever the image size. The CRC32 of each entry (over the uncompressed bytes
-of its non-ignore chunks, shared notes udif.md section 3) is taken in the
+of its non-ignore chunks, docs/protocols/udif.md §3) is taken in the
 reading thread, the data-fork CRC32 over the bytes as written; then come the
 mish tables inside the XML plist, and the koly trailer last.
 
@@ -37,13 +37,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from netboot.errors import UdifError
 from netboot.udif.blkx import BlockTable, Chunk, ChunkType, chunk_type_name
-from netboot.udif.layout import DiskLayout, LayoutKind, Region, plan_layout
+from netboot.udif.conversion import LayoutKind, OutputFormat
+from netboot.udif.layout import DiskLayout, Region, plan_layout
 from netboot.udif.resources import BLKX_ATTRIBUTES, BlkxEntry, build_resources
 from netboot.udif.sector import SECTOR
 from netboot.udif.source import Source, UdifSource, open_source
@@ -61,14 +61,6 @@ IMAGE_VARIANT_DEVICE = 1
 
 ProgressCallback = Callable[[int], None]
 """progress(n): n more bytes of the expanded disk are done (as UdifImage.copy_raw reports)."""
-
-
-class OutputFormat(StrEnum):
-    RAW = "raw"
-    UDRO = "UDRO"
-    UDZO = "UDZO"
-    UDBZ = "UDBZ"
-    ULFO = "ULFO"
 
 
 DEFAULT_LEVELS = {OutputFormat.UDZO: 6, OutputFormat.UDBZ: 9}

@@ -364,7 +364,7 @@ class ImageResource(Resource):
             self.counters.partial += 1
 
     def _script(self, request: Request, settings: ScriptSettings) -> bytes:
-        """An iPXE script made for the client named in the query (pxe notes 6.4)."""
+        """An iPXE script made for the client named in the query (docs/protocols/pxe.md §6.4)."""
         if self.config.base_url:
             base = self.config.base_url.rstrip("/")
         else:
