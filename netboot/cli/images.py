@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from netboot.errors import ImageError
-from netboot.lab.assets import pc_boot_files
 from netboot.nbi.catalog import Catalog, NbiSet, scan_catalog
 from netboot.nbi.demo import DEBIAN_IPXE_EFI, DEMO_SET_NAME, build_demo_set
 from netboot.nbi.model import ImageKind
@@ -152,6 +151,8 @@ def validate(root: Path, sets: tuple[str, ...]) -> None:
 )
 def demo(root: Path, name: str, booter: Path, force: bool, pc: bool | None) -> None:
     """Build a small demo NBI set from Debian's ipxe, xorriso, kernel and busybox."""
+    from netboot_lab.assets import pc_boot_files  # apt-get and dpkg-deb: only when asked
+
     pc_files = None
     if pc is not False:
         try:
