@@ -41,19 +41,19 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from netboot.lab.assets import pc_boot_files
 from netboot.lab.initrd import MARKER
-from netboot.lab.lab import Lab, stop_process
 from netboot.lab.qemu import guest_command
+from netboot_lab.assets import pc_boot_files
+from netboot_lab.lab import BootLab
+from netboot_lab.netns import add_bridge, add_namespace, add_tap, delete_namespace
+from netboot_lab.process import spawn, start_capture, stop_capture, stop_process
 
 SUBNET = "10.252.0"
 MAC = "52:54:00:4e:42:99"
 
 
 def netboot_run(timeout: float) -> dict[str, float]:
-    lab = Lab.up(f"bench{uuid.uuid4().hex[:4]}", subnet=SUBNET)
+    lab = BootLab.up(f"bench{uuid.uuid4().hex[:4]}", subnet=SUBNET)
     try:
         result = lab.boot("bios", accel="tcg", timeout=timeout)
         if result.result != "ok":
@@ -79,34 +79,25 @@ def dnsmasq_run(timeout: float) -> dict[str, float]:
         "boot\n"
     )
     processes: list[subprocess.Popen[bytes]] = []
-
-    def ip(*args: str) -> None:
-        subprocess.run(["ip", "-n", namespace, *args], check=True, capture_output=True)
-
+    pcap = work / "boot.pcap"
+    capture: subprocess.Popen[bytes] | None = None
     try:
-        subprocess.run(["ip", "netns", "add", namespace], check=True)
-        ip("link", "set", "lo", "up")
-        ip("link", "add", "br0", "type", "bridge")
-        ip("addr", "add", f"{SUBNET}.1/24", "dev", "br0")
-        ip("link", "set", "br0", "up")
-        ip("tuntap", "add", "tap0", "mode", "tap")
-        ip("link", "set", "tap0", "master", "br0")
-        ip("link", "set", "tap0", "up")
-        pcap = work / "boot.pcap"
-        processes.append(spawn(namespace, ["tshark", "-i", "tap0", "-w", str(pcap)], work / "t"))
-        time.sleep(1.5)
+        add_namespace(namespace)
+        add_bridge(namespace, "br0", f"{SUBNET}.1/24")
+        add_tap(namespace, "tap0", "br0")
+        capture = start_capture("tap0", pcap, namespace)
         dnsmasq = [
             "dnsmasq", "--no-daemon", "--port=0", "--interface=br0", "--bind-interfaces",
             f"--dhcp-range={SUBNET}.100,{SUBNET}.199,1h", "--no-ping",
             f"--dhcp-leasefile={work}/leases", f"--pid-file={work}/pid",
             "--enable-tftp", f"--tftp-root={tftp}", "--dhcp-boot=boot.ipxe",
         ]  # fmt: skip
-        processes.append(spawn(namespace, dnsmasq, work / "dnsmasq.log"))
+        processes.append(spawn(dnsmasq, work / "dnsmasq.log", namespace))
         time.sleep(0.5)
         serial = work / "serial.log"
         command = guest_command("bios", "tcg", "tap0", MAC, serial)
         start = time.time()
-        guest = spawn(namespace, command, work / "qemu.log")
+        guest = spawn(command, work / "qemu.log", namespace)
         processes.append(guest)
         marker = None
         deadline = time.monotonic() + timeout
@@ -121,6 +112,8 @@ def dnsmasq_run(timeout: float) -> dict[str, float]:
         for process in reversed(processes):
             stop_process(process)
         processes.clear()
+        stop_capture(capture, pcap)
+        capture = None
         if marker is None:
             print("dnsmasq run did not reach the marker", file=sys.stderr)
             return {}
@@ -130,7 +123,8 @@ def dnsmasq_run(timeout: float) -> dict[str, float]:
     finally:
         for process in processes:
             stop_process(process)
-        subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+        stop_capture(capture, pcap)
+        delete_namespace(namespace)
         if not os.environ.get("KEEP"):
             shutil.rmtree(work, ignore_errors=True)
         else:
@@ -155,16 +149,6 @@ def packet_stages(pcap: Path, start: float) -> dict[str, float]:
             )
             stages.setdefault(key, at)
     return stages
-
-
-def spawn(namespace: str, command: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            ["ip", "netns", "exec", namespace, *command],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ Run from the repository root, as root (it creates network namespaces), after
 
 What is measured
 ----------------
-One server/client namespace pair (tests.netns.veth_lab) on 10.246.0.0/16: the
+One server/client namespace pair (netboot_lab.netns.veth_pair) on 10.246.0.0/16: the
 server is 10.246.0.1, the client 10.246.0.2, and the pool (`--pool`, 10,000
 addresses by default) starts at 10.246.1.0. Nothing leaves the namespaces.
 
@@ -92,15 +92,11 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from types import FrameType
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from netboot.dhcp.packet import build_packet, parse_packet  # noqa: E402
-from netboot.lab.lab import stop_process  # noqa: E402
-from tests.daemon import Daemon  # noqa: E402 - needs the repository root on sys.path
-from tests.factories import make_set  # noqa: E402
-from tests.netns import Lab, start_until_logged, veth_lab  # noqa: E402
+from netboot.dhcp.packet import build_packet, parse_packet
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import LabError, VethPair, start_until_logged, veth_pair
+from netboot_lab.process import stop_process
 
 SERVERS = ("dnsmasq", "netboot")
 SUBNET = "10.246.0"
@@ -138,7 +134,7 @@ def pool_last(size: int) -> IPv4Address:
     return POOL_FIRST + size - 1
 
 
-def dnsmasq_command(lab: Lab, pool_size: int, state: Path) -> list[str]:
+def dnsmasq_command(lab: VethPair, pool_size: int, state: Path) -> list[str]:
     """dnsmasq as a full DHCP server only, its files in `state` (on tmpfs)."""
     return [
         "dnsmasq",
@@ -160,7 +156,7 @@ def dnsmasq_command(lab: Lab, pool_size: int, state: Path) -> list[str]:
     ]
 
 
-def start_dnsmasq(lab: Lab, pool_size: int, state: Path) -> Server:
+def start_dnsmasq(lab: VethPair, pool_size: int, state: Path) -> Server:
     (state / "dnsmasq.leases").unlink(missing_ok=True)
     command = dnsmasq_command(lab, pool_size, state)
     process = start_until_logged(
@@ -169,7 +165,7 @@ def start_dnsmasq(lab: Lab, pool_size: int, state: Path) -> Server:
     return Server("dnsmasq", process.pid, lambda: stop_process(process), state / "dnsmasq.leases")
 
 
-def netboot_config(lab: Lab, state: Path, pool_size: int | None, log_level: str) -> Path:
+def netboot_config(lab: VethPair, state: Path, pool_size: int | None, log_level: str) -> Path:
     """Our daemon on the lab's server interface; full DHCP over the pool when one is given."""
     root = state / "images"
     if not root.exists():
@@ -190,7 +186,7 @@ def netboot_config(lab: Lab, state: Path, pool_size: int | None, log_level: str)
     return config
 
 
-def wait_until_listening(lab: Lab, daemon: Daemon) -> None:
+def wait_until_listening(lab: VethPair, daemon: Daemon) -> None:
     """For log levels above info, which hide the ready line: wait for UDP 67 to be bound."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
@@ -207,7 +203,7 @@ def wait_until_listening(lab: Lab, daemon: Daemon) -> None:
         time.sleep(0.05)
 
 
-def start_netboot(lab: Lab, config: Path, leases: Path, log_level: str) -> Server:
+def start_netboot(lab: VethPair, config: Path, leases: Path, log_level: str) -> Server:
     """OUR SERVER: `netboot serve` in the server namespace, once it is ready."""
     for stale in leases.parent.glob(leases.name + "*"):
         stale.unlink()
@@ -370,7 +366,7 @@ def parse_perfdhcp(output: str) -> tuple[float, dict[str, dict[str, int]]]:
 
 
 def perfdhcp(
-    lab: Lab, rate: int, clients: int, seconds: int
+    lab: VethPair, rate: int, clients: int, seconds: int
 ) -> tuple[float, dict[str, dict[str, int]]]:
     command = [
         "perfdhcp",
@@ -428,7 +424,7 @@ def dnsmasq_lease_problems(leases: Path) -> tuple[list[str], int]:
 
 
 def measure_dora(
-    server: Server, lab: Lab, offered: int, args: argparse.Namespace, profile: Path | None
+    server: Server, lab: VethPair, offered: int, args: argparse.Namespace, profile: Path | None
 ) -> DoraRun:
     with sampled(server.pid, args.seconds, profile):
         rate, counters = perfdhcp(lab, offered, args.clients, args.seconds)
@@ -510,7 +506,7 @@ class BsdpRun:
 
 
 def measure_bsdp(
-    server: Server, lab: Lab, window: int, seconds: int, profile: Path | None
+    server: Server, lab: VethPair, window: int, seconds: int, profile: Path | None
 ) -> BsdpRun:
     command = [
         sys.executable,
@@ -550,10 +546,10 @@ class Results:
     errors: list[str] = field(default_factory=list)
 
 
-MEASUREMENT_FAILURES = (RuntimeError, AssertionError, OSError, subprocess.TimeoutExpired)
+MEASUREMENT_FAILURES = (LabError, RuntimeError, AssertionError, OSError, subprocess.TimeoutExpired)
 
 
-def start_server(name: str, lab: Lab, state: Path, args: argparse.Namespace) -> Server:
+def start_server(name: str, lab: VethPair, state: Path, args: argparse.Namespace) -> Server:
     if name == "dnsmasq":
         return start_dnsmasq(lab, args.pool, state)
     config = netboot_config(lab, state, args.pool, args.netboot_log_level)
@@ -575,7 +571,7 @@ def noisy(busy: float, args: argparse.Namespace) -> str:
     return f" [machine {100 * busy:.0f}% busy before this run: noisy]"
 
 
-def run_dora(lab: Lab, state: Path, args: argparse.Namespace, results: Results) -> None:
+def run_dora(lab: VethPair, state: Path, args: argparse.Namespace, results: Results) -> None:
     """Every offered rate against every server, servers alternating, `--repeat` rounds."""
     names = [args.only] if args.only else list(SERVERS)
     for round_number in range(1, args.repeat + 1):
@@ -612,7 +608,7 @@ def run_dora(lab: Lab, state: Path, args: argparse.Namespace, results: Results) 
                     results.dora[name, offered] = run
 
 
-def run_bsdp(lab: Lab, state: Path, args: argparse.Namespace, results: Results) -> None:
+def run_bsdp(lab: VethPair, state: Path, args: argparse.Namespace, results: Results) -> None:
     config = netboot_config(lab, state, None, args.netboot_log_level)
     try:
         server = start_netboot(lab, config, state / "unused.sqlite3", args.netboot_log_level)
@@ -649,7 +645,7 @@ def run(args: argparse.Namespace) -> Results:
     scratch = TMPFS if TMPFS.is_dir() else None
     with (
         tempfile.TemporaryDirectory(prefix="netboot-bench-dhcp-", dir=scratch) as temporary,
-        veth_lab(SUBNET, prefix=PREFIX) as lab,
+        veth_pair(SUBNET, prefix=PREFIX) as lab,
     ):
         state = Path(temporary)
         if not args.skip_dora:

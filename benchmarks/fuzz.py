@@ -9,7 +9,7 @@ What it does
 ------------
 The same run as tests/reliability/test_fuzz.py, larger: the daemon in the
 server namespace of a veth lab on 10.253.1.0/24 (the CI test uses 10.253.0, so
-both can run at once), the fuzzer (tests/reliability/fuzzer.py) in the client
+both can run at once), the fuzzer (netboot_lab/fuzzer.py) in the client
 namespace sending `--count` random, mutated, structured and scapy-fuzzed
 datagrams to UDP 67, 4011, 69 and a live transfer's port, `--http-count`
 malformed HTTP requests and `--slowloris` slow connections, while its prober
@@ -51,11 +51,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.reliability.harness import fuzz_run, problems, summary  # noqa: E402 - needs the root
+from netboot_lab.fuzz_harness import fuzz_run, problems, summary
 
 SUBNET = "10.253.1"
 

@@ -9,7 +9,7 @@ and disabled again):
 
 What is measured
 ----------------
-Both servers run at once in one server/client namespace pair (tests.netns.veth_lab,
+Both servers run at once in one server/client namespace pair (netboot_lab.netns.veth_pair,
 veth MTU 1500); nothing leaves it. They serve the same random bytes (`--size-mb`,
 256 MiB by default, behind an Apple Partition Map header so the catalog accepts
 the set) at the same relative path, `Bench.nbi/NetBoot.dmg`, from the same inode
@@ -83,16 +83,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # Run as a script, this file's directory comes first on sys.path, where its name
 # would shadow the standard library's `http` package: take it off.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
-from tests.daemon import Daemon  # noqa: E402 - needs the repository root on sys.path
-from tests.factories import APM_IMAGE, make_set  # noqa: E402
-from tests.netns import Lab, veth_lab  # noqa: E402
+from netboot_lab.daemon import Daemon  # noqa: E402 - after the sys.path fix above
+from netboot_lab.factories import APM_IMAGE, make_set  # noqa: E402
+from netboot_lab.netns import VethPair, veth_pair  # noqa: E402
 
 SERVERS = ("nginx", "netboot")
 SUBNET = "10.231.20"
@@ -240,7 +237,7 @@ def ensure_nginx() -> str:
     return found
 
 
-def nginx_config(nginx: str, lab: Lab, root: Path, state: Path, workers: str) -> str:
+def nginx_config(nginx: str, lab: VethPair, root: Path, state: Path, workers: str) -> str:
     """A config of our own: nothing read from or written to /etc, /var or /run."""
     built = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=False).stderr
     temp_paths = [f"client_body_temp_path {state / 'client_body'};"]
@@ -285,7 +282,7 @@ class Server:
         return (children(self.pid) or [self.pid]) if self.name == "nginx" else [self.pid]
 
 
-def in_client(lab: Lab, command: Sequence[str], timeout: float = START_TIMEOUT) -> str:
+def in_client(lab: VethPair, command: Sequence[str], timeout: float = START_TIMEOUT) -> str:
     """Run `command` in the client namespace; return its output, raise if it failed."""
     done = subprocess.run(
         ["ip", "netns", "exec", lab.client, *command],
@@ -299,7 +296,7 @@ def in_client(lab: Lab, command: Sequence[str], timeout: float = START_TIMEOUT) 
     return done.stdout
 
 
-def wait_serving(lab: Lab, url: str, poll: Callable[[], int | None]) -> None:
+def wait_serving(lab: VethPair, url: str, poll: Callable[[], int | None]) -> None:
     """Poll `url` (HEAD) from the client until it answers 200; fail if the server exits."""
     deadline = time.monotonic() + START_TIMEOUT
     last = ""
@@ -322,7 +319,9 @@ def wait_serving(lab: Lab, url: str, poll: Callable[[], int | None]) -> None:
 
 
 @contextlib.contextmanager
-def nginx_server(nginx: str, lab: Lab, root: Path, state: Path, workers: str) -> Iterator[Server]:
+def nginx_server(
+    nginx: str, lab: VethPair, root: Path, state: Path, workers: str
+) -> Iterator[Server]:
     config = state / "nginx.conf"
     config.write_text(nginx_config(nginx, lab, root, state, workers))
     error_log = state / "nginx-error.log"
@@ -357,7 +356,7 @@ def nginx_server(nginx: str, lab: Lab, root: Path, state: Path, workers: str) ->
 
 
 @contextlib.contextmanager
-def netboot_server(lab: Lab, root: Path, config: Path) -> Iterator[Server]:
+def netboot_server(lab: VethPair, root: Path, config: Path) -> Iterator[Server]:
     """OUR SERVER: `netboot serve` in the server namespace, ready to serve the big file."""
     daemon = Daemon(
         ["--config", str(config), "--root", str(root), "--interface", lab.server_if],
@@ -443,7 +442,7 @@ class Fetch:
 
 
 def fetch(
-    lab: Lab, url: str, count: int, max_time: float, limit_rate: str = "-"
+    lab: VethPair, url: str, count: int, max_time: float, limit_rate: str = "-"
 ) -> subprocess.Popen[str]:
     """Start the helper in the client namespace; read it with `finish_fetch`."""
     return subprocess.Popen(
@@ -494,7 +493,7 @@ def finish_fetch(process: subprocess.Popen[str], timeout: float) -> Fetch:
     )
 
 
-def timed_download(server: Server, lab: Lab, streams: int, size: int) -> tuple[float, Cpu]:
+def timed_download(server: Server, lab: VethPair, streams: int, size: int) -> tuple[float, Cpu]:
     """(MB/s, server CPU seconds) for `streams` concurrent full downloads."""
     pids = server.worker_pids()
     cpu_before = cpu_seconds(pids)
@@ -509,7 +508,7 @@ def timed_download(server: Server, lab: Lab, streams: int, size: int) -> tuple[f
     return streams * size / result.seconds / MB, cpu
 
 
-def verify_download(server: Server, lab: Lab, out: Path, want_sha256: str) -> None:
+def verify_download(server: Server, lab: VethPair, out: Path, want_sha256: str) -> None:
     """One full download to a file, checked against the sha256 of what was written."""
     out.unlink(missing_ok=True)
     try:
@@ -549,7 +548,7 @@ class Memory:
         return (self.peak_kib - self.before_kib) / self.clients
 
 
-def measure_memory(server: Server, lab: Lab, args: argparse.Namespace) -> Memory:
+def measure_memory(server: Server, lab: VethPair, args: argparse.Namespace) -> Memory:
     url = f"{server.base_url}/{SPARSE_PATH}"
     # One short request first, so lazy imports and first-use caches are not counted.
     in_client(lab, ["curl", "-s", "-f", "-o", "/dev/null", "-r", "0-1048575", "-m", "10", url])
@@ -593,7 +592,7 @@ MEASUREMENT_FAILURES = (
     ValueError,
     subprocess.TimeoutExpired,
 )
-"""What a failed start or download raises (AssertionError: tests.daemon's start timeout)."""
+"""What a failed start or download raises (AssertionError: netboot_lab.daemon's start timeout)."""
 
 
 def prepare_tree(tree: Path, size: int, sparse_size: int) -> str:
@@ -625,7 +624,7 @@ def prepare_tree(tree: Path, size: int, sparse_size: int) -> str:
 
 
 def measure_speed(
-    servers: Sequence[Server], lab: Lab, args: argparse.Namespace, size: int, results: Results
+    servers: Sequence[Server], lab: VethPair, args: argparse.Namespace, size: int, results: Results
 ) -> None:
     failed: set[str] = set()
     for round_number in range(1, args.repeat + 1):
@@ -657,7 +656,7 @@ def run(args: argparse.Namespace) -> Results:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="netboot-bench-http-") as temporary,
-            veth_lab(SUBNET) as lab,
+            veth_pair(SUBNET) as lab,
         ):
             tree = Path(temporary)
             print(f"writing {args.size_mb:g} MiB of random bytes", flush=True)

@@ -9,7 +9,7 @@ Run from the repository root, as root (it creates network namespaces), after
 
 What is measured
 ----------------
-`netboot serve` runs in a server namespace of a veth pair (tests.netns.veth_lab,
+`netboot serve` runs in a server namespace of a veth pair (netboot_lab.netns.veth_pair,
 10.254.0.0/24; nothing leaves it) and serves one NBI set with a stand-in
 kernel of `--size-mb` MiB of random bytes. For each loss rate, from the client
 namespace:
@@ -28,7 +28,7 @@ is reported as such, with the client's last words, never hidden.
 
 How the loss is made
 --------------------
-`tests.netns.impair`: where the kernel has sch_netem, `tc qdisc ... netem loss
+`netboot_lab.loss.impair`: where the kernel has sch_netem, `tc qdisc ... netem loss
 N%` on both veth ends, with `--reorder` % reordering and `--jitter-ms` of delay
 variation on top. This kernel lacks sch_netem; the fallback is an nftables rule
 in the input hook of both namespaces (`iifname <veth> meta l4proto { udp, tcp }
@@ -69,23 +69,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.daemon import Daemon  # noqa: E402 - needs the repository root on sys.path
-from tests.factories import make_set  # noqa: E402
-from tests.netns import (  # noqa: E402
-    Impairment,
-    Lab,
-    bsdp_probe,
-    clear_impairment,
-    curl_ranges,
-    impair,
-    require_impairment,
-    run_in,
-    veth_lab,
-)
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.loss import Impairment, clear_impairment, curl_ranges, impair, impairment_possible
+from netboot_lab.netns import VethPair, bsdp_probe, run_in, veth_pair
 
 SUBNET = "10.254.0"
 HTTP_PORT = 8080
@@ -109,7 +96,7 @@ class Row:
 
 @dataclass
 class Bench:
-    lab: Lab
+    lab: VethPair
     data: bytes
     work: Path
     want: str
@@ -248,8 +235,9 @@ def measure(args: argparse.Namespace) -> int:
         config.write_text(text)
         rows: list[Row] = []
         notes: dict[int, Impairment | None] = {}
-        with veth_lab(SUBNET) as lab:
-            require_impairment(lab)
+        with veth_pair(SUBNET) as lab:
+            if not impairment_possible(lab):
+                raise SystemExit("needs sch_netem in the kernel or nftables (Debian: nftables)")
             command = ["--config", str(config), "--root", str(work / "images")]
             with Daemon([*command, "--interface", lab.server_if], netns=lab.server) as daemon:
                 daemon.wait_ready()

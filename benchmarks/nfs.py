@@ -22,19 +22,19 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO_ROOT / "benchmarks"]
-sys.path.insert(0, str(REPO_ROOT))
+# Run as a script, this file's directory comes first on sys.path, where benchmarks/http.py
+# would shadow the standard library's `http` package: take it off.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from tests.daemon import Daemon  # noqa: E402 - needs the repository root on sys.path
-from tests.factories import make_set  # noqa: E402
-from tests.netns import Lab, veth_lab  # noqa: E402
+from netboot_lab.daemon import Daemon  # noqa: E402 - after the sys.path fix above
+from netboot_lab.factories import make_set  # noqa: E402
+from netboot_lab.netns import VethPair, veth_pair  # noqa: E402
 
 READY_TIMEOUT = 30.0
 RUN_TIMEOUT = 300
 
 
-def timed(lab: Lab, command: list[str]) -> float:
+def timed(lab: VethPair, command: list[str]) -> float:
     start = time.monotonic()
     done = subprocess.run(
         ["ip", "netns", "exec", lab.client, *command],
@@ -49,7 +49,7 @@ def timed(lab: Lab, command: list[str]) -> float:
     return elapsed
 
 
-def wait_for_nfs(lab: Lab, url: str) -> None:
+def wait_for_nfs(lab: VethPair, url: str) -> None:
     give_up = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < give_up:
         probe = subprocess.run(
@@ -85,7 +85,7 @@ def main() -> None:
         config.write_text(
             f'[http]\nport = 8080\n[nfs]\nmode = "ganesha"\nstate_dir = "{work / "state"}"\n'
         )
-        with veth_lab("10.238.0") as lab:
+        with veth_pair("10.238.0") as lab:
             daemon = Daemon(
                 ["--config", str(config), "--root", str(root), "--interface", lab.server_if],
                 netns=lab.server,

@@ -34,27 +34,11 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from netboot_lab.netns import add_bridge, add_namespace, add_tap, delete_namespace
+from netboot_lab.process import spawn, start_capture, stop_capture, stop_process
 
-from netboot.lab.lab import stop_process
-
-ROOT = Path(__file__).resolve().parent.parent
 SUBNET = "10.249.0"
 CAPTURE_FILTER = "udp port 67 or udp port 69 or tcp port 80"
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-def start(namespace: str, command: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            ["ip", "netns", "exec", namespace, *command],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def netboot_config(work: Path, mode: str) -> Path:
@@ -93,49 +77,27 @@ def one_run(server: str, timeout: float) -> tuple[float | None, float | None]:
     namespace = f"nbpo-{uuid.uuid4().hex[:6]}"
     work = Path(tempfile.mkdtemp(prefix="pxe-offer-"))
     processes: list[subprocess.Popen[bytes]] = []
+    capture = work / "dhcp.pcap"
+    dumpcap: subprocess.Popen[bytes] | None = None
     try:
-        ip("netns", "add", namespace)
-        for args in (
-            ("link", "set", "lo", "up"),
-            ("link", "add", "br0", "type", "bridge"),
-            ("tuntap", "add", "tap0", "mode", "tap"),
-            ("link", "set", "tap0", "master", "br0"),
-            ("addr", "add", f"{SUBNET}.1/24", "dev", "br0"),
-            ("link", "set", "br0", "up"),
-            ("link", "set", "tap0", "up"),
-        ):
-            ip("-n", namespace, *args)
-        capture = work / "dhcp.pcap"
-        tshark = start(
-            namespace,
-            [
-                "tshark",
-                "-i",
-                "br0",
-                "-f",
-                "udp port 67 or udp port 69 or tcp port 80",
-                "-w",
-                str(capture),
-            ],
-            work / "tshark.log",
-        )
-        processes.append(tshark)
-        time.sleep(1.5)  # tshark needs a moment before it captures
+        add_namespace(namespace)
+        add_bridge(namespace, "br0", f"{SUBNET}.1/24")
+        add_tap(namespace, "tap0", "br0")
+        dumpcap = start_capture("br0", capture, namespace, CAPTURE_FILTER)
         netboot = [sys.executable, "-m", "netboot", "serve", "--config"]
         if server == "netboot-full":
             processes.append(
-                start(namespace, [*netboot, str(netboot_config(work, "full"))], work / "s.log")
+                spawn([*netboot, str(netboot_config(work, "full"))], work / "s.log", namespace)
             )
         elif server == "dnsmasq":
-            processes.append(start(namespace, dnsmasq(work, boot_file=True), work / "s.log"))
+            processes.append(spawn(dnsmasq(work, boot_file=True), work / "s.log", namespace))
         else:
-            processes.append(start(namespace, dnsmasq(work, boot_file=False), work / "d.log"))
+            processes.append(spawn(dnsmasq(work, boot_file=False), work / "d.log", namespace))
             processes.append(
-                start(namespace, [*netboot, str(netboot_config(work, "proxy"))], work / "s.log")
+                spawn([*netboot, str(netboot_config(work, "proxy"))], work / "s.log", namespace)
             )
         time.sleep(2.0)
-        guest = start(
-            namespace,
+        guest = spawn(
             [
                 "timeout",
                 str(timeout),
@@ -157,16 +119,20 @@ def one_run(server: str, timeout: float) -> tuple[float | None, float | None]:
                 "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
             ],
             work / "qemu.log",
+            namespace,
         )
         processes.append(guest)
         guest.wait(timeout + 10)
         for process in reversed(processes):
             stop_process(process)
+        stop_capture(dumpcap, capture)
+        dumpcap = None
         return timings(capture)
     finally:
         for process in processes:
             stop_process(process)
-        subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+        stop_capture(dumpcap, capture)
+        delete_namespace(namespace)
         if not os.environ.get("KEEP"):
             shutil.rmtree(work, ignore_errors=True)
         else:
@@ -207,7 +173,6 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root (network namespaces, tap devices)", file=sys.stderr)
         return 2
-    os.chdir(ROOT)
     servers = [options.only] if options.only else ["netboot-full", "dnsmasq", "dnsmasq+proxy"]
     best: dict[str, tuple[float | None, float | None]] = {}
     for _ in range(options.repeat):

@@ -8,9 +8,9 @@ xorriso` the peer and the root image's builder:
 
 What is measured
 ----------------
-One server/client namespace pair on 10.229.0.0/16 (tests/reliability/storm_lab.py
+One server/client namespace pair on 10.229.0.0/16 (netboot_lab/storm_lab.py
 builds it; nothing leaves the namespaces). A single client process in the
-client namespace (tests/reliability/storm_client.py) plays every client, one
+client namespace (netboot_lab/storm_client.py) plays every client, one
 coroutine each, all starting evenly spread over one second (`--spread`):
 
 * a PC, as a BIOS PXE ROM: DHCP DISCOVER -> OFFER -> REQUEST -> ACK (broadcast,
@@ -89,23 +89,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # Python puts this script's directory first on sys.path, where benchmarks/http.py
 # would shadow the standard library's http package the clients' HTTP reads need.
-sys.path[:] = [
-    entry for entry in sys.path if Path(entry or ".").resolve() != REPO_ROOT / "benchmarks"
-]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from tests.netns import Lab, real_pid, veth_lab  # noqa: E402 - needs the repository root on sys.path
-from tests.reliability import storm_lab  # noqa: E402
-from tests.reliability.storm_client import (  # noqa: E402
-    PXE_STAGES,
-    STAGES,
-    ClientSpec,
-    StormSpec,
-)
+from netboot_lab import storm_lab  # noqa: E402 - after the sys.path fix above
+from netboot_lab.netns import LabError, VethPair, real_pid, veth_pair  # noqa: E402
+from netboot_lab.storm_client import PXE_STAGES, STAGES, ClientSpec, StormSpec  # noqa: E402
 
 TMPFS = Path("/dev/shm")  # noqa: S108 - a private TemporaryDirectory is made inside it
 CLIENT_BOUND = 0.9
@@ -158,7 +148,7 @@ def wait_for_quiet(limit: float, patience: float) -> float:
 
 
 def run_ours(
-    kind: str, lab: Lab, files: storm_lab.StormFiles, args: argparse.Namespace, busy: float
+    kind: str, lab: VethPair, files: storm_lab.StormFiles, args: argparse.Namespace, busy: float
 ) -> Storm:
     """OUR SERVER: a fresh `netboot serve` (empty lease file) and one storm against it."""
     state = files.work
@@ -183,7 +173,7 @@ def run_ours(
 
 
 def run_dnsmasq(
-    lab: Lab, files: storm_lab.StormFiles, args: argparse.Namespace, busy: float
+    lab: VethPair, files: storm_lab.StormFiles, args: argparse.Namespace, busy: float
 ) -> Storm:
     clients = storm_lab.client_specs(args.clients, 0.0)
     spec = spec_for(lab, files, clients, PXE_STAGES, args)
@@ -194,7 +184,7 @@ def run_dnsmasq(
 
 
 def storm(
-    lab: Lab, spec: StormSpec, work: Path, label: str, pid: int, args: argparse.Namespace
+    lab: VethPair, spec: StormSpec, work: Path, label: str, pid: int, args: argparse.Namespace
 ) -> tuple[dict[str, Any], storm_lab.Watch]:
     """The storm against server `pid`, the server and the client on CPUs of their own."""
     split = None if args.shared_cpus else storm_lab.cpu_split()
@@ -206,7 +196,7 @@ def storm(
 
 
 def spec_for(
-    lab: Lab,
+    lab: VethPair,
     files: storm_lab.StormFiles,
     clients: Sequence[ClientSpec],
     stages: Sequence[str],
@@ -224,7 +214,7 @@ def spec_for(
     )
 
 
-MEASUREMENT_FAILURES = (RuntimeError, AssertionError, OSError)
+MEASUREMENT_FAILURES = (LabError, RuntimeError, AssertionError, OSError)
 
 
 def run(args: argparse.Namespace) -> Results:
@@ -232,7 +222,7 @@ def run(args: argparse.Namespace) -> Results:
     scratch = TMPFS if TMPFS.is_dir() else None
     with (
         tempfile.TemporaryDirectory(prefix="netboot-bench-storm-", dir=scratch) as temporary,
-        veth_lab(storm_lab.SUBNET, prefix=storm_lab.PREFIX) as lab,
+        veth_pair(storm_lab.SUBNET, prefix=storm_lab.PREFIX) as lab,
     ):
         files = storm_lab.build_files(
             Path(temporary), args.booter_mib * storm_lab.MIB, args.kernel_mib * storm_lab.MIB

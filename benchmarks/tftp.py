@@ -7,7 +7,7 @@ Run from the repository root, as root (it creates network namespaces), after
 
 What is measured
 ----------------
-Each server runs in its own server/client namespace pair (tests.netns.veth_lab);
+Each server runs in its own server/client namespace pair (netboot_lab.netns.veth_pair);
 nothing leaves them. Both serve the same random bytes (a stand-in kernel,
 14 MiB by default):
 
@@ -80,14 +80,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from netboot.lab.lab import stop_process  # noqa: E402
-from tests.daemon import Daemon  # noqa: E402 - needs the repository root on sys.path
-from tests.factories import make_set  # noqa: E402
-from tests.netns import Lab, ip, real_pid, start_until_logged, veth_lab  # noqa: E402
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import LabError, VethPair, ip, real_pid, start_until_logged, veth_pair
+from netboot_lab.process import stop_process
 
 SERVERS = ("dnsmasq", "netboot")
 SUBNETS = ("10.231.10", "10.231.11")
@@ -118,7 +114,7 @@ class Server:
     """A running TFTP server: where to ask, which process to watch, how to stop it."""
 
     name: str
-    lab: Lab
+    lab: VethPair
     path: str
     """The request name of the big file on this server."""
     pid: int
@@ -126,7 +122,7 @@ class Server:
     stop: Callable[[], None]
 
 
-def start_netboot(lab: Lab, root: Path, config: Path | None = None) -> Daemon:
+def start_netboot(lab: VethPair, root: Path, config: Path | None = None) -> Daemon:
     """OUR SERVER: start `netboot serve` in the server namespace and wait until it is ready.
 
     The one place that knows how our daemon is started; `config` is a TOML file
@@ -144,7 +140,7 @@ def start_netboot(lab: Lab, root: Path, config: Path | None = None) -> Daemon:
     return daemon
 
 
-def netboot_server(lab: Lab, root: Path, config: Path) -> Server:
+def netboot_server(lab: VethPair, root: Path, config: Path) -> Server:
     daemon = start_netboot(lab, root, config)
 
     def stop() -> None:
@@ -159,7 +155,7 @@ def netboot_server(lab: Lab, root: Path, config: Path) -> Server:
 
 
 def dnsmasq_command(
-    lab: Lab, tftp_root: Path, state: Path, mtu: int, max_transfers: int
+    lab: VethPair, tftp_root: Path, state: Path, mtu: int, max_transfers: int
 ) -> list[str]:
     """dnsmasq as a TFTP server only, reading and writing nothing outside `state`.
 
@@ -191,7 +187,9 @@ def dnsmasq_command(
     ]
 
 
-def dnsmasq_server(lab: Lab, tftp_root: Path, state: Path, mtu: int, max_transfers: int) -> Server:
+def dnsmasq_server(
+    lab: VethPair, tftp_root: Path, state: Path, mtu: int, max_transfers: int
+) -> Server:
     command = dnsmasq_command(lab, tftp_root, state, mtu, max_transfers)
     process = start_until_logged(
         lab.server, command, state / "dnsmasq.log", "TFTP root is", START_TIMEOUT
@@ -206,7 +204,7 @@ def dnsmasq_server(lab: Lab, tftp_root: Path, state: Path, mtu: int, max_transfe
 # --------------------------------------------------------------------------------------
 
 
-def in_client(lab: Lab, command: Sequence[str], timeout: float = CLIENT_TIMEOUT) -> str:
+def in_client(lab: VethPair, command: Sequence[str], timeout: float = CLIENT_TIMEOUT) -> str:
     """Run `command` in the client namespace; return its output, raise if it failed."""
     done = subprocess.run(
         ["ip", "netns", "exec", lab.client, *command],
@@ -280,7 +278,7 @@ WINDOW_CLIENTS: dict[str, Callable[[str, str, Path, int, int], list[str]]] = {
 }
 
 
-def timed_download(lab: Lab, command: list[str], out: Path, want_sha256: str) -> float:
+def timed_download(lab: VethPair, command: list[str], out: Path, want_sha256: str) -> float:
     """Seconds one download took; fails unless every byte arrived."""
     out.unlink(missing_ok=True)
     started = time.perf_counter()
@@ -503,8 +501,8 @@ class Results:
     errors: list[str] = field(default_factory=list)
 
 
-MEASUREMENT_FAILURES = (RuntimeError, AssertionError, OSError, subprocess.TimeoutExpired)
-"""What a failed start or download raises (AssertionError: tests.daemon's start timeout)."""
+MEASUREMENT_FAILURES = (LabError, RuntimeError, AssertionError, OSError, subprocess.TimeoutExpired)
+"""What a failed start or download raises (AssertionError: netboot_lab.daemon's start timeout)."""
 
 
 def measure_speed(
@@ -546,7 +544,7 @@ def measure_speed(
                 print(f"  round {round_number} {server.name} {case.label}: {seconds:.3f}s")
 
 
-def start_server(name: str, lab: Lab, tree: Path, args: argparse.Namespace) -> Server:
+def start_server(name: str, lab: VethPair, tree: Path, args: argparse.Namespace) -> Server:
     if name == "dnsmasq":
         return dnsmasq_server(lab, tree / "tftproot", tree, args.mtu, args.transfers + 20)
     return netboot_server(lab, tree / "images", tree / "netboot.toml")
@@ -582,9 +580,9 @@ def run(args: argparse.Namespace) -> Results:
         tree = Path(temporary)
         work = tree / "work"
         work.mkdir()
-        labs: dict[str, Lab] = {}
+        labs: dict[str, VethPair] = {}
         for name, subnet in zip(names, SUBNETS, strict=False):
-            lab = labs[name] = labs_stack.enter_context(veth_lab(subnet))
+            lab = labs[name] = labs_stack.enter_context(veth_pair(subnet))
             for netns, ifname in ((lab.server, lab.server_if), (lab.client, lab.client_if)):
                 ip("link", "set", "dev", ifname, "mtu", str(args.mtu), netns=netns)
         sha256 = prepare_tree(tree, int(args.size_mb * 1024 * 1024), args.mtu, args.transfers)

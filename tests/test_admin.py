@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.daemon import Daemon
-from tests.factories import make_set
-from tests.netns import bsdp_probe, netboot_in, run_in, veth_lab
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import bsdp_probe, netboot_in, run_in
+from tests.netns import veth_lab
 
 TIMEOUT = 60
 

@@ -21,7 +21,7 @@ from netboot.bsdp.client import inform_list, inform_select
 from netboot.bsdp.policy import BsdpPolicy, BsdpSettings, Reply
 from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
 from netboot.nbi.catalog import scan_catalog
-from tests.factories import make_set
+from netboot_lab.factories import make_set
 
 SERVER = "192.0.2.10"
 CLIENT = "192.0.2.50"

@@ -31,6 +31,7 @@ from netboot.dhcp.options import BOOTREPLY, BOOTREQUEST, Option
 from netboot.dhcp.options import MessageType as DhcpType
 from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
 from netboot.nbi.catalog import Catalog, scan_catalog
+from netboot_lab.factories import make_set
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.dhcp import (
     Arrival,
@@ -40,7 +41,6 @@ from netboot_services.dhcp import (
     Outgoing,
 )
 from netboot_services.ratelimit import DEFAULT_INTERVAL as MALFORMED_LOG_INTERVAL
-from tests.factories import make_set
 
 SERVER = "192.0.2.10"
 CLIENT_IP = "192.0.2.50"

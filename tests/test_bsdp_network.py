@@ -17,9 +17,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.daemon import Daemon
-from tests.factories import FAT_EFI_BOOTER, make_set
-from tests.netns import Lab, bridge_lab, bsdp_probe, netboot_in, run_in, veth_lab
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import FAT_EFI_BOOTER, make_set
+from netboot_lab.netns import VethPair, bsdp_probe, netboot_in, run_in
+from tests.netns import bridge_lab, veth_lab
 
 CLIENT_MAC = "00:16:cb:12:34:56"
 MODEL = "MacBookPro11,1"
@@ -33,7 +34,7 @@ def build_catalog(root: Path) -> dict[int, str]:
     """Sets meant to be seen, and sets each rule must hide from our client."""
     make_set(root, "HighSierra", Name="High Sierra", Index=1, IsDefault=True)
     make_set(root, "Install", Name="Install macOS", Index=4096, IsInstall=True, Type="NFS")
-    make_set(root, "LabOnly", Name="Lab only", Index=5, EnabledSystemIdentifiers=["iMac18,3"])
+    make_set(root, "LabOnly", Name="VethPair only", Index=5, EnabledSystemIdentifiers=["iMac18,3"])
     make_set(root, "NotThisMac", Index=6, DisabledMACAddresses=[CLIENT_MAC])
     make_set(root, "OtherMacs", Index=11, EnabledMACAddresses=["00:16:cb:00:00:01"])
     make_set(root, "Disabled", Index=7, IsEnabled=False)
@@ -44,13 +45,13 @@ def build_catalog(root: Path) -> dict[int, str]:
     return {HIGH_SIERRA: "HighSierra.nbi", INSTALL: "Install.nbi", LAB_ONLY: "LabOnly.nbi"}
 
 
-def probe(lab: Lab, *extra: str, model: str = MODEL) -> tuple[int, dict[str, Any]]:
+def probe(lab: VethPair, *extra: str, model: str = MODEL) -> tuple[int, dict[str, Any]]:
     return bsdp_probe(lab.client, lab.client_if, "--mac", CLIENT_MAC, "--model", model, *extra)
 
 
 @dataclass
 class Served:
-    lab: Lab
+    lab: VethPair
     root: Path
     sets: dict[int, str]
     daemon: Daemon

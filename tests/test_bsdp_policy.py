@@ -46,7 +46,7 @@ from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import Catalog, scan_catalog
-from tests.factories import PE_BOOTER, make_set
+from netboot_lab.factories import PE_BOOTER, make_set
 
 SERVER = "192.0.2.10"
 OTHER_SERVER = "192.0.2.11"

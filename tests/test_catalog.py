@@ -11,13 +11,7 @@ from netboot.nbi.catalog import scan_catalog
 from netboot.nbi.problems import Severity
 from netboot.nbi.validate import RootPathForm, root_path_form
 from netboot.udif.detect import ImageFormat
-from tests.factories import (
-    FAT_EFI_BOOTER,
-    HFS_PLUS_IMAGE,
-    NOT_AN_IMAGE,
-    UDIF_IMAGE,
-    make_set,
-)
+from netboot_lab.factories import FAT_EFI_BOOTER, HFS_PLUS_IMAGE, NOT_AN_IMAGE, UDIF_IMAGE, make_set
 
 
 def problems(root: Path, set_name: str = "Alpha.nbi") -> list[tuple[str, str, str, str]]:

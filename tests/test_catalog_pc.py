@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 
 from netboot.nbi.catalog import scan_catalog
 from netboot.nbi.problems import Severity
-from tests.factories import make_set
+from netboot_lab.factories import make_set
 
 KERNEL = b"MZ linux kernel"
 INITRD = b"\x1f\x8b initramfs"

@@ -13,7 +13,7 @@ from netboot.cli import cli
 from netboot.nbi.catalog import scan_catalog
 from netboot.udif.partitions import read_partitions
 from netboot.udif.reader import UdifImage
-from tests.factories import make_set
+from netboot_lab.factories import make_set
 
 IPXE = Path("/usr/lib/ipxe")
 

@@ -32,9 +32,10 @@ import pytest
 from netboot.dhcp.options import BOOTREQUEST, MessageType, Option
 from netboot.dhcp.packet import ZERO, DhcpPacket, build_packet, parse_packet
 from netboot.dhcp.pxe import decode_tlvs
-from tests.daemon import Daemon
-from tests.factories import make_set
-from tests.netns import Host, Lab, bridge_lab, ip, netboot_in, run_in, udp_exchange, veth_lab
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import Host, VethPair, ip, netboot_in, run_in, udp_exchange
+from tests.netns import bridge_lab, veth_lab
 
 FULL_SUBNET = "10.243.0"
 PROXY_SUBNET = "10.244.0"
@@ -178,7 +179,7 @@ def set_mac(namespace: str, interface: str, mac: str) -> None:
     ip("addr", "flush", "dev", interface, netns=namespace)
 
 
-def udhcpc_lease(lab: Lab, mac: str) -> str:
+def udhcpc_lease(lab: VethPair, mac: str) -> str:
     """Run busybox udhcpc as a BIOS PXE client with `mac`; the address it leased."""
     require_tool("busybox", "busybox")
     set_mac(lab.client, lab.client_if, mac)
@@ -239,7 +240,7 @@ def full_mode_config(
 
 @dataclass
 class FullLab:
-    lab: Lab
+    lab: VethPair
     daemon: Daemon
     work: Path
 
@@ -619,7 +620,7 @@ def test_full_mode_names_a_rival_dhcp_server_on_its_segment(tmp_path: Path) -> N
 # -- iPXE: from DHCP to a kernel over HTTP -----------------------------------------------------
 
 
-def assert_ipxe_reply(reply: Reply, kind: MessageType, url: str, lab: Lab) -> None:
+def assert_ipxe_reply(reply: Reply, kind: MessageType, url: str, lab: VethPair) -> None:
     """The script URL as iPXE reads it, and 175 telling it not to wait for a proxy."""
     assert reply.message_type == kind
     assert reply.packet.siaddr == lab.server_ip

@@ -72,7 +72,9 @@ class FakeClock:
 
 
 @dataclass
-class Lab:
+class LeaseRig:
+    """A lease server, its store and a clock the test moves: DHCP exchanges without sockets."""
+
     server: LeaseServer
     store: LeaseStore
     clock: FakeClock
@@ -126,15 +128,15 @@ def reply(result: Answer | Silence) -> DhcpPacket:
 
 
 @contextmanager
-def make_lab(path: Path, last: str = THIRD) -> Iterator[Lab]:
+def make_lab(path: Path, last: str = THIRD) -> Iterator[LeaseRig]:
     clock = FakeClock()
     pool = AddressPool(IPv4Address(FIRST), IPv4Address(last))
     with LeaseStore(path / "leases.sqlite", pool, clock) as store:
-        yield Lab(LeaseServer(store, NETWORK), store, clock)
+        yield LeaseRig(LeaseServer(store, NETWORK), store, clock)
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+def lab(tmp_path: Path) -> Iterator[LeaseRig]:
     with make_lab(tmp_path) as made:
         yield made
 
@@ -154,7 +156,7 @@ NETWORK_OPTIONS = {
 # --- DISCOVER and REQUEST ----------------------------------------------------------------
 
 
-def test_discover_gets_an_offer_from_the_pool_with_the_network_options(lab: Lab) -> None:
+def test_discover_gets_an_offer_from_the_pool_with_the_network_options(lab: LeaseRig) -> None:
     result, event = lab.send(MessageType.DISCOVER)
     offer = reply(result)
     assert offer.message_type == MessageType.OFFER
@@ -168,14 +170,14 @@ def test_discover_gets_an_offer_from_the_pool_with_the_network_options(lab: Lab)
     assert lab.state_of(FIRST) == LeaseState.OFFERED
 
 
-def test_plain_client_offer_has_no_boot_fields(lab: Lab) -> None:
+def test_plain_client_offer_has_no_boot_fields(lab: LeaseRig) -> None:
     offer = lab.discover()
     assert (offer.siaddr, offer.file) == ("0.0.0.0", b"")
     for code in (43, 60, 67, 175):
         assert offer.option(code) is None
 
 
-def test_request_selecting_us_is_acked_with_the_offered_address(lab: Lab) -> None:
+def test_request_selecting_us_is_acked_with_the_offered_address(lab: LeaseRig) -> None:
     address = lab.discover().yiaddr
     result, event = lab.send(MessageType.REQUEST, (54, ip(SERVER)), (50, ip(address)))
     ack = reply(result)
@@ -188,7 +190,7 @@ def test_request_selecting_us_is_acked_with_the_offered_address(lab: Lab) -> Non
     assert lab.state_of(FIRST) == LeaseState.BOUND
 
 
-def test_request_naming_another_server_is_silence_and_releases_our_offer(lab: Lab) -> None:
+def test_request_naming_another_server_is_silence_and_releases_our_offer(lab: LeaseRig) -> None:
     address = lab.discover().yiaddr
     result, event = lab.send(MessageType.REQUEST, (54, ip(OTHER_SERVER)), (50, ip("192.0.2.200")))
     assert isinstance(result, Silence)
@@ -196,17 +198,19 @@ def test_request_naming_another_server_is_silence_and_releases_our_offer(lab: La
     assert lab.state_of(address) == LeaseState.RELEASED
 
 
-def test_request_naming_us_without_an_address_is_nak(lab: Lab) -> None:
+def test_request_naming_us_without_an_address_is_nak(lab: LeaseRig) -> None:
     lab.discover()
     result, _ = lab.send(MessageType.REQUEST, (54, ip(SERVER)))
     assert reply(result).message_type == MessageType.NAK
 
 
-def test_second_client_is_offered_another_address_while_the_first_offer_is_held(lab: Lab) -> None:
+def test_second_client_is_offered_another_address_while_the_first_offer_is_held(
+    lab: LeaseRig,
+) -> None:
     assert [lab.discover(client=n).yiaddr for n in (1, 2, 3)] == [FIRST, SECOND, THIRD]
 
 
-def test_option_61_is_the_lease_key_when_sent(lab: Lab) -> None:
+def test_option_61_is_the_lease_key_when_sent(lab: LeaseRig) -> None:
     first = lab.discover((61, b"\x01one"), client=1).yiaddr
     second = lab.discover((61, b"\x01two"), client=1).yiaddr
     assert first != second
@@ -220,7 +224,7 @@ def test_client_identifier_is_htype_and_chaddr_without_option_61() -> None:
 # --- INIT-REBOOT -------------------------------------------------------------------------
 
 
-def test_init_reboot_with_its_own_address_is_acked(lab: Lab) -> None:
+def test_init_reboot_with_its_own_address_is_acked(lab: LeaseRig) -> None:
     address = lab.lease()
     result, event = lab.send(MessageType.REQUEST, (50, ip(address)))
     ack = reply(result)
@@ -236,7 +240,7 @@ def test_init_reboot_with_its_own_address_is_acked(lab: Lab) -> None:
         pytest.param("192.0.2.250", id="outside-the-pool"),
     ],
 )
-def test_init_reboot_with_a_foreign_address_is_a_broadcast_nak(lab: Lab, foreign: str) -> None:
+def test_init_reboot_with_a_foreign_address_is_a_broadcast_nak(lab: LeaseRig, foreign: str) -> None:
     lab.lease()
     result, event = lab.send(MessageType.REQUEST, (50, ip(foreign)))
     nak = reply(result)
@@ -250,7 +254,7 @@ def test_init_reboot_with_a_foreign_address_is_a_broadcast_nak(lab: Lab, foreign
     assert event is None
 
 
-def test_init_reboot_with_an_address_another_client_holds_is_nak(lab: Lab) -> None:
+def test_init_reboot_with_an_address_another_client_holds_is_nak(lab: LeaseRig) -> None:
     taken = lab.lease(client=2)
     lab.lease(client=1)
     result, _ = lab.send(MessageType.REQUEST, (50, ip(taken)), client=1)
@@ -258,7 +262,7 @@ def test_init_reboot_with_an_address_another_client_holds_is_nak(lab: Lab) -> No
     assert lab.store.holder(IPv4Address(taken)) is not None
 
 
-def test_init_reboot_from_an_unknown_client_is_silence(lab: Lab) -> None:
+def test_init_reboot_from_an_unknown_client_is_silence(lab: LeaseRig) -> None:
     result, event = lab.send(MessageType.REQUEST, (50, ip(FIRST)), client=9)
     assert isinstance(result, Silence)
     assert event is None
@@ -268,7 +272,7 @@ def test_init_reboot_from_an_unknown_client_is_silence(lab: Lab) -> None:
 # --- RENEWING, RELEASE, DECLINE ---------------------------------------------------------
 
 
-def test_renewing_is_acked_unicast_to_ciaddr(lab: Lab) -> None:
+def test_renewing_is_acked_unicast_to_ciaddr(lab: LeaseRig) -> None:
     address = lab.lease()
     lab.clock.now += LEASE_TIME / 2
     result, event = lab.send(MessageType.REQUEST, ciaddr=address, flags=0)
@@ -283,7 +287,7 @@ def test_renewing_is_acked_unicast_to_ciaddr(lab: Lab) -> None:
     assert lease.expires == lab.clock.now + LEASE_TIME
 
 
-def test_renewing_someone_elses_address_is_a_broadcast_nak_without_ciaddr(lab: Lab) -> None:
+def test_renewing_someone_elses_address_is_a_broadcast_nak_without_ciaddr(lab: LeaseRig) -> None:
     taken = lab.lease(client=2)
     result, _ = lab.send(MessageType.REQUEST, ciaddr=taken, flags=0, client=1)
     nak = reply(result)
@@ -292,13 +296,13 @@ def test_renewing_someone_elses_address_is_a_broadcast_nak_without_ciaddr(lab: L
     assert result.destination == BROADCAST_68
 
 
-def test_relayed_nak_goes_to_the_relay(lab: Lab) -> None:
+def test_relayed_nak_goes_to_the_relay(lab: LeaseRig) -> None:
     result, _ = lab.send(MessageType.REQUEST, (50, ip("10.9.9.9")), giaddr=POOL_RELAY)
     assert isinstance(result, Answer)
     assert result.destination == (POOL_RELAY, 67)
 
 
-def test_release_then_discover_gets_the_same_address(lab: Lab) -> None:
+def test_release_then_discover_gets_the_same_address(lab: LeaseRig) -> None:
     address = lab.lease()
     result, event = lab.send(MessageType.RELEASE, (54, ip(SERVER)), ciaddr=address, flags=0)
     assert isinstance(result, Silence)
@@ -308,7 +312,7 @@ def test_release_then_discover_gets_the_same_address(lab: Lab) -> None:
     assert lab.discover().yiaddr == address
 
 
-def test_release_of_an_address_not_held_changes_nothing(lab: Lab) -> None:
+def test_release_of_an_address_not_held_changes_nothing(lab: LeaseRig) -> None:
     taken = lab.lease(client=2)
     result, event = lab.send(MessageType.RELEASE, ciaddr=taken, flags=0, client=1)
     assert isinstance(result, Silence)
@@ -316,7 +320,7 @@ def test_release_of_an_address_not_held_changes_nothing(lab: Lab) -> None:
     assert lab.state_of(taken) == LeaseState.BOUND
 
 
-def test_decline_quarantines_the_address(lab: Lab) -> None:
+def test_decline_quarantines_the_address(lab: LeaseRig) -> None:
     address = lab.lease()
     result, event = lab.send(MessageType.DECLINE, (54, ip(SERVER)), (50, ip(address)))
     assert isinstance(result, Silence)
@@ -328,7 +332,7 @@ def test_decline_quarantines_the_address(lab: Lab) -> None:
     assert offered == {SECOND, THIRD}
 
 
-def test_decline_by_a_client_that_does_not_hold_the_address_is_ignored(lab: Lab) -> None:
+def test_decline_by_a_client_that_does_not_hold_the_address_is_ignored(lab: LeaseRig) -> None:
     taken = lab.lease(client=2)
     result, event = lab.send(MessageType.DECLINE, (50, ip(taken)), client=1)
     assert isinstance(result, Silence)
@@ -336,7 +340,7 @@ def test_decline_by_a_client_that_does_not_hold_the_address_is_ignored(lab: Lab)
     assert lab.state_of(taken) == LeaseState.BOUND
 
 
-def test_pool_exhaustion_is_loud_silence(lab: Lab) -> None:
+def test_pool_exhaustion_is_loud_silence(lab: LeaseRig) -> None:
     for n in (1, 2, 3):
         lab.discover(client=n)
     result, event = lab.send(MessageType.DISCOVER, client=4)
@@ -358,7 +362,7 @@ def test_an_expired_offer_is_given_to_the_next_client(tmp_path: Path) -> None:
 # --- INFORM ----------------------------------------------------------------------------
 
 
-def test_inform_gets_an_ack_without_lease_time_or_yiaddr(lab: Lab) -> None:
+def test_inform_gets_an_ack_without_lease_time_or_yiaddr(lab: LeaseRig) -> None:
     result, event = lab.send(MessageType.INFORM, ciaddr="192.0.2.50", flags=0)
     ack = reply(result)
     assert ack.message_type == MessageType.ACK
@@ -373,14 +377,14 @@ def test_inform_gets_an_ack_without_lease_time_or_yiaddr(lab: Lab) -> None:
     assert lab.store.leases() == []
 
 
-def test_inform_from_a_pxe_client_carries_its_boot_file(lab: Lab) -> None:
+def test_inform_from_a_pxe_client_carries_its_boot_file(lab: LeaseRig) -> None:
     result, _ = lab.send(MessageType.INFORM, *PXE_BIOS, ciaddr="192.0.2.50", flags=0)
     ack = reply(result)
     assert (ack.siaddr, ack.file) == (SERVER, b"undionly.kpxe")
     assert ack.all_of(Option.SERVER_IDENTIFIER) == [ip(SERVER)]
 
 
-def test_inform_without_ciaddr_is_silence(lab: Lab) -> None:
+def test_inform_without_ciaddr_is_silence(lab: LeaseRig) -> None:
     result, _ = lab.send(MessageType.INFORM)
     assert isinstance(result, Silence)
 
@@ -413,7 +417,7 @@ def test_inform_without_ciaddr_is_silence(lab: Lab) -> None:
 )
 @pytest.mark.parametrize("message", ["offer", "ack"])
 def test_boot_client_offer_and_ack_carry_lease_and_boot_fields(
-    lab: Lab,
+    lab: LeaseRig,
     options: tuple[tuple[int, bytes], ...],
     file: bytes,
     vendor_class: bytes,
@@ -435,7 +439,9 @@ def test_boot_client_offer_and_ack_carry_lease_and_boot_fields(
     assert packet.all_of(Option.SERVER_IDENTIFIER) == [ip(SERVER)]
 
 
-def test_boot_client_without_usable_architecture_is_leased_without_boot_fields(lab: Lab) -> None:
+def test_boot_client_without_usable_architecture_is_leased_without_boot_fields(
+    lab: LeaseRig,
+) -> None:
     offer = lab.discover((60, b"PXEClient"), (93, b"\x00"))
     assert offer.yiaddr == FIRST
     assert (offer.siaddr, offer.file, offer.option(60), offer.option(43)) == (
@@ -461,20 +467,20 @@ def test_boot_client_without_usable_architecture_is_leased_without_boot_fields(l
     ],
 )
 def test_malformed_address_option_raises_malformed_packet(
-    lab: Lab, message: MessageType, options: tuple[tuple[int, bytes], ...]
+    lab: LeaseRig, message: MessageType, options: tuple[tuple[int, bytes], ...]
 ) -> None:
     with pytest.raises(MalformedPacket, match="not an IPv4 address"):
         lab.send(message, *options)
 
 
-def test_relayed_discover_from_a_foreign_subnet_is_silence(lab: Lab) -> None:
+def test_relayed_discover_from_a_foreign_subnet_is_silence(lab: LeaseRig) -> None:
     result, event = lab.send(MessageType.DISCOVER, giaddr=FOREIGN_RELAY)
     assert isinstance(result, Silence)
     assert event is None
     assert lab.store.leases() == []
 
 
-def test_relayed_discover_from_the_pool_subnet_is_offered_via_the_relay(lab: Lab) -> None:
+def test_relayed_discover_from_the_pool_subnet_is_offered_via_the_relay(lab: LeaseRig) -> None:
     result, event = lab.send(MessageType.DISCOVER, giaddr=POOL_RELAY)
     offer = reply(result)
     assert (offer.yiaddr, offer.giaddr) == (FIRST, POOL_RELAY)
@@ -484,13 +490,13 @@ def test_relayed_discover_from_the_pool_subnet_is_offered_via_the_relay(lab: Lab
     assert (result.kind, event) == (OutcomeKind.OFFER, Event(FIRST))
 
 
-def test_server_on_another_subnet_than_the_pool_offers_nothing_directly(lab: Lab) -> None:
+def test_server_on_another_subnet_than_the_pool_offers_nothing_directly(lab: LeaseRig) -> None:
     result, _ = lab.send(MessageType.DISCOVER, server="198.51.100.10")
     assert isinstance(result, Silence)
 
 
 @pytest.mark.parametrize("message", [MessageType.OFFER, MessageType.ACK, MessageType.NAK, 99])
-def test_server_messages_are_not_answered(lab: Lab, message: int) -> None:
+def test_server_messages_are_not_answered(lab: LeaseRig, message: int) -> None:
     result, event = lab.send(message)
     assert isinstance(result, Silence)
     assert event is None

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import Daemon
-from tests.factories import make_set
-from tests.netns import Lab, veth_lab
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import VethPair
+from tests.netns import veth_lab
 
 TIMEOUT = 120
 PORT = 8080
@@ -23,7 +24,7 @@ GIB = 1024 * 1024 * 1024
 
 @dataclass
 class Served:
-    lab: Lab
+    lab: VethPair
     root: Path
     data: bytes
     daemon: Daemon

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from netboot.http.paths import HttpNamespace, Refusal, Resolved, decode_segments
 from netboot.nbi.catalog import scan_catalog
-from tests.factories import APM_IMAGE, FAT_EFI_BOOTER, PE_BOOTER, make_set
+from netboot_lab.factories import APM_IMAGE, FAT_EFI_BOOTER, PE_BOOTER, make_set
 
 KERNEL = b"kernelcache " * 10
 

@@ -22,9 +22,9 @@ from twisted.web.test.requesthelper import DummyRequest
 from netboot.config import HttpConfig
 from netboot.ipxe.request import ScriptSettings
 from netboot.nbi.catalog import Catalog, scan_catalog
+from netboot_lab.factories import make_set
 from netboot_services.clients import ClientTracker
 from netboot_services.http import ImageResource
-from tests.factories import make_set
 
 SERVER = "192.0.2.10"
 CLIENT_IP = "192.0.2.77"

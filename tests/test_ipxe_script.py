@@ -20,7 +20,7 @@ from netboot.ipxe.script import (
 )
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import scan_catalog
-from tests.factories import make_set
+from netboot_lab.factories import make_set
 
 KERNEL = b"MZ linux kernel"
 INITRD = b"\x1f\x8b initramfs"

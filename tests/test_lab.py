@@ -11,19 +11,30 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from netboot.lab.lab import BootResult, Lab, LabError
-from netboot.lab.qemu import guest_command, missing_pieces
+from netboot.cli.lab import ARTIFACTS_ROOT
+from netboot.lab.qemu import (
+    AccelChoice,
+    KvmProbe,
+    choose_accel,
+    fall_back_now,
+    guest_command,
+    missing_pieces,
+    probe_command,
+)
 from netboot.lab.stages import STAGES, Progress
+from netboot_lab.lab import BootLab, BootResult
+from netboot_lab.netns import LabError
 
 BOOT_TIMEOUT = 120.0
 
@@ -37,9 +48,9 @@ def require_lab(firmware: str = "uefi") -> None:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+def lab() -> Iterator[BootLab]:
     require_lab()
-    running = Lab.up(f"t{uuid.uuid4().hex[:6]}", subnet="10.251.0")
+    running = BootLab.up(f"t{uuid.uuid4().hex[:6]}", subnet="10.251.0")
     try:
         yield running
     finally:
@@ -59,17 +70,17 @@ def assert_booted(result: BootResult) -> None:
     assert "initrd=initrd.gz" in Path(result.serial_log).read_text(errors="replace")
 
 
-def test_a_bios_guest_boots_to_the_marker(lab: Lab) -> None:
+def test_a_bios_guest_boots_to_the_marker(lab: BootLab) -> None:
     require_lab("bios")
     assert_booted(lab.boot("bios", image="Demo", accel="tcg", timeout=BOOT_TIMEOUT))
 
 
-def test_a_uefi_guest_boots_to_the_marker(lab: Lab) -> None:
+def test_a_uefi_guest_boots_to_the_marker(lab: BootLab) -> None:
     require_lab("uefi")
     assert_booted(lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT))
 
 
-def test_a_uefi_guest_without_an_option_rom_boots_with_the_firmwares_own_pxe(lab: Lab) -> None:
+def test_a_uefi_guest_without_an_option_rom_boots_with_the_firmwares_own_pxe(lab: BootLab) -> None:
     """Real PCs carry no iPXE: EDK2's own PXE must fetch the default UEFI boot file, which
     on Debian is a link (/usr/lib/ipxe/ipxe.efi -> /boot/ipxe.efi), over TFTP first."""
     require_lab("uefi")
@@ -81,7 +92,7 @@ def test_a_uefi_guest_without_an_option_rom_boots_with_the_firmwares_own_pxe(lab
     assert "PXE-E" not in serial, serial[-2000:]
 
 
-def test_a_second_guest_boots_while_the_first_is_downloading(lab: Lab) -> None:
+def test_a_second_guest_boots_while_the_first_is_downloading(lab: BootLab) -> None:
     results: dict[str, BootResult] = {}
     log_size = lab.daemon_log.stat().st_size
 
@@ -106,18 +117,20 @@ def test_a_second_guest_boots_while_the_first_is_downloading(lab: Lab) -> None:
     assert Path(results["first"].serial_log).parent != Path(results["second"].serial_log).parent
 
 
-def test_the_lab_refuses_a_name_that_is_taken(lab: Lab) -> None:
+def test_the_lab_refuses_a_name_that_is_taken(lab: BootLab) -> None:
     with pytest.raises(LabError, match="exists"):
-        Lab.up(lab.state.name, subnet="10.251.1")
+        BootLab.up(lab.state.name, subnet="10.251.1")
 
 
-def test_lab_boot_prints_the_json_summary_and_cleans_up(tmp_path: Path) -> None:
+def test_lab_boot_prints_the_json_summary_keeps_its_files_and_cleans_up() -> None:
+    """No --accel: `auto` must pick an accelerator the guest boots under on this machine,
+    and the files the JSON names must outlive the lab that was set up for the run."""
     require_lab("bios")
     name = f"c{uuid.uuid4().hex[:6]}"
     done = subprocess.run(
         [sys.executable, "-m", "netboot", "lab", "boot", "--name", name, "--firmware", "bios",
-         "--accel", "tcg", "--timeout", "120", "--json"],
-        capture_output=True, text=True, timeout=300, check=False,
+         "--timeout", "120", "--json"],
+        capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
@@ -125,15 +138,25 @@ def test_lab_boot_prints_the_json_summary_and_cleans_up(tmp_path: Path) -> None:
         "firmware", "accel", "result", "stages", "bytes", "serial_log", "pcap", "error"
     }  # fmt: skip
     assert summary["firmware"] == "bios"
-    assert summary["accel"] == "tcg"
+    assert summary["accel"] in ("kvm", "tcg")
+    assert "lab: accelerator: " in done.stderr  # which one, and why
     assert summary["result"] == "ok"
     assert summary["error"] is None
     assert set(summary["bytes"]) == {"tftp", "http"}
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"nblab-{name}" not in namespaces
+    serial, pcap = Path(summary["serial_log"]), Path(summary["pcap"])
+    try:
+        assert serial.parent == pcap.parent
+        assert serial.parent.parent == ARTIFACTS_ROOT
+        assert "NETBOOT-LAB-BOOTED" in serial.read_text(errors="replace")
+        assert pcap.stat().st_size > 24  # more than a pcap header: the boot's packets
+        assert (serial.parent / "daemon.log").stat().st_size > 0
+    finally:
+        shutil.rmtree(serial.parent, ignore_errors=True)
 
 
-def test_a_guest_that_never_reaches_the_marker_fails_with_a_reason(lab: Lab) -> None:
+def test_a_guest_that_never_reaches_the_marker_fails_with_a_reason(lab: BootLab) -> None:
     result = lab.boot("bios", image="no such image", accel="tcg", timeout=25)
     assert result.result == "fail"
     assert result.error is not None
@@ -195,3 +218,53 @@ def test_progress_reads_the_stages_of_one_guest_from_the_daemon_log() -> None:
     }  # fmt: skip
     assert progress.tftp_bytes == 1000
     assert progress.http_bytes == 5300
+
+
+def test_auto_takes_kvm_only_where_the_firmware_booted_under_it() -> None:
+    asked: list[str] = []
+
+    def probe(seen: KvmProbe) -> Callable[[], KvmProbe]:
+        def run() -> KvmProbe:
+            asked.append(seen.value)
+            return seen
+
+        return run
+
+    booted = choose_accel("auto", probe(KvmProbe.BOOTS))
+    assert (booted.accel, booted.fall_back) == ("kvm", True)
+    silent = choose_accel("auto", probe(KvmProbe.SILENT))
+    assert (silent.accel, silent.fall_back) == ("tcg", False)
+    assert "KVM unusable" in silent.reason
+    absent = choose_accel("auto", probe(KvmProbe.UNAVAILABLE))
+    assert (absent.accel, absent.fall_back) == ("tcg", False)
+    assert asked == ["boots", "silent", "unavailable"]
+    # An explicit accelerator is obeyed, without a probe and without a fallback.
+    assert choose_accel("kvm", probe(KvmProbe.SILENT)) == AccelChoice("kvm", False, "--accel kvm")
+    assert choose_accel("tcg", probe(KvmProbe.BOOTS)).accel == "tcg"
+    assert asked == ["boots", "silent", "unavailable"]
+    with pytest.raises(ValueError, match="accel"):
+        choose_accel("hvf", probe(KvmProbe.BOOTS))
+
+
+def test_a_kvm_guest_without_a_first_stage_falls_back_to_tcg_after_the_grace() -> None:
+    auto_kvm = AccelChoice("kvm", True, "probe")
+    assert not fall_back_now(auto_kvm, first_stage_seen=False, elapsed=29.9, grace=30.0)
+    assert fall_back_now(auto_kvm, first_stage_seen=False, elapsed=30.0, grace=30.0)
+    assert not fall_back_now(auto_kvm, first_stage_seen=True, elapsed=300.0, grace=30.0)
+    asked_kvm = AccelChoice("kvm", False, "--accel kvm")
+    assert not fall_back_now(asked_kvm, first_stage_seen=False, elapsed=300.0, grace=30.0)
+    tcg = AccelChoice("tcg", False, "no KVM")
+    assert not fall_back_now(tcg, first_stage_seen=False, elapsed=300.0, grace=30.0)
+
+
+def test_the_kvm_probe_runs_the_guests_firmware_alone_and_records_its_frames(
+    tmp_path: Path,
+) -> None:
+    bios = probe_command("bios", tmp_path / "p.pcap")
+    assert bios[bios.index("-accel") + 1] == "kvm"
+    assert "user,id=net0,restrict=on" in bios  # nothing leaves QEMU, no tap needed
+    assert f"filter-dump,id=dump0,netdev=net0,file={tmp_path / 'p.pcap'}" in bios
+    assert bios[bios.index("-boot") : bios.index("-boot") + 2] == ["-boot", "n"]
+    assert not any("romfile=" in word for word in bios)  # the NIC's iPXE ROM, as a boot has
+    uefi = probe_command("uefi", tmp_path / "p.pcap", tmp_path / "vars.fd")
+    assert f"if=pflash,format=raw,unit=1,file={tmp_path / 'vars.fd'}" in uefi

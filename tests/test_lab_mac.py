@@ -19,20 +19,17 @@ from typing import Any
 
 import pytest
 
-from netboot.lab.lab import STATE_ROOT, running_lab
-from netboot.lab.mac import (
-    check_root_image,
-    fletcher64,
-    nfs_url,
-    simulate_mac,
-)
 from netboot.nbi.create import XORRISO_HFSPLUS, SetSpec, create_set
 from netboot.nbi.demo import DEBIAN_IPXE_EFI
 from netboot.udif.partitions import Partition, read_partitions
 from netboot.udif.reader import UdifImage
 from netboot.udif.sector import SECTOR
+from netboot.udif.volumes import fletcher64
 from netboot.udif.writer import write_image
-from tests.factories import PE_BOOTER
+from netboot_lab.factories import PE_BOOTER
+from netboot_lab.lab import STATE_ROOT, running_lab
+from netboot_lab.mac import nfs_url, simulate_mac
+from netboot_lab.root_image import check_root_image
 from tests.netns import require_root
 from tests.test_nfs import require_nfs
 
@@ -60,7 +57,10 @@ def namespaces() -> list[str]:
 
 
 def lab_mac_cli(name: str, *args: str) -> tuple[int, dict[str, Any]]:
-    """`netboot lab mac --name NAME --json ...` as a separate process: exit status and JSON."""
+    """`netboot lab mac --name NAME --json ...` as a separate process: exit status and JSON.
+
+    Pass `--artifacts` under the test's tmp_path: the default keeps files in /var/tmp.
+    """
     done = subprocess.run(
         [sys.executable, "-m", "netboot", "lab", "mac", "--name", name, "--json", *args],
         capture_output=True,
@@ -194,7 +194,7 @@ def test_read_root_refuses_a_disk_without_a_mac_volume(tmp_path: Path) -> None:
     dmg = tmp_path / "fat.dmg"
     write_image(disk, dmg, layout="keep")
     done = subprocess.run(
-        [sys.executable, "-m", "netboot.lab.mac", "read-root", str(dmg), "--json"],
+        [sys.executable, "-m", "netboot_lab.root_image", "read-root", str(dmg), "--json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -292,7 +292,7 @@ def test_a_broken_root_image_fails_the_boot_and_says_why(tmp_path: Path) -> None
     name = lab_name()
     with running_lab(name, root):
         # By set directory, and by the name the LIST shows.
-        status, summary = lab_mac_cli(name, "--image", "BadSig")
+        status, summary = lab_mac_cli(name, "--image", "BadSig", "--artifacts", str(tmp_path / "a"))
         assert status == 1 and summary["result"] == "fail"
         error = str(summary["error"])
         assert error.startswith("root_image: http://")
@@ -300,20 +300,29 @@ def test_a_broken_root_image_fails_the_boot_and_says_why(tmp_path: Path) -> None
         assert "root_image" not in summary["stages"]
         assert "booter" in summary["stages"]
 
-        status, summary = lab_mac_cli(name, "--image", "Corrupt data")
+        status, summary = lab_mac_cli(
+            name, "--image", "Corrupt data", "--artifacts", str(tmp_path / "b")
+        )
         assert status == 1 and summary["result"] == "fail"
         error = str(summary["error"])
         assert f"partition {volume.index} " in error and "zlib chunk" in error
 
 
-def test_lab_mac_sets_up_a_lab_when_none_is_up_and_takes_it_down() -> None:
+def test_lab_mac_sets_up_a_lab_when_none_is_up_and_takes_it_down(tmp_path: Path) -> None:
     require_lab()
     if not DEBIAN_IPXE_EFI.is_file():
         pytest.skip("needs Debian's ipxe package (the demo set's booter)")
     name = lab_name()
-    status, summary = lab_mac_cli(name, "--timeout", str(TIMEOUT))
+    kept = tmp_path / "artifacts"
+    status, summary = lab_mac_cli(name, "--timeout", str(TIMEOUT), "--artifacts", str(kept))
     assert status == 0, summary
     assert summary["result"] == "ok" and summary["error"] is None
     assert summary["bytes"]["http"] > 0
     assert not [ns for ns in namespaces() if ns.startswith(f"nblab-{name}")]
     assert not (STATE_ROOT / f"{name}.json").exists()
+    # The lab is gone; the files the JSON names are kept where --artifacts said.
+    assert Path(summary["serial_log"]) == kept / "serial.log"
+    assert "result: ok" in Path(summary["serial_log"]).read_text()
+    assert Path(summary["pcap"]) == kept / "boot.pcap"
+    assert Path(summary["pcap"]).stat().st_size > 0
+    assert "bsdp" in (kept / "daemon.log").read_text().lower()

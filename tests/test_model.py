@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from netboot.nbi.image_id import BootImageId
 from netboot.nbi.model import KNOWN_KEYS, ImageType, NBImageInfo, parse_image_info
 from netboot.nbi.problems import Severity
-from tests.factories import plist_dict
+from netboot_lab.factories import plist_dict
 
 FILE = PurePosixPath("Alpha.nbi/NBImageInfo.plist")
 

@@ -16,7 +16,7 @@ from netboot.nbi.model import (
     parse_image_info,
 )
 from netboot.nbi.problems import Severity
-from tests.factories import plist_dict
+from netboot_lab.factories import plist_dict
 
 FILE = PurePosixPath("Alpha.nbi/NBImageInfo.plist")
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from netboot.nfs.ganesha import GaneshaSettings, render_config
-from tests.daemon import Daemon
-from tests.factories import make_set
-from tests.netns import Lab, bsdp_probe, run_in, veth_lab
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import VethPair, bsdp_probe, run_in
+from tests.netns import veth_lab
 
 TIMEOUT = 60
 CLIENT_MAC = "00:16:cb:12:34:56"
@@ -53,11 +54,11 @@ def require_nfs() -> None:
         )
 
 
-def in_client(lab: Lab, *command: str) -> subprocess.CompletedProcess[bytes]:
+def in_client(lab: VethPair, *command: str) -> subprocess.CompletedProcess[bytes]:
     return run_in(lab.client, *command, timeout=TIMEOUT, text=False)
 
 
-def nfs_read(lab: Lab, url: str, deadline: float = 30.0) -> bytes:
+def nfs_read(lab: VethPair, url: str, deadline: float = 30.0) -> bytes:
     """nfs-cat a URL, retrying while the server is still coming up (bounded)."""
     give_up = time.monotonic() + deadline
     while True:

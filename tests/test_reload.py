@@ -10,15 +10,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.daemon import Daemon
-from tests.factories import make_set
-from tests.netns import Lab, bsdp_probe, netboot_in, veth_lab
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import VethPair, bsdp_probe, netboot_in
+from tests.netns import veth_lab
 
 TIMEOUT = 120
 GIB = 1024 * 1024 * 1024
 
 
-def probe(lab: Lab) -> dict[str, Any]:
+def probe(lab: VethPair) -> dict[str, Any]:
     """The one server's answer to a LIST."""
     _, answer = bsdp_probe(lab.client, lab.client_if)
     (server,) = answer["servers"]

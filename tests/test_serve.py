@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import Daemon
-from tests.factories import make_set
-from tests.netns import netboot_in, veth_lab
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import netboot_in
+from tests.netns import veth_lab
 
 
 @pytest.fixture

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import Daemon
-from tests.factories import make_set
-from tests.netns import Lab, run_in, veth_lab
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import VethPair, run_in
+from tests.netns import veth_lab
 
 SIZES = {"empty": 0, "one-block": 512, "block-and-one": 513, "twenty-mib": 20 * 1024 * 1024}
 TIMEOUT = 120
@@ -35,7 +36,7 @@ def require_clients(*names: str) -> None:
 
 @dataclass
 class Served:
-    lab: Lab
+    lab: VethPair
     root: Path
     files: dict[str, bytes]
     daemon: Daemon

@@ -9,7 +9,7 @@ import pytest
 from netboot.nbi.catalog import scan_catalog
 from netboot.tftp.paths import Refusal, Resolved, TftpNamespace
 from netboot.tftp.wire import ErrorCode
-from tests.factories import FAT_EFI_BOOTER, make_set
+from netboot_lab.factories import FAT_EFI_BOOTER, make_set
 
 KERNEL = b"kernelcache " * 10
 NOT_FOUND = ErrorCode.FILE_NOT_FOUND

@@ -22,8 +22,8 @@ from netboot.tftp.wire import (
     build,
     parse,
 )
+from netboot_lab.factories import make_set
 from netboot_services.tftp import TftpService
-from tests.factories import make_set
 from tests.fake_udp import FakeTransferPorts, FakeUdpReactor
 
 CLIENT = ("10.0.0.2", 3000)

@@ -163,7 +163,7 @@ def validate(root: Path, sets: tuple[str, ...]) -> None:
 )
 def demo(root: Path, name: str, booter: Path, force: bool, pc: bool | None) -> None:
     """Build a small demo NBI set from Debian's ipxe, xorriso, kernel and busybox."""
-    from netboot.lab.assets import pc_boot_files
+    from netboot_lab.assets import pc_boot_files  # apt-get and dpkg-deb: only when asked
 
     pc_files = None
     if pc is not False:

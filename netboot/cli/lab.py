@@ -6,27 +6,58 @@
     netboot lab down [--name N]                 everything gone
 
 `boot` and `mac` use the lab that is up, or set one up for the run and take
-it down afterwards. Exit status: 0 when the boot reached its end, 1 when it
-did not (the JSON says where it stopped), 2 on a bad command line or a lab
-that cannot be set up.
+it down afterwards. Their files (serial or console log, packet capture, a
+copy of the daemon's log) are kept in `--artifacts DIR`, by default a new
+directory under /var/tmp/netboot-lab/, which outlives the lab; the JSON's
+`serial_log` and `pcap` name files there. Exit status: 0 when the boot
+reached its end, 1 when it did not (the JSON says where it stopped), 2 on a
+bad command line or a lab that cannot be set up.
+
+The lab itself (`netboot_lab`: processes, namespaces, QEMU) is imported
+inside the commands, so the rest of the CLI never loads it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from netboot.errors import ImageError, NetbootError
-from netboot.lab.lab import Lab, LabError
 from netboot.lab.qemu import ACCELERATORS, FIRMWARES
 
+if TYPE_CHECKING:
+    from netboot_lab.lab import BootLab
+
+ARTIFACTS_ROOT = Path("/var/tmp/netboot-lab")  # noqa: S108 - kept on purpose, see artifacts_for
+
 name_option = click.option("--name", default="lab", show_default=True, help="Lab name.")
+artifacts_option = click.option(
+    "--artifacts",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the serial log, packet capture and daemon log, kept after the run "
+    f"(default: a new directory {ARTIFACTS_ROOT}/<name>-<command>-<time>-*).",
+)
+
+
+def artifacts_for(name: str, command: str, given: Path | None) -> Path:
+    """Where a run's files go: `given`, or a new directory named by the lab, command and time.
+
+    /var/tmp, not /tmp or the lab's /run directory: the files are what a user
+    reads after the run (and after a reboot), and the lab deletes its own.
+    """
+    if given is not None:
+        return given
+    ARTIFACTS_ROOT.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(tempfile.mkdtemp(prefix=f"{name}-{command}-{stamp}-", dir=ARTIFACTS_ROOT))
 
 
 @click.group()
@@ -43,8 +74,11 @@ def lab() -> None:
 )
 def up(name: str, root: Path | None) -> None:
     """Create the lab and start the daemon in it."""
+    from netboot_lab.lab import BootLab
+    from netboot_lab.netns import LabError
+
     try:
-        started = Lab.up(name, root)
+        started = BootLab.up(name, root)
     except (LabError, ImageError) as error:
         _fail(error)
     click.echo(
@@ -57,8 +91,11 @@ def up(name: str, root: Path | None) -> None:
 @name_option
 def down(name: str) -> None:
     """Stop the lab's daemon and guests and delete its namespace."""
+    from netboot_lab.lab import BootLab
+    from netboot_lab.netns import LabError
+
     try:
-        Lab.attach(name).down()
+        BootLab.attach(name).down()
     except LabError as error:
         _fail(error)
     click.echo(f"lab {name!r} is down")
@@ -77,6 +114,7 @@ def down(name: str) -> None:
     help="Keep the NIC's iPXE option ROM; without it a UEFI guest boots with the "
     "firmware's own PXE, as real PCs do.",
 )
+@artifacts_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def boot(
     name: str,
@@ -85,14 +123,21 @@ def boot(
     accel: str,
     timeout: float,
     ipxe_rom: bool,
+    artifacts: Path | None,
     as_json: bool,
 ) -> None:
-    """Power on a QEMU guest and follow it to the demo initrd's serial marker."""
+    """Power on a QEMU guest and follow it to the demo initrd's serial marker.
+
+    `--accel auto` uses KVM only where a probe saw the guest's firmware boot
+    under it, and restarts under TCG a guest that shows no first stage under
+    KVM; the notes on stderr say which, and the JSON's `accel` what ran.
+    """
     if firmware == "bios" and not ipxe_rom:
         raise click.UsageError("a BIOS guest network-boots only from the NIC's iPXE ROM")
+    kept = artifacts_for(name, "boot", artifacts)
     with _lab(name) as running:
-        result = running.boot(firmware, image, accel, timeout, ipxe_rom)
-    _print(result.as_json(), as_json)
+        result = running.boot(firmware, image, accel, timeout, ipxe_rom, kept, _note)
+    _print(result.as_json(), as_json, kept)
     sys.exit(0 if result.result == "ok" else 1)
 
 
@@ -100,29 +145,36 @@ def boot(
 @name_option
 @click.option("--image", help="NBI set to select (name or set directory); default: the default.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds.")
+@artifacts_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def mac(name: str, image: str | None, timeout: float, as_json: bool) -> None:
+def mac(
+    name: str, image: str | None, timeout: float, artifacts: Path | None, as_json: bool
+) -> None:
     """Run a Mac's NetBoot as a client in the lab: BSDP, TFTP, root image reads."""
-    from netboot.lab.mac import simulate_mac
+    from netboot_lab.mac import simulate_mac
 
+    kept = artifacts_for(name, "mac", artifacts)
     with _lab(name) as running:
-        result = simulate_mac(running, image, timeout)
-    _print(result.as_json(), as_json)
+        result = simulate_mac(running, image, timeout, kept)
+    _print(result.as_json(), as_json, kept)
     sys.exit(0 if result.result == "ok" else 1)
 
 
 @contextmanager
-def _lab(name: str) -> Iterator[Lab]:
+def _lab(name: str) -> Iterator[BootLab]:
     """The lab that is up, or one set up now and taken down afterwards."""
+    from netboot_lab.lab import BootLab
+    from netboot_lab.netns import LabError
+
     try:
-        existing: Lab | None = Lab.attach(name)
+        existing: BootLab | None = BootLab.attach(name)
     except LabError:
         existing = None
     if existing is not None:
         yield existing
         return
     try:
-        temporary = Lab.up(name)
+        temporary = BootLab.up(name)
     except (LabError, ImageError) as error:
         _fail(error)
     try:
@@ -131,7 +183,12 @@ def _lab(name: str) -> Iterator[Lab]:
         temporary.down()
 
 
-def _print(summary: dict[str, Any], as_json: bool) -> None:
+def _note(text: str) -> None:
+    """What the lab tells a person while it works (which accelerator, and why): stderr."""
+    click.echo(f"lab: {text}", err=True)
+
+
+def _print(summary: dict[str, Any], as_json: bool, artifacts: Path) -> None:
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -139,7 +196,10 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
     for stage, seconds in summary["stages"].items():
         click.echo(f"  {stage:12} {seconds:8.3f} s")
     click.echo(f"  bytes        {summary['bytes']}")
+    click.echo(f"  accelerator  {summary['accel']}")
     click.echo(f"  serial log   {summary['serial_log']}")
+    click.echo(f"  capture      {summary['pcap']}")
+    click.echo(f"  files kept   {artifacts} (serial log, capture, daemon log)")
 
 
 def _fail(error: NetbootError) -> None:

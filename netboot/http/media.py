@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 MIME_TYPES = {
     ".dmg": "application/x-apple-diskimage",
     ".ipxe": "text/plain",
-    ".efi": "application/efi",  # what UEFI HTTP boot runs without guessing (docs/protocols/pxe.md §7.1)
+    ".efi": "application/efi",  # UEFI HTTP boot runs it: docs/protocols/pxe.md §7.1
 }
 
 

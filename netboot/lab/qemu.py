@@ -1,4 +1,4 @@
-"""QEMU guests for the lab: the command line, and whether KVM really works here.
+"""QEMU guests for the lab: the command line, and which accelerator a boot runs under.
 
 BIOS guests boot from QEMU's own iPXE option ROM on a virtio NIC (Debian's
 ipxe-qemu); UEFI guests run OVMF (Debian's ovmf) with the same NIC. With the
@@ -7,14 +7,17 @@ boot program; without it (`romfile=`, as on real hardware, whose NICs carry
 no iPXE) EDK2's own network stack boots: its PXE client fetches our boot
 file (`ipxe.efi`) over TFTP first. The serial console goes to a file the lab
 watches for the marker; there is no display and no disk.
+
+Pure: the probe that runs QEMU to see whether KVM boots is
+`netboot_lab.qemu`; the decisions it feeds are made here.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import tempfile
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 QEMU = "qemu-system-x86_64"
@@ -23,6 +26,8 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 FIRMWARES = ("bios", "uefi")
 ACCELERATORS = ("auto", "tcg", "kvm")
 MEMORY_MIB = 256
+PROBE_MAC = "52:54:00:4e:42:00"
+"""The probe guest's NIC; it is alone on its network, so any address would do."""
 
 
 def guest_command(
@@ -39,6 +44,31 @@ def guest_command(
     `ipxe_rom=False` removes the NIC's option ROM, so UEFI firmware boots
     with its own PXE (a BIOS guest then has no network boot at all).
     """
+    netdev = f"tap,id=net0,ifname={tap},script=no,downscript=no"
+    return _machine(firmware, accel, netdev, mac, f"file:{serial}", uefi_vars, ipxe_rom)
+
+
+def probe_command(firmware: str, pcap: Path, uefi_vars: Path | None = None) -> list[str]:
+    """The lab guest's firmware and NIC ROM under KVM, every frame it sends written to `pcap`.
+
+    Its network is QEMU's user mode, restricted: nothing leaves the process,
+    and no tap or namespace is needed. Its first frame is the first stage of a
+    network boot (a DHCP DISCOVER), which a guest that hangs under KVM never sends.
+    """
+    netdev = "user,id=net0,restrict=on"
+    command = _machine(firmware, "kvm", netdev, PROBE_MAC, "none", uefi_vars, ipxe_rom=True)
+    return [*command, "-object", f"filter-dump,id=dump0,netdev=net0,file={pcap}"]
+
+
+def _machine(
+    firmware: str,
+    accel: str,
+    netdev: str,
+    mac: str,
+    serial: str,
+    uefi_vars: Path | None,
+    ipxe_rom: bool,
+) -> list[str]:
     if firmware not in FIRMWARES:
         raise ValueError(f"firmware must be one of {FIRMWARES}")
     if firmware == "bios" and not ipxe_rom:
@@ -53,9 +83,9 @@ def guest_command(
         "none",
         "-nodefaults",
         "-serial",
-        f"file:{serial}",
+        serial,
         "-netdev",
-        f"tap,id=net0,ifname={tap},script=no,downscript=no",
+        netdev,
         "-device",
         f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1" + ("" if ipxe_rom else ",romfile="),
         "-no-reboot",
@@ -86,50 +116,52 @@ def missing_pieces(firmware: str) -> list[str]:
     return missing
 
 
-def kvm_works(timeout: float = 4.0) -> bool:
-    """True only when a tiny guest actually runs under KVM.
+class KvmProbe(Enum):
+    """What running the guest's real firmware under KVM showed."""
 
-    /dev/kvm existing and QEMU starting with it is not enough: on some hosts
-    (nested virtualisation) guests then hang. SeaBIOS writes its banner to
-    the debug port at once; if it does not arrive in time, KVM is unusable.
+    UNAVAILABLE = "unavailable"
+    """No /dev/kvm (or no QEMU): KVM was not tried."""
+    SILENT = "silent"
+    """The firmware started but its network boot sent nothing in time (nested
+    virtualisation can leave a guest hanging right after the BIOS banner)."""
+    BOOTS = "boots"
+    """The firmware's network boot put its first packet on the wire."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccelChoice:
+    """The accelerator a boot starts under, and why."""
+
+    accel: str
+    """"kvm" or "tcg", as QEMU's -accel takes it."""
+    fall_back: bool
+    """Whether a boot that shows no first stage in time under KVM restarts under TCG
+    (only when the choice was automatic: an explicit --accel kvm is obeyed)."""
+    reason: str
+
+
+def choose_accel(requested: str, probe: Callable[[], KvmProbe]) -> AccelChoice:
+    """`auto` takes KVM only where the probe saw the real firmware boot under it.
+
+    `probe` runs only for `auto`; an explicit accelerator is used as asked.
     """
-    if not Path("/dev/kvm").exists() or shutil.which(QEMU) is None:
-        return False
-    with tempfile.TemporaryDirectory() as scratch:
-        log = Path(scratch) / "debugcon.log"
-        process = subprocess.Popen(
-            [
-                QEMU,
-                "-accel",
-                "kvm",
-                "-m",
-                "32",
-                "-display",
-                "none",
-                "-nodefaults",
-                "-chardev",
-                f"file,id=dbg,path={log}",
-                "-device",
-                "isa-debugcon,iobase=0x402,chardev=dbg",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and process.poll() is None:
-                if log.exists() and b"SeaBIOS" in log.read_bytes():
-                    return True
-                time.sleep(0.1)
-            return False
-        finally:
-            process.kill()
-            process.wait()
-
-
-def choose_accel(requested: str) -> str:
     if requested not in ACCELERATORS:
         raise ValueError(f"accel must be one of {ACCELERATORS}")
-    if requested == "auto":
-        return "kvm" if kvm_works() else "tcg"
-    return requested
+    if requested != "auto":
+        return AccelChoice(requested, False, f"--accel {requested}")
+    seen = probe()
+    if seen is KvmProbe.BOOTS:
+        return AccelChoice("kvm", True, "KVM: the firmware's network boot started under it")
+    if seen is KvmProbe.SILENT:
+        return AccelChoice(
+            "tcg", False, "TCG: under KVM the firmware sent no packet in time (KVM unusable here)"
+        )
+    return AccelChoice("tcg", False, "TCG: no KVM on this machine")
+
+
+def fall_back_now(
+    choice: AccelChoice, first_stage_seen: bool, elapsed: float, grace: float
+) -> bool:
+    """Whether a guest running under `choice` should be restarted under TCG now:
+    an automatic KVM choice whose guest has shown no first stage after `grace` s."""
+    return choice.fall_back and choice.accel == "kvm" and not first_stage_seen and elapsed >= grace

@@ -6,23 +6,32 @@ Apple Partition Map disk with an HFS+ volume made by xorriso, the same layout as
 System Image Utility's NetBoot.dmg, stored as UDZO. Nothing third-party is
 committed: the files come from the `ipxe` and `xorriso` packages at set-up
 time, and the set is built by the same code as `netboot nbi create`. With
-`pc_files` (Debian's kernel and a busybox initrd, `netboot.lab.assets`) the
+`pc_files` (Debian's kernel and a busybox initrd, fetched by `netboot_lab.assets`) the
 same set boots PCs too: the QEMU lab boots it to a marker on the console.
 """
 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from netboot.errors import ImageError
 
-if TYPE_CHECKING:
-    from netboot.lab.assets import PcBootFiles
-
 DEBIAN_IPXE_EFI = Path("/usr/lib/ipxe/ipxe.efi")
 DEMO_SET_NAME = "Demo"
+PC_COMMAND_LINE = "console=ttyS0 quiet panic=-1"
+"""ttyS0 is where the lab reads the marker; panic=-1 turns a failed boot into a reboot,
+which QEMU's -no-reboot turns into an exit instead of a hang."""
+
+
+@dataclass(frozen=True, slots=True)
+class PcBootFiles:
+    """The kernel and initrd that let the demo set boot PCs too, and their command line."""
+
+    kernel: Path
+    initrd: Path
+    command_line: str = PC_COMMAND_LINE
 
 
 def build_demo_set(

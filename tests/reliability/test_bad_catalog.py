@@ -30,9 +30,10 @@ from typing import Any
 
 import pytest
 
-from tests.daemon import Daemon
-from tests.factories import make_set, plist_dict
-from tests.netns import Lab, bsdp_probe, netboot_in, run_in, veth_lab
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set, plist_dict
+from netboot_lab.netns import VethPair, bsdp_probe, netboot_in, run_in
+from tests.netns import veth_lab
 
 SUBNET = "10.254.1"
 HTTP_PORT = 8080
@@ -46,7 +47,7 @@ SETTLE_TIMEOUT = 30.0
 
 @dataclass
 class Served:
-    lab: Lab
+    lab: VethPair
     root: Path
     daemon: Daemon
     work: Path
@@ -162,8 +163,8 @@ def add_bad_sets(root: Path, staging: Path) -> dict[str, tuple[str, str]]:
     (loops / "x").symlink_to(".")
     (loops / "y").symlink_to(".")
     (loops / "i386" / "up").symlink_to("..")
-    (root / "Lab").mkdir()
-    loops.rename(root / "Lab" / "Loops.nbi")
+    (root / "VethPair").mkdir()
+    loops.rename(root / "VethPair" / "Loops.nbi")
     # Sets that are themselves symlink loops.
     (root / "Self.nbi").symlink_to("Self.nbi")
     (root / "Ping.nbi").symlink_to("Pong.nbi")
@@ -173,7 +174,7 @@ def add_bad_sets(root: Path, staging: Path) -> dict[str, tuple[str, str]]:
         "Truncated.nbi": plist_error,
         "Garbage.nbi": plist_error,
         "BadBinary.nbi": plist_error,
-        "Lab/Loops.nbi": ("Lab/Loops.nbi/loop", "symlink loop"),
+        "VethPair/Loops.nbi": ("VethPair/Loops.nbi/loop", "symlink loop"),
         "Self.nbi": ("Self.nbi", "symlink loop"),
         "Ping.nbi": ("Ping.nbi", "symlink loop"),
         "Pong.nbi": ("Pong.nbi", "symlink loop"),
@@ -197,7 +198,7 @@ def test_bad_sets_appearing_while_serving_leave_the_good_ones_served(
     assert served.listed() == [ALPHA, BETA]
     served.assert_serves("Alpha")
     served.assert_serves("Beta")
-    served.assert_does_not_serve("Lab/Loops")
+    served.assert_does_not_serve("VethPair/Loops")
     for path, (named, words) in bad.items():
         served.logged(f"NBI set {re.escape(path)} appeared")
         served.logged(rf"warning .*{re.escape(named)}.*{words}")

@@ -32,9 +32,8 @@ from typing import Any
 
 import pytest
 
-from tests.daemon import Daemon
-from tests.netns import require_root, veth_lab
-from tests.reliability.storm_lab import (
+from netboot_lab.daemon import Daemon
+from netboot_lab.storm_lab import (
     MIB,
     PREFIX,
     SUBNET,
@@ -42,12 +41,13 @@ from tests.reliability.storm_lab import (
     client_specs,
     give_addresses,
     netboot_config,
-    require_xorriso,
     start_clients,
     start_netboot,
     storm_spec,
     summarize,
 )
+from tests.netns import require_root, veth_lab
+from tests.reliability.skips import require_xorriso
 
 pytestmark = pytest.mark.root
 

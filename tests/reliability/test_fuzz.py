@@ -30,8 +30,8 @@ import json
 import os
 from pathlib import Path
 
+from netboot_lab.fuzz_harness import fuzz_run, problems, summary
 from tests.netns import require_root
-from tests.reliability.harness import fuzz_run, problems, summary
 
 SUBNET = "10.253.0"
 COUNT = 50_000

@@ -60,20 +60,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon import Daemon
-from tests.factories import make_set
-from tests.netns import (
-    LOSS_TABLE,
-    Impairment,
-    Lab,
-    bsdp_probe,
-    clear_impairment,
-    curl_ranges,
-    impair,
-    require_impairment,
-    run_in,
-    veth_lab,
-)
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.loss import LOSS_TABLE, Impairment, clear_impairment, curl_ranges, impair
+from netboot_lab.netns import VethPair, bsdp_probe, run_in
+from tests.netns import require_impairment, veth_lab
 
 SUBNET = "10.254.0"
 HTTP_PORT = 8080
@@ -109,7 +100,7 @@ class Result:
 
 @dataclass
 class Served:
-    lab: Lab
+    lab: VethPair
     root: Path
     files: dict[str, bytes]
     daemon: Daemon

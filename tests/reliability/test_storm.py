@@ -22,21 +22,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import real_pid, require_root, veth_lab
-from tests.reliability.storm_client import STAGES
-from tests.reliability.storm_lab import (
+from netboot_lab.netns import real_pid
+from netboot_lab.storm_client import STAGES
+from netboot_lab.storm_lab import (
     PREFIX,
     SUBNET,
     build_files,
     client_specs,
     give_addresses,
     netboot_config,
-    require_xorriso,
     run_storm,
     start_netboot,
     storm_spec,
     summarize,
 )
+from tests.netns import require_root, veth_lab
+from tests.reliability.skips import require_xorriso
 
 pytestmark = pytest.mark.root
 

@@ -1,7 +1,7 @@
 """The client side of a boot storm: many simulated netboot clients in one process.
 
-Run inside the client namespace of a storm lab (tests/reliability/storm_lab.py
-starts it) as `python -m tests.reliability.storm_client SPEC.json`; it prints
+Run inside the client namespace of a storm lab (`netboot_lab.storm_lab`
+starts it) as `python -m netboot_lab.storm_client SPEC.json`; it prints
 one JSON object with every client's journey on stdout.
 
 Each simulated client is one coroutine. They share the namespace's interface,
@@ -59,13 +59,14 @@ from netboot.bsdp.options import MessageType as BsdpType
 from netboot.dhcp.options import BOOTREPLY, BOOTREQUEST, MessageType, Option
 from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket, NetbootError
-from netboot.lab.mac import HttpRangeStorage, check_hfs_plus
 from netboot.tftp.client import Deliver, ReadClient
 from netboot.tftp.session import Finished, Outcome
 from netboot.tftp.wire import Data, Error, ErrorCode, Packet, build, parse
 from netboot.udif.partitions import read_partitions
 from netboot.udif.reader import UdifImage
 from netboot.udif.sector import SECTOR
+from netboot.udif.volumes import check_hfs_plus
+from netboot_lab.root_image import HttpRangeStorage
 
 STAGES = ("dhcp", "tftp_booter", "tftp_kernel", "http_root")
 PXE_STAGES = STAGES[:3]
@@ -699,7 +700,7 @@ async def storm(spec: StormSpec) -> dict[str, Any]:
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m tests.reliability.storm_client SPEC.json", file=sys.stderr)
+        print("usage: python -m netboot_lab.storm_client SPEC.json", file=sys.stderr)
         return 2
     spec = StormSpec.from_json(json.loads(Path(argv[0]).read_text()))
     result = asyncio.run(storm(spec))

@@ -4,7 +4,7 @@ Shared by `benchmarks/storm.py` (the measurement) and the storm and crash tests
 under tests/reliability, so all three run the same clients against the same
 servers and count failures the same way.
 
-The lab is a veth pair (tests.netns.veth_lab) on 10.229.0.0/16, which nothing
+The lab is a veth pair (netboot_lab.netns.veth_pair) on 10.229.0.0/16, which nothing
 else uses: the server namespace holds 10.229.0.1 and runs `netboot serve` in
 full DHCP mode (or dnsmasq); the client namespace holds 10.229.0.2, a fixed
 address per Mac (10.229.2.x and up) and, ahead of time, every address of the
@@ -36,16 +36,13 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from netboot.lab.lab import stop_process
 from netboot.nbi.create import XORRISO_HFSPLUS, SetSpec, create_set
-from tests.daemon import Daemon
-from tests.factories import PE_BOOTER
-from tests.netns import Lab, add_addresses, real_pid, start_until_logged
-from tests.reliability.storm_client import PXE_STAGES, STAGES, ClientSpec, StormSpec
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import PE_BOOTER
+from netboot_lab.netns import VethPair, add_addresses, real_pid, start_until_logged
+from netboot_lab.process import stop_process
+from netboot_lab.storm_client import PXE_STAGES, STAGES, ClientSpec, StormSpec
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBNET = "10.229.0"
 PREFIX = 16
 POOL = (IPv4Address("10.229.4.0"), IPv4Address("10.229.7.255"))
@@ -84,11 +81,6 @@ class StormFiles:
     """The TFTP directory of PC files: LOADER and PC_KERNEL."""
     tftp: dict[str, Path]
     """Every name a client asks TFTP for -> the file with the bytes it must receive."""
-
-
-def require_xorriso() -> None:
-    if shutil.which("xorriso") is None:
-        pytest.skip("needs xorriso (Debian: xorriso) to build the HFS+ root image")
 
 
 def build_files(
@@ -144,7 +136,7 @@ def build_files(
     return StormFiles(work, images, pxe, tftp)
 
 
-def root_url(lab: Lab) -> str:
+def root_url(lab: VethPair) -> str:
     """Where our HTTP service serves the set's root image (what ACK[SELECT] names)."""
     return f"http://{lab.server_ip}/{SET_NAME}.nbi/NetBoot.dmg"
 
@@ -177,7 +169,7 @@ def mac_address(n: int) -> IPv4Address:
     return MAC_FIRST + (n // 250) * 256 + n % 250
 
 
-def give_addresses(lab: Lab, clients: Sequence[ClientSpec]) -> None:
+def give_addresses(lab: VethPair, clients: Sequence[ClientSpec]) -> None:
     """Every Mac's address and the whole pool, on the client's veth end."""
     pool = (str(POOL[0] + n) for n in range(int(POOL[1]) - int(POOL[0]) + 1))
     macs = (client.address for client in clients if client.address)
@@ -185,7 +177,7 @@ def give_addresses(lab: Lab, clients: Sequence[ClientSpec]) -> None:
 
 
 def storm_spec(
-    lab: Lab,
+    lab: VethPair,
     files: StormFiles,
     clients: Sequence[ClientSpec],
     *,
@@ -238,18 +230,17 @@ class ClientRun:
 
 
 def start_clients(
-    lab: Lab, spec: StormSpec, work: Path, label: str, cpus: set[int] | None = None
+    lab: VethPair, spec: StormSpec, work: Path, label: str, cpus: set[int] | None = None
 ) -> ClientRun:
     """The client process in the client namespace; on `cpus` only, if given."""
     spec_path = work / f"{label}.spec.json"
     spec_path.write_text(json.dumps(spec.to_json()))
     output, errors = work / f"{label}.out.json", work / f"{label}.err"
-    command = [sys.executable, "-m", "tests.reliability.storm_client", str(spec_path)]
+    command = [sys.executable, "-m", "netboot_lab.storm_client", str(spec_path)]
     pinned = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
     with output.open("wb") as out, errors.open("wb") as err:
         process = subprocess.Popen(
             [*pinned, "ip", "netns", "exec", lab.client, *command],
-            cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -261,7 +252,7 @@ def start_clients(
 
 
 def netboot_config(
-    lab: Lab, files: StormFiles, lease_database: Path, log_level: str = "info"
+    lab: VethPair, files: StormFiles, lease_database: Path, log_level: str = "info"
 ) -> Path:
     """Full DHCP over the pool, the PC loader for BIOS ROMs, the PXE directory on TFTP."""
     config = files.work / "netboot-storm.toml"
@@ -299,7 +290,7 @@ def pin(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(task.name), cpus)
 
 
-def start_netboot(lab: Lab, config: Path) -> Daemon:
+def start_netboot(lab: VethPair, config: Path) -> Daemon:
     """OUR SERVER: `netboot serve` in the server namespace, once it says it is ready."""
     daemon = Daemon(["--config", str(config)], netns=lab.server)
     try:
@@ -310,7 +301,7 @@ def start_netboot(lab: Lab, config: Path) -> Daemon:
     return daemon
 
 
-def dnsmasq_command(lab: Lab, files: StormFiles, state: Path, clients: int) -> list[str]:
+def dnsmasq_command(lab: VethPair, files: StormFiles, state: Path, clients: int) -> list[str]:
     """dnsmasq as the same full DHCP server plus TFTP, and nothing else.
 
     No DNS (--port=0), no config file, no ping before an offer (ours does not
@@ -344,7 +335,7 @@ def dnsmasq_command(lab: Lab, files: StormFiles, state: Path, clients: int) -> l
 
 
 @contextlib.contextmanager
-def dnsmasq(lab: Lab, files: StormFiles, state: Path, clients: int) -> Iterator[int]:
+def dnsmasq(lab: VethPair, files: StormFiles, state: Path, clients: int) -> Iterator[int]:
     """dnsmasq in the server namespace; yields its pid once its DHCP socket is bound."""
     (state / "dnsmasq.leases").unlink(missing_ok=True)
     command = dnsmasq_command(lab, files, state, clients)
@@ -483,7 +474,7 @@ def summarize(report: dict[str, Any]) -> StormSummary:
 
 
 def run_storm(
-    lab: Lab,
+    lab: VethPair,
     spec: StormSpec,
     work: Path,
     label: str,

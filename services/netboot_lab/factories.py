@@ -1,4 +1,4 @@
-"""Builders for valid-by-default test inputs: NBI sets on disk, plists, disk images.
+"""Builders for valid-by-default inputs of tests and benchmarks: NBI sets, plists, disk images.
 
 Each builder makes the smallest thing that is valid, and takes keyword
 arguments to break exactly one part of it, so a test says only what it changes.
@@ -77,7 +77,7 @@ def make_set(
         (set_dir / arch_dir / "booter").write_bytes(booter)
     if root_image is not None:
         (set_dir / image_name).write_bytes(root_image)
-    for relative, content in (files or {}).items():
+    for relative, data in (files or {}).items():
         (set_dir / relative).parent.mkdir(parents=True, exist_ok=True)
-        (set_dir / relative).write_bytes(content)
+        (set_dir / relative).write_bytes(data)
     return set_dir

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.daemon import Daemon
-from tests.factories import APM_IMAGE, make_set
-from tests.netns import Lab, run_in, veth_lab
-from tests.reliability.fuzzer import SLOW_FILE
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import APM_IMAGE, make_set
+from netboot_lab.fuzzer import SLOW_FILE
+from netboot_lab.netns import VethPair, run_in, veth_pair
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 ADMIN = "127.0.0.1:9067"
 HTTP_IDLE_TIMEOUT = 2.0
 """The daemon's [http] idle_timeout here: bounds how long a slowloris check waits."""
@@ -41,7 +40,7 @@ BAD_LOG_MARKERS = ("Traceback", "bug:", "Unhandled Error")
 
 @dataclass
 class FuzzLab:
-    lab: Lab
+    lab: VethPair
     daemon: Daemon
     work: Path
 
@@ -64,7 +63,7 @@ def fuzz_lab(work: Path, subnet: str, log_level: str = "info") -> Iterator[FuzzL
         f"[http]\nidle_timeout = {HTTP_IDLE_TIMEOUT}\n"
         f'[logging]\nlevel = "{log_level}"\n'
     )
-    with veth_lab(subnet) as lab:
+    with veth_pair(subnet) as lab:
         args = ["--config", str(config), "--root", str(root), "--interface", lab.server_if]
         with Daemon(args, netns=lab.server) as daemon:
             daemon.wait_ready()
@@ -147,7 +146,7 @@ def fuzz_run(
         udp_before = udp_counters(lab.lab.server)
         command = [
             "ip", "netns", "exec", lab.lab.client, sys.executable, "-m",
-            "tests.reliability.fuzzer", "--json",
+            "netboot_lab.fuzzer", "--json",
             "--target", lab.lab.server_ip,
             "--count", str(count),
             "--seed", str(seed),
@@ -160,7 +159,6 @@ def fuzz_run(
         ]  # fmt: skip
         done = subprocess.run(
             command,
-            cwd=REPOSITORY,
             capture_output=True,
             text=True,
             timeout=max_seconds + 180,

@@ -1,6 +1,6 @@
 """An isolated boot lab: a namespace, a bridge, our daemon, and QEMU guests.
 
-`Lab` is the API the tests and `netboot lab` share. `up()` creates the
+`BootLab` is the API the tests and `netboot lab` share. `up()` creates the
 network namespace `nblab-<name>` holding a bridge with the server's address,
 and starts `netboot serve` in it as a real process: full DHCP on a pool of
 the lab subnet, TFTP, HTTP, and answers to IPv6 router solicitations (the
@@ -12,6 +12,10 @@ initrd prints, or a timeout. Nothing leaves the namespace; the host's
 interfaces are never touched. `down()` stops every process and deletes the
 namespace with everything in it, also after Ctrl-C or a failed boot; names
 that are taken are refused rather than reused.
+
+A boot's files (serial log, packet capture, QEMU's log) go to the lab's own
+directory, which `down()` deletes, or to an `artifacts` directory that
+outlives the lab, with a copy of the daemon's log beside them.
 """
 
 from __future__ import annotations
@@ -25,26 +29,53 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from netboot.errors import NetbootError
 from netboot.lab.initrd import MARKER
-from netboot.lab.qemu import OVMF_VARS, choose_accel, guest_command, missing_pieces
+from netboot.lab.qemu import (
+    OVMF_VARS,
+    AccelChoice,
+    choose_accel,
+    fall_back_now,
+    guest_command,
+    missing_pieces,
+)
 from netboot.lab.stages import Progress
 from netboot.nbi.catalog import scan_catalog
+from netboot_lab.netns import (
+    LabError,
+    add_bridge,
+    add_namespace,
+    add_tap,
+    delete_namespace,
+    ip,
+    namespaces,
+)
+from netboot_lab.process import (
+    read_bytes,
+    read_text,
+    spawn,
+    start_capture,
+    stop_capture,
+    stop_process,
+    wait_gone,
+)
+from netboot_lab.qemu import probe_kvm
 
 STATE_ROOT = Path("/run/netboot-lab")
 DEFAULT_SUBNET = "10.250.0"
-READY = "netboot .* ready"
+FIRST_STAGE_GRACE = 30.0
+"""Seconds a guest that `--accel auto` put under KVM gets to show its first stage (a
+DHCP exchange or serial output) before it is restarted under TCG."""
 
 
-class LabError(NetbootError):
-    """The lab cannot be set up or used (names taken, tools missing, daemon down)."""
+def _ignore(note: str) -> None:
+    """Where notes go when nobody listens."""
 
 
 @dataclass
@@ -83,19 +114,9 @@ class BootResult:
         return asdict(self)
 
 
-def _ip(*args: str, namespace: str | None = None, check: bool = True) -> None:
-    command = ["ip", *args] if namespace is None else ["ip", "-n", namespace, *args]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if check and done.returncode != 0:
-        raise LabError(f"{' '.join(command)}: {done.stderr.strip()}")
+class BootLab:
+    """The QEMU lab: its namespace and bridge, the daemon in it, and the guests it boots."""
 
-
-def _namespaces() -> set[str]:
-    done = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    return {line.split()[0] for line in done.stdout.splitlines() if line.strip()}
-
-
-class Lab:
     def __init__(self, state: LabState) -> None:
         self.state = state
         self._daemon: subprocess.Popen[bytes] | None = None
@@ -113,7 +134,7 @@ class Lab:
         subnet: str = DEFAULT_SUBNET,
         state_root: Path = STATE_ROOT,
         nfs: bool = False,
-    ) -> Lab:
+    ) -> BootLab:
         """Create the namespace and start the daemon; refuses names already taken.
 
         With `nfs` the daemon also runs nfs-ganesha, so NFS images are offered.
@@ -122,7 +143,7 @@ class Lab:
             raise LabError("the lab needs root (network namespaces and tap devices)")
         namespace = f"nblab-{name}"
         state_file = state_root / f"{name}.json"
-        if namespace in _namespaces() or state_file.exists():
+        if namespace in namespaces() or state_file.exists():
             raise LabError(
                 f"a lab named {name!r} exists (namespace {namespace}); "
                 f"`netboot lab down --name {name}` removes it"
@@ -146,7 +167,7 @@ class Lab:
         return lab
 
     @classmethod
-    def attach(cls, name: str = "lab", state_root: Path = STATE_ROOT) -> Lab:
+    def attach(cls, name: str = "lab", state_root: Path = STATE_ROOT) -> BootLab:
         state_file = state_root / f"{name}.json"
         try:
             state = LabState(**json.loads(state_file.read_text()))
@@ -164,20 +185,14 @@ class Lab:
                     with suppress(subprocess.TimeoutExpired):
                         self._daemon.wait(10.0)
                 else:
-                    _wait_gone(state.daemon_pid, 10.0)
+                    wait_gone(state.daemon_pid, 10.0)
                 os.killpg(state.daemon_pid, signal.SIGKILL)
-        if state.namespace in _namespaces():
-            pids = subprocess.run(
-                ["ip", "netns", "pids", state.namespace], capture_output=True, text=True
-            ).stdout.split()
-            for pid in pids:
-                with suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-            _ip("netns", "del", state.namespace, check=False)
+        if state.namespace in namespaces():
+            delete_namespace(state.namespace)
         Path(state.directory).parent.joinpath(f"{state.name}.json").unlink(missing_ok=True)
         shutil.rmtree(state.directory, ignore_errors=True)
 
-    def __enter__(self) -> Lab:
+    def __enter__(self) -> BootLab:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -186,19 +201,16 @@ class Lab:
     # -- set-up -----------------------------------------------------------------------
 
     def _build_demo(self, image_root: Path) -> None:
-        from netboot.lab.assets import pc_boot_files
         from netboot.nbi.demo import build_demo_set
+        from netboot_lab.assets import pc_boot_files
 
         image_root.mkdir(parents=True, exist_ok=True)
         build_demo_set(image_root, pc_files=pc_boot_files())
 
     def _network(self) -> None:
         state = self.state
-        _ip("netns", "add", state.namespace)
-        _ip("link", "set", "lo", "up", namespace=state.namespace)
-        _ip("link", "add", state.bridge, "type", "bridge", namespace=state.namespace)
-        _ip("addr", "add", f"{state.server}/24", "dev", state.bridge, namespace=state.namespace)
-        _ip("link", "set", state.bridge, "up", namespace=state.namespace)
+        add_namespace(state.namespace)
+        add_bridge(state.namespace, state.bridge, f"{state.server}/24")
 
     def _config(self) -> Path:
         state = self.state
@@ -221,33 +233,17 @@ class Lab:
 
     def _start_daemon(self) -> None:
         state = self.state
-        log = Path(state.directory) / "daemon.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    state.namespace,
-                    sys.executable,
-                    "-m",
-                    "netboot",
-                    "serve",
-                    "--config",
-                    str(self._config()),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=sink,
-                start_new_session=True,
-            )
+        log = self.daemon_log
+        command = [sys.executable, "-m", "netboot", "serve", "--config", str(self._config())]
+        process = spawn(command, log, state.namespace)
         state.daemon_pid = process.pid
         self._daemon = process
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise LabError(f"the daemon exited ({process.returncode}); see {log}")
-            if '"ready' in log.read_text() or " ready: serving" in log.read_text():
+            text = read_text(log)
+            if '"ready' in text or " ready: serving" in text:
                 return
             time.sleep(0.1)
         raise LabError(f"the daemon did not get ready in 60 s; see {log}")
@@ -260,6 +256,22 @@ class Lab:
     def daemon_log(self) -> Path:
         return Path(self.state.directory) / "daemon.log"
 
+    def keep_daemon_log(self, directory: Path) -> Path:
+        """A copy of the daemon's log so far in `directory` (which outlives the lab)."""
+        kept = directory / "daemon.log"
+        with suppress(OSError):
+            shutil.copyfile(self.daemon_log, kept)
+        return kept
+
+    def guest_directory(self, label: str, artifacts: Path | None) -> Path:
+        """Where one guest's files go: `artifacts` when given, else a new directory of the lab."""
+        if artifacts is not None:
+            artifacts.mkdir(parents=True, exist_ok=True)
+            return artifacts.resolve()
+        directory = Path(self.state.directory) / label
+        directory.mkdir()
+        return directory
+
     # -- guests ------------------------------------------------------------------------
 
     def boot(
@@ -269,65 +281,87 @@ class Lab:
         accel: str = "auto",
         timeout: float = 120.0,
         ipxe_rom: bool = True,
+        artifacts: Path | None = None,
+        note: Callable[[str], None] = _ignore,
     ) -> BootResult:
         """Power on one guest and follow it to the marker (or the timeout).
 
         `ipxe_rom=False` (UEFI only) boots with the firmware's own PXE, as real
-        PCs do, instead of the iPXE in the NIC's option ROM.
+        PCs do, instead of the iPXE in the NIC's option ROM. With `accel`
+        "auto", KVM is used only when a probe saw the firmware boot under it,
+        and a guest that still shows no first stage under KVM within
+        FIRST_STAGE_GRACE s is restarted under TCG; `note` hears about both.
+        The result's `accel` is what the boot really ran under.
         """
         missing = missing_pieces(firmware)
-        chosen = "tcg"
         if missing:
-            return BootResult(firmware, chosen, "fail", error="missing: " + ", ".join(missing))
-        chosen = choose_accel(accel)
+            return BootResult(firmware, "tcg", "fail", error="missing: " + ", ".join(missing))
+        choice = choose_accel(accel, lambda: probe_kvm(firmware))
+        note(f"accelerator: {choice.reason}")
         state = self.state
         with self._lock:
             state.guests += 1
             number = state.guests
             self._save()
-        guest_dir = Path(state.directory) / f"guest{number}-{firmware}"
-        guest_dir.mkdir()
+        guest_dir = self.guest_directory(f"guest{number}-{firmware}", artifacts)
         tap, mac = f"nbtap{number}", f"52:54:00:4e:42:{number % 256:02x}"
         serial, pcap = guest_dir / "serial.log", guest_dir / "boot.pcap"
-        result = BootResult(firmware, chosen, "fail", serial_log=str(serial), pcap=str(pcap))
+        result = BootResult(firmware, choice.accel, "fail", serial_log=str(serial), pcap=str(pcap))
         kernel, initrds = self._pc_paths(image)
         if image is not None:
             self._assign(mac, image)
         progress = Progress(mac, time.time(), kernel, initrds)
-        processes: list[subprocess.Popen[bytes]] = []
+        capture: subprocess.Popen[bytes] | None = None
+        guest: subprocess.Popen[bytes] | None = None
         stack = ExitStack()
         log: TextIO | None = None
         try:
-            _ip("tuntap", "add", tap, "mode", "tap", namespace=state.namespace)
-            _ip("link", "set", tap, "master", state.bridge, namespace=state.namespace)
-            _ip("link", "set", tap, "up", namespace=state.namespace)
-            processes.append(self._capture(tap, pcap))
-            uefi_vars = None
-            if firmware == "uefi":
-                uefi_vars = guest_dir / "OVMF_VARS.fd"
-                shutil.copyfile(OVMF_VARS, uefi_vars)
-            command = guest_command(firmware, chosen, tap, mac, serial, uefi_vars, ipxe_rom)
+            add_tap(state.namespace, tap, state.bridge)
+            capture = start_capture(tap, pcap, state.namespace)
             log = stack.enter_context(self.daemon_log.open())
-            log.seek(0, os.SEEK_END)
-            progress.powered_on = time.time()
-            guest = self._spawn(command, guest_dir / "qemu.log")
-            processes.append(guest)
-            result.error = self._follow(guest, progress, serial, log, timeout)
+            while True:
+                command = self._guest_command(firmware, choice.accel, tap, mac, guest_dir, ipxe_rom)
+                log.seek(0, os.SEEK_END)
+                progress = Progress(mac, time.time(), kernel, initrds)
+                guest = spawn(command, guest_dir / "qemu.log", state.namespace)
+                followed = self._follow(guest, progress, serial, log, timeout, choice)
+                if not followed.fall_back:
+                    result.error = followed.error
+                    break
+                stop_process(guest)
+                note(
+                    f"no first stage under KVM in {FIRST_STAGE_GRACE:.0f} s "
+                    "(no DHCP, no serial output): continuing under TCG"
+                )
+                choice = AccelChoice("tcg", False, "TCG: the guest showed nothing under KVM")
+                result.accel = choice.accel
             if result.error is None:
                 result.result = "ok"
         finally:
-            for process in reversed(processes[1:]):
-                stop_process(process)
-            if processes:
-                stop_capture(processes[0], pcap)
-            _ip("link", "del", tap, namespace=state.namespace, check=False)
+            if guest is not None:
+                stop_process(guest)
+            stop_capture(capture, pcap)
+            ip("link", "del", tap, netns=state.namespace, check=False)
             if log is not None:
                 time.sleep(0.2)  # the daemon logs a transfer when it ends
                 progress.feed_text(log.read())
             stack.close()
             result.stages = progress.ordered()
             result.bytes = {"tftp": progress.tftp_bytes, "http": progress.http_bytes}
+            if artifacts is not None:
+                self.keep_daemon_log(guest_dir)
         return result
+
+    def _guest_command(
+        self, firmware: str, accel: str, tap: str, mac: str, guest_dir: Path, ipxe_rom: bool
+    ) -> list[str]:
+        """QEMU's command line, with a fresh copy of OVMF's variables for a UEFI guest."""
+        uefi_vars = None
+        if firmware == "uefi":
+            uefi_vars = guest_dir / "OVMF_VARS.fd"
+            shutil.copyfile(OVMF_VARS, uefi_vars)
+        serial = guest_dir / "serial.log"
+        return guest_command(firmware, accel, tap, mac, serial, uefi_vars, ipxe_rom)
 
     def _assign(self, mac: str, image: str) -> None:
         """This guest boots `image`: a `[pxe] assignments` entry, applied by SIGHUP."""
@@ -365,26 +399,6 @@ class Lab:
             return kernel, tuple("/" + quote(str(i)) for i in nbi_set.pc_initrds)
         return None, ()
 
-    def _capture(self, tap: str, pcap: Path) -> subprocess.Popen[bytes]:
-        if shutil.which("dumpcap") is None:
-            pcap.write_bytes(b"")
-            return subprocess.Popen(["true"])
-        process = self._spawn(capture_command(tap, str(pcap)), pcap.with_suffix(".log"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "Capturing on" not in _text(pcap.with_suffix(".log")):
-            time.sleep(0.05)
-        return process
-
-    def _spawn(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("wb") as sink:
-            return subprocess.Popen(
-                ["ip", "netns", "exec", self.state.namespace, *command],
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
     def _follow(
         self,
         guest: subprocess.Popen[bytes],
@@ -392,87 +406,42 @@ class Lab:
         serial: Path,
         log: TextIO,
         timeout: float,
-    ) -> str | None:
-        """Watch the serial console and the daemon's log until the marker; None when reached."""
-        deadline = time.monotonic() + timeout
+        choice: AccelChoice,
+    ) -> Followed:
+        """Watch the serial console and the daemon's log until the marker, the timeout,
+        or (under an automatic KVM choice) a first stage that does not come."""
+        started = time.monotonic()
+        deadline = started + timeout
         while time.monotonic() < deadline:
             progress.feed_text(log.read())
             exited = guest.poll() is not None  # it powers off right after the marker
-            if MARKER.encode() in _bytes(serial):
+            console = read_bytes(serial)
+            if MARKER.encode() in console:
                 progress.reached("marker", time.time())
-                return None
+                return Followed(None)
             if exited:
-                return f"the guest stopped before the marker (QEMU exit {guest.returncode})"
+                return Followed(
+                    f"the guest stopped before the marker (QEMU exit {guest.returncode})"
+                )
+            first_stage = bool(progress.stages) or bool(console)
+            if fall_back_now(choice, first_stage, time.monotonic() - started, FIRST_STAGE_GRACE):
+                return Followed("no first stage under KVM", fall_back=True)
             time.sleep(0.05)
-        return f"no marker on the serial console within {timeout:.0f} s"
+        return Followed(f"no marker on the serial console within {timeout:.0f} s")
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """How following a guest ended: `error` None at the marker; `fall_back`: restart under TCG."""
+
+    error: str | None
+    fall_back: bool = False
 
 
 @contextmanager
-def running_lab(name: str = "lab", root: Path | None = None, **kwargs: Any) -> Iterator[Lab]:
-    lab = Lab.up(name, root, **kwargs)
+def running_lab(name: str = "lab", root: Path | None = None, **kwargs: Any) -> Iterator[BootLab]:
+    lab = BootLab.up(name, root, **kwargs)
     try:
         yield lab
     finally:
         lab.down()
-
-
-def capture_command(interface: str, pcap: str) -> list[str]:
-    """dumpcap itself (tshark's capture engine): stopped by SIGINT it closes a complete
-    file, with no tshark in between to be killed while its child still buffers."""
-    return ["dumpcap", "-q", "-i", interface, "-w", pcap]
-
-
-def stop_capture(process: subprocess.Popen[bytes], pcap: Path) -> None:
-    """Stop dumpcap once it has caught up with the traffic, then let it close its file.
-
-    On a loaded machine dumpcap lags behind the wire: packets wait in its
-    socket, and a dumpcap told to stop discards them. So wait until the file
-    has not grown for a second (at most ten), then SIGINT it alone.
-    """
-    last, steady_since, deadline = -1, time.monotonic(), time.monotonic() + 10
-    while time.monotonic() < deadline and process.poll() is None:
-        size = pcap.stat().st_size if pcap.exists() else 0
-        if size != last:
-            last, steady_since = size, time.monotonic()
-        elif time.monotonic() - steady_since >= 1.0:
-            break
-        time.sleep(0.1)
-    stop_process(process, gently=True)
-
-
-def stop_process(process: subprocess.Popen[bytes], gently: bool = False) -> None:
-    """End a process and its group; `gently`: SIGINT to the leader alone (dumpcap),
-    which it answers by writing out what it holds and closing its file."""
-    if process.poll() is None:
-        with suppress(ProcessLookupError):
-            if gently:
-                os.kill(process.pid, signal.SIGINT)
-            else:
-                os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15 if gently else 5)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _wait_gone(pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-
-
-def _bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
-
-
-def _text(path: Path) -> str:
-    return _bytes(path).decode("utf-8", "replace")

@@ -1,8 +1,8 @@
 """Fuzz driver: random and mutated datagrams at a running `netboot serve` (issue #10).
 
-Run inside the client namespace of a lab (tests/reliability/harness.py does):
+Run inside the client namespace of a lab (`netboot_lab.fuzz_harness` does):
 
-    python -m tests.reliability.fuzzer --target 10.253.0.1 --count 50000 --seed 1 --json
+    python -m netboot_lab.fuzzer --target 10.253.0.1 --count 50000 --seed 1 --json
 
 It sends `--count` datagrams to UDP 67, 4011, 69 and the port of a live TFTP
 transfer, a bounded number of malformed HTTP requests over TCP, and, all the
@@ -1505,7 +1505,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             sys.executable,
             "-m",
-            "tests.reliability.fuzzer",
+            "netboot_lab.fuzzer",
             "--probe",
             "--target",
             args.target,

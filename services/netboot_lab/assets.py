@@ -14,25 +14,15 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from netboot.errors import ImageError
 from netboot.lab.initrd import marker_initrd
+from netboot.nbi.demo import PcBootFiles
 
 CACHE = Path("/var/cache/netboot/lab")
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
-COMMAND_LINE = "console=ttyS0 quiet panic=-1"
-"""ttyS0 is where the lab reads the marker; panic=-1 turns a failed boot into a reboot,
-which QEMU's -no-reboot turns into an exit instead of a hang."""
-
-
-@dataclass(frozen=True, slots=True)
-class PcBootFiles:
-    kernel: Path
-    initrd: Path
-    command_line: str = COMMAND_LINE
 
 
 def pc_boot_files(cache: Path = CACHE) -> PcBootFiles:

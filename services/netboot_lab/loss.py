@@ -1,0 +1,136 @@
+"""Impaired links for the loss tests and benchmark: netem, or nftables where netem is missing.
+
+Loss (and, with netem, reordering and jitter) is applied to both ends of a
+`VethPair`, and only what was added here is ever removed again. `curl_ranges`
+is the client side that has to survive it: one curl reading several ranges.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from netboot_lab.netns import VethPair, run_in
+
+LOSS_TABLE = "netboot_loss"
+"""The nftables table the loss fallback adds; only it is ever removed again."""
+
+
+def curl_ranges(
+    url: str, ranges: Sequence[tuple[int, int]], outputs: Sequence[Path], max_time: int
+) -> list[str]:
+    """One curl reading `ranges` (first, last) of `url` into `outputs`, on one connection.
+
+    As a lossy link needs: 5 retries of any error, and `--fail-early`, because
+    curl's exit status is otherwise only the last transfer's, and a failed
+    earlier range would pass unnoticed.
+    """
+    command = ["curl", "-sS", "--fail-early", "--retry", "5", "--retry-all-errors"]
+    command += ["--max-time", str(max_time)]
+    for number, ((first, last), out) in enumerate(zip(ranges, outputs, strict=True)):
+        if number:
+            command.append("--next")
+        command += ["-r", f"{first}-{last}", "-o", str(out), url]
+    return command
+
+
+def netem_available(namespace: str, interface: str) -> bool:
+    """Whether `tc ... netem` works here: tries a qdisc on `interface` and removes it.
+
+    Some kernels (this project's CI VM among them) are built without sch_netem;
+    `tc` then says "Specified qdisc kind is unknown".
+    """
+    added = run_in(
+        namespace, "tc", "qdisc", "add", "dev", interface, "root", "netem", "loss", "1%", timeout=10
+    )
+    if added.returncode != 0:
+        return False
+    run_in(namespace, "tc", "qdisc", "del", "dev", interface, "root", timeout=10)
+    return True
+
+
+def nft_available() -> bool:
+    """Whether the `nft` command (Debian: nftables) is installed."""
+    try:
+        done = subprocess.run(["nft", "--version"], capture_output=True, check=False)
+    except FileNotFoundError:
+        return False
+    return done.returncode == 0
+
+
+@dataclass(frozen=True)
+class Impairment:
+    """What `impair` did: the method, and what it could not do with that method."""
+
+    method: str
+    """"netem" (loss, reordering and jitter) or "nftables" (loss only)."""
+    loss_percent: int
+    note: str
+
+
+def impair(
+    lab: VethPair,
+    loss_percent: int,
+    *,
+    reorder_percent: int = 0,
+    jitter_ms: int = 0,
+    prefer_netem: bool = True,
+) -> Impairment:
+    """Lose `loss_percent` of the lab's packets in each direction, replacing any earlier loss.
+
+    With netem (a qdisc on both veth ends) reordering and jitter come too. Without
+    it, an nftables rule in each namespace's input hook drops a random share of
+    the TCP and UDP packets arriving on the veth (`numgen random mod 100 < N`), so
+    each direction loses N %; loopback and everything else is untouched. nftables
+    cannot reorder or delay, and the note says so. Needs root and `nft` for the
+    fallback; callers check `impairment_possible` first.
+    """
+    clear_impairment(lab)
+    ends = ((lab.server, lab.server_if), (lab.client, lab.client_if))
+    if prefer_netem and netem_available(lab.server, lab.server_if):
+        netem = ["netem", "loss", f"{loss_percent}%"]
+        if jitter_ms or reorder_percent:
+            # Reordering in netem needs a delay; jitter on top of it reorders as well.
+            netem += ["delay", "10ms", f"{jitter_ms}ms"] if jitter_ms else ["delay", "10ms"]
+        if reorder_percent:
+            netem += ["reorder", f"{reorder_percent}%", "50%"]
+        for namespace, interface in ends:
+            ip_tc = ["tc", "qdisc", "replace", "dev", interface, "root", *netem]
+            done = run_in(namespace, *ip_tc, timeout=10)
+            if done.returncode != 0:
+                raise AssertionError(f"{' '.join(ip_tc)} in {namespace}: {done.stderr}")
+        return Impairment("netem", loss_percent, " ".join(netem[1:]))
+    for namespace, interface in ends:
+        for command in (
+            f"add table inet {LOSS_TABLE}",
+            f"add chain inet {LOSS_TABLE} input {{ type filter hook input priority 0 ; }}",
+            f"add rule inet {LOSS_TABLE} input iifname {interface} meta l4proto {{ udp, tcp }} "
+            f"numgen random mod 100 < {loss_percent} drop",
+        ):
+            done = run_in(namespace, "nft", command, timeout=10)
+            if done.returncode != 0:
+                raise AssertionError(f"nft {command} in {namespace}: {done.stderr}")
+    skipped = []
+    if reorder_percent:
+        skipped.append(f"reordering {reorder_percent}%")
+    if jitter_ms:
+        skipped.append(f"jitter {jitter_ms} ms")
+    note = "no sch_netem in this kernel: nftables input drop on both veth ends"
+    if skipped:
+        note += f"; not possible with nftables: {', '.join(skipped)}"
+    return Impairment("nftables", loss_percent, note)
+
+
+def clear_impairment(lab: VethPair) -> None:
+    """Remove what `impair` added (netem qdiscs and the loss table), if anything."""
+    for namespace, interface in ((lab.server, lab.server_if), (lab.client, lab.client_if)):
+        run_in(namespace, "tc", "qdisc", "del", "dev", interface, "root", timeout=10)
+        if nft_available():
+            run_in(namespace, "nft", "delete", "table", "inet", LOSS_TABLE, timeout=10)
+
+
+def impairment_possible(pair: VethPair) -> bool:
+    """Whether netem or nftables can impair the pair's link here."""
+    return netem_available(pair.server, pair.server_if) or nft_available()
