@@ -17,18 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's directory comes first on sys.path, where benchmarks/http.py
-# would shadow the standard library's `http` package: take it off.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from netboot_lab.daemon import Daemon  # noqa: E402 - after the sys.path fix above
-from netboot_lab.factories import make_set  # noqa: E402
-from netboot_lab.netns import VethPair, veth_pair  # noqa: E402
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import VethPair, veth_pair
 
 READY_TIMEOUT = 30.0
 RUN_TIMEOUT = 300

@@ -89,13 +89,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-# Python puts this script's directory first on sys.path, where benchmarks/http.py
-# would shadow the standard library's http package the clients' HTTP reads need.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from netboot_lab import storm_lab  # noqa: E402 - after the sys.path fix above
-from netboot_lab.netns import LabError, VethPair, real_pid, veth_pair  # noqa: E402
-from netboot_lab.storm_client import PXE_STAGES, STAGES, ClientSpec, StormSpec  # noqa: E402
+from netboot_lab import storm_lab
+from netboot_lab.netns import LabError, VethPair, real_pid, veth_pair
+from netboot_lab.storm_client import PXE_STAGES, STAGES, ClientSpec, StormSpec
 
 TMPFS = Path("/dev/shm")  # noqa: S108 - a private TemporaryDirectory is made inside it
 CLIENT_BOUND = 0.9

@@ -33,10 +33,10 @@ from netboot.dhcp.pxe import ARCHITECTURES, BootClient, ClientKind
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import scan_catalog
 from netboot.settings import BoundPorts, Runtime, build_runtime
+from netboot_lab.factories import make_set
 from netboot_services.app import HostFacts, make_service, reload
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.pxe import PxeHandler
-from tests.factories import make_set
 
 POOL_SUBNET = IPv4Network("10.9.0.0/24")
 BOUND = BoundPorts(http=8080, tftp=69, dhcp=67, boot_server=4011)

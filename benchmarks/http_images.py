@@ -5,7 +5,7 @@ Run from the repository root, as root (it creates network namespaces), after
 if no `nginx` is on PATH (any host nginx service the package starts is stopped
 and disabled again):
 
-    .venv/bin/python benchmarks/http.py [--size-mb 256] [--repeat 3]
+    .venv/bin/python benchmarks/http_images.py [--size-mb 256] [--repeat 3]
 
 What is measured
 ----------------
@@ -83,13 +83,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-# Run as a script, this file's directory comes first on sys.path, where its name
-# would shadow the standard library's `http` package: take it off.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from netboot_lab.daemon import Daemon  # noqa: E402 - after the sys.path fix above
-from netboot_lab.factories import APM_IMAGE, make_set  # noqa: E402
-from netboot_lab.netns import VethPair, veth_pair  # noqa: E402
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import APM_IMAGE, make_set
+from netboot_lab.netns import VethPair, veth_pair
 
 SERVERS = ("nginx", "netboot")
 SUBNET = "10.231.20"
@@ -383,7 +379,7 @@ def netboot_server(lab: VethPair, root: Path, config: Path) -> Iterator[Server]:
 
 
 # --------------------------------------------------------------------------------------
-# Client helper, run as `benchmarks/http.py _fetch ...` inside the client namespace
+# Client helper, run as `benchmarks/http_images.py _fetch ...` inside the client namespace
 # --------------------------------------------------------------------------------------
 
 
