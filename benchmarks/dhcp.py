@@ -92,7 +92,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from types import FrameType
 
-from netboot.dhcp.packet import build_packet, parse_packet
+from netboot.dhcpwire.packet import build_packet, parse_packet
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
 from netboot_lab.netns import LabError, VethPair, start_until_logged, veth_pair

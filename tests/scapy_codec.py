@@ -1,4 +1,4 @@
-"""The scapy codec the daemon used before `netboot.dhcp.packet` went hand-written.
+"""The scapy codec the daemon used before `netboot.dhcpwire.packet` went hand-written.
 
 scapy dissects and builds BOOTP/DHCP the way packet tools see it, so it is the
 oracle the hand-written codec is checked against (tests/test_dhcp_codec.py):
@@ -12,8 +12,8 @@ import ipaddress
 
 from scapy.layers.dhcp import BOOTP, DHCP, DHCPOptionsField
 
-from netboot.dhcp.options import BOOTREPLY, BOOTREQUEST, MAX_OPTION_LENGTH, MIN_REPLY_SIZE
-from netboot.dhcp.packet import HEADER_SIZE, MAGIC_COOKIE, DhcpPacket
+from netboot.dhcpwire.options import BOOTREPLY, BOOTREQUEST, MAX_OPTION_LENGTH, MIN_REPLY_SIZE
+from netboot.dhcpwire.packet import HEADER_SIZE, MAGIC_COOKIE, DhcpPacket
 from netboot.errors import MalformedPacket
 
 _options_field = DHCPOptionsField("options", b"")

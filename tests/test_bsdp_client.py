@@ -22,7 +22,7 @@ from netboot.bsdp.client import (
     read_answer,
 )
 from netboot.bsdp.options import BootImage, BsdpMessage, MessageType, decode, encode
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
 from tests.test_dhcp_packet import (
     ACK_FAILED,

@@ -19,7 +19,7 @@ from scapy.utils import wrpcap
 from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.client import inform_list, inform_select
 from netboot.bsdp.policy import BsdpPolicy, BsdpSettings, Reply
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.nbi.catalog import scan_catalog
 from netboot_lab.factories import make_set
 

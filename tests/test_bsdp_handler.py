@@ -27,9 +27,9 @@ from netboot.bsdp.client import inform_list, inform_select, read_answer
 from netboot.bsdp.options import VERSION_1_1, BsdpMessage, MessageType, decode, encode
 from netboot.bsdp.policy import BsdpPolicy, BsdpSettings
 from netboot.bsdp.vendor_class import client_class_bytes
-from netboot.dhcp.options import BOOTREPLY, BOOTREQUEST, Option
-from netboot.dhcp.options import MessageType as DhcpType
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
+from netboot.dhcpwire.options import BOOTREPLY, BOOTREQUEST, Option
+from netboot.dhcpwire.options import MessageType as DhcpType
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.nbi.catalog import Catalog, scan_catalog
 from netboot_lab.factories import make_set
 from netboot_services.bsdp import BsdpHandler

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from netboot.bsdp.options import BootImage, BsdpMessage, MessageType, decode, encode
 from netboot.bsdp.packing import pack_list_replies
-from netboot.dhcp.packet import option_space
+from netboot.dhcpwire.packet import option_space
 
 FIXED_OPTIONS = 3 + 6 + 11 + 1
 """53 ACK, 54 server id, 60 AAPLBSDPC and END."""

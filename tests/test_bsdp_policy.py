@@ -40,9 +40,9 @@ from netboot.bsdp.policy import (
 )
 from netboot.bsdp.rootpath import RootPathSettings
 from netboot.bsdp.vendor_class import ClientClass, client_class_bytes
-from netboot.dhcp.options import BOOTREPLY, BOOTREQUEST, Option
-from netboot.dhcp.options import MessageType as DhcpType
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
+from netboot.dhcpwire.options import BOOTREPLY, BOOTREQUEST, Option
+from netboot.dhcpwire.options import MessageType as DhcpType
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import Catalog, scan_catalog

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.dhcp import DHCPOptions
 
-from netboot.dhcp.packet import MAGIC_COOKIE, DhcpPacket, build_packet, parse_packet
+from netboot.dhcpwire.packet import MAGIC_COOKIE, DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
 from tests.scapy_codec import scapy_build, scapy_parse
 

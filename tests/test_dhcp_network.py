@@ -7,7 +7,7 @@ dnsmasq as the site's DHCP server: each answers only its part of a PXE boot.
 In full mode beside dnsmasq the daemon names the rival. An iPXE client gets
 the URL of its boot script and, through it, a kernel from the catalog.
 
-The PXE, iPXE and UEFI clients here are hand-built datagrams (netboot.dhcp.packet
+The PXE, iPXE and UEFI clients here are hand-built datagrams (netboot.dhcpwire.packet
 builds them, tests.netns.udp_exchange sends them from the client namespace): no
 real firmware runs, so the packets carry what docs/protocols/pxe.md §4 and
 docs/protocols/pxe.md §8 say such firmware sends. Every address lives in namespaces made here.
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from netboot.dhcp.options import BOOTREQUEST, MessageType, Option
-from netboot.dhcp.packet import ZERO, DhcpPacket, build_packet, parse_packet
 from netboot.dhcp.pxe import decode_tlvs
+from netboot.dhcpwire.options import BOOTREQUEST, MessageType, Option
+from netboot.dhcpwire.packet import ZERO, DhcpPacket, build_packet, parse_packet
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
 from netboot_lab.netns import Host, VethPair, ip, netboot_in, run_in, udp_exchange

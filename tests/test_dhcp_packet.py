@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netboot.dhcp.packet import DhcpPacket, build_packet, option_space, parse_packet
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, option_space, parse_packet
 from netboot.errors import MalformedPacket
 
 CLIENT_MAC = bytes.fromhex("0016cb123456")

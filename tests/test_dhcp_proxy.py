@@ -16,10 +16,10 @@ from dataclasses import replace
 import pytest
 
 from netboot.dhcp.boot import BootSettings
-from netboot.dhcp.options import BOOTREQUEST, MessageType, Option
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
 from netboot.dhcp.proxy import Answer, Silence, proxy_answer
 from netboot.dhcp.pxe import classify
+from netboot.dhcpwire.options import BOOTREQUEST, MessageType, Option
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 
 SERVER = "192.0.2.10"
 CLIENT_IP = "192.0.2.77"

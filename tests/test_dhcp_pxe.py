@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import pytest
 
-from netboot.dhcp.options import BOOTREQUEST, MessageType, Option
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
 from netboot.dhcp.pxe import (
     ARCHITECTURES,
     ClientKind,
@@ -27,6 +25,8 @@ from netboot.dhcp.pxe import (
     pxe_boot_now,
     pxe_menu,
 )
+from netboot.dhcpwire.options import BOOTREQUEST, MessageType, Option
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
 
 MAC = bytes.fromhex("525400123456")

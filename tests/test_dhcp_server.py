@@ -21,12 +21,12 @@ import pytest
 
 from netboot.dhcp.boot import BootSettings
 from netboot.dhcp.leases import AddressPool, LeaseState, LeaseStore
-from netboot.dhcp.options import BOOTREQUEST, MessageType, Option
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
 from netboot.dhcp.proxy import Answer, Silence, SilenceReason
 from netboot.dhcp.pxe import classify
 from netboot.dhcp.server import Event, LeaseServer, NetworkSettings, client_identifier
+from netboot.dhcpwire.options import BOOTREQUEST, MessageType, Option
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
 
 SERVER = "192.0.2.10"

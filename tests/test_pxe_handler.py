@@ -22,11 +22,11 @@ from twisted.logger import LogLevel, globalLogPublisher
 
 from netboot.dhcp.boot import BootSettings
 from netboot.dhcp.leases import AddressPool, LeaseStore
-from netboot.dhcp.options import BOOTREPLY, BOOTREQUEST, MessageType, Option
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
 from netboot.dhcp.proxy import SilenceReason
 from netboot.dhcp.server import LeaseServer, NetworkSettings
+from netboot.dhcpwire.options import BOOTREPLY, BOOTREQUEST, MessageType, Option
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.port67.outcome import NO_LOCAL_ADDRESS
 from netboot.port67.pxe import pxe_outcome, rival_server
 from netboot_services.dhcp import Arrival, DhcpDispatcher, HandlerResult, Outgoing

@@ -15,9 +15,9 @@ from typing import Any
 
 from netboot.bsdp.options import VERSION_1_1, BootImage, BsdpMessage, MessageType, decode, encode
 from netboot.bsdp.vendor_class import PREFIX, client_class_bytes
-from netboot.dhcp.options import BOOTREPLY, BOOTREQUEST, Option
-from netboot.dhcp.options import MessageType as DhcpType
-from netboot.dhcp.packet import DhcpPacket
+from netboot.dhcpwire.options import BOOTREPLY, BOOTREQUEST, Option
+from netboot.dhcpwire.options import MessageType as DhcpType
+from netboot.dhcpwire.packet import DhcpPacket
 from netboot.errors import MalformedPacket
 from netboot.nbi.image_id import BootImageId
 

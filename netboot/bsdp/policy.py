@@ -49,10 +49,10 @@ from netboot.bsdp.options import (
 from netboot.bsdp.packing import pack_list_replies
 from netboot.bsdp.rootpath import RootPathSettings, root_path
 from netboot.bsdp.vendor_class import PREFIX, ClientClass, parse_client_class
-from netboot.dhcp.options import BROADCAST, CLIENT_PORT, SERVER_PORT, Option
-from netboot.dhcp.options import MessageType as DhcpType
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import ZERO, DhcpPacket, option_space, reply_to
+from netboot.dhcpwire.options import BROADCAST, CLIENT_PORT, SERVER_PORT, Option
+from netboot.dhcpwire.options import MessageType as DhcpType
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import ZERO, DhcpPacket, option_space, reply_to
 from netboot.errors import MalformedPacket
 from netboot.macaddr import MacAddress
 from netboot.nbi.access import mac_allowed

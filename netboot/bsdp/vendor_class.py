@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netboot.dhcp.vendor_class import BSDP_PREFIX
-from netboot.dhcp.vendor_class import is_bsdp as is_bsdp
+from netboot.dhcpwire.vendor_class import BSDP_PREFIX
+from netboot.dhcpwire.vendor_class import is_bsdp as is_bsdp
 
 PREFIX = BSDP_PREFIX
 

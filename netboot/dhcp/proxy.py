@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from netboot.dhcp.boot import BootOffer, BootSettings, NoBoot, boot_offer
-from netboot.dhcp.options import (
+from netboot.dhcp.pxe import BootClient, pxe_boot_item_echo
+from netboot.dhcpwire.options import (
     BROADCAST,
     CLIENT_PORT,
     PXE_BOOT_SERVER_PORT,
@@ -22,9 +23,8 @@ from netboot.dhcp.options import (
     MessageType,
     Option,
 )
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import ZERO, DhcpPacket, reply_to
-from netboot.dhcp.pxe import BootClient, pxe_boot_item_echo
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import ZERO, DhcpPacket, reply_to
 
 Destination = tuple[str, int]
 

@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from netboot.dhcp.options import Option
-from netboot.dhcp.packet import DhcpPacket
-from netboot.dhcp.vendor_class import HTTP_BOOT_PREFIX, PXE_PREFIX, is_bsdp
+from netboot.dhcpwire.options import Option
+from netboot.dhcpwire.packet import DhcpPacket
+from netboot.dhcpwire.vendor_class import HTTP_BOOT_PREFIX, PXE_PREFIX, is_bsdp
 from netboot.errors import MalformedPacket
 
 

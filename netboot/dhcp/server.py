@@ -19,9 +19,6 @@ from ipaddress import IPv4Address, IPv4Network
 
 from netboot.dhcp.boot import BootSettings, NoBoot, boot_offer
 from netboot.dhcp.leases import Lease, LeaseStore
-from netboot.dhcp.options import BROADCAST, CLIENT_PORT, MessageType, Option
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import ZERO, DhcpPacket, reply_to
 from netboot.dhcp.proxy import (
     Answer,
     Silence,
@@ -31,6 +28,9 @@ from netboot.dhcp.proxy import (
     reply_destination,
 )
 from netboot.dhcp.pxe import BootClient
+from netboot.dhcpwire.options import BROADCAST, CLIENT_PORT, MessageType, Option
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import ZERO, DhcpPacket, reply_to
 from netboot.errors import MalformedPacket
 
 

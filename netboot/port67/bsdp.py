@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from netboot.bsdp.policy import BsdpPolicy, Ignore
-from netboot.dhcp.options import BOOTREQUEST, Option
-from netboot.dhcp.options import MessageType as DhcpType
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import ZERO, DhcpPacket
-from netboot.dhcp.vendor_class import is_bsdp
+from netboot.dhcpwire.options import BOOTREQUEST, Option
+from netboot.dhcpwire.options import MessageType as DhcpType
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import ZERO, DhcpPacket
+from netboot.dhcpwire.vendor_class import is_bsdp
 from netboot.nbi.catalog import Catalog
 from netboot.port67.arrival import Arrival
 from netboot.port67.outcome import NO_LOCAL_ADDRESS, Outcome

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
 from netboot.port67.arrival import Address, Arrival
 from netboot.port67.outcome import Outcome

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from netboot.bsdp.policy import IgnoreReason
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import DhcpPacket
 from netboot.dhcp.proxy import SilenceReason
 from netboot.dhcp.pxe import BootClient
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import DhcpPacket
 from netboot.macaddr import MacAddress
 from netboot.nbi.image_id import BootImageId
 from netboot.port67.arrival import Address

@@ -14,18 +14,18 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from netboot.dhcp.boot import BootSettings
-from netboot.dhcp.options import (
+from netboot.dhcp.proxy import Answer, Silence, SilenceReason, proxy_answer
+from netboot.dhcp.pxe import ClientKind, classify
+from netboot.dhcp.server import Event, LeaseServer
+from netboot.dhcpwire.options import (
     BOOTREQUEST,
     PXE_BOOT_SERVER_PORT,
     SERVER_PORT,
     MessageType,
     Option,
 )
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import ZERO, DhcpPacket
-from netboot.dhcp.proxy import Answer, Silence, SilenceReason, proxy_answer
-from netboot.dhcp.pxe import ClientKind, classify
-from netboot.dhcp.server import Event, LeaseServer
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import ZERO, DhcpPacket
 from netboot.errors import MalformedPacket
 from netboot.port67.arrival import Arrival
 from netboot.port67.outcome import NO_LOCAL_ADDRESS, Outcome

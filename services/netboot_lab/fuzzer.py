@@ -76,10 +76,10 @@ from netboot.bsdp.options import decode as bsdp_decode
 from netboot.bsdp.policy import BsdpPolicy, BsdpSettings, Ignore, Reply
 from netboot.bsdp.vendor_class import is_bsdp
 from netboot.dhcp.boot import BootSettings
-from netboot.dhcp.options import BOOTREQUEST, MessageType, Option
-from netboot.dhcp.packet import ZERO, DhcpPacket, build_packet, parse_packet
 from netboot.dhcp.proxy import Answer, proxy_answer
 from netboot.dhcp.pxe import classify
+from netboot.dhcpwire.options import BOOTREQUEST, MessageType, Option
+from netboot.dhcpwire.packet import ZERO, DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
 from netboot.http.ranges import Unsatisfiable, parse_ranges
 from netboot.nbi.catalog import Catalog

@@ -56,8 +56,8 @@ from typing import Any, cast
 
 from netboot.bsdp.client import inform_list, inform_select, read_answer
 from netboot.bsdp.options import MessageType as BsdpType
-from netboot.dhcp.options import BOOTREPLY, BOOTREQUEST, MessageType, Option
-from netboot.dhcp.packet import DhcpPacket, build_packet, parse_packet
+from netboot.dhcpwire.options import BOOTREPLY, BOOTREQUEST, MessageType, Option
+from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket, NetbootError
 from netboot.tftp.client import Deliver, ReadClient
 from netboot.tftp.session import Finished, Outcome

@@ -26,8 +26,8 @@ from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.policy import BsdpPolicy
 from netboot.config import Config, plan_reload
 from netboot.dhcp.leases import AddressPool, LeaseStore
-from netboot.dhcp.options import CLIENT_PORT, SERVER_PORT
 from netboot.dhcp.server import LeaseServer, NetworkSettings
+from netboot.dhcpwire.options import CLIENT_PORT, SERVER_PORT
 from netboot.errors import ConfigError
 from netboot.settings import BoundPorts, Runtime, build_runtime
 from netboot_services.admin import AdminService

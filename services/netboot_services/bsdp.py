@@ -16,8 +16,8 @@ from pathlib import Path
 from twisted.logger import Logger
 
 from netboot.bsdp.policy import BsdpPolicy
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import DhcpPacket
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import DhcpPacket
 from netboot.nbi.catalog import Catalog
 from netboot.port67.arrival import Arrival
 from netboot.port67.bsdp import bsdp_outcome

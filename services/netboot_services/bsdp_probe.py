@@ -26,8 +26,8 @@ from netboot.bsdp.client import (
     read_answer,
 )
 from netboot.bsdp.options import MessageType
-from netboot.dhcp.options import BROADCAST, CLIENT_PORT, SERVER_PORT
-from netboot.dhcp.packet import build_packet, parse_packet
+from netboot.dhcpwire.options import BROADCAST, CLIENT_PORT, SERVER_PORT
+from netboot.dhcpwire.packet import build_packet, parse_packet
 from netboot.errors import MalformedPacket
 from netboot_services.dhcp import SO_BINDTODEVICE
 from netboot_services.interfaces import ipv4_addresses

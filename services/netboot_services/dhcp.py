@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netboot.dhcp.outcome_kind import OutcomeKind
+from netboot.dhcpwire.outcome_kind import OutcomeKind
 from netboot.port67.arrival import Address, Arrival
 from netboot.port67.dispatch import Handler, HandlerResult, Outgoing, dispatch
 from netboot_services.counters import Counters

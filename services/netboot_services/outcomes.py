@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from netboot.dhcp.outcome_kind import OutcomeKind as K
+from netboot.dhcpwire.outcome_kind import OutcomeKind as K
 from netboot.port67.outcome import Outcome
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters

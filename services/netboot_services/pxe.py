@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from twisted.logger import Logger
 
 from netboot.dhcp.boot import BootSettings
-from netboot.dhcp.options import message_name
-from netboot.dhcp.outcome_kind import OutcomeKind
-from netboot.dhcp.packet import DhcpPacket
 from netboot.dhcp.server import LeaseServer
+from netboot.dhcpwire.options import message_name
+from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import DhcpPacket
 from netboot.port67.arrival import Arrival
 from netboot.port67.dispatch import HandlerResult
 from netboot.port67.outcome import Outcome

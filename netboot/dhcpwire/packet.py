@@ -19,7 +19,13 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from netboot.dhcp.options import BOOTREPLY, BOOTREQUEST, MAX_OPTION_LENGTH, MIN_REPLY_SIZE, Option
+from netboot.dhcpwire.options import (
+    BOOTREPLY,
+    BOOTREQUEST,
+    MAX_OPTION_LENGTH,
+    MIN_REPLY_SIZE,
+    Option,
+)
 from netboot.errors import MalformedPacket
 from netboot.macaddr import MacAddress, mac_from_bytes
 
