@@ -96,6 +96,7 @@ from netboot.dhcpwire.packet import build_packet, parse_packet
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
 from netboot_lab.netns import LabError, VethPair, start_until_logged, veth_pair
+from netboot_lab.peers import DNSMASQ_ALONE
 from netboot_lab.process import stop_process
 
 SERVERS = ("dnsmasq", "netboot")
@@ -137,12 +138,7 @@ def pool_last(size: int) -> IPv4Address:
 def dnsmasq_command(lab: VethPair, pool_size: int, state: Path) -> list[str]:
     """dnsmasq as a full DHCP server only, its files in `state` (on tmpfs)."""
     return [
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--port=0",
-        "--no-hosts",
-        "--no-resolv",
+        *DNSMASQ_ALONE,
         f"--interface={lab.server_if}",
         "--bind-interfaces",
         f"--dhcp-range={POOL_FIRST},{pool_last(pool_size)},255.255.0.0,1h",

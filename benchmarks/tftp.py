@@ -83,6 +83,7 @@ from types import FrameType
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
 from netboot_lab.netns import LabError, VethPair, ip, real_pid, start_until_logged, veth_pair
+from netboot_lab.peers import DNSMASQ_ALONE
 from netboot_lab.process import stop_process
 
 SERVERS = ("dnsmasq", "netboot")
@@ -166,12 +167,7 @@ def dnsmasq_command(
     then the interface MTU (read once at start) is the only cap, as for ours.
     """
     return [
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--port=0",
-        "--no-hosts",
-        "--no-resolv",
+        *DNSMASQ_ALONE,
         "--enable-tftp",
         f"--tftp-root={tftp_root}",
         f"--tftp-max={max_transfers}",

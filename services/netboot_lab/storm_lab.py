@@ -40,6 +40,7 @@ from netboot.nbi.create import XORRISO_HFSPLUS, SetSpec, create_set
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import PE_BOOTER
 from netboot_lab.netns import VethPair, add_addresses, real_pid, start_until_logged
+from netboot_lab.peers import DNSMASQ_ALONE
 from netboot_lab.process import stop_process
 from netboot_lab.storm_client import PXE_STAGES, STAGES, ClientSpec, StormSpec
 
@@ -311,12 +312,7 @@ def dnsmasq_command(lab: VethPair, files: StormFiles, state: Path, clients: int)
     """
     size = int(POOL[1]) - int(POOL[0]) + 1
     return [
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--port=0",
-        "--no-hosts",
-        "--no-resolv",
+        *DNSMASQ_ALONE,
         f"--interface={lab.server_if}",
         "--bind-interfaces",
         f"--dhcp-range={POOL[0]},{POOL[1]},255.255.0.0,1h",
