@@ -12,7 +12,7 @@ from typing import Any
 
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
-from netboot_lab.netns import VethPair, bsdp_probe, netboot_in
+from netboot_lab.netns import VethPair, bsdp_probe, netboot_in, run_in
 from tests.netns import veth_lab
 
 TIMEOUT = 120
@@ -152,6 +152,13 @@ def test_a_restart_only_change_keeps_the_old_value_everywhere_and_says_so(
             state = netboot_in(lab.server, "status", "--json")
             assert state.returncode == 0, state.stderr
             assert json.loads(state.stdout)["restart_pending"] == ["http.port"]
+            human = netboot_in(lab.server, "status").stdout
+            assert "waiting for a restart (old values in force): http.port" in human
+            admin = "http://127.0.0.1:9067/"
+            metrics = run_in(lab.server, "curl", "-sS", admin + "metrics").stdout
+            assert "\nnetboot_restart_pending 1.0\n" in metrics
+            page = run_in(lab.server, "curl", "-sS", admin).stdout
+            assert "waiting for a restart" in page and "http.port" in page
             assert daemon.stop() == 0
     log = "\n".join(daemon.lines)
     assert "changes to http.port take effect after a restart" in log
