@@ -19,8 +19,9 @@ TEST_PACKAGES="$TEST_PACKAGES busybox isc-dhcp-client kea-admin dnsmasq-base"
 TEST_PACKAGES="$TEST_PACKAGES tshark libnfs-utils systemd chromium"
 # Disk images: readers others wrote, to check ours against (qemu-img, dmg2img, 7-Zip).
 TEST_PACKAGES="$TEST_PACKAGES qemu-utils dmg2img 7zip"
-# The QEMU lab: real BIOS (QEMU's iPXE ROMs) and UEFI (OVMF) firmware.
-TEST_PACKAGES="$TEST_PACKAGES qemu-system-x86 ipxe-qemu ovmf"
+# The QEMU lab: real BIOS (QEMU's iPXE ROMs) and UEFI (OVMF) firmware; Debian's signed
+# shim and network GRUB, and sbsigntool to strip a kernel's signature (Secure Boot checks).
+TEST_PACKAGES="$TEST_PACKAGES qemu-system-x86 ipxe-qemu ovmf shim-signed grub-efi-amd64-signed sbsigntool"
 # Reliability: nftables drops a share of packets where the kernel has no netem.
 TEST_PACKAGES="$TEST_PACKAGES nftables"
 

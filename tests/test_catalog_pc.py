@@ -6,9 +6,9 @@ from pathlib import Path, PurePosixPath
 
 from netboot.nbi.catalog import scan_catalog
 from netboot.nbi.problems import Severity
-from netboot_lab.factories import make_set
+from netboot_lab.factories import SIGNED_PC_KERNEL, UNSIGNED_PC_KERNEL, make_set
 
-KERNEL = b"MZ linux kernel"
+KERNEL = SIGNED_PC_KERNEL
 INITRD = b"\x1f\x8b initramfs"
 PC_FILES = {"pc/vmlinuz": KERNEL, "pc/initrd.img": INITRD}
 PLIST = "Alpha.nbi/NBImageInfo.plist"
@@ -134,3 +134,31 @@ def test_a_pc_set_still_needs_its_booter(tmp_path: Path) -> None:
     (alpha,) = scan_catalog(tmp_path).sets
     assert not alpha.is_servable
     assert [p.key for p in alpha.errors] == ["BootFile"]
+
+
+def test_an_unsigned_kernel_is_a_warning_that_names_the_file(tmp_path: Path) -> None:
+    """Secure Boot refuses it (GRUB: 'bad shim signature'); BIOS and SB-off PCs still boot it."""
+    files = {"pc/vmlinuz": UNSIGNED_PC_KERNEL, "pc/initrd.img": INITRD}
+    make_set(tmp_path, files=files, PCKernel="pc/vmlinuz", PCInitrd="pc/initrd.img")
+    ((plist, key, severity, message),) = findings(tmp_path)
+    assert (plist, key, severity) == (PLIST, "PCKernel", Severity.WARNING)
+    assert message.startswith("pc/vmlinuz has no Authenticode signature")
+    assert "Secure Boot" in message
+    assert len(scan_catalog(tmp_path).servable) == 1  # a warning: the set is still served
+
+
+def test_a_kernel_that_is_no_efi_image_is_a_warning(tmp_path: Path) -> None:
+    files = {"pc/vmlinuz": b"\x7fELF not a bzImage", "pc/initrd.img": INITRD}
+    make_set(tmp_path, files=files, PCKernel="pc/vmlinuz", PCInitrd="pc/initrd.img")
+    ((_, key, severity, message),) = findings(tmp_path)
+    assert (key, severity) == ("PCKernel", Severity.WARNING)
+    assert "is not an EFI (PE/COFF) image" in message
+
+
+def test_a_bios_only_image_needs_no_signature(tmp_path: Path) -> None:
+    files = {"pc/vmlinuz": UNSIGNED_PC_KERNEL, "pc/initrd.img": INITRD}
+    make_set(
+        tmp_path, files=files, PCKernel="pc/vmlinuz", PCInitrd="pc/initrd.img",
+        PCArchitectures=["bios"],
+    )  # fmt: skip
+    assert findings(tmp_path) == []

@@ -18,9 +18,11 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from netboot.firmware import Family
 from netboot.nbi.model import PLIST_NAME, ImageKind, ImageType, NBImageInfo
 from netboot.nbi.problems import NO_KEY, Problem, Severity
 from netboot.paths import PathOutsideRoot, PathRefused, resolve_within
+from netboot.pe import Signing, check_file
 from netboot.udif.detect import ImageFormat, detect_format
 
 ARCH_DIRECTORIES: dict[str, tuple[str, ...]] = {
@@ -232,8 +234,11 @@ class _SetChecker:
                 if present:
                     self.report(key, "ignored without PCKernel", Severity.WARNING)
             return
-        if self._locate("PCKernel", info.pc_kernel) is not None:
+        kernel = self._locate("PCKernel", info.pc_kernel)
+        if kernel is not None:
             self.findings.pc_kernel = self.set_path / info.pc_kernel
+            if any(family != Family.BIOS for family in info.pc_architectures):
+                self.check_kernel_signature(info.pc_kernel, kernel)
         initrds = [
             self.set_path / initrd
             for initrd in info.pc_initrds
@@ -246,6 +251,28 @@ class _SetChecker:
                 "iPXE settings (${...}) are not expanded: the iPXE script writes '${' as '$ {'",
                 Severity.WARNING,
             )
+
+    def check_kernel_signature(self, relative: str, kernel: Path) -> None:
+        """A UEFI PC with Secure Boot on (most PCs sold) runs only a signed kernel:
+        shim and GRUB refuse an unsigned one ("bad shim signature"), so say so now."""
+        try:
+            found = check_file(kernel)
+        except OSError as error:
+            self.report("PCKernel", f"{relative} cannot be read: {error.strerror}")
+            return
+        if found.signing is Signing.SIGNED:
+            return
+        consequence = {
+            Signing.UNSIGNED: "has no Authenticode signature",
+            Signing.DAMAGED: "has a damaged PE/COFF header",
+            Signing.NOT_PE: "is not an EFI (PE/COFF) image",
+        }[found.signing]
+        self.report(
+            "PCKernel",
+            f"{relative} {consequence} ({found.detail}): UEFI PCs with Secure Boot on "
+            "will refuse it; BIOS and Secure Boot off still boot it",
+            Severity.WARNING,
+        )
 
     def check_symlinks(self) -> None:
         """Every symlink in the set must stay inside it: TFTP serves the whole arch tree."""

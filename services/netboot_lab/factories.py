@@ -7,6 +7,7 @@ arguments to break exactly one part of it, so a test says only what it changes.
 from __future__ import annotations
 
 import plistlib
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,48 @@ NOT_AN_IMAGE = b"this is a text file, not a disk image\n" * 100
 # Apple's booter: a universal EFI binary (fat header magic), then anything.
 FAT_EFI_BOOTER = b"\xb9\xfa\xf1\x0e" + bytes(60)
 PE_BOOTER = b"MZ" + bytes(62)
+
+
+def pe_image(
+    *,
+    magic: int = 0x20B,
+    directories: int = 16,
+    certificate: bytes | None = None,
+    table_size: int | None = None,
+    body: int = 4096,
+) -> bytes:
+    """A minimal PE32 (0x10B) or PE32+ (0x20B) image, as an EFI program or a kernel's EFI
+    stub starts; `certificate` is appended as its certificate table (netboot.pe)."""
+    pe_offset = 0x80
+    optional_size = (112 if magic == 0x20B else 96) + 8 * directories
+    head = bytearray(pe_offset + 24 + optional_size)
+    head[:2] = b"MZ"
+    struct.pack_into("<I", head, 0x3C, pe_offset)
+    head[pe_offset : pe_offset + 4] = b"PE\x00\x00"
+    coff = pe_offset + 4
+    struct.pack_into("<HH12xHH", head, coff, 0x8664, 1, optional_size, 0x22)
+    optional = coff + 20
+    struct.pack_into("<H", head, optional, magic)
+    struct.pack_into("<I", head, optional + (108 if magic == 0x20B else 92), directories)
+    image = bytes(head) + bytes(body)
+    if certificate is None:
+        return image
+    entry = optional + (112 if magic == 0x20B else 96) + 8 * 4
+    with_table = bytearray(image)
+    size = len(certificate) if table_size is None else table_size
+    struct.pack_into("<II", with_table, entry, len(image), size)
+    return bytes(with_table) + certificate
+
+
+def win_certificate(revision: int = 0x0200, kind: int = 0x0002, payload: int = 64) -> bytes:
+    """A WIN_CERTIFICATE entry: Authenticode (revision 2, PKCS#7) unless told otherwise.
+    Its payload is zeros: presence is what netboot.pe reads, the firmware checks the rest."""
+    return struct.pack("<IHH", 8 + payload, revision, kind) + bytes(payload)
+
+
+SIGNED_PC_KERNEL = pe_image(certificate=win_certificate())
+"""A PC kernel as Debian ships it, as far as validation reads: an EFI stub with a signature."""
+UNSIGNED_PC_KERNEL = pe_image()
 
 
 def plist_dict(**overrides: Any) -> dict[str, Any]:
