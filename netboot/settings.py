@@ -26,7 +26,8 @@ from types import MappingProxyType
 from netboot.bsdp.policy import BsdpSettings
 from netboot.bsdp.rootpath import RootPathSettings
 from netboot.config import AddressRange, Config, HttpConfig, TftpConfig
-from netboot.dhcp.boot import BootSettings
+from netboot.dhcp.boot import BootSettings, Loader
+from netboot.firmware import grub_name, shim_name
 from netboot.ipxe.request import ScriptSettings
 from netboot.macaddr import MacAddress
 from netboot.tftp.options import TransferLimits, blksize_for_mtu
@@ -82,6 +83,8 @@ class Runtime:
     http: HttpConfig
     boot_programs: Path | None
     """The PXE programs directory (`tftp.extra_dir`), over TFTP and at /boot/ over HTTP."""
+    chain_files: Mapping[str, Path]
+    """The signed chains' TFTP names (`sb/x64/shimx64.efi`, `sb/x64/grubx64.efi`) to their files."""
     tftp: TftpConfig
     tftp_limits: TransferLimits
     lease_terms: LeaseTerms
@@ -109,6 +112,10 @@ def build_runtime(
     if ports is None:
         ports = configured_ports(config)
     http_port = ports.http if config.http.enabled else None
+    shims, grubs = dict(config.pxe.shim_files), dict(config.pxe.grub_files)
+    chained = frozenset(shims) & frozenset(grubs)
+    chain_files = {shim_name(family): Path(shims[family]) for family in sorted(chained)}
+    chain_files |= {grub_name(family): Path(grubs[family]) for family in sorted(chained)}
     boot = BootSettings(
         boot_files=MappingProxyType(dict(config.pxe.boot_files)),
         ipxe_script=config.pxe.ipxe_script,
@@ -116,6 +123,11 @@ def build_runtime(
         public_host=config.server.public_host,
         uefi_proxy_via_4011=config.pxe.uefi_proxy_via_4011,
         ipxe_no_proxydhcp=config.pxe.ipxe_no_proxydhcp,
+        uefi_loaders=MappingProxyType({f: Loader(v) for f, v in config.pxe.uefi_loader}),
+        signed_chains=chained,
+        loader_assignments=MappingProxyType(
+            {mac: Loader(v) for mac, v in config.pxe.loader_assignments}
+        ),
     )
     shadow_root = config.nfs.shadow_root
     bsdp = BsdpSettings(
@@ -151,6 +163,7 @@ def build_runtime(
         public_host=config.server.public_host,
         http=config.http,
         boot_programs=config.tftp.extra_dir,
+        chain_files=MappingProxyType(chain_files),
         tftp=config.tftp,
         tftp_limits=TransferLimits(
             max_blksize=blksize_for_mtu(config.tftp.mtu),
