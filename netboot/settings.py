@@ -28,8 +28,8 @@ from netboot.bsdp.rootpath import RootPathSettings
 from netboot.config import AddressRange, Config, HttpConfig, TftpConfig
 from netboot.dhcp.boot import BootSettings, Loader
 from netboot.firmware import grub_name, shim_name
-from netboot.ipxe.request import ScriptSettings
 from netboot.macaddr import MacAddress
+from netboot.pc.choice import ChoiceSettings
 from netboot.tftp.options import TransferLimits, blksize_for_mtu
 
 
@@ -76,7 +76,7 @@ class Runtime:
     binding_ttl: float
     boot: BootSettings
     """What PXE, UEFI and iPXE clients are handed (proxy and full mode alike)."""
-    scripts: ScriptSettings | None
+    scripts: ChoiceSettings | None
     """iPXE scripts from the catalog; None when no client is sent to them."""
     public_host: str
     """The host in URLs we hand out instead of the address a request arrived on."""
@@ -143,7 +143,7 @@ def build_runtime(
     )
     scripts = None
     if config.dhcp.mode != "off" and config.pxe.ipxe_script:
-        scripts = ScriptSettings(
+        scripts = ChoiceSettings(
             default_image=config.pxe.default_image,
             menu=config.pxe.menu,
             menu_timeout=config.pxe.menu_timeout,
