@@ -78,6 +78,8 @@ class Runtime:
     """What PXE, UEFI and iPXE clients are handed (proxy and full mode alike)."""
     scripts: ChoiceSettings | None
     """iPXE scripts from the catalog; None when no client is sent to them."""
+    grub: ChoiceSettings | None
+    """GRUB configurations from the catalog (by TFTP); None when no client gets the shim."""
     public_host: str
     """The host in URLs we hand out instead of the address a request arrived on."""
     http: HttpConfig
@@ -141,14 +143,16 @@ def build_runtime(
         ),
         shadow_root=str(shadow_root.resolve()) if shadow_root is not None else None,
     )
-    scripts = None
-    if config.dhcp.mode != "off" and config.pxe.ipxe_script:
-        scripts = ChoiceSettings(
-            default_image=config.pxe.default_image,
-            menu=config.pxe.menu,
-            menu_timeout=config.pxe.menu_timeout,
-            assignments=MappingProxyType(dict(config.pxe.assignments)),
-        )
+    choice = ChoiceSettings(
+        default_image=config.pxe.default_image,
+        menu=config.pxe.menu,
+        menu_timeout=config.pxe.menu_timeout,
+        assignments=MappingProxyType(dict(config.pxe.assignments)),
+    )
+    pxe_on = config.dhcp.mode != "off"
+    scripts = choice if pxe_on and config.pxe.ipxe_script else None
+    loaders = {*boot.uefi_loaders.values(), *boot.loader_assignments.values()}
+    grub = choice if pxe_on and chained and Loader.SHIM in loaders else None
     addresses = None
     if config.dhcp.mode == "full" and config.dhcp.pool is not None and pool_subnet is not None:
         addresses = AddressPlan(
@@ -160,6 +164,7 @@ def build_runtime(
         binding_ttl=config.bsdp.binding_ttl,
         boot=boot,
         scripts=scripts,
+        grub=grub,
         public_host=config.server.public_host,
         http=config.http,
         boot_programs=config.tftp.extra_dir,
