@@ -7,8 +7,10 @@ set -eu
 cd "$(dirname "$0")"
 
 # What the daemon and `netboot images demo` need at run time (NFS: nfs-ganesha,
-# which the daemon runs, its VFS backend, and rpcbind for NFSv3).
+# which the daemon runs, its VFS backend, and rpcbind for NFSv3; Secure Boot PCs:
+# the signed shim and network GRUB that `[pxe] shim_files`/`grub_files` name).
 RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2 nfs-ganesha nfs-ganesha-vfs rpcbind"
+RUNTIME_PACKAGES="$RUNTIME_PACKAGES shim-signed grub-efi-amd64-signed"
 # What the tests need on top: clients and dissectors written by others: TFTP
 # (curl, tftp-hpa, atftp), BSDP (insomniacslk's Go library, built with golang-go),
 # DHCP (busybox's udhcpc, ISC dhclient, Kea's perfdhcp, and dnsmasq as a site's
