@@ -159,9 +159,11 @@ def test_lab_boot_prints_the_json_summary_keeps_its_files_and_cleans_up() -> Non
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert set(summary) == {
-        "firmware", "accel", "result", "stages", "bytes", "serial_log", "pcap", "error"
+        "firmware", "accel", "result", "stages", "bytes", "serial_log", "pcap", "error",
+        "secure_boot",
     }  # fmt: skip
     assert summary["firmware"] == "bios"
+    assert summary["secure_boot"] is False  # read back from the guest: a BIOS has none
     assert summary["accel"] in ("kvm", "tcg")
     assert "lab: accelerator: " in done.stderr  # which one, and why
     assert summary["result"] == "ok"
