@@ -458,20 +458,61 @@ def _boot_files(value: object, where: _Context) -> tuple[tuple[str, str], ...]:
 
 
 def _assignments(value: object, where: _Context) -> tuple[tuple[MacAddress, str], ...]:
+    return _mac_table(value, where, "IMAGE")
+
+
+def _mac_table(
+    value: object, where: _Context, what: str, choices: tuple[str, ...] = ()
+) -> tuple[tuple[MacAddress, str], ...]:
+    """`"MAC=VALUE"` strings, one value per MAC (from `choices` when given)."""
     items = _string_list(value, where) if value != [] else ()
     out: dict[MacAddress, str] = {}
     for item in items:
-        mac, equals, image = item.partition("=")
+        mac, equals, chosen = item.partition("=")
         try:
             canonical = parse_mac(mac.strip())
         except ValueError:
-            raise where.error(f"each entry must be MAC=IMAGE (got {item!r})") from None
-        if not equals or not image.strip():
-            raise where.error(f"each entry must be MAC=IMAGE (got {item!r})")
-        if canonical in out and out[canonical] != image.strip():
-            raise where.error(f"{canonical} is assigned twice ({out[canonical]!r}, {image!r})")
-        out[canonical] = image.strip()
+            raise where.error(f"each entry must be MAC={what} (got {item!r})") from None
+        if not equals or not chosen.strip():
+            raise where.error(f"each entry must be MAC={what} (got {item!r})")
+        if choices and chosen.strip() not in choices:
+            raise where.error(f"{item!r}: {what} must be one of {', '.join(choices)}")
+        if canonical in out and out[canonical] != chosen.strip():
+            raise where.error(f"{canonical} is assigned twice ({out[canonical]!r}, {chosen!r})")
+        out[canonical] = chosen.strip()
     return tuple(out.items())
+
+
+LOADERS = ("shim", "boot_file")
+"""What a UEFI PXE ROM is handed: the signed shim -> GRUB chain, or the `boot_files` entry."""
+
+
+def _uefi_loaders(value: object, where: _Context) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise where.error("must be a table of family = loader")
+    for family, loader in value.items():
+        if family not in FAMILIES or family == "bios":
+            known = ", ".join(f for f in FAMILIES if f != "bios")
+            raise where.error(f"unknown UEFI family {family!r}; known: {known}")
+        if loader not in LOADERS:
+            raise where.error(f"{family} must be one of {', '.join(LOADERS)} (got {loader!r})")
+    return tuple((family, loader) for family, loader in value.items())
+
+
+def _family_paths(value: object, where: _Context) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise where.error("must be a table of family = file path")
+    for family, path in value.items():
+        if family not in FAMILIES or family == "bios":
+            known = ", ".join(f for f in FAMILIES if f != "bios")
+            raise where.error(f"unknown UEFI family {family!r}; known: {known}")
+        if not isinstance(path, str):
+            raise where.error(f"{family} must be a file path (a string)")
+    return tuple((family, str(where.base_dir / path)) for family, path in value.items() if path)
+
+
+def _loader_assignments(value: object, where: _Context) -> tuple[tuple[MacAddress, str], ...]:
+    return _mac_table(value, where, "LOADER", LOADERS)
 
 
 @dataclass(frozen=True)
@@ -520,6 +561,36 @@ class PxeConfig:
         True,
         _boolean,
         "In full mode, tell iPXE (175.176) not to wait for proxy offers: saves 2-3 s a boot.",
+    )
+    uefi_loader: tuple[tuple[str, str], ...] = option(
+        (("efi-x64", "shim"),),
+        _uefi_loaders,
+        "What a UEFI PXE ROM of each family is handed: `shim` the signed chain (shim, then "
+        "GRUB, then the catalog's PC kernel by TFTP; boots with Secure Boot on or off), "
+        "`boot_file` its `boot_files` entry (iPXE, or an admin's own signed loader). A family "
+        "not listed gets its `boot_files` entry. iPXE ROMs keep getting the iPXE script, and "
+        "UEFI HTTP-boot clients the `boot_files` entry: Debian's signed GRUB has no `http` "
+        "module, so the chain cannot continue over HTTP.",
+    )
+    shim_files: tuple[tuple[str, str], ...] = option(
+        (("efi-x64", "/usr/lib/shim/shimx64.efi.signed"),),
+        _family_paths,
+        "The signed shim per UEFI family (Debian's `shim-signed`); served by TFTP as "
+        "`sb/<arch>/shim<arch>.efi` (`sb/x64/shimx64.efi`). May be a link.",
+    )
+    grub_files: tuple[tuple[str, str], ...] = option(
+        (("efi-x64", "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"),),
+        _family_paths,
+        "The signed network GRUB per UEFI family (Debian's `grub-efi-amd64-signed`), served "
+        "as `sb/<arch>/grub<arch>.efi`, the name shim loads from its own directory. GRUB "
+        "reads `/grub/grub.cfg` from the server, which sources the client's configuration "
+        "rendered from the catalog.",
+    )
+    loader_assignments: tuple[tuple[MacAddress, str], ...] = option(
+        (),
+        _loader_assignments,
+        'UEFI loader per client, as `"MAC=shim"` or `"MAC=boot_file"`: overrides '
+        "`uefi_loader` for that machine.",
     )
 
 

@@ -27,3 +27,35 @@ FAMILIES: tuple[str, ...] = tuple(family.value for family in Family)
 
 DEFAULT_PC_FAMILIES: tuple[str, ...] = (Family.BIOS.value, Family.EFI_X64.value)
 """What a PC image boots on when it does not say: almost every PC kernel boots on these."""
+
+
+EFI_ARCH_NAMES: dict[str, str] = {
+    Family.EFI_IA32.value: "ia32",
+    Family.EFI_X64.value: "x64",
+    Family.EFI_ARM32.value: "arm",
+    Family.EFI_ARM64.value: "aa64",
+    Family.EFI_RISCV32.value: "riscv32",
+    Family.EFI_RISCV64.value: "riscv64",
+    Family.EFI_LOONG64.value: "loongarch64",
+}
+"""The UEFI architecture short names that shim and GRUB put in their file names
+(`shimx64.efi`, `grubaa64.efi`; shim's `DEFAULT_LOADER` is `\\grub<arch>.efi`)."""
+
+SIGNED_CHAIN_DIRECTORY = "sb"
+"""The TFTP directory of the signed chains, one subdirectory per architecture."""
+
+
+def shim_name(family: str) -> str:
+    """The TFTP name a UEFI PXE ROM of `family` is handed for the signed chain.
+
+    Each architecture has its own directory because shim loads GRUB by a fixed
+    name from the directory it was itself loaded from.
+    """
+    arch = EFI_ARCH_NAMES[family]
+    return f"{SIGNED_CHAIN_DIRECTORY}/{arch}/shim{arch}.efi"
+
+
+def grub_name(family: str) -> str:
+    """The TFTP name shim asks for the second stage: `grub<arch>.efi` beside itself."""
+    arch = EFI_ARCH_NAMES[family]
+    return f"{SIGNED_CHAIN_DIRECTORY}/{arch}/grub{arch}.efi"

@@ -26,9 +26,10 @@ from types import MappingProxyType
 from netboot.bsdp.policy import BsdpSettings
 from netboot.bsdp.rootpath import RootPathSettings
 from netboot.config import AddressRange, Config, HttpConfig, TftpConfig
-from netboot.dhcp.boot import BootSettings
-from netboot.ipxe.request import ScriptSettings
+from netboot.dhcp.boot import BootSettings, Loader
+from netboot.firmware import grub_name, shim_name
 from netboot.macaddr import MacAddress
+from netboot.pc.choice import ChoiceSettings
 from netboot.tftp.options import TransferLimits, blksize_for_mtu
 
 
@@ -75,13 +76,17 @@ class Runtime:
     binding_ttl: float
     boot: BootSettings
     """What PXE, UEFI and iPXE clients are handed (proxy and full mode alike)."""
-    scripts: ScriptSettings | None
+    scripts: ChoiceSettings | None
     """iPXE scripts from the catalog; None when no client is sent to them."""
+    grub: ChoiceSettings | None
+    """GRUB configurations from the catalog (by TFTP); None when no client gets the shim."""
     public_host: str
     """The host in URLs we hand out instead of the address a request arrived on."""
     http: HttpConfig
     boot_programs: Path | None
     """The PXE programs directory (`tftp.extra_dir`), over TFTP and at /boot/ over HTTP."""
+    chain_files: Mapping[str, Path]
+    """The signed chains' TFTP names (`sb/x64/shimx64.efi`, `sb/x64/grubx64.efi`) to their files."""
     tftp: TftpConfig
     tftp_limits: TransferLimits
     lease_terms: LeaseTerms
@@ -109,6 +114,10 @@ def build_runtime(
     if ports is None:
         ports = configured_ports(config)
     http_port = ports.http if config.http.enabled else None
+    shims, grubs = dict(config.pxe.shim_files), dict(config.pxe.grub_files)
+    chained = frozenset(shims) & frozenset(grubs)
+    chain_files = {shim_name(family): Path(shims[family]) for family in sorted(chained)}
+    chain_files |= {grub_name(family): Path(grubs[family]) for family in sorted(chained)}
     boot = BootSettings(
         boot_files=MappingProxyType(dict(config.pxe.boot_files)),
         ipxe_script=config.pxe.ipxe_script,
@@ -116,6 +125,11 @@ def build_runtime(
         public_host=config.server.public_host,
         uefi_proxy_via_4011=config.pxe.uefi_proxy_via_4011,
         ipxe_no_proxydhcp=config.pxe.ipxe_no_proxydhcp,
+        uefi_loaders=MappingProxyType({f: Loader(v) for f, v in config.pxe.uefi_loader}),
+        signed_chains=chained,
+        loader_assignments=MappingProxyType(
+            {mac: Loader(v) for mac, v in config.pxe.loader_assignments}
+        ),
     )
     shadow_root = config.nfs.shadow_root
     bsdp = BsdpSettings(
@@ -129,14 +143,16 @@ def build_runtime(
         ),
         shadow_root=str(shadow_root.resolve()) if shadow_root is not None else None,
     )
-    scripts = None
-    if config.dhcp.mode != "off" and config.pxe.ipxe_script:
-        scripts = ScriptSettings(
-            default_image=config.pxe.default_image,
-            menu=config.pxe.menu,
-            menu_timeout=config.pxe.menu_timeout,
-            assignments=MappingProxyType(dict(config.pxe.assignments)),
-        )
+    choice = ChoiceSettings(
+        default_image=config.pxe.default_image,
+        menu=config.pxe.menu,
+        menu_timeout=config.pxe.menu_timeout,
+        assignments=MappingProxyType(dict(config.pxe.assignments)),
+    )
+    pxe_on = config.dhcp.mode != "off"
+    scripts = choice if pxe_on and config.pxe.ipxe_script else None
+    loaders = {*boot.uefi_loaders.values(), *boot.loader_assignments.values()}
+    grub = choice if pxe_on and chained and Loader.SHIM in loaders else None
     addresses = None
     if config.dhcp.mode == "full" and config.dhcp.pool is not None and pool_subnet is not None:
         addresses = AddressPlan(
@@ -148,9 +164,11 @@ def build_runtime(
         binding_ttl=config.bsdp.binding_ttl,
         boot=boot,
         scripts=scripts,
+        grub=grub,
         public_host=config.server.public_host,
         http=config.http,
         boot_programs=config.tftp.extra_dir,
+        chain_files=MappingProxyType(chain_files),
         tftp=config.tftp,
         tftp_limits=TransferLimits(
             max_blksize=blksize_for_mtu(config.tftp.mtu),

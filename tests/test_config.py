@@ -73,6 +73,24 @@ def test_relative_root_is_taken_from_the_config_files_directory(tmp_path: Path) 
         ),
         ("[logging]\nlevel = 3\n", "logging.level", "must be one of debug, info, warn"),
         ("[server\n", "-", "is not valid TOML"),
+        (
+            "[pxe]\nuefi_loader = { efi-x64 = 'grub' }\n",
+            "pxe.uefi_loader",
+            "efi-x64 must be one of shim, boot_file (got 'grub')",
+        ),
+        ("[pxe]\nuefi_loader = { bios = 'shim' }\n", "pxe.uefi_loader", "unknown UEFI family"),
+        ("[pxe]\nshim_files = { bios = '/x' }\n", "pxe.shim_files", "unknown UEFI family"),
+        ("[pxe]\ngrub_files = { efi-x64 = 5 }\n", "pxe.grub_files", "must be a file path"),
+        (
+            "[pxe]\nloader_assignments = ['52:54:00:00:00:01=ipxe']\n",
+            "pxe.loader_assignments",
+            "LOADER must be one of shim, boot_file",
+        ),
+        (
+            "[pxe]\nloader_assignments = ['nope=shim']\n",
+            "pxe.loader_assignments",
+            "each entry must be MAC=LOADER",
+        ),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, key: str, message: str) -> None:
@@ -83,6 +101,21 @@ def test_bad_config_names_file_and_key(tmp_path: Path, text: str, key: str, mess
     assert raised.value.key == key
     assert message in raised.value.message
     assert str(raised.value).startswith(f"{path}: {key}: ")
+
+
+def test_signed_chain_paths_are_taken_from_the_config_files_directory(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[pxe]\nshim_files = { efi-x64 = 'sb/shim.efi' }\n"
+        "grub_files = { efi-x64 = '/usr/lib/grub.efi' }\n"
+        "loader_assignments = ['52:54:00:00:00:01 = boot_file']\n",
+    )
+    pxe = load_config(path).pxe
+    assert pxe.shim_files == (("efi-x64", str(tmp_path / "sb/shim.efi")),)
+    assert pxe.grub_files == (("efi-x64", "/usr/lib/grub.efi"),)
+    assert [(str(mac), loader) for mac, loader in pxe.loader_assignments] == [
+        ("52:54:00:00:00:01", "boot_file")
+    ]
 
 
 def test_binary_garbage_is_not_utf8(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from netboot.dhcp.boot import BootOffer, BootSettings, NoBoot, boot_offer
+from netboot.dhcp.boot import BootOffer, BootSettings, Loader, NoBoot, boot_offer
 from netboot.dhcp.pxe import ARCHITECTURES, BootClient, ClientKind
 from netboot.macaddr import MacAddress
 
@@ -28,6 +28,13 @@ FILES = {
 }
 SETTINGS = BootSettings(boot_files=FILES, http_port=8080)
 SCRIPT = f"http://{SERVER}:8080/boot.ipxe?mac={MAC}"
+OTHER_MAC = MacAddress("52:54:00:65:43:21")
+SIGNED = replace(
+    SETTINGS,
+    uefi_loaders={"efi-x64": Loader.SHIM, "efi-arm64": Loader.SHIM},
+    signed_chains=frozenset({"efi-x64", "efi-arm64"}),
+)
+"""The default policy: x64 (and here arm64) UEFI PXE ROMs get the signed chain."""
 
 
 def pxe(code: int) -> BootClient:
@@ -202,6 +209,105 @@ POLICY = [
         id="scripts-off-x64-full",
     ),
 ]
+
+
+SIGNED_CHAIN = [
+    # --- UEFI PXE ROMs whose loader is the shim: the shim's TFTP name ---
+    pytest.param(
+        pxe(7), True, SIGNED, offer("sb/x64/shimx64.efi", option43=BOOT_NOW), id="x64-full"
+    ),
+    pytest.param(pxe(7), False, SIGNED, offer("sb/x64/shimx64.efi"), id="x64-proxy-variant-b"),
+    pytest.param(pxe(9), True, SIGNED, offer("sb/x64/shimx64.efi", option43=BOOT_NOW), id="ebc-9"),
+    pytest.param(
+        pxe(11), True, SIGNED, offer("sb/aa64/shimaa64.efi", option43=BOOT_NOW), id="arm64-full"
+    ),
+    # --- a family not set to shim keeps its boot file ---
+    pytest.param(
+        pxe(6), True, SIGNED, offer("ipxe-i386.efi", option43=BOOT_NOW), id="ia32-boot-file"
+    ),
+    pytest.param(pxe(0), True, SIGNED, offer("undionly.kpxe", option43=BOOT_NOW), id="bios-ipxe"),
+    pytest.param(
+        pxe(7),
+        True,
+        replace(SIGNED, uefi_loaders={"efi-x64": Loader.BOOT_FILE}),
+        offer("ipxe.efi", option43=BOOT_NOW),
+        id="x64-set-to-boot-file",
+    ),
+    # --- iPXE keeps its script, HTTP boot its boot file (signed GRUB has no http) ---
+    pytest.param(
+        ipxe(7, http=True), True, SIGNED, offer(f"{SCRIPT}&arch=7", option175=IPXE_175), id="ipxe"
+    ),
+    pytest.param(
+        http_boot(16),
+        True,
+        SIGNED,
+        offer(f"http://{SERVER}:8080/boot/ipxe.efi", b"HTTPClient"),
+        id="http-boot",
+    ),
+    # --- iPXE with scripts off is the PXE ROM it replaces: it gets the chain ---
+    pytest.param(
+        ipxe(7),
+        True,
+        replace(SIGNED, ipxe_script=False),
+        offer("sb/x64/shimx64.efi", option43=BOOT_NOW),
+        id="scripts-off-ipxe",
+    ),
+    # --- per-client assignments override the family ---
+    pytest.param(
+        pxe(7),
+        True,
+        replace(SIGNED, loader_assignments={MAC: Loader.BOOT_FILE}),
+        offer("ipxe.efi", option43=BOOT_NOW),
+        id="assigned-boot-file",
+    ),
+    pytest.param(
+        pxe(7),
+        True,
+        replace(SIGNED, loader_assignments={OTHER_MAC: Loader.BOOT_FILE}),
+        offer("sb/x64/shimx64.efi", option43=BOOT_NOW),
+        id="another-client-assigned",
+    ),
+    pytest.param(
+        pxe(6),
+        True,
+        replace(
+            SIGNED,
+            loader_assignments={MAC: Loader.SHIM},
+            signed_chains=frozenset({"efi-x64", "efi-ia32"}),
+        ),
+        offer("sb/ia32/shimia32.efi", option43=BOOT_NOW),
+        id="assigned-shim",
+    ),
+    # --- a BIOS client assigned the shim stays on iPXE ---
+    pytest.param(
+        pxe(0),
+        True,
+        replace(SIGNED, loader_assignments={MAC: Loader.SHIM}),
+        offer("undionly.kpxe", option43=BOOT_NOW),
+        id="bios-assigned-shim",
+    ),
+]
+
+
+@pytest.mark.parametrize(("client", "full_mode", "settings", "expected"), SIGNED_CHAIN)
+def test_signed_chain_policy(
+    client: BootClient, full_mode: bool, settings: BootSettings, expected: Fields
+) -> None:
+    assert fields(boot_offer(client, MAC, SERVER, settings, full_mode=full_mode)) == expected
+
+
+def test_signed_chain_without_files_for_the_family_is_refused_with_the_reason() -> None:
+    settings = replace(SIGNED, signed_chains=frozenset({"efi-x64"}))
+    result = boot_offer(pxe(11), MAC, SERVER, settings, full_mode=True)
+    assert result == NoBoot(
+        "efi-arm64 is set to the signed chain, but no shim_files/grub_files for it"
+    )
+
+
+def test_signed_chain_is_described_for_the_log() -> None:
+    result = boot_offer(pxe(7), MAC, SERVER, SIGNED, full_mode=True)
+    assert isinstance(result, BootOffer)
+    assert result.description == "efi-x64 signed chain sb/x64/shimx64.efi"
 
 
 @pytest.mark.parametrize(("client", "full_mode", "settings", "expected"), POLICY)

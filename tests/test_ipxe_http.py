@@ -20,8 +20,8 @@ from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
 from netboot.config import HttpConfig
-from netboot.ipxe.request import ScriptSettings
 from netboot.nbi.catalog import Catalog, scan_catalog
+from netboot.pc.choice import ChoiceSettings
 from netboot_lab.factories import make_set
 from netboot_services.clients import ClientTracker
 from netboot_services.http import ImageResource
@@ -108,7 +108,7 @@ def boot_dir(tmp_path: Path) -> Path:
 def make_resource(
     catalog: Catalog,
     *,
-    scripts: ScriptSettings | None = None,
+    scripts: ChoiceSettings | None = None,
     boot_files: Path | None = None,
     public_host: str = "",
     config: HttpConfig | None = None,
@@ -147,7 +147,7 @@ def kernel_line(lines: list[str]) -> str:
 
 @pytest.mark.parametrize("arch", ["0", "7", "9"])
 def test_script_for_mac_and_arch_boots_the_default_pc_image(catalog: Catalog, arch: str) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings())
+    resource = make_resource(catalog, scripts=ChoiceSettings())
     lines = script(resource, f"/boot.ipxe?mac={MAC}&arch={arch}")
     base = f"http://{SERVER}:8080/Rescue.nbi/pc"
     assert kernel_line(lines) == (
@@ -184,7 +184,7 @@ def test_script_urls_use_the_requests_local_address_or_the_public_host(
     base: str,
 ) -> None:
     resource = make_resource(
-        catalog, scripts=ScriptSettings(), public_host=public_host, config=config
+        catalog, scripts=ChoiceSettings(), public_host=public_host, config=config
     )
     request = get(resource, f"/boot.ipxe?mac={MAC}&arch=7", host, port)
     lines = request.body.decode().splitlines()
@@ -204,7 +204,7 @@ def test_script_urls_use_the_requests_local_address_or_the_public_host(
 def test_image_query_selects_among_the_clients_images(
     catalog: Catalog, query: str, kernel: str
 ) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings())
+    resource = make_resource(catalog, scripts=ChoiceSettings())
     lines = script(resource, f"/boot.ipxe?{query}")
     assert kernel_line(lines).startswith(f"kernel http://{SERVER}:8080/{kernel}/pc/vmlinuz")
 
@@ -219,20 +219,20 @@ def test_image_query_selects_among_the_clients_images(
 def test_an_image_named_but_not_bootable_here_is_said_not_swapped(
     catalog: Catalog, query: str
 ) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings())
+    resource = make_resource(catalog, scripts=ChoiceSettings())
     lines = script(resource, f"/boot.ipxe?{query}")
     assert not any(line.startswith("kernel ") for line in lines)
     assert any("no PC-bootable image" in line for line in lines)
 
 
 def test_an_assignment_picks_the_image_of_that_mac(catalog: Catalog) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings(assignments={MAC: "Installer"}))
+    resource = make_resource(catalog, scripts=ChoiceSettings(assignments={MAC: "Installer"}))
     lines = script(resource, f"/boot.ipxe?mac={MAC}&arch=7")
     assert kernel_line(lines).startswith(f"kernel http://{SERVER}:8080/Installer.nbi/pc/")
 
 
 def test_installer_without_initrd_has_no_initrd_words(catalog: Catalog) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings())
+    resource = make_resource(catalog, scripts=ChoiceSettings())
     lines = script(resource, f"/boot.ipxe?mac={MAC}&arch=7&image=Installer")
     assert kernel_line(lines) == (
         f"kernel http://{SERVER}:8080/Installer.nbi/pc/vmlinuz || goto failed"
@@ -241,7 +241,7 @@ def test_installer_without_initrd_has_no_initrd_words(catalog: Catalog) -> None:
 
 
 def test_menu_mode_lists_the_images_with_links_back_to_the_script(catalog: Catalog) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings(menu=True, menu_timeout=5))
+    resource = make_resource(catalog, scripts=ChoiceSettings(menu=True, menu_timeout=5))
     lines = script(resource, f"/boot.ipxe?mac={MAC}&arch=7")
     assert "menu netboot: choose what to boot" in lines
     assert "item img0 Rescue" in lines
@@ -257,13 +257,13 @@ def test_menu_mode_lists_the_images_with_links_back_to_the_script(catalog: Catal
 
 
 def test_menu_item_link_boots_the_chosen_image(catalog: Catalog) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings(menu=True))
+    resource = make_resource(catalog, scripts=ChoiceSettings(menu=True))
     lines = script(resource, "/boot.ipxe?image=Installer&mac=52%3A54%3A00%3A12%3A34%3A56&arch=7")
     assert kernel_line(lines).startswith(f"kernel http://{SERVER}:8080/Installer.nbi/")
 
 
 def test_menu_for_bios_lists_only_bios_images(catalog: Catalog) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings(menu=True))
+    resource = make_resource(catalog, scripts=ChoiceSettings(menu=True))
     lines = script(resource, f"/boot.ipxe?mac={MAC}&arch=0")
     assert [line for line in lines if line.startswith("item img")] == ["item img0 Rescue"]
 
@@ -286,7 +286,7 @@ def test_menu_for_bios_lists_only_bios_images(catalog: Catalog) -> None:
 def test_no_pc_image_for_the_family_gets_a_script_saying_so(
     catalog: Catalog, query: str, reason: str
 ) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings(menu=True))
+    resource = make_resource(catalog, scripts=ChoiceSettings(menu=True))
     lines = script(resource, f"/boot.ipxe?{query}")
     assert f"echo netboot: {reason}" in lines
     assert lines[-1] == "exit 1"
@@ -295,7 +295,7 @@ def test_no_pc_image_for_the_family_gets_a_script_saying_so(
 
 def test_catalog_without_pc_images_gets_a_script_saying_so(tmp_path: Path) -> None:
     make_set(tmp_path / "images", "MacOnly")
-    resource = make_resource(scan_catalog(tmp_path / "images"), scripts=ScriptSettings())
+    resource = make_resource(scan_catalog(tmp_path / "images"), scripts=ChoiceSettings())
     lines = script(resource, f"/boot.ipxe?mac={MAC}&arch=0")
     assert f"echo netboot: no PC-bootable image in the catalog for {MAC} (bios)" in lines
     assert lines[-1] == "exit 1"
@@ -318,13 +318,13 @@ def test_catalog_without_pc_images_gets_a_script_saying_so(tmp_path: Path) -> No
 def test_unknown_arch_or_mac_still_gets_a_boot_script_for_any_firmware(
     catalog: Catalog, query: str
 ) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings())
+    resource = make_resource(catalog, scripts=ChoiceSettings())
     lines = script(resource, f"/boot.ipxe?{query}")
     assert kernel_line(lines).startswith(f"kernel http://{SERVER}:8080/Rescue.nbi/pc/vmlinuz ")
 
 
 def test_script_request_is_noted_in_the_client_tracker(catalog: Catalog) -> None:
-    resource = make_resource(catalog, scripts=ScriptSettings())
+    resource = make_resource(catalog, scripts=ChoiceSettings())
     resource.clients = ClientTracker()
     get(resource, f"/boot.ipxe?mac={MAC}&arch=7")
     (record,) = resource.clients.recent()

@@ -8,18 +8,16 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from netboot.ipxe.script import (
-    PcImage,
     boot_script,
-    choose_image,
     file_url,
     initrd_names,
     menu_script,
     no_image_script,
-    pc_images,
     script_text,
 )
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import scan_catalog
+from netboot.pc.choice import PcImage, choose_image, pc_images
 from netboot_lab.factories import make_set
 
 KERNEL = b"MZ linux kernel"

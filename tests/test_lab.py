@@ -80,16 +80,40 @@ def test_a_uefi_guest_boots_to_the_marker(lab: BootLab) -> None:
     assert_booted(lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT))
 
 
+def assert_booted_through_the_signed_chain(result: BootResult) -> None:
+    """shim, then GRUB with its configuration from us, then the kernel and initrd by TFTP."""
+    assert result.result == "ok", result.as_json()
+    stages = result.stages
+    for stage in ("dhcp", "boot_file", "grub_config", "kernel", "initrd", "marker"):
+        assert stage in stages, result.as_json()
+    assert stages["boot_file"] <= stages["grub_config"] <= stages["kernel"] <= stages["marker"]
+    assert "ipxe_script" not in stages, result.as_json()
+    assert result.bytes["tftp"] > 10_000_000  # shim, GRUB, Debian's kernel and the initrd
+    serial = Path(result.serial_log).read_text(errors="replace")
+    assert "NETBOOT-LAB-BOOTED" in serial
+    assert "PXE-E" not in serial, serial[-2000:]
+
+
 def test_a_uefi_guest_without_an_option_rom_boots_with_the_firmwares_own_pxe(lab: BootLab) -> None:
-    """Real PCs carry no iPXE: EDK2's own PXE must fetch the default UEFI boot file, which
-    on Debian is a link (/usr/lib/ipxe/ipxe.efi -> /boot/ipxe.efi), over TFTP first."""
+    """Real PCs carry no iPXE: EDK2's own PXE fetches the signed shim (the default for x64
+    UEFI, with Secure Boot off too), shim our GRUB, GRUB its configuration and the kernel."""
     require_lab("uefi")
     result = lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT, ipxe_rom=False)
-    assert_booted(result)
-    assert result.stages["boot_file"] <= result.stages["ipxe_script"], result.as_json()
-    assert result.bytes["tftp"] > 100_000  # ipxe.efi, sent by us over TFTP
-    serial = Path(result.serial_log).read_text(errors="replace")
-    assert "PXE-E" not in serial, serial[-2000:]
+    assert_booted_through_the_signed_chain(result)
+    assert result.secure_boot is False, result.as_json()
+
+
+def test_a_secure_boot_guest_boots_the_signed_chain_to_the_marker(lab: BootLab) -> None:
+    """OVMF with Microsoft's keys enforced: shim (Microsoft-signed) -> GRUB (Debian-signed)
+    -> Debian's signed kernel, every file from our daemon; the kernel saw Secure Boot on."""
+    require_lab("uefi")
+    missing = missing_pieces("uefi", secure_boot=True)
+    if missing:
+        pytest.skip("missing: " + ", ".join(missing))
+    result = lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT, secure_boot=True)
+    assert_booted_through_the_signed_chain(result)
+    assert result.secure_boot is True, result.as_json()
+    assert "Secure boot enabled" in Path(result.serial_log).read_text(errors="replace")
 
 
 def test_a_second_guest_boots_while_the_first_is_downloading(lab: BootLab) -> None:
@@ -135,9 +159,11 @@ def test_lab_boot_prints_the_json_summary_keeps_its_files_and_cleans_up() -> Non
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert set(summary) == {
-        "firmware", "accel", "result", "stages", "bytes", "serial_log", "pcap", "error"
+        "firmware", "accel", "result", "stages", "bytes", "serial_log", "pcap", "error",
+        "secure_boot",
     }  # fmt: skip
     assert summary["firmware"] == "bios"
+    assert summary["secure_boot"] is False  # read back from the guest: a BIOS has none
     assert summary["accel"] in ("kvm", "tcg")
     assert "lab: accelerator: " in done.stderr  # which one, and why
     assert summary["result"] == "ok"
@@ -187,6 +213,22 @@ def test_guest_command_boots_bios_from_the_nic_and_uefi_from_ovmf(tmp_path: Path
         guest_command("bios", "tcg", "tap1", "52:54:00:00:00:01", tmp_path / "s.log", None, False)
 
 
+def test_guest_command_for_secure_boot_enforces_it_with_microsofts_keys(tmp_path: Path) -> None:
+    mac, serial, uefi_vars = "52:54:00:00:00:01", tmp_path / "s.log", tmp_path / "v.fd"
+    command = guest_command("uefi", "tcg", "tap1", mac, serial, uefi_vars, False, True)
+    assert command[command.index("-m") + 1] == "1024"
+    assert "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.ms.fd" in (
+        command
+    )
+    assert f"if=pflash,format=raw,unit=1,file={uefi_vars}" in command
+    assert command[command.index("-machine") + 1] == "q35,smm=on"
+    globals_ = [command[i + 1] for i, word in enumerate(command) if word == "-global"]
+    assert globals_ == ["driver=cfi.pflash01,property=secure,value=on", "ICH9-LPC.disable_s3=1"]
+    assert f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1,romfile=" in command
+    with pytest.raises(ValueError, match="Secure Boot"):
+        guest_command("uefi", "tcg", "tap1", mac, serial, uefi_vars, True, True)
+
+
 def record(at: float, **fields: object) -> str:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
     millis = f"{at % 1:.3f}"[1:]
@@ -218,6 +260,33 @@ def test_progress_reads_the_stages_of_one_guest_from_the_daemon_log() -> None:
     }  # fmt: skip
     assert progress.tftp_bytes == 1000
     assert progress.http_bytes == 5300
+
+
+def test_progress_reads_the_signed_chains_stages_from_the_tftp_log() -> None:
+    start = 1_800_000_000.0
+    mine = "52:54:00:4e:42:01"
+    kernel, initrd = "/Demo.nbi/pc/vmlinuz", "/Demo.nbi/pc/initrd.gz"
+    progress = Progress(mine, start, kernel, (initrd,))
+    pxe, tftp, client = "netboot.pxe", "netboot.tftp", "10.0.0.5:25300"
+    grub = f"{mine} GRUB configuration for 10.0.0.5: boot 'Demo'"
+
+    def sent(name: str, size: int) -> dict[str, object]:
+        return {"system": tftp, "file": name, "client": client, "bytes": size, "seconds": 1.0}
+
+    events: list[tuple[float, dict[str, object]]] = [
+        (1.0, {"system": pxe, "mac": mine, "outcome": "ack", "address": "10.0.0.5"}),
+        (1.5, {"system": tftp, "message": "sending 'sb/x64/shimx64.efi'", "client": client}),
+        (3.0, {"system": tftp, "message": grub, "mac": mine}),
+        (3.1, {"system": tftp, "message": "sending '/Demo.nbi/pc/vmlinuz'", "client": client}),
+        (9.0, sent("/Demo.nbi/pc/vmlinuz", 9000)),
+        (9.5, sent("/Demo.nbi/pc/initrd.gz", 100)),
+    ]
+    text = "".join(record(start + offset, **fields) + "\n" for offset, fields in events)
+    progress.feed_text(text)
+    assert progress.ordered() == {
+        "dhcp": 1.0, "boot_file": 1.5, "grub_config": 3.0, "kernel": 9.0, "initrd": 9.5
+    }  # fmt: skip
+    assert progress.tftp_bytes == 9100
 
 
 def test_auto_takes_kvm_only_where_the_firmware_booted_under_it() -> None:

@@ -87,6 +87,10 @@ CHANGED: dict[str, object] = {
     "pxe.menu_timeout": 3,
     "pxe.uefi_proxy_via_4011": False,
     "pxe.ipxe_no_proxydhcp": False,
+    "pxe.uefi_loader": {"efi-x64": "boot_file"},
+    "pxe.shim_files": {"efi-x64": "/srv/shimx64.efi.signed"},
+    "pxe.grub_files": {"efi-x64": "/srv/grubnetx64.efi.signed"},
+    "pxe.loader_assignments": ["52:54:00:00:00:01=boot_file"],
     "tftp.enabled": False,
     "tftp.port": 1069,
     "tftp.extra_dir": "programs",
@@ -330,3 +334,36 @@ def test_the_assignments_are_typed_once(tmp_path: Path) -> None:
         "52:54:00:00:00:02": "10.9.0.20"
     }
     assert PurePosixPath(str(runtime.image_root)).name == tmp_path.name
+
+
+@pytest.mark.parametrize(
+    ("pxe", "dhcp_mode", "serves_grub"),
+    [
+        pytest.param({}, "full", True, id="default-x64-shim"),
+        pytest.param({"uefi_loader": {"efi-x64": "boot_file"}}, "full", False, id="all-boot-file"),
+        pytest.param(
+            {
+                "uefi_loader": {"efi-x64": "boot_file"},
+                "loader_assignments": ["52:54:00:00:00:01=shim"],
+            },
+            "full",
+            True,
+            id="one-client-on-shim",
+        ),
+        pytest.param({"shim_files": {}}, "full", False, id="no-shim-file"),
+        pytest.param({}, "off", False, id="pxe-off"),
+    ],
+)
+def test_grub_configurations_are_served_only_when_a_client_can_get_the_shim(
+    tmp_path: Path, pxe: dict[str, Any], dhcp_mode: str, serves_grub: bool
+) -> None:
+    table = base_table(tmp_path / "images")
+    table["pxe"] = pxe
+    table["dhcp"] = {"mode": dhcp_mode} if dhcp_mode != "full" else table["dhcp"]
+    runtime = runtime_of(config_from_mapping(table, "netboot.toml", tmp_path))
+    assert (runtime.grub is not None) is serves_grub
+    if "shim_files" not in pxe:
+        assert runtime.chain_files == {
+            "sb/x64/shimx64.efi": Path("/usr/lib/shim/shimx64.efi.signed"),
+            "sb/x64/grubx64.efi": Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"),
+        }

@@ -6,8 +6,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from netboot.grub.config import GENERIC_CONFIG
+from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import scan_catalog
-from netboot.tftp.paths import Refusal, Resolved, TftpNamespace
+from netboot.pc.choice import ChoiceSettings
+from netboot.tftp.paths import Refusal, Rendered, Resolved, TftpNamespace
 from netboot.tftp.wire import ErrorCode
 from netboot_lab.factories import FAT_EFI_BOOTER, make_set
 
@@ -474,3 +477,118 @@ def test_the_extra_directory_does_not_shadow_pc_files(pc_root: Path, extra_dir: 
     (extra_dir / "Linux.nbi" / "pc" / "vmlinuz").write_bytes(b"impostor")
     namespace = TftpNamespace(scan_catalog(pc_root), extra_dir)
     assert served(namespace, "Linux.nbi/pc/vmlinuz").path.read_bytes() == PC_KERNEL
+
+
+# -- the signed chain and GRUB's configuration ------------------------------------------------
+
+GRUB_MAC = "52:54:00:77:00:10"
+
+
+@pytest.fixture
+def signed_chain(tmp_path: Path) -> dict[str, Path]:
+    """Debian's layout: the shim under /usr/lib/shim, GRUB reached through a link."""
+    shim = tmp_path / "usr" / "lib" / "shim" / "shimx64.efi.signed"
+    grub = tmp_path / "usr" / "lib" / "grub" / "grubnetx64.efi.signed"
+    link = tmp_path / "etc" / "grubnetx64.efi"
+    for path in (shim, grub, link):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    shim.write_bytes(b"MZ shim")
+    grub.write_bytes(b"MZ grub")
+    link.symlink_to(grub)
+    return {"sb/x64/shimx64.efi": shim, "sb/x64/grubx64.efi": link}
+
+
+@pytest.fixture
+def demo_root(tmp_path: Path) -> Path:
+    root = tmp_path / "pcimages"
+    make_set(
+        root,
+        "Demo",
+        Index=1,
+        files={"pc/vmlinuz": b"MZ kernel", "pc/initrd.gz": b"\x1f\x8b initrd"},
+        PCKernel="pc/vmlinuz",
+        PCInitrd="pc/initrd.gz",
+        PCCommandLine="console=ttyS0",
+    )
+    return root
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("sb/x64/shimx64.efi", b"MZ shim"),
+        ("/sb/x64/shimx64.efi", b"MZ shim"),
+        ("sb/x64//grubx64.efi", b"MZ grub"),  # shim joins its directory and \grubx64.efi
+        ("sb/x64/grubx64.efi", b"MZ grub"),  # a link to the real file is followed
+    ],
+)
+def test_the_signed_chain_is_served_by_its_virtual_names(
+    image_root: Path, signed_chain: dict[str, Path], name: str, expected: bytes
+) -> None:
+    resolved = TftpNamespace(scan_catalog(image_root), None, signed_chain).resolve(name)
+    assert isinstance(resolved, Resolved)
+    assert resolved.path.read_bytes() == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["sb/x64/revocations_sku.efi", "sb/x64/revocations_sbat.efi", "sb/x64/shim_certificate_0.efi"],
+)
+def test_what_shim_may_ask_besides_is_not_found(
+    image_root: Path, signed_chain: dict[str, Path], name: str
+) -> None:
+    resolved = TftpNamespace(scan_catalog(image_root), None, signed_chain).resolve(name)
+    assert isinstance(resolved, Refusal) and resolved.code is NOT_FOUND
+
+
+def test_a_missing_chain_file_is_not_found(image_root: Path, tmp_path: Path) -> None:
+    chain = {"sb/x64/shimx64.efi": tmp_path / "not-installed.efi"}
+    resolved = TftpNamespace(scan_catalog(image_root), None, chain).resolve("sb/x64/shimx64.efi")
+    assert resolved == Refusal(NOT_FOUND, "no such file")
+
+
+def test_grub_configuration_is_rendered_for_the_client_in_its_name(demo_root: Path) -> None:
+    namespace = TftpNamespace(scan_catalog(demo_root), None, {}, ChoiceSettings())
+    generic = namespace.resolve("/grub/grub.cfg")
+    assert isinstance(generic, Rendered)
+    assert (generic.content, generic.mac) == (GENERIC_CONFIG.encode(), None)
+    own = namespace.resolve(f"/grub/netboot/x86_64-efi/{GRUB_MAC}.cfg")
+    assert isinstance(own, Rendered)
+    assert (own.name, own.mac, own.image) == (
+        f"grub/netboot/x86_64-efi/{GRUB_MAC}.cfg",
+        MacAddress(GRUB_MAC),
+        "Demo",
+    )
+    assert own.summary == "boot 'Demo'"
+    assert b"linux '/Demo.nbi/pc/vmlinuz' 'console=ttyS0'\ninitrd '/Demo.nbi/pc/initrd.gz'\n" in (
+        own.content
+    )
+    # What the rendered configuration asks next is served from the image root.
+    kernel = namespace.resolve("/Demo.nbi/pc/vmlinuz")
+    assert isinstance(kernel, Resolved) and kernel.path.read_bytes() == b"MZ kernel"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "/grub/x86_64-efi/command.lst",
+        "/grub/x86_64-efi/fs.lst",
+        "/grub/x86_64-efi/crypto.lst",
+        "/grub/x86_64-efi/terminal.lst",
+        "/grub/netboot/sparc64-ieee1275/52:54:00:77:00:10.cfg",
+        "/grub/netboot/x86_64-efi/nobody.cfg",
+    ],
+)
+def test_grubs_other_requests_are_not_found(demo_root: Path, name: str) -> None:
+    namespace = TftpNamespace(scan_catalog(demo_root), None, {}, ChoiceSettings())
+    resolved = namespace.resolve(name)
+    assert isinstance(resolved, Refusal) and resolved.code is NOT_FOUND
+
+
+def test_without_the_chain_grub_cfg_comes_from_the_programs_directory(
+    demo_root: Path, extra_dir: Path
+) -> None:
+    (extra_dir / "grub").mkdir()
+    (extra_dir / "grub" / "grub.cfg").write_bytes(b"the admin's own")
+    resolved = TftpNamespace(scan_catalog(demo_root), extra_dir).resolve("/grub/grub.cfg")
+    assert isinstance(resolved, Resolved) and resolved.path.read_bytes() == b"the admin's own"

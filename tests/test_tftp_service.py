@@ -10,7 +10,10 @@ import pytest
 from twisted.logger import LogLevel, globalLogPublisher
 
 from netboot.config import TftpConfig
+from netboot.grub.config import boot_config
 from netboot.nbi.catalog import Catalog, scan_catalog
+from netboot.pc.choice import ChoiceSettings, pc_images
+from netboot.tftp.source import BytesSource, netascii_bytes
 from netboot.tftp.wire import (
     Ack,
     Data,
@@ -276,6 +279,73 @@ def test_pxe_programs_are_served_from_the_extra_directory(catalog: Catalog, tmp_
     _, reactor = make_service(catalog, extra_dir=extra)
     request(reactor, ReadRequest("undionly.kpxe"))
     assert sent_packets(reactor)[0][1] == Data(1, b"ipxe")
+
+
+def test_grub_configuration_is_sent_from_memory_and_logged_with_the_mac(tmp_path: Path) -> None:
+    make_set(
+        tmp_path / "pc",
+        "Demo",
+        files={"pc/vmlinuz": b"MZ kernel"},
+        PCKernel="pc/vmlinuz",
+        PCCommandLine="console=ttyS0",
+    )
+    catalog = scan_catalog(tmp_path / "pc")
+    service, reactor = make_service(catalog)
+    service.grub = ChoiceSettings()
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        name = "/grub/netboot/x86_64-efi/52:54:00:77:00:10.cfg"
+        request(reactor, ReadRequest(name, options={"blksize": "1024", "tsize": "0"}))
+        port = transfer_port(reactor)
+        ((_, oack, _),) = sent_packets(reactor)
+        reactor.ports[port].deliver(build(Ack(0)), CLIENT)
+        ((_, data, _),) = sent_packets(reactor)
+        reactor.ports[port].deliver(build(Ack(1)), CLIENT)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert isinstance(data, Data)
+    expected = boot_config(pc_images(catalog, None, "efi-x64")[0]).encode()
+    assert data.payload == expected
+    assert oack == OptionAck({"blksize": "1024", "tsize": str(len(expected))})
+    assert service.counters.transfers_completed == 1
+    (logged,) = [e for e in events if "GRUB configuration" in e.get("log_format", "")]
+    assert (logged["mac"], logged["client"], logged["summary"]) == (
+        "52:54:00:77:00:10",
+        CLIENT[0],
+        "boot 'Demo'",
+    )
+
+
+def test_content_from_memory_is_read_in_blocks_and_converted_for_netascii() -> None:
+    source = BytesSource(b"a\nb\rc" * 3)
+    assert source.size == 15
+    assert [source.read(6), source.read(6), source.read(6), source.read(6)] == [
+        b"a\nb\rca",
+        b"\nb\rca\n",
+        b"b\rc",
+        b"",
+    ]
+    source.close()
+    assert netascii_bytes(b"a\nb\rc") == b"a\r\nb\r\x00c"
+
+
+def test_without_the_chain_grub_cfg_is_not_rendered(catalog: Catalog) -> None:
+    _, reactor = make_service(catalog)
+    request(reactor, ReadRequest("grub/grub.cfg"))
+    ((_, error, _),) = sent_packets(reactor)
+    assert isinstance(error, Error) and error.code == ErrorCode.FILE_NOT_FOUND
+
+
+def test_the_signed_chain_is_served_from_its_configured_files(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    shim = tmp_path / "shimx64.efi.signed"
+    shim.write_bytes(b"MZ shim")
+    service, reactor = make_service(catalog)
+    service.chain_files = {"sb/x64/shimx64.efi": shim}
+    request(reactor, ReadRequest("sb/x64/shimx64.efi"))
+    assert sent_packets(reactor)[0][1] == Data(1, b"MZ shim")
 
 
 # Busy polling needs the real transfer ports: the daemon's DatagramMux with real

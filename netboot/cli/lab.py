@@ -114,6 +114,12 @@ def down(name: str) -> None:
     help="Keep the NIC's iPXE option ROM; without it a UEFI guest boots with the "
     "firmware's own PXE, as real PCs do.",
 )
+@click.option(
+    "--secure-boot",
+    is_flag=True,
+    help="UEFI with Microsoft's keys enforced and no option ROM: the signed shim -> GRUB "
+    "-> kernel chain boots; the JSON's secure_boot says whether the kernel saw it on.",
+)
 @artifacts_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def boot(
@@ -123,6 +129,7 @@ def boot(
     accel: str,
     timeout: float,
     ipxe_rom: bool,
+    secure_boot: bool,
     artifacts: Path | None,
     as_json: bool,
 ) -> None:
@@ -134,9 +141,13 @@ def boot(
     """
     if firmware == "bios" and not ipxe_rom:
         raise click.UsageError("a BIOS guest network-boots only from the NIC's iPXE ROM")
+    if secure_boot and firmware != "uefi":
+        raise click.UsageError("--secure-boot needs --firmware uefi")
     kept = artifacts_for(name, "boot", artifacts)
     with _lab(name) as running:
-        result = running.boot(firmware, image, accel, timeout, ipxe_rom, kept, _note)
+        result = running.boot(
+            firmware, image, accel, timeout, ipxe_rom, kept, _note, secure_boot=secure_boot
+        )
     _print(result.as_json(), as_json, kept)
     sys.exit(0 if result.result == "ok" else 1)
 

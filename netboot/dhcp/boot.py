@@ -6,7 +6,11 @@ rows are those of the decision table of docs/protocols/pxe.md §8, as
 docs/protocols/pxe.md §8.1 says they are implemented:
 
 * a PXE ROM gets the first-stage loader for its family over TFTP (by
-  default iPXE: `undionly.kpxe` for BIOS, `ipxe.efi` for x64 UEFI);
+  default iPXE: `undionly.kpxe` for BIOS, `ipxe.efi` for x64 UEFI), except a
+  UEFI PXE ROM whose loader (`[pxe] uefi_loader`, `loader_assignments`) is the
+  signed chain: it gets the shim (`sb/x64/shimx64.efi`), which loads GRUB
+  from the same directory, which boots the catalog's kernel by TFTP - the one
+  path that boots with Secure Boot on;
 * a UEFI HTTP-boot client gets the same file as an `http://` URL with an IP
   literal (EDK2 needs no DNS then) and `HTTPClient` as option 60;
 * iPXE - chained from the above, or the iPXE a NIC or VM ROM carries - gets
@@ -24,15 +28,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from urllib.parse import quote
 
 from netboot.dhcp.pxe import BootClient, ClientKind, Transport, ipxe_settings, pxe_boot_now
+from netboot.firmware import shim_name
 from netboot.http.urls import http_base
 from netboot.macaddr import MacAddress
 
 BOOT_SCRIPT_PATH = "/boot.ipxe"
 PXE_FILES_PATH = "/boot/"
 """Where the HTTP service publishes the TFTP extra directory (iPXE builds) for HTTP boot."""
+
+
+class Loader(StrEnum):
+    """What a UEFI PXE ROM is handed (`[pxe] uefi_loader`)."""
+
+    SHIM = "shim"
+    """The signed shim -> GRUB chain, GRUB's configuration rendered from the catalog."""
+    BOOT_FILE = "boot_file"
+    """The family's `boot_files` entry: iPXE by default, or an admin's own loader."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +63,16 @@ class BootSettings:
     """Proxy offers to UEFI PXE ROMs carry no 43 and the ROM asks port 4011 (variant B)."""
     ipxe_no_proxydhcp: bool = True
     """In full mode, tell iPXE not to wait for proxy offers (175.176)."""
+    uefi_loaders: Mapping[str, Loader] = field(default_factory=dict)
+    """UEFI family to its loader; a family not listed gets its boot file."""
+    signed_chains: frozenset[str] = frozenset()
+    """The families whose shim and GRUB are configured (`shim_files` and `grub_files`)."""
+    loader_assignments: Mapping[MacAddress, Loader] = field(default_factory=dict)
+    """Per-client loader, over the family's."""
+
+    def loader_for(self, mac: MacAddress, family: str) -> Loader:
+        """The loader a UEFI PXE ROM of `family` with this MAC gets."""
+        return self.loader_assignments.get(mac) or self.uefi_loaders.get(family, Loader.BOOT_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +125,34 @@ def boot_offer(
         if full_mode and settings.ipxe_no_proxydhcp:
             option175 = ipxe_settings(1, no_proxydhcp=True)
         return BootOffer(server, url.encode(), b"PXEClient", None, option175, f"iPXE script {url}")
+    efi = arch.family != "bios"
+    http_boot = arch.transport is Transport.HTTP or client.kind is ClientKind.HTTP_BOOT
+    if efi and not http_boot and settings.loader_for(mac, arch.family) is Loader.SHIM:
+        return _signed_chain(arch.family, server, settings, full_mode=full_mode)
     name = settings.boot_files.get(arch.family)
     if not name:
         return NoBoot(f"no boot file configured for {arch.family} (arch {arch.code} {arch.name})")
-    if arch.transport is Transport.HTTP or client.kind is ClientKind.HTTP_BOOT:
+    if http_boot:
         if settings.http_port is None:
             return NoBoot("UEFI HTTP boot client, but the HTTP service is off")
         url = f"{http_base(host, settings.http_port)}{PXE_FILES_PATH}{quote(name)}"
         return BootOffer(server, url.encode(), b"HTTPClient", None, None, f"HTTP boot {url}")
-    efi = arch.family != "bios"
+    return _pxe_offer(server, name, f"{arch.family} loader {name}", settings, efi, full_mode)
+
+
+def _signed_chain(
+    family: str, server: str, settings: BootSettings, *, full_mode: bool
+) -> BootOffer | NoBoot:
+    """The shim for `family`; shim then asks GRUB from the same directory, from siaddr."""
+    if family not in settings.signed_chains:
+        return NoBoot(f"{family} is set to the signed chain, but no shim_files/grub_files for it")
+    name = shim_name(family)
+    return _pxe_offer(server, name, f"{family} signed chain {name}", settings, True, full_mode)
+
+
+def _pxe_offer(
+    server: str, name: str, description: str, settings: BootSettings, efi: bool, full_mode: bool
+) -> BootOffer:
     via_4011 = efi and settings.uefi_proxy_via_4011 and not full_mode
     return BootOffer(
         server,
@@ -116,6 +160,6 @@ def boot_offer(
         b"PXEClient",
         None if via_4011 else pxe_boot_now(),
         None,
-        f"{arch.family} loader {name}",
+        description,
         via_boot_server=via_4011,
     )

@@ -7,35 +7,28 @@ built for that firmware family. `image=` (from a menu item, or typed into
 the URL by an admin) or the client's `[pxe] assignments` entry names one
 image, and a name that is not there is said to the client rather than
 booting another; otherwise `default_image`, the catalog's default, or the
-first by index boots, or a menu lists them all.
+first by index boots, or a menu lists them all (`netboot.pc.choice` decides,
+for the GRUB configuration too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from netboot.dhcp.pxe import ARCHITECTURES
-from netboot.ipxe.script import (
-    PcImage,
-    boot_script,
-    choose_image,
-    menu_script,
-    no_image_script,
-    pc_images,
-)
+from netboot.ipxe.script import boot_script, menu_script, no_image_script
 from netboot.macaddr import MacAddress, parse_mac
 from netboot.nbi.catalog import Catalog
-
-
-@dataclass(frozen=True, slots=True)
-class ScriptSettings:
-    default_image: str = ""
-    menu: bool = False
-    menu_timeout: int = 10
-    assignments: Mapping[str, str] = field(default_factory=dict)
-    """MAC to the image that client boots (`[pxe] assignments`)."""
+from netboot.pc.choice import (
+    BootImage,
+    ChoiceSettings,
+    ImageMenu,
+    PcImage,
+    choose_pc_image,
+    describe,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +45,18 @@ def script_for(
     query: Mapping[bytes, Sequence[bytes]],
     base_url: str,
     script_path: str,
-    settings: ScriptSettings,
+    settings: ChoiceSettings,
 ) -> ScriptChoice:
     """The script for one request; `base_url` serves the image root (`http://S:P`)."""
     mac = _mac(query)
     arch_code = _int(query, b"arch")
     arch = ARCHITECTURES.get(arch_code) if arch_code is not None else None
     family = arch.family if arch is not None else None
-    requested = _text(query, b"image") or (settings.assignments.get(mac) if mac else None)
-    images = pc_images(catalog, mac, family)
-    if not images:
-        who = f"{mac or 'this client'} ({family or 'any firmware'})"
-        reason = f"no PC-bootable image in the catalog for {who}"
-        return ScriptChoice(no_image_script(reason), reason, None, mac)
-    if settings.menu and requested is None:
-        default = choose_image(images, settings.default_image or None)
+    choice = choose_pc_image(catalog, mac, family, _text(query, b"image"), settings)
+    summary = describe(choice)
+    if isinstance(choice, BootImage):
+        return ScriptChoice(boot_script(choice.image, base_url), summary, choice.image, mac)
+    if isinstance(choice, ImageMenu):
 
         def item_url(image: PcImage) -> str:
             params = {"image": image.set_name}
@@ -76,14 +66,10 @@ def script_for(
                 params["arch"] = str(arch_code)
             return f"{base_url}{script_path}?{urlencode(params)}"
 
-        script = menu_script(images, base_url, item_url, settings.menu_timeout, default)
-        return ScriptChoice(script, f"menu of {len(images)} image(s)", None, mac)
-    if requested is not None and not any(requested in (i.name, i.set_name) for i in images):
-        reason = f"no PC-bootable image {requested!r} for {mac or 'this client'}"
-        return ScriptChoice(no_image_script(reason), reason, None, mac)
-    image = choose_image(images, requested or settings.default_image or None)
-    assert image is not None  # images is not empty
-    return ScriptChoice(boot_script(image, base_url), f"boot {image.name!r}", image, mac)
+        images = list(choice.images)
+        script = menu_script(images, base_url, item_url, choice.timeout, choice.default)
+        return ScriptChoice(script, summary, None, mac)
+    return ScriptChoice(no_image_script(choice.reason), summary, None, mac)
 
 
 def _text(query: Mapping[bytes, Sequence[bytes]], key: bytes) -> str | None:

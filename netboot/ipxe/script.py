@@ -1,4 +1,4 @@
-"""iPXE scripts for PCs: which images a PC may boot, and the text that boots them.
+"""iPXE scripts for PCs: the text that boots the image `netboot.pc.choice` chose.
 
 Pure functions of the catalog and a few strings, so the HTTP and TFTP services
 can hand out the same bytes and tests can compare them byte for byte.
@@ -26,14 +26,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
-from netboot.macaddr import MacAddress
-from netboot.nbi.access import mac_allowed
-from netboot.nbi.catalog import SET_SUFFIX, Catalog
-from netboot.nbi.model import NBImageInfo
+from netboot.pc.choice import PcImage
 
 MAGIC = "#!ipxe"
 BOOT_ATTEMPTS = 3
@@ -49,87 +45,6 @@ MENU_TITLE = "netboot: choose what to boot"
 _TERMINATORS = frozenset({"||", "&&", ";"})
 _LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._+-]")
-
-
-@dataclass(frozen=True, slots=True)
-class PcImage:
-    """One PC-bootable image as a script needs it; paths are relative to the set."""
-
-    name: str
-    set_path: PurePosixPath
-    """The set's directory under the image root (`Demo.nbi`, `NetBootSP0/X.nbi`)."""
-    index: int
-    is_default: bool
-    kernel: str
-    initrds: tuple[str, ...]
-    command_line: str
-    architectures: tuple[str, ...]
-    description: str | None
-
-    @property
-    def set_name(self) -> str:
-        """The set's directory name without `.nbi`, a name that is stable across renames."""
-        return self.set_path.name.removesuffix(SET_SUFFIX)
-
-
-# -- choosing ------------------------------------------------------------------------------
-
-
-def pc_images(catalog: Catalog, mac: MacAddress | None, family: str | None) -> list[PcImage]:
-    """The images this PC may boot: default first, then by Index.
-
-    Servable (valid and enabled) sets with a PC kernel, admitted by their MAC
-    lists, built for the firmware `family` (`bios`, `efi-x64`, ...) when it is
-    known. Without a MAC (a request that did not say) a set restricted to
-    listed MACs is left out: it cannot be shown to admit this client.
-    """
-    images = []
-    for nbi_set in catalog.servable:
-        info = nbi_set.info
-        kernel = nbi_set.pc_kernel
-        if info is None or kernel is None or not nbi_set.pc_bootable:
-            continue
-        if not _admits(info, mac):
-            continue
-        if family is not None and family not in info.pc_architectures:
-            continue
-        images.append(
-            PcImage(
-                name=info.name,
-                set_path=nbi_set.path,
-                index=info.index,
-                is_default=info.is_default,
-                kernel=str(kernel.relative_to(nbi_set.path)),
-                initrds=tuple(str(i.relative_to(nbi_set.path)) for i in nbi_set.pc_initrds),
-                command_line=info.pc_command_line or "",
-                architectures=info.pc_architectures,
-                description=info.description,
-            )
-        )
-    return sorted(images, key=lambda image: (not image.is_default, image.index))
-
-
-def _admits(info: NBImageInfo, mac: MacAddress | None) -> bool:
-    if mac is None:
-        return not info.enabled_mac_addresses
-    return mac_allowed(info, mac)
-
-
-def choose_image(images: list[PcImage], requested: str | None) -> PcImage | None:
-    """The requested image, else the default, else the first; None when there is none.
-
-    `requested` matches an image's name or its set's directory name without
-    `.nbi` exactly. A name that matches nothing (a set renamed or disabled
-    since the client was configured) falls back to the default like no name.
-    """
-    if requested is not None:
-        for image in images:
-            if requested in (image.name, image.set_name):
-                return image
-    default = next((image for image in images if image.is_default), None)
-    if default is not None:
-        return default
-    return images[0] if images else None
 
 
 # -- rendering -----------------------------------------------------------------------------

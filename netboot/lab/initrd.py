@@ -1,5 +1,9 @@
 """A tiny initramfs: busybox, and an /init that prints a marker and powers off.
 
+Before the marker it repeats the kernel's `secureboot:` line from its log
+(`Secure boot enabled` or `disabled`), which `quiet` kept off the console:
+the lab reads from it whether the guest really booted under Secure Boot.
+
 The lab's guests boot a real Linux kernel and need only prove they got that
 far: the marker on the serial console is the end of a boot. The archive is
 the kernel's "newc" cpio format (`Documentation/driver-api/early-userspace/
@@ -20,6 +24,7 @@ INIT_SCRIPT = f"""#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
 /bin/busybox mount -t proc proc /proc
+/bin/busybox dmesg | /bin/busybox grep "secureboot:"
 echo
 echo "{MARKER} $(/bin/busybox cat /proc/cmdline)"
 /bin/busybox poweroff -f

@@ -5,8 +5,13 @@ ipxe-qemu); UEFI guests run OVMF (Debian's ovmf) with the same NIC. With the
 NIC's option ROM (`ipxe_rom`), OVMF runs that iPXE as the NIC's driver and
 boot program; without it (`romfile=`, as on real hardware, whose NICs carry
 no iPXE) EDK2's own network stack boots: its PXE client fetches our boot
-file (`ipxe.efi`) over TFTP first. The serial console goes to a file the lab
-watches for the marker; there is no display and no disk.
+file over TFTP first (by default the signed shim, which loads GRUB, which
+loads the kernel by TFTP). With `secure_boot`, OVMF runs with Microsoft's keys
+enrolled and Secure Boot enforced (Debian's `OVMF_CODE_4M.ms.fd` and
+`OVMF_VARS_4M.ms.fd`, on a q35 machine with SMM, as the secure flash needs),
+and always without the option ROM (QEMU's iPXE is unsigned). The serial
+console goes to a file the lab watches for the marker; there is no display
+and no disk.
 
 Pure: the probe that runs QEMU to see whether KVM boots is
 `netboot_lab.qemu`; the decisions it feeds are made here.
@@ -20,9 +25,20 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from netboot.config import PxeConfig
+
 QEMU = "qemu-system-x86_64"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+OVMF_CODE_SECURE = Path("/usr/share/OVMF/OVMF_CODE_4M.ms.fd")
+OVMF_VARS_SECURE = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
+"""Secure Boot enforced, with Microsoft's keys enrolled (which sign Debian's shim)."""
+SECURE_BOOT_MEMORY_MIB = 1024
+"""shim, GRUB and a 14 MB kernel loaded by GRUB over TFTP need more than MEMORY_MIB."""
+SIGNED_CHAIN = tuple(path for _, path in (*PxeConfig().shim_files, *PxeConfig().grub_files))
+"""The daemon's default shim and GRUB, which a Secure Boot guest boots through."""
+SECURE_BOOT_ENABLED = "Secure boot enabled"
+"""What Linux prints on the serial console when it booted with Secure Boot on."""
 FIRMWARES = ("bios", "uefi")
 ACCELERATORS = ("auto", "tcg", "kvm")
 MEMORY_MIB = 256
@@ -38,14 +54,33 @@ def guest_command(
     serial: Path,
     uefi_vars: Path | None = None,
     ipxe_rom: bool = True,
+    secure_boot: bool = False,
 ) -> list[str]:
     """The QEMU command line of one lab guest; pure, so tests can read it.
 
     `ipxe_rom=False` removes the NIC's option ROM, so UEFI firmware boots
     with its own PXE (a BIOS guest then has no network boot at all).
+    `secure_boot` (UEFI, no option ROM) enforces Secure Boot; `uefi_vars` is
+    then a copy of `OVMF_VARS_SECURE`.
     """
     netdev = f"tap,id=net0,ifname={tap},script=no,downscript=no"
-    return _machine(firmware, accel, netdev, mac, f"file:{serial}", uefi_vars, ipxe_rom)
+    command = _machine(firmware, accel, netdev, mac, f"file:{serial}", uefi_vars, ipxe_rom)
+    if not secure_boot:
+        return command
+    if firmware != "uefi" or ipxe_rom:
+        raise ValueError("Secure Boot needs a UEFI guest without the NIC's (unsigned) iPXE ROM")
+    command[command.index("-m") + 1] = str(SECURE_BOOT_MEMORY_MIB)
+    code = command.index(f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")
+    command[code] = f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE_SECURE}"
+    return [
+        *command,
+        "-machine",
+        "q35,smm=on",
+        "-global",
+        "driver=cfi.pflash01,property=secure,value=on",
+        "-global",
+        "ICH9-LPC.disable_s3=1",
+    ]
 
 
 def probe_command(firmware: str, pcap: Path, uefi_vars: Path | None = None) -> list[str]:
@@ -104,9 +139,13 @@ def _machine(
     return command
 
 
-def missing_pieces(firmware: str) -> list[str]:
+def missing_pieces(firmware: str, secure_boot: bool = False) -> list[str]:
     """What this machine lacks to boot `firmware` guests (empty: nothing)."""
     missing = []
+    if secure_boot and not (OVMF_CODE_SECURE.is_file() and OVMF_VARS_SECURE.is_file()):
+        missing.append("OVMF with Microsoft's keys (Debian's ovmf)")
+    if secure_boot and not all(Path(path).is_file() for path in SIGNED_CHAIN):
+        missing.append("the signed chain (Debian's shim-signed and grub-efi-amd64-signed)")
     if shutil.which(QEMU) is None:
         missing.append(f"{QEMU} (Debian's qemu-system-x86)")
     if not Path("/usr/lib/ipxe/qemu/efi-virtio.rom").is_file():

@@ -4,7 +4,9 @@ The daemon logs every step with the client's MAC or address (the journey of
 one boot) and, on port 67, the outcome's kind and the leased address as
 fields, so the lab needs no packet or sentence parsing to time a boot:
 the first DHCP ACK for the guest's MAC, its first TFTP transfer (the boot
-file), the iPXE script, and the HTTP responses for the kernel and initrd.
+file), the iPXE script or the GRUB configuration (the signed chain), and the
+kernel and initrd (by HTTP from iPXE, by TFTP from GRUB), each when its
+transfer ended.
 Times are seconds since the guest was powered on; a stage is present only
 once reached. Pure: log records and the power-on time in, stages out.
 """
@@ -16,8 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
-STAGES = ("dhcp", "boot_file", "ipxe_script", "kernel", "initrd", "marker")
+STAGES = ("dhcp", "boot_file", "ipxe_script", "grub_config", "kernel", "initrd", "marker")
 LEASED = "ack"
 """The `outcome` of a full-mode DHCP ACK: its `address` is the guest's from now on."""
 BOOT_INFO = frozenset({"proxy_offer", "boot_server_ack"})
@@ -66,10 +69,14 @@ class Progress:
         if not mine:
             return
         if system == "netboot.tftp":
-            if str(record.get("message", "")).startswith("sending"):
+            message = str(record.get("message", ""))
+            if message.startswith("sending"):
                 self.reached("boot_file", when)
+            elif "GRUB configuration" in message:
+                self.reached("grub_config", when)
             if isinstance(record.get("bytes"), int) and "seconds" in record:
                 self.tftp_bytes += record["bytes"]
+                self._fetched("/" + quote(str(record.get("file", "")).lstrip("/")), when)
         elif system == "netboot.http":
             if "iPXE script" in str(record.get("message", "")):
                 self.reached("ipxe_script", when)
@@ -77,10 +84,14 @@ class Progress:
             path = str(record.get("path", ""))
             if record.get("status") in (200, 206) and isinstance(record.get("bytes"), int):
                 self.http_bytes += record["bytes"]
-                if self.kernel_path and path.startswith(self.kernel_path):
-                    self.reached("kernel", when)
-                if any(path.startswith(initrd) for initrd in self.initrd_paths):
-                    self.reached("initrd", when)
+                self._fetched(path, when)
+
+    def _fetched(self, path: str, when: float) -> None:
+        """A transfer of `path` (URL-quoted, from `/`) ended: the kernel's or an initrd's?"""
+        if self.kernel_path and path.startswith(self.kernel_path):
+            self.reached("kernel", when)
+        if any(path.startswith(initrd) for initrd in self.initrd_paths):
+            self.reached("initrd", when)
 
     def feed_text(self, text: str) -> None:
         """More of the log as it grows; a line cut short waits for the rest of it."""

@@ -13,7 +13,15 @@ What is served:
 * every file under an optional extra directory, by its path there
   (`undionly.kpxe`, `ipxe/ipxe.efi`): the PXE programs. That directory is
   the admin's: a file there may be a link to a file elsewhere (Debian's
-  `ipxe.efi` links to `/boot/ipxe.efi`), see `netboot.paths`.
+  `ipxe.efi` links to `/boot/ipxe.efi`), see `netboot.paths`;
+* the signed chains' shim and GRUB by their virtual names
+  (`sb/x64/shimx64.efi`, `sb/x64/grubx64.efi`), each from the file the
+  configuration names (`[pxe] shim_files`, `grub_files`, links allowed);
+* with the chain on, GRUB's configuration, made in memory rather than read
+  from a file (`Rendered`): `/grub/grub.cfg`, the same for everyone, and the
+  per-client file it sources, rendered from the catalog (`netboot.grub`).
+  GRUB's module lists (`/grub/x86_64-efi/command.lst` ...) are "not found",
+  which GRUB takes in its stride.
 
 A name may start with `/`, and Apple's absolute form
 `/private/tftpboot/NetBoot/NetBootSP0/Alpha.nbi/i386/booter` is understood.
@@ -25,12 +33,16 @@ violations; a name that is simply not there is "file not found".
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from netboot.grub.config import GENERIC_CONFIG, GENERIC_CONFIG_NAME, client_config, client_request
+from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import Catalog
 from netboot.nbi.model import PLIST_NAME
 from netboot.paths import PathRefused, is_safe_relative, resolve_within
+from netboot.pc.choice import ChoiceSettings
 from netboot.tftp.wire import ErrorCode
 
 _APPLE_PREFIX = re.compile(r"^(?:private/)?tftpboot/(?:NetBoot/)?")
@@ -52,12 +64,38 @@ class Resolved:
     """The normalised request name, for logs."""
 
 
-class TftpNamespace:
-    """The request-name space of one catalog plus the extra directory."""
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """Content made for this request (a GRUB configuration), sent from memory."""
 
-    def __init__(self, catalog: Catalog, extra_dir: Path | None = None) -> None:
+    content: bytes
+    name: str
+    """The normalised request name, for logs."""
+    summary: str
+    """What it does, for the log and the client's journey."""
+    mac: MacAddress | None = None
+    """The client it was rendered for; None for content that is the same for everyone."""
+    image: str | None = None
+    """The image it boots, if it boots one."""
+
+
+class TftpNamespace:
+    """The request-name space of one catalog plus the extra directory and the signed chain."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        extra_dir: Path | None = None,
+        chain_files: Mapping[str, Path] | None = None,
+        grub: ChoiceSettings | None = None,
+    ) -> None:
+        """`chain_files` maps the shim and GRUB names to their files; `grub`, when given,
+        serves GRUB's configuration with that image choice."""
+        self.catalog = catalog
         self.image_root = catalog.root
         self.extra_dir = extra_dir
+        self.chain_files = dict(chain_files or {})
+        self.grub = grub
         # booter directory -> its set; symlinks are followed only within the set.
         self._published = {
             booter.parent: nbi_set.path
@@ -75,7 +113,7 @@ class TftpNamespace:
             for nbi_set in catalog.servable
         }
 
-    def resolve(self, request_name: str) -> Resolved | Refusal:
+    def resolve(self, request_name: str) -> Resolved | Rendered | Refusal:
         if "\x00" in request_name or "\\" in request_name:
             return Refusal(ErrorCode.ACCESS_VIOLATION, "NUL or backslash in file name")
         name = _APPLE_PREFIX.sub("", request_name.lstrip("/"))
@@ -84,6 +122,13 @@ class TftpNamespace:
             return Refusal(ErrorCode.FILE_NOT_FOUND, "empty file name")
         if not is_safe_relative(name):
             return Refusal(ErrorCode.ACCESS_VIOLATION, "'..' in file name")
+        chained = self.chain_files.get(name)
+        if chained is not None:
+            return self._open(chained.parent, chained.name, name, file_links_may_leave=True)
+        if self.grub is not None:
+            rendered = self._grub_config(name, self.grub)
+            if rendered is not None:
+                return rendered
 
         for candidate in (name, _SHAREPOINT.sub("", name)):
             path = PurePosixPath(candidate)
@@ -94,6 +139,16 @@ class TftpNamespace:
         if self.extra_dir is not None:
             return self._open(self.extra_dir, name, name, file_links_may_leave=True)
         return Refusal(ErrorCode.FILE_NOT_FOUND, "not in any served directory")
+
+    def _grub_config(self, name: str, settings: ChoiceSettings) -> Rendered | None:
+        if name == GENERIC_CONFIG_NAME:
+            return Rendered(GENERIC_CONFIG.encode(), name, "GRUB configuration for every client")
+        request = client_request(name)
+        if request is None:
+            return None
+        config = client_config(self.catalog, request, settings)
+        image = config.image.name if config.image is not None else None
+        return Rendered(config.text.encode(), name, config.summary, config.mac, image)
 
     def _set_publishing(self, name: PurePosixPath) -> PurePosixPath | None:
         """The set whose booter directory holds `name`."""

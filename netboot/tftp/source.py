@@ -1,4 +1,5 @@
-"""Where a transfer's bytes come from: a file read block by block, never whole.
+"""Where a transfer's bytes come from: a file read block by block, never whole, or bytes
+made for the request (a GRUB configuration).
 
 Sessions read strictly in order and keep the blocks of their current window
 themselves, so a source only ever moves forward. That is what makes netascii
@@ -63,11 +64,33 @@ class NetasciiSource:
             if not chunk:
                 self._eof = True
                 break
-            # CR first, so the CR added in front of LF is not converted again.
-            self._pending += chunk.replace(b"\r", b"\r\x00").replace(b"\n", b"\r\n")
+            self._pending += netascii_bytes(chunk)
         out = bytes(self._pending[:count])
         del self._pending[:count]
         return out
 
     def close(self) -> None:
         self._stream.close()
+
+
+class BytesSource:
+    """Content already in memory, sent byte for byte (netascii: see `netascii_bytes`)."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = memoryview(content)
+        self._offset = 0
+        self.size: int | None = len(content)
+
+    def read(self, count: int) -> bytes:
+        block = bytes(self._content[self._offset : self._offset + count])
+        self._offset += len(block)
+        return block
+
+    def close(self) -> None:
+        self._content.release()
+
+
+def netascii_bytes(content: bytes) -> bytes:
+    """`content` as netascii: LF becomes CR LF, a bare CR becomes CR NUL (as `NetasciiSource`)."""
+    # CR first, so the CR added in front of LF is not converted again.
+    return content.replace(b"\r", b"\r\x00").replace(b"\n", b"\r\n")

@@ -30,8 +30,8 @@ def pc_boot_files(cache: Path = CACHE) -> PcBootFiles:
     kernel, busybox, initrd = cache / "vmlinuz", cache / "busybox", cache / "initrd.gz"
     if not kernel.is_file() or not busybox.is_file():
         _fetch(cache)
-    if not initrd.is_file() or initrd.stat().st_mtime < busybox.stat().st_mtime:
-        data = marker_initrd(busybox.read_bytes())
+    data = marker_initrd(busybox.read_bytes())
+    if not initrd.is_file() or initrd.read_bytes() != data:  # a new busybox, or a new /init
         partial = initrd.with_suffix(".partial")
         partial.write_bytes(data)
         partial.replace(initrd)

@@ -39,6 +39,8 @@ from urllib.parse import quote
 from netboot.lab.initrd import MARKER
 from netboot.lab.qemu import (
     OVMF_VARS,
+    OVMF_VARS_SECURE,
+    SECURE_BOOT_ENABLED,
     AccelChoice,
     choose_accel,
     fall_back_now,
@@ -109,6 +111,8 @@ class BootResult:
     serial_log: str = ""
     pcap: str = ""
     error: str | None = None
+    secure_boot: bool = False
+    """Read back from the guest: its kernel said Secure Boot was enabled."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -283,6 +287,7 @@ class BootLab:
         ipxe_rom: bool = True,
         artifacts: Path | None = None,
         note: Callable[[str], None] = _ignore,
+        secure_boot: bool = False,
     ) -> BootResult:
         """Power on one guest and follow it to the marker (or the timeout).
 
@@ -291,9 +296,12 @@ class BootLab:
         "auto", KVM is used only when a probe saw the firmware boot under it,
         and a guest that still shows no first stage under KVM within
         FIRST_STAGE_GRACE s is restarted under TCG; `note` hears about both.
-        The result's `accel` is what the boot really ran under.
+        The result's `accel` is what the boot really ran under. `secure_boot`
+        (UEFI) runs OVMF with Microsoft's keys enforced and no option ROM, so
+        the firmware's PXE boots the signed shim -> GRUB -> kernel chain.
         """
-        missing = missing_pieces(firmware)
+        ipxe_rom = ipxe_rom and not secure_boot
+        missing = missing_pieces(firmware, secure_boot)
         if missing:
             return BootResult(firmware, "tcg", "fail", error="missing: " + ", ".join(missing))
         choice = choose_accel(accel, lambda: probe_kvm(firmware))
@@ -320,7 +328,9 @@ class BootLab:
             capture = start_capture(tap, pcap, state.namespace)
             log = stack.enter_context(self.daemon_log.open())
             while True:
-                command = self._guest_command(firmware, choice.accel, tap, mac, guest_dir, ipxe_rom)
+                command = self._guest_command(
+                    firmware, choice.accel, tap, mac, guest_dir, ipxe_rom, secure_boot
+                )
                 log.seek(0, os.SEEK_END)
                 progress = Progress(mac, time.time(), kernel, initrds)
                 guest = spawn(command, guest_dir / "qemu.log", state.namespace)
@@ -346,6 +356,7 @@ class BootLab:
                 time.sleep(0.2)  # the daemon logs a transfer when it ends
                 progress.feed_text(log.read())
             stack.close()
+            result.secure_boot = SECURE_BOOT_ENABLED.encode() in read_bytes(serial)
             result.stages = progress.ordered()
             result.bytes = {"tftp": progress.tftp_bytes, "http": progress.http_bytes}
             if artifacts is not None:
@@ -353,15 +364,22 @@ class BootLab:
         return result
 
     def _guest_command(
-        self, firmware: str, accel: str, tap: str, mac: str, guest_dir: Path, ipxe_rom: bool
+        self,
+        firmware: str,
+        accel: str,
+        tap: str,
+        mac: str,
+        guest_dir: Path,
+        ipxe_rom: bool,
+        secure_boot: bool = False,
     ) -> list[str]:
         """QEMU's command line, with a fresh copy of OVMF's variables for a UEFI guest."""
         uefi_vars = None
         if firmware == "uefi":
             uefi_vars = guest_dir / "OVMF_VARS.fd"
-            shutil.copyfile(OVMF_VARS, uefi_vars)
+            shutil.copyfile(OVMF_VARS_SECURE if secure_boot else OVMF_VARS, uefi_vars)
         serial = guest_dir / "serial.log"
-        return guest_command(firmware, accel, tap, mac, serial, uefi_vars, ipxe_rom)
+        return guest_command(firmware, accel, tap, mac, serial, uefi_vars, ipxe_rom, secure_boot)
 
     def _assign(self, mac: str, image: str) -> None:
         """This guest boots `image`: a `[pxe] assignments` entry, applied by SIGHUP."""

@@ -308,6 +308,8 @@ def apply_runtime(top: NetbootService, runtime: Runtime) -> None:
     if tftp is not None:
         tftp.config = runtime.tftp
         tftp.limits = runtime.tftp_limits
+        tftp.chain_files = runtime.chain_files
+        tftp.grub = runtime.grub
     http = _optional(top, "http")
     if http is not None:
         http.resource.config = runtime.http

@@ -40,8 +40,9 @@ from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
 from netboot.http.paths import HttpNamespace, Refusal, resolve_boot_file
 from netboot.http.plan import BodyPart, FileFacts, Inline, Method, ResponsePlan, plan
 from netboot.http.urls import http_base
-from netboot.ipxe.request import ScriptSettings, script_for
+from netboot.ipxe.request import script_for
 from netboot.nbi.catalog import Catalog
+from netboot.pc.choice import ChoiceSettings
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
 
@@ -296,7 +297,7 @@ class ImageResource(Resource):
         self.reactor = reactor
         self.counters = HttpCounters()
         self._namespace: tuple[Catalog, HttpNamespace] | None = None
-        self.scripts: ScriptSettings | None = None
+        self.scripts: ChoiceSettings | None = None
         """iPXE boot scripts at /boot.ipxe; None: not served."""
         self.boot_files: Path | None = None
         """The PXE programs directory (`tftp.extra_dir`), served at /boot/ for HTTP boot."""
@@ -363,7 +364,7 @@ class ImageResource(Resource):
         elif answer.status == 206:
             self.counters.partial += 1
 
-    def _script(self, request: Request, settings: ScriptSettings) -> bytes:
+    def _script(self, request: Request, settings: ChoiceSettings) -> bytes:
         """An iPXE script made for the client named in the query (docs/protocols/pxe.md §6.4)."""
         if self.config.base_url:
             base = self.config.base_url.rstrip("/")

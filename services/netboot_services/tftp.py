@@ -17,7 +17,7 @@ ERROR 5 and the transfer carries on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -30,10 +30,17 @@ from twisted.logger import Logger
 from netboot.config import TftpConfig
 from netboot.errors import MalformedPacket
 from netboot.nbi.catalog import Catalog
+from netboot.pc.choice import ChoiceSettings
 from netboot.tftp.options import TransferLimits, blksize_for_mtu, negotiate
-from netboot.tftp.paths import Refusal, TftpNamespace
+from netboot.tftp.paths import Refusal, Rendered, Resolved, TftpNamespace
 from netboot.tftp.session import Action, Finished, Outcome, ReadSession, Send, State
-from netboot.tftp.source import BlockSource, NetasciiSource, OctetSource
+from netboot.tftp.source import (
+    BlockSource,
+    BytesSource,
+    NetasciiSource,
+    OctetSource,
+    netascii_bytes,
+)
 from netboot.tftp.wire import (
     Error,
     ErrorCode,
@@ -258,7 +265,11 @@ class TftpService(Service):
         self.clients = ClientTracker()
         self.transfers: set[_Transfer] = set()
         self.request_ports: list[Any] = []
-        self._namespace: tuple[Catalog, Path | None, TftpNamespace] | None = None
+        self.chain_files: Mapping[str, Path] = {}
+        """The signed chains' shim and GRUB by TFTP name (`Runtime.chain_files`)."""
+        self.grub: ChoiceSettings | None = None
+        """GRUB's configuration is served with this image choice; None: not served."""
+        self._namespace: tuple[tuple[object, ...], TftpNamespace] | None = None
         self._malformed_log = OncePerInterval()
         self.transfer_ports: TransferPorts = transfer_ports or DatagramMux(
             reactor, self._spin_budget, self._spin_missed, spin_clock
@@ -296,12 +307,15 @@ class TftpService(Service):
         return [port.getHost().port for port in self.request_ports]
 
     def namespace(self) -> TftpNamespace:
-        """The request names of this catalog and programs directory (both swap on reload)."""
+        """The request names of this catalog, programs directory and signed chain (all swap
+        on reload); built again only when one of them changed."""
         catalog, programs = self.catalog(), self.config.extra_dir
+        key = (catalog, programs, self.chain_files, self.grub)
         cached = self._namespace
-        if cached is None or cached[0] is not catalog or cached[1] != programs:
-            cached = self._namespace = (catalog, programs, TftpNamespace(catalog, programs))
-        return cached[2]
+        if cached is None or any(a is not b for a, b in zip(cached[0], key, strict=True)):
+            namespace = TftpNamespace(catalog, programs, self.chain_files, self.grub)
+            cached = self._namespace = (key, namespace)
+        return cached[1]
 
     # -- busy polling (see udp_mux) --------------------------------------------
 
@@ -371,12 +385,15 @@ class TftpService(Service):
         if isinstance(resolved, Refusal):
             self.refuse(address, port.write, resolved, request.filename)
             return
-        try:
-            source = self._open(resolved.path, request.mode)
-        except OSError as error:
-            refusal = Refusal(ErrorCode.ACCESS_VIOLATION, f"cannot read: {error.strerror}")
-            self.refuse(address, port.write, refusal, request.filename)
-            return
+        if isinstance(resolved, Rendered):
+            source = self._rendered(resolved, request.mode, address, now)
+        else:
+            try:
+                source = self._open(resolved.path, request.mode)
+            except OSError as error:
+                refusal = Refusal(ErrorCode.ACCESS_VIOLATION, f"cannot read: {error.strerror}")
+                self.refuse(address, port.write, refusal, request.filename)
+                return
         try:
             negotiated = negotiate(request.options, source.size, self.limits)
             session = ReadSession(
@@ -417,9 +434,25 @@ class TftpService(Service):
             blksize=negotiated.blksize,
             windowsize=negotiated.windowsize,
             options="" if negotiated.acknowledged else ", no options",
-            path=str(resolved.path),
+            path=str(resolved.path) if isinstance(resolved, Resolved) else None,
         )
         transfer.run(session.start(now))
+
+    def _rendered(self, rendered: Rendered, mode: str, address: Address, now: float) -> BlockSource:
+        """A configuration made for this request; one made for a client is logged with its
+        MAC, as the iPXE script is, so the lab can time it."""
+        if rendered.mac is not None:
+            self.clients.note(
+                address[0], "grub config", now, rendered.summary, rendered.mac, rendered.image
+            )
+            log.info(
+                "{mac} GRUB configuration for {client}: {summary}",
+                mac=rendered.mac,
+                client=address[0],
+                summary=rendered.summary,
+            )
+        content = netascii_bytes(rendered.content) if mode == "netascii" else rendered.content
+        return BytesSource(content)
 
     @staticmethod
     def _open(path: Path, mode: str) -> BlockSource:

@@ -1,0 +1,1 @@
+"""GRUB configurations for the signed shim -> GRUB chain, rendered from the catalog."""
