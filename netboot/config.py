@@ -483,7 +483,7 @@ def _mac_table(
     return tuple(out.items())
 
 
-LOADERS = ("shim", "boot_file")
+LOADERS = ("auto", "shim", "boot_file")
 """What a UEFI PXE ROM is handed: the signed shim -> GRUB chain, or the `boot_files` entry."""
 
 
@@ -563,12 +563,16 @@ class PxeConfig:
         "In full mode, tell iPXE (175.176) not to wait for proxy offers: saves 2-3 s a boot.",
     )
     uefi_loader: tuple[tuple[str, str], ...] = option(
-        (("efi-x64", "shim"),),
+        (("efi-x64", "auto"),),
         _uefi_loaders,
         "What a UEFI PXE ROM of each family is handed: `shim` the signed chain (shim, then "
         "GRUB, then the catalog's PC kernel by TFTP; boots with Secure Boot on or off), "
-        "`boot_file` its `boot_files` entry (iPXE, or an admin's own signed loader). A family "
-        "not listed gets its `boot_files` entry. iPXE ROMs keep getting the iPXE script, and "
+        "`boot_file` its `boot_files` entry (iPXE, or an admin's own signed loader), `auto` "
+        "the chain where it can finish, else the boot file: in full mode, when the family's "
+        "`shim_files` and `grub_files` exist (GRUB reads its configuration only from the "
+        "DHCP server's next-server, never from a proxy offer; in proxy mode set `shim` once "
+        "the site's DHCP names this server as next-server). A family not listed gets its "
+        "`boot_files` entry. iPXE ROMs keep getting the iPXE script, and "
         "UEFI HTTP-boot clients the `boot_files` entry: Debian's signed GRUB has no `http` "
         "module, so the chain cannot continue over HTTP.",
     )

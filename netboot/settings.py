@@ -17,7 +17,7 @@ completely or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -104,8 +104,13 @@ def build_runtime(
     host_name: str,
     ports: BoundPorts | None = None,
     pool_subnet: IPv4Network | None = None,
+    present: Callable[[Path], bool] = Path.is_file,
 ) -> Runtime:
     """The runtime settings of `config` (the configuration in force).
+
+    `present` says whether a configured loader file is there (the file system's
+    answer by default): `uefi_loader = "auto"` offers the signed chain only
+    for families whose shim and GRUB both are.
 
     `ports` are the ports bound (default: the configured ones, before binding);
     `pool_subnet` is the served subnet holding the full-mode pool (`pool_network`
@@ -115,9 +120,14 @@ def build_runtime(
         ports = configured_ports(config)
     http_port = ports.http if config.http.enabled else None
     shims, grubs = dict(config.pxe.shim_files), dict(config.pxe.grub_files)
-    chained = frozenset(shims) & frozenset(grubs)
-    chain_files = {shim_name(family): Path(shims[family]) for family in sorted(chained)}
-    chain_files |= {grub_name(family): Path(grubs[family]) for family in sorted(chained)}
+    configured = frozenset(shims) & frozenset(grubs)
+    chain_files = {shim_name(family): Path(shims[family]) for family in sorted(configured)}
+    chain_files |= {grub_name(family): Path(grubs[family]) for family in sorted(configured)}
+    chained = frozenset(
+        family
+        for family in configured
+        if present(Path(shims[family])) and present(Path(grubs[family]))
+    )
     boot = BootSettings(
         boot_files=MappingProxyType(dict(config.pxe.boot_files)),
         ipxe_script=config.pxe.ipxe_script,
@@ -152,7 +162,10 @@ def build_runtime(
     pxe_on = config.dhcp.mode != "off"
     scripts = choice if pxe_on and config.pxe.ipxe_script else None
     loaders = {*boot.uefi_loaders.values(), *boot.loader_assignments.values()}
-    grub = choice if pxe_on and chained and Loader.SHIM in loaders else None
+    chain_offered = Loader.SHIM in loaders or (
+        Loader.AUTO in loaders and config.dhcp.mode == "full"
+    )
+    grub = choice if pxe_on and chained and chain_offered else None
     addresses = None
     if config.dhcp.mode == "full" and config.dhcp.pool is not None and pool_subnet is not None:
         addresses = AddressPlan(

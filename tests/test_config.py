@@ -76,7 +76,7 @@ def test_relative_root_is_taken_from_the_config_files_directory(tmp_path: Path) 
         (
             "[pxe]\nuefi_loader = { efi-x64 = 'grub' }\n",
             "pxe.uefi_loader",
-            "efi-x64 must be one of shim, boot_file (got 'grub')",
+            "efi-x64 must be one of auto, shim, boot_file (got 'grub')",
         ),
         ("[pxe]\nuefi_loader = { bios = 'shim' }\n", "pxe.uefi_loader", "unknown UEFI family"),
         ("[pxe]\nshim_files = { bios = '/x' }\n", "pxe.shim_files", "unknown UEFI family"),
@@ -84,7 +84,7 @@ def test_relative_root_is_taken_from_the_config_files_directory(tmp_path: Path) 
         (
             "[pxe]\nloader_assignments = ['52:54:00:00:00:01=ipxe']\n",
             "pxe.loader_assignments",
-            "LOADER must be one of shim, boot_file",
+            "LOADER must be one of auto, shim, boot_file",
         ),
         (
             "[pxe]\nloader_assignments = ['nope=shim']\n",

@@ -435,3 +435,32 @@ def test_boot_offer_describes_what_it_hands_out(client: BootClient, description:
     result = boot_offer(client, MAC, SERVER, SETTINGS, full_mode=False)
     assert isinstance(result, BootOffer)
     assert result.description == description
+
+
+AUTO = replace(SIGNED, uefi_loaders={"efi-x64": Loader.AUTO})
+
+
+@pytest.mark.parametrize(
+    ("settings", "full_mode", "expected"),
+    [
+        pytest.param(AUTO, True, offer("sb/x64/shimx64.efi", option43=BOOT_NOW), id="full"),
+        # GRUB would ask the site's DHCP server (the ACK's siaddr) for its configuration
+        pytest.param(AUTO, False, offer("ipxe.efi"), id="proxy-keeps-ipxe"),
+        pytest.param(
+            replace(AUTO, signed_chains=frozenset()),
+            True,
+            offer("ipxe.efi", option43=BOOT_NOW),
+            id="no-shim-installed",
+        ),
+        pytest.param(
+            replace(AUTO, loader_assignments={MAC: Loader.SHIM}),
+            False,
+            offer("sb/x64/shimx64.efi"),
+            id="assigned-shim-in-proxy",
+        ),
+    ],
+)
+def test_auto_takes_the_chain_only_where_it_can_finish(
+    settings: BootSettings, full_mode: bool, expected: Fields
+) -> None:
+    assert fields(boot_offer(pxe(7), MAC, SERVER, settings, full_mode=full_mode)) == expected

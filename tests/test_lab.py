@@ -75,9 +75,9 @@ def test_a_bios_guest_boots_to_the_marker(lab: BootLab) -> None:
     assert_booted(lab.boot("bios", image="Demo", accel="tcg", timeout=BOOT_TIMEOUT))
 
 
-def test_a_uefi_guest_boots_to_the_marker(lab: BootLab) -> None:
+def test_a_uefi_guest_with_qemus_ipxe_rom_boots_to_the_marker(lab: BootLab) -> None:
     require_lab("uefi")
-    assert_booted(lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT))
+    assert_booted(lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT, ipxe_rom=True))
 
 
 def assert_booted_through_the_signed_chain(result: BootResult) -> None:
@@ -98,9 +98,21 @@ def test_a_uefi_guest_without_an_option_rom_boots_with_the_firmwares_own_pxe(lab
     """Real PCs carry no iPXE: EDK2's own PXE fetches the signed shim (the default for x64
     UEFI, with Secure Boot off too), shim our GRUB, GRUB its configuration and the kernel."""
     require_lab("uefi")
-    result = lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT, ipxe_rom=False)
+    result = lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT)  # no option ROM by default
     assert_booted_through_the_signed_chain(result)
     assert result.secure_boot is False, result.as_json()
+
+
+def test_debians_linked_ipxe_efi_boots_through_the_firmwares_own_pxe(lab: BootLab) -> None:
+    """The iPXE path without an option ROM: EDK2's PXE fetches Debian's ipxe.efi, a link
+    (/usr/lib/ipxe/ipxe.efi -> /boot/ipxe.efi) that the path rule once refused."""
+    require_lab("uefi")
+    result = lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT, loader="boot_file")
+    assert_booted(result)
+    assert result.stages["boot_file"] <= result.stages["ipxe_script"], result.as_json()
+    assert result.bytes["tftp"] > 100_000  # ipxe.efi, sent by us over TFTP
+    serial = Path(result.serial_log).read_text(errors="replace")
+    assert "PXE-E" not in serial, serial[-2000:]
 
 
 def test_a_secure_boot_guest_boots_the_signed_chain_to_the_marker(lab: BootLab) -> None:
@@ -121,7 +133,7 @@ def test_a_second_guest_boots_while_the_first_is_downloading(lab: BootLab) -> No
     log_size = lab.daemon_log.stat().st_size
 
     def boot(label: str, firmware: str) -> None:
-        results[label] = lab.boot(firmware, accel="tcg", timeout=BOOT_TIMEOUT)
+        results[label] = lab.boot(firmware, accel="tcg", timeout=BOOT_TIMEOUT, ipxe_rom=True)
 
     first = threading.Thread(target=boot, args=("first", "uefi"))
     first.start()

@@ -126,8 +126,15 @@ def changed_table(root: Path, dotted: str) -> dict[str, dict[str, Any]]:
     return table
 
 
-def runtime_of(config: Config) -> Runtime:
-    return build_runtime(config, host_name="lab-server", ports=BOUND, pool_subnet=POOL_SUBNET)
+def runtime_of(config: Config, present: bool = True) -> Runtime:
+    """The runtime on a machine where the configured loader files are there (or not)."""
+    return build_runtime(
+        config,
+        host_name="lab-server",
+        ports=BOUND,
+        pool_subnet=POOL_SUBNET,
+        present=lambda path: present,
+    )
 
 
 def test_the_matrix_covers_every_option() -> None:
@@ -352,6 +359,8 @@ def test_the_assignments_are_typed_once(tmp_path: Path) -> None:
         ),
         pytest.param({"shim_files": {}}, "full", False, id="no-shim-file"),
         pytest.param({}, "off", False, id="pxe-off"),
+        pytest.param({}, "proxy", False, id="auto-in-proxy-mode"),
+        pytest.param({"uefi_loader": {"efi-x64": "shim"}}, "proxy", True, id="shim-in-proxy-mode"),
     ],
 )
 def test_grub_configurations_are_served_only_when_a_client_can_get_the_shim(
@@ -361,6 +370,8 @@ def test_grub_configurations_are_served_only_when_a_client_can_get_the_shim(
     table["pxe"] = pxe
     table["dhcp"] = {"mode": dhcp_mode} if dhcp_mode != "full" else table["dhcp"]
     runtime = runtime_of(config_from_mapping(table, "netboot.toml", tmp_path))
+    absent = runtime_of(config_from_mapping(table, "netboot.toml", tmp_path), present=False)
+    assert absent.grub is None  # no shim or GRUB on this machine: nothing chains to GRUB
     assert (runtime.grub is not None) is serves_grub
     if "shim_files" not in pxe:
         assert runtime.chain_files == {

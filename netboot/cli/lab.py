@@ -109,10 +109,15 @@ def down(name: str) -> None:
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds.")
 @click.option(
     "--ipxe-rom/--no-ipxe-rom",
-    default=True,
-    show_default=True,
-    help="Keep the NIC's iPXE option ROM; without it a UEFI guest boots with the "
-    "firmware's own PXE, as real PCs do.",
+    default=None,
+    help="Give the NIC QEMU's iPXE option ROM. Default: BIOS guests have it (their only "
+    "network boot); UEFI guests do not, so the firmware's own PXE boots, as on real PCs.",
+)
+@click.option(
+    "--loader",
+    type=click.Choice(("auto", "shim", "boot_file")),
+    help="The UEFI loader this guest gets (`[pxe] loader_assignments`); default: the "
+    "daemon's `uefi_loader` (the signed shim chain in the lab).",
 )
 @click.option(
     "--secure-boot",
@@ -128,7 +133,8 @@ def boot(
     image: str | None,
     accel: str,
     timeout: float,
-    ipxe_rom: bool,
+    ipxe_rom: bool | None,
+    loader: str | None,
     secure_boot: bool,
     artifacts: Path | None,
     as_json: bool,
@@ -139,6 +145,8 @@ def boot(
     under it, and restarts under TCG a guest that shows no first stage under
     KVM; the notes on stderr say which, and the JSON's `accel` what ran.
     """
+    if ipxe_rom is None:
+        ipxe_rom = firmware == "bios"
     if firmware == "bios" and not ipxe_rom:
         raise click.UsageError("a BIOS guest network-boots only from the NIC's iPXE ROM")
     if secure_boot and firmware != "uefi":
@@ -146,7 +154,15 @@ def boot(
     kept = artifacts_for(name, "boot", artifacts)
     with _lab(name) as running:
         result = running.boot(
-            firmware, image, accel, timeout, ipxe_rom, kept, _note, secure_boot=secure_boot
+            firmware,
+            image,
+            accel,
+            timeout,
+            ipxe_rom,
+            kept,
+            _note,
+            secure_boot=secure_boot,
+            loader=loader,
         )
     _print(result.as_json(), as_json, kept)
     sys.exit(0 if result.result == "ok" else 1)

@@ -44,6 +44,11 @@ PXE_FILES_PATH = "/boot/"
 class Loader(StrEnum):
     """What a UEFI PXE ROM is handed (`[pxe] uefi_loader`)."""
 
+    AUTO = "auto"
+    """The signed chain where it can finish, else the boot file. It finishes when we are
+    the DHCP server (full mode: GRUB reads its configuration only from the ACK's siaddr,
+    never from a proxy offer; docs/protocols/pxe.md §8.2) and the family's shim and GRUB
+    are present."""
     SHIM = "shim"
     """The signed shim -> GRUB chain, GRUB's configuration rendered from the catalog."""
     BOOT_FILE = "boot_file"
@@ -70,9 +75,12 @@ class BootSettings:
     loader_assignments: Mapping[MacAddress, Loader] = field(default_factory=dict)
     """Per-client loader, over the family's."""
 
-    def loader_for(self, mac: MacAddress, family: str) -> Loader:
-        """The loader a UEFI PXE ROM of `family` with this MAC gets."""
-        return self.loader_assignments.get(mac) or self.uefi_loaders.get(family, Loader.BOOT_FILE)
+    def loader_for(self, mac: MacAddress, family: str, *, full_mode: bool) -> Loader:
+        """The loader a UEFI PXE ROM of `family` with this MAC gets (`auto` decided)."""
+        wanted = self.loader_assignments.get(mac) or self.uefi_loaders.get(family, Loader.BOOT_FILE)
+        if wanted is not Loader.AUTO:
+            return wanted
+        return Loader.SHIM if full_mode and family in self.signed_chains else Loader.BOOT_FILE
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +135,8 @@ def boot_offer(
         return BootOffer(server, url.encode(), b"PXEClient", None, option175, f"iPXE script {url}")
     efi = arch.family != "bios"
     http_boot = arch.transport is Transport.HTTP or client.kind is ClientKind.HTTP_BOOT
-    if efi and not http_boot and settings.loader_for(mac, arch.family) is Loader.SHIM:
+    loader = settings.loader_for(mac, arch.family, full_mode=full_mode) if efi else None
+    if not http_boot and loader is Loader.SHIM:
         return _signed_chain(arch.family, server, settings, full_mode=full_mode)
     name = settings.boot_files.get(arch.family)
     if not name:

@@ -94,6 +94,8 @@ class LabState:
     guests: int = 0
     assignments: dict[str, str] = field(default_factory=dict)
     """Guest MAC to the PC image it boots (`lab boot --image`)."""
+    loaders: dict[str, str] = field(default_factory=dict)
+    """Guest MAC to the UEFI loader it gets (`lab boot --loader`: `[pxe] loader_assignments`)."""
     nfs: bool = False
 
     @property
@@ -222,6 +224,7 @@ class BootLab:
         config = directory / "netboot.toml"
         # ganesha's state in the lab's directory: labs side by side must not share it
         assignments = [f"{mac}={image}" for mac, image in state.assignments.items()]
+        loaders = [f"{mac}={loader}" for mac, loader in state.loaders.items()]
         nfs = f'"ganesha"\nstate_dir = "{directory}/nfs"' if state.nfs else '"off"'
         config.write_text(
             f'[server]\nroot = "{state.root}"\ninterfaces = ["{state.bridge}"]\n'
@@ -232,6 +235,7 @@ class BootLab:
             f'[admin]\nlisten = ""\n[nfs]\nmode = {nfs}\n'
             '[logging]\nformat = "json"\nlevel = "debug"\n'
             f"[pxe]\nassignments = {json.dumps(assignments)}\n"
+            f"loader_assignments = {json.dumps(loaders)}\n"
         )
         return config
 
@@ -284,22 +288,27 @@ class BootLab:
         image: str | None = None,
         accel: str = "auto",
         timeout: float = 120.0,
-        ipxe_rom: bool = True,
+        ipxe_rom: bool | None = None,
         artifacts: Path | None = None,
         note: Callable[[str], None] = _ignore,
         secure_boot: bool = False,
+        loader: str | None = None,
     ) -> BootResult:
         """Power on one guest and follow it to the marker (or the timeout).
 
-        `ipxe_rom=False` (UEFI only) boots with the firmware's own PXE, as real
-        PCs do, instead of the iPXE in the NIC's option ROM. With `accel`
+        A UEFI guest boots with the firmware's own PXE, as real PCs do, unless
+        `ipxe_rom` gives its NIC QEMU's iPXE option ROM (a BIOS guest always has it). With `accel`
         "auto", KVM is used only when a probe saw the firmware boot under it,
         and a guest that still shows no first stage under KVM within
         FIRST_STAGE_GRACE s is restarted under TCG; `note` hears about both.
         The result's `accel` is what the boot really ran under. `secure_boot`
         (UEFI) runs OVMF with Microsoft's keys enforced and no option ROM, so
         the firmware's PXE boots the signed shim -> GRUB -> kernel chain.
+        `loader` (`auto`, `shim`, `boot_file`) overrides `[pxe] uefi_loader` for
+        this guest.
         """
+        if ipxe_rom is None:
+            ipxe_rom = firmware == "bios"
         ipxe_rom = ipxe_rom and not secure_boot
         missing = missing_pieces(firmware, secure_boot)
         if missing:
@@ -316,8 +325,8 @@ class BootLab:
         serial, pcap = guest_dir / "serial.log", guest_dir / "boot.pcap"
         result = BootResult(firmware, choice.accel, "fail", serial_log=str(serial), pcap=str(pcap))
         kernel, initrds = self._pc_paths(image)
-        if image is not None:
-            self._assign(mac, image)
+        if image is not None or loader is not None:
+            self._assign(mac, image, loader)
         progress = Progress(mac, time.time(), kernel, initrds)
         capture: subprocess.Popen[bytes] | None = None
         guest: subprocess.Popen[bytes] | None = None
@@ -381,10 +390,14 @@ class BootLab:
         serial = guest_dir / "serial.log"
         return guest_command(firmware, accel, tap, mac, serial, uefi_vars, ipxe_rom, secure_boot)
 
-    def _assign(self, mac: str, image: str) -> None:
-        """This guest boots `image`: a `[pxe] assignments` entry, applied by SIGHUP."""
+    def _assign(self, mac: str, image: str | None, loader: str | None = None) -> None:
+        """This guest boots `image` and gets `loader`: `[pxe] assignments` and
+        `loader_assignments` entries, applied by SIGHUP."""
         with self._lock:
-            self.state.assignments[mac] = image
+            if image is not None:
+                self.state.assignments[mac] = image
+            if loader is not None:
+                self.state.loaders[mac] = loader
             self._save()
             with self.daemon_log.open() as log:
                 log.seek(0, os.SEEK_END)
