@@ -7,10 +7,10 @@ set -eu
 cd "$(dirname "$0")"
 
 # What the daemon and `netboot images demo` need at run time (NFS: nfs-ganesha,
-# which the daemon runs, its VFS backend, and rpcbind for NFSv3; Secure Boot PCs:
-# the signed shim and network GRUB that `[pxe] shim_files`/`grub_files` name).
+# which the daemon runs, its VFS backend, and rpcbind for NFSv3). Not Debian's signed
+# shim and GRUB for Secure Boot PCs: shim-signed's postinst reinstalls the boot loader
+# of a UEFI host, so the admin installs them by choice (docs/operations.md).
 RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2 nfs-ganesha nfs-ganesha-vfs rpcbind"
-RUNTIME_PACKAGES="$RUNTIME_PACKAGES shim-signed grub-efi-amd64-signed"
 # What the tests need on top: clients and dissectors written by others: TFTP
 # (curl, tftp-hpa, atftp), BSDP (insomniacslk's Go library, built with golang-go),
 # DHCP (busybox's udhcpc, ISC dhclient, Kea's perfdhcp, and dnsmasq as a site's
@@ -21,9 +21,10 @@ TEST_PACKAGES="$TEST_PACKAGES busybox isc-dhcp-client kea-admin dnsmasq-base"
 TEST_PACKAGES="$TEST_PACKAGES tshark libnfs-utils systemd chromium"
 # Disk images: readers others wrote, to check ours against (qemu-img, dmg2img, 7-Zip).
 TEST_PACKAGES="$TEST_PACKAGES qemu-utils dmg2img 7zip"
-# The QEMU lab: real BIOS (QEMU's iPXE ROMs) and UEFI (OVMF) firmware, and sbsigntool to
-# strip a kernel's signature (Secure Boot checks; shim and GRUB come with the runtime).
-TEST_PACKAGES="$TEST_PACKAGES qemu-system-x86 ipxe-qemu ovmf sbsigntool"
+# The QEMU lab: real BIOS (QEMU's iPXE ROMs) and UEFI (OVMF) firmware; Debian's signed
+# shim and network GRUB, and sbsigntool to strip a kernel's signature (Secure Boot).
+TEST_PACKAGES="$TEST_PACKAGES qemu-system-x86 ipxe-qemu ovmf shim-signed grub-efi-amd64-signed"
+TEST_PACKAGES="$TEST_PACKAGES sbsigntool"
 # Reliability: nftables drops a share of packets where the kernel has no netem.
 TEST_PACKAGES="$TEST_PACKAGES nftables"
 
