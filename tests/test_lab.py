@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import plistlib
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from netboot.lab.qemu import (
     missing_pieces,
     probe_command,
 )
-from netboot.lab.stages import STAGES, Progress
+from netboot.lab.stages import STAGES, Progress, console_failure
 from netboot_lab.lab import BootLab, BootResult
 from netboot_lab.netns import LabError
 
@@ -126,6 +127,40 @@ def test_a_secure_boot_guest_boots_the_signed_chain_to_the_marker(lab: BootLab) 
     assert_booted_through_the_signed_chain(result)
     assert result.secure_boot is True, result.as_json()
     assert "Secure boot enabled" in Path(result.serial_log).read_text(errors="replace")
+
+
+def unsigned_copy_of_the_demo(lab: BootLab) -> str:
+    """A second set, `Unsigned.nbi`: the demo with its kernel's signature stripped by
+    sbsigntool's `sbattach --remove`; returns its image name."""
+    if shutil.which("sbattach") is None:
+        pytest.skip("missing: sbattach (Debian's sbsigntool)")
+    root = Path(lab.state.root)
+    target = root / "Unsigned.nbi"
+    if not target.exists():
+        staging = root.parent / "Unsigned.nbi.staging"
+        shutil.copytree(root / "Demo.nbi", staging)
+        plist_path = staging / "NBImageInfo.plist"
+        info = plistlib.loads(plist_path.read_bytes())
+        info.update(Name="unsigned kernel", Index=2, IsDefault=False)
+        plist_path.write_bytes(plistlib.dumps(info))
+        kernel = staging / info["PCKernel"]
+        subprocess.run(["sbattach", "--remove", str(kernel)], check=True, capture_output=True)
+        staging.rename(target)
+    return "Unsigned"
+
+
+def test_secure_boot_refuses_an_unsigned_kernel_and_says_why(lab: BootLab) -> None:
+    """The same set boots with Secure Boot off and fails with it on, with the reason the
+    console gives, not a timeout."""
+    require_lab("uefi")
+    image = unsigned_copy_of_the_demo(lab)
+    refused = lab.boot("uefi", image, accel="tcg", timeout=BOOT_TIMEOUT, secure_boot=True)
+    assert refused.result == "fail", refused.as_json()
+    assert refused.error is not None and "bad shim signature" in refused.error, refused.as_json()
+    assert "grub_config" in refused.stages and "marker" not in refused.stages
+    booted = lab.boot("uefi", image, accel="tcg", timeout=BOOT_TIMEOUT)
+    assert_booted_through_the_signed_chain(booted)
+    assert booted.secure_boot is False
 
 
 def test_a_second_guest_boots_while_the_first_is_downloading(lab: BootLab) -> None:
@@ -349,3 +384,9 @@ def test_the_kvm_probe_runs_the_guests_firmware_alone_and_records_its_frames(
     assert not any("romfile=" in word for word in bios)  # the NIC's iPXE ROM, as a boot has
     uefi = probe_command("uefi", tmp_path / "p.pcap", tmp_path / "vars.fd")
     assert f"if=pflash,format=raw,unit=1,file={tmp_path / 'vars.fd'}" in uefi
+
+
+def test_console_failures_are_named_from_the_console() -> None:
+    assert console_failure(b"Loading...\r\nerror: bad shim signature.\r\n") is not None
+    assert "bad shim signature" in (console_failure(b"error: bad shim signature.") or "")
+    assert console_failure(b"EFI stub: UEFI Secure Boot is enabled.") is None

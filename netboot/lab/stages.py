@@ -120,3 +120,22 @@ def _epoch(text: object) -> float | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+CONSOLE_FAILURES = (
+    (b"error: bad shim signature", "Secure Boot refused a file GRUB loaded: 'bad shim signature'"),
+    (
+        b"prohibited by secure boot policy",
+        "Secure Boot refused a GRUB module: 'prohibited by secure boot policy'",
+    ),
+)
+"""Console texts after which a boot cannot reach the marker, and what each means. GRUB
+prints them when shim's verification fails (docs/protocols/pxe.md §8.2)."""
+
+
+def console_failure(console: bytes) -> str | None:
+    """Why the guest's console says the boot has failed, or None while it has not."""
+    for text, meaning in CONSOLE_FAILURES:
+        if text in console:
+            return f"{meaning} (read from the serial console)"
+    return None

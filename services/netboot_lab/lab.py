@@ -47,7 +47,7 @@ from netboot.lab.qemu import (
     guest_command,
     missing_pieces,
 )
-from netboot.lab.stages import Progress
+from netboot.lab.stages import Progress, console_failure
 from netboot.nbi.catalog import scan_catalog
 from netboot_lab.netns import (
     LabError,
@@ -450,6 +450,9 @@ class BootLab:
             if MARKER.encode() in console:
                 progress.reached("marker", time.time())
                 return Followed(None)
+            failure = console_failure(console)
+            if failure is not None:
+                return Followed(failure)
             if exited:
                 return Followed(
                     f"the guest stopped before the marker (QEMU exit {guest.returncode})"
