@@ -20,6 +20,7 @@ from netboot.grub.config import (
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import scan_catalog
 from netboot.pc.choice import ChoiceSettings, PcImage
+from netboot_lab.factories import RESCUE_PC_IMAGE as RESCUE
 from netboot_lab.factories import make_set
 
 MAC = MacAddress("52:54:00:77:00:10")
@@ -29,17 +30,6 @@ LEAVE = (
     "echo 'Leaving GRUB in 10 seconds, the firmware then tries its next boot device'\n"
     "sleep 10\n"
     "exit\n"
-)
-RESCUE = PcImage(
-    name="Rescue",
-    set_path=PurePosixPath("Rescue.nbi"),
-    index=1,
-    is_default=True,
-    kernel="pc/vmlinuz",
-    initrds=("pc/initrd.img",),
-    command_line="console=ttyS0 ip=dhcp",
-    architectures=("bios", "efi-x64"),
-    description="Debian rescue system",
 )
 PC_FILES = {"pc/vmlinuz": b"MZ kernel", "pc/initrd.img": b"\x1f\x8b initrd"}
 

@@ -18,6 +18,7 @@ from netboot.ipxe.script import (
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import scan_catalog
 from netboot.pc.choice import PcImage, choose_image, pc_images
+from netboot_lab.factories import RESCUE_PC_IMAGE as RESCUE
 from netboot_lab.factories import make_set
 
 KERNEL = b"MZ linux kernel"
@@ -25,17 +26,6 @@ INITRD = b"\x1f\x8b initramfs"
 MAC = MacAddress("00:1b:63:aa:bb:cc")
 OTHER_MAC = MacAddress("00:1b:63:00:00:01")
 
-RESCUE = PcImage(
-    name="Rescue",
-    set_path=PurePosixPath("Rescue.nbi"),
-    index=1,
-    is_default=True,
-    kernel="pc/vmlinuz",
-    initrds=("pc/initrd.img",),
-    command_line="console=ttyS0 ip=dhcp",
-    architectures=("bios", "efi-x64"),
-    description="Debian rescue system",
-)
 BASE = "http://10.0.0.1"
 
 TAIL = (

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import plistlib
 import struct
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+from netboot.pc.choice import PcImage
 
 # An Apple Partition Map disk: Driver Descriptor Map ("ER", block size 512),
 # then the first map entry ("PM") in block 1.
@@ -65,6 +67,20 @@ def win_certificate(revision: int = 0x0200, kind: int = 0x0002, payload: int = 6
 SIGNED_PC_KERNEL = pe_image(certificate=win_certificate())
 """A PC kernel as Debian ships it, as far as validation reads: an EFI stub with a signature."""
 UNSIGNED_PC_KERNEL = pe_image()
+
+
+RESCUE_PC_IMAGE = PcImage(
+    name="Rescue",
+    set_path=PurePosixPath("Rescue.nbi"),
+    index=1,
+    is_default=True,
+    kernel="pc/vmlinuz",
+    initrds=("pc/initrd.img",),
+    command_line="console=ttyS0 ip=dhcp",
+    architectures=("bios", "efi-x64"),
+    description="Debian rescue system",
+)
+"""A PC image as the catalog yields it, for the renderers' tests (iPXE and GRUB alike)."""
 
 
 def plist_dict(**overrides: Any) -> dict[str, Any]:
