@@ -46,7 +46,13 @@ from netboot.lab.qemu import guest_command
 from netboot_lab.assets import pc_boot_files
 from netboot_lab.lab import BootLab
 from netboot_lab.netns import add_bridge, add_namespace, add_tap, delete_namespace
-from netboot_lab.process import spawn, start_capture, stop_capture, stop_process
+from netboot_lab.process import (
+    pcap_fields,
+    spawn,
+    start_capture,
+    stop_capture,
+    stop_process,
+)
 
 SUBNET = "10.252.0"
 MAC = "52:54:00:4e:42:99"
@@ -132,14 +138,11 @@ def dnsmasq_run(timeout: float) -> dict[str, float]:
 
 
 def packet_stages(pcap: Path, start: float) -> dict[str, float]:
-    fields = subprocess.run(
-        ["tshark", "-r", str(pcap), "-T", "fields", "-e", "frame.time_epoch",
-         "-e", "dhcp.option.dhcp", "-e", "tftp.opcode", "-e", "tftp.source_file"],
-        capture_output=True, text=True, check=False,
-    ).stdout  # fmt: skip
+    rows = pcap_fields(
+        pcap, "frame.time_epoch", "dhcp.option.dhcp", "tftp.opcode", "tftp.source_file"
+    )
     stages: dict[str, float] = {}
-    for line in fields.splitlines():
-        stamp, dhcp, opcode, name = [*line.split("\t"), "", "", ""][:4]
+    for stamp, dhcp, opcode, name in rows:
         at = round(float(stamp) - start, 3)
         if dhcp == "5":
             stages.setdefault("dhcp", at)

@@ -35,7 +35,13 @@ import uuid
 from pathlib import Path
 
 from netboot_lab.netns import add_bridge, add_namespace, add_tap, delete_namespace
-from netboot_lab.process import spawn, start_capture, stop_capture, stop_process
+from netboot_lab.process import (
+    pcap_fields,
+    spawn,
+    start_capture,
+    stop_capture,
+    stop_process,
+)
 
 SUBNET = "10.249.0"
 CAPTURE_FILTER = "udp port 67 or udp port 69 or tcp port 80"
@@ -141,14 +147,11 @@ def one_run(server: str, timeout: float) -> tuple[float | None, float | None]:
 
 def timings(capture: Path) -> tuple[float | None, float | None]:
     """First DISCOVER to first REQUEST, and to the first boot-file request."""
-    fields = subprocess.run(
-        ["tshark", "-r", str(capture), "-T", "fields", "-e", "frame.time_epoch",
-         "-e", "dhcp.option.dhcp", "-e", "tftp.opcode", "-e", "http.request.method"],
-        capture_output=True, text=True, check=False,
-    ).stdout  # fmt: skip
+    rows = pcap_fields(
+        capture, "frame.time_epoch", "dhcp.option.dhcp", "tftp.opcode", "http.request.method"
+    )
     discover = request = boot = None
-    for line in fields.splitlines():
-        stamp, dhcp, tftp, http = [*line.split("\t"), "", "", ""][:4]
+    for stamp, dhcp, tftp, http in rows:
         at = float(stamp)
         if dhcp == "1" and discover is None:
             discover = at

@@ -22,6 +22,7 @@ from netboot.bsdp.policy import BsdpPolicy, BsdpSettings, Reply
 from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.nbi.catalog import scan_catalog
 from netboot_lab.factories import make_set
+from netboot_lab.process import pcap_fields
 
 SERVER = "192.0.2.10"
 CLIENT = "192.0.2.50"
@@ -75,14 +76,6 @@ def exchange(tmp_path: Path) -> list[object]:
     return frames
 
 
-def tshark_fields(tshark: str, pcap: Path, *names: str) -> list[list[str]]:
-    command = [tshark, "-r", str(pcap), "-T", "fields", "-E", "aggregator=|"]
-    for name in names:
-        command += ["-e", name]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    return [line.split("\t") for line in done.stdout.splitlines()]
-
-
 def test_wireshark_reads_every_bsdp_packet_we_send(tmp_path: Path) -> None:
     tshark = require_tshark()
     pcap = tmp_path / "bsdp.pcap"
@@ -97,8 +90,7 @@ def test_wireshark_reads_every_bsdp_packet_we_send(tmp_path: Path) -> None:
     )
     assert warnings.stdout.strip() == "", warnings.stdout
 
-    rows = tshark_fields(
-        tshark,
+    rows = pcap_fields(
         pcap,
         "dhcp.option.dhcp",
         "dhcp.option.vendor.bsdp.message_type",

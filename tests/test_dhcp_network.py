@@ -35,6 +35,7 @@ from netboot.dhcpwire.packet import ZERO, DhcpPacket, build_packet, parse_packet
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
 from netboot_lab.netns import Host, VethPair, ip, netboot_in, run_in, udp_exchange
+from netboot_lab.peers import DNSMASQ_READY, site_dnsmasq
 from tests.netns import bridge_lab, veth_lab
 
 FULL_SUBNET = "10.243.0"
@@ -405,7 +406,6 @@ def test_leases_survive_a_restart_and_a_crash(tmp_path: Path) -> None:
 
 # -- dnsmasq as the site's DHCP server -------------------------------------------------------
 
-DNSMASQ_READY = "DHCP, sockets bound exclusively to interface"
 NO_NETWORK_CONFIGURATION = (
     Option.LEASE_TIME,
     Option.SUBNET_MASK,
@@ -419,28 +419,11 @@ NO_NETWORK_CONFIGURATION = (
 def site_dhcp_server(host: Host, first: str, last: str, work: Path) -> Iterator[Path]:
     """dnsmasq on `host` handing out `first`-`last` and nothing else; yields its log.
 
-    No DNS (--port=0), no config file, no boot options, its lease and pid files in
-    `work`. --no-ping: dnsmasq otherwise pings a fresh address before offering it
-    and lets the client's first DISCOVER go unanswered while it waits.
+    The lab's site server (`netboot_lab.peers.site_dnsmasq`), its files in `work`.
     """
-    dnsmasq = require_tool("dnsmasq", "dnsmasq-base")
+    require_tool("dnsmasq", "dnsmasq-base")
     log_path = work / f"dnsmasq-{host.namespace}.log"
-    command = [
-        dnsmasq,
-        "--no-daemon",
-        "--conf-file=/dev/null",
-        "--port=0",
-        f"--interface={host.interface}",
-        "--bind-interfaces",
-        f"--dhcp-range={first},{last},1h",
-        f"--dhcp-leasefile={work / 'dnsmasq.leases'}",
-        f"--pid-file={work / 'dnsmasq.pid'}",
-        "--log-dhcp",
-        "--log-facility=-",
-        "--no-ping",
-        "--user=root",
-        "--group=root",
-    ]
+    command = site_dnsmasq(host.interface, first, last, work)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             ["ip", "netns", "exec", host.namespace, *command],

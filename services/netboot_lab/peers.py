@@ -9,6 +9,8 @@ depends on no file outside the one it names.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 DNSMASQ_ALONE = (
     "dnsmasq",
     "--keep-in-foreground",
@@ -17,3 +19,37 @@ DNSMASQ_ALONE = (
     "--no-hosts",
     "--no-resolv",
 )
+
+DNSMASQ_READY = "DHCP, sockets bound exclusively"
+"""What dnsmasq logs once its DHCP socket is bound (with `--bind-interfaces`)."""
+
+
+def site_dnsmasq(
+    interface: str, first: str, last: str, state: Path, next_server: str | None = None
+) -> list[str]:
+    """dnsmasq as a site's DHCP server on `interface`: addresses `first`-`last`, and no boot file.
+
+    With `next_server` its answers also name that host as next-server (siaddr,
+    `--dhcp-boot=,,ADDRESS`), the one setting a site's DHCP server must carry
+    for Debian's signed GRUB beside our proxyDHCP: GRUB reads its server from
+    the site's ACK only (docs/protocols/pxe.md §8). Without it dnsmasq puts its
+    own address there. Its lease and pid files go to `state`. --no-ping:
+    dnsmasq otherwise pings a fresh address before offering it and lets the
+    client's first DISCOVER go unanswered while it waits.
+    """
+    command = [
+        *DNSMASQ_ALONE,
+        f"--interface={interface}",
+        "--bind-interfaces",
+        f"--dhcp-range={first},{last},1h",
+        f"--dhcp-leasefile={state / 'site-dnsmasq.leases'}",
+        f"--pid-file={state / 'site-dnsmasq.pid'}",
+        "--log-dhcp",
+        "--log-facility=-",
+        "--no-ping",
+        "--user=root",
+        "--group=root",
+    ]
+    if next_server is not None:
+        command.append(f"--dhcp-boot=,,{next_server}")
+    return command

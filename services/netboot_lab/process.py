@@ -132,3 +132,22 @@ def stop_capture(process: subprocess.Popen[bytes] | None, pcap: Path) -> None:
             break
         time.sleep(0.1)
     stop_process(process, gently=True)
+
+
+def pcap_fields(pcap: Path, *names: str, display_filter: str | None = None) -> list[list[str]]:
+    """Wireshark's reading of a capture: one row per packet (matching `display_filter`),
+    one string per field in `names` ("" where the packet has none; several values of one
+    field joined by "|"). A capture cut short (a guest still sending when dumpcap
+    stopped) gives the packets before the cut; one tshark cannot read at all raises
+    CalledProcessError."""
+    command = ["tshark", "-r", str(pcap), "-T", "fields", "-E", "aggregator=|"]
+    if display_filter is not None:
+        command += ["-Y", display_filter]
+    for name in names:
+        command += ["-e", name]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0 and not done.stdout:
+        raise subprocess.CalledProcessError(done.returncode, command, done.stdout, done.stderr)
+    return [
+        [*line.split("\t"), *[""] * len(names)][: len(names)] for line in done.stdout.splitlines()
+    ]

@@ -40,7 +40,7 @@ from netboot.nbi.create import XORRISO_HFSPLUS, SetSpec, create_set
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import PE_BOOTER
 from netboot_lab.netns import VethPair, add_addresses, real_pid, start_until_logged
-from netboot_lab.peers import DNSMASQ_ALONE
+from netboot_lab.peers import DNSMASQ_ALONE, DNSMASQ_READY
 from netboot_lab.process import stop_process
 from netboot_lab.storm_client import PXE_STAGES, STAGES, ClientSpec, StormSpec
 
@@ -67,7 +67,6 @@ CLIENT_SLACK = 15.0
 Its journeys end at the deadline whatever happens; the slack covers Python's
 start-up and reading the files it compares downloads with.
 """
-DNSMASQ_READY = "DHCP, sockets bound exclusively"
 
 
 # -- files ---------------------------------------------------------------------------------
