@@ -34,8 +34,9 @@ from netboot.lab.qemu import (
     probe_command,
 )
 from netboot.lab.stages import STAGES, Progress, console_failure
-from netboot_lab.lab import BootLab, BootResult
+from netboot_lab.lab import DEFAULT_SUBNET, BootLab, BootResult
 from netboot_lab.netns import LabError
+from netboot_lab.process import pcap_fields
 
 BOOT_TIMEOUT = 120.0
 
@@ -114,6 +115,32 @@ def test_debians_linked_ipxe_efi_boots_through_the_firmwares_own_pxe(lab: BootLa
     assert result.bytes["tftp"] > 100_000  # ipxe.efi, sent by us over TFTP
     serial = Path(result.serial_log).read_text(errors="replace")
     assert "PXE-E" not in serial, serial[-2000:]
+
+
+def test_a_uefi_guest_boots_with_the_firmwares_own_http_boot(lab: BootLab) -> None:
+    """UEFI HTTP boot, no option ROM, OVMF's PXE entries switched off: EDK2's HttpBootDxe
+    asks DHCP as `HTTPClient`, gets our URL of Debian's (linked) ipxe.efi and fetches it
+    by HTTP; iPXE then fetches its script, the kernel and the initrd. No TFTP at all."""
+    require_lab("uefi")
+    result = lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT, http_boot=True)
+    assert_booted(result)
+    assert result.stages["boot_file"] <= result.stages["ipxe_script"], result.as_json()
+    assert result.bytes["tftp"] == 0, result.as_json()
+    rows = pcap_fields(
+        Path(result.pcap),
+        "dhcp.option.dhcp", "dhcp.option.vendor_class_id", "dhcp.file", "http.request.uri",
+        "tftp.opcode",
+        display_filter="dhcp || http.request || tftp",
+    )  # fmt: skip
+    firmware_discover = next(row for row in rows if row[0] == "1")
+    assert firmware_discover[1].startswith("HTTPClient:Arch:00016"), rows[:4]
+    offer = next(row for row in rows if row[0] == "2")
+    assert offer[1:3] == ["HTTPClient", f"http://{lab.state.server}/boot/ipxe.efi"], rows[:4]
+    assert "/boot/ipxe.efi" in [row[3] for row in rows]
+    assert not any(row[4] for row in rows), "TFTP in an HTTP boot"
+    serial = Path(result.serial_log).read_text(errors="replace")
+    assert "Start HTTP Boot over IPv4" in serial
+    assert "PXE" not in serial.split("Start HTTP Boot")[0], serial[:2000]  # no PXE tried first
 
 
 def test_a_secure_boot_guest_boots_the_signed_chain_to_the_marker(lab: BootLab) -> None:
@@ -229,6 +256,60 @@ def test_lab_boot_prints_the_json_summary_keeps_its_files_and_cleans_up() -> Non
         shutil.rmtree(serial.parent, ignore_errors=True)
 
 
+def test_a_secure_boot_guest_boots_beside_a_sites_dhcp_server(tmp_path: Path) -> None:
+    """Proxy mode, through the command line: dnsmasq as the site's DHCP server leases the
+    address and names us as next-server, and nothing else of a boot. EDK2 takes shim from
+    our proxy offer; GRUB reads only the site's ACK (docs/protocols/pxe.md §8.2) and finds
+    us there. The capture shows that rule: every file, GRUB's configuration included, came
+    from us, and the site's answers carry our address as siaddr and no boot file."""
+    require_lab("uefi")
+    missing = missing_pieces("uefi", secure_boot=True)
+    if missing:
+        pytest.skip("missing: " + ", ".join(missing))
+    name = f"p{uuid.uuid4().hex[:6]}"
+    done = subprocess.run(
+        [sys.executable, "-m", "netboot", "lab", "boot", "--name", name, "--firmware", "uefi",
+         "--secure-boot", "--dhcp-mode", "proxy", "--accel", "tcg", "--timeout", "240",
+         "--json", "--artifacts", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["secure_boot"] is True
+    stages = summary["stages"]
+    assert list(stages) == ["dhcp", "boot_file", "grub_config", "kernel", "initrd", "marker"]
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"nblab-{name}" not in namespaces  # nor its -site namespace
+
+    ours, site = f"{DEFAULT_SUBNET}.1", f"{DEFAULT_SUBNET}.2"
+    rows = pcap_fields(
+        Path(summary["pcap"]),
+        "ip.src", "ip.dst", "dhcp.option.dhcp", "dhcp.ip.server", "dhcp.file", "tftp.source_file",
+        display_filter="dhcp || tftp.opcode == 1",
+    )  # fmt: skip
+    site_answers = [row for row in rows if row[0] == site]
+    assert {row[2] for row in site_answers} == {"2", "5"}  # its OFFER and ACK
+    assert all(row[3] == ours and row[4] == "" for row in site_answers), site_answers
+    our_answers = [row for row in rows if row[0] == ours and row[2]]
+    assert our_answers and all(row[4] == "sb/x64/shimx64.efi" for row in our_answers)
+    requests = [(row[1], row[5]) for row in rows if row[5]]
+    assert {server for server, _ in requests} == {ours}, requests
+    asked = [file for _, file in requests]
+    for file in ("sb/x64/grubx64.efi", "/grub/grub.cfg", "/Demo.nbi/pc/vmlinuz"):
+        assert file in asked, asked
+
+
+def test_lab_boot_refuses_a_lab_that_runs_another_dhcp_mode(lab: BootLab) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "netboot", "lab", "boot", "--name", lab.state.name,
+         "--firmware", "uefi", "--dhcp-mode", "proxy", "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "is up in full mode, not proxy" in done.stderr
+    assert done.stdout == ""  # no guest was booted in the wrong mode
+
+
 def test_a_guest_that_never_reaches_the_marker_fails_with_a_reason(lab: BootLab) -> None:
     result = lab.boot("bios", image="no such image", accel="tcg", timeout=25)
     assert result.result == "fail"
@@ -274,6 +355,20 @@ def test_guest_command_for_secure_boot_enforces_it_with_microsofts_keys(tmp_path
     assert f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1,romfile=" in command
     with pytest.raises(ValueError, match="Secure Boot"):
         guest_command("uefi", "tcg", "tap1", mac, serial, uefi_vars, True, True)
+
+
+def test_guest_command_for_http_boot_switches_the_firmwares_pxe_off(tmp_path: Path) -> None:
+    mac, serial, uefi_vars = "52:54:00:00:00:01", tmp_path / "s.log", tmp_path / "v.fd"
+    command = guest_command("uefi", "tcg", "tap1", mac, serial, uefi_vars, False, http_boot=True)
+    switches = [command[i + 1] for i, word in enumerate(command) if word == "-fw_cfg"]
+    assert switches == [
+        "name=opt/org.tianocore/IPv4PXESupport,string=no",
+        "name=opt/org.tianocore/IPv6PXESupport,string=no",
+    ]
+    assert f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1,romfile=" in command
+    for firmware, rom in (("uefi", True), ("bios", True)):
+        with pytest.raises(ValueError, match="HTTP boot"):
+            guest_command(firmware, "tcg", "tap1", mac, serial, uefi_vars, rom, http_boot=True)
 
 
 def record(at: float, **fields: object) -> str:
@@ -334,6 +429,36 @@ def test_progress_reads_the_signed_chains_stages_from_the_tftp_log() -> None:
         "dhcp": 1.0, "boot_file": 1.5, "grub_config": 3.0, "kernel": 9.0, "initrd": 9.5
     }  # fmt: skip
     assert progress.tftp_bytes == 9100
+
+
+def test_progress_learns_a_proxy_mode_guests_address_from_its_first_transfer() -> None:
+    """In proxy mode the site's server leases the address: our log names it first on the
+    TFTP transfer that also names the MAC; later records carry only the address."""
+    start = 1_800_000_000.0
+    mine, other = "52:54:00:4e:42:01", "52:54:00:4e:42:02"
+    kernel = "/Demo.nbi/pc/vmlinuz"
+    progress = Progress(mine, start, kernel)
+    pxe, tftp = "netboot.pxe", "netboot.tftp"
+
+    def sending(mac: str, client: str) -> dict[str, object]:
+        return {"system": tftp, "message": "sending 'sb/x64/shimx64.efi'", "client": client,
+                "mac": mac}  # fmt: skip
+
+    def sent(name: str, client: str) -> dict[str, object]:
+        return {"system": tftp, "file": name, "client": client, "bytes": 10, "seconds": 1.0}
+
+    events: list[tuple[float, dict[str, object]]] = [
+        (1.0, {"system": pxe, "mac": mine, "outcome": "proxy_offer", "address": mine}),
+        (2.0, sending(other, "10.0.0.6:1082")),
+        (2.5, sending(mine, "10.0.0.5:1082")),
+        (3.0, sent("sb/x64/shimx64.efi", "10.0.0.5:1082")),
+        (8.0, sent(kernel, "10.0.0.6:25300")),
+        (9.0, sent(kernel, "10.0.0.5:25300")),
+    ]
+    progress.feed_text("".join(record(start + at, **fields) + "\n" for at, fields in events))
+    assert progress.address == "10.0.0.5"
+    assert progress.ordered() == {"dhcp": 1.0, "boot_file": 2.5, "kernel": 9.0}
+    assert progress.tftp_bytes == 20
 
 
 def test_auto_takes_kvm_only_where_the_firmware_booted_under_it() -> None:

@@ -39,6 +39,13 @@ if TYPE_CHECKING:
 ARTIFACTS_ROOT = Path("/var/tmp/netboot-lab")  # noqa: S108 - kept on purpose, see artifacts_for
 
 name_option = click.option("--name", default="lab", show_default=True, help="Lab name.")
+dhcp_mode_option = click.option(
+    "--dhcp-mode",
+    type=click.Choice(("full", "proxy")),
+    help="full (default): the daemon is the lab's DHCP server. proxy: a site DHCP server "
+    "(dnsmasq) leases the addresses, naming the daemon's host as next-server, and the daemon "
+    "answers PXE beside it. `lab boot` on a lab that is up must name its mode or none.",
+)
 artifacts_option = click.option(
     "--artifacts",
     type=click.Path(file_okay=False, path_type=Path),
@@ -72,13 +79,14 @@ def lab() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Image root to serve (default: a fresh demo set with Debian's kernel).",
 )
-def up(name: str, root: Path | None) -> None:
+@dhcp_mode_option
+def up(name: str, root: Path | None, dhcp_mode: str | None) -> None:
     """Create the lab and start the daemon in it."""
     from netboot_lab.lab import BootLab
     from netboot_lab.netns import LabError
 
     try:
-        started = BootLab.up(name, root)
+        started = BootLab.up(name, root, dhcp_mode=dhcp_mode or "full")
     except (LabError, ImageError) as error:
         _fail(error)
     click.echo(
@@ -125,6 +133,13 @@ def down(name: str) -> None:
     help="UEFI with Microsoft's keys enforced and no option ROM: the signed shim -> GRUB "
     "-> kernel chain boots; the JSON's secure_boot says whether the kernel saw it on.",
 )
+@click.option(
+    "--http-boot",
+    is_flag=True,
+    help="UEFI with the firmware's PXE switched off: its own UEFI HTTP boot fetches the "
+    "boot file by HTTP (no option ROM).",
+)
+@dhcp_mode_option
 @artifacts_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def boot(
@@ -136,6 +151,8 @@ def boot(
     ipxe_rom: bool | None,
     loader: str | None,
     secure_boot: bool,
+    http_boot: bool,
+    dhcp_mode: str | None,
     artifacts: Path | None,
     as_json: bool,
 ) -> None:
@@ -144,15 +161,19 @@ def boot(
     `--accel auto` uses KVM only where a probe saw the guest's firmware boot
     under it, and restarts under TCG a guest that shows no first stage under
     KVM; the notes on stderr say which, and the JSON's `accel` what ran.
+    Without a lab that is up, one is set up for this boot (in `--dhcp-mode`)
+    and taken down afterwards.
     """
     if ipxe_rom is None:
         ipxe_rom = firmware == "bios"
     if firmware == "bios" and not ipxe_rom:
         raise click.UsageError("a BIOS guest network-boots only from the NIC's iPXE ROM")
-    if secure_boot and firmware != "uefi":
-        raise click.UsageError("--secure-boot needs --firmware uefi")
+    if (secure_boot or http_boot) and firmware != "uefi":
+        raise click.UsageError("--secure-boot and --http-boot need --firmware uefi")
+    if http_boot and ipxe_rom:
+        raise click.UsageError("--http-boot is the firmware's own: no --ipxe-rom")
     kept = artifacts_for(name, "boot", artifacts)
-    with _lab(name) as running:
+    with _lab(name, dhcp_mode) as running:
         result = running.boot(
             firmware,
             image,
@@ -163,6 +184,7 @@ def boot(
             _note,
             secure_boot=secure_boot,
             loader=loader,
+            http_boot=http_boot,
         )
     _print(result.as_json(), as_json, kept)
     sys.exit(0 if result.result == "ok" else 1)
@@ -188,8 +210,11 @@ def mac(
 
 
 @contextmanager
-def _lab(name: str) -> Iterator[BootLab]:
-    """The lab that is up, or one set up now and taken down afterwards."""
+def _lab(name: str, dhcp_mode: str | None = None) -> Iterator[BootLab]:
+    """The lab that is up, or one set up now (in `dhcp_mode`) and taken down afterwards.
+
+    A lab that is up in another DHCP mode is refused rather than booted in the
+    wrong one."""
     from netboot_lab.lab import BootLab
     from netboot_lab.netns import LabError
 
@@ -198,10 +223,17 @@ def _lab(name: str) -> Iterator[BootLab]:
     except LabError:
         existing = None
     if existing is not None:
+        if dhcp_mode not in (None, existing.state.dhcp_mode):
+            _fail(
+                LabError(
+                    f"lab {name!r} is up in {existing.state.dhcp_mode} mode, not {dhcp_mode}: "
+                    f"`netboot lab down --name {name}`, or another --name"
+                )
+            )
         yield existing
         return
     try:
-        temporary = BootLab.up(name)
+        temporary = BootLab.up(name, dhcp_mode=dhcp_mode or "full")
     except (LabError, ImageError) as error:
         _fail(error)
     try:

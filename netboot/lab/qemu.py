@@ -39,6 +39,9 @@ SIGNED_CHAIN = tuple(path for _, path in (*PxeConfig().shim_files, *PxeConfig().
 """The daemon's default shim and GRUB, which a Secure Boot guest boots through."""
 SECURE_BOOT_ENABLED = "Secure boot enabled"
 """What Linux prints on the serial console when it booted with Secure Boot on."""
+HTTP_BOOT_ONLY = ("opt/org.tianocore/IPv4PXESupport", "opt/org.tianocore/IPv6PXESupport")
+"""OVMF's switches (fw_cfg, read by its PXE driver) that leave out its PXEv4 and PXEv6
+boot entries. Otherwise it tries PXE first, which we answer, and never gets to HTTP boot."""
 FIRMWARES = ("bios", "uefi")
 ACCELERATORS = ("auto", "tcg", "kvm")
 MEMORY_MIB = 256
@@ -55,16 +58,22 @@ def guest_command(
     uefi_vars: Path | None = None,
     ipxe_rom: bool = True,
     secure_boot: bool = False,
+    http_boot: bool = False,
 ) -> list[str]:
     """The QEMU command line of one lab guest; pure, so tests can read it.
 
     `ipxe_rom=False` removes the NIC's option ROM, so UEFI firmware boots
     with its own PXE (a BIOS guest then has no network boot at all).
     `secure_boot` (UEFI, no option ROM) enforces Secure Boot; `uefi_vars` is
-    then a copy of `OVMF_VARS_SECURE`.
+    then a copy of `OVMF_VARS_SECURE`. `http_boot` (UEFI, no option ROM) turns
+    OVMF's PXE off, so its boot entries are UEFI HTTP boot alone.
     """
     netdev = f"tap,id=net0,ifname={tap},script=no,downscript=no"
     command = _machine(firmware, accel, netdev, mac, f"file:{serial}", uefi_vars, ipxe_rom)
+    if http_boot:
+        if firmware != "uefi" or ipxe_rom:
+            raise ValueError("HTTP boot is the firmware's own: a UEFI guest without an option ROM")
+        command += [arg for name in HTTP_BOOT_ONLY for arg in ("-fw_cfg", f"name={name},string=no")]
     if not secure_boot:
         return command
     if firmware != "uefi" or ipxe_rom:

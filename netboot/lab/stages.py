@@ -20,6 +20,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+PXE_PROGRAMS_URL = "/boot/"
+"""Where the daemon publishes its PXE programs over HTTP (docs/operations.md): the boot
+file of a UEFI HTTP-boot client comes from there."""
 STAGES = ("dhcp", "boot_file", "ipxe_script", "grub_config", "kernel", "initrd", "marker")
 LEASED = "ack"
 """The `outcome` of a full-mode DHCP ACK: its `address` is the guest's from now on."""
@@ -63,6 +66,10 @@ class Progress:
                 self.reached("dhcp", when)
             return
         client = str(record.get("client", ""))
+        if record.get("mac") == self.mac and self.address is None and client[:1].isdigit():
+            # Proxy mode: the site's server leased the address; our first transfer to the
+            # guest names both, and the records after it only the address.
+            self.address = client.rpartition(":")[0]
         mine = record.get("mac") == self.mac or (
             self.address is not None and client.split(":")[0] == self.address
         )
@@ -82,6 +89,8 @@ class Progress:
                 self.reached("ipxe_script", when)
                 return
             path = str(record.get("path", ""))
+            if path.startswith(PXE_PROGRAMS_URL) and record.get("status") == 200:
+                self.reached("boot_file", when)  # UEFI HTTP boot fetched it
             if record.get("status") in (200, 206) and isinstance(record.get("bytes"), int):
                 self.http_bytes += record["bytes"]
                 self._fetched(path, when)

@@ -53,11 +53,14 @@ from netboot_lab.netns import (
     LabError,
     add_bridge,
     add_namespace,
+    add_port,
     add_tap,
     delete_namespace,
     ip,
     namespaces,
+    start_until_logged,
 )
+from netboot_lab.peers import DNSMASQ_READY, site_dnsmasq
 from netboot_lab.process import (
     read_bytes,
     read_text,
@@ -71,6 +74,8 @@ from netboot_lab.qemu import probe_kvm
 
 STATE_ROOT = Path("/run/netboot-lab")
 DEFAULT_SUBNET = "10.250.0"
+DHCP_MODES = ("full", "proxy")
+SITE_INTERFACE = "eth0"
 FIRST_STAGE_GRACE = 30.0
 """Seconds a guest that `--accel auto` put under KVM gets to show its first stage (a
 DHCP exchange or serial output) before it is restarted under TCG."""
@@ -97,10 +102,23 @@ class LabState:
     loaders: dict[str, str] = field(default_factory=dict)
     """Guest MAC to the UEFI loader it gets (`lab boot --loader`: `[pxe] loader_assignments`)."""
     nfs: bool = False
+    dhcp_mode: str = "full"
+    """`full`: the daemon is the lab's DHCP server. `proxy`: a site DHCP server (dnsmasq, in
+    its own namespace on the bridge) leases the addresses and the daemon answers beside it."""
+    site_pid: int = 0
 
     @property
     def server(self) -> str:
         return f"{self.subnet}.1"
+
+    @property
+    def site_namespace(self) -> str:
+        """Where the site's DHCP server runs in proxy mode: a host of its own on the bridge."""
+        return f"{self.namespace}-site"
+
+    @property
+    def site_server(self) -> str:
+        return f"{self.subnet}.2"
 
 
 @dataclass
@@ -127,6 +145,8 @@ class BootLab:
         self.state = state
         self._daemon: subprocess.Popen[bytes] | None = None
         """The daemon, when this process started it (and must reap it)."""
+        self._site: subprocess.Popen[bytes] | None = None
+        """The site's DHCP server (proxy mode), when this process started it."""
         self._lock = threading.Lock()
         """Guests may boot at once (threads): their numbers and the state file are shared."""
 
@@ -140,16 +160,25 @@ class BootLab:
         subnet: str = DEFAULT_SUBNET,
         state_root: Path = STATE_ROOT,
         nfs: bool = False,
+        dhcp_mode: str = "full",
     ) -> BootLab:
         """Create the namespace and start the daemon; refuses names already taken.
 
         With `nfs` the daemon also runs nfs-ganesha, so NFS images are offered.
+        With `dhcp_mode` "proxy" a site DHCP server (dnsmasq) leases the guests'
+        addresses and the daemon runs in proxy mode beside it; the site server
+        names the daemon's host as next-server, the one setting Debian's signed
+        GRUB needs from it (docs/protocols/pxe.md §8.2), and nothing else of a boot.
         """
+        if dhcp_mode not in DHCP_MODES:
+            raise LabError(
+                f"the lab runs DHCP in {' or '.join(DHCP_MODES)} mode, not {dhcp_mode!r}"
+            )
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces and tap devices)")
         namespace = f"nblab-{name}"
         state_file = state_root / f"{name}.json"
-        if namespace in namespaces() or state_file.exists():
+        if {namespace, f"{namespace}-site"} & namespaces() or state_file.exists():
             raise LabError(
                 f"a lab named {name!r} exists (namespace {namespace}); "
                 f"`netboot lab down --name {name}` removes it"
@@ -158,13 +187,22 @@ class BootLab:
         directory = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=state_root))
         image_root = root if root is not None else directory / "nbimages"
         state = LabState(
-            name, namespace, "nblab0", subnet, str(image_root.resolve()), str(directory), nfs=nfs
+            name,
+            namespace,
+            "nblab0",
+            subnet,
+            str(image_root.resolve()),
+            str(directory),
+            nfs=nfs,
+            dhcp_mode=dhcp_mode,
         )
         lab = cls(state)
         try:
             if root is None:
                 lab._build_demo(image_root)
             lab._network()
+            if dhcp_mode == "proxy":
+                lab._start_site_server()
             lab._start_daemon()
             lab._save()
         except BaseException:
@@ -184,6 +222,11 @@ class BootLab:
     def down(self) -> None:
         """Stop the daemon and every guest, delete the namespace and the lab's files."""
         state = self.state
+        if state.site_pid:
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(state.site_pid, signal.SIGTERM)
+            if self._site is not None:
+                stop_process(self._site)
         if state.daemon_pid:
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(state.daemon_pid, signal.SIGTERM)
@@ -193,8 +236,8 @@ class BootLab:
                 else:
                     wait_gone(state.daemon_pid, 10.0)
                 os.killpg(state.daemon_pid, signal.SIGKILL)
-        if state.namespace in namespaces():
-            delete_namespace(state.namespace)
+        for namespace in {state.namespace, state.site_namespace} & namespaces():
+            delete_namespace(namespace)
         Path(state.directory).parent.joinpath(f"{state.name}.json").unlink(missing_ok=True)
         shutil.rmtree(state.directory, ignore_errors=True)
 
@@ -217,6 +260,32 @@ class BootLab:
         state = self.state
         add_namespace(state.namespace)
         add_bridge(state.namespace, state.bridge, f"{state.server}/24")
+        if state.dhcp_mode == "proxy":
+            add_namespace(state.site_namespace)
+            add_port(
+                state.namespace,
+                state.bridge,
+                "nbsite0",
+                state.site_namespace,
+                SITE_INTERFACE,
+                f"{state.site_server}/24",
+            )
+
+    def _start_site_server(self) -> None:
+        """dnsmasq as the site's DHCP server: the guests' addresses, and us as next-server."""
+        state = self.state
+        directory = Path(state.directory)
+        command = site_dnsmasq(
+            SITE_INTERFACE,
+            f"{state.subnet}.100",
+            f"{state.subnet}.199",
+            directory,
+            next_server=state.server,
+        )
+        self._site = start_until_logged(
+            state.site_namespace, command, directory / "site-dhcp.log", DNSMASQ_READY, 30.0
+        )
+        state.site_pid = self._site.pid
 
     def _config(self) -> Path:
         state = self.state
@@ -226,16 +295,23 @@ class BootLab:
         assignments = [f"{mac}={image}" for mac, image in state.assignments.items()]
         loaders = [f"{mac}={loader}" for mac, loader in state.loaders.items()]
         nfs = f'"ganesha"\nstate_dir = "{directory}/nfs"' if state.nfs else '"off"'
+        if state.dhcp_mode == "proxy":
+            # The site names us as next-server, so GRUB finds us: the signed chain can finish.
+            dhcp = 'mode = "proxy"\n'
+            loader = 'uefi_loader = { efi-x64 = "shim" }\n'
+        else:
+            dhcp = f'mode = "full"\npool = "{state.subnet}.100-{state.subnet}.199"\n'
+            loader = ""
         config.write_text(
             f'[server]\nroot = "{state.root}"\ninterfaces = ["{state.bridge}"]\n'
             "allow_root = true\n"
-            f'[dhcp]\nmode = "full"\npool = "{state.subnet}.100-{state.subnet}.199"\n'
+            f"[dhcp]\n{dhcp}"
             f'lease_database = "{directory}/leases.sqlite3"\n'
             "answer_router_solicitations = true\n"
             f'[admin]\nlisten = ""\n[nfs]\nmode = {nfs}\n'
             '[logging]\nformat = "json"\nlevel = "debug"\n'
             f"[pxe]\nassignments = {json.dumps(assignments)}\n"
-            f"loader_assignments = {json.dumps(loaders)}\n"
+            f"loader_assignments = {json.dumps(loaders)}\n{loader}"
         )
         return config
 
@@ -293,6 +369,7 @@ class BootLab:
         note: Callable[[str], None] = _ignore,
         secure_boot: bool = False,
         loader: str | None = None,
+        http_boot: bool = False,
     ) -> BootResult:
         """Power on one guest and follow it to the marker (or the timeout).
 
@@ -305,11 +382,11 @@ class BootLab:
         (UEFI) runs OVMF with Microsoft's keys enforced and no option ROM, so
         the firmware's PXE boots the signed shim -> GRUB -> kernel chain.
         `loader` (`auto`, `shim`, `boot_file`) overrides `[pxe] uefi_loader` for
-        this guest.
+        this guest. `http_boot` (UEFI) leaves the firmware only its UEFI HTTP boot.
         """
         if ipxe_rom is None:
             ipxe_rom = firmware == "bios"
-        ipxe_rom = ipxe_rom and not secure_boot
+        ipxe_rom = ipxe_rom and not secure_boot and not http_boot
         missing = missing_pieces(firmware, secure_boot)
         if missing:
             return BootResult(firmware, "tcg", "fail", error="missing: " + ", ".join(missing))
@@ -338,7 +415,7 @@ class BootLab:
             log = stack.enter_context(self.daemon_log.open())
             while True:
                 command = self._guest_command(
-                    firmware, choice.accel, tap, mac, guest_dir, ipxe_rom, secure_boot
+                    firmware, choice.accel, tap, mac, guest_dir, ipxe_rom, secure_boot, http_boot
                 )
                 log.seek(0, os.SEEK_END)
                 progress = Progress(mac, time.time(), kernel, initrds)
@@ -381,6 +458,7 @@ class BootLab:
         guest_dir: Path,
         ipxe_rom: bool,
         secure_boot: bool = False,
+        http_boot: bool = False,
     ) -> list[str]:
         """QEMU's command line, with a fresh copy of OVMF's variables for a UEFI guest."""
         uefi_vars = None
@@ -388,7 +466,9 @@ class BootLab:
             uefi_vars = guest_dir / "OVMF_VARS.fd"
             shutil.copyfile(OVMF_VARS_SECURE if secure_boot else OVMF_VARS, uefi_vars)
         serial = guest_dir / "serial.log"
-        return guest_command(firmware, accel, tap, mac, serial, uefi_vars, ipxe_rom, secure_boot)
+        return guest_command(
+            firmware, accel, tap, mac, serial, uefi_vars, ipxe_rom, secure_boot, http_boot
+        )
 
     def _assign(self, mac: str, image: str | None, loader: str | None = None) -> None:
         """This guest boots `image` and gets `loader`: `[pxe] assignments` and
