@@ -39,13 +39,21 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from netboot.lab.initrd import MARKER
-from netboot.lab.qemu import guest_command
+from netboot.lab.qemu import OVMF_VARS, OVMF_VARS_SECURE, SIGNED_CHAIN, guest_command
 from netboot_lab.assets import pc_boot_files
 from netboot_lab.lab import BootLab
-from netboot_lab.netns import add_bridge, add_namespace, add_tap, delete_namespace
+from netboot_lab.netns import (
+    add_bridge,
+    add_namespace,
+    add_tap,
+    delete_namespace,
+    start_until_logged,
+)
+from netboot_lab.peers import DNSMASQ_ALONE, DNSMASQ_READY
 from netboot_lab.process import (
     pcap_fields,
     spawn,
@@ -58,32 +66,79 @@ SUBNET = "10.252.0"
 MAC = "52:54:00:4e:42:99"
 
 
-def netboot_run(timeout: float) -> dict[str, float]:
+@dataclass(frozen=True)
+class BootPath:
+    """One way a PC boots, as our lab boots it and as dnsmasq's classic setup does."""
+
+    name: str
+    firmware: str
+    secure_boot: bool = False
+    loader: str | None = None
+    """The lab's `--loader` for our run."""
+    peer: bool = True
+    """Whether dnsmasq is measured on this path too (the UEFI iPXE path is our reference)."""
+
+
+PATHS = {
+    "bios": BootPath("bios", "bios"),
+    "secure-boot": BootPath("secure-boot", "uefi", secure_boot=True),
+    "uefi-ipxe": BootPath("uefi-ipxe", "uefi", loader="boot_file", peer=False),
+}
+
+
+def netboot_run(path: BootPath, timeout: float) -> dict[str, float]:
     lab = BootLab.up(f"bench{uuid.uuid4().hex[:4]}", subnet=SUBNET)
     try:
-        result = lab.boot("bios", accel="tcg", timeout=timeout)
+        result = lab.boot(
+            path.firmware,
+            accel="tcg",
+            timeout=timeout,
+            secure_boot=path.secure_boot,
+            loader=path.loader,
+        )
         if result.result != "ok":
-            print(f"netboot run failed: {result.error}", file=sys.stderr)
+            print(f"netboot {path.name} run failed: {result.error}", file=sys.stderr)
             return {}
         return result.stages
     finally:
         lab.down()
 
 
-def dnsmasq_run(timeout: float) -> dict[str, float]:
-    namespace = f"nbbd-{uuid.uuid4().hex[:6]}"
-    work = Path(tempfile.mkdtemp(prefix="boot-bench-"))
+def dnsmasq_files(path: BootPath, tftp: Path) -> str:
+    """The classic setup's TFTP directory for `path`; returns dnsmasq's boot file.
+
+    BIOS: an iPXE script that loads the kernel and initrd by TFTP. Secure Boot:
+    Debian's signed shim and network GRUB (`grubx64.efi` beside the shim, the
+    name shim loads) and a hand-written `/grub/grub.cfg`, the one name that GRUB
+    asks (docs/protocols/pxe.md §8.2): kernel and initrd by TFTP, as ours.
+    """
     files = pc_boot_files()
-    tftp = work / "tftp"
-    tftp.mkdir()
     shutil.copyfile(files.kernel, tftp / "vmlinuz")
     shutil.copyfile(files.initrd, tftp / "initrd.gz")
-    (tftp / "boot.ipxe").write_text(
-        "#!ipxe\n"
-        f"kernel tftp://{SUBNET}.1/vmlinuz initrd=initrd.gz {files.command_line}\n"
-        f"initrd tftp://{SUBNET}.1/initrd.gz\n"
-        "boot\n"
+    if not path.secure_boot:
+        (tftp / "boot.ipxe").write_text(
+            "#!ipxe\n"
+            f"kernel tftp://{SUBNET}.1/vmlinuz initrd=initrd.gz {files.command_line}\n"
+            f"initrd tftp://{SUBNET}.1/initrd.gz\n"
+            "boot\n"
+        )
+        return "boot.ipxe"
+    shim, grub = SIGNED_CHAIN
+    shutil.copyfile(shim, tftp / "shimx64.efi")
+    shutil.copyfile(grub, tftp / "grubx64.efi")
+    (tftp / "grub").mkdir()
+    (tftp / "grub" / "grub.cfg").write_text(
+        f"linux /vmlinuz initrd=initrd.gz {files.command_line}\ninitrd /initrd.gz\nboot\n"
     )
+    return "shimx64.efi"
+
+
+def dnsmasq_run(path: BootPath, timeout: float) -> dict[str, float]:
+    namespace = f"nbbd-{uuid.uuid4().hex[:6]}"
+    work = Path(tempfile.mkdtemp(prefix="boot-bench-"))
+    tftp = work / "tftp"
+    tftp.mkdir()
+    boot_file = dnsmasq_files(path, tftp)
     processes: list[subprocess.Popen[bytes]] = []
     pcap = work / "boot.pcap"
     capture: subprocess.Popen[bytes] | None = None
@@ -93,15 +148,30 @@ def dnsmasq_run(timeout: float) -> dict[str, float]:
         add_tap(namespace, "tap0", "br0")
         capture = start_capture("tap0", pcap, namespace)
         dnsmasq = [
-            "dnsmasq", "--no-daemon", "--port=0", "--interface=br0", "--bind-interfaces",
+            *DNSMASQ_ALONE, "--interface=br0", "--bind-interfaces",
             f"--dhcp-range={SUBNET}.100,{SUBNET}.199,1h", "--no-ping",
             f"--dhcp-leasefile={work}/leases", f"--pid-file={work}/pid",
-            "--enable-tftp", f"--tftp-root={tftp}", "--dhcp-boot=boot.ipxe",
+            "--enable-tftp", f"--tftp-root={tftp}", f"--dhcp-boot={boot_file}",
+            "--log-facility=-", "--user=root", "--group=root",
         ]  # fmt: skip
-        processes.append(spawn(dnsmasq, work / "dnsmasq.log", namespace))
-        time.sleep(0.5)
+        processes.append(
+            start_until_logged(namespace, dnsmasq, work / "dnsmasq.log", DNSMASQ_READY, 30.0)
+        )
         serial = work / "serial.log"
-        command = guest_command("bios", "tcg", "tap0", MAC, serial)
+        uefi_vars = None
+        if path.firmware == "uefi":
+            uefi_vars = work / "OVMF_VARS.fd"
+            shutil.copyfile(OVMF_VARS_SECURE if path.secure_boot else OVMF_VARS, uefi_vars)
+        command = guest_command(
+            path.firmware,
+            "tcg",
+            "tap0",
+            MAC,
+            serial,
+            uefi_vars,
+            ipxe_rom=path.firmware == "bios",
+            secure_boot=path.secure_boot,
+        )
         start = time.time()
         guest = spawn(command, work / "qemu.log", namespace)
         processes.append(guest)
@@ -121,7 +191,7 @@ def dnsmasq_run(timeout: float) -> dict[str, float]:
         stop_capture(capture, pcap)
         capture = None
         if marker is None:
-            print("dnsmasq run did not reach the marker", file=sys.stderr)
+            print(f"dnsmasq {path.name} run did not reach the marker", file=sys.stderr)
             return {}
         stages = packet_stages(pcap, start)
         stages["marker"] = round(marker, 3)
@@ -137,7 +207,18 @@ def dnsmasq_run(timeout: float) -> dict[str, float]:
             print(f"kept {work}", file=sys.stderr)
 
 
+PACKET_STAGES = {
+    "boot.ipxe": "ipxe_script",
+    "grub.cfg": "grub_config",
+    "vmlinuz": "kernel",
+    "initrd.gz": "initrd",
+}
+"""TFTP names of the classic setup, by their last part, to the lab's stages; any other
+name (the first one asked) is the boot file."""
+
+
 def packet_stages(pcap: Path, start: float) -> dict[str, float]:
+    """Stages of a dnsmasq boot from its capture: the first ACK, and each TFTP read request."""
     rows = pcap_fields(
         pcap, "frame.time_epoch", "dhcp.option.dhcp", "tftp.opcode", "tftp.source_file"
     )
@@ -147,9 +228,7 @@ def packet_stages(pcap: Path, start: float) -> dict[str, float]:
         if dhcp == "5":
             stages.setdefault("dhcp", at)
         if opcode == "1":
-            key = {"boot.ipxe": "ipxe_script", "vmlinuz": "kernel", "initrd.gz": "initrd"}.get(
-                name, "boot_file"
-            )
+            key = PACKET_STAGES.get(name.rpartition("/")[2], "boot_file")
             stages.setdefault(key, at)
     return stages
 
@@ -158,27 +237,38 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--path", action="append", choices=sorted(PATHS), help="Boot path (default: all)."
+    )
     options = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces, tap devices)", file=sys.stderr)
         return 2
-    best: dict[str, dict[str, float]] = {}
+    paths = [PATHS[name] for name in options.path or PATHS]
+    best: dict[tuple[str, str], dict[str, float]] = {}
     for _ in range(options.repeat):
-        for server, run in (("netboot", netboot_run), ("dnsmasq", dnsmasq_run)):
-            stages = run(options.timeout)
-            if "marker" in stages and (
-                server not in best or stages["marker"] < best[server]["marker"]
-            ):
-                best[server] = stages
-    names = ["dhcp", "boot_file", "ipxe_script", "kernel", "initrd", "marker"]
+        for path in paths:
+            runs = [("netboot", netboot_run)] + ([("dnsmasq", dnsmasq_run)] if path.peer else [])
+            for server, run in runs:
+                stages = run(path, options.timeout)
+                key = (path.name, server)
+                if "marker" in stages and (
+                    key not in best or stages["marker"] < best[key]["marker"]
+                ):
+                    best[key] = stages
+    names = ["dhcp", "boot_file", "ipxe_script", "grub_config", "kernel", "initrd", "marker"]
     print(f"{'seconds since power-on':24}" + "".join(f"{n:>12}" for n in names))
-    for server, stages in best.items():
+    for (path_name, server), stages in best.items():
         cells = "".join(f"{stages[n]:>12.3f}" if n in stages else f"{'-':>12}" for n in names)
-        print(f"{server:24}{cells}")
-    if "netboot" in best and "dnsmasq" in best:
-        ratio = best["netboot"]["marker"] / best["dnsmasq"]["marker"]
-        print(f"power-on to marker, netboot/dnsmasq: {ratio:.2f}")
-    return 0 if len(best) == 2 else 1
+        print(f"{path_name + ' ' + server:24}{cells}")
+    complete = True
+    for path in paths:
+        ours, theirs = best.get((path.name, "netboot")), best.get((path.name, "dnsmasq"))
+        complete = complete and ours is not None and (theirs is not None or not path.peer)
+        if ours is not None and theirs is not None:
+            ratio = ours["marker"] / theirs["marker"]
+            print(f"{path.name}: power-on to marker, netboot/dnsmasq: {ratio:.2f}")
+    return 0 if complete else 1
 
 
 if __name__ == "__main__":

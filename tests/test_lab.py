@@ -34,7 +34,7 @@ from netboot.lab.qemu import (
     probe_command,
 )
 from netboot.lab.stages import STAGES, Progress, console_failure
-from netboot_lab.lab import DEFAULT_SUBNET, BootLab, BootResult
+from netboot_lab.lab import DEFAULT_SUBNET, BootLab, BootResult, running_lab
 from netboot_lab.netns import LabError
 from netboot_lab.process import pcap_fields
 
@@ -259,7 +259,7 @@ def test_lab_boot_prints_the_json_summary_keeps_its_files_and_cleans_up() -> Non
 def test_a_secure_boot_guest_boots_beside_a_sites_dhcp_server(tmp_path: Path) -> None:
     """Proxy mode, through the command line: dnsmasq as the site's DHCP server leases the
     address and names us as next-server, and nothing else of a boot. EDK2 takes shim from
-    our proxy offer; GRUB reads only the site's ACK (docs/protocols/pxe.md §8.2) and finds
+    our proxy offer; GRUB reads only the site's ACK (docs/protocols/pxe.md §8.3) and finds
     us there. The capture shows that rule: every file, GRUB's configuration included, came
     from us, and the site's answers carry our address as siaddr and no boot file."""
     require_lab("uefi")
@@ -297,6 +297,28 @@ def test_a_secure_boot_guest_boots_beside_a_sites_dhcp_server(tmp_path: Path) ->
     asked = [file for _, file in requests]
     for file in ("sb/x64/grubx64.efi", "/grub/grub.cfg", "/Demo.nbi/pc/vmlinuz"):
         assert file in asked, asked
+
+
+def test_beside_a_site_that_names_no_next_server_grub_goes_elsewhere_and_the_daemon_says_so(
+    tmp_path: Path,
+) -> None:
+    """The same proxy lab, but the site's dnsmasq was not told about us (it puts its own
+    address in siaddr): shim still comes from us, GRUB asks the site's server, and the
+    daemon's warning ends the run with the cause long before the timeout."""
+    require_lab("uefi")
+    with running_lab(f"q{uuid.uuid4().hex[:6]}", dhcp_mode="proxy", site_next_server=False) as lab:
+        result = lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT, artifacts=tmp_path)
+        assert result.result == "fail", result.as_json()
+        assert result.error is not None and "next-server is not ours" in result.error
+        assert "grub_config" not in result.stages
+        log = lab.daemon_log.read_text()
+    assert "took GRUB from us and asked us for nothing since" in log
+    site, ours = f"{lab.state.subnet}.2", lab.state.server
+    requests = pcap_fields(
+        Path(result.pcap), "ip.dst", "tftp.source_file", display_filter="tftp.opcode == 1"
+    )
+    assert (ours, "sb/x64/grubx64.efi") in [tuple(row) for row in requests]
+    assert (site, "/grub/x86_64-efi/command.lst") in [tuple(row) for row in requests]
 
 
 def test_lab_boot_refuses_a_lab_that_runs_another_dhcp_mode(lab: BootLab) -> None:

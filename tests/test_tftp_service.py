@@ -348,6 +348,33 @@ def test_the_signed_chain_is_served_from_its_configured_files(
     assert sent_packets(reactor)[0][1] == Data(1, b"MZ shim")
 
 
+def test_a_client_whose_grub_never_comes_back_is_named_with_the_cause(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """Proxy mode with a site DHCP server that names another next-server: shim took GRUB
+    from us, then GRUB asks that host. One warning per silent client, and a counter."""
+    grub = tmp_path / "grubnetx64.efi.signed"
+    grub.write_bytes(b"MZ grub")
+    service, reactor = make_service(catalog)
+    service.chain_files = {"sb/x64/grubx64.efi": grub}
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        request(reactor, ReadRequest("sb/x64/grubx64.efi"), CLIENT)
+        request(reactor, ReadRequest("sb/x64/grubx64.efi"), OTHER)
+        reactor.advance(2.0)
+        request(reactor, ReadRequest("/grub/x86_64-efi/command.lst"), OTHER)  # it came back
+        for _ in range(10):
+            reactor.advance(5.0)
+        assert not reactor.getDelayedCalls()  # no timer while nobody is waited for
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    warnings = [e for e in events if "took GRUB from us" in str(e.get("log_format", ""))]
+    assert [e["client"] for e in warnings] == [CLIENT[0]]
+    assert warnings[0]["log_level"] == LogLevel.warn
+    assert service.counters.grub_silent == 1
+
+
 # Busy polling needs the real transfer ports: the daemon's DatagramMux with real
 # loopback sockets. The request still comes through the fake port 69; the test
 # plays the reactor (calling the mux's doRead) and the spin clock.

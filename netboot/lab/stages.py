@@ -26,6 +26,9 @@ file of a UEFI HTTP-boot client comes from there."""
 STAGES = ("dhcp", "boot_file", "ipxe_script", "grub_config", "kernel", "initrd", "marker")
 LEASED = "ack"
 """The `outcome` of a full-mode DHCP ACK: its `address` is the guest's from now on."""
+GRUB_SILENT = "grub_silent"
+"""The `outcome` of the daemon's line about a client whose GRUB took its configuration
+from another host (`netboot.grub.arrival`)."""
 BOOT_INFO = frozenset({"proxy_offer", "boot_server_ack"})
 """The `outcome`s that hand a guest its boot file in proxy mode.
 
@@ -46,6 +49,8 @@ class Progress:
     stages: dict[str, float] = field(default_factory=dict)
     tftp_bytes: int = 0
     http_bytes: int = 0
+    failure: str | None = None
+    """Why the daemon's log says this boot cannot finish, once it does."""
     _partial: str = ""
 
     def reached(self, stage: str, when: float) -> None:
@@ -77,6 +82,11 @@ class Progress:
             return
         if system == "netboot.tftp":
             message = str(record.get("message", ""))
+            if record.get("outcome") == GRUB_SILENT:
+                self.failure = (
+                    "GRUB came from us but asked another server for its configuration: the "
+                    "DHCP ACK's next-server is not ours (read from the daemon's log)"
+                )
             if message.startswith("sending"):
                 self.reached("boot_file", when)
             elif "GRUB configuration" in message:

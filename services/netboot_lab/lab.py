@@ -106,6 +106,8 @@ class LabState:
     """`full`: the daemon is the lab's DHCP server. `proxy`: a site DHCP server (dnsmasq, in
     its own namespace on the bridge) leases the addresses and the daemon answers beside it."""
     site_pid: int = 0
+    site_next_server: bool = True
+    """Proxy mode: the site's server names the daemon's host as next-server."""
 
     @property
     def server(self) -> str:
@@ -161,6 +163,7 @@ class BootLab:
         state_root: Path = STATE_ROOT,
         nfs: bool = False,
         dhcp_mode: str = "full",
+        site_next_server: bool = True,
     ) -> BootLab:
         """Create the namespace and start the daemon; refuses names already taken.
 
@@ -168,7 +171,8 @@ class BootLab:
         With `dhcp_mode` "proxy" a site DHCP server (dnsmasq) leases the guests'
         addresses and the daemon runs in proxy mode beside it; the site server
         names the daemon's host as next-server, the one setting Debian's signed
-        GRUB needs from it (docs/protocols/pxe.md §8.2), and nothing else of a boot.
+        GRUB needs from it (docs/protocols/pxe.md §8.3), and nothing else of a boot;
+        `site_next_server` False leaves that out, as a site that was not told.
         """
         if dhcp_mode not in DHCP_MODES:
             raise LabError(
@@ -195,6 +199,7 @@ class BootLab:
             str(directory),
             nfs=nfs,
             dhcp_mode=dhcp_mode,
+            site_next_server=site_next_server,
         )
         lab = cls(state)
         try:
@@ -280,7 +285,7 @@ class BootLab:
             f"{state.subnet}.100",
             f"{state.subnet}.199",
             directory,
-            next_server=state.server,
+            next_server=state.server if state.site_next_server else None,
         )
         self._site = start_until_logged(
             state.site_namespace, command, directory / "site-dhcp.log", DNSMASQ_READY, 30.0
@@ -530,7 +535,7 @@ class BootLab:
             if MARKER.encode() in console:
                 progress.reached("marker", time.time())
                 return Followed(None)
-            failure = console_failure(console)
+            failure = console_failure(console) or progress.failure
             if failure is not None:
                 return Followed(failure)
             if exited:

@@ -32,7 +32,7 @@ def site_dnsmasq(
     With `next_server` its answers also name that host as next-server (siaddr,
     `--dhcp-boot=,,ADDRESS`), the one setting a site's DHCP server must carry
     for Debian's signed GRUB beside our proxyDHCP: GRUB reads its server from
-    the site's ACK only (docs/protocols/pxe.md §8). Without it dnsmasq puts its
+    the site's ACK only (docs/protocols/pxe.md §8.3). Without it dnsmasq puts its
     own address there. Its lease and pid files go to `state`. --no-ping:
     dnsmasq otherwise pings a fresh address before offering it and lets the
     client's first DISCOVER go unanswered while it waits.

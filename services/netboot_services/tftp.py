@@ -29,6 +29,7 @@ from twisted.logger import Logger
 
 from netboot.config import TftpConfig
 from netboot.errors import MalformedPacket
+from netboot.grub.arrival import GRUB_SILENT, GrubArrivals
 from netboot.nbi.catalog import Catalog
 from netboot.pc.choice import ChoiceSettings
 from netboot.tftp.options import TransferLimits, blksize_for_mtu, negotiate
@@ -84,6 +85,9 @@ class TftpCounters(Counters):
     """Datagrams the kernel refused (buffer full, ICMP unreachable seen)."""
     busy_poll_hits: int = 0
     busy_poll_misses: int = 0
+    grub_silent: int = 0
+    """Clients that took GRUB from us and then asked us for nothing under /grub/: their
+    GRUB reads its configuration from another host (netboot.grub.arrival)."""
 
 
 class TransferPort(Protocol):
@@ -271,6 +275,9 @@ class TftpService(Service):
         """GRUB's configuration is served with this image choice; None: not served."""
         self._namespace: tuple[tuple[object, ...], TftpNamespace] | None = None
         self._malformed_log = OncePerInterval()
+        self.grub_arrivals = GrubArrivals()
+        self._grub_check: DelayedCall | None = None
+        """The next look for silent GRUBs; scheduled only while a client is waited for."""
         self.transfer_ports: TransferPorts = transfer_ports or DatagramMux(
             reactor, self._spin_budget, self._spin_missed, spin_clock
         )
@@ -293,6 +300,8 @@ class TftpService(Service):
 
     def stopService(self) -> None:  # noqa: N802
         super().stopService()
+        if self._grub_check is not None and self._grub_check.active():
+            self._grub_check.cancel()
         for transfer in list(self.transfers):
             transfer.close()
         self.transfers.clear()
@@ -368,9 +377,37 @@ class TftpService(Service):
             code=int(refusal.code),
         )
 
+    def _watch_grubs(self) -> None:
+        """Look again when the next waiting client's patience runs out (one timer at most)."""
+        due = self.grub_arrivals.next_due()
+        if due is None or (self._grub_check is not None and self._grub_check.active()):
+            return
+        delay = max(due - self.reactor.seconds(), 0.0)
+        self._grub_check = self.reactor.callLater(delay, self.report_silent_grubs)
+
+    def report_silent_grubs(self) -> None:
+        """Say why a PC that took GRUB from us never came back (docs/protocols/pxe.md §8.3)."""
+        self._grub_check = None
+        for silent in self.grub_arrivals.silent(self.reactor.seconds()):
+            self.counters.grub_silent += 1
+            mac = self.clients.mac_of(silent.client)
+            log.warn(
+                "{client}{who} took GRUB from us and asked us for nothing since: its GRUB reads "
+                "its configuration from the next-server (siaddr) of the DHCP ACK it got, which "
+                "is not this server. Beside a site's DHCP server, have that server name this "
+                "one as next-server (docs/operations.md, Secure Boot)",
+                client=silent.client,
+                who=f" [{mac}]" if mac else "",
+                mac=mac,
+                outcome=GRUB_SILENT,
+            )
+        self._watch_grubs()
+
     def read_request(self, request: ReadRequest, address: Address, port: _RequestPort) -> None:
         self.counters.requests += 1
         now = self.reactor.seconds()
+        self.grub_arrivals.requested(address[0], request.filename, now)
+        self._watch_grubs()
         for transfer in self.transfers:
             if transfer.peer == address and transfer.name == request.filename:
                 # The client repeated its request: our first answer was lost.
