@@ -571,6 +571,31 @@ def test_grub_configuration_is_rendered_for_the_client_in_its_name(demo_root: Pa
 @pytest.mark.parametrize(
     "name",
     [
+        "/grub/grub.cfg-8be4df61-93ca-11d2-aa0d-00e098032b8c",  # the client's UUID
+        "/grub/grub.cfg-01-52-54-00-77-00-10",  # 01- and its MAC
+        "/grub/grub.cfg-0A4D0073",  # its address in hex, then ever shorter
+        "/grub/grub.cfg-0A4D007",
+        "/grub/grub.cfg-0",
+    ],
+)
+def test_the_names_of_upstream_grubs_own_search_get_the_generic_configuration(
+    demo_root: Path, name: str
+) -> None:
+    """A GRUB that searches (its `normal` without an argument) stops at the first name it
+    finds; the generic configuration there sources the client's own file."""
+    namespace = TftpNamespace(scan_catalog(demo_root), None, {}, ChoiceSettings())
+    resolved = namespace.resolve(name)
+    assert isinstance(resolved, Rendered), resolved
+    assert (resolved.content, resolved.mac) == (GENERIC_CONFIG.encode(), None)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "/grub/grub.cfg-",
+        "/grub/grub.cfg-0A4D00731",  # nine hex digits: no IPv4 address
+        "/grub/grub.cfg-01-52-54-00-77-00",
+        "/grub/grub.cfg-whatever",
         "/grub/x86_64-efi/command.lst",
         "/grub/x86_64-efi/fs.lst",
         "/grub/x86_64-efi/crypto.lst",

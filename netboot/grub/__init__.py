@@ -1,1 +1,2 @@
-"""GRUB configurations for the signed shim -> GRUB chain, rendered from the catalog."""
+"""GRUB for the signed shim -> GRUB chain: configurations rendered from the catalog, and
+the watch for a GRUB that asks another host for its configuration."""

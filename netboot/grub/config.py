@@ -48,6 +48,17 @@ from netboot.pc.choice import (
 
 GENERIC_CONFIG_NAME = "grub/grub.cfg"
 """What GRUB asks (as `/grub/grub.cfg`): its embedded prefix is `/grub`."""
+SEARCH_NAMES = re.compile(
+    r"^grub/grub\.cfg-(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|01-(?:[0-9a-f]{2}-){5}[0-9a-f]{2}|[0-9A-F]{1,8})$",
+    re.IGNORECASE,
+)
+"""The names upstream GRUB's own search asks before `grub.cfg` when its `normal` runs
+without an argument (`grub_net_search_config_file()`, grub-core/net/net.c): the
+client's UUID, `01-` and its MAC with dashes, then its IPv4 address in hex, shortened
+one digit at a time. Debian's signed image never searches (it calls `normal` with its
+memdisk's file); a GRUB that does gets the generic configuration at its first name,
+which sources the client's own file, so the search ends there."""
 CLIENT_CONFIG_DIRECTORY = "grub/netboot"
 """Where the per-client files live: `grub/netboot/<cpu>-<platform>/<mac>.cfg`."""
 GENERIC_CONFIG = (
@@ -92,6 +103,11 @@ class GrubConfig:
     summary: str
     mac: MacAddress
     image: PcImage | None = None
+
+
+def is_generic_name(name: str) -> bool:
+    """Whether a TFTP name (without its leading `/`) is answered with `GENERIC_CONFIG`."""
+    return name == GENERIC_CONFIG_NAME or SEARCH_NAMES.match(name) is not None
 
 
 def client_request(name: str) -> ClientRequest | None:

@@ -18,8 +18,9 @@ What is served:
   (`sb/x64/shimx64.efi`, `sb/x64/grubx64.efi`), each from the file the
   configuration names (`[pxe] shim_files`, `grub_files`, links allowed);
 * with the chain on, GRUB's configuration, made in memory rather than read
-  from a file (`Rendered`): `/grub/grub.cfg`, the same for everyone, and the
-  per-client file it sources, rendered from the catalog (`netboot.grub`).
+  from a file (`Rendered`): `/grub/grub.cfg`, the same for everyone (also
+  at the names of upstream GRUB's own search, `grub.cfg-01-<mac>` ...), and
+  the per-client file it sources, rendered from the catalog (`netboot.grub`).
   GRUB's module lists (`/grub/x86_64-efi/command.lst` ...) are "not found",
   which GRUB takes in its stride.
 
@@ -37,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from netboot.grub.config import GENERIC_CONFIG, GENERIC_CONFIG_NAME, client_config, client_request
+from netboot.grub.config import GENERIC_CONFIG, client_config, client_request, is_generic_name
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import Catalog
 from netboot.nbi.model import PLIST_NAME
@@ -141,7 +142,7 @@ class TftpNamespace:
         return Refusal(ErrorCode.FILE_NOT_FOUND, "not in any served directory")
 
     def _grub_config(self, name: str, settings: ChoiceSettings) -> Rendered | None:
-        if name == GENERIC_CONFIG_NAME:
+        if is_generic_name(name):
             return Rendered(GENERIC_CONFIG.encode(), name, "GRUB configuration for every client")
         request = client_request(name)
         if request is None:
