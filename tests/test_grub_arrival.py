@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from netboot.grub.arrival import GRUB_NAMES, GRUB_SILENT, GrubArrivals, SilentGrub
-from netboot.lab import stages
+from netboot.grub.arrival import GRUB_NAMES, GrubArrivals, SilentGrub
 
 
 def test_a_client_that_asks_nothing_under_grub_within_its_patience_is_silent_once() -> None:
@@ -49,8 +48,3 @@ def test_the_newest_hand_out_counts_and_the_oldest_client_is_forgotten_first() -
 
 def test_every_uefi_family_grub_name_is_watched() -> None:
     assert {"sb/x64/grubx64.efi", "sb/aa64/grubaa64.efi", "sb/ia32/grubia32.efi"} <= GRUB_NAMES
-
-
-def test_the_lab_reads_the_same_outcome_the_daemon_logs() -> None:
-    """The lab sits below the protocol code and names the log value itself."""
-    assert stages.GRUB_SILENT == GRUB_SILENT

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from netboot.cli.lab import ARTIFACTS_ROOT
+from netboot.grub.arrival import GRUB_SILENT
 from netboot.lab.qemu import (
     AccelChoice,
     KvmProbe,
@@ -86,9 +87,9 @@ def assert_booted_through_the_signed_chain(result: BootResult) -> None:
     """shim, then GRUB with its configuration from us, then the kernel and initrd by TFTP."""
     assert result.result == "ok", result.as_json()
     stages = result.stages
-    for stage in ("dhcp", "boot_file", "grub_config", "kernel", "initrd", "marker"):
+    for stage in ("dhcp", "boot_file", "shim", "grub", "grub_config", "kernel", "initrd", "marker"):
         assert stage in stages, result.as_json()
-    assert stages["boot_file"] <= stages["grub_config"] <= stages["kernel"] <= stages["marker"]
+    assert stages["shim"] <= stages["grub"] <= stages["grub_config"] <= stages["kernel"]
     assert "ipxe_script" not in stages, result.as_json()
     assert result.bytes["tftp"] > 10_000_000  # shim, GRUB, Debian's kernel and the initrd
     serial = Path(result.serial_log).read_text(errors="replace")
@@ -277,7 +278,9 @@ def test_a_secure_boot_guest_boots_beside_a_sites_dhcp_server(tmp_path: Path) ->
     summary = json.loads(done.stdout)
     assert summary["secure_boot"] is True
     stages = summary["stages"]
-    assert list(stages) == ["dhcp", "boot_file", "grub_config", "kernel", "initrd", "marker"]
+    assert list(stages) == [
+        "dhcp", "boot_file", "shim", "grub", "grub_config", "kernel", "initrd", "marker"
+    ]  # fmt: skip
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"nblab-{name}" not in namespaces  # nor its -site namespace
 
@@ -310,7 +313,7 @@ def test_beside_a_site_that_names_no_next_server_grub_goes_elsewhere_and_the_dae
         result = lab.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT, artifacts=tmp_path)
         assert result.result == "fail", result.as_json()
         assert result.error is not None and "next-server is not ours" in result.error
-        assert "grub_config" not in result.stages
+        assert "grub" in result.stages and "grub_config" not in result.stages
         log = lab.daemon_log.read_text()
     assert "took GRUB from us and asked us for nothing since" in log
     site, ours = f"{lab.state.subnet}.2", lab.state.server
@@ -437,9 +440,15 @@ def test_progress_reads_the_signed_chains_stages_from_the_tftp_log() -> None:
     def sent(name: str, size: int) -> dict[str, object]:
         return {"system": tftp, "file": name, "client": client, "bytes": size, "seconds": 1.0}
 
+    def sending(name: str) -> dict[str, object]:
+        return {"system": tftp, "message": f"sending {name!r}", "file": name, "client": client}
+
     events: list[tuple[float, dict[str, object]]] = [
         (1.0, {"system": pxe, "mac": mine, "outcome": "ack", "address": "10.0.0.5"}),
-        (1.5, {"system": tftp, "message": "sending 'sb/x64/shimx64.efi'", "client": client}),
+        (1.5, sending("sb/x64/shimx64.efi")),
+        (1.6, sending("sb/x64/shimx64.efi")),  # after EDK2's size probe: still 1.5
+        (2.0, sending("sb/x64/revocations_sbat.efi")),
+        (2.5, sending("sb/x64/grubx64.efi")),
         (3.0, {"system": tftp, "message": grub, "mac": mine}),
         (3.1, {"system": tftp, "message": "sending '/Demo.nbi/pc/vmlinuz'", "client": client}),
         (9.0, sent("/Demo.nbi/pc/vmlinuz", 9000)),
@@ -448,9 +457,19 @@ def test_progress_reads_the_signed_chains_stages_from_the_tftp_log() -> None:
     text = "".join(record(start + offset, **fields) + "\n" for offset, fields in events)
     progress.feed_text(text)
     assert progress.ordered() == {
-        "dhcp": 1.0, "boot_file": 1.5, "grub_config": 3.0, "kernel": 9.0, "initrd": 9.5
+        "dhcp": 1.0, "boot_file": 1.5, "shim": 1.5, "grub": 2.5, "grub_config": 3.0,
+        "kernel": 9.0, "initrd": 9.5,
     }  # fmt: skip
     assert progress.tftp_bytes == 9100
+
+
+def test_progress_takes_the_daemons_word_that_grub_went_elsewhere() -> None:
+    start = 1_800_000_000.0
+    mine = "52:54:00:4e:42:01"
+    progress = Progress(mine, start)
+    line = {"system": "netboot.tftp", "client": "10.0.0.5", "mac": mine, "outcome": GRUB_SILENT}
+    progress.feed_text(record(start + 40.0, **line) + "\n")
+    assert progress.failure is not None and "next-server is not ours" in progress.failure
 
 
 def test_progress_learns_a_proxy_mode_guests_address_from_its_first_transfer() -> None:

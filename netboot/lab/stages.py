@@ -4,9 +4,11 @@ The daemon logs every step with the client's MAC or address (the journey of
 one boot) and, on port 67, the outcome's kind and the leased address as
 fields, so the lab needs no packet or sentence parsing to time a boot:
 the first DHCP ACK for the guest's MAC, its first TFTP transfer (the boot
-file), the iPXE script or the GRUB configuration (the signed chain), and the
-kernel and initrd (by HTTP from iPXE, by TFTP from GRUB), each when its
-transfer ended.
+file; by HTTP under UEFI HTTP boot), on the signed chain shim and GRUB (when
+each transfer began) and the GRUB configuration, or else the iPXE script, and
+the kernel and initrd (by HTTP from iPXE, by TFTP from GRUB), each when its
+transfer ended. A daemon line saying the boot cannot finish (a GRUB gone to
+another server for its configuration) becomes the `failure`.
 Times are seconds since the guest was powered on; a stage is present only
 once reached. Pure: log records and the power-on time in, stages out.
 """
@@ -20,20 +22,34 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-PXE_PROGRAMS_URL = "/boot/"
-"""Where the daemon publishes its PXE programs over HTTP (docs/operations.md): the boot
-file of a UEFI HTTP-boot client comes from there."""
-STAGES = ("dhcp", "boot_file", "ipxe_script", "grub_config", "kernel", "initrd", "marker")
+from netboot.dhcp.boot import PXE_FILES_PATH
+from netboot.firmware import EFI_ARCH_NAMES, grub_name, shim_name
+from netboot.grub.arrival import GRUB_SILENT
+
+STAGES = (
+    "dhcp",
+    "boot_file",
+    "shim",
+    "grub",
+    "ipxe_script",
+    "grub_config",
+    "kernel",
+    "initrd",
+    "marker",
+)
+CHAIN_STAGES = {
+    **{shim_name(family): "shim" for family in EFI_ARCH_NAMES},
+    **{grub_name(family): "grub" for family in EFI_ARCH_NAMES},
+}
+"""The signed chain's TFTP names to their stages: the firmware's boot file is shim, and
+shim then fetches GRUB."""
 LEASED = "ack"
 """The `outcome` of a full-mode DHCP ACK: its `address` is the guest's from now on."""
-GRUB_SILENT = "grub_silent"
-"""The `outcome` of the daemon's line about a client whose GRUB took its configuration
-from another host (`netboot.grub.arrival`)."""
 BOOT_INFO = frozenset({"proxy_offer", "boot_server_ack"})
 """The `outcome`s that hand a guest its boot file in proxy mode.
 
 Values of the daemon's documented `outcome` log field (`OutcomeKind`), read
-here as any log collector reads them: the lab sits below the protocol code.
+here as any log collector reads them.
 """
 
 
@@ -89,6 +105,9 @@ class Progress:
                 )
             if message.startswith("sending"):
                 self.reached("boot_file", when)
+                chain_stage = CHAIN_STAGES.get(str(record.get("file", "")).lstrip("/"))
+                if chain_stage is not None:
+                    self.reached(chain_stage, when)
             elif "GRUB configuration" in message:
                 self.reached("grub_config", when)
             if isinstance(record.get("bytes"), int) and "seconds" in record:
@@ -99,7 +118,7 @@ class Progress:
                 self.reached("ipxe_script", when)
                 return
             path = str(record.get("path", ""))
-            if path.startswith(PXE_PROGRAMS_URL) and record.get("status") == 200:
+            if path.startswith(PXE_FILES_PATH) and record.get("status") == 200:
                 self.reached("boot_file", when)  # UEFI HTTP boot fetched it
             if record.get("status") in (200, 206) and isinstance(record.get("bytes"), int):
                 self.http_bytes += record["bytes"]
