@@ -7,9 +7,9 @@ set -eu
 cd "$(dirname "$0")"
 
 # What the daemon and `netboot images demo` need at run time (NFS: nfs-ganesha,
-# which the daemon runs, its VFS backend, and rpcbind for NFSv3). Not Debian's signed
-# shim and GRUB for Secure Boot PCs: shim-signed's postinst reinstalls the boot loader
-# of a UEFI host, so the admin installs them by choice (docs/operations.md).
+# which the daemon runs, its VFS backend, and rpcbind for NFSv3). Debian's signed shim
+# and GRUB for Secure Boot PCs are fetched, not installed (`netboot fetch-signed-chain`):
+# shim-signed's postinst would reinstall the boot loader of a UEFI host.
 RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2 nfs-ganesha nfs-ganesha-vfs rpcbind"
 # What the tests need on top: clients and dissectors written by others: TFTP
 # (curl, tftp-hpa, atftp), BSDP (insomniacslk's Go library, built with golang-go),
@@ -59,6 +59,8 @@ case "$command" in
 serve)
     install_packages $RUNTIME_PACKAGES
     install_python ""
+    .venv/bin/netboot fetch-signed-chain --if-missing >/dev/null ||
+        echo "bootstrap: no signed shim and GRUB: Secure Boot PCs cannot boot (see above)" >&2
     if [ -z "$(find nbimages -mindepth 1 -maxdepth 2 -name '*.nbi' -print -quit)" ]; then
         .venv/bin/netboot images demo --root nbimages
     fi

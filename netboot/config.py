@@ -484,6 +484,12 @@ def _mac_table(
 
 
 LOADERS = ("auto", "shim", "boot_file")
+SIGNED_CHAIN_PACKAGES = ("shim-signed", "grub-efi-amd64-signed")
+"""Debian's packages that hold the default `shim_files` and `grub_files`."""
+SIGNED_CHAIN_CACHE = Path("/var/cache/netboot/signed-chain")
+"""Where `netboot fetch-signed-chain` unpacks them (as if it were `/`), not installed:
+shim-signed's postinst would reinstall the boot loader of a UEFI host. A chain file
+missing at its configured path is looked for here, at the same path."""
 """What a UEFI PXE ROM is handed: the signed shim -> GRUB chain, or the `boot_files` entry."""
 
 
@@ -580,7 +586,9 @@ class PxeConfig:
         (("efi-x64", "/usr/lib/shim/shimx64.efi.signed"),),
         _family_paths,
         "The signed shim per UEFI family (Debian's `shim-signed`); served by TFTP as "
-        "`sb/<arch>/shim<arch>.efi` (`sb/x64/shimx64.efi`). May be a link.",
+        "`sb/<arch>/shim<arch>.efi` (`sb/x64/shimx64.efi`). May be a link. A file not at "
+        "its path is looked for under /var/cache/netboot/signed-chain, where "
+        "`netboot fetch-signed-chain` unpacks Debian's packages without installing them.",
     )
     grub_files: tuple[tuple[str, str], ...] = option(
         (("efi-x64", "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"),),
@@ -588,7 +596,8 @@ class PxeConfig:
         "The signed network GRUB per UEFI family (Debian's `grub-efi-amd64-signed`), served "
         "as `sb/<arch>/grub<arch>.efi`, the name shim loads from its own directory. GRUB "
         "reads `/grub/grub.cfg` from the server, which sources the client's configuration "
-        "rendered from the catalog.",
+        "rendered from the catalog. Looked for under /var/cache/netboot/signed-chain too, "
+        "as `shim_files`.",
     )
     loader_assignments: tuple[tuple[MacAddress, str], ...] = option(
         (),

@@ -25,7 +25,7 @@ from types import MappingProxyType
 
 from netboot.bsdp.policy import BsdpSettings
 from netboot.bsdp.rootpath import RootPathSettings
-from netboot.config import AddressRange, Config, HttpConfig, TftpConfig
+from netboot.config import SIGNED_CHAIN_CACHE, AddressRange, Config, HttpConfig, TftpConfig
 from netboot.dhcp.boot import BootSettings, Loader
 from netboot.firmware import grub_name, shim_name
 from netboot.macaddr import MacAddress
@@ -98,6 +98,17 @@ class Runtime:
     ports: BoundPorts
 
 
+def chain_file(
+    configured: Path, present: Callable[[Path], bool], cache: Path = SIGNED_CHAIN_CACHE
+) -> Path:
+    """Where a shim or GRUB of the configuration is: at its path, or else, when only that
+    is there, at the same path under `cache` (Debian's packages unpacked, not installed)."""
+    if present(configured) or not configured.is_absolute():
+        return configured
+    cached = cache / configured.relative_to("/")
+    return cached if present(cached) else configured
+
+
 def build_runtime(
     config: Config,
     *,
@@ -119,14 +130,13 @@ def build_runtime(
     if ports is None:
         ports = configured_ports(config)
     http_port = ports.http if config.http.enabled else None
-    shims, grubs = dict(config.pxe.shim_files), dict(config.pxe.grub_files)
+    shims = {family: chain_file(Path(path), present) for family, path in config.pxe.shim_files}
+    grubs = {family: chain_file(Path(path), present) for family, path in config.pxe.grub_files}
     configured = frozenset(shims) & frozenset(grubs)
-    chain_files = {shim_name(family): Path(shims[family]) for family in sorted(configured)}
-    chain_files |= {grub_name(family): Path(grubs[family]) for family in sorted(configured)}
+    chain_files = {shim_name(family): shims[family] for family in sorted(configured)}
+    chain_files |= {grub_name(family): grubs[family] for family in sorted(configured)}
     chained = frozenset(
-        family
-        for family in configured
-        if present(Path(shims[family])) and present(Path(grubs[family]))
+        family for family in configured if present(shims[family]) and present(grubs[family])
     )
     boot = BootSettings(
         boot_files=MappingProxyType(dict(config.pxe.boot_files)),

@@ -21,6 +21,7 @@ from twisted.internet.task import Clock
 
 from netboot.bsdp.rootpath import root_path
 from netboot.config import (
+    SIGNED_CHAIN_CACHE,
     Applies,
     Config,
     applies,
@@ -32,7 +33,7 @@ from netboot.dhcp.boot import BootOffer, boot_offer
 from netboot.dhcp.pxe import ARCHITECTURES, BootClient, ClientKind
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import scan_catalog
-from netboot.settings import BoundPorts, Runtime, build_runtime
+from netboot.settings import BoundPorts, Runtime, build_runtime, chain_file
 from netboot_lab.factories import make_set
 from netboot_services.app import HostFacts, make_service, reload
 from netboot_services.bsdp import BsdpHandler
@@ -378,3 +379,31 @@ def test_grub_configurations_are_served_only_when_a_client_can_get_the_shim(
             "sb/x64/shimx64.efi": Path("/usr/lib/shim/shimx64.efi.signed"),
             "sb/x64/grubx64.efi": Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"),
         }
+
+
+def test_a_chain_file_not_installed_is_taken_from_the_unpacked_packages() -> None:
+    """`netboot fetch-signed-chain` unpacks Debian's packages under the cache, as if it
+    were /: a default path that is not there is found at the same path under it."""
+    shim = Path("/usr/lib/shim/shimx64.efi.signed")
+    cached = SIGNED_CHAIN_CACHE / "usr/lib/shim/shimx64.efi.signed"
+    assert chain_file(shim, lambda path: True) == shim  # installed: that one
+    assert chain_file(shim, lambda path: path == cached) == cached
+    assert chain_file(shim, lambda path: False) == shim  # nowhere: named as configured
+    assert chain_file(Path("relative.efi"), lambda path: False) == Path("relative.efi")
+
+
+def test_the_runtime_chains_through_the_unpacked_packages(tmp_path: Path) -> None:
+    table = base_table(tmp_path / "images")
+    config = config_from_mapping(table, "netboot.toml", tmp_path)
+    in_cache = str(SIGNED_CHAIN_CACHE)
+    runtime = build_runtime(
+        config,
+        host_name="lab-server",
+        ports=BOUND,
+        pool_subnet=POOL_SUBNET,
+        present=lambda path: str(path).startswith(in_cache),
+    )
+    assert runtime.grub is not None  # auto: the chain is offered
+    assert runtime.chain_files["sb/x64/shimx64.efi"] == (
+        SIGNED_CHAIN_CACHE / "usr/lib/shim/shimx64.efi.signed"
+    )

@@ -31,6 +31,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "dmg",
         "Inspect, verify and convert disk images (UDIF .dmg, raw images, block devices).",
     ),
+    "fetch-signed-chain": LazyCommand(
+        "netboot.cli.signed_chain",
+        "fetch_signed_chain",
+        "Fetch Debian's signed shim and network GRUB for Secure Boot PCs, not installed.",
+    ),
     "images": LazyCommand(
         "netboot.cli.images", "images", "Inspect and build the NBI sets under the image root."
     ),

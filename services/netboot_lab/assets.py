@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from netboot.debian import unpack_packages
 from netboot.errors import ImageError
 from netboot.lab.initrd import marker_initrd
 from netboot.nbi.demo import PcBootFiles
@@ -39,17 +40,10 @@ def pc_boot_files(cache: Path = CACHE) -> PcBootFiles:
 
 
 def _fetch(cache: Path) -> None:
-    for tool in ("apt-get", "apt-cache", "dpkg-deb"):
-        if shutil.which(tool) is None:
-            raise ImageError(tool, "-", "not found: the lab's kernel comes from Debian's archive")
     cache.mkdir(parents=True, exist_ok=True)
-    kernel_package = _kernel_package()
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
-        work = Path(scratch)
-        _run(["apt-get", "download", "-q", kernel_package, BUSYBOX_PACKAGE], work)
-        unpacked = work / "unpacked"
-        for deb in sorted(work.glob("*.deb")):
-            _run(["dpkg-deb", "-x", str(deb), str(unpacked)], work)
+        unpacked = Path(scratch)
+        unpack_packages([_kernel_package(), BUSYBOX_PACKAGE], unpacked)
         kernels = sorted((unpacked / "boot").glob("vmlinuz-*"))
         busybox = unpacked / "bin" / "busybox"
         if not kernels or not busybox.is_file():
@@ -72,9 +66,3 @@ def _kernel_package() -> str:
     if found is None:
         raise ImageError(KERNEL_PACKAGE, "-", "not in the apt lists (run apt-get update, as root)")
     return found.group(1)
-
-
-def _run(command: list[str], cwd: Path) -> None:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise ImageError(command[0], "-", f"{' '.join(command)} failed: {done.stderr.strip()}")
