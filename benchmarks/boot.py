@@ -1,32 +1,44 @@
-"""Power-on to serial marker: a BIOS guest booted by netboot vs by dnsmasq, same kernel.
+"""Power-on to serial marker: PCs booted by netboot vs by dnsmasq, same kernel.
 
 Run from the repository root, as root, after `./bootstrap.sh test`:
 
-    .venv/bin/python benchmarks/boot.py [--repeat 3] [--timeout 120]
+    .venv/bin/python benchmarks/boot.py [--repeat 3] [--timeout 120] [--path NAME]...
 
-Both servers boot the same QEMU BIOS guest (TCG, virtio NIC whose option ROM
-is Debian's iPXE) to the same Debian kernel and busybox initrd, which print a
-marker on the serial console and power off. Each runs in a namespace of its
-own (a bridge and a tap device; nothing leaves it):
+Each path boots one QEMU guest (TCG, virtio NIC) to the same Debian kernel
+and busybox initrd, which print a marker on the serial console and power
+off. Each server runs in a namespace of its own (a bridge and a tap device;
+nothing leaves it). The paths:
 
-* `netboot`: `netboot lab`: full DHCP whose OFFER carries the iPXE script URL
-  with PXEClient and no-pxedhcp, the script and files over HTTP, and the
-  lab's answer to IPv6 router solicitations (lifetime 0);
-* `dnsmasq`: the classic setup: dnsmasq's DHCP and TFTP; the iPXE ROM is
-  handed a script by TFTP (`dhcp-boot`) that loads the kernel and initrd by
-  TFTP. dnsmasq runs with --no-ping so its own 3 s address check is not
-  counted against it.
+* `bios`: the NIC's option ROM is Debian's iPXE. `netboot`: `netboot lab`:
+  full DHCP whose OFFER carries the iPXE script URL with PXEClient and
+  no-pxedhcp, the script and files over HTTP, and the lab's answer to IPv6
+  router solicitations (lifetime 0). `dnsmasq`: the classic setup: dnsmasq's
+  DHCP and TFTP; the iPXE ROM is handed a script by TFTP (`dhcp-boot`) that
+  loads the kernel and initrd by TFTP.
+* `secure-boot`: OVMF with Microsoft's keys enforced, no option ROM, so
+  EDK2's own PXE boots Debian's signed shim -> GRUB -> signed kernel.
+  `netboot`: the lab's default chain (GRUB's configuration rendered per
+  client). `dnsmasq`: the classic setup: the same shim, GRUB and kernel in
+  its TFTP root with a hand-written `/grub/grub.cfg`.
+* `uefi-ipxe`: OVMF without Secure Boot or option ROM, EDK2's PXE fetching
+  Debian's `ipxe.efi` from us (`--loader boot_file`); ours only, for reference.
 
-Printed: the best of `--repeat` runs of each, stage by stage where known
-(netboot's from its log, where kernel and initrd are when each HTTP response
-ended; dnsmasq's from packet timestamps, where they are when each TFTP read
-request left the guest), and the ratio netboot/dnsmasq of the marker times.
+dnsmasq runs with --no-ping so its own 3 s address check is not counted
+against it. Printed: the best of `--repeat` runs of each, stage by stage
+where known (netboot's from its log: kernel and initrd where each transfer
+ended, shim and GRUB where each began; dnsmasq's from packet timestamps,
+where each TFTP read request left the guest), and the ratio netboot/dnsmasq
+of the marker times per path.
 
-Measured 2026-12-01, 2 cores, TCG: netboot 6.98 s (DHCP done 2.33 s, script
-2.36 s, kernel 3.15 s), dnsmasq 23.77 s (DHCP done 5.36 s: iPXE waits 3 s
-for proxy offers; script 18.39 s: 13 s of IPv6 router solicitation): 0.29.
-The 13 s are the ROM iPXE's IPv6 wait and the 3 s its proxy wait
-(docs/protocols/pxe.md §6.3); the floor is about 5-6 s.
+Measured 2026-12-07, 2 cores, TCG, best of 3:
+bios netboot 6.25 s, dnsmasq 23.03 s: 0.27 (dnsmasq's iPXE waits 3 s for
+proxy offers and 13 s for an IPv6 router: docs/protocols/pxe.md §6.3);
+secure-boot netboot 21.05 s, dnsmasq 21.66 s: 0.97 (GRUB's configuration at
+10.6 s against 11.3 s; then GRUB fetches 14 MB of kernel and initrd by
+lock-step TFTP with 1024-byte blocks either way, about 6.5 s, since
+Debian's signed GRUB has no `http` module and no windowsize, so the 0.6 the
+issue hoped for from HTTP cannot come from the server);
+uefi-ipxe netboot 19.16 s (EDK2's DHCP done at 8.9 s; iPXE's script 15.4 s).
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ from pathlib import Path
 
 from netboot.lab.initrd import MARKER
 from netboot.lab.qemu import OVMF_VARS, OVMF_VARS_SECURE, SIGNED_CHAIN, guest_command
+from netboot.lab.stages import STAGES
 from netboot_lab.assets import pc_boot_files
 from netboot_lab.lab import BootLab
 from netboot_lab.netns import (
@@ -208,6 +221,8 @@ def dnsmasq_run(path: BootPath, timeout: float) -> dict[str, float]:
 
 
 PACKET_STAGES = {
+    "shimx64.efi": "shim",
+    "grubx64.efi": "grub",
     "boot.ipxe": "ipxe_script",
     "grub.cfg": "grub_config",
     "vmlinuz": "kernel",
@@ -256,7 +271,7 @@ def main() -> int:
                     key not in best or stages["marker"] < best[key]["marker"]
                 ):
                     best[key] = stages
-    names = ["dhcp", "boot_file", "ipxe_script", "grub_config", "kernel", "initrd", "marker"]
+    names = list(STAGES)
     print(f"{'seconds since power-on':24}" + "".join(f"{n:>12}" for n in names))
     for (path_name, server), stages in best.items():
         cells = "".join(f"{stages[n]:>12.3f}" if n in stages else f"{'-':>12}" for n in names)
