@@ -291,7 +291,8 @@ class TftpConfig:
         "last once more (31 s by default) without progress, never sooner. With "
         "`adaptive_timeout` the retransmissions come sooner on a fast link, backing off to at "
         "most the first entry, so there are more of them before the same give-up time. A client's "
-        "`timeout` option replaces every wait (one per entry, and one more) and is not adapted.",
+        "`timeout` option (T s) caps every wait at T and sets the patience to T for each entry "
+        "and once more; the pace still follows the round trip (docs/protocols/tftp.md §2).",
     )
     adaptive_timeout: bool = option(
         True,

@@ -296,8 +296,8 @@ def test_on_a_fast_link_losing_a_fifth_each_way_a_loss_costs_the_rto_not_a_secon
     """
     content = pattern(512 * 1500)
     options = {"blksize": "512", "windowsize": str(windowsize)}
-    adaptive = run(content, options, Link(drop=at_random(0.2, 7)), max_events=300_000)
-    fixed = run(content, options, Link(drop=at_random(0.2, 7)), max_events=300_000, adaptive=False)
+    adaptive = run(content, options, Link(drop=at_random(0.2, 3)), max_events=300_000)
+    fixed = run(content, options, Link(drop=at_random(0.2, 3)), max_events=300_000, adaptive=False)
     assert_delivered(adaptive, content)
     assert_delivered(fixed, content)
     assert adaptive.now < fixed.now / 5

@@ -113,8 +113,11 @@ def test_lost_packets_are_resent_on_the_retry_schedule_then_the_transfer_fails(
     assert sent_packets(reactor) == []
     reactor.advance(0.1)
     assert [p for _, p, _ in sent_packets(reactor)] == [Data(1, KERNEL[:512])]
-    reactor.advance(3.0)
-    assert [p for _, p, _ in sent_packets(reactor)] == [Data(1, KERNEL[:512])]
+    reactor.advance(3.0)  # the second repeat takes the next block along (REACH_AHEAD_AFTER)
+    assert [p for _, p, _ in sent_packets(reactor)] == [
+        Data(1, KERNEL[:512]),
+        Data(2, KERNEL[512:1024]),
+    ]
     reactor.advance(3.0)
     ((_, error, _),) = sent_packets(reactor)
     assert isinstance(error, Error) and error.code == ErrorCode.NOT_DEFINED

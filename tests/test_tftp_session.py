@@ -19,6 +19,7 @@ from netboot.tftp.options import Negotiated, TransferLimits, negotiate
 from netboot.tftp.session import (
     DEFAULT_MIN_TIMEOUT,
     DEFAULT_RETRY_SCHEDULE,
+    OACK_REPEAT_AFTER,
     Action,
     Finished,
     Outcome,
@@ -217,7 +218,7 @@ def test_options_are_acknowledged_before_any_data() -> None:
     s = session(whole, negotiated)
     assert s.state is State.NEGOTIATING
     assert sent(s.start(0.0)) == [OptionAck({"blksize": "1024", "tsize": "2000"})]
-    assert s.deadline() == DEFAULT_RETRY_SCHEDULE[0]
+    assert s.deadline() == OACK_REPEAT_AFTER
     assert sent(s.feed(Ack(0), 0.2)) == [data(1, whole, 1024)]
     assert s.state is State.SENDING
     assert sent(s.feed(Ack(1), 0.3)) == [data(2, whole, 1024)]
@@ -230,7 +231,7 @@ def test_acks_other_than_0_are_ignored_while_negotiating(block: int) -> None:
     s.start(0.0)
     assert s.feed(Ack(block), 0.1) == []
     assert s.state is State.NEGOTIATING
-    assert s.deadline() == DEFAULT_RETRY_SCHEDULE[0]  # unchanged: the timer resends the OACK
+    assert s.deadline() == OACK_REPEAT_AFTER  # unchanged: the timer resends the OACK
     assert sent(s.feed(Ack(0), 0.2)) == [Data(1, pattern(100)[:8])]
 
 
@@ -501,22 +502,44 @@ def test_timeouts_back_off_along_the_schedule_then_fail() -> None:
 
 
 def test_a_custom_schedule_sets_the_waits_and_the_count() -> None:
-    s = session(pattern(100), with_options(), schedule=(0.5, 0.25))
-    assert sent(s.start(100.0)) == [OptionAck({"blksize": "512"})]
+    s = session(pattern(100), schedule=(0.5, 0.25))
+    assert sent(s.start(100.0)) == [Data(1, pattern(100))]
     deadlines, resent, end = timeline(s)
     assert deadlines == [100.5, 100.75, 101.0]
-    assert resent[:-1] == [[OptionAck({"blksize": "512"})]] * 2
+    assert resent[:-1] == [[Data(1, pattern(100))]] * 2
     assert end.outcome is Outcome.TIMED_OUT
-    assert "2 retransmissions" in end.detail
 
 
-def test_a_client_timeout_replaces_the_waits_but_not_the_count() -> None:
+def test_a_custom_schedule_shorter_than_the_oack_wait_ends_it_there() -> None:
+    s = session(pattern(100), with_options(), schedule=(0.5, 0.25))
+    assert sent(s.start(100.0)) == [OptionAck({"blksize": "512"})]
+    deadlines, _, end = timeline(s)
+    assert deadlines == [101.0]  # the whole patience, without a repeated OACK
+    assert end.outcome is Outcome.TIMED_OUT
+
+
+def test_a_client_timeout_caps_each_wait_and_sets_the_patience() -> None:
+    """T = 3 s: no wait is longer than T, and the transfer keeps trying T per schedule
+    entry and once more (18 s), as long as T's waits would have lasted."""
     negotiated = negotiate({"timeout": "3"}, 100, TransferLimits())
-    s = session(pattern(100), negotiated)
+    s = session(pattern(100), negotiated, adaptive=False)
     s.start(0.0)
+    s.feed(Ack(0), 0.0)
     deadlines, resent, end = timeline(s)
-    assert deadlines == [3.0, 6.0, 9.0, 12.0, 15.0, 18.0]
-    assert len(resent) == len(DEFAULT_RETRY_SCHEDULE) + 1
+    assert deadlines == [1.0, 3.0, 6.0, 9.0, 12.0, 15.0, 18.0]  # waits 1, 2, then 3 each
+    assert s.retransmissions == len(resent) - 1 == 6  # the last answer is the error
+    assert end.outcome is Outcome.TIMED_OUT
+
+
+def test_a_client_timeout_longer_than_the_schedule_only_lengthens_the_patience() -> None:
+    negotiated = negotiate({"timeout": "6"}, 100, TransferLimits())  # curl's
+    s = session(pattern(100), negotiated, adaptive=False)
+    s.start(0.0)
+    s.feed(Ack(0), 0.0)
+    deadlines, _, end = timeline(s)
+    waits = [b - a for a, b in zip([0.0, *deadlines], deadlines, strict=False)]
+    assert waits[:5] == [1.0, 2.0, 4.0, 6.0, 6.0]  # the schedule, 8 s capped at T
+    assert deadlines[-1] == 36.0  # 6 s x (5 entries + 1)
     assert end.outcome is Outcome.TIMED_OUT
 
 
@@ -533,11 +556,30 @@ def test_progress_resets_the_backoff() -> None:
     assert deadlines == [5.0, 7.0, 11.0, 19.0, 27.0, 35.0]
 
 
-def test_the_timer_resends_the_oack_while_negotiating() -> None:
+def test_the_oack_is_repeated_only_after_the_clients_own_timers_had_their_turn() -> None:
+    """atftp aborts on a second OACK; every client but GRUB repeats its RRQ or ACK 0 itself
+    within 6 s, and GRUB waits about 31 s. So 16 s of silence first (docs/protocols/tftp.md)."""
     s = session(pattern(10), with_options(tsize="10"))
     s.start(0.0)
-    assert sent(s.on_timer(1.0)) == [OptionAck({"tsize": "10"})]
-    assert sent(s.feed(Ack(0), 1.5)) == [Data(1, pattern(10))]
+    assert s.deadline() == OACK_REPEAT_AFTER
+    assert s.on_timer(OACK_REPEAT_AFTER - 0.001) == []
+    assert sent(s.on_timer(OACK_REPEAT_AFTER)) == [OptionAck({"tsize": "10"})]
+    assert sent(s.feed(Ack(0), OACK_REPEAT_AFTER + 0.5)) == [Data(1, pattern(10))]
+
+
+def test_a_repeated_rrq_gets_the_oack_at_once() -> None:
+    s = session(pattern(10), with_options(tsize="10"))
+    s.start(0.0)
+    assert sent(s.retransmit_initial(5.0)) == [OptionAck({"tsize": "10"})]  # the OACK was lost
+    assert s.deadline() == 5.0 + OACK_REPEAT_AFTER
+
+
+def test_a_silent_client_still_gives_up_within_the_patience() -> None:
+    s = session(pattern(10), with_options(tsize="10"))
+    s.start(0.0)
+    deadlines, _, end = timeline(s)
+    assert deadlines == [OACK_REPEAT_AFTER, 31.0]  # one repeat, then the patience ends
+    assert end.outcome is Outcome.TIMED_OUT
 
 
 # --- adaptive retransmission timeout (RFC 6298, Karn) -----------------------------------------
@@ -610,7 +652,7 @@ def test_the_oack_round_trip_is_the_first_sample() -> None:
 def test_karn_a_repeated_oack_is_not_timed() -> None:
     s = session(pattern(2000), with_options())
     s.start(0.0)
-    s.on_timer(1.0)  # OACK again: ACK 0 may answer either copy
+    s.retransmit_initial(1.0)  # OACK again: ACK 0 may answer either copy
     s.feed(Ack(0), 1.0625)
     assert s.rto is None
     assert s.deadline() == 1.0625 + DEFAULT_RETRY_SCHEDULE[0]
@@ -757,18 +799,22 @@ def test_the_transfer_gives_up_after_the_same_patience_whatever_the_rto(
     assert end == Finished(Outcome.TIMED_OUT, f"no answer after {retransmissions} retransmissions")
 
 
-def test_a_client_timeout_is_kept_on_every_retry_and_never_adapted() -> None:
+def test_a_client_timeout_does_not_stop_the_pace_following_the_round_trip() -> None:
+    """curl asks `timeout 6`: a loss must still cost one RTO, not 6 s (issue #17)."""
     whole = pattern(512 * 10)
-    s = session(whole, negotiate({"timeout": "3", "blksize": "512"}, len(whole), TransferLimits()))
+    s = session(whole, negotiate({"timeout": "6", "blksize": "512"}, len(whole), TransferLimits()))
     s.start(0.0)
-    s.feed(Ack(0), 0.001)
-    s.feed(Ack(1), 0.002)  # fast round trips, neither timed
-    assert s.rto is None
-    assert s.deadline() == 0.002 + 3.0
-    deadlines, _, end = timeline(s)
-    assert deadlines == pytest.approx([0.002 + 3.0 * k for k in range(1, 7)])
-    assert s.retransmissions == len(DEFAULT_RETRY_SCHEDULE)
+    s.feed(Ack(0), 0.001)  # the OACK's round trip: 1 ms
+    s.feed(Ack(1), 0.002)
+    assert s.rto == DEFAULT_MIN_TIMEOUT  # 50 ms: the floor, well under T
+    assert s.deadline() == pytest.approx(0.002 + DEFAULT_MIN_TIMEOUT)
+    deadlines, resent, end = timeline(s)
+    waits = [b - a for a, b in zip([0.002, *deadlines], deadlines, strict=False)]
+    assert waits[:4] == pytest.approx([0.05, 0.1, 0.2, 0.4])  # backing off ...
+    assert max(waits) <= 1.0  # ... to the schedule's first entry, never to T
+    assert deadlines[-1] == pytest.approx(0.002 + 36.0)  # T bounds the patience
     assert end.outcome is Outcome.TIMED_OUT
+    assert len(resent) > 30
 
 
 def test_adaptive_false_waits_the_schedule_as_before() -> None:
@@ -864,18 +910,20 @@ def test_no_link_makes_the_session_give_up_early_or_wait_past_the_schedule(
     now = progress = 0.0
     retries = 0  # retransmissions since the last progress
     window: list[int] = []  # wire numbers of the blocks last sent; [0] stands for the OACK
+    negotiating = oack
 
     def check(actions: list[Action], moved: bool) -> None:
-        nonlocal progress, retries, window
+        nonlocal progress, retries, window, negotiating
         packets = sent(actions)
         if s.state is State.DONE:
             (end,) = ended(actions)
             assert end.outcome is Outcome.TIMED_OUT  # the file is far too long to finish
             assert now - progress == pytest.approx(patience, abs=1e-6)
             assert now - progress >= sum(schedule)
-            if not adaptive:
+            if not adaptive and not negotiating:  # the OACK waits OACK_REPEAT_AFTER instead
                 assert retries == len(schedule)
             return
+        negotiating = s.state is State.NEGOTIATING
         if moved:
             progress, retries = now, 0
         rto = s.rto
@@ -887,9 +935,11 @@ def test_no_link_makes_the_session_give_up_early_or_wait_past_the_schedule(
             deadline = s.deadline()
             assert deadline is not None
             entry = schedule[min(retries, len(schedule) - 1)]
+            if negotiating:
+                entry = max(entry, OACK_REPEAT_AFTER)
             wait = deadline - now
             assert 0 < wait <= entry + 1e-9
-            if not adaptive:
+            if not adaptive and not negotiating:
                 assert deadline == now + entry  # exactly as before
             assert deadline <= progress + patience + 1e-6
 
@@ -997,7 +1047,7 @@ def test_retransmit_initial_resends_the_oack() -> None:
     s.start(0.0)
     assert sent(s.retransmit_initial(0.7)) == [OptionAck({"tsize": "100"})]
     assert s.retransmissions == 1
-    assert s.deadline() == 0.7 + DEFAULT_RETRY_SCHEDULE[0]
+    assert s.deadline() == 0.7 + OACK_REPEAT_AFTER
 
 
 def test_retransmit_initial_resends_the_first_window() -> None:
@@ -1018,6 +1068,63 @@ def test_retransmit_initial_does_nothing_once_the_transfer_moved_on() -> None:
     assert s.retransmissions == 0
 
 
+# --- a client that stops answering repeats (atftp) ----------------------------------------------
+
+
+def fire(s: ReadSession) -> float:
+    """The session's deadline, when its timer fires."""
+    deadline = s.deadline()
+    assert deadline is not None
+    return deadline
+
+
+def test_after_two_unanswered_repeats_the_next_block_goes_out_too() -> None:
+    """atftp's lock step: it has block 2 but its ACK and its one extra ACK were lost; it
+    ignores more copies of block 2 until 5 s of silence. Block 3 is what it can take."""
+    whole = pattern(512 * 5)
+    s = session(whole)
+    s.start(0.0)
+    s.feed(Ack(1), 0.1)  # block 2 goes out, its ACK is lost
+    assert sent(s.on_timer(fire(s))) == [data(2, whole)]  # the extra ACK is lost too
+    assert sent(s.on_timer(fire(s))) == [data(2, whole), data(3, whole)]
+    assert sent(s.feed(Ack(3), fire(s) - 0.01)) == [data(4, whole)]  # block 3, in order
+    assert s.retransmissions == 2
+
+
+def test_a_window_repeated_in_vain_takes_the_next_window_along() -> None:
+    whole = pattern(512 * 20)
+    s = session(whole, Negotiated(512, 4, None, {}))
+    s.start(0.0)  # blocks 1-4; the client has them all, every ACK is lost
+    first = sent(s.on_timer(fire(s)))
+    assert [p.block for p in first if isinstance(p, Data)] == [1, 2, 3, 4]
+    repeat = sent(s.on_timer(fire(s)))
+    assert [p.block for p in repeat if isinstance(p, Data)] == list(range(1, 9))
+    assert sent(s.feed(Ack(8), fire(s) - 0.5)) == [data(b, whole) for b in range(9, 13)]
+
+
+def test_blocks_sent_ahead_in_a_repeat_are_never_timed() -> None:
+    whole = pattern(512 * 10)
+    s = session(whole)
+    s.start(0.0)
+    s.on_timer(fire(s))
+    sent_ahead = sent(s.on_timer(fire(s)))
+    assert sent_ahead == [data(1, whole), data(2, whole)]  # blocks 1 and 2, in a repeat
+    now = fire(s) - 0.5
+    s.feed(Ack(1), now)
+    s.feed(Ack(2), now + 0.001)  # block 2 went out in the repeat, then again with block 3
+    assert s.rto is None  # neither ACK can say which copy it answers (Karn)
+
+
+def test_reaching_ahead_stops_at_the_last_block() -> None:
+    whole = pattern(512 + 10)
+    s = session(whole)
+    s.start(0.0)
+    s.feed(Ack(1), 0.1)  # block 2, the last (10 bytes)
+    s.on_timer(fire(s))
+    assert sent(s.on_timer(fire(s))) == [data(2, whole)]
+    assert s.feed(Ack(2), fire(s) - 0.01) == [Finished(Outcome.COMPLETED)]
+
+
 # --- counters and the end ---------------------------------------------------------------------
 
 
@@ -1025,17 +1132,18 @@ def test_bytes_sent_and_retransmissions_count_every_transmission() -> None:
     whole = pattern(512 * 3 + 7)
     s = session(whole, with_options(windowsize=2))
     s.start(0.0)
-    s.on_timer(1.0)  # OACK again: no payload
+    s.on_timer(OACK_REPEAT_AFTER)  # OACK again: no payload
     assert (s.bytes_sent, s.retransmissions) == (0, 1)
-    s.feed(Ack(0), 1.1)  # blocks 1, 2
+    t = OACK_REPEAT_AFTER
+    s.feed(Ack(0), t + 1.1)  # blocks 1, 2
     assert s.bytes_sent == 1024
-    s.on_timer(2.1)  # blocks 1, 2 again
+    s.on_timer(t + 2.1)  # blocks 1, 2 again
     assert (s.bytes_sent, s.retransmissions) == (2048, 2)
-    s.feed(Ack(1), 2.2)  # blocks 2, 3
+    s.feed(Ack(1), t + 2.2)  # blocks 2, 3
     assert s.bytes_sent == 3072
-    s.feed(Ack(3), 2.3)  # block 4 (7 bytes)
+    s.feed(Ack(3), t + 2.3)  # block 4 (7 bytes)
     assert s.bytes_sent == 3079
-    s.feed(Ack(4), 2.4)
+    s.feed(Ack(4), t + 2.4)
     assert (s.bytes_sent, s.retransmissions, s.outcome) == (3079, 2, Outcome.COMPLETED)
 
 
@@ -1120,7 +1228,8 @@ def test_any_sequence_of_inputs_keeps_the_session_consistent(
         for packet in sent(actions):
             if isinstance(packet, Data):
                 absolute = packet.block  # files here stay far below the rollover
-                assert highest_ack < absolute <= highest_ack + windowsize
+                # a window, and the next one sent ahead after repeats (REACH_AHEAD_AFTER)
+                assert highest_ack < absolute <= highest_ack + 2 * windowsize
                 assert packet == data(absolute, whole, blksize)
         finished_count += len(ended(actions))
         assert finished_count <= 1

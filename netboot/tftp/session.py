@@ -32,8 +32,13 @@ past block 65535 roll over, wire numbers restarting at 0), and then:
 
 Retransmission: when the deadline passes without progress, the last
 transmission (OACK or window) is sent again and the next wait is longer
-(backoff). The retry schedule bounds *patience*; measured round trips set the
-*pace*. Patience is what the schedule waits in all, each entry and then the
+(backoff); from the second repeat of a window on, the next window goes out
+with it (`REACH_AHEAD_AFTER`), for a client that has the window and stopped
+answering repeats of it. The OACK is the exception: the client's own timer
+recovers a lost OACK or ACK 0, and some clients abort on a repeated OACK,
+so ours is repeated only after `OACK_REPEAT_AFTER` s, or at once when the
+client repeats its RRQ. The retry schedule bounds *patience*; measured round
+trips set the *pace*. Patience is what the schedule waits in all, each entry and then the
 last once more (1+2+4+8+8+8 = 31 s by default): the transfer fails when its
 waits since the last progress add up to that, never sooner. The pace matters
 because only our timer recovers a lost DATA (duplicate ACKs are ignored,
@@ -55,10 +60,19 @@ an RTO after our latest copy: otherwise a round trip that grew past the RTO
 would have every window retransmitted before its ACK and would never be
 measured. (An ACK within an RTO of a repeat only says a packet was lost.)
 Before the first sample, and with `adaptive=False`, the waits are the
-schedule's entries. A client that asked for `timeout`
-(RFC 2349) gets that value on every wait instead, one per schedule entry and
-one more, with no adaptation. Progress resets the count of retransmissions and
-the patience.
+schedule's entries. Progress resets the count of retransmissions and the
+patience.
+
+A client's `timeout` option (RFC 2349, T seconds) is acknowledged and read
+as what it is, the client's own retransmission interval: it bounds the
+patience, T for each schedule entry and once more (6 s from curl: 36 s),
+and no wait of ours is longer than T, but it does not set our pace. The
+pace still follows the measured round trip: a server that waited T after
+every loss would stall a lock-step transfer T seconds per lost packet (curl
+at 5 % loss each way: 6.3x dnsmasq's time), while a client that asked T
+repeats its own ACK only after T, so only our timer recovers a loss sooner.
+Retransmitting sooner than T harms no client: a duplicate DATA is answered
+at most with a duplicate ACK, which we ignore (docs/protocols/tftp.md §2).
 """
 
 from __future__ import annotations
@@ -80,6 +94,25 @@ DEFAULT_MIN_TIMEOUT = TFTP_MIN_RETRY_TIMEOUT
 CLOCK_GRANULARITY = 0.001
 """RFC 6298's G, in seconds: the reactor's timers are no finer than a millisecond."""
 
+OACK_REPEAT_AFTER = 16.0
+"""Seconds of silence after our OACK before we send it again (docs/protocols/tftp.md §3).
+
+Silence after an OACK means the OACK or its ACK 0 was lost. A client whose
+OACK was lost asks again (a repeated RRQ, answered with the OACK at once),
+and one whose ACK 0 was lost sends it again: iPXE within 0.25 s, EDK2 4 s,
+atftp and U-Boot 5 s, curl 5 s. Only GRUB never repeats an ACK, and waits
+about 31 s for data. A repeated OACK is harmless to all of them but atftp,
+which aborts on it ("unexpected OACK"); so ours comes after three of atftp's
+5 s ACK repeats could have arrived, and well within GRUB's patience."""
+REACH_AHEAD_AFTER = 2
+"""Repeats of a window without an answer, after which the next window goes out with it.
+
+Most clients answer every repeated block with an ACK, so for them only loss
+keeps a window unanswered, and the extra blocks cost little. atftp answers a
+repeated block once ("extra ACK") and then ignores repeats until it has heard
+nothing for 5 s, which a server repeating sooner never leaves: when both its
+ACK and its extra ACK are lost, it already has the window and waits for the
+next block, and gets it only from the blocks sent ahead (docs/protocols/tftp.md §4)."""
 _MAX_BACKOFF = 64
 """Doublings of the RTO at most; far past any schedule entry, and 2.0**64 is finite."""
 
@@ -132,8 +165,7 @@ class ReadSession:
     ) -> None:
         """`retry_schedule` bounds the patience, `min_timeout` is the RTO's floor.
 
-        `adaptive=False` waits the schedule's entries whatever the round trip,
-        as a client's `timeout` option does with its own value.
+        `adaptive=False` waits the schedule's entries whatever the round trip.
         """
         if not retry_schedule:
             raise ValueError("the retry schedule needs at least one timeout")
@@ -141,10 +173,19 @@ class ReadSession:
             raise ValueError(f"min_timeout must be above 0 seconds (got {min_timeout!r})")
         self.source = source
         self.negotiated = negotiated
-        self._schedule = tuple(retry_schedule)
+        client_timeout = negotiated.timeout
+        self._schedule = tuple(
+            entry if client_timeout is None else min(entry, client_timeout)
+            for entry in retry_schedule
+        )
+        """The server's waits, none longer than a client's `timeout`."""
         self._min_timeout = min_timeout
-        self._adaptive = adaptive and negotiated.timeout is None
-        self._patience = sum(self._fixed_wait(k) for k in range(len(self._schedule) + 1))
+        self._adaptive = adaptive
+        self._patience = (
+            sum(self._fixed_wait(k) for k in range(len(self._schedule) + 1))
+            if client_timeout is None
+            else client_timeout * (len(self._schedule) + 1)
+        )
         self.state = State.NEGOTIATING if negotiated.acknowledged else State.SENDING
         self._base = 1
         self._window: list[bytes] = []
@@ -206,6 +247,8 @@ class ReadSession:
         self._waited += self._wait
         self._retries += 1
         self.retransmissions += 1
+        if self._retries == REACH_AHEAD_AFTER and self.state is State.SENDING:
+            self._reach_ahead()
         return self._transmit(now, repeat=True)
 
     def retransmit_initial(self, now: float) -> list[Action]:
@@ -224,16 +267,14 @@ class ReadSession:
 
         Clamped to [min_timeout, first schedule entry], before any backoff.
         None until the first round trip is measured, and always when the
-        session does not adapt (`adaptive=False`, or the client's `timeout`).
+        session does not adapt (`adaptive=False`).
         """
         return self._rto
 
     # -- internals ----------------------------------------------------------
 
     def _fixed_wait(self, retries: int) -> float:
-        """The wait after `retries` retransmissions: the client's, or the schedule's."""
-        if self.negotiated.timeout is not None:
-            return self.negotiated.timeout
+        """The schedule's wait after `retries` retransmissions (capped at the client's T)."""
         return self._schedule[min(retries, len(self._schedule) - 1)]
 
     def _next_wait(self) -> float:
@@ -247,6 +288,8 @@ class ReadSession:
         practically impossible, where a climb to 8 s allows 12 (a 14 MiB
         kernel would fail about one time in twenty).
         """
+        if self.state is State.NEGOTIATING:
+            return max(self._fixed_wait(self._retries), OACK_REPEAT_AFTER)
         rto = self._rto
         if rto is None:
             return self._fixed_wait(self._retries)
@@ -309,6 +352,19 @@ class ReadSession:
         self._waited = 0.0
         self._fill_window()
         return self._transmit(now, repeat=False)
+
+    def _reach_ahead(self) -> None:
+        """Add the next window to the one repeated in vain (once per window; see
+        `REACH_AHEAD_AFTER`). Its blocks go out in a repeat, so no ACK of them is timed."""
+        blksize = self.negotiated.blksize
+        for _ in range(self.negotiated.windowsize):
+            if self._last_block is not None:
+                break
+            payload = self.source.read(blksize)
+            self._window.append(payload)
+            if len(payload) < blksize:
+                self._last_block = self._base + len(self._window) - 1
+        self._next_unsent = max(self._next_unsent, self._base + len(self._window))
 
     def _fill_window(self) -> None:
         blksize = self.negotiated.blksize
