@@ -1091,6 +1091,17 @@ def test_after_two_unanswered_repeats_the_next_block_goes_out_too() -> None:
     assert s.retransmissions == 2
 
 
+def test_every_second_repeat_in_vain_reaches_one_block_further() -> None:
+    """atftp has blocks 2 and 3 sent ahead too, and those ACKs were lost as well."""
+    whole = pattern(512 * 8)
+    s = session(whole)
+    s.start(0.0)
+    s.feed(Ack(1), 0.1)
+    blocks = [[p.block for p in sent(s.on_timer(fire(s)))] for _ in range(5)]  # type: ignore[attr-defined]
+    assert blocks == [[2], [2, 3], [2, 3], [2, 3, 4], [2, 3, 4]]
+    assert sent(s.feed(Ack(4), fire(s) - 0.01)) == [data(5, whole)]
+
+
 def test_a_window_repeated_in_vain_takes_the_next_window_along() -> None:
     whole = pattern(512 * 20)
     s = session(whole, Negotiated(512, 4, None, {}))

@@ -105,14 +105,17 @@ about 31 s for data. A repeated OACK is harmless to all of them but atftp,
 which aborts on it ("unexpected OACK"); so ours comes after three of atftp's
 5 s ACK repeats could have arrived, and well within GRUB's patience."""
 REACH_AHEAD_AFTER = 2
-"""Repeats of a window without an answer, after which the next window goes out with it.
+"""Repeats of a window without an answer, after which the next window goes out with it
+(and one more window after each further REACH_AHEAD_AFTER repeats).
 
 Most clients answer every repeated block with an ACK, so for them only loss
 keeps a window unanswered, and the extra blocks cost little. atftp answers a
 repeated block once ("extra ACK") and then ignores repeats until it has heard
 nothing for 5 s, which a server repeating sooner never leaves: when both its
 ACK and its extra ACK are lost, it already has the window and waits for the
-next block, and gets it only from the blocks sent ahead (docs/protocols/tftp.md §4)."""
+next block, and gets it only from the blocks sent ahead (docs/protocols/tftp.md §4). If
+those ACKs are lost too, it has the blocks sent ahead as well: the next window then goes
+out along."""
 _MAX_BACKOFF = 64
 """Doublings of the RTO at most; far past any schedule entry, and 2.0**64 is finite."""
 
@@ -247,7 +250,7 @@ class ReadSession:
         self._waited += self._wait
         self._retries += 1
         self.retransmissions += 1
-        if self._retries == REACH_AHEAD_AFTER and self.state is State.SENDING:
+        if self._retries % REACH_AHEAD_AFTER == 0 and self.state is State.SENDING:
             self._reach_ahead()
         return self._transmit(now, repeat=True)
 
@@ -354,8 +357,8 @@ class ReadSession:
         return self._transmit(now, repeat=False)
 
     def _reach_ahead(self) -> None:
-        """Add the next window to the one repeated in vain (once per window; see
-        `REACH_AHEAD_AFTER`). Its blocks go out in a repeat, so no ACK of them is timed."""
+        """Add the next window to the one repeated in vain (see `REACH_AHEAD_AFTER`).
+        Its blocks go out in a repeat, so no ACK of them is timed."""
         blksize = self.negotiated.blksize
         for _ in range(self.negotiated.windowsize):
             if self._last_block is not None:

@@ -36,6 +36,28 @@ def curl_ranges(
     return command
 
 
+TFTP_CLIENTS = ("curl", "tftp-hpa", "atftp", "atftp-window16")
+"""TFTP clients others wrote, run by the loss tests and benchmark (docs/protocols/tftp.md §1)."""
+
+
+def tftp_client_command(client: str, server: str, name: str, out: Path) -> list[str]:
+    """One download of `name` from `server` into `out`, as `client` does it by default
+    apart from the block size (1468, where the client can ask it; tftp-hpa cannot).
+
+    curl also asks `timeout 6` (from its connect timeout); atftp asks nothing unless
+    told, so it is given `blksize` (lock step) and `windowsize 16` too (windowed).
+    """
+    if client == "curl":
+        return ["curl", "-sS", "--tftp-blksize", "1468", "-o", str(out), f"tftp://{server}/{name}"]
+    if client == "tftp-hpa":
+        return ["tftp", server, "-m", "binary", "-c", "get", name, str(out)]
+    if client in ("atftp", "atftp-window16"):
+        window = ["--option", "windowsize 16"] if client == "atftp-window16" else []
+        return ["atftp", "--option", "blksize 1468", *window, "-g", "-r", name, "-l", str(out),
+                server]  # fmt: skip
+    raise ValueError(f"unknown TFTP client {client!r} (known: {', '.join(TFTP_CLIENTS)})")
+
+
 def netem_available(namespace: str, interface: str) -> bool:
     """Whether `tc ... netem` works here: tries a qdisc on `interface` and removes it.
 
