@@ -44,7 +44,7 @@ x (wait). With a fixed first wait of 1 s (`--fixed-timeout`, the daemon's
 `[tftp] adaptive_timeout = false`), 2 MiB at 5 % took 154 s here (14 MiB:
 about 18 minutes), and at 20 % each way a 10,000-block transfer practically
 never finishes. By default this runs the daemon with its default settings:
-the adaptive timeout (RFC 6298 on measured round trips, 50 ms floor, backing
+the adaptive timeout (RFC 6298 on measured round trips, 10 ms floor, backing
 off to 1 s within 31 s of patience). `--retry-schedule` sets the daemon's
 schedule (the patience, and the pace before a round trip is measured).
 

@@ -158,7 +158,7 @@ def test_docs_show_every_option_with_its_default() -> None:
 
 
 def test_adaptive_retransmission_keys_are_read(tmp_path: Path) -> None:
-    assert (Config().tftp.adaptive_timeout, Config().tftp.min_retry_timeout) == (True, 0.05)
+    assert (Config().tftp.adaptive_timeout, Config().tftp.min_retry_timeout) == (True, 0.01)
     config = load_config(
         write(tmp_path, "[tftp]\nadaptive_timeout = false\nmin_retry_timeout = 10\n")
     )

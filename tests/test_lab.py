@@ -235,7 +235,7 @@ def test_lab_boot_prints_the_json_summary_keeps_its_files_and_cleans_up() -> Non
     summary = json.loads(done.stdout)
     assert set(summary) == {
         "firmware", "accel", "result", "stages", "bytes", "serial_log", "pcap", "error",
-        "secure_boot",
+        "secure_boot", "loss",
     }  # fmt: skip
     assert summary["firmware"] == "bios"
     assert summary["secure_boot"] is False  # read back from the guest: a BIOS has none
@@ -333,6 +333,26 @@ def test_lab_boot_refuses_a_lab_that_runs_another_dhcp_mode(lab: BootLab) -> Non
     assert done.returncode == 2
     assert "is up in full mode, not proxy" in done.stderr
     assert done.stdout == ""  # no guest was booted in the wrong mode
+
+
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_a_guest_boots_to_the_marker_over_a_link_losing_5_percent_each_way(
+    lab: BootLab, firmware: str
+) -> None:
+    """#17: BIOS through iPXE (HTTP), UEFI through EDK2, shim and GRUB (TFTP lock step, the
+    slowest path), each with 5 % of the lab's packets dropped each way during the boot."""
+    require_lab(firmware)
+    result = lab.boot(firmware, accel="tcg", timeout=2 * BOOT_TIMEOUT, loss=5)
+    assert result.result == "ok", result.as_json()
+    assert result.loss == 5
+    assert "marker" in result.stages
+    if firmware == "uefi":
+        assert "grub_config" in result.stages  # the signed chain, by TFTP
+    namespace = lab.state.namespace
+    rules = subprocess.run(
+        ["ip", "netns", "exec", namespace, "nft", "list", "ruleset"], capture_output=True, text=True
+    )
+    assert "netboot_loss" not in rules.stdout  # the loss went with the boot
 
 
 def test_a_guest_that_never_reaches_the_marker_fails_with_a_reason(lab: BootLab) -> None:

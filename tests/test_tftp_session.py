@@ -774,8 +774,8 @@ def test_backoff_stays_within_a_shrinking_schedules_entries() -> None:
     ("rtt", "retransmissions"),
     [
         pytest.param(None, 5, id="no-sample"),
-        # 0.05, 0.1, 0.2, 0.4, 0.8, then 29 waits of 1 s and the last 0.45 s
-        pytest.param(0.001, 34, id="rto-at-floor"),
+        # 0.01, 0.02, 0.04, ..., 0.64 (1.27 s), then 29 waits of 1 s and the last 0.73 s
+        pytest.param(0.001, 36, id="rto-at-floor"),
         pytest.param(0.125, 31, id="rto-0.375"),  # 0.375, 0.75, 29 x 1, 0.875
         pytest.param(5.0, 30, id="rto-at-ceiling"),  # 31 waits of 1 s
     ],
@@ -806,11 +806,12 @@ def test_a_client_timeout_does_not_stop_the_pace_following_the_round_trip() -> N
     s.start(0.0)
     s.feed(Ack(0), 0.001)  # the OACK's round trip: 1 ms
     s.feed(Ack(1), 0.002)
-    assert s.rto == DEFAULT_MIN_TIMEOUT  # 50 ms: the floor, well under T
+    assert s.rto == DEFAULT_MIN_TIMEOUT  # the floor, well under T
     assert s.deadline() == pytest.approx(0.002 + DEFAULT_MIN_TIMEOUT)
     deadlines, resent, end = timeline(s)
     waits = [b - a for a, b in zip([0.002, *deadlines], deadlines, strict=False)]
-    assert waits[:4] == pytest.approx([0.05, 0.1, 0.2, 0.4])  # backing off ...
+    floor = DEFAULT_MIN_TIMEOUT
+    assert waits[:4] == pytest.approx([floor, 2 * floor, 4 * floor, 8 * floor])  # backing off
     assert max(waits) <= 1.0  # ... to the schedule's first entry, never to T
     assert deadlines[-1] == pytest.approx(0.002 + 36.0)  # T bounds the patience
     assert end.outcome is Outcome.TIMED_OUT

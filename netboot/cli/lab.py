@@ -139,6 +139,14 @@ def down(name: str) -> None:
     help="UEFI with the firmware's PXE switched off: its own UEFI HTTP boot fetches the "
     "boot file by HTTP (no option ROM).",
 )
+@click.option(
+    "--loss",
+    type=click.IntRange(0, 99),
+    default=0,
+    show_default=True,
+    help="Percent of TCP and UDP packets dropped each way between the guests and the daemon "
+    "during the boot (nftables on the lab's bridge; loss only, no delay or reordering).",
+)
 @dhcp_mode_option
 @artifacts_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -152,6 +160,7 @@ def boot(
     loader: str | None,
     secure_boot: bool,
     http_boot: bool,
+    loss: int,
     dhcp_mode: str | None,
     artifacts: Path | None,
     as_json: bool,
@@ -185,6 +194,7 @@ def boot(
             secure_boot=secure_boot,
             loader=loader,
             http_boot=http_boot,
+            loss=loss,
         )
     _print(result.as_json(), as_json, kept)
     sys.exit(0 if result.result == "ok" else 1)

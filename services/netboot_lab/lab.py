@@ -49,6 +49,7 @@ from netboot.lab.qemu import (
 )
 from netboot.lab.stages import Progress, console_failure
 from netboot.nbi.catalog import scan_catalog
+from netboot_lab.loss import clear_interface, impair_interface
 from netboot_lab.netns import (
     LabError,
     add_bridge,
@@ -135,6 +136,8 @@ class BootResult:
     error: str | None = None
     secure_boot: bool = False
     """Read back from the guest: its kernel said Secure Boot was enabled."""
+    loss: int = 0
+    """Percent of the lab's TCP and UDP packets dropped each way during the boot."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -375,6 +378,7 @@ class BootLab:
         secure_boot: bool = False,
         loader: str | None = None,
         http_boot: bool = False,
+        loss: int = 0,
     ) -> BootResult:
         """Power on one guest and follow it to the marker (or the timeout).
 
@@ -388,7 +392,12 @@ class BootLab:
         the firmware's PXE boots the signed shim -> GRUB -> kernel chain.
         `loader` (`auto`, `shim`, `boot_file`) overrides `[pxe] uefi_loader` for
         this guest. `http_boot` (UEFI) leaves the firmware only its UEFI HTTP boot.
+        `loss` drops that percent of the TCP and UDP packets each way between the
+        bridge and the daemon during this boot (nftables; loss only: no delay or
+        reordering without sch_netem), for every guest of the lab meanwhile.
         """
+        if not 0 <= loss < 100:
+            raise LabError(f"loss is a percent from 0 to 99, not {loss}")
         if ipxe_rom is None:
             ipxe_rom = firmware == "bios"
         ipxe_rom = ipxe_rom and not secure_boot and not http_boot
@@ -405,7 +414,9 @@ class BootLab:
         guest_dir = self.guest_directory(f"guest{number}-{firmware}", artifacts)
         tap, mac = f"nbtap{number}", f"52:54:00:4e:42:{number % 256:02x}"
         serial, pcap = guest_dir / "serial.log", guest_dir / "boot.pcap"
-        result = BootResult(firmware, choice.accel, "fail", serial_log=str(serial), pcap=str(pcap))
+        result = BootResult(
+            firmware, choice.accel, "fail", serial_log=str(serial), pcap=str(pcap), loss=loss
+        )
         kernel, initrds = self._pc_paths(image)
         if image is not None or loader is not None:
             self._assign(mac, image, loader)
@@ -417,6 +428,8 @@ class BootLab:
         try:
             add_tap(state.namespace, tap, state.bridge)
             capture = start_capture(tap, pcap, state.namespace)
+            if loss:
+                impair_interface(state.namespace, state.bridge, loss)
             log = stack.enter_context(self.daemon_log.open())
             while True:
                 command = self._guest_command(
@@ -441,6 +454,8 @@ class BootLab:
         finally:
             if guest is not None:
                 stop_process(guest)
+            if loss:
+                clear_interface(state.namespace, state.bridge)
             stop_capture(capture, pcap)
             ip("link", "del", tap, netns=state.namespace, check=False)
             if log is not None:

@@ -12,8 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from netboot_lab.netns import VethPair, run_in
+from netboot_lab.netns import LabError, VethPair, run_in
 
+ONE_PACKET = 1500
+"""Bytes: a GSO limit of one Ethernet packet (`ip link set ... gso_max_size`)."""
+LINUX_GSO_MAX_SIZE = 65536
+"""Linux's default GSO limit for a bridge, restored afterwards."""
 LOSS_TABLE = "netboot_loss"
 """The nftables table the loss fallback adds; only it is ever removed again."""
 
@@ -143,6 +147,40 @@ def impair(
     if skipped:
         note += f"; not possible with nftables: {', '.join(skipped)}"
     return Impairment("nftables", loss_percent, note)
+
+
+def impair_interface(namespace: str, interface: str, loss_percent: int) -> None:
+    """Lose `loss_percent` of the TCP and UDP packets that `interface` in `namespace` takes in
+    and of those it sends out (the lab's bridge: each direction to and from the guests).
+
+    nftables only, in the input and output hooks, so a capture on a guest's tap still
+    shows what the guest sent before the server's side dropped it. The interface's
+    GSO is limited to one packet meanwhile: otherwise the stack hands TCP segments
+    over in bursts of up to 64 KB, and one drop would lose dozens of wire packets.
+    `clear_interface` removes both again.
+    """
+    clear_interface(namespace, interface)
+    if loss_percent <= 0:
+        return
+    run_in(namespace, "ip", "link", "set", interface, "gso_max_size", str(ONE_PACKET))
+    drop = f"meta l4proto {{ udp, tcp }} numgen random mod 100 < {loss_percent} counter drop"
+    for command in (
+        f"add table inet {LOSS_TABLE}",
+        f"add chain inet {LOSS_TABLE} input {{ type filter hook input priority 0 ; }}",
+        f"add chain inet {LOSS_TABLE} output {{ type filter hook output priority 0 ; }}",
+        f"add rule inet {LOSS_TABLE} input iifname {interface} {drop}",
+        f"add rule inet {LOSS_TABLE} output oifname {interface} {drop}",
+    ):
+        done = run_in(namespace, "nft", command, timeout=10)
+        if done.returncode != 0:
+            raise LabError(f"nft {command} in {namespace}: {done.stderr.strip()}")
+
+
+def clear_interface(namespace: str, interface: str) -> None:
+    """Remove what `impair_interface` added in `namespace`, if anything."""
+    if nft_available():
+        run_in(namespace, "nft", "delete", "table", "inet", LOSS_TABLE, timeout=10)
+    run_in(namespace, "ip", "link", "set", interface, "gso_max_size", str(LINUX_GSO_MAX_SIZE))
 
 
 def clear_impairment(lab: VethPair) -> None:

@@ -25,7 +25,7 @@ With a fixed first wait of 1 s (`[tftp] adaptive_timeout = false`), 2 MiB took
 10,000-block transfer practically never finished. These tests used to give
 the daemon a hand-tuned LAN schedule for that; now the daemon's default
 adaptive timeout (RFC 6298 on measured round trips, floor
-`min_retry_timeout` = 50 ms, backing off to 1 s, within the same 31 s of
+`min_retry_timeout` = 10 ms, backing off to 1 s, within the same 31 s of
 patience) is what is tested. Our client's own schedule (1, 2, 4, 8, 8 s, so
 23 s without progress before it gives up) suffices, because the server drives
 recovery and our client acknowledges every repeated block at once.
