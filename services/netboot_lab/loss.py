@@ -17,7 +17,7 @@ from netboot_lab.netns import LabError, VethPair, run_in
 ONE_PACKET = 1500
 """Bytes: a GSO limit of one Ethernet packet (`ip link set ... gso_max_size`)."""
 LINUX_GSO_MAX_SIZE = 65536
-"""Linux's default GSO limit for a bridge, restored afterwards."""
+"""Linux's default GSO limit for a bridge or a veth, restored afterwards."""
 LOSS_TABLE = "netboot_loss"
 """The nftables table the loss fallback adds; only it is ever removed again."""
 
@@ -112,9 +112,16 @@ def impair(
     each direction loses N %; loopback and everything else is untouched. nftables
     cannot reorder or delay, and the note says so. Needs root and `nft` for the
     fallback; callers check `impairment_possible` first.
+
+    Either way both ends' GSO is limited to one packet, as `impair_interface` does
+    on the lab's bridge: a veth hands a TCP sender's 64 KB GSO buffer to its peer
+    whole, so one drop would lose some forty wire packets at once, and a sender
+    that happens to build larger buffers would be punished for it.
     """
     clear_impairment(lab)
     ends = ((lab.server, lab.server_if), (lab.client, lab.client_if))
+    for namespace, interface in ends:
+        run_in(namespace, "ip", "link", "set", interface, "gso_max_size", str(ONE_PACKET))
     if prefer_netem and netem_available(lab.server, lab.server_if):
         netem = ["netem", "loss", f"{loss_percent}%"]
         if jitter_ms or reorder_percent:
@@ -149,44 +156,47 @@ def impair(
     return Impairment("nftables", loss_percent, note)
 
 
-def impair_interface(namespace: str, interface: str, loss_percent: int) -> None:
-    """Lose `loss_percent` of the TCP and UDP packets that `interface` in `namespace` takes in
-    and of those it sends out (the lab's bridge: each direction to and from the guests).
+def impair_interface(namespace: str, bridge: str, loss_percent: int) -> None:
+    """Lose `loss_percent` of the TCP and UDP packets between `bridge`'s ports and the host
+    it belongs to, in each direction (the lab: between the guests and the daemon).
 
-    nftables only, in the input and output hooks, so a capture on a guest's tap still
-    shows what the guest sent before the server's side dropped it. The interface's
-    GSO is limited to one packet meanwhile: otherwise the stack hands TCP segments
-    over in bursts of up to 64 KB, and one drop would lose dozens of wire packets.
-    `clear_interface` removes both again.
+    nftables in the bridge family's input and output hooks, so a drop happens on the
+    wire's side of the daemon's stack, as on a real link: the daemon's send succeeds
+    (an inet output-hook drop would hand it EPERM instead, which no real network does).
+    The bridge's GSO is limited to one packet meanwhile: otherwise the stack hands TCP
+    segments over in bursts of up to 64 KB, and one drop would lose dozens of wire
+    packets. `clear_interface` removes both again.
     """
-    clear_interface(namespace, interface)
+    clear_interface(namespace, bridge)
     if loss_percent <= 0:
         return
-    run_in(namespace, "ip", "link", "set", interface, "gso_max_size", str(ONE_PACKET))
-    drop = f"meta l4proto {{ udp, tcp }} numgen random mod 100 < {loss_percent} counter drop"
+    run_in(namespace, "ip", "link", "set", bridge, "gso_max_size", str(ONE_PACKET))
+    drop = f"ether type ip ip protocol {{ udp, tcp }} numgen random mod 100 < {loss_percent}"
     for command in (
-        f"add table inet {LOSS_TABLE}",
-        f"add chain inet {LOSS_TABLE} input {{ type filter hook input priority 0 ; }}",
-        f"add chain inet {LOSS_TABLE} output {{ type filter hook output priority 0 ; }}",
-        f"add rule inet {LOSS_TABLE} input iifname {interface} {drop}",
-        f"add rule inet {LOSS_TABLE} output oifname {interface} {drop}",
+        f"add table bridge {LOSS_TABLE}",
+        f"add chain bridge {LOSS_TABLE} input {{ type filter hook input priority 0 ; }}",
+        f"add chain bridge {LOSS_TABLE} output {{ type filter hook output priority 0 ; }}",
+        f"add rule bridge {LOSS_TABLE} input {drop} counter drop",
+        f"add rule bridge {LOSS_TABLE} output {drop} counter drop",
     ):
         done = run_in(namespace, "nft", command, timeout=10)
         if done.returncode != 0:
             raise LabError(f"nft {command} in {namespace}: {done.stderr.strip()}")
 
 
-def clear_interface(namespace: str, interface: str) -> None:
+def clear_interface(namespace: str, bridge: str) -> None:
     """Remove what `impair_interface` added in `namespace`, if anything."""
     if nft_available():
-        run_in(namespace, "nft", "delete", "table", "inet", LOSS_TABLE, timeout=10)
-    run_in(namespace, "ip", "link", "set", interface, "gso_max_size", str(LINUX_GSO_MAX_SIZE))
+        run_in(namespace, "nft", "delete", "table", "bridge", LOSS_TABLE, timeout=10)
+    run_in(namespace, "ip", "link", "set", bridge, "gso_max_size", str(LINUX_GSO_MAX_SIZE))
 
 
 def clear_impairment(lab: VethPair) -> None:
     """Remove what `impair` added (netem qdiscs and the loss table), if anything."""
     for namespace, interface in ((lab.server, lab.server_if), (lab.client, lab.client_if)):
         run_in(namespace, "tc", "qdisc", "del", "dev", interface, "root", timeout=10)
+        gso = str(LINUX_GSO_MAX_SIZE)
+        run_in(namespace, "ip", "link", "set", interface, "gso_max_size", gso, timeout=10)
         if nft_available():
             run_in(namespace, "nft", "delete", "table", "inet", LOSS_TABLE, timeout=10)
 
