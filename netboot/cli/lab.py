@@ -145,7 +145,16 @@ def down(name: str) -> None:
     default=0,
     show_default=True,
     help="Percent of TCP and UDP packets dropped each way between the guests and the daemon "
-    "during the boot (nftables on the lab's bridge; loss only, no delay or reordering).",
+    "during the boot (nftables on the lab's bridge).",
+)
+@click.option(
+    "--delay-ms",
+    type=click.IntRange(0, 10_000),
+    default=0,
+    show_default=True,
+    help="Hold the guest's frames 0 to MS ms each way, in order (QEMU's filter-buffer "
+    "releases them every MS ms: delay and jitter). Nothing here reorders: this kernel "
+    "has no sch_netem.",
 )
 @dhcp_mode_option
 @artifacts_option
@@ -161,6 +170,7 @@ def boot(
     secure_boot: bool,
     http_boot: bool,
     loss: int,
+    delay_ms: int,
     dhcp_mode: str | None,
     artifacts: Path | None,
     as_json: bool,
@@ -195,6 +205,7 @@ def boot(
             loader=loader,
             http_boot=http_boot,
             loss=loss,
+            delay_ms=delay_ms,
         )
     _print(result.as_json(), as_json, kept)
     sys.exit(0 if result.result == "ok" else 1)

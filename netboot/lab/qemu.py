@@ -59,6 +59,7 @@ def guest_command(
     ipxe_rom: bool = True,
     secure_boot: bool = False,
     http_boot: bool = False,
+    delay_ms: int = 0,
 ) -> list[str]:
     """The QEMU command line of one lab guest; pure, so tests can read it.
 
@@ -66,10 +67,19 @@ def guest_command(
     with its own PXE (a BIOS guest then has no network boot at all).
     `secure_boot` (UEFI, no option ROM) enforces Secure Boot; `uefi_vars` is
     then a copy of `OVMF_VARS_SECURE`. `http_boot` (UEFI, no option ROM) turns
-    OVMF's PXE off, so its boot entries are UEFI HTTP boot alone.
+    OVMF's PXE off, so its boot entries are UEFI HTTP boot alone. `delay_ms`
+    holds every frame to and from the guest in QEMU's `filter-buffer`, which
+    releases what it holds every `delay_ms` ms: each frame waits 0 to `delay_ms`
+    ms each way, in order (delay and jitter; QEMU has no filter that reorders),
+    and a burst the guest's receive ring cannot take at a release is dropped.
     """
     netdev = f"tap,id=net0,ifname={tap},script=no,downscript=no"
     command = _machine(firmware, accel, netdev, mac, f"file:{serial}", uefi_vars, ipxe_rom)
+    if delay_ms < 0:
+        raise ValueError(f"delay_ms is milliseconds, not {delay_ms}")
+    if delay_ms:
+        interval = delay_ms * 1000  # filter-buffer counts microseconds
+        command += ["-object", f"filter-buffer,id=delay0,netdev=net0,queue=all,interval={interval}"]
     if http_boot:
         if firmware != "uefi" or ipxe_rom:
             raise ValueError("HTTP boot is the firmware's own: a UEFI guest without an option ROM")

@@ -138,6 +138,8 @@ class BootResult:
     """Read back from the guest: its kernel said Secure Boot was enabled."""
     loss: int = 0
     """Percent of the lab's TCP and UDP packets dropped each way during the boot."""
+    delay_ms: int = 0
+    """Milliseconds QEMU held the guest's frames at most, each way (`guest_command`)."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -379,6 +381,7 @@ class BootLab:
         loader: str | None = None,
         http_boot: bool = False,
         loss: int = 0,
+        delay_ms: int = 0,
     ) -> BootResult:
         """Power on one guest and follow it to the marker (or the timeout).
 
@@ -393,11 +396,15 @@ class BootLab:
         `loader` (`auto`, `shim`, `boot_file`) overrides `[pxe] uefi_loader` for
         this guest. `http_boot` (UEFI) leaves the firmware only its UEFI HTTP boot.
         `loss` drops that percent of the TCP and UDP packets each way between the
-        bridge and the daemon during this boot (nftables; loss only: no delay or
-        reordering without sch_netem), for every guest of the lab meanwhile.
+        bridge and the daemon during this boot (nftables, for every guest of the
+        lab meanwhile); `delay_ms` holds this guest's frames 0 to that many ms each
+        way (QEMU's filter-buffer). Nothing here can reorder: the kernel has no
+        sch_netem, and neither nftables nor QEMU's filters reorder.
         """
         if not 0 <= loss < 100:
             raise LabError(f"loss is a percent from 0 to 99, not {loss}")
+        if delay_ms < 0:
+            raise LabError(f"delay is milliseconds, not {delay_ms}")
         if ipxe_rom is None:
             ipxe_rom = firmware == "bios"
         ipxe_rom = ipxe_rom and not secure_boot and not http_boot
@@ -415,7 +422,13 @@ class BootLab:
         tap, mac = f"nbtap{number}", f"52:54:00:4e:42:{number % 256:02x}"
         serial, pcap = guest_dir / "serial.log", guest_dir / "boot.pcap"
         result = BootResult(
-            firmware, choice.accel, "fail", serial_log=str(serial), pcap=str(pcap), loss=loss
+            firmware,
+            choice.accel,
+            "fail",
+            serial_log=str(serial),
+            pcap=str(pcap),
+            loss=loss,
+            delay_ms=delay_ms,
         )
         kernel, initrds = self._pc_paths(image)
         if image is not None or loader is not None:
@@ -433,7 +446,15 @@ class BootLab:
             log = stack.enter_context(self.daemon_log.open())
             while True:
                 command = self._guest_command(
-                    firmware, choice.accel, tap, mac, guest_dir, ipxe_rom, secure_boot, http_boot
+                    firmware,
+                    choice.accel,
+                    tap,
+                    mac,
+                    guest_dir,
+                    ipxe_rom,
+                    secure_boot,
+                    http_boot,
+                    delay_ms,
                 )
                 log.seek(0, os.SEEK_END)
                 progress = Progress(mac, time.time(), kernel, initrds)
@@ -479,6 +500,7 @@ class BootLab:
         ipxe_rom: bool,
         secure_boot: bool = False,
         http_boot: bool = False,
+        delay_ms: int = 0,
     ) -> list[str]:
         """QEMU's command line, with a fresh copy of OVMF's variables for a UEFI guest."""
         uefi_vars = None
@@ -487,7 +509,16 @@ class BootLab:
             shutil.copyfile(OVMF_VARS_SECURE if secure_boot else OVMF_VARS, uefi_vars)
         serial = guest_dir / "serial.log"
         return guest_command(
-            firmware, accel, tap, mac, serial, uefi_vars, ipxe_rom, secure_boot, http_boot
+            firmware,
+            accel,
+            tap,
+            mac,
+            serial,
+            uefi_vars,
+            ipxe_rom,
+            secure_boot,
+            http_boot,
+            delay_ms,
         )
 
     def _assign(self, mac: str, image: str | None, loader: str | None = None) -> None:
