@@ -59,6 +59,7 @@ from netboot.lab.qemu import OVMF_VARS, OVMF_VARS_SECURE, SIGNED_CHAIN, guest_co
 from netboot.lab.stages import STAGES
 from netboot_lab.assets import pc_boot_files
 from netboot_lab.lab import BootLab
+from netboot_lab.loss import impair_interface
 from netboot_lab.netns import (
     add_bridge,
     add_namespace,
@@ -99,7 +100,7 @@ PATHS = {
 }
 
 
-def netboot_run(path: BootPath, timeout: float) -> dict[str, float]:
+def netboot_run(path: BootPath, timeout: float, loss: int = 0) -> dict[str, float]:
     lab = BootLab.up(f"bench{uuid.uuid4().hex[:4]}", subnet=SUBNET)
     try:
         result = lab.boot(
@@ -108,6 +109,7 @@ def netboot_run(path: BootPath, timeout: float) -> dict[str, float]:
             timeout=timeout,
             secure_boot=path.secure_boot,
             loader=path.loader,
+            loss=loss,
         )
         if result.result != "ok":
             print(f"netboot {path.name} run failed: {result.error}", file=sys.stderr)
@@ -146,7 +148,7 @@ def dnsmasq_files(path: BootPath, tftp: Path) -> str:
     return "shimx64.efi"
 
 
-def dnsmasq_run(path: BootPath, timeout: float) -> dict[str, float]:
+def dnsmasq_run(path: BootPath, timeout: float, loss: int = 0) -> dict[str, float]:
     namespace = f"nbbd-{uuid.uuid4().hex[:6]}"
     work = Path(tempfile.mkdtemp(prefix="boot-bench-"))
     tftp = work / "tftp"
@@ -160,6 +162,7 @@ def dnsmasq_run(path: BootPath, timeout: float) -> dict[str, float]:
         add_bridge(namespace, "br0", f"{SUBNET}.1/24")
         add_tap(namespace, "tap0", "br0")
         capture = start_capture("tap0", pcap, namespace)
+        impair_interface(namespace, "br0", loss)  # the lab's own rule, when --loss
         dnsmasq = [
             *DNSMASQ_ALONE, "--interface=br0", "--bind-interfaces",
             f"--dhcp-range={SUBNET}.100,{SUBNET}.199,1h", "--no-ping",
@@ -253,6 +256,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument(
+        "--loss",
+        type=int,
+        default=0,
+        help="Percent dropped each way on both servers' bridges (`lab boot --loss`).",
+    )
+    parser.add_argument(
         "--path", action="append", choices=sorted(PATHS), help="Boot path (default: all)."
     )
     options = parser.parse_args()
@@ -265,7 +274,7 @@ def main() -> int:
         for path in paths:
             runs = [("netboot", netboot_run)] + ([("dnsmasq", dnsmasq_run)] if path.peer else [])
             for server, run in runs:
-                stages = run(path, options.timeout)
+                stages = run(path, options.timeout, options.loss)
                 key = (path.name, server)
                 if "marker" in stages and (
                     key not in best or stages["marker"] < best[key]["marker"]
@@ -282,7 +291,7 @@ def main() -> int:
         complete = complete and ours is not None and (theirs is not None or not path.peer)
         if ours is not None and theirs is not None:
             ratio = ours["marker"] / theirs["marker"]
-            print(f"{path.name}: power-on to marker, netboot/dnsmasq: {ratio:.2f}")
+            print(f"{path.name}: power-on to marker, netboot/dnsmasq: {ratio:.3g}")
     return 0 if complete else 1
 
 
