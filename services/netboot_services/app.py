@@ -472,6 +472,10 @@ def run(
         reactor.callFromThread(on_hangup)
 
     signal.signal(signal.SIGHUP, hangup)
+    # A shell starts background jobs with SIGINT ignored, and Python then leaves it
+    # ignored, so Twisted would install no handler: `netboot serve &` in a script
+    # would outlive `kill -INT`. The daemon stops on SIGINT however it was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     reactor.callWhenRunning(started)
     reactor.addSystemEventTrigger("before", "shutdown", _stopper(top))
     reactor.run()
