@@ -134,14 +134,11 @@ class Bench:
     work: Path
     want: str
     peer_ip: str = ""
-    """dnsmasq's TFTP address, beside ours on the server's veth."""
+    """dnsmasq's and nginx's address, on the server namespace's loopback."""
     small_want: str = ""
     """sha256 of PEER_FILE, the file the TFTP clients fetch from both servers."""
     nginx: Callable[[], bool] = lambda: False
     """Starts nginx on the peer address the first time it is called; whether it serves."""
-
-    def nginx_ready(self) -> bool:
-        return self.nginx()
 
     def run(self, *command: str) -> tuple[subprocess.CompletedProcess[str], float]:
         started = time.monotonic()
@@ -250,7 +247,7 @@ def beside_dnsmasq(client: str) -> Callable[[Bench, int], list[Row]]:
 
 def http_beside_nginx(bench: Bench, loss: int) -> list[Row]:
     """The same ranges from us, then from nginx (on the peer address), over the same link."""
-    if not bench.nginx_ready():
+    if not bench.nginx():
         return [Row("http ranges (nginx)", loss, 0.0, "FAILED", "nginx did not start")]
     return [
         http_ranges(bench, loss, bench.lab.server_ip, "http ranges (ours)"),

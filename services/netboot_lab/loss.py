@@ -121,7 +121,7 @@ def impair(
     clear_impairment(lab)
     ends = ((lab.server, lab.server_if), (lab.client, lab.client_if))
     for namespace, interface in ends:
-        run_in(namespace, "ip", "link", "set", interface, "gso_max_size", str(ONE_PACKET))
+        set_gso_max_size(namespace, interface, ONE_PACKET)
     if prefer_netem and netem_available(lab.server, lab.server_if):
         netem = ["netem", "loss", f"{loss_percent}%"]
         if jitter_ms or reorder_percent:
@@ -156,6 +156,12 @@ def impair(
     return Impairment("nftables", loss_percent, note)
 
 
+def set_gso_max_size(namespace: str, interface: str, size: int) -> None:
+    """The largest GSO buffer `interface` hands on: ONE_PACKET while losing packets, so that
+    a drop is one wire packet, and LINUX_GSO_MAX_SIZE again afterwards."""
+    run_in(namespace, "ip", "link", "set", interface, "gso_max_size", str(size), timeout=10)
+
+
 def impair_interface(namespace: str, bridge: str, loss_percent: int) -> None:
     """Lose `loss_percent` of the TCP and UDP packets between `bridge`'s ports and the host
     it belongs to, in each direction (the lab: between the guests and the daemon).
@@ -170,7 +176,7 @@ def impair_interface(namespace: str, bridge: str, loss_percent: int) -> None:
     clear_interface(namespace, bridge)
     if loss_percent <= 0:
         return
-    run_in(namespace, "ip", "link", "set", bridge, "gso_max_size", str(ONE_PACKET))
+    set_gso_max_size(namespace, bridge, ONE_PACKET)
     drop = f"ether type ip ip protocol {{ udp, tcp }} numgen random mod 100 < {loss_percent}"
     for command in (
         f"add table bridge {LOSS_TABLE}",
@@ -188,15 +194,14 @@ def clear_interface(namespace: str, bridge: str) -> None:
     """Remove what `impair_interface` added in `namespace`, if anything."""
     if nft_available():
         run_in(namespace, "nft", "delete", "table", "bridge", LOSS_TABLE, timeout=10)
-    run_in(namespace, "ip", "link", "set", bridge, "gso_max_size", str(LINUX_GSO_MAX_SIZE))
+    set_gso_max_size(namespace, bridge, LINUX_GSO_MAX_SIZE)
 
 
 def clear_impairment(lab: VethPair) -> None:
     """Remove what `impair` added (netem qdiscs and the loss table), if anything."""
     for namespace, interface in ((lab.server, lab.server_if), (lab.client, lab.client_if)):
         run_in(namespace, "tc", "qdisc", "del", "dev", interface, "root", timeout=10)
-        gso = str(LINUX_GSO_MAX_SIZE)
-        run_in(namespace, "ip", "link", "set", interface, "gso_max_size", gso, timeout=10)
+        set_gso_max_size(namespace, interface, LINUX_GSO_MAX_SIZE)
         if nft_available():
             run_in(namespace, "nft", "delete", "table", "inet", LOSS_TABLE, timeout=10)
 
