@@ -50,3 +50,21 @@ class UdifError(NetbootError):
         self.image = image
         self.offset = offset
         self.message = message
+
+
+class HfsError(NetbootError):
+    """An HFS+/HFSX volume is malformed, truncated, or uses what the reader cannot read.
+
+    Like `UdifError` it names the image and, where one is known, the byte offset
+    of the structure at fault, counted in the volume (the bytes the reader was
+    given, after any container and partition), so a report points a hex editor
+    at the right place. The reader never lets `struct.error`, `zlib.error`,
+    `IndexError` or `KeyError` escape.
+    """
+
+    def __init__(self, image: str, offset: int | None, message: str) -> None:
+        where = f"{image}: " if offset is None else f"{image}: at volume byte {offset}: "
+        super().__init__(where + message)
+        self.image = image
+        self.offset = offset
+        self.message = message
