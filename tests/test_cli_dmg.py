@@ -17,6 +17,7 @@ from netboot.cli import cli
 from netboot.udif.blkx import ChunkType
 from netboot.udif.reader import UdifImage
 from netboot.udif.writer import write_image
+from tests.test_udif_interop import require_tool
 from tests.udif_disks import content, hfs_volume, several_partitions_apm
 
 MIB = 1 << 20
@@ -183,7 +184,7 @@ def test_verify_of_a_raw_image_exits_1(volume: Path) -> None:
 
 def test_convert_writes_the_image_and_says_so(tmp_path: Path, volume: Path) -> None:
     out = tmp_path / "out.dmg"
-    result = run("dmg", "convert", volume, out, "--format", "udzo")
+    result = run("dmg", "convert", volume, out, "--format", "udzo", "--layout", "apm")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"wrote {out}: UDZO, apm layout (5 entries)")
     with UdifImage.open(out) as image:
@@ -197,6 +198,26 @@ def test_convert_to_raw_and_back_is_the_identity(tmp_path: Path, udzo: Path) -> 
     with UdifImage.open(udzo) as first, UdifImage.open(again) as second:
         assert first.read(0, first.size) == raw.read_bytes() == second.read(0, second.size)
         assert [e.name for e in first.entries] == [e.name for e in second.entries]
+
+
+@pytest.mark.parametrize("size", [4 * 1024 * 1024, 1_000_003])
+def test_convert_and_back_with_defaults_gives_the_original_bytes(tmp_path: Path, size: int) -> None:
+    """Issue #18's done-when: random bytes (no file system, any length) survive a round trip,
+    and 7-Zip reads the same bytes out of our image."""
+    data = random.Random(size).randbytes(size)
+    raw, dmg, back = tmp_path / "raw.img", tmp_path / "x.dmg", tmp_path / "back.img"
+    raw.write_bytes(data)
+    assert run("dmg", "convert", "-q", raw, dmg).exit_code == 0
+    assert run("dmg", "convert", "-q", "--format", "raw", dmg, back).exit_code == 0
+    assert back.read_bytes() == data
+    seven_zip = require_tool("7zz", "7z")
+    done = subprocess.run(
+        [seven_zip, "x", "-y", f"-o{tmp_path / 'x'}", str(dmg)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (extracted,) = (tmp_path / "x").iterdir()
+    assert extracted.name == "0.unknown partition"
+    assert extracted.read_bytes()[:size] == data
 
 
 def test_convert_quiet_prints_nothing(tmp_path: Path, volume: Path) -> None:

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from netboot.udif.conversion import OutputFormat
@@ -71,7 +71,9 @@ def check_round_trip(work: Path, data: bytes, fmt: OutputFormat, layout: str) ->
     if layout == "bare":
         assert disk == padded(data)
     write_image(dmg, raw, "raw")
-    assert raw.read_bytes() == disk
+    # The disk is the input itself: raw -> dmg -> raw gives the input back, to the
+    # byte, also when its length is not whole sectors.
+    assert raw.read_bytes() == (disk if layout == "apm" else data)
     return disk
 
 
@@ -89,12 +91,13 @@ def test_boundary_sizes_round_trip(tmp_path: Path, size: int, fmt: OutputFormat)
 @given(
     data=raw_images(),
     fmt=st.sampled_from(FORMATS),
-    layout=st.sampled_from(["bare", "apm"]),
+    layout=st.sampled_from(["bare", "auto"]),
     reads=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 3 * CHUNK)), max_size=8),
 )
 def test_round_trip_is_byte_identical(
     data: bytes, fmt: OutputFormat, layout: str, reads: list[tuple[float, int]]
 ) -> None:
+    assume(not data.startswith(b"sprs"))  # a sparse image's magic: refused, not a disk
     with tempfile.TemporaryDirectory() as directory:
         disk = check_round_trip(Path(directory), data, fmt, layout)
         with UdifImage.open(Path(directory) / "out.dmg") as image:

@@ -26,7 +26,7 @@ from netboot.errors import UdifError
 from netboot.udif.blkx import ChunkType
 from netboot.udif.conversion import LayoutKind, OutputFormat
 from netboot.udif.detect import ImageFormat
-from netboot.udif.layout import plan_layout
+from netboot.udif.layout import plan_layout, plan_root_layout
 from netboot.udif.partitions import read_partitions
 from netboot.udif.reader import UdifImage
 from netboot.udif.source import RawSource, SourceKind, open_source
@@ -90,7 +90,7 @@ def test_worked_example_is_reproduced_byte_for_byte(tmp_path: Path) -> None:
 
 def test_the_plist_follows_the_data_fork_and_ends_the_way_dmg2img_needs(tmp_path: Path) -> None:
     out = tmp_path / "x.dmg"
-    write_image(raw_file(tmp_path, content(random.Random(1), 3 * MIB)), out, layout="apm")
+    write_image(raw_file(tmp_path, hfs_volume(random.Random(1), 3 * MIB)), out, layout="apm")
     image = out.read_bytes()
     koly = image[-512:]
     data_length = int.from_bytes(koly[0x20:0x28], "big")
@@ -125,7 +125,7 @@ def test_zero_runs_become_one_ignore_chunk_and_random_runs_are_stored(tmp_path: 
 
 def test_table_checksum_skips_ignore_chunks_and_master_covers_the_tables(tmp_path: Path) -> None:
     rng = random.Random(3)
-    data = rng.randbytes(MIB) + bytes(2 * MIB) + rng.randbytes(100_000)
+    data = hfs_volume(rng, MIB) + bytes(2 * MIB) + rng.randbytes(100_000)
     out = tmp_path / "x.dmg"
     write_image(raw_file(tmp_path, data), out, layout="apm")
     with UdifImage.open(out) as image:
@@ -188,10 +188,12 @@ def test_smaller_chunks_make_more_entries_and_read_the_same(tmp_path: Path) -> N
         assert image.read(0, image.size) == data
 
 
-def test_a_partial_last_sector_is_padded_with_zeros(tmp_path: Path) -> None:
-    out = tmp_path / "x.dmg"
+def test_a_partial_last_sector_is_padded_with_zeros_and_its_length_kept(tmp_path: Path) -> None:
+    out, back = tmp_path / "x.dmg", tmp_path / "back.raw"
     write_image(raw_file(tmp_path, b"\x01" * 513), out, layout="bare")
     assert expanded(out) == b"\x01" * 513 + bytes(511)
+    write_image(out, back, OutputFormat.RAW)
+    assert back.read_bytes() == b"\x01" * 513
 
 
 def test_empty_input_is_refused(tmp_path: Path) -> None:
@@ -226,7 +228,7 @@ def test_ulfo_without_lzfse_says_what_to_install(
 def test_apm_layout_is_a_real_apple_partition_map(tmp_path: Path) -> None:
     volume = hfs_volume(random.Random(7), 2 * MIB)
     out = tmp_path / "x.dmg"
-    write_image(raw_file(tmp_path, volume), out)  # auto: a bare volume gets the map
+    write_image(raw_file(tmp_path, volume), out, layout="apm")
     disk = expanded(out)
     volume_sectors = len(volume) // SECTOR
     total = 72 + volume_sectors + 10
@@ -341,11 +343,48 @@ def test_apm_around_a_partitioned_disk_is_refused(tmp_path: Path) -> None:
         write_image(source, tmp_path / "x.dmg", layout="apm")
 
 
-def test_auto_layout_keeps_a_bare_volume_bare_for_raw_output(tmp_path: Path) -> None:
+def test_auto_layout_keeps_a_bare_volume_bare_and_a_root_gets_the_map(tmp_path: Path) -> None:
     volume = hfs_volume(random.Random(13), MIB)
     with open_source(raw_file(tmp_path, volume)) as source:
-        assert plan_layout(source).kind is LayoutKind.APM
-        assert plan_layout(source, raw_output=True).scheme == "bare"
+        assert plan_layout(source).scheme == "bare"
+        assert plan_root_layout(source).kind is LayoutKind.APM
+
+
+@pytest.mark.parametrize("fmt", [OutputFormat.UDZO, OutputFormat.UDRO, OutputFormat.UDBZ])
+@pytest.mark.parametrize("size", [1, 511, 512, 1_000_000, 3 * MIB])
+@pytest.mark.parametrize("kind", ["random", "volume", "partitioned"])
+def test_default_conversion_round_trips_every_input_to_the_byte(
+    tmp_path: Path, fmt: OutputFormat, size: int, kind: str
+) -> None:
+    """What `hdiutil convert` promises: the disk's bytes never change (issue #18)."""
+    rng = random.Random(size)
+    data = {
+        "random": lambda: rng.randbytes(size),
+        "volume": lambda: hfs_volume(rng, max(size, 4096)),
+        "partitioned": lambda: several_partitions_apm(rng),
+    }[kind]()
+    source, dmg, back = raw_file(tmp_path, data), tmp_path / "x.dmg", tmp_path / "back.raw"
+    write_image(source, dmg, fmt)
+    write_image(dmg, back, OutputFormat.RAW)
+    assert back.read_bytes() == data
+    again = tmp_path / "again.dmg"
+    write_image(back, again, fmt)
+    assert expanded(again)[: len(data)] == data
+
+
+def test_apm_around_what_is_no_volume_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UdifError, match="no HFS\\+, HFSX or APFS volume"):
+        write_image(raw_file(tmp_path, random.Random(3).randbytes(MIB)), tmp_path / "x.dmg",
+                    layout="apm")  # fmt: skip
+    assert not (tmp_path / "x.dmg").exists()
+
+
+def test_bare_layout_of_unknown_bytes_claims_no_partition_type(tmp_path: Path) -> None:
+    out = tmp_path / "x.dmg"
+    write_image(raw_file(tmp_path, random.Random(4).randbytes(4096)), out)
+    with UdifImage.open(out) as image:
+        names = [(e.id, e.name) for e in image.entries]
+    assert names == [(-1, "whole disk (unknown partition : 0)")]
 
 
 # -- raw output ---------------------------------------------------------------------------
@@ -375,7 +414,7 @@ def test_existing_out_is_refused_then_replaced_with_overwrite(tmp_path: Path) ->
         write_image(source, out)
     assert out.read_bytes() == b"precious"
     write_image(source, out, overwrite=True)
-    assert expanded(out)[72 * SECTOR : 72 * SECTOR + 4096] == b"y" * 4096
+    assert expanded(out) == b"y" * 4096  # auto: the input as it is
     assert leftovers(tmp_path) == []
 
 

@@ -257,9 +257,10 @@ def verify(image: Path, quiet: bool) -> None:
     type=click.Choice([k.value for k in LayoutKind]),
     default=LayoutKind.AUTO.value,
     show_default=True,
-    help="apm: wrap a volume in an Apple Partition Map (what NetBoot clients boot); "
-    "bare: one whole-disk entry; keep: the input's own partitions; "
-    "auto: keep for disks, UDIF input and raw output, apm for a bare volume.",
+    help="auto: the input's bytes exactly as they are (keep for disks and UDIF input, "
+    "bare for anything else); apm: wrap an HFS+/APFS volume in an Apple Partition Map "
+    "(what NetBoot clients boot; `nbi create` does it for a root image); "
+    "bare: one whole-disk entry; keep: the input's own partitions.",
 )
 @click.option("--level", type=click.IntRange(1, 9), help="Compression level (UDZO: 6, UDBZ: 9).")
 @click.option(
@@ -294,7 +295,7 @@ def convert(
     if level is not None and fmt not in _LEVELLED:
         raise click.BadParameter(f"{fmt} has no compression level", param_hint="--level")
     with _errors_exit_1(), open_source(source) as opened:
-        plan = plan_layout(opened, layout, raw_output=fmt is OutputFormat.RAW)
+        plan = plan_layout(opened, layout)
         with _progress_bar(_progress_enabled(quiet), f"{fmt} {out.name}", plan.size) as advance:
             result = write_image(
                 opened,

@@ -204,9 +204,13 @@ def _root_from_image(
         return
     # The writer (and the reader and codecs it brings) loads only when a root is
     # converted: `netboot nbi --help` reads ROOT_FORMATS from this module.
+    from netboot.udif.layout import plan_root_layout
+    from netboot.udif.source import open_source
     from netboot.udif.writer import write_image
 
-    write_image(source, target, OutputFormat(root_format), progress=progress)
+    with open_source(source) as opened:
+        layout = plan_root_layout(opened)
+        write_image(opened, target, OutputFormat(root_format), layout=layout, progress=progress)
 
 
 def _root_from_directory(directory: Path, target: Path, volume: str, root_format: str) -> None:
@@ -234,6 +238,7 @@ def _root_from_directory(directory: Path, target: Path, volume: str, root_format
         else:
             from netboot.udif.writer import write_image
 
+            # xorriso's image is already an APM disk (its HFS+ side), so it is kept.
             write_image(raw, target, OutputFormat(root_format))
 
 

@@ -14,8 +14,17 @@ decision of its own, made here, before any byte is compressed:
 * `keep`: the input is already a disk: one entry per entry of its partition
   map (APM, GPT or MBR, from `read_partitions`) plus entries for the map
   structures and any gaps, or, for a UDIF input, its own blkx entries.
-* `auto` (the default): `keep` for a disk or a UDIF input and for raw output,
-  `apm` for a bare volume going into a UDIF image.
+* `auto` (the default): the input's bytes exactly as they are, as `hdiutil
+  convert` does: `keep` for a disk or a UDIF input, `bare` for anything else
+  (a bare volume, random bytes). `raw -> UDZO -> raw` gives the original file,
+  to the byte, also when its length is not whole sectors (the writer records
+  the length; resources.BYTE_LENGTH_KEY).
+
+Wrapping a bare volume in a partition map changes the disk, so it happens only
+when asked: `--layout apm`, or `plan_root_layout` for a NetBoot root image
+(`nbi create`). The wrapping entry is typed by the file system found in the
+volume (Apple_HFS, Apple_HFSX, Apple_APFS); input with none is refused, since
+an `Apple_HFS` entry around random bytes would lie to every reader.
 
 A layout is plain data (`DiskLayout`, a tuple of `Region`s); `Region.read`
 produces any slice of a region's bytes from the source, the synthetic map or
@@ -111,6 +120,13 @@ class DiskLayout:
     scheme: str
     """What the disk is: `bare`, `apm`, `gpt`, `mbr`, or `udif` (a UDIF input's own entries)."""
     regions: tuple[Region, ...]
+    input_length: int | None = None
+    """The input's length in bytes when the disk is the input itself (`bare`, `keep`)."""
+
+    @property
+    def byte_length(self) -> int:
+        """Bytes a raw copy of the disk holds: the input's exact length where it is the disk."""
+        return self.size if self.input_length is None else self.input_length
 
     @property
     def sector_count(self) -> int:
@@ -132,13 +148,12 @@ def sectors_for(size: int) -> int:
     return -(-size // SECTOR)
 
 
-def plan_layout(
-    source: Source, kind: LayoutKind | str = LayoutKind.AUTO, *, raw_output: bool = False
-) -> DiskLayout:
+def plan_layout(source: Source, kind: LayoutKind | str = LayoutKind.AUTO) -> DiskLayout:
     """Decide the blkx entries for writing `source` (see the module docstring for the rules).
 
     Raises UdifError for an empty source, and for `apm` on a source that already
-    has a partition map (that would nest one map inside another).
+    has a partition map (that would nest one map inside another) or holds no
+    file system a Mac mounts.
     """
     kind = LayoutKind(kind)
     if source.size == 0:
@@ -148,9 +163,6 @@ def plan_layout(
         return bare_layout(source.size, _volume_type(source.detected, []))
     scheme, partitions = read_partitions(source.read, source.size, source.path)
     partitioned = scheme != "none"
-    if kind is LayoutKind.AUTO:
-        bare_volume = source.kind is not SourceKind.UDIF and not partitioned
-        kind = LayoutKind.APM if bare_volume and not raw_output else LayoutKind.KEEP
     if kind is LayoutKind.APM:
         if partitioned:
             raise UdifError(
@@ -158,7 +170,16 @@ def plan_layout(
                 None,
                 f"the input already has a partition map ({scheme}); use the keep layout",
             )
-        return apm_layout(source.size, _volume_type(source.detected, partitions))
+        volume_type = _volume_type(source.detected, partitions)
+        if volume_type is None:
+            raise UdifError(
+                source.path,
+                None,
+                "no HFS+, HFSX or APFS volume starts at the input's first byte; an Apple "
+                "Partition Map would have to call it Apple_HFS and lie (keep it as is with "
+                "--layout auto or bare)",
+            )
+        return apm_layout(source.size, volume_type)
     if isinstance(source, UdifSource):
         spans = [
             _Span(e.id, e.name, e.table.first_sector, e.table.sector_count)
@@ -170,17 +191,33 @@ def plan_layout(
     return partitioned_layout(source.size, scheme, partitions, source.read)
 
 
-def bare_layout(size: int, volume_type: str = "Apple_HFS") -> DiskLayout:
-    """One entry, ID -1, covering the whole input (hdiutil's `-layout NONE`)."""
+def plan_root_layout(source: Source) -> DiskLayout:
+    """The layout of a NetBoot root image: a bare volume gets the Apple Partition Map
+    NetBoot clients boot from (System Image Utility's layout); a disk or a UDIF
+    image is kept as it is."""
+    if source.kind is not SourceKind.UDIF and source.size > 0:
+        scheme, _ = read_partitions(source.read, source.size, source.path)
+        if scheme == "none":
+            return plan_layout(source, LayoutKind.APM)
+    return plan_layout(source, LayoutKind.KEEP)
+
+
+def bare_layout(size: int, volume_type: str | None = "Apple_HFS") -> DiskLayout:
+    """One entry, ID -1, covering the whole input (hdiutil's `-layout NONE`).
+
+    `volume_type` None (no file system recognised) names the entry as
+    libdmg-hfsplus names a raw file's, `whole disk (unknown partition : 0)`,
+    claiming no partition type.
+    """
     region = Region(
         id=-1,
-        name=f"whole disk ({volume_type} : 0)",
+        name=f"whole disk ({volume_type or 'unknown partition'} : 0)",
         first_sector=0,
         sector_count=sectors_for(size),
         source_offset=0,
         source_length=size,
     )
-    return DiskLayout(LayoutKind.BARE, "bare", (region,))
+    return DiskLayout(LayoutKind.BARE, "bare", (region,), input_length=size)
 
 
 def apm_layout(size: int, volume_type: str = "Apple_HFS") -> DiskLayout:
@@ -353,7 +390,7 @@ def _tiled(
                 source_length=max(0, min(size - offset, count * SECTOR)),
             )
         )
-    return DiskLayout(kind, scheme, tuple(regions))
+    return DiskLayout(kind, scheme, tuple(regions), input_length=size)
 
 
 def _gpt_structures(read: Reader, total: int) -> list[_Span]:
@@ -376,14 +413,17 @@ def _gpt_structures(read: Reader, total: int) -> list[_Span]:
     return spans
 
 
-def _volume_type(detected: ImageFormat, found: list[Partition]) -> str:
-    """The partition type to name a bare volume by: what hdiutil would call it.
+def _volume_type(detected: ImageFormat, found: list[Partition]) -> str | None:
+    """The partition type to name a bare volume by (what hdiutil would call it), or
+    None when the input holds no file system we recognise.
 
     `found` is what read_partitions saw (for a bare volume, the volume itself,
     also inside a UDIF input); the magic-number guess covers the rest.
     """
     if len(found) == 1 and found[0].type.startswith("Apple_"):
         return found[0].type
-    if detected is ImageFormat.APFS:
-        return "Apple_APFS"
-    return "Apple_HFSX" if detected is ImageFormat.HFSX else "Apple_HFS"
+    return {
+        ImageFormat.APFS: "Apple_APFS",
+        ImageFormat.HFSX: "Apple_HFSX",
+        ImageFormat.HFS_PLUS: "Apple_HFS",
+    }.get(detected)

@@ -38,8 +38,8 @@ from netboot.udif.partitions import Partition, read_partitions
 from netboot.udif.resources import (
     MAX_XML_SIZE,
     BlkxEntry,
+    parse_plist,
     parse_resource_fork,
-    parse_resources,
 )
 from netboot.udif.sector import SECTOR
 from netboot.udif.trailer import CHECKSUM_NONE, KOLY_SIZE, Checksum, Koly
@@ -110,7 +110,14 @@ class FileStorage:
 class UdifImage:
     """An open, validated UDIF image; use `UdifImage.open(path)` as a context manager."""
 
-    def __init__(self, path: Path, storage: Storage, koly: Koly, entries: list[BlkxEntry]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        storage: Storage,
+        koly: Koly,
+        entries: list[BlkxEntry],
+        byte_length: int | None = None,
+    ) -> None:
         self.path = path
         self.koly = koly
         self.entries = entries
@@ -122,6 +129,13 @@ class UdifImage:
         # libdmg-hfsplus leaves the trailer's sector count at 0; the tables still say
         # how big the disk is, so the larger of the two wins (verify reports the gap).
         self.size = max(koly.sector_count * SECTOR, tables_end)
+        self.byte_length = (
+            byte_length
+            if byte_length is not None and self.size - SECTOR < byte_length <= self.size
+            else self.size
+        )
+        """The disk's length in bytes: `size` less the padding of a last partial sector,
+        when the writer recorded the input's length (resources.BYTE_LENGTH_KEY)."""
         self._tables_end = tables_end
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cache_bytes = 0
@@ -143,11 +157,11 @@ class UdifImage:
         """Open an image whose bytes `storage` reads; `path` names it in errors."""
         path = Path(path)
         try:
-            koly, entries = _load(storage, str(path))
+            koly, entries, byte_length = _load(storage, str(path))
         except BaseException:
             storage.close()
             raise
-        return cls(path, storage, koly, entries)
+        return cls(path, storage, koly, entries, byte_length)
 
     def close(self) -> None:
         self._storage.close()
@@ -454,7 +468,7 @@ def _status(checksum: Checksum, actual: int) -> str:
 # -- opening -------------------------------------------------------------------
 
 
-def _load(fd: Storage, name: str) -> tuple[Koly, list[BlkxEntry]]:
+def _load(fd: Storage, name: str) -> tuple[Koly, list[BlkxEntry], int | None]:
     try:
         file_size = fd.size()
     except OSError as error:
@@ -482,7 +496,7 @@ def _load(fd: Storage, name: str) -> tuple[Koly, list[BlkxEntry]]:
                 name, koly.xml_offset, f"property list of {koly.xml_length} bytes exceeds 16 MiB"
             )
         xml = _read_exactly(fd, name, koly.xml_offset, koly.xml_length)
-        return koly, parse_resources(xml, name, koly.xml_offset)
+        return koly, *parse_plist(xml, name, koly.xml_offset)
     if koly.rsrc_fork_length > 0:
         _inside(
             name,
@@ -495,7 +509,7 @@ def _load(fd: Storage, name: str) -> tuple[Koly, list[BlkxEntry]]:
         if koly.rsrc_fork_length > MAX_XML_SIZE:
             raise UdifError(name, koly.rsrc_fork_offset, "resource fork exceeds 16 MiB")
         fork = _read_exactly(fd, name, koly.rsrc_fork_offset, koly.rsrc_fork_length)
-        return koly, parse_resource_fork(fork, name, koly.rsrc_fork_offset)
+        return koly, parse_resource_fork(fork, name, koly.rsrc_fork_offset), None
     raise UdifError(
         name, trailer_at + 216, "the trailer names no property list and no resource fork"
     )

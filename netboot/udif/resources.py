@@ -58,8 +58,23 @@ class BlkxEntry:
     table: BlockTable
 
 
+BYTE_LENGTH_KEY = "netboot-byte-length"
+"""Top-level plist key: the input's length in bytes when it is not whole sectors.
+
+UDIF counts the disk in 512-byte sectors, so a raw input of 1,000,000 bytes
+would come back 1,000,448 bytes long. We record the true length beside
+`resource-fork` (readers look up only the keys they know: hdiutil, dmg2img
+and 7-Zip ignore it) so `raw -> dmg -> raw` gives the original bytes.
+"""
+
+
 def parse_resources(xml: bytes, image: str, offset: int) -> list[BlkxEntry]:
     """Decode the plist at file offset `offset` and every `mish` table in its blkx array."""
+    return parse_plist(xml, image, offset)[0]
+
+
+def parse_plist(xml: bytes, image: str, offset: int) -> tuple[list[BlkxEntry], int | None]:
+    """The blkx entries and, when the writer recorded one, the input's exact byte length."""
     if len(xml) > MAX_XML_SIZE:
         raise UdifError(image, offset, f"property list of {len(xml)} bytes exceeds 16 MiB")
     try:
@@ -72,7 +87,9 @@ def parse_resources(xml: bytes, image: str, offset: int) -> list[BlkxEntry]:
     blkx = fork.get("blkx")
     if not isinstance(blkx, list) or not blkx:
         raise UdifError(image, offset, "resource-fork has no blkx array")
-    return [_blkx_entry(index, item, image, offset) for index, item in enumerate(blkx)]
+    entries = [_blkx_entry(index, item, image, offset) for index, item in enumerate(blkx)]
+    length = root.get(BYTE_LENGTH_KEY)
+    return entries, length if isinstance(length, int) and length > 0 else None
 
 
 def _blkx_entry(index: int, item: Any, image: str, offset: int) -> BlkxEntry:
@@ -100,8 +117,13 @@ def _table(data: bytes, index: int, name: str, image: str, offset: int) -> Block
         raise UdifError(image, offset, f"blkx {index} {name!r}: {error.message}") from None
 
 
-def build_resources(entries: list[BlkxEntry], plst: bool = True) -> bytes:
-    """The XML plist for `entries`, as hdiutil lays it out (see the module docstring)."""
+def build_resources(
+    entries: list[BlkxEntry], plst: bool = True, byte_length: int | None = None
+) -> bytes:
+    """The XML plist for `entries`, as hdiutil lays it out (see the module docstring).
+
+    `byte_length`, when given, is recorded under BYTE_LENGTH_KEY.
+    """
     blkx = [
         {
             "Attributes": entry.attributes,
@@ -117,7 +139,10 @@ def build_resources(entries: list[BlkxEntry], plst: bool = True) -> bytes:
         fork["plst"] = [
             {"Attributes": BLKX_ATTRIBUTES, "Data": bytes(PLST_SIZE), "ID": "0", "Name": ""}
         ]
-    return plistlib.dumps({"resource-fork": fork}, fmt=plistlib.FMT_XML, sort_keys=True)
+    root: dict[str, Any] = {"resource-fork": fork}
+    if byte_length is not None:
+        root[BYTE_LENGTH_KEY] = byte_length
+    return plistlib.dumps(root, fmt=plistlib.FMT_XML, sort_keys=True)
 
 
 # Classic resource fork (Inside Macintosh: More Macintosh Toolbox, 1-121): a 16-byte

@@ -116,12 +116,12 @@ class UdifSource(Source):
     def __init__(self, path: str, image: UdifImage):
         self.path = path
         self.kind = SourceKind.UDIF
-        self.size = image.size
+        self.size = image.byte_length
         self.detected = ImageFormat.UDIF
         self.image = image
 
     def read(self, offset: int, size: int) -> bytes:
-        return self.image.read(offset, size)
+        return self.image.read(offset, max(0, min(size, self.size - offset)))
 
     def close(self) -> None:
         self.image.close()

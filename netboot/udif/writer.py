@@ -116,11 +116,7 @@ def write_image(
     with contextlib.ExitStack() as stack:
         if not isinstance(source, Source):
             source = stack.enter_context(open_source(source))
-        plan = (
-            layout
-            if isinstance(layout, DiskLayout)
-            else plan_layout(source, layout, raw_output=fmt is OutputFormat.RAW)
-        )
+        plan = layout if isinstance(layout, DiskLayout) else plan_layout(source, layout)
         with _atomic_output(out, overwrite) as fd:
             if encoder is None:
                 _write_raw(source, plan, fd, progress, workers)
@@ -260,7 +256,8 @@ class _UdifStream:
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
         entries = [self._entry(table) for table in tables]
-        xml = build_resources(entries, plst=True)
+        partial = plan.byte_length % SECTOR != 0
+        xml = build_resources(entries, plst=True, byte_length=plan.byte_length if partial else None)
         xml_offset = self._offset
         self._write_all(xml)
         master = zlib.crc32(b"".join(t.crc.to_bytes(4, "big") for t in tables))
@@ -385,7 +382,7 @@ def _write_raw(
             sink.skip(region.size - readable)
             if progress is not None and region.size > readable:
                 progress(region.size - readable)
-    sink.finish(plan.size)
+    sink.finish(plan.size, plan.byte_length)
 
 
 class _SparseFile:
@@ -413,10 +410,11 @@ class _SparseFile:
     def skip(self, size: int) -> None:
         self._position += size
 
-    def finish(self, size: int) -> None:
+    def finish(self, size: int, length: int) -> None:
+        """Check that `size` bytes went out, then cut the file to `length` (≤ size)."""
         if self._position != size:
             raise AssertionError(f"wrote {self._position} bytes of a {size}-byte disk")
-        os.ftruncate(self._fd, size)
+        os.ftruncate(self._fd, length)
         os.fsync(self._fd)
 
 
