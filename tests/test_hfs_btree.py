@@ -106,7 +106,8 @@ def _file_record(data: bytes, parent: int, name: str) -> int:
     """Volume offset of the catalog data of (parent, name): after the key."""
     key = struct.pack(">IH", parent, len(name)) + _utf16(name)
     at = data.index(key) - 2
-    return at + 2 + struct.unpack_from(">H", data, at)[0]
+    key_length: int = struct.unpack_from(">H", data, at)[0]
+    return at + 2 + key_length
 
 
 def test_file_hard_link_resolves_by_inode_name(pristine: bytes) -> None:
@@ -122,7 +123,7 @@ def test_file_hard_link_resolves_by_inode_name(pristine: bytes) -> None:
     assert "\u2400\u2400\u2400\u2400HFS+ Private Data" not in {e.name for e in volume.listdir("/")}
 
 
-def _catalog(data: bytes) -> tuple[int, int, int]:
+def _catalog(data: bytes | bytearray) -> tuple[int, int, int]:
     """(volume offset of the catalog file, its node size, its root node) from the headers."""
     block_size = struct.unpack_from(">I", data, 1024 + 40)[0]
     start = struct.unpack_from(">I", data, 1024 + 272 + 16)[0] * block_size
@@ -131,9 +132,10 @@ def _catalog(data: bytes) -> tuple[int, int, int]:
     return start, node_size, root
 
 
-def _first_leaf(data: bytes) -> int:
+def _first_leaf(data: bytes | bytearray) -> int:
     start, node_size, _root = _catalog(data)
-    return start + struct.unpack_from(">I", data, start + 14 + 10)[0] * node_size
+    first: int = struct.unpack_from(">I", data, start + 14 + 10)[0]
+    return start + first * node_size
 
 
 def _patch(data: bytearray, at: int, fmt: str, *values: int | bytes) -> int:
