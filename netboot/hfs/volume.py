@@ -181,8 +181,8 @@ class HfsVolume:
         if embedded is not None:
             wrapper_offset, size = embedded
             read = _rebased(read, wrapper_offset, size)
-        header = parse_header(_bounded(read, size), size, name)
-        geometry = Geometry(_bounded(read, size), header.block_size, header.total_blocks, name)
+        header = parse_header(_rebased(read, 0, size), size, name)
+        geometry = Geometry(_rebased(read, 0, size), header.block_size, header.total_blocks, name)
         return cls(name, header, geometry, wrapper_offset)
 
     @property
@@ -459,15 +459,6 @@ def _climbs_above(target: str, depth: int) -> bool:
         elif part not in ("", "."):
             level += 1
     return False
-
-
-def _bounded(read: Read, size: int) -> Read:
-    def bounded(offset: int, length: int) -> bytes:
-        if offset >= size:
-            return b""
-        return read(offset, min(length, size - offset))
-
-    return bounded
 
 
 def _rebased(read: Read, start: int, size: int) -> Read:
