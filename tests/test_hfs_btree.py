@@ -207,3 +207,28 @@ def test_plain_classic_hfs_is_unsupported(tmp_path: Path) -> None:
     with pytest.raises(HfsUnsupportedError, match="classic HFS"):
         _open(bytes(data))
     assert issubclass(HfsUnsupportedError, HfsError)
+
+
+def test_compressed_flag_without_its_attribute_names_the_record(pristine: bytes) -> None:
+    data = bytearray(pristine)
+    record = _file_record(bytes(data), 2, "hardlink.txt")
+    data[record + 41] |= 0x20  # ownerFlags: UF_COMPRESSED
+    with pytest.raises(HfsCorruptError, match=r"no com\.apple\.decmpfs attribute") as caught:
+        _open(bytes(data)).lookup("/hardlink.txt")
+    assert caught.value.offset is not None
+
+
+def test_compressed_file_rebuffers_decmpfs_blocks() -> None:
+    """Type 3 (zlib in the attribute), 200 000 bytes, read back in 70 000-byte pieces."""
+    import zlib
+
+    from netboot.hfs.compressed import CompressedFile
+    from netboot.hfs.decmpfs import DecmpfsHeader
+
+    original = bytes(range(256)) * 781 + b"tail"
+    value = struct.pack("<4sIQ", b"fpmc", 3, len(original)) + zlib.compress(original)
+    file = CompressedFile(DecmpfsHeader.parse(value, "vector"), None, "vector")
+    pieces = list(file.iter_blocks(70_000))
+    assert [len(p) for p in pieces] == [70_000, 70_000, len(original) - 140_000]
+    assert b"".join(pieces) == original
+    assert file.read(199_000, 10_000) == original[199_000:]

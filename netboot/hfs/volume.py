@@ -387,9 +387,9 @@ class HfsVolume:
         if entry.kind is EntryKind.DIRECTORY:
             raise HfsError(self.name, entry.record.at, f"{entry.path} is a directory")
         if entry.compressed:
-            raise HfsUnsupportedError(
-                self.name, entry.record.at, f"{entry.path}: HFS+ compression is not wired in yet"
-            )
+            from netboot.hfs.compressed import compressed_file
+
+            return compressed_file(self, entry)
         return self.data_fork(entry)
 
     def read_file(self, path: str, limit: int) -> bytes:
@@ -426,9 +426,9 @@ class HfsVolume:
         return None
 
     def _compressed_size(self, record: CatalogRecord, path: str) -> int:
-        # Until netboot.hfs.decmpfs lands the stored (empty) data fork is all we know.
-        del path
-        return record.data.logical_size if record.data else 0
+        from netboot.hfs.compressed import decmpfs_header
+
+        return decmpfs_header(self, record, path).uncompressed_size
 
 
 def _default_kind(record: CatalogRecord) -> EntryKind:
