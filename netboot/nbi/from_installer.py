@@ -34,7 +34,6 @@ from netboot.nbi.installer import (
     BASE_SYSTEM_IMAGE,
     BootFiles,
     Refusal,
-    RefusalReason,
     SetKind,
     VolumeRole,
     app_images,
@@ -215,18 +214,11 @@ def _open_installer(source: Path) -> Iterator[_Found]:
             raise ImageError(
                 str(first),
                 "-",
-                _refusal_text(
-                    RefusalReason.NO_BASE_SYSTEM,
-                    "holds no BaseSystem.dmg: from macOS 10.13 it sits beside InstallESD.dmg "
-                    "in the app's Contents/SharedSupport/; pass the Install macOS ….app "
-                    "directory or that BaseSystem.dmg",
-                ),
+                "holds no BaseSystem.dmg: from macOS 10.13 it sits beside InstallESD.dmg "
+                "in the app's Contents/SharedSupport/; pass the Install macOS ….app "
+                "directory or that BaseSystem.dmg",
             )
         yield found
-
-
-def _refusal_text(reason: RefusalReason, message: str) -> str:
-    return Refusal(reason, message).message
 
 
 def _shared_support(app: Path) -> Path:
