@@ -18,7 +18,7 @@ HEADER_AT = 1024
 HEADER_SIZE = 512
 JOURNALED = 0x2000
 UNMOUNTED = 0x100
-_MDB = struct.Struct(">2s8xH6xI4xH")  # drSigWord, drAtrb, drAlBlkSiz, drAlBlSt
+_MDB = struct.Struct(">2s8xH8xI4xH")  # drSigWord, drAtrb, drAlBlkSiz, drAlBlSt
 _EMBED = struct.Struct(">2sHH")  # drEmbedSigWord, drEmbedExtent (start, count)
 
 

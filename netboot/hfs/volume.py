@@ -28,7 +28,7 @@ from netboot.hfs.catalog import CatalogRecord, RecordType
 from netboot.hfs.errors import HfsCorruptError, HfsNotFound, HfsUnsupportedError
 from netboot.hfs.extents import ForkType, all_extents
 from netboot.hfs.fork import Extent, ForkData, ForkReader, Geometry, Read
-from netboot.hfs.header import VolumeHeader, embedded_volume, parse_header
+from netboot.hfs.header import HEADER_AT, VolumeHeader, embedded_volume, parse_header
 from netboot.hfs.names import from_key, match_key
 
 __all__ = [
@@ -141,14 +141,23 @@ class HfsVolume:
         self.geometry = geometry
         self.wrapper_offset = wrapper_offset
         self.extents_tree: BTree | None = None
-        extents_fork = self._fork(header.extents_file, EXTENTS_ID, ForkType.DATA, None, "extents")
+        # Errors about the special files' extents point at their fork in the volume header.
+        extents_fork = self._fork(
+            header.extents_file, EXTENTS_ID, ForkType.DATA, HEADER_AT + 192, "extents file"
+        )
         self.extents_tree = BTree(extents_fork, "extents")
-        catalog_fork = self._fork(header.catalog_file, CATALOG_ID, ForkType.DATA, None, "catalog")
+        catalog_fork = self._fork(
+            header.catalog_file, CATALOG_ID, ForkType.DATA, HEADER_AT + 272, "catalog file"
+        )
         self.catalog = BTree(catalog_fork, "catalog")
         self.attributes_tree: BTree | None = None
         if header.attributes_file.logical_size:
             attributes_fork = self._fork(
-                header.attributes_file, ATTRIBUTES_ID, ForkType.DATA, None, "attributes"
+                header.attributes_file,
+                ATTRIBUTES_ID,
+                ForkType.DATA,
+                HEADER_AT + 352,
+                "attributes file",
             )
             self.attributes_tree = BTree(attributes_fork, "attributes")
         self.case_sensitive = (
