@@ -230,6 +230,27 @@ def mac(
     sys.exit(0 if result.result == "ok" else 1)
 
 
+@lab.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--version", "product_version", default="10.12.6", show_default=True)
+@click.option("--build", default="16G29", show_default=True)
+def installer(directory: Path, product_version: str, build: str) -> None:
+    """Write a synthetic macOS installer (InstallESD.dmg, BaseSystem.dmg) into DIRECTORY.
+
+    The same nesting as Apple's 10.7-10.12 InstallESD.dmg (HFS+ volumes in
+    UDZO images, BaseSystem.dmg inside), with pseudo-random boot.efi and
+    prelinkedkernel, for `netboot nbi create --from-installer` (needs xorriso).
+    """
+    from netboot_lab.installer import InstallerBuildError, build_installer
+
+    try:
+        made = build_installer(directory, product_version=product_version, build=build)
+    except InstallerBuildError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    click.echo(f"{made.install_esd}\n{made.base_system}")
+
+
 @contextmanager
 def _lab(name: str, dhcp_mode: str | None = None) -> Iterator[BootLab]:
     """The lab that is up, or one set up now (in `dhcp_mode`) and taken down afterwards.

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from netboot.errors import ImageError, UdifError
 from netboot.nbi.create import ROOT_FORMATS, SetSpec, create_set, split_list
 from netboot.nbi.problems import Problem
+
+if TYPE_CHECKING:
+    from netboot.nbi.from_installer import InstallerRequest
 
 existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 set_directory = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -27,7 +31,35 @@ def nbi() -> None:
 @nbi.command()
 @click.option("--name", required=True, help="Name shown in the Mac's boot picker.")
 @click.option("--index", required=True, type=click.IntRange(1, 65535), help="Image Index.")
-@click.option("--booter", required=True, type=existing_file, help="EFI booter (boot.efi).")
+@click.option("--booter", type=existing_file, help="EFI booter (boot.efi).")
+@click.option(
+    "--from-installer",
+    "installer",
+    type=click.Path(exists=True, path_type=Path),
+    help="macOS 10.7-10.15 InstallESD.dmg, BaseSystem.dmg or Install ….app: take the "
+    "booter, kernelcache, root image and models from it.",
+)
+@click.option(
+    "--netboot",
+    "set_kind",
+    flag_value="netboot",
+    help="With --from-installer: serve the base system itself (NetBoot.dmg).",
+)
+@click.option(
+    "--netinstall",
+    "set_kind",
+    flag_value="netinstall",
+    help="With --from-installer: a NetInstall set, or fail (default: NetInstall when possible).",
+)
+@click.option(
+    "--include-t2", is_flag=True, help="With --from-installer: keep T2 Macs (they cannot NetBoot)."
+)
+@click.option(
+    "--exclude-model",
+    "exclude_models",
+    multiple=True,
+    help="With --from-installer: leave this model out (repeat).",
+)
 @click.option("--kernel", type=existing_file, help="Kernel, as <arch>/mach.macosx.")
 @click.option("--kernelcache", type=existing_file, help="As <arch>/x86_64/kernelcache.")
 @click.option("--mkext", type=existing_file, help="Kext archive, as <arch>/mach.macosx.mkext.")
@@ -36,9 +68,8 @@ def nbi() -> None:
 @click.option(
     "--root-format",
     type=click.Choice(ROOT_FORMATS),
-    default="UDZO",
-    show_default=True,
-    help="Form of the root image in the set (keep: copy as given).",
+    help="Form of the root image in the set (keep: copy as given). "
+    "Default: UDZO, or keep with --from-installer.",
 )
 @click.option("--type", "image_type", type=click.Choice(["HTTP", "NFS"]), default="HTTP")
 @click.option("--arch", "architectures", multiple=True, help="Client architecture (i386).")
@@ -57,13 +88,17 @@ def nbi() -> None:
 def create(
     name: str,
     index: int,
-    booter: Path,
+    booter: Path | None,
+    installer: Path | None,
+    set_kind: str | None,
+    include_t2: bool,
+    exclude_models: tuple[str, ...],
     kernel: Path | None,
     kernelcache: Path | None,
     mkext: Path | None,
     root_image: Path | None,
     root_dir: Path | None,
-    root_format: str,
+    root_format: str | None,
     image_type: str,
     architectures: tuple[str, ...],
     install: bool,
@@ -79,7 +114,57 @@ def create(
     quiet: bool,
     out: Path,
 ) -> None:
-    """Build the NBI set OUT.nbi: layout, NBImageInfo.plist, root image as UDZO."""
+    """Build the NBI set OUT.nbi: layout, NBImageInfo.plist, root image as UDZO.
+
+    With --from-installer the booter, kernelcache, root image, osVersion and
+    EnabledSystemIdentifiers come from a macOS 10.7-10.15 installer (macOS 11
+    and later are refused: APFS base systems cannot NetBoot).
+    """
+    model_list = tuple(model.strip() for model in models if model.strip())
+    if installer is not None:
+        given = [
+            option
+            for option, value in (
+                ("--booter", booter),
+                ("--kernel", kernel),
+                ("--kernelcache", kernelcache),
+                ("--mkext", mkext),
+                ("--root-image", root_image),
+                ("--root-dir", root_dir),
+                ("--install", True if install else None),
+                ("--pc-kernel", pc_kernel),
+            )
+            if value is not None
+        ]
+        if given:
+            raise click.UsageError(f"--from-installer finds these itself: drop {', '.join(given)}")
+        # Loaded only for this option: the HFS+ reader is not needed by the rest of `nbi`.
+        from netboot.nbi.from_installer import InstallerRequest
+        from netboot.nbi.installer import SetKind
+
+        request = InstallerRequest(
+            source=installer,
+            name=name,
+            index=index,
+            wanted=SetKind(set_kind) if set_kind else None,
+            include_t2=include_t2,
+            exclude_models=split_list(exclude_models),
+            models=model_list,
+            image_type=image_type,
+            root_format=root_format or "keep",
+            description=description,
+            macs=split_list(macs),
+            enabled=not disabled,
+            default=is_default,
+        )
+        _create_from_installer(request, out, force=force, quiet=quiet)
+        return
+    if booter is None:
+        raise click.UsageError("Missing option '--booter' (or give --from-installer).")
+    if set_kind is not None or include_t2 or exclude_models:
+        raise click.UsageError(
+            "--netboot, --netinstall, --include-t2 and --exclude-model go with --from-installer"
+        )
     spec = SetSpec(
         name=name,
         index=index,
@@ -92,12 +177,12 @@ def create(
         image_type=image_type,
         architectures=split_list(architectures) or ("i386",),
         install=install,
-        models=tuple(model.strip() for model in models if model.strip()),
+        models=model_list,
         macs=split_list(macs),
         pc_kernel=pc_kernel,
         pc_initrds=pc_initrds,
         pc_command_line=pc_cmdline,
-        root_format=root_format,
+        root_format=root_format or "UDZO",
         description=description,
         enabled=not disabled,
         default=is_default,
@@ -107,6 +192,25 @@ def create(
     except (ImageError, UdifError) as error:
         _fail(error)
     _report(warnings, quiet, f"built {built}", built.parent)
+
+
+def _create_from_installer(
+    request: InstallerRequest, out: Path, *, force: bool, quiet: bool
+) -> None:
+    from netboot.nbi.from_installer import create_from_installer
+
+    try:
+        result = create_from_installer(request, out, overwrite=force)
+    except (ImageError, UdifError) as error:
+        _fail(error)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    _report(
+        result.warnings,
+        quiet,
+        f"built {result.out} ({result.kind.value} set, {result.os_description})",
+        result.out.parent,
+    )
 
 
 @nbi.command()

@@ -26,8 +26,8 @@ import plistlib
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from netboot.errors import ImageError
@@ -57,6 +57,8 @@ class SetSpec:
     architectures: tuple[str, ...] = ("i386",)
     install: bool = False
     models: tuple[str, ...] = ()
+    disabled_models: tuple[str, ...] = ()
+    """`DisabledSystemIdentifiers`: models deliberately left out (never also in `models`)."""
     macs: tuple[str, ...] = ()
     pc_kernel: Path | None = None
     pc_initrds: tuple[Path, ...] = ()
@@ -65,6 +67,10 @@ class SetSpec:
     description: str | None = None
     enabled: bool = True
     default: bool = False
+    arch_files: tuple[tuple[str, Path], ...] = ()
+    """More files for every architecture's directory: (name there, source)."""
+    plist_extra: Mapping[str, object] = field(default_factory=dict)
+    """More NBImageInfo.plist keys (osVersion, imageType, ...), written as given."""
 
 
 def create_set(
@@ -114,7 +120,7 @@ def _check_spec(spec: SetSpec, out: Path) -> None:
     if spec.root_format not in ROOT_FORMATS:
         raise ImageError(str(out), "RootPath", f"root format must be one of {ROOT_FORMATS}")
     inputs = [spec.booter, spec.kernel, spec.kernelcache, spec.mkext, spec.root_image]
-    inputs += [spec.pc_kernel, *spec.pc_initrds]
+    inputs += [spec.pc_kernel, *spec.pc_initrds, *(source for _, source in spec.arch_files)]
     for path in inputs:
         if path is not None and not path.is_file():
             raise ImageError(str(path), "-", "not found (or not a file)")
@@ -141,6 +147,8 @@ def _populate(
         if spec.kernelcache is not None:
             (directory / "x86_64").mkdir(exist_ok=True)
             shutil.copyfile(spec.kernelcache, directory / "x86_64" / "kernelcache")
+        for name, source in spec.arch_files:
+            shutil.copyfile(source, directory / name)
     plist: dict[str, object] = {
         "Name": spec.name,
         "Index": spec.index,
@@ -154,7 +162,8 @@ def _populate(
         "Language": "Default",
         # Written even when empty: bsdpy requires these keys.
         "EnabledSystemIdentifiers": list(spec.models),
-        "DisabledSystemIdentifiers": [],
+        "DisabledSystemIdentifiers": list(spec.disabled_models),
+        **spec.plist_extra,
     }
     if spec.description:
         plist["Description"] = spec.description

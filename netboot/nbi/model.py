@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from netboot.firmware import DEFAULT_PC_FAMILIES, FAMILIES
 from netboot.macaddr import MacAddress, parse_mac
 from netboot.nbi.image_id import INDEX_MAX, KIND_MAX, BootImageId
+from netboot.nbi.mac_models import cannot_netboot, spelled_differently
 from netboot.nbi.problems import Problem, Severity
 from netboot.paths import is_safe_relative
 
@@ -472,3 +473,23 @@ def _warn_about_content(
             f"{model} is also in EnabledSystemIdentifiers; the image is hidden from it",
             Severity.WARNING,
         )
+    _warn_about_models(values.get("enabled_system_identifiers", ()), report)
+
+
+def _warn_about_models(enabled: tuple[str, ...], report: Callable[..., None]) -> None:
+    """Enabled models no Mac will boot the set as (docs/protocols/nbi.md §6)."""
+    for model in enabled:
+        if cannot_netboot(model):
+            report(
+                "EnabledSystemIdentifiers",
+                f"{model} has a T2 chip and cannot NetBoot; remove it "
+                "(`netboot nbi create --from-installer` leaves T2 Macs out by default)",
+                Severity.WARNING,
+            )
+        known = spelled_differently(model)
+        if known is not None:
+            report(
+                "EnabledSystemIdentifiers",
+                f"{model} matches no Mac: identifiers are compared exactly; did you mean {known}?",
+                Severity.WARNING,
+            )
