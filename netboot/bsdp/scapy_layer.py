@@ -51,7 +51,7 @@ from scapy.fields import (
     StrLenField,
     XShortField,
 )
-from scapy.layers.dhcp import DHCP, DHCPOptions, DHCPRevOptions
+from scapy.layers.dhcp import BOOTP, DHCP, DHCPOptions, DHCPRevOptions
 from scapy.packet import Packet
 
 from netboot.bsdp.options import MessageType, SubOption
@@ -467,3 +467,11 @@ def register() -> None:
 
 
 register()
+
+
+def describe(datagram: bytes) -> str:
+    """A BOOTP datagram as scapy shows it: its summary line, then its BSDP message in full."""
+    packet = BOOTP(datagram)
+    message = bsdp_of(packet)
+    shown = "" if message is None else str(message.show(dump=True))
+    return f"{packet.summary()}\n{shown}".rstrip("\n")
