@@ -10,6 +10,7 @@ well or badly. The last tests read a pcap of a whole exchange with `rdpcap`.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ from netboot.bsdp.scapy_layer import (
     vendor_specific_options,
 )
 from netboot.errors import MalformedPacket
+from netboot_lab.fuzzer import ScapySource
 from tests.scapy_bsdp import scapy_decode, scapy_encode
 from tests.test_bsdp_dissector import exchange
 from tests.test_bsdp_options import ALL, KNOWN, MALFORMED, NON_EMPTY, Vector, messages
@@ -204,3 +206,16 @@ def test_rdpcap_of_an_exchange_shows_list_select_the_images_and_the_selection(
     shown = packets[1].show(dump=True)
     assert "Image number 40" in shown and "BSDP continued" in shown
     assert "msg_type=SELECT" in packets[3].show(dump=True)
+
+
+def test_the_fuzzers_layer_made_option_43_is_read_alike_and_is_both_good_and_bad() -> None:
+    source = ScapySource("192.0.2.10")
+    rng = random.Random(18)
+    outcomes = []
+    for _ in range(300):
+        raw = b"".join(value for _, value in source.bsdp_options(rng))
+        outcomes.append(outcome(decode, raw))
+        assert outcome(scapy_decode, raw) == outcomes[-1]
+    kinds = {o.message_type for o in outcomes if isinstance(o, BsdpMessage)}
+    assert {1, 2} <= kinds  # LIST and SELECT get through whole
+    assert "malformed" in outcomes  # and fuzzed sub-options get refused
