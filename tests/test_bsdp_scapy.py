@@ -35,6 +35,7 @@ from netboot.bsdp.scapy_layer import (
 )
 from netboot.errors import MalformedPacket
 from netboot_lab.fuzzer import ScapySource
+from netboot_lab.mac import bsdp_exchange
 from tests.scapy_bsdp import scapy_decode, scapy_encode
 from tests.test_bsdp_dissector import exchange
 from tests.test_bsdp_options import ALL, KNOWN, MALFORMED, NON_EMPTY, Vector, messages
@@ -219,3 +220,16 @@ def test_the_fuzzers_layer_made_option_43_is_read_alike_and_is_both_good_and_bad
     kinds = {o.message_type for o in outcomes if isinstance(o, BsdpMessage)}
     assert {1, 2} <= kinds  # LIST and SELECT get through whole
     assert "malformed" in outcomes  # and fuzzed sub-options get refused
+
+
+def test_the_lab_reads_a_macs_bsdp_exchange_from_its_capture(tmp_path: Path) -> None:
+    pcap = tmp_path / "boot.pcap"
+    wrpcap(str(pcap), [frame for frame in exchange(tmp_path) if isinstance(frame, Packet)])
+    lines = bsdp_exchange(pcap)
+    assert lines[:4] == [
+        "192.0.2.50 > 255.255.255.255 DHCP Inform BSDP LIST",
+        "192.0.2.10 > 192.0.2.50 DHCP Ack BSDP LIST 40 images default 0x01000001",
+        "192.0.2.50 > 255.255.255.255 DHCP Inform BSDP SELECT image 0x01000001",
+        "192.0.2.10 > 192.0.2.50 DHCP Ack BSDP SELECT image 0x01000001",
+    ]
+    assert len(lines) == 8
