@@ -183,7 +183,7 @@ class BSDPVersion(_SubOption):
     name = "BSDP version"
     option_code = SubOption.VERSION
     size = 2
-    fields_desc: ClassVar[list[Any]] = _option(option_code, [XShortField("version", 0x0101)], 2)
+    fields_desc: ClassVar[list[Any]] = _option(option_code, [XShortField("version", 0x0101)], size)
 
 
 class BSDPServerIdentifier(_SubOption):
@@ -193,7 +193,7 @@ class BSDPServerIdentifier(_SubOption):
     fields_desc: ClassVar[list[Any]] = _option(
         option_code,
         [IPField("server_id", "0.0.0.0")],  # noqa: S104 - a field's default, not a bind
-        4,
+        size,
     )
 
 
@@ -201,14 +201,14 @@ class BSDPServerPriority(_SubOption):
     name = "BSDP server priority"
     option_code = SubOption.SERVER_PRIORITY
     size = 2
-    fields_desc: ClassVar[list[Any]] = _option(option_code, [ShortField("priority", 32768)], 2)
+    fields_desc: ClassVar[list[Any]] = _option(option_code, [ShortField("priority", 32768)], size)
 
 
 class BSDPReplyPort(_SubOption):
     name = "BSDP reply port"
     option_code = SubOption.REPLY_PORT
     size = 2
-    fields_desc: ClassVar[list[Any]] = _option(option_code, [ShortField("reply_port", 68)], 2)
+    fields_desc: ClassVar[list[Any]] = _option(option_code, [ShortField("reply_port", 68)], size)
 
 
 class BSDPBootImageListPath(_SubOption):
@@ -223,14 +223,14 @@ class BSDPDefaultImage(_SubOption, _HasImageId):
     name = "BSDP default boot image"
     option_code = SubOption.DEFAULT_BOOT_IMAGE_ID
     size = 4
-    fields_desc: ClassVar[list[Any]] = _option(option_code, image_id_fields(), 4)
+    fields_desc: ClassVar[list[Any]] = _option(option_code, image_id_fields(), size)
 
 
 class BSDPSelectedImage(_SubOption, _HasImageId):
     name = "BSDP selected boot image"
     option_code = SubOption.SELECTED_BOOT_IMAGE_ID
     size = 4
-    fields_desc: ClassVar[list[Any]] = _option(option_code, image_id_fields(), 4)
+    fields_desc: ClassVar[list[Any]] = _option(option_code, image_id_fields(), size)
 
 
 class BSDPImageList(_SubOption):
@@ -247,7 +247,7 @@ class BSDPNetBoot10Firmware(_SubOption):
     name = "BSDP NetBoot 1.0 firmware"
     option_code = SubOption.NETBOOT_1_0_FIRMWARE
     size = 0
-    fields_desc: ClassVar[list[Any]] = _option(option_code, [], 0)
+    fields_desc: ClassVar[list[Any]] = _option(option_code, [], size)
 
 
 class BSDPAttributesFilter(_SubOption):
@@ -271,7 +271,7 @@ class BSDPMaxMessageSize(_SubOption):
     name = "BSDP max message size"
     option_code = SubOption.MAX_MESSAGE_SIZE
     size = 2
-    fields_desc: ClassVar[list[Any]] = _option(option_code, [ShortField("max_size", 1500)], 2)
+    fields_desc: ClassVar[list[Any]] = _option(option_code, [ShortField("max_size", 1500)], size)
 
 
 class BSDPShadowMountPath(_SubOption):
