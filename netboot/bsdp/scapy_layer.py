@@ -175,7 +175,7 @@ class BSDPMessageType(_SubOption):
     option_code = SubOption.MESSAGE_TYPE
     size = 1
     fields_desc: ClassVar[list[Any]] = _option(
-        option_code, [ByteEnumField("msg_type", 1, MESSAGE_TYPES)], 1
+        option_code, [ByteEnumField("msg_type", 1, MESSAGE_TYPES)], size
     )
 
 
