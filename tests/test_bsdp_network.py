@@ -133,6 +133,33 @@ def test_select_gives_a_booter_tftp_serves_and_a_root_path_to_the_image(
         assert selected["machine_name"].startswith("NetBoot")
 
 
+def test_show_packets_dissects_the_exchange_with_the_bsdp_layer(served: Served) -> None:
+    done = netboot_in(
+        served.lab.client,
+        "bsdp",
+        "probe",
+        "--interface",
+        served.lab.client_if,
+        "--mac",
+        CLIENT_MAC,
+        "--timeout",
+        "1",
+        "--json",
+        "--show-packets",
+        "--select",
+        hex(HIGH_SIERRA),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["selected"]["image_id"] == HIGH_SIERRA  # stdout stays JSON
+    shown = done.stderr
+    assert "--- sent: BOOTP / DHCP Inform BSDP LIST\n" in shown
+    assert f"--- from {served.lab.server_ip}: BOOTP / DHCP Ack BSDP LIST " in shown
+    assert "image_name= b'High Sierra'" in shown and "index     = 4096" in shown
+    assert f"--- sent: BOOTP / DHCP Inform BSDP SELECT image {HIGH_SIERRA:#010x}" in shown
+    assert f"DHCP Ack BSDP SELECT image {HIGH_SIERRA:#010x}" in shown
+    assert "machine_name= b'NetBoot" in shown
+
+
 def test_after_a_select_the_list_names_the_selection_and_priority_drops(served: Served) -> None:
     _, before = probe(served.lab)
     status, _ = probe(served.lab, "--select", hex(INSTALL))

@@ -225,6 +225,9 @@ def test_a_simulated_mac_boots_the_demo_image_over_http() -> None:
         log = Path(summary["serial_log"]).read_text()
         assert "volume header signature H+ (HFS+)" in log
         assert "ACK[SELECT]" in log and "result: ok" in log
+        wire = log.split("--- the BSDP exchange on the wire (scapy's BSDP layer) ---\n")[1]
+        assert "DHCP Inform BSDP LIST\n" in wire and "DHCP Ack BSDP LIST " in wire
+        assert "DHCP Inform BSDP SELECT image 0x" in wire
         pcap = Path(summary["pcap"])
         assert pcap.stat().st_size > 0
         seen = subprocess.run(

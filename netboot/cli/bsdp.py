@@ -16,6 +16,14 @@ def _image_id(text: str) -> int:
         raise click.BadParameter(f"{text!r} is not an image ID (decimal or 0x hex)") from None
 
 
+def _show_packets(datagrams: list[tuple[str, bytes]]) -> None:
+    """Each datagram as scapy dissects it, BSDP layer included; stderr keeps --json parseable."""
+    from netboot.bsdp.scapy_layer import describe
+
+    for direction, datagram in datagrams:
+        click.echo(f"--- {direction}: {describe(datagram)}", err=True)
+
+
 @click.group()
 def bsdp() -> None:
     """BSDP (Apple NetBoot) diagnostics."""
@@ -36,6 +44,11 @@ def bsdp() -> None:
     help="Seconds to gather answers.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--show-packets",
+    is_flag=True,
+    help="Dissect every packet sent and received with scapy's BSDP layer (on stderr).",
+)
 def probe(
     interface: str | None,
     server: str | None,
@@ -45,6 +58,7 @@ def probe(
     select_image: str | None,
     timeout: float,
     as_json: bool,
+    show_packets: bool,
 ) -> None:
     """Send INFORM[LIST] (and INFORM[SELECT] with --select) from port 68 as a Mac does.
 
@@ -66,6 +80,8 @@ def probe(
             result = client.run(wanted)
         finally:
             client.close()
+        if show_packets:
+            _show_packets(client.datagrams)
     if as_json:
         click.echo(result.dumps())
     else:

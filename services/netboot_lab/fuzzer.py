@@ -544,6 +544,7 @@ class ScapySource:
             layers = ("TFTP", "TFTP_ACK", "TFTP_DATA", "TFTP_ERROR", "TFTP_OACK", "TFTP_RRQ",
                       "TFTP_WRQ", "TFTP_Options")  # fmt: skip
             self._scapy = {
+                "bsdp": importlib.import_module("netboot.bsdp.scapy_layer"),
                 "BOOTP": dhcp.BOOTP,
                 "DHCP": dhcp.DHCP,
                 "fuzz": importlib.import_module("scapy.packet").fuzz,
@@ -558,7 +559,7 @@ class ScapySource:
         fixed = [
             ("message-type", rng.choice(("discover", "request", "inform"))),
             ("vendor_class_id", rng.choice(VENDOR_CLASSES)),
-            ("vendor_specific", bsdp_body(rng, self.server_ip)),
+            *self.bsdp_options(rng),
             "end",
         ]
         shape = rng.randrange(3)
@@ -571,6 +572,30 @@ class ScapySource:
         else:
             packet = s["fuzz"](s["BOOTP"](options=cookie) / s["DHCP"]())
         return bytes(packet)[:MAX_UDP]
+
+    def bsdp_options(self, rng: random.Random) -> list[tuple[str, bytes]]:
+        """Option 43 for a BSDP request: our generator's, or scapy's BSDP layer fuzzed.
+
+        The layer's way: a LIST or SELECT made of sub-option packets, each
+        passed through `fuzz()` now and then (random values and lengths that
+        lie), cut into option-43 instances as a receiver must join them.
+        """
+        if rng.random() < 0.5:
+            return [("vendor_specific", bsdp_body(rng, self.server_ip))]
+        s = self._load()
+        layer, fuzz = s["bsdp"], s["fuzz"]
+        options = [
+            layer.BSDPMessageType(msg_type=rng.choice((1, 2))),
+            layer.BSDPVersion(),
+            layer.BSDPReplyPort(reply_port=FUZZ_PORT),
+            layer.BSDPServerIdentifier(server_id=self.server_ip),
+            layer.BSDPSelectedImage(**layer.image_id_parts(rng.getrandbits(32))),
+            layer.BSDPMaxMessageSize(max_size=rng.choice((576, 1500, 8192))),
+            layer.BSDPAttributesFilter(filters=[0x0100, 0x8100][: rng.randint(1, 2)]),
+        ]
+        chosen = [fuzz(option) if rng.random() < 0.3 else option for option in options]
+        message = layer.BSDP(options=[o for o in chosen if rng.random() < 0.8])
+        return list(layer.vendor_specific_options(message))
 
     def tftp(self, rng: random.Random) -> bytes:
         s = self._load()

@@ -98,6 +98,7 @@ def simulate_mac(
             f"simulated Mac {client.mac} at {client.address} on {client.namespace} "
             f"(lab {lab.state.name}, server {lab.state.server})"
         )
+        cleanup.callback(_wire_view, console, client.pcap)  # runs once the capture is closed
         capture = start_capture("eth0", client.pcap, client.namespace)
         cleanup.callback(stop_capture, capture, client.pcap)
         try:
@@ -443,6 +444,35 @@ def _follow_from_end(path: Path) -> Iterator[TextIO | None]:
     with log:
         log.seek(0, os.SEEK_END)
         yield log
+
+
+def bsdp_exchange(pcap: Path) -> list[str]:
+    """The BSDP packets of a capture, one summary line each, as scapy's BSDP layer reads them.
+
+    For instance `192.0.2.50 > 255.255.255.255 DHCP Inform BSDP LIST` and
+    `192.0.2.10 > 192.0.2.50 DHCP Ack BSDP SELECT image 0x01000001`.
+    """
+    from scapy.layers.dhcp import DHCP
+    from scapy.layers.inet import IP
+    from scapy.utils import rdpcap
+
+    from netboot.bsdp.scapy_layer import bsdp_of
+
+    if not pcap.is_file() or pcap.stat().st_size == 0:
+        return []
+    lines = []
+    for packet in rdpcap(str(pcap)):
+        if bsdp_of(packet) is not None and IP in packet:
+            lines.append(f"{packet[IP].src} > {packet[IP].dst} {packet[DHCP].summary()}")
+    return lines
+
+
+def _wire_view(console: TextIO, pcap: Path) -> None:
+    """The BSDP exchange as the capture holds it, appended to the console log."""
+    lines = bsdp_exchange(pcap)
+    console.write("--- the BSDP exchange on the wire (scapy's BSDP layer) ---\n")
+    console.write("".join(f"{line}\n" for line in lines) or "(no BSDP packet captured)\n")
+    console.flush()
 
 
 def _server_view(console: TextIO, daemon_log: TextIO | None, client: _Client) -> None:

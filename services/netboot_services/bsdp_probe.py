@@ -95,6 +95,8 @@ class Probe:
         self.mac = mac or interface_mac(interface)
         self.timeout = timeout
         self.port = port
+        self.datagrams: list[tuple[str, bytes]] = []
+        """Every datagram sent and answered, in order: what `--show-packets` dissects."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -106,13 +108,15 @@ class Probe:
 
     def _exchange(self, datagram: bytes, xid: int, until_first: bool) -> list[Answer]:
         self.sock.sendto(datagram, (self.server or BROADCAST, SERVER_PORT))
+        self.datagrams.append(("sent", datagram))
         answers: list[Answer] = []
         deadline = time.monotonic() + self.timeout
         while (left := deadline - time.monotonic()) > 0:
             ready, _, _ = select.select([self.sock], [], [], left)
             if not ready:
                 break
-            reply, _ = self.sock.recvfrom(65536)
+            reply, (source, _) = self.sock.recvfrom(65536)
+            self.datagrams.append((f"from {source}", reply))
             try:
                 answer = read_answer(parse_packet(reply), xid)
             except MalformedPacket:
