@@ -27,3 +27,7 @@ class HfsNotFound(HfsError):  # noqa: N818 - the name is the agreed API (hfs-api
     def __init__(self, image: str, path: str, message: str = "no such file or directory") -> None:
         super().__init__(image, None, f"{path}: {message}")
         self.path = path
+
+
+class HfsApfsVolume(HfsUnsupportedError):  # noqa: N818 - says what was found
+    """The disk's Mac volume is APFS (macOS 11 and later installers), which we do not read."""

@@ -25,7 +25,7 @@ from netboot.hfs import catalog
 from netboot.hfs.attributes import AttributeValue, attributes
 from netboot.hfs.btree import BTree
 from netboot.hfs.catalog import CatalogRecord, RecordType
-from netboot.hfs.errors import HfsCorruptError, HfsNotFound, HfsUnsupportedError
+from netboot.hfs.errors import HfsApfsVolume, HfsCorruptError, HfsNotFound, HfsUnsupportedError
 from netboot.hfs.extents import ForkType, all_extents
 from netboot.hfs.fork import Extent, ForkData, ForkReader, Geometry, Read
 from netboot.hfs.header import HEADER_AT, VolumeHeader, embedded_volume, parse_header
@@ -478,24 +478,32 @@ def open_image(path: str | Path, partition: int | None = None) -> Iterator[HfsVo
     bare volume counts as one); with it, the partition of that map index.
     UDIF images are read chunk by chunk, never inflated whole.
     """
-    from netboot.udif.partitions import read_partitions
-    from netboot.udif.sector import SECTOR
     from netboot.udif.source import open_source
 
-    name = str(path)
     with open_source(path) as source:
-        _scheme, partitions = read_partitions(source.read, source.size, name)
-        if partition is not None:
-            chosen = [p for p in partitions if p.index == partition]
-            if not chosen:
-                raise HfsError(name, None, f"no partition {partition} in the image")
-        else:
-            chosen = [p for p in partitions if p.type in ("Apple_HFS", "Apple_HFSX")]
-            if not chosen:
-                found = ", ".join(f"{p.index} {p.type}" for p in partitions) or "none"
-                raise HfsUnsupportedError(
-                    name, None, f"no HFS+ partition in the image (partitions: {found})"
-                )
-        start = chosen[0].first_sector * SECTOR
-        length = chosen[0].sector_count * SECTOR
-        yield HfsVolume.open(_rebased(source.read, start, length), length, name)
+        yield open_disk(source.read, source.size, str(path), partition)
+
+
+def open_disk(read: Read, size: int, name: str, partition: int | None = None) -> HfsVolume:
+    """The HFS+ volume of a disk read through `read` (a raw volume, APM/GPT, a UDIF image's
+    expanded disk), chosen as `open_image` chooses. A disk whose only Mac volume is APFS
+    raises HfsApfsVolume, so callers can say what APFS means for them."""
+    from netboot.udif.partitions import read_partitions
+    from netboot.udif.sector import SECTOR
+
+    _scheme, partitions = read_partitions(read, size, name)
+    if partition is not None:
+        chosen = [p for p in partitions if p.index == partition]
+        if not chosen:
+            raise HfsError(name, None, f"no partition {partition} in the image")
+    else:
+        chosen = [p for p in partitions if p.type in ("Apple_HFS", "Apple_HFSX")]
+        if not chosen:
+            found = ", ".join(f"{p.index} {p.type}" for p in partitions) or "none"
+            error = HfsApfsVolume if any(p.type == "Apple_APFS" for p in partitions) else None
+            raise (error or HfsUnsupportedError)(
+                name, None, f"no HFS+ partition in the image (partitions: {found})"
+            )
+    start = chosen[0].first_sector * SECTOR
+    length = chosen[0].sector_count * SECTOR
+    return HfsVolume.open(_rebased(read, start, length), length, name)

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from netboot.errors import HfsError, ImageError
-from netboot.hfs.volume import EntryKind, FileReader, HfsVolume
+from netboot.hfs.errors import HfsApfsVolume
+from netboot.hfs.volume import EntryKind, FileReader, HfsVolume, open_disk
 from netboot.nbi.create import SetSpec, create_set
 from netboot.nbi.installer import (
     BASE_SYSTEM_IMAGE,
@@ -51,14 +52,11 @@ from netboot.nbi.mac_models import (
     scope_models,
 )
 from netboot.nbi.problems import Problem
-from netboot.udif.partitions import read_partitions
 from netboot.udif.reader import UdifImage
-from netboot.udif.sector import SECTOR
 from netboot.udif.source import open_source
 
 COPY_BLOCK = 1 << 20
 _T = TypeVar("_T")
-HFS_TYPES = ("Apple_HFS", "Apple_HFSX")
 
 
 @dataclass(frozen=True)
@@ -260,19 +258,10 @@ def _nested_volume(reader: FileReader, label: str) -> Iterator[HfsVolume]:
 
 def _volume_in(read: Callable[[int, int], bytes], size: int, label: str) -> HfsVolume:
     """The first HFS+ partition; an APFS one means macOS 11 or later, refused as such."""
-    _scheme, partitions = read_partitions(read, size, label)
-    hfs = [p for p in partitions if p.type in HFS_TYPES]
-    if not hfs:
-        if any(p.type == "Apple_APFS" for p in partitions):
-            raise ImageError(label, "-", refuse_apfs(label).message)
-        listed = ", ".join(f"{p.index} {p.type}" for p in partitions) or "none"
-        raise ImageError(label, "-", f"has no HFS+ volume (partitions: {listed})")
-    start, length = hfs[0].first_sector * SECTOR, hfs[0].sector_count * SECTOR
-
-    def rebased(offset: int, count: int) -> bytes:
-        return read(start + offset, max(0, min(count, length - offset)))
-
-    return HfsVolume.open(rebased, length, label)
+    try:
+        return open_disk(read, size, label)
+    except HfsApfsVolume:
+        raise ImageError(label, "-", refuse_apfs(label).message) from None
 
 
 class _FileStorage:
