@@ -39,6 +39,18 @@ def require_tshark() -> str:
     return tshark
 
 
+def assert_no_warnings(tshark: str, pcap: Path) -> None:
+    """No packet of the capture is malformed or draws an expert warning from Wireshark."""
+    warnings = subprocess.run(
+        [tshark, "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert warnings.stdout.strip() == "", warnings.stdout
+
+
 def frame(packet: DhcpPacket, source: str, destination: str, sport: int, dport: int) -> object:
     return (
         Ether(src="00:16:cb:12:34:56", dst="ff:ff:ff:ff:ff:ff")
@@ -84,14 +96,7 @@ def test_wireshark_reads_every_bsdp_packet_we_send(tmp_path: Path) -> None:
     pcap = tmp_path / "bsdp.pcap"
     wrpcap(str(pcap), exchange(tmp_path))
 
-    warnings = subprocess.run(
-        [tshark, "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert warnings.stdout.strip() == "", warnings.stdout
+    assert_no_warnings(tshark, pcap)
 
     rows = pcap_fields(
         pcap,
@@ -160,14 +165,7 @@ def test_wireshark_reads_a_cut_list_of_1000_sets_whole_at_every_size(tmp_path: P
     pcap = tmp_path / "lists.pcap"
     wrpcap(str(pcap), frames)
 
-    warnings = subprocess.run(
-        [tshark, "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert warnings.stdout.strip() == "", warnings.stdout
+    assert_no_warnings(tshark, pcap)
     rows = pcap_fields(
         pcap,
         "dhcp.option.vendor.bsdp.selected_boot_image_id",
