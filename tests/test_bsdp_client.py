@@ -1,4 +1,4 @@
-"""The BSDP client side: INFORM builders against the documented packets, reading ACKs, merging.
+"""The BSDP client side: INFORM builders against the documented packets, reading ACKs.
 
 The reference packets are the byte-by-byte vectors of docs/protocols/bsdp.md §8
 defined in tests/test_dhcp_packet.py (8.1 INFORM[LIST], 8.2 ACK[LIST],
@@ -290,14 +290,15 @@ def _ack_list_datagram(images: list[BootImage], priority: int = 32768) -> bytes:
     )
 
 
-def test_listing_merges_two_ack_lists_without_duplicates() -> None:
+def test_a_second_ack_list_replaces_the_first_as_bsdpc_does() -> None:
+    """Apple's bsdpc keeps a server's latest reply (removeExistingServer); so do we."""
     listing = ServerListing(SERVER_IP)
     for datagram in (ACK_LIST.datagram, _ack_list_datagram([INSTALL_MACOS, DIAGNOSTICS], 1000)):
         answer = read_answer(parse_packet(datagram), LIST_XID)
         assert answer is not None
         assert answer.server_id == listing.server_id
         listing.add(answer.message)
-    assert listing.images == [HIGH_SIERRA, INSTALL_MACOS, DIAGNOSTICS]
+    assert listing.images == [INSTALL_MACOS, DIAGNOSTICS]
     assert listing.replies == 2
     assert listing.priority == 1000
     assert listing.default_image_id == 0x01000001
@@ -341,6 +342,37 @@ def test_listing_as_json() -> None:
             },
         ],
     }
+
+
+def test_read_answer_merges_the_option_43_instances_of_one_packet() -> None:
+    head = encode(BsdpMessage(MessageType.LIST, server_priority=7, default_image_id=0x01000001))
+    first = HIGH_SIERRA.encode()
+    second = INSTALL_MACOS.encode() + DIAGNOSTICS.encode()
+    packet = _ack_list_with(
+        (
+            (53, h("05")),
+            (54, h("c0 00 02 0a")),
+            (60, b"AAPLBSDPC"),
+            (43, head + bytes((9, len(first))) + first),
+            (43, bytes((9, len(second))) + second),
+        )
+    )
+    answer = read_answer(packet, LIST_XID)
+    assert answer is not None
+    assert answer.message.images == (HIGH_SIERRA, INSTALL_MACOS, DIAGNOSTICS)
+    assert answer.message.server_priority == 7
+
+
+def test_read_answer_refuses_a_sub_option_cut_across_two_instances() -> None:
+    """A Mac parses each option-43 instance on its own (dhcpol_parse_vendor)."""
+    body = encode(BsdpMessage(MessageType.LIST, server_priority=7, images=(HIGH_SIERRA,)))
+    options = ((53, h("05")), (54, h("c0 00 02 0a")), (60, b"AAPLBSDPC"))
+    whole = _ack_list_with((*options, (43, body)))
+    cut = _ack_list_with((*options, (43, body[:-4]), (43, body[-4:])))
+    answer = read_answer(whole, LIST_XID)
+    assert answer is not None and answer.message.images == (HIGH_SIERRA,)
+    with pytest.raises(MalformedPacket):
+        read_answer(cut, LIST_XID)
 
 
 def test_listing_of_a_reply_without_a_list() -> None:

@@ -30,6 +30,7 @@ from netboot.bsdp.vendor_class import client_class_bytes
 from netboot.dhcpwire.options import BOOTREPLY, BOOTREQUEST, Option
 from netboot.dhcpwire.options import MessageType as DhcpType
 from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
+from netboot.macaddr import mac_from_bytes
 from netboot.nbi.catalog import Catalog, scan_catalog
 from netboot_lab.factories import make_set
 from netboot_services.bsdp import BsdpHandler
@@ -276,19 +277,35 @@ def test_select_of_another_server_is_silence_and_not_malformed(
     assert loud(events) == []
 
 
-def test_a_long_list_leaves_as_several_datagrams_to_one_destination(tmp_path: Path) -> None:
+def test_a_long_list_leaves_as_one_datagram_cut_and_warned_of_once_per_client(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
     for number in range(1, 41):
         make_set(tmp_path, f"Img{number:04d}", Name=f"Image {number:04d}", Index=number)
     pipeline = Pipeline(scan_catalog(tmp_path))
     body = encode(BsdpMessage(MessageType.LIST, VERSION_1_1, reply_port=900))
-    out = pipeline.receive(bsdp_datagram(body))  # no size asked: 576-byte replies
-    assert len(out) == 3
-    assert {o.destination for o in out} == {(CLIENT_IP, 900)}
-    assert all(len(o.datagram) + 28 <= 576 for o in out)
-    names = [image.name for o in out for image in bsdp_of(o.datagram).images or ()]
-    assert names == [f"Image {n:04d}" for n in range(1, 41)]
-    assert pipeline.dispatcher.counters.replies == 3
+    (out,) = pipeline.receive(bsdp_datagram(body))  # no size asked: a 576-byte reply
+    assert out.destination == (CLIENT_IP, 900)
+    assert len(out.datagram) + 28 <= 576
+    names = [image.name for image in bsdp_of(out.datagram).images or ()]
+    assert names == [f"Image {n:04d}" for n in range(1, 18)]
+    assert pipeline.dispatcher.counters.replies == 1
     assert pipeline.handler.counters.list_replies == 1
+    # A Mac repeats its INFORM[LIST]; another Mac gets its own warning.
+    pipeline.clock.advance(5)
+    assert len(pipeline.receive(bsdp_datagram(body))) == 1
+    other = replace(parse_packet(bsdp_datagram(body)), chaddr=OTHER_MAC + bytes(10))
+    assert len(pipeline.receive(build_packet(other))) == 1
+    asks_8192 = build_packet(inform_list(XID, OTHER_MAC, CLIENT_IP, "i386", MODEL))
+    assert len(pipeline.receive(asks_8192)) == 1  # all 40 fit: no warning
+    warned = [e for e in loud(events) if "truncated" in str(e.get("log_format"))]
+    assert [(e["mac"], e["listed"], e["offered"], e["size"]) for e in warned] == [
+        (str(mac_from_bytes(MAC)), 17, 40, 576),
+        (str(mac_from_bytes(OTHER_MAC)), 17, 40, 576),
+    ]
+    pipeline.clock.advance(3600)
+    pipeline.receive(bsdp_datagram(body))
+    assert len([e for e in loud(events) if "truncated" in str(e.get("log_format"))]) == 3
 
 
 def test_a_catalog_change_is_seen_by_the_next_request(pipeline: Pipeline, tmp_path: Path) -> None:

@@ -332,3 +332,43 @@ def test_catalog_changes_reach_the_next_list_without_a_restart(tmp_path: Path) -
             daemon.wait_for("NBI set First.nbi is gone")
             assert listed_ids(probe(lab)[1]) == [0x01000002]
             assert daemon.stop() == 0
+
+
+# --- a catalog longer than one reply -------------------------------------------------
+
+MANY = 1000
+SHOWN_AT_8192 = 517
+"""10-character names in one 8192-byte ACK[LIST] (tests/test_bsdp_packing.py, CAPACITY)."""
+SHOWN_AT_1500 = 78
+
+
+def test_a_thousand_sets_leave_in_one_reply_that_each_client_reads_whole(
+    tmp_path: Path, go_client: Path
+) -> None:
+    """Our probe asks 8192 bytes (sub-option 12), the Go client 1500 (option 57 only):
+    each gets exactly one ACK[LIST], the first sets in catalog order, and the daemon
+    warns of each client's cut once however often it asks."""
+    root = tmp_path / "images"
+    for number in range(1, MANY + 1):
+        make_set(root, f"Img{number:04d}", Name=f"Image {number:04d}", Index=number)
+    expected = [0x01000000 + n for n in range(1, MANY + 1)]
+    with veth_lab("10.236.0") as lab:
+        args = ["--root", str(root), "--interface", lab.server_if]
+        with Daemon(args, netns=lab.server) as daemon:
+            daemon.wait_ready()
+            for _ in range(2):
+                status, answer = probe(lab)
+                assert status == 0, answer
+                (server,) = answer["servers"]
+                assert server["replies"] == 1
+                assert [image["id"] for image in server["images"]] == expected[:SHOWN_AT_8192]
+            done = run_in(lab.client, str(go_client), lab.client_if)
+            result = json.loads(done.stdout)
+            assert done.returncode == 0, result
+            assert [image["id"] for image in result["images"]] == expected[:SHOWN_AT_1500]
+            assert result["selected_image_id"] == expected[0]
+            daemon.wait_for(f"truncated to first {SHOWN_AT_1500} of {MANY} images")
+            assert daemon.stop() == 0
+    cuts = [line for line in daemon.lines if "image list truncated" in line]
+    assert len(cuts) == 2, cuts  # one per client: the probe's MAC and the Go client's
+    assert f"{CLIENT_MAC} (10.236.0.2): image list truncated to first {SHOWN_AT_8192}" in cuts[0]

@@ -27,8 +27,10 @@ from netboot.bsdp.options import (
     BsdpMessage,
     MessageType,
     decode,
+    decode_instances,
     encode,
 )
+from netboot.bsdp.packing import ListCut
 from netboot.bsdp.policy import (
     BsdpPolicy,
     BsdpSettings,
@@ -638,14 +640,17 @@ def test_select_of_an_unknown_image_gets_vector_ack_failed(vector_catalog: Catal
     assert [build_packet(p) for p in reply.packets] == [ACK_FAILED_8_5]
 
 
-# --- splitting long lists ------------------------------------------------------------------
+# --- long lists: one ACK[LIST], cut to fit -----------------------------------------------
 
-MANY = 400
+MANY = 1000
+SIZES = [576, 1500, 8192]
+CAPACITY = {576: 17, 1500: 78, 8192: 517}
+"""Records of 10-character names one reply holds (tests/test_bsdp_packing.py counts them)."""
 
 
 @pytest.fixture(scope="module")
 def many_images(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    """400 images with 10-character names: 15-byte list records (docs/protocols/bsdp.md §5.4)."""
+    """1,000 images with 10-character names: 15-byte list records (docs/protocols/bsdp.md §5.4)."""
     root = tmp_path_factory.mktemp("many")
     for number in range(1, MANY + 1):
         make_set(root, f"Img{number:04d}", Name=f"Image {number:04d}", Index=number)
@@ -661,94 +666,96 @@ def sized_request(size: int, how: str) -> DhcpPacket:
     return bsdp_request(BsdpMessage(MessageType.LIST, VERSION_1_1), max_dhcp_size=size)
 
 
-# (images, max size) -> replies. Per reply: 17 records fit at 576 (16 in the first
-# option 43 after the 13 header bytes, 1 in a second), 78 at 1500 (16 + 3 x 16 + 14),
-# 517 at 8192; docs/protocols/bsdp.md §5.4 estimates ~17 and ~78.
-SPLITS = {
-    (1, 576): 1,
-    (1, 1500): 1,
-    (1, 8192): 1,
-    (40, 576): 3,
-    (40, 1500): 1,
-    (40, 8192): 1,
-    (400, 576): 24,
-    (400, 1500): 6,
-    (400, 8192): 1,
-}
+def the_one_packet(decision: Decision, size: int) -> DhcpPacket:
+    """The single ACK[LIST] of a decision, checked against every size rule as a Mac reads it."""
+    (packet,) = reply_of(decision).packets
+    raw = build_packet(packet)
+    assert len(raw) + 28 <= min(size, 8192)  # IP and UDP headers included
+    bodies = parse_packet(raw).all_of(Option.VENDOR_SPECIFIC)
+    assert all(len(body) <= 255 for body in bodies)
+    assert decode_instances(bodies) == bsdp_of(packet)  # no sub-option across instances
+    return packet
 
 
 @pytest.mark.parametrize("how", ["sub-option 12", "option 57"])
-@pytest.mark.parametrize(
-    ("count", "size"), list(SPLITS), ids=[f"{n} images at {s}" for n, s in SPLITS]
-)
-def test_long_lists_are_split_over_replies_without_losing_an_image(
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("count", [1, 40, 400, MANY])
+def test_one_ack_list_per_request_holds_what_fits(
     many_images: Catalog, count: int, size: int, how: str
 ) -> None:
     catalog = Catalog(many_images.root, many_images.sets[:count])
-    decision = reply_of(make_policy().decide(sized_request(size, how), catalog, SERVER, 0.0))
-    assert len(decision.packets) == SPLITS[count, size]
-    assert decision.destination == (CLIENT_IP, 68)
-    assert listed(decision) == [(image_id(n), f"Image {n:04d}") for n in range(1, count + 1)]
-    for packet in decision.packets:
-        raw = build_packet(packet)
-        assert len(raw) + 28 <= size  # IP and UDP headers included
-        assert all(len(body) <= 255 for body in packet.all_of(Option.VENDOR_SPECIFIC))
-        message = bsdp_of(parse_packet(raw))
-        assert message.message_type == MessageType.LIST
-        assert message.server_priority == 32768
-        assert message.default_image_id == image_id(1)
+    decision = make_policy().decide(sized_request(size, how), catalog, SERVER, 0.0)
+    message = bsdp_of(the_one_packet(decision, size))
+    shown = min(count, CAPACITY[size])
+    assert listed(decision) == [(image_id(n), f"Image {n:04d}") for n in range(1, shown + 1)]
+    assert (message.server_priority, message.default_image_id) == (32768, image_id(1))
+    expected_cut = ListCut(shown, count, size) if shown < count else None
+    assert reply_of(decision).list_cut == expected_cut
+    assert reply_of(decision).destination == (CLIENT_IP, 68)
 
 
-@pytest.mark.parametrize("size", [576, 1500, 8192])
-def test_a_bound_client_gets_its_selection_in_every_reply_of_a_split_list(
+@pytest.mark.parametrize("size", SIZES)
+def test_a_bound_client_finds_its_image_second_in_a_cut_list(
     many_images: Catalog, size: int
 ) -> None:
     policy = make_policy()
     select_ack(many_images, image_id(MANY), policy)
     message = BsdpMessage(MessageType.LIST, VERSION_1_1, max_message_size=size)
-    decision = reply_of(policy.decide(bsdp_request(message), many_images, SERVER, 1.0))
-    assert listed(decision) == [(image_id(n), f"Image {n:04d}") for n in range(1, MANY + 1)]
-    for packet in decision.packets:
-        assert len(build_packet(packet)) + 28 <= size
-        head = bsdp_of(packet)
-        assert (head.selected_image_id, head.server_priority) == (image_id(MANY), 32767)
+    decision = policy.decide(bsdp_request(message), many_images, SERVER, 1.0)
+    head = bsdp_of(the_one_packet(decision, size))
+    assert (head.selected_image_id, head.server_priority) == (image_id(MANY), 32767)
+    ids = [listed_id for listed_id, _ in listed(decision)]
+    assert ids[:2] == [image_id(1), image_id(MANY)]
+    assert ids[2:] == [image_id(n) for n in range(2, len(ids))]
+    cut = reply_of(decision).list_cut
+    assert cut is not None and cut.listed == len(ids) and cut.offered == MANY
+
+
+def test_the_default_leads_a_cut_list_wherever_it_is_in_the_catalog(tmp_path: Path) -> None:
+    for number in range(1, 101):
+        make_set(tmp_path, f"Img{number:04d}", Name=f"Image {number:04d}", Index=number)
+    make_set(tmp_path, "Zulu", Name="Zulu 00999", Index=999, IsDefault=True)
+    decision = make_policy().decide(sized_request(576, "option 57"), scan(tmp_path), SERVER, 0.0)
+    ids = [listed_id for listed_id, _ in listed(decision)]
+    assert ids == [image_id(999), *(image_id(n) for n in range(1, CAPACITY[576]))]
+    assert reply_of(decision).list_cut == ListCut(CAPACITY[576], 101, 576)
+
+
+def test_model_and_mac_rules_apply_before_the_list_is_cut(tmp_path: Path) -> None:
+    for number in range(1, 101):
+        rules: dict[str, Any] = {}
+        if number % 2:
+            rules = {"EnabledSystemIdentifiers": [IMAC]}
+        elif number % 3 == 0:
+            rules = {"DisabledMACAddresses": [MAC_TEXT]}
+        make_set(tmp_path, f"Img{number:04d}", Name=f"Image {number:04d}", Index=number, **rules)
+    decision = make_policy().decide(sized_request(576, "option 57"), scan(tmp_path), SERVER, 0.0)
+    offered = [n for n in range(1, 101) if n % 2 == 0 and n % 3]
+    assert listed(decision) == [(image_id(n), f"Image {n:04d}") for n in offered[: CAPACITY[576]]]
+    assert reply_of(decision).list_cut == ListCut(CAPACITY[576], len(offered), 576)
 
 
 @pytest.mark.parametrize(
-    ("count", "size", "replies"), [(400, 576, 24), (400, 1500, 6), (40, 576, 3)]
-)
-def test_each_reply_is_filled_before_the_next_starts(
-    many_images: Catalog, count: int, size: int, replies: int
-) -> None:
-    catalog = Catalog(many_images.root, many_images.sets[:count])
-    decision = reply_of(
-        make_policy().decide(sized_request(size, "option 57"), catalog, SERVER, 0.0)
-    )
-    per_reply = [len(bsdp_of(p).images or ()) for p in decision.packets]
-    full = {576: 17, 1500: 78}[size]
-    assert per_reply == [full] * (replies - 1) + [count - full * (replies - 1)]
-
-
-@pytest.mark.parametrize(
-    ("option_57", "sub_option_12", "size", "replies"),
+    ("option_57", "sub_option_12", "size"),
     [
-        pytest.param(None, None, 576, 24, id="nothing asked: 576"),
-        pytest.param(300, None, 576, 24, id="below 576 is raised to 576"),
-        pytest.param(None, 100, 576, 24, id="a tiny sub-option 12 is raised to 576"),
-        pytest.param(1500, 576, 576, 24, id="sub-option 12 wins over option 57"),
-        pytest.param(576, 1500, 1500, 6, id="sub-option 12 wins when larger too"),
-        pytest.param(1500, 65535, 8192, 1, id="capped at 8192"),
+        pytest.param(None, None, 576, id="nothing asked: 576"),
+        pytest.param(300, None, 576, id="below 576 is raised to 576"),
+        pytest.param(None, 100, 576, id="a tiny sub-option 12 is raised to 576"),
+        pytest.param(1500, 576, 576, id="sub-option 12 wins over option 57"),
+        pytest.param(576, 1500, 1500, id="sub-option 12 wins when larger too"),
+        pytest.param(1500, 65535, 8192, id="capped at 8192"),
+        pytest.param(65535, None, 8192, id="option 57 capped at 8192 too"),
     ],
 )
 def test_the_reply_size_rules(
-    many_images: Catalog, option_57: int | None, sub_option_12: int | None, size: int, replies: int
+    many_images: Catalog, option_57: int | None, sub_option_12: int | None, size: int
 ) -> None:
     message = BsdpMessage(MessageType.LIST, VERSION_1_1, max_message_size=sub_option_12)
     request = bsdp_request(message, max_dhcp_size=option_57)
-    decision = reply_of(make_policy().decide(request, many_images, SERVER, 0.0))
-    assert len(decision.packets) == replies
-    assert len(listed(decision)) == MANY
-    assert all(len(build_packet(p)) + 28 <= size for p in decision.packets)
+    decision = make_policy().decide(request, many_images, SERVER, 0.0)
+    the_one_packet(decision, size)
+    assert len(listed(decision)) == CAPACITY[size]
+    assert reply_of(decision).list_cut == ListCut(CAPACITY[size], MANY, size)
 
 
 def test_a_name_of_246_bytes_fits_a_576_byte_reply(tmp_path: Path) -> None:
@@ -756,8 +763,10 @@ def test_a_name_of_246_bytes_fits_a_576_byte_reply(tmp_path: Path) -> None:
     catalog = catalog_of(tmp_path, {"Alpha": {}, "Long": {"Name": long_name}, "Zulu": {}})
     request = bsdp_request(BsdpMessage(MessageType.LIST, VERSION_1_1))
     decision = make_policy().decide(request, catalog, SERVER, 0.0)
-    assert listed_names(decision) == ["Alpha", long_name, "Zulu"]
-    assert all(len(build_packet(p)) + 28 <= 576 for p in reply_of(decision).packets)
+    # The long record takes an option-43 instance of its own; Zulu's no longer fits.
+    assert listed_names(decision) == ["Alpha", long_name]
+    the_one_packet(decision, 576)
+    assert reply_of(decision).list_cut == ListCut(2, 3, 576)
 
 
 def test_a_longer_name_is_cut_to_246_bytes_at_a_character_boundary(tmp_path: Path) -> None:

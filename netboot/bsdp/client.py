@@ -3,8 +3,11 @@
 Builds INFORM[LIST] and INFORM[SELECT] the way Apple's BSDPClient does (option
 order 53, 55, 57, 60, 43; inside 43 for LIST 1, 2, [5], 12, [11]; for SELECT
 1, 2, [5], 3, 8) and reads the ACKs: the answering server's identifier and
-priority, its default and selected image, and every image of its list, with
-several ACK[LIST] from one server merged in the order they came.
+priority, its default and selected image, and every image of its list, as
+Apple's client library reads them (BSDPClient/BSDPClient.c): the option-43
+instances of one packet are merged, packets are not. A server's later
+ACK[LIST] replaces its earlier one, as `bsdpc` does, so what we show is what
+a Mac would show.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from netboot.bsdp.options import VERSION_1_1, BootImage, BsdpMessage, MessageType, decode, encode
+from netboot.bsdp.options import (
+    VERSION_1_1,
+    BootImage,
+    BsdpMessage,
+    MessageType,
+    decode_instances,
+    encode,
+)
 from netboot.bsdp.vendor_class import PREFIX, client_class_bytes
 from netboot.dhcpwire.options import BOOTREPLY, BOOTREQUEST, Option
 from netboot.dhcpwire.options import MessageType as DhcpType
@@ -103,7 +113,7 @@ def read_answer(packet: DhcpPacket, xid: int) -> Answer | None:
     server = packet.option(Option.SERVER_IDENTIFIER)
     if server is None or len(server) != 4:
         raise MalformedPacket("ACK without a 4-byte server identifier")
-    message = decode(b"".join(packet.all_of(Option.VENDOR_SPECIFIC)))
+    message = decode_instances(packet.all_of(Option.VENDOR_SPECIFIC))
     root = packet.option(Option.ROOT_PATH)
     return Answer(
         server_id=str(ipaddress.IPv4Address(server)),
@@ -116,7 +126,7 @@ def read_answer(packet: DhcpPacket, xid: int) -> Answer | None:
 
 @dataclass
 class ServerListing:
-    """Everything one server said in its ACK[LIST] replies."""
+    """What one server's latest ACK[LIST] said, and how many it sent."""
 
     server_id: str
     priority: int | None = None
@@ -126,15 +136,12 @@ class ServerListing:
     replies: int = 0
 
     def add(self, message: BsdpMessage) -> None:
+        """Take a further ACK[LIST] from this server: it replaces the earlier one."""
         self.replies += 1
         self.priority = message.server_priority
         self.default_image_id = message.default_image_id
         self.selected_image_id = message.selected_image_id
-        known = {image.image_id for image in self.images}
-        for image in message.images or ():
-            if image.image_id not in known:
-                self.images.append(image)
-                known.add(image.image_id)
+        self.images = list(message.images or ())
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -1,9 +1,13 @@
 """BSDP's sub-options inside DHCP option 43: one value type, decode and encode.
 
 Wire format (Apple's BSDP spec 1.0.8 and bootplib/bsdp.h): each sub-option is
-`code(1) length(1) data`, integers big-endian. A receiver first concatenates
-every instance of option 43 in the packet, then walks the sub-options; a long
-image list arrives as several sub-option 9 instances whose bodies are joined.
+`code(1) length(1) data`, integers big-endian. A long image list arrives as
+several sub-option 9 instances, each in its own option-43 instance of one
+packet; their bodies are joined. `decode` reads one body (or bodies already
+joined, as the server reads requests); `decode_instances` reads each option-43
+instance of a packet on its own and merges the sub-options, as Apple's client
+library does (bootplib/dhcp_options.c, `dhcpol_parse_vendor`), so a sub-option
+cut across two instances is refused as it is by a Mac.
 Fixed-size sub-options with another length, a length running past the end,
 an image record cut short or a name that is not UTF-8 raise MalformedPacket,
 never IndexError. Codes nobody defined are kept, so a message re-encodes to
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -108,11 +113,22 @@ ENCODING_ORDER = (1, 2, 10, 5, 12, 11, 3, 4, 7, 8, 9, 6, 130, 128, 129)
 
 
 def decode(raw: bytes) -> BsdpMessage:
-    """Decode the concatenated bodies of every option-43 instance."""
-    values: dict[str, object] = {}
-    list_bodies: list[bytes] = []
-    saw_list = False
-    unknown: list[tuple[int, bytes]] = []
+    """Decode one option-43 body, or the concatenated bodies of every instance."""
+    return _message(_sub_options(raw))
+
+
+def decode_instances(bodies: Sequence[bytes]) -> BsdpMessage:
+    """Decode a packet's option-43 instances as a Mac does: each on its own, then merged.
+
+    Every instance must hold whole sub-options; their sub-options are then
+    read in order as if one body, so the sub-option 9 bodies are joined.
+    """
+    return _message([sub for body in bodies for sub in _sub_options(body)])
+
+
+def _sub_options(raw: bytes) -> list[tuple[int, bytes]]:
+    """(code, data) of each sub-option of one body, pad skipped, up to end."""
+    found: list[tuple[int, bytes]] = []
     offset = 0
     while offset < len(raw):
         code = raw[offset]
@@ -130,6 +146,17 @@ def decode(raw: bytes) -> BsdpMessage:
                 f"sub-option {code} at byte {offset} claims {length} bytes, {len(data)} remain"
             )
         offset += 2 + length
+        found.append((code, data))
+    return found
+
+
+def _message(sub_options: list[tuple[int, bytes]]) -> BsdpMessage:
+    values: dict[str, object] = {}
+    list_bodies: list[bytes] = []
+    saw_list = False
+    unknown: list[tuple[int, bytes]] = []
+    for code, data in sub_options:
+        length = len(data)
         if code in _FIXED:
             name, size, fmt = _FIXED[code]
             if length != size:

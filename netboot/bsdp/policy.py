@@ -13,6 +13,7 @@ describe it:
   attribute filter or else not FilterOnly) with priority, default image and,
   when this client is bound here to a still-eligible image, the selected one.
   No eligible image, no reply. Version 1.0 clients get no image list.
+  The list goes out in one ACK[LIST], cut when it does not fit (packing.py).
 * SELECT: needs sub-option 3; another server's id drops our binding and is
   silence. The chosen image (sub-option 8, else the default) must still be
   eligible, or the answer is ACK[FAILED]. ACK[SELECT] carries the booter's
@@ -20,8 +21,9 @@ describe it:
   instead), the root path in option 17 and the machine name; the client is
   then bound to the image.
 
-Replies go unicast to ciaddr, to the reply port or 68, also when giaddr is
-set: an INFORMing client already has an address that routes. A request
+Every request gets at most one packet back. Replies go unicast to ciaddr,
+to the reply port or 68, also when giaddr is set: an INFORMing client
+already has an address that routes. A request
 without ciaddr (Apple's server drops those; insomniacslk's BSDP client sends
 its SELECT so) is answered as RFC 2131 answers clients without an address: to
 the relay at giaddr port 67 when relayed, else by broadcast on the interface
@@ -46,13 +48,13 @@ from netboot.bsdp.options import (
     decode,
     encode,
 )
-from netboot.bsdp.packing import pack_list_replies
+from netboot.bsdp.packing import ListCut, pack_list
 from netboot.bsdp.rootpath import RootPathSettings, root_path
 from netboot.bsdp.vendor_class import PREFIX, ClientClass, parse_client_class
 from netboot.dhcpwire.options import BROADCAST, CLIENT_PORT, SERVER_PORT, Option
 from netboot.dhcpwire.options import MessageType as DhcpType
 from netboot.dhcpwire.outcome_kind import OutcomeKind
-from netboot.dhcpwire.packet import ZERO, DhcpPacket, option_space, reply_to
+from netboot.dhcpwire.packet import ZERO, DhcpPacket, encode_options, option_space, reply_to
 from netboot.errors import MalformedPacket
 from netboot.macaddr import MacAddress
 from netboot.nbi.access import mac_allowed
@@ -91,6 +93,8 @@ class Reply:
     """The image an ACK[SELECT] bound the client to."""
     shadow_directory: str | None = None
     """A diskless client's directory under the shadow root, to exist before replying."""
+    list_cut: ListCut | None = None
+    """An ACK[LIST] that could not hold every eligible image (logged once per client)."""
 
 
 class IgnoreReason(StrEnum):
@@ -146,6 +150,18 @@ def passes_filter(info: NBImageInfo, attribute_filter: Sequence[int] | None) -> 
     if attribute_filter is None:
         return not info.filter_only
     return (int(info.image_id) >> 16) in attribute_filter
+
+
+def in_list_order(sets: Sequence[NbiSet]) -> list[NbiSet]:
+    """Apple's order: defaults first, unrestricted defaults first, then catalog order."""
+
+    def rank(nbi_set: NbiSet) -> int:
+        info = nbi_set.info
+        if info is None or not info.is_default:
+            return 2
+        return 1 if info.enabled_system_identifiers else 0
+
+    return sorted(sets, key=rank)  # stable: catalog order within each rank
 
 
 def wire_name(name: str) -> str:
@@ -251,15 +267,7 @@ class BsdpPolicy:
             and passes_filter(s.info, request.bsdp.attribute_filter)
             and self._offerable(s, request)
         ]
-
-        def rank(nbi_set: NbiSet) -> int:
-            info = nbi_set.info
-            assert info is not None
-            if not info.is_default:
-                return 2
-            return 1 if info.enabled_system_identifiers else 0
-
-        return sorted(sets, key=rank)  # stable: catalog order within each rank
+        return in_list_order(sets)
 
     def _list(self, request: _Request, catalog: Catalog, server: str, now: float) -> Decision:
         visible = self.visible_sets(request, catalog)
@@ -278,21 +286,29 @@ class BsdpPolicy:
             for s in visible
             if s.info is not None
         ]
-        fixed = self._reply_options(server, [])
-        space = option_space(self._max_size(request)) - _options_size(fixed) - 1  # END
+        size = self._max_size(request)
+        cut = None
         if request.bsdp.version == VERSION_1_0:
-            pages = [[encode(header)]]
+            instances: tuple[bytes, ...] = (encode(header),)
         else:
-            pages = pack_list_replies(header, images, space)
-        packets = tuple(
-            self._ack(request, server, [*fixed, *((Option.VENDOR_SPECIFIC, i) for i in page)])
-            for page in pages
-        )
+            packed = pack_list(header, images, list_option_space(size))
+            instances = packed.instances
+            if packed.truncated:
+                cut = ListCut(len(packed.images), packed.offered, size)
+        options = self._reply_options(server, [])
+        options.extend((Option.VENDOR_SPECIFIC, instance) for instance in instances)
+        listed = f"{cut.listed} of {cut.offered}" if cut else f"{len(images)}"
         summary = (
-            f"ACK[LIST] of {len(images)} image(s) in {len(packets)} reply(ies), "
+            f"ACK[LIST] of {listed} image(s), "
             f"default {int(default.image_id):#010x}, priority {header.server_priority}"
         )
-        return Reply(OutcomeKind.BSDP_LIST, packets, request.destination, summary)
+        return Reply(
+            OutcomeKind.BSDP_LIST,
+            (self._ack(request, server, options),),
+            request.destination,
+            summary,
+            list_cut=cut,
+        )
 
     def _bound_image(self, request: _Request, visible: list[NbiSet]) -> int | None:
         binding = self.bindings.get(request.mac)
@@ -411,8 +427,13 @@ class BsdpPolicy:
         return reply_to(request.packet, options, siaddr=server)
 
 
-def _options_size(options: list[tuple[int, bytes]]) -> int:
-    return sum(2 + len(value) for _, value in options)
+def list_option_space(max_size: int) -> int:
+    """What an ACK[LIST] of `max_size` bytes leaves for its option-43 instances.
+
+    The BOOTP header, the cookie, options 53, 54 and 60 and END take the rest.
+    """
+    fixed = BsdpPolicy._reply_options(ZERO, [])
+    return option_space(max_size) - encode_options(fixed) - 1
 
 
 def _ip_literal(host: str | None) -> str | None:

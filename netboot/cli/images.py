@@ -118,7 +118,8 @@ def validate(root: Path, sets: tuple[str, ...]) -> None:
     Exit status 0 when every checked set is valid (warnings allowed), 1 when
     any has an error, 2 on usage errors. SET is a set's directory under the
     root (`Alpha.nbi`) or its name (`Alpha`); default: every set. Sets are
-    always checked against all others (duplicate Index, several defaults).
+    always checked against all others (duplicate Index, several defaults),
+    and warned of when the enabled sets are more than one 8 KiB ACK[LIST] holds.
     """
     catalog = _scan(root)
     chosen = list(catalog)
@@ -129,10 +130,16 @@ def validate(root: Path, sets: tuple[str, ...]) -> None:
             if found is None:
                 raise click.BadParameter(f"no NBI set {wanted!r} under {root}", param_hint="SET")
             chosen.append(found)
+    from netboot.bsdp.list_capacity import list_overflow
+
     label = str(root)
+    overflow = list_overflow(catalog)
     for nbi_set in chosen:
         for problem in nbi_set.problems:
             click.echo(problem.render(label))
+        for problem in overflow:
+            if problem.file.parent == nbi_set.path:
+                click.echo(problem.render(label))
     invalid = [s for s in chosen if not s.is_valid]
     click.echo(f"{len(chosen) - len(invalid)} of {len(chosen)} set(s) valid", err=True)
     sys.exit(1 if invalid else 0)

@@ -59,4 +59,5 @@ def bsdp_outcome(
         replies=tuple((reply, decision.destination) for reply in decision.packets),
         image_id=decision.image_id,
         shadow_directory=shadow,
+        list_cut=decision.list_cut,
     )

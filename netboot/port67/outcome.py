@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from netboot.bsdp.packing import ListCut
 from netboot.bsdp.policy import IgnoreReason
 from netboot.dhcp.proxy import SilenceReason
 from netboot.dhcp.pxe import BootClient
@@ -43,6 +44,8 @@ class Outcome:
     """The image a BSDP SELECT bound the client to."""
     shadow_directory: PurePosixPath | None = None
     """A diskless Mac's shadow area, to exist before the reply leaves."""
+    list_cut: ListCut | None = None
+    """An ACK[LIST] cut to fit the client's reply size (logged once per client)."""
     rival: str | None = None
     """RIVAL_OFFER: the other server's identifier (option 54, else its source address)."""
 

@@ -4,7 +4,10 @@ What to answer is `netboot.port67.bsdp`'s (and the policy's, which keeps the
 bindings); this adapter supplies the current catalog, the clock and whether
 NFS is up, then acts on the typed outcome: counts it, notes the client's
 journey, creates a diskless Mac's shadow directory, and logs the line with
-the client's MAC, address and the outcome's kind.
+the client's MAC, address and the outcome's kind. An image list cut to fit
+one reply is worth a warning, but a Mac asks for the list every few seconds
+while its Startup Disk pane is open: the warning comes once per client and
+cut per hour.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from twisted.logger import Logger
 
+from netboot.bsdp.packing import ListCut
 from netboot.bsdp.policy import BsdpPolicy
 from netboot.dhcpwire.outcome_kind import OutcomeKind
 from netboot.dhcpwire.packet import DhcpPacket
@@ -25,8 +29,10 @@ from netboot.port67.dispatch import HandlerResult
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
 from netboot_services.outcomes import BSDP_COUNTERS, note_journey, tally
+from netboot_services.ratelimit import OncePerInterval
 
 log = Logger(namespace="netboot.bsdp")
+LIST_CUT_LOG_INTERVAL = 3600.0
 
 
 @dataclass
@@ -50,6 +56,7 @@ class BsdpHandler:
         self.counters = BsdpCounters()
         self.nfs_available: Callable[[], bool] = lambda: True
         self.clients = ClientTracker()
+        self._cut_log = OncePerInterval(LIST_CUT_LOG_INTERVAL)
 
     def handle(self, packet: DhcpPacket, arrival: Arrival) -> HandlerResult | None:
         now = self.clock()
@@ -74,6 +81,8 @@ class BsdpHandler:
                 outcome=outcome.kind.value,
                 destination=f"{destination[0]}:{destination[1]}",
             )
+            if outcome.list_cut is not None:
+                self._warn_of_cut(client, str(packet.mac), outcome.list_cut, now)
         elif outcome.kind is OutcomeKind.BSDP_IGNORED:
             log.debug(
                 "ignored BSDP from {client}: {reason}",
@@ -82,6 +91,19 @@ class BsdpHandler:
                 outcome=outcome.kind.value,
             )
         return HandlerResult.of(outcome)
+
+    def _warn_of_cut(self, client: str, mac: str, cut: ListCut, now: float) -> None:
+        if not self._cut_log.allow(f"{mac} {cut.listed}/{cut.offered}", now):
+            return
+        log.warn(
+            "{client}: image list truncated to first {listed} of {offered} images, "
+            "all one {size}-byte ACK[LIST] holds (see `netboot images validate`)",
+            client=client,
+            mac=mac,
+            listed=cut.listed,
+            offered=cut.offered,
+            size=cut.reply_size,
+        )
 
 
 def _make_shadow_directory(path: Path) -> None:
