@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from netboot.errors import UdifError
+from netboot.errors import HfsError, UdifError
 from netboot.udif.conversion import LayoutKind, OutputFormat
 from netboot.udif.sector import SECTOR
 
 # The reader, writer, codecs and rich load when a command runs, not for `--help`
 # (docs/architecture.md, "The command line").
 if TYPE_CHECKING:
+    from netboot.hfs.volume import Entry
     from netboot.udif.detect import ImageFormat
     from netboot.udif.partitions import Partition, Reader
     from netboot.udif.reader import VerifyReport
@@ -315,6 +316,130 @@ def convert(
 
 
 # ----------------------------------------------------------------------------------------
+# ls, cp: files of the HFS+ volume inside an image
+# ----------------------------------------------------------------------------------------
+
+_PARTITION = click.option(
+    "--partition",
+    type=click.IntRange(min=0),
+    help="The partition map index of the HFS+ volume (default: the first HFS+ partition).",
+)
+
+
+@dmg.command(name="ls")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.argument("path", default="/")
+@_PARTITION
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def ls_command(image: Path, path: str, partition: int | None, as_json: bool) -> None:
+    """List PATH (default: the root) of the HFS+ volume inside IMAGE.
+
+    IMAGE is a UDIF image, a raw disk (APM or GPT) or a bare HFS+/HFSX volume;
+    a UDIF image is read chunk by chunk, never expanded. Exit status 0 on
+    success, 1 when IMAGE cannot be read or PATH is not on the volume, 2 on
+    usage errors.
+    """
+    from netboot.hfs.volume import EntryKind, open_image
+
+    with _errors_exit_1(), open_image(image, partition) as volume:
+        top = volume.lookup(path)
+        entries = list(volume.listdir(top)) if top.kind is EntryKind.DIRECTORY else [top]
+        links = {e.path: volume.read_link(e) for e in entries if e.kind is EntryKind.SYMLINK}
+        info = volume.info
+    if as_json:
+        listing = {
+            "image": str(image),
+            "volume": {
+                "name": info.volume_name,
+                "signature": info.signature,
+                "block_size": info.block_size,
+                "total_blocks": info.total_blocks,
+                "case_sensitive": info.case_sensitive,
+                "journaled": info.journaled,
+            },
+            "path": top.path,
+            "entries": [_entry_json(e, links.get(e.path)) for e in entries],
+        }
+        click.echo(json.dumps(listing, indent=2, ensure_ascii=False))
+        return
+    for entry in entries:
+        _print_entry(entry, links.get(entry.path))
+
+
+def _entry_json(entry: Entry, link: str | None) -> dict[str, Any]:
+    """One `ls --json` entry (README "Commands" lists the keys)."""
+    return {
+        "name": entry.name,
+        "path": entry.path,
+        "kind": str(entry.kind),
+        "size": entry.size,
+        "mode": entry.mode,
+        "uid": entry.uid,
+        "gid": entry.gid,
+        "modified": entry.modified.isoformat(),
+        "cnid": entry.cnid,
+        "compressed": entry.compressed,
+        "link_count": entry.link_count,
+        "resource_fork_size": entry.resource_fork_size,
+        "link_target": link,
+    }
+
+
+def _print_entry(entry: Entry, link: str | None) -> None:
+    import stat
+
+    modified = entry.modified.strftime("%Y-%m-%d %H:%M")
+    name = entry.name + ("/" if str(entry.kind) == "directory" else "")
+    arrow = f" -> {link}" if link is not None else ""
+    click.echo(
+        f"{stat.filemode(entry.mode)} {entry.uid:>5} {entry.gid:>5} {entry.size:>12} "
+        f"{modified}  {name}{arrow}"
+    )
+
+
+@dmg.command(name="cp")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.argument("path")
+@click.argument("dest", type=click.Path(path_type=Path))
+@_PARTITION
+@click.option("--force", is_flag=True, help="Replace files that exist in DEST.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
+def cp_command(
+    image: Path, path: str, dest: Path, partition: int | None, force: bool, quiet: bool
+) -> None:
+    """Copy PATH (a file, or a directory recursively) from the HFS+ volume in IMAGE to DEST.
+
+    When DEST is a directory PATH is copied into it, else to DEST itself.
+    Each file is written under a temporary name and renamed, so none is ever
+    half-written; existing files are kept unless --force. Names from the
+    volume that cannot be a safe host name ('..', '/') are refused, never
+    written. Exit status 0 on success, 1 on bad input, an existing file
+    without --force or a refused name, 2 on usage errors.
+    """
+    from netboot.hfs.extract import extract, target_for
+    from netboot.hfs.volume import open_image
+
+    with _errors_exit_1(), open_image(image, partition) as volume:
+        entry = volume.lookup(path)
+        target = target_for(entry, dest, volume.info.volume_name)
+        if target is None:
+            raise UdifError(str(image), None, f"{entry.path}: the name is not a safe file name")
+        with _progress_bar(_progress_enabled(quiet), f"copying {entry.name}", entry.size) as bar:
+            report = extract(volume, entry, target, force, progress=bar)
+    for skipped in report.skipped:
+        click.echo(f"skipped {skipped}: not a file, directory or symlink", err=True)
+    for refused in report.refused:
+        click.echo(f"error: {image}: {refused}: the name is not a safe file name", err=True)
+    if not quiet:
+        click.echo(
+            f"copied {entry.path} to {target}: {report.files} files, {report.directories} "
+            f"directories, {report.symlinks} symlinks, {_human(report.bytes)}"
+        )
+    if report.refused:
+        sys.exit(1)
+
+
+# ----------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------
 
@@ -324,7 +449,7 @@ def _errors_exit_1() -> Iterator[None]:
     """Bad input and I/O trouble end the command with `error: ...` and status 1."""
     try:
         yield
-    except UdifError as error:
+    except (UdifError, HfsError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
     except OSError as error:

@@ -19,3 +19,11 @@ class HfsCompressionError(HfsCorruptError):
 
 class HfsUnsupportedError(HfsError):
     """The volume uses a feature the reader does not implement (e.g. LZFSE decmpfs, plain HFS)."""
+
+
+class HfsNotFound(HfsError):  # noqa: N818 - the name is the agreed API (hfs-api.md)
+    """A path asked for does not exist on the volume (or leaves it through a symlink)."""
+
+    def __init__(self, image: str, path: str, message: str = "no such file or directory") -> None:
+        super().__init__(image, None, f"{path}: {message}")
+        self.path = path

@@ -121,7 +121,7 @@ def write_image(
             if isinstance(layout, DiskLayout)
             else plan_layout(source, layout, raw_output=fmt is OutputFormat.RAW)
         )
-        with _atomic_output(out, overwrite) as fd:
+        with atomic_output(out, overwrite) as fd:
             if encoder is None:
                 _write_raw(source, plan, fd, progress, workers)
                 chunks: dict[str, int] = {}
@@ -434,7 +434,7 @@ def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> N
 
 
 @contextlib.contextmanager
-def _atomic_output(out: Path, overwrite: bool) -> Iterator[int]:
+def atomic_output(out: Path, overwrite: bool) -> Iterator[int]:
     """A descriptor on a new temporary file beside `out`, which becomes `out` on success.
 
     Same directory, so the final rename is atomic and never copies. Without
