@@ -71,6 +71,10 @@ MODULES = (
 )
 APPLETS = "sh mount umount insmod ln cat dd rm mkdir sync poweroff echo sleep sha256sum find df"
 DONE = "HFS-LINUX-GUEST-DONE"
+VOLUME_NAME = "LINUXHFS"
+HARD_LINKS = ("/hello.txt", "/links/hard1.txt", "/links/hard2.txt")
+"""After `ln`, Linux turns the original into a link too: all three point at one iNode file."""
+SYMLINKS = {"/links/sym_rel": "../hello.txt", "/links/sym_abs": "/System/Library/CoreServices"}
 
 GUEST_INIT = f"""#!/bin/sh
 export PATH=/bin
@@ -190,6 +194,9 @@ def _build(cache: Path, kernel_package: str, image: Path, manifest: Path) -> Non
         partial.write_bytes(volume)
         manifest.write_text(json.dumps(checksums, indent=1, sort_keys=True))
         partial.replace(image)
+    for stale in cache.glob("volume-*"):  # builds of an older builder or kernel
+        if stale.stem != image.stem:
+            stale.unlink()
 
 
 def _packages(cache: Path, kernel_package: str) -> Path:
@@ -220,7 +227,7 @@ def _xorriso_volume(work: Path) -> bytes:
             "-quiet",
             "-hfsplus",
             "-V",
-            "LINUXHFS",
+            VOLUME_NAME,
             "-o",
             str(iso),
             str(source),
