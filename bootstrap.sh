@@ -25,6 +25,8 @@ TEST_PACKAGES="$TEST_PACKAGES qemu-utils dmg2img 7zip"
 # shim and network GRUB, and sbsigntool to strip a kernel's signature (Secure Boot).
 TEST_PACKAGES="$TEST_PACKAGES qemu-system-x86 ipxe-qemu ovmf shim-signed grub-efi-amd64-signed"
 TEST_PACKAGES="$TEST_PACKAGES sbsigntool"
+# The HFS+ tests' Linux-written volume (tests/hfs_linux.py) boots Debian's kernel in QEMU
+# too; it fetches the kernel, busybox-static, attr and libc6 with apt-get download.
 # Reliability: nftables drops a share of packets where the kernel has no netem.
 TEST_PACKAGES="$TEST_PACKAGES nftables"
 

@@ -11,6 +11,7 @@ interrupted fetch leaves the old files whole.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -54,3 +55,19 @@ def run(command: list[str], cwd: Path) -> str:
     if done.returncode != 0:
         raise ImageError(command[0], "-", f"{' '.join(command)} failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def versioned_package(meta_package: str) -> str:
+    """The versioned package a meta-package depends on (`linux-image-amd64` ->
+    `linux-image-6.1.0-57-amd64`): `apt-get download` fetches no dependencies, so
+    the files come from the package the meta-package points at."""
+    done = subprocess.run(
+        ["apt-cache", "depends", "--important", meta_package],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"Depends:\s*(\S+)", done.stdout)
+    if found is None:
+        raise ImageError(meta_package, "-", "not in the apt lists (run apt-get update, as root)")
+    return found.group(1)

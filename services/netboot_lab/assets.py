@@ -10,13 +10,11 @@ the packages are never installed, so the host's /boot is not touched.
 
 from __future__ import annotations
 
-import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from netboot.debian import unpack_packages
+from netboot.debian import unpack_packages, versioned_package
 from netboot.errors import ImageError
 from netboot.lab.initrd import marker_initrd
 from netboot.nbi.demo import PcBootFiles
@@ -43,7 +41,7 @@ def _fetch(cache: Path) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
         unpacked = Path(scratch)
-        unpack_packages([_kernel_package(), BUSYBOX_PACKAGE], unpacked)
+        unpack_packages([versioned_package(KERNEL_PACKAGE), BUSYBOX_PACKAGE], unpacked)
         kernels = sorted((unpacked / "boot").glob("vmlinuz-*"))
         busybox = unpacked / "bin" / "busybox"
         if not kernels or not busybox.is_file():
@@ -52,17 +50,3 @@ def _fetch(cache: Path) -> None:
         shutil.copyfile(busybox, cache / "busybox.partial")
         (cache / "vmlinuz.partial").replace(cache / "vmlinuz")
         (cache / "busybox.partial").replace(cache / "busybox")
-
-
-def _kernel_package() -> str:
-    """The versioned package the meta-package points at (apt-get download wants that)."""
-    done = subprocess.run(
-        ["apt-cache", "depends", "--important", KERNEL_PACKAGE],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    found = re.search(r"Depends:\s*(linux-image-\S+)", done.stdout)
-    if found is None:
-        raise ImageError(KERNEL_PACKAGE, "-", "not in the apt lists (run apt-get update, as root)")
-    return found.group(1)
