@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from netboot.dhcp.leases import AddressPool, LeaseStore
 from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot.dhcpwire.options import CLIENT_PORT, SERVER_PORT
 from netboot.errors import ConfigError
+from netboot.port67.pxe import leased_here
 from netboot.settings import BoundPorts, Runtime, build_runtime
 from netboot_services.admin import AdminService
 from netboot_services.bsdp import BsdpHandler
@@ -206,6 +208,10 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
         pxe = pxe_handler(config, runtime, facts, reactor.seconds)
         pxe.clients = clients
         handlers.append(pxe)
+        if config.bsdp.enabled and pxe.lease_server is not None:
+            # Full mode: a bound Mac's lease OFFER carries its fast-path boot fields.
+            bsdp.leased_here = partial(leased_here, pxe.lease_server)
+            pxe.mac_boot = bsdp.fast_path_offer
     if config.http.enabled:
         http = HttpService(
             config.http, lambda: catalog.catalog, reactor, bind_addresses(config.server.interfaces)
