@@ -9,12 +9,16 @@ NBI sets on disk; every request crosses the wire codec once.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
 import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
 
 from netboot.bsdp.binding_store import BindingStore
 from netboot.bsdp.bindings import BindingTable
@@ -36,6 +40,7 @@ from netboot.port67.arrival import Arrival
 from netboot.port67.bsdp import bsdp_outcome
 from netboot.port67.pxe import leased_here, pxe_outcome
 from netboot_lab.factories import make_set
+from netboot_lab.process import pcap_fields
 
 SERVER = "192.0.2.10"
 CLIENT_IP = "192.0.2.50"
@@ -326,3 +331,68 @@ def test_full_mode_gives_a_bound_mac_one_offer_with_address_and_boot_fields(
     assert other is not None and other.kind is OutcomeKind.OFFER
     ((plain, _),) = other.replies
     assert (plain.file, plain.option(Option.VENDOR_SPECIFIC)) == (b"", None)
+
+
+# --- Wireshark's reading ------------------------------------------------------------------
+
+
+def test_wireshark_decodes_both_offers_without_warnings(tmp_path: Path) -> None:
+    """The BSDP OFFER and full mode's lease OFFER, read back by tshark's BSDP dissector."""
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("needs Debian's tshark")
+    catalog = build(tmp_path / "images")
+    bsdp = policy()
+    select(bsdp, catalog, HIGH_SIERRA)
+    request = discover()
+    bsdp_offer = offered(bsdp.offer(request, catalog, SERVER, START))
+    lease = pxe_outcome(
+        request, ARRIVAL, BootSettings(), lease_server(tmp_path), set, lambda p, a: bsdp_offer
+    )
+    assert lease is not None
+    ((lease_offer, _),) = lease.replies
+
+    def frame(packet: DhcpPacket, source: str, sport: int, dport: int) -> object:
+        return (
+            Ether(src="00:16:cb:12:34:56", dst="ff:ff:ff:ff:ff:ff")
+            / IP(src=source, dst="255.255.255.255")
+            / UDP(sport=sport, dport=dport)
+            / build_packet(packet)
+        )
+
+    pcap = tmp_path / "offers.pcap"
+    wrpcap(
+        str(pcap),
+        [
+            frame(request, "0.0.0.0", 68, 67),
+            frame(bsdp_offer, SERVER, 67, 68),
+            frame(lease_offer, SERVER, 67, 68),
+        ],
+    )
+    warnings = subprocess.run(
+        [tshark, "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert warnings.stdout.strip() == "", warnings.stdout
+    rows = pcap_fields(
+        pcap,
+        "dhcp.option.dhcp",
+        "dhcp.ip.your",
+        "dhcp.ip.server",
+        "dhcp.file",
+        "dhcp.option.root_path",
+        "dhcp.option.vendor.bsdp.selected_boot_image_id",
+        "dhcp.option.vendor.bsdp.suboption",
+    )
+    root_path = f"http://{SERVER}/HighSierra.nbi/NetBoot.dmg"
+    booter = "HighSierra.nbi/i386/booter"
+    assert rows[0][0] == "1"
+    assert rows[1][:5] == ["2", ZERO, SERVER, booter, root_path]
+    assert int(rows[1][5], 0) == HIGH_SIERRA
+    assert rows[1][6] == "8|130"  # selected image, machine name: no message type
+    assert rows[2][0] == "2" and rows[2][1] != ZERO
+    assert rows[2][2:5] == [SERVER, booter, root_path]
+    assert int(rows[2][5], 0) == HIGH_SIERRA
