@@ -237,13 +237,9 @@ class BsdpPolicy:
             return Ignore(
                 IgnoreReason.NOT_INFORM, f"DHCP message type {packet.message_type} is not INFORM"
             )
-        vendor_class = packet.option(Option.VENDOR_CLASS) or b""
-        client = parse_client_class(vendor_class)
-        if client is None:
-            return Ignore(
-                IgnoreReason.NOT_A_CLIENT_CLASS,
-                f"option 60 {vendor_class[:40]!r} is not a BSDP client class",
-            )
+        client = _client_class(packet)
+        if isinstance(client, Ignore):
+            return client
         pieces = packet.all_of(Option.VENDOR_SPECIFIC)
         if not pieces:
             return Ignore(IgnoreReason.MALFORMED, "no option 43")
@@ -513,13 +509,9 @@ class BsdpPolicy:
                 IgnoreReason.NOT_ETHERNET,
                 f"hardware type {packet.htype}/{packet.hlen} is not Ethernet",
             )
-        vendor_class = packet.option(Option.VENDOR_CLASS) or b""
-        client = parse_client_class(vendor_class)
-        if client is None:
-            return Ignore(
-                IgnoreReason.NOT_A_CLIENT_CLASS,
-                f"option 60 {vendor_class[:40]!r} is not a BSDP client class",
-            )
+        client = _client_class(packet)
+        if isinstance(client, Ignore):
+            return client
         bsdp = BsdpMessage()
         pieces = packet.all_of(Option.VENDOR_SPECIFIC)
         if pieces:
@@ -588,6 +580,18 @@ def _own(server: str, kind: int) -> list[tuple[int, bytes]]:
         (Option.SERVER_IDENTIFIER, ipaddress.IPv4Address(server).packed),
         (Option.VENDOR_CLASS, PREFIX),
     ]
+
+
+def _client_class(packet: DhcpPacket) -> ClientClass | Ignore:
+    """Option 60 as a BSDP client class (architecture and model), or why not."""
+    vendor_class = packet.option(Option.VENDOR_CLASS) or b""
+    client = parse_client_class(vendor_class)
+    if client is None:
+        return Ignore(
+            IgnoreReason.NOT_A_CLIENT_CLASS,
+            f"option 60 {vendor_class[:40]!r} is not a BSDP client class",
+        )
+    return client
 
 
 def _options_size(options: list[tuple[int, bytes]]) -> int:
