@@ -635,6 +635,20 @@ class BsdpConfig:
         _positive_number,
         "Seconds a client's selection counts as load on this server after its last SELECT.",
     )
+    binding_lifetime: float = option(
+        7776000.0,
+        _positive_number,
+        "Seconds after its last SELECT a Mac's binding still answers its plain DISCOVER "
+        "with a BSDP OFFER (the fast path; 90 days). Booting by the fast path does not "
+        "renew it: afterwards the Mac runs LIST and SELECT once, which binds it anew.",
+    )
+    bindings_database: Path | None = option(
+        Path("/var/lib/netboot/bsdp-bindings.sqlite3"),
+        _optional_path,
+        "SQLite file of the BSDP bindings (which image each Mac selected here), so the "
+        "fast path and the selected image survive restarts; empty: kept in memory only.",
+        RESTART,
+    )
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,8 @@ class Runtime:
     bsdp: BsdpSettings
     machine_name_format: str
     binding_ttl: float
+    binding_lifetime: float
+    """Seconds a binding still answers the Mac's DISCOVER (the BSDP fast path)."""
     boot: BootSettings
     """What PXE, UEFI and iPXE clients are handed (proxy and full mode alike)."""
     scripts: ChoiceSettings | None
@@ -185,6 +187,7 @@ def build_runtime(
         bsdp=bsdp,
         machine_name_format=config.bsdp.machine_name_format,
         binding_ttl=config.bsdp.binding_ttl,
+        binding_lifetime=config.bsdp.binding_lifetime,
         boot=boot,
         scripts=scripts,
         grub=grub,

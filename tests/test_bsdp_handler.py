@@ -179,6 +179,7 @@ def test_a_list_is_answered_at_ciaddr_on_the_reply_port(pipeline: Pipeline) -> N
         "list_replies": 1,
         "select_replies": 0,
         "failed_replies": 0,
+        "offer_replies": 0,
         "ignored": 0,
     }
 

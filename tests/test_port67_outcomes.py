@@ -58,7 +58,8 @@ def test_every_counter_is_reached_by_some_kind(
 
 def test_counters_keep_their_metric_names() -> None:
     assert list(BsdpCounters().as_dict()) == [
-        "requests", "list_replies", "select_replies", "failed_replies", "ignored"
+        "requests", "list_replies", "select_replies", "failed_replies", "offer_replies",
+        "ignored",
     ]  # fmt: skip
     assert list(PxeCounters().as_dict()) == [
         "requests", "proxy_offers", "boot_server_acks", "offers", "acks", "naks", "releases",
@@ -83,6 +84,7 @@ def test_counters_keep_their_metric_names() -> None:
         (K.BSDP_LIST, None, "list_replies"),
         (K.BSDP_SELECT, None, "select_replies"),
         (K.BSDP_FAILED, None, "failed_replies"),
+        (K.BSDP_OFFER, None, "offer_replies"),
         (K.BSDP_IGNORED, None, "ignored"),
         (K.MALFORMED, None, "ignored"),
         (K.OVERHEARD, None, None),
@@ -102,6 +104,7 @@ def test_journey_steps_are_total_and_known_to_the_status_page() -> None:
     assert {
         K.BSDP_LIST: "bsdp list",
         K.BSDP_SELECT: "bsdp select",
+        K.BSDP_OFFER: "bsdp offer",
         K.PROXY_OFFER: "proxy offer",
         K.BOOT_SERVER_ACK: "4011 ack",
         K.OFFER: "dhcp offer",

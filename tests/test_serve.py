@@ -96,6 +96,8 @@ def test_config_file_is_used_and_the_command_line_wins(root: Path, tmp_path: Pat
         "[dhcp]\nport = 0\nboot_server_port = 0\n[tftp]\nport = 0\n[http]\nport = 0\n"
         '[nfs]\nmode = "off"\n[admin]\nlisten = "127.0.0.1:0"\n'
         '[logging]\nformat = "json"\n'
+        # Its own bindings file, so the lab's Daemon adds no command-line option.
+        '[bsdp]\nbindings_database = "bindings.sqlite3"\n'
     )
     with Daemon(["--config", str(config)]) as daemon:
         ready = json.loads(daemon.wait_ready())

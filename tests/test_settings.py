@@ -51,6 +51,7 @@ def base_table(root: Path) -> dict[str, dict[str, Any]]:
         "http": {"port": 8080},
         "nfs": {"mode": "off", "shadow_root": str(root.parent / "shadows")},
         "admin": {"listen": ""},
+        "bsdp": {"bindings_database": str(root.parent / "bsdp-bindings.sqlite3")},
     }
 
 
@@ -80,6 +81,8 @@ CHANGED: dict[str, object] = {
     "bsdp.server_name": "other-name",
     "bsdp.machine_name_format": "Lab%02d",
     "bsdp.binding_ttl": 60.0,
+    "bsdp.binding_lifetime": 86400.0,
+    "bsdp.bindings_database": "other-bindings.sqlite3",
     "pxe.boot_files": {"bios": "other.kpxe"},
     "pxe.ipxe_script": False,
     "pxe.default_image": "Other",
@@ -167,7 +170,7 @@ def test_pending_is_measured_against_the_started_configuration(tmp_path: Path) -
     table = base_table(tmp_path / "images")
     started = config_from_mapping(table, "c", tmp_path)
     table["http"]["port"] = 8081
-    table["bsdp"] = {"priority": 9}
+    table["bsdp"]["priority"] = 9
     first = plan_reload(started, started, config_from_mapping(table, "c", tmp_path))
     assert first.restart_pending == ("http.port",)
     assert first.changed == ("bsdp.priority",)
@@ -261,7 +264,11 @@ def observed(top: Any) -> dict[str, Any]:
     tftp = top.getServiceNamed("tftp")
     return {
         "bsdp": bsdp.policy.settings,
-        "names": (bsdp.policy.bindings.machine_name_format, bsdp.policy.bindings.ttl),
+        "names": (
+            bsdp.policy.bindings.machine_name_format,
+            bsdp.policy.bindings.ttl,
+            bsdp.policy.bindings.lifetime,
+        ),
         "pxe": pxe.boot,
         "http": (
             http.resource.config,

@@ -20,6 +20,12 @@ describe it:
   TFTP path in `file`, our address in siaddr (an image's LoadBalanceServer
   instead), the root path in option 17 and the machine name; the client is
   then bound to the image.
+* DISCOVER (the fast path, `offer`): a Mac bound here within the binding's
+  lifetime gets a BSDP OFFER of its image, as bootpd's DISCOVER path sends
+  it (docs/protocols/bsdp.md §1.2): no address, the boot fields of
+  ACK[SELECT], option 43 with the selected image and machine name but no
+  message type. Unbound, or the image no longer bootable for it: silence,
+  so the Mac falls back to LIST and SELECT.
 
 Every request gets at most one packet back. Replies go unicast to ciaddr,
 to the reply port or 68, also when giaddr is set: an INFORMing client
@@ -84,7 +90,7 @@ class BsdpSettings:
 @dataclass(frozen=True, slots=True)
 class Reply:
     kind: OutcomeKind
-    """BSDP_LIST, BSDP_SELECT or BSDP_FAILED: what the ACK answers."""
+    """BSDP_LIST, BSDP_SELECT, BSDP_FAILED (an ACK) or BSDP_OFFER (the fast path)."""
     packets: tuple[DhcpPacket, ...]
     destination: tuple[str, int]
     summary: str
@@ -109,6 +115,10 @@ class IgnoreReason(StrEnum):
     NO_IMAGE = "no_image"
     OTHER_SERVER = "other_server"
     """A SELECT for another server: its binding here, if any, is dropped."""
+    NOT_BOUND = "not_bound"
+    """A DISCOVER from a Mac with no binding here (or one past its lifetime)."""
+    IMAGE_GONE = "image_gone"
+    """A DISCOVER from a Mac bound to an image it may no longer boot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +143,26 @@ class _Request:
     mac: MacAddress
     destination: tuple[str, int]
     nfs_available: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Boot:
+    """What a Mac is told to boot: the same in ACK[SELECT] and in the BSDP OFFER."""
+
+    siaddr: str
+    sname: bytes
+    file: bytes
+    root_path: str | None
+    booter: str
+    shadow_directory: str | None = None
+    shadow_mount: str | None = None
+    shadow_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Unbootable:
+    reason: str
+    """For the log (ACK[FAILED]'s summary, or why a DISCOVER gets silence)."""
 
 
 def eligible(info: NBImageInfo, client: ClientClass, mac: MacAddress) -> bool:
@@ -223,13 +253,9 @@ class BsdpPolicy:
             return Ignore(
                 IgnoreReason.NOT_INFORM, f"DHCP message type {packet.message_type} is not INFORM"
             )
-        vendor_class = packet.option(Option.VENDOR_CLASS) or b""
-        client = parse_client_class(vendor_class)
-        if client is None:
-            return Ignore(
-                IgnoreReason.NOT_A_CLIENT_CLASS,
-                f"option 60 {vendor_class[:40]!r} is not a BSDP client class",
-            )
+        client = _client_class(packet)
+        if isinstance(client, Ignore):
+            return client
         pieces = packet.all_of(Option.VENDOR_SPECIFIC)
         if not pieces:
             return Ignore(IgnoreReason.MALFORMED, "no option 43")
@@ -353,44 +379,22 @@ class BsdpPolicy:
         if chosen is None or chosen.info is None:
             what = f"{wanted:#010x}" if wanted is not None else "a default image"
             return self._failed(request, server, f"no eligible image {what}")
-        booter = chosen.booters.get(request.client.arch)
-        if booter is None or len(str(booter).encode()) > 127:
-            return self._failed(request, server, f"no booter for {request.client.arch}")
+        boot = self._boot(chosen, request, catalog, server)
+        if isinstance(boot, _Unbootable):
+            return self._failed(request, server, boot.reason)
         info = chosen.info
-        load_balancer = _ip_literal(info.load_balance_server)
-        address = load_balancer or server
-        path = root_path(chosen, self.settings.root_paths, server, catalog.root, load_balancer)
-        if path is not None and len(path.encode()) > 255:
-            return self._failed(request, server, "root path longer than 255 bytes")
         binding = self.bindings.bind(request.mac, int(info.image_id), request.packet.ciaddr, now)
-        shadow_directory = None
-        shadow_mount = shadow_file = None
-        if info.supports_diskless and self.settings.shadow_root and request.nfs_available:
-            # One directory per client, named by its MAC; the client creates the file.
-            shadow_directory = str(request.mac).replace(":", "")
-            host = self.settings.root_paths.public_host or server
-            shadow_mount = f"nfs:{host}:{self.settings.shadow_root}"
-            shadow_file = f"{shadow_directory}/Shadow"
         bsdp = BsdpMessage(
             message_type=MessageType.SELECT,
             selected_image_id=int(info.image_id),
             machine_name=binding.machine_name,
-            shadow_mount_path=shadow_mount,
-            shadow_file_path=shadow_file,
+            shadow_mount_path=boot.shadow_mount,
+            shadow_file_path=boot.shadow_file,
         )
-        options: list[tuple[int, bytes]] = self._reply_options(server, [])
-        if path is not None:
-            options.append((Option.ROOT_PATH, path.encode()))
-        options.append((Option.VENDOR_SPECIFIC, encode(bsdp)))
-        packet = replace(
-            self._ack(request, server, options),
-            siaddr=address,
-            sname=b"" if load_balancer else self.settings.server_name.encode()[:63],
-            file=str(booter).encode(),
-        )
+        packet = self._boot_reply(self._ack(request, server, []), server, DhcpType.ACK, boot, bsdp)
         summary = (
             f"ACK[SELECT] of {int(info.image_id):#010x} {info.name!r}: "
-            f"file {booter}, root path {path}, machine {binding.machine_name}"
+            f"file {boot.booter}, root path {boot.root_path}, machine {binding.machine_name}"
         )
         return Reply(
             OutcomeKind.BSDP_SELECT,
@@ -398,8 +402,150 @@ class BsdpPolicy:
             request.destination,
             summary,
             info.image_id,
-            shadow_directory,
+            boot.shadow_directory,
         )
+
+    def _boot(
+        self, chosen: NbiSet, request: _Request, catalog: Catalog, server: str
+    ) -> _Boot | _Unbootable:
+        """The booter, root path and boot server of an image for this client, if it has them."""
+        info = chosen.info
+        assert info is not None
+        booter = chosen.booters.get(request.client.arch)
+        if booter is None or len(str(booter).encode()) > 127:
+            return _Unbootable(f"no booter for {request.client.arch}")
+        load_balancer = _ip_literal(info.load_balance_server)
+        path = root_path(chosen, self.settings.root_paths, server, catalog.root, load_balancer)
+        if path is not None and len(path.encode()) > 255:
+            return _Unbootable("root path longer than 255 bytes")
+        boot = _Boot(
+            siaddr=load_balancer or server,
+            sname=b"" if load_balancer else self.settings.server_name.encode()[:63],
+            file=str(booter).encode(),
+            root_path=path,
+            booter=str(booter),
+        )
+        if info.supports_diskless and self.settings.shadow_root and request.nfs_available:
+            # One directory per client, named by its MAC; the client creates the file.
+            directory = str(request.mac).replace(":", "")
+            host = self.settings.root_paths.public_host or server
+            boot = replace(
+                boot,
+                shadow_directory=directory,
+                shadow_mount=f"nfs:{host}:{self.settings.shadow_root}",
+                shadow_file=f"{directory}/Shadow",
+            )
+        return boot
+
+    @staticmethod
+    def _boot_reply(
+        reply: DhcpPacket, server: str, kind: int, boot: _Boot, bsdp: BsdpMessage
+    ) -> DhcpPacket:
+        """`reply` as DHCP type `kind` from us (53, 54, 60), with a bound Mac's boot fields."""
+        options = _own(server, kind)
+        if boot.root_path is not None:
+            options.append((Option.ROOT_PATH, boot.root_path.encode()))
+        options.append((Option.VENDOR_SPECIFIC, encode(bsdp)))
+        return replace(
+            reply, siaddr=boot.siaddr, sname=boot.sname, file=boot.file, options=tuple(options)
+        )
+
+    # -- DISCOVER: the fast path -----------------------------------------------------
+
+    def offer(
+        self,
+        packet: DhcpPacket,
+        catalog: Catalog,
+        server_address: str,
+        now: float,
+        nfs_available: bool = True,
+    ) -> Decision:
+        """A bound Mac's DISCOVER: a BSDP OFFER of its image, or silence.
+
+        docs/protocols/bsdp.md §1.2. The binding is not renewed here: no disk
+        write per DISCOVER, however many a Mac (or a flood) sends.
+        """
+        checked = self._check_discover(packet)
+        if isinstance(checked, Ignore):
+            return checked
+        request = replace(checked, nfs_available=nfs_available)
+        binding = self.bindings.bound(request.mac, now)
+        if binding is None:
+            return Ignore(IgnoreReason.NOT_BOUND, "DISCOVER from a Mac not bound here")
+        wanted = binding.image_id
+        chosen = next(
+            (
+                s
+                for s in catalog.servable
+                if s.info is not None
+                and int(s.info.image_id) == wanted
+                and eligible(s.info, request.client, request.mac)
+                and (
+                    request.bsdp.attribute_filter is None
+                    or passes_filter(s.info, request.bsdp.attribute_filter)
+                )
+                and self._offerable(s, request)
+            ),
+            None,
+        )
+        if chosen is None or chosen.info is None:
+            return Ignore(
+                IgnoreReason.IMAGE_GONE,
+                f"bound to {wanted:#010x}, which this Mac may no longer boot",
+            )
+        boot = self._boot(chosen, request, catalog, server_address)
+        if isinstance(boot, _Unbootable):
+            return Ignore(IgnoreReason.IMAGE_GONE, f"bound to {wanted:#010x}: {boot.reason}")
+        bsdp = BsdpMessage(
+            selected_image_id=wanted,
+            machine_name=binding.machine_name,
+            shadow_mount_path=boot.shadow_mount,
+            shadow_file_path=boot.shadow_file,
+        )
+        # No address, and ciaddr 0 as bootpd sends it (docs/protocols/bsdp.md §1.2).
+        reply = replace(reply_to(packet, ()), ciaddr=ZERO)
+        offer = self._boot_reply(reply, server_address, DhcpType.OFFER, boot, bsdp)
+        summary = (
+            f"BSDP OFFER of {wanted:#010x} {chosen.info.name!r}: file {boot.booter}, "
+            f"root path {boot.root_path}, machine {binding.machine_name}"
+        )
+        return Reply(
+            OutcomeKind.BSDP_OFFER,
+            (offer,),
+            request.destination,
+            summary,
+            chosen.info.image_id,
+            boot.shadow_directory,
+        )
+
+    def _check_discover(self, packet: DhcpPacket) -> _Request | Ignore:
+        """bootpd's pre-checks, except that option 43 may be absent (see §1.2)."""
+        if packet.htype != 1 or packet.hlen != 6:
+            return Ignore(
+                IgnoreReason.NOT_ETHERNET,
+                f"hardware type {packet.htype}/{packet.hlen} is not Ethernet",
+            )
+        client = _client_class(packet)
+        if isinstance(client, Ignore):
+            return client
+        bsdp = BsdpMessage()
+        pieces = packet.all_of(Option.VENDOR_SPECIFIC)
+        if pieces:
+            try:
+                bsdp = decode(b"".join(pieces))
+            except MalformedPacket as error:
+                return Ignore(IgnoreReason.MALFORMED, f"option 43: {error}")
+            if bsdp.version is not None and bsdp.version not in SUPPORTED_VERSIONS:
+                return Ignore(
+                    IgnoreReason.MALFORMED, f"BSDP version {bsdp.version} is not supported"
+                )
+            if bsdp.version == 0 or bsdp.netboot_1_0_firmware:
+                client = ClientClass(client.arch, NETBOOT_1_0_MODEL)
+        if packet.giaddr != ZERO:
+            destination = (packet.giaddr, SERVER_PORT)
+        else:
+            destination = (BROADCAST, CLIENT_PORT)
+        return _Request(packet, client, bsdp, packet.mac, destination)
 
     def _failed(self, request: _Request, server: str, why: str) -> Reply:
         options = self._reply_options(server, [])
@@ -415,12 +561,7 @@ class BsdpPolicy:
 
     @staticmethod
     def _reply_options(server: str, extra: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-        return [
-            (Option.MESSAGE_TYPE, bytes((DhcpType.ACK,))),
-            (Option.SERVER_IDENTIFIER, ipaddress.IPv4Address(server).packed),
-            (Option.VENDOR_CLASS, PREFIX),
-            *extra,
-        ]
+        return [*_own(server, DhcpType.ACK), *extra]
 
     @staticmethod
     def _ack(request: _Request, server: str, options: list[tuple[int, bytes]]) -> DhcpPacket:
@@ -434,6 +575,48 @@ def list_option_space(max_size: int) -> int:
     """
     fixed = BsdpPolicy._reply_options(ZERO, [])
     return option_space(max_size) - encode_options(fixed) - 1
+
+
+BOOT_OPTIONS = (Option.VENDOR_CLASS, Option.ROOT_PATH, Option.VENDOR_SPECIFIC)
+"""The options of a BSDP OFFER that tell a Mac what to boot (60 says they are BSDP's)."""
+
+
+def with_boot_fields(reply: DhcpPacket, bsdp_offer: DhcpPacket) -> DhcpPacket:
+    """`reply` (full mode's lease OFFER) carrying what `bsdp_offer` tells the Mac to boot.
+
+    siaddr, sname, file and options 60, 17 and 43 are taken from the BSDP OFFER,
+    replacing the reply's own; the address and network options stay the reply's.
+    """
+    kept = [o for o in reply.options if o[0] not in BOOT_OPTIONS]
+    carried = [o for o in bsdp_offer.options if o[0] in BOOT_OPTIONS]
+    return replace(
+        reply,
+        siaddr=bsdp_offer.siaddr,
+        sname=bsdp_offer.sname,
+        file=bsdp_offer.file,
+        options=(*kept, *carried),
+    )
+
+
+def _own(server: str, kind: int) -> list[tuple[int, bytes]]:
+    """53, 54 and 60 of a reply from us, in bootpd's order."""
+    return [
+        (Option.MESSAGE_TYPE, bytes((kind,))),
+        (Option.SERVER_IDENTIFIER, ipaddress.IPv4Address(server).packed),
+        (Option.VENDOR_CLASS, PREFIX),
+    ]
+
+
+def _client_class(packet: DhcpPacket) -> ClientClass | Ignore:
+    """Option 60 as a BSDP client class (architecture and model), or why not."""
+    vendor_class = packet.option(Option.VENDOR_CLASS) or b""
+    client = parse_client_class(vendor_class)
+    if client is None:
+        return Ignore(
+            IgnoreReason.NOT_A_CLIENT_CLASS,
+            f"option 60 {vendor_class[:40]!r} is not a BSDP client class",
+        )
+    return client
 
 
 def _ip_literal(host: str | None) -> str | None:

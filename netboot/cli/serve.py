@@ -60,6 +60,11 @@ from netboot.errors import ConfigError
     type=click.Path(dir_okay=False, path_type=Path),
     help="SQLite file of the full-mode leases (dhcp.lease_database).",
 )
+@click.option(
+    "--bindings-database",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file of the BSDP bindings (bsdp.bindings_database).",
+)
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), help="Overrides logging.format.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help="Overrides logging.level.")
 def serve(
@@ -73,6 +78,7 @@ def serve(
     dhcp_mode: str | None,
     dhcp_pool: str | None,
     lease_database: Path | None,
+    bindings_database: Path | None,
     log_format: str | None,
     log_level: str | None,
 ) -> None:
@@ -100,6 +106,8 @@ def serve(
         overrides["dhcp__pool"] = dhcp_pool
     if lease_database is not None:
         overrides["dhcp__lease_database"] = str(lease_database)
+    if bindings_database is not None:
+        overrides["bsdp__bindings_database"] = str(bindings_database)
     if log_format is not None:
         overrides["logging__format"] = log_format
     if log_level is not None:

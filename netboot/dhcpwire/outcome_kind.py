@@ -23,6 +23,8 @@ class OutcomeKind(StrEnum):
     """ACK[SELECT]: the Mac is bound to an image and told its booter."""
     BSDP_FAILED = "bsdp_failed"
     """ACK[FAILED]: the SELECT named nothing this Mac may boot."""
+    BSDP_OFFER = "bsdp_offer"
+    """The fast path: a bound Mac's DISCOVER answered with its image, without an address."""
     BSDP_IGNORED = "bsdp_ignored"
     """A BSDP request left unanswered on purpose (no image, another server chosen, ...)."""
     PROXY_OFFER = "proxy_offer"

@@ -1,9 +1,12 @@
-"""The BSDP handler's decision: Macs' INFORM[LIST] and [SELECT] on port 67.
+"""The BSDP handler's decision: Macs' INFORM[LIST] and [SELECT], and DISCOVER, on port 67.
 
 It claims every packet whose option 60 starts with `AAPLBSDPC` and is a
-request; a server's BSDP reply overheard on the wire is claimed quietly, and
-a Mac's DISCOVER or REQUEST is left to the address server (full mode's PXE
-handler, or the site's). What to answer is `netboot.bsdp.policy`'s; this
+request; a server's BSDP reply overheard on the wire is claimed quietly. A
+Mac's DISCOVER gets the fast path's BSDP OFFER if it is bound here
+(docs/protocols/bsdp.md §1.2), unless we lease it an address: then it is
+full mode's PXE handler's, whose lease OFFER carries the same boot fields
+(`netboot.port67.pxe`). A REQUEST is left to the address server (ours in
+full mode, or the site's). What to answer is `netboot.bsdp.policy`'s; this
 turns its decision into an `Outcome` with the client's address for the
 journey and the shadow directory to create.
 """
@@ -30,20 +33,32 @@ def bsdp_outcome(
     catalog: Catalog,
     now: float,
     nfs_available: bool,
+    leased_here: bool = False,
 ) -> Outcome | None:
-    """None: not a BSDP request, for the next handler."""
+    """None: not a BSDP request, for the next handler.
+
+    `leased_here`: our full-mode server leases this client an address, so its
+    DISCOVER is the PXE handler's (whose OFFER carries the fast path's fields).
+    """
     if not is_bsdp(packet.option(Option.VENDOR_CLASS)):
         return None
     if packet.op != BOOTREQUEST:
         return Outcome(OutcomeKind.OVERHEARD, "a BSDP server's reply", packet.mac)
-    if packet.message_type != DhcpType.INFORM:
-        # A Mac's DISCOVER/REQUEST is for an address: full DHCP's business (the
-        # PXE handler leases to it), or the site's server's in proxy mode.
+    discover = packet.message_type == DhcpType.DISCOVER
+    if discover and (leased_here or arrival.watch_only):
         return None
-    address = packet.ciaddr if packet.ciaddr != ZERO else arrival.source[0]
+    if packet.message_type != DhcpType.INFORM and not discover:
+        # A Mac's REQUEST is for an address: full DHCP's business (the PXE
+        # handler leases to it), or the site's server's in proxy mode.
+        return None
+    if discover:
+        address = str(packet.mac)  # no address yet: the journey files it by MAC
+    else:
+        address = packet.ciaddr if packet.ciaddr != ZERO else arrival.source[0]
     if arrival.local_address == ZERO:
         return Outcome(OutcomeKind.MALFORMED, NO_LOCAL_ADDRESS, packet.mac, address)
-    decision = policy.decide(packet, catalog, arrival.local_address, now, nfs_available)
+    decide = policy.offer if discover else policy.decide
+    decision = decide(packet, catalog, arrival.local_address, now, nfs_available)
     if isinstance(decision, Ignore):
         kind = OutcomeKind.MALFORMED if decision.malformed else OutcomeKind.BSDP_IGNORED
         return Outcome(kind, decision.reason, packet.mac, address, reason=decision.code)

@@ -4,8 +4,11 @@ It claims what BSDP does not: PXE ROMs, iPXE and UEFI HTTP boot in proxy
 mode; in full mode every DHCP client on the pool's subnet (Macs asking for
 an address included). What to answer is `netboot.dhcp`'s (`proxy.py`,
 `server.py`); this chooses between them, leases only where the pool is, and
-turns the answer into an `Outcome`. In full mode it also recognises rival
-servers in the replies it overhears on port 68.
+turns the answer into an `Outcome`. A bound Mac's lease OFFER carries the
+boot fields of the BSDP OFFER the fast path would have sent (`mac_boot`),
+rather than the Mac getting two OFFERs (docs/protocols/bsdp.md §1.2). In
+full mode it also recognises rival servers in the replies it overhears on
+port 68.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
+from netboot.bsdp.policy import with_boot_fields
 from netboot.dhcp.boot import BootSettings
 from netboot.dhcp.proxy import Answer, Silence, SilenceReason, proxy_answer
 from netboot.dhcp.pxe import ClientKind, classify
@@ -44,11 +48,14 @@ def pxe_outcome(
     boot: BootSettings,
     lease_server: LeaseServer | None,
     own_addresses: Callable[[], set[str]],
+    mac_boot: Callable[[DhcpPacket, Arrival], DhcpPacket | None] | None = None,
 ) -> Outcome | None:
     """None: not this handler's packet, for the next one.
 
     `lease_server` None is proxy mode. `own_addresses` is asked only for a
     reply overheard in full mode, to tell our own offers from a rival's.
+    `mac_boot` gives a Mac's fast-path BSDP OFFER, if it is bound here, whose
+    boot fields its lease OFFER then carries.
     """
     if packet.op != BOOTREQUEST:
         rival = rival_server(packet, arrival, own_addresses()) if lease_server else None
@@ -71,7 +78,7 @@ def pxe_outcome(
     event: Event | None = None
     try:
         result: Answer | Silence
-        if lease_server is not None and leasing and on_pool_network(lease_server, packet, arrival):
+        if lease_server is not None and leased_here(lease_server, packet, arrival):
             result, event = lease_server.answer(packet, client, arrival.local_address)
         elif client.wants_boot:
             port = PXE_BOOT_SERVER_PORT if arrival.boot_server else SERVER_PORT
@@ -87,8 +94,21 @@ def pxe_outcome(
         return Outcome(
             kind, result.reason, mac, address, reason=result.code, loud=result.loud, client=client
         )
-    replies = ((result.packet, result.destination),)
-    return Outcome(result.kind, result.summary, mac, address, replies=replies, client=client)
+    reply, summary = result.packet, result.summary
+    if client.kind is ClientKind.BSDP and result.kind is OutcomeKind.OFFER and mac_boot:
+        bsdp_offer = mac_boot(packet, arrival)
+        if bsdp_offer is not None:
+            reply = with_boot_fields(reply, bsdp_offer)
+            summary += f", BSDP boot file {bsdp_offer.file.decode(errors='replace')}"
+    replies = ((reply, result.destination),)
+    return Outcome(result.kind, summary, mac, address, replies=replies, client=client)
+
+
+def leased_here(lease_server: LeaseServer | None, packet: DhcpPacket, arrival: Arrival) -> bool:
+    """Whether our full-mode server leases to this request's client (so its DISCOVER is ours)."""
+    if lease_server is None or arrival.boot_server or arrival.watch_only:
+        return False
+    return on_pool_network(lease_server, packet, arrival)
 
 
 def on_pool_network(lease_server: LeaseServer, packet: DhcpPacket, arrival: Arrival) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,9 +46,29 @@ def without_nfs(args: Sequence[str]) -> list[str]:
     return ["--config", name, *args]
 
 
+def private_bindings(args: Sequence[str]) -> tuple[list[str], Path | None]:
+    """The daemon's arguments with a BSDP bindings file of its own, unless the test chose one.
+
+    The default, /var/lib/netboot/bsdp-bindings.sqlite3, would carry bindings from
+    one test's daemon (and priority drops with them) into the next. Returns the
+    directory made for the file, removed when the daemon is done.
+    """
+    args = list(args)
+    if "--bindings-database" in args:
+        return args, None
+    if (
+        "--config" in args
+        and "bindings_database" in Path(args[args.index("--config") + 1]).read_text()
+    ):
+        return args, None
+    directory = Path(tempfile.mkdtemp(prefix="netboot-state-"))
+    directory.chmod(0o755)  # a daemon started with --user keeps using it after dropping root
+    return [*args, "--bindings-database", str(directory / "bsdp-bindings.sqlite3")], directory
+
+
 class Daemon:
     def __init__(self, args: Sequence[str], netns: str | None = None) -> None:
-        args = list(args)
+        args, self._state_dir = private_bindings(args)
         configured = (
             "--config" in args
             and "allow_root" in Path(args[args.index("--config") + 1]).read_text()
@@ -122,7 +143,13 @@ class Daemon:
             line = self._queue.get_nowait()
             if line is not None:
                 self.lines.append(line)
+        self._remove_state()
         return status
+
+    def _remove_state(self) -> None:
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
 
     def __enter__(self) -> Daemon:
         return self
@@ -136,3 +163,4 @@ class Daemon:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._remove_state()

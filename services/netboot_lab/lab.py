@@ -318,6 +318,7 @@ class BootLab:
             f"[dhcp]\n{dhcp}"
             f'lease_database = "{directory}/leases.sqlite3"\n'
             "answer_router_solicitations = true\n"
+            f'[bsdp]\nbindings_database = "{directory}/bsdp-bindings.sqlite3"\n'
             f'[admin]\nlisten = ""\n[nfs]\nmode = {nfs}\n'
             '[logging]\nformat = "json"\nlevel = "debug"\n'
             f"[pxe]\nassignments = {json.dumps(assignments)}\n"

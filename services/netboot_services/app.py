@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 
 from netboot import __version__
+from netboot.bsdp.binding_store import BindingStore
 from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.policy import BsdpPolicy
 from netboot.config import Config, plan_reload
@@ -29,6 +31,7 @@ from netboot.dhcp.leases import AddressPool, LeaseStore
 from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot.dhcpwire.options import CLIENT_PORT, SERVER_PORT
 from netboot.errors import ConfigError
+from netboot.port67.pxe import leased_here
 from netboot.settings import BoundPorts, Runtime, build_runtime
 from netboot_services.admin import AdminService
 from netboot_services.bsdp import BsdpHandler
@@ -193,7 +196,7 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
     nfs.setServiceParent(top)
     handlers: list[Handler] = []
     if config.bsdp.enabled:
-        bindings = BindingTable(runtime.machine_name_format, runtime.binding_ttl)
+        bindings = binding_table(config, runtime, reactor.seconds())
         bsdp = BsdpHandler(
             BsdpPolicy(runtime.bsdp, bindings), lambda: catalog.catalog, reactor.seconds
         )
@@ -205,6 +208,10 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
         pxe = pxe_handler(config, runtime, facts, reactor.seconds)
         pxe.clients = clients
         handlers.append(pxe)
+        if config.bsdp.enabled and pxe.lease_server is not None:
+            # Full mode: a bound Mac's lease OFFER carries its fast-path boot fields.
+            bsdp.leased_here = partial(leased_here, pxe.lease_server)
+            pxe.mac_boot = bsdp.fast_path_offer
     if config.http.enabled:
         http = HttpService(
             config.http, lambda: catalog.catalog, reactor, bind_addresses(config.server.interfaces)
@@ -248,6 +255,30 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
         admin.setServiceParent(top)
     apply_runtime(top, runtime)
     return top
+
+
+def binding_table(config: Config, runtime: Runtime, now: float) -> BindingTable:
+    """The BSDP bindings, from and written through to `bsdp.bindings_database` if set."""
+    database = config.bsdp.bindings_database
+    if database is None:
+        return BindingTable(
+            runtime.machine_name_format, runtime.binding_ttl, runtime.binding_lifetime
+        )
+    database.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    store = BindingStore(database)
+    saved = store.load(now, runtime.binding_lifetime)
+    log.info(
+        "BSDP bindings in {database}: {count} Mac(s) bound",
+        database=str(database),
+        count=len(saved),
+    )
+    return BindingTable(
+        runtime.machine_name_format,
+        runtime.binding_ttl,
+        runtime.binding_lifetime,
+        store=store,
+        saved=saved,
+    )
 
 
 def pxe_handler(
@@ -325,6 +356,7 @@ def apply_runtime(top: NetbootService, runtime: Runtime) -> None:
             handler.policy.settings = runtime.bsdp
             handler.policy.bindings.machine_name_format = runtime.machine_name_format
             handler.policy.bindings.ttl = runtime.binding_ttl
+            handler.policy.bindings.lifetime = runtime.binding_lifetime
         if isinstance(handler, PxeHandler):
             handler.boot = runtime.boot
             server = handler.lease_server
@@ -398,8 +430,9 @@ def reload(top: NetbootService, reread: Callable[[], Config]) -> None:
     )
 
 
-def hand_over_leases(database: Path, identity: Identity) -> None:
-    """Give the lease database and its WAL files, opened as root, to the user we become.
+def hand_over_database(database: Path, identity: Identity) -> None:
+    """Give an SQLite database (leases, BSDP bindings) and its WAL files, opened as root,
+    to the user we become.
 
     Only the files: the directory stays the admin's (under systemd it is the
     unit's StateDirectory, already ours). The connection stays open for the
@@ -439,7 +472,9 @@ def run(
             bound(top)
             if identity is not None and (os.geteuid() == 0 or os.getuid() == 0):
                 if config.dhcp.mode == "full":
-                    hand_over_leases(config.dhcp.lease_database, identity)
+                    hand_over_database(config.dhcp.lease_database, identity)
+                if config.bsdp.enabled and config.bsdp.bindings_database is not None:
+                    hand_over_database(config.bsdp.bindings_database, identity)
                 drop_to(identity)
                 log.info(
                     "running as {user}:{group} (uid {uid}, gid {gid}) with no capabilities",

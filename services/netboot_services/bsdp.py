@@ -1,4 +1,5 @@
-"""The BSDP handler on the shared port-67 listener: Macs' INFORM[LIST] and [SELECT].
+"""The BSDP handler on the shared port-67 listener: Macs' INFORM[LIST] and [SELECT],
+and the fast path's BSDP OFFER to a bound Mac's DISCOVER.
 
 What to answer is `netboot.port67.bsdp`'s (and the policy's, which keeps the
 bindings); this adapter supplies the current catalog, the clock and whether
@@ -19,7 +20,7 @@ from pathlib import Path
 from twisted.logger import Logger
 
 from netboot.bsdp.packing import ListCut
-from netboot.bsdp.policy import BsdpPolicy
+from netboot.bsdp.policy import BsdpPolicy, Ignore
 from netboot.dhcpwire.outcome_kind import OutcomeKind
 from netboot.dhcpwire.packet import DhcpPacket
 from netboot.nbi.catalog import Catalog
@@ -41,6 +42,7 @@ class BsdpCounters(Counters):
     list_replies: int = 0
     select_replies: int = 0
     failed_replies: int = 0
+    offer_replies: int = 0
     ignored: int = 0
 
 
@@ -55,13 +57,21 @@ class BsdpHandler:
         self.clock = clock
         self.counters = BsdpCounters()
         self.nfs_available: Callable[[], bool] = lambda: True
+        self.leased_here: Callable[[DhcpPacket, Arrival], bool] = lambda packet, arrival: False
+        """Whether full mode leases to this client (then its DISCOVER is the PXE handler's)."""
         self.clients = ClientTracker()
         self._cut_log = OncePerInterval(LIST_CUT_LOG_INTERVAL)
 
     def handle(self, packet: DhcpPacket, arrival: Arrival) -> HandlerResult | None:
         now = self.clock()
         outcome = bsdp_outcome(
-            self.policy, packet, arrival, self.catalog(), now, self.nfs_available()
+            self.policy,
+            packet,
+            arrival,
+            self.catalog(),
+            now,
+            self.nfs_available(),
+            self.leased_here(packet, arrival),
         )
         if outcome is None:
             return None
@@ -104,6 +114,21 @@ class BsdpHandler:
             offered=cut.offered,
             size=cut.reply_size,
         )
+
+    def fast_path_offer(self, packet: DhcpPacket, arrival: Arrival) -> DhcpPacket | None:
+        """The BSDP OFFER a bound Mac's DISCOVER would get: full mode's lease OFFER carries it."""
+        decision = self.policy.offer(
+            packet, self.catalog(), arrival.local_address, self.clock(), self.nfs_available()
+        )
+        if isinstance(decision, Ignore):
+            return None
+        # Counted as a BSDP OFFER given; the request itself is the PXE handler's.
+        self.counters.offer_replies += 1
+        if decision.shadow_directory is not None and self.policy.settings.shadow_root:
+            _make_shadow_directory(
+                Path(self.policy.settings.shadow_root) / decision.shadow_directory
+            )
+        return decision.packets[0]
 
 
 def _make_shadow_directory(path: Path) -> None:

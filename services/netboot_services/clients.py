@@ -23,6 +23,7 @@ STAGES = (
     "proxy offer",
     "dhcp ack",
     "4011 ack",
+    "bsdp offer",
     "bsdp list",
     "bsdp select",
     "tftp",
@@ -33,7 +34,7 @@ STAGES = (
 """The steps in boot order; a client's progress is the furthest one reached."""
 SIDE_STEPS = ("nak", "inform ack", "dhcp release", "dhcp decline")
 """Steps recorded with a client (the status page lists them) that are no progress."""
-NEW_BOOT = ("dhcp offer", "proxy offer", "bsdp list")
+NEW_BOOT = ("dhcp offer", "proxy offer", "bsdp offer", "bsdp list")
 """Steps that start a boot: seen after later steps, they begin a new record."""
 
 

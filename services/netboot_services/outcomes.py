@@ -26,6 +26,7 @@ BSDP_COUNTERS: Mapping[K, str | None] = {
     K.BSDP_LIST: "list_replies",
     K.BSDP_SELECT: "select_replies",
     K.BSDP_FAILED: "failed_replies",
+    K.BSDP_OFFER: "offer_replies",
     K.BSDP_IGNORED: "ignored",
     K.MALFORMED: "ignored",
     K.OVERHEARD: None,
@@ -60,6 +61,7 @@ PXE_COUNTERS: Mapping[K, str | None] = {
     K.BSDP_LIST: None,
     K.BSDP_SELECT: None,
     K.BSDP_FAILED: None,
+    K.BSDP_OFFER: None,
     K.BSDP_IGNORED: None,
 }
 """The PXE handler's counter per kind (BSDP's kinds never come from it)."""
@@ -67,6 +69,7 @@ PXE_COUNTERS: Mapping[K, str | None] = {
 JOURNEY_STAGES: Mapping[K, str | None] = {
     K.BSDP_LIST: "bsdp list",
     K.BSDP_SELECT: "bsdp select",
+    K.BSDP_OFFER: "bsdp offer",
     K.PROXY_OFFER: "proxy offer",
     K.BOOT_SERVER_ACK: "4011 ack",
     K.OFFER: "dhcp offer",

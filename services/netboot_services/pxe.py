@@ -65,6 +65,8 @@ class PxeHandler:
         self.clock = clock
         self.lease_server = lease_server
         self.own_addresses = own_addresses
+        self.mac_boot: Callable[[DhcpPacket, Arrival], DhcpPacket | None] | None = None
+        """A bound Mac's fast-path BSDP OFFER (the BSDP handler's), for its lease OFFER."""
         self.counters = PxeCounters()
         self.clients = ClientTracker()
         self.rivals: dict[str, float] = {}
@@ -77,7 +79,9 @@ class PxeHandler:
         return self.lease_server is not None
 
     def handle(self, packet: DhcpPacket, arrival: Arrival) -> HandlerResult | None:
-        outcome = pxe_outcome(packet, arrival, self.boot, self.lease_server, self.own_addresses)
+        outcome = pxe_outcome(
+            packet, arrival, self.boot, self.lease_server, self.own_addresses, self.mac_boot
+        )
         if outcome is None:
             return None
         tally(self.counters, PXE_COUNTERS, outcome.kind)
