@@ -20,14 +20,11 @@ Mac selects another server or the binding's lifetime has passed (`load`).
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from netboot.bsdp.bindings import Binding
-from netboot.errors import NetbootError
 from netboot.macaddr import MacAddress
+from netboot.sqlite_file import DatabaseFileError, FileKind, SqliteFile
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x4E424244  # "NBBD"
@@ -57,13 +54,11 @@ _SAVE = (
 )
 
 
-class BindingDatabaseError(NetbootError):
+class BindingDatabaseError(DatabaseFileError):
     """The bindings file cannot be used; names the file, since the admin must act on it."""
 
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
+
+_BINDINGS_FILE = FileKind("bindings", APPLICATION_ID, SCHEMA_VERSION, _SCHEMA, BindingDatabaseError)
 
 
 class BindingStore:
@@ -71,82 +66,9 @@ class BindingStore:
 
     def __init__(self, path: str | Path, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
-        except sqlite3.Error as error:
-            raise BindingDatabaseError(self.path, f"cannot open: {error}") from error
-        try:
-            self._open()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _open(self) -> None:
-        """Adopt an empty file, accept our own, refuse anything else before writing."""
-        try:
-            self._is_empty()
-            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode not in ("wal", "memory"):
-                raise BindingDatabaseError(
-                    self.path,
-                    f"cannot use write-ahead logging (journal mode stays {mode!r});"
-                    " keep the bindings file on a local filesystem",
-                )
-            self._db.execute("PRAGMA synchronous = FULL")
-            with self._transaction():
-                if self._is_empty():  # asked again under the write lock
-                    for statement in _SCHEMA:
-                        self._db.execute(statement)
-                    self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.Error as error:
-            raise BindingDatabaseError(
-                self.path, f"not a usable bindings database: {error}"
-            ) from error
-
-    def _is_empty(self) -> bool:
-        """Whether the file still needs the schema; raises if it is someone else's."""
-        application_id = self._db.execute("PRAGMA application_id").fetchone()[0]
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if application_id == 0 and version == 0:
-            if self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                raise BindingDatabaseError(
-                    self.path, "is an SQLite database, but not a netboot bindings database"
-                )
-            return True
-        if application_id != APPLICATION_ID:
-            raise BindingDatabaseError(self.path, "is not a netboot bindings database")
-        if version > SCHEMA_VERSION:
-            raise BindingDatabaseError(
-                self.path,
-                f"bindings schema {version} is newer than this netboot understands"
-                f" ({SCHEMA_VERSION}); upgrade netboot",
-            )
-        return False
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            raise BindingDatabaseError(self.path, f"cannot start a transaction: {error}") from error
-        try:
-            yield
-            self._db.execute("COMMIT")
-        except sqlite3.Error as error:
-            self._rollback()
-            raise BindingDatabaseError(self.path, str(error)) from error
-        except BaseException:
-            self._rollback()
-            raise
-
-    def _rollback(self) -> None:
-        """Best effort: the error that led here says more than a failed rollback would."""
-        try:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
+        self._file = SqliteFile(path, _BINDINGS_FILE, busy_timeout)
+        self._db = self._file.db
+        self._transaction = self._file.transaction
 
     def load(self, now: float, lifetime: float) -> list[Binding]:
         """Every binding selected within `lifetime` seconds; older rows are deleted."""
@@ -178,7 +100,7 @@ class BindingStore:
             self._db.execute("DELETE FROM binding WHERE mac = ?", (mac,))
 
     def close(self) -> None:
-        self._db.close()
+        self._file.close()
 
     def __enter__(self) -> BindingStore:
         return self

@@ -34,7 +34,6 @@ then rejoin that queue at the end, as if their lease had ended when it lifted.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,8 +43,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from netboot.errors import NetbootError
 from netboot.macaddr import MacAddress
+from netboot.sqlite_file import DatabaseFileError, FileKind, SqliteFile
 
 MAX_POOL_SIZE = 65536
 """A /16: far beyond one broadcast domain, and it bounds the never-used walk."""
@@ -99,13 +98,11 @@ _ALL_ROWS = (
 _BATCH = 256
 
 
-class LeaseDatabaseError(NetbootError):
+class LeaseDatabaseError(DatabaseFileError):
     """The lease file cannot be used; names the file, since the admin must act on it."""
 
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
+
+_LEASE_FILE = FileKind("lease", APPLICATION_ID, SCHEMA_VERSION, _SCHEMA, LeaseDatabaseError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,64 +249,8 @@ class LeaseStore:
         self._reserved_for = {a: mac for mac, a in self._reservation.items()}
         self._cursor = self._first
         """Every address below it in the range has a row or is never dynamic."""
-        try:
-            self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
-        except sqlite3.Error as error:
-            raise LeaseDatabaseError(self.path, f"cannot open: {error}") from error
-        try:
-            self._open()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _open(self) -> None:
-        """Adopt an empty file, accept our own, refuse anything else before writing to it."""
-        try:
-            self._is_empty()
-            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode not in ("wal", "memory"):
-                raise LeaseDatabaseError(
-                    self.path,
-                    f"cannot use write-ahead logging (journal mode stays {mode!r});"
-                    " keep the lease file on a local filesystem",
-                )
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                # Asked again under the write lock: another process may have created it.
-                if self._is_empty():
-                    for statement in _SCHEMA:
-                        self._db.execute(statement)
-                    self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
-        except sqlite3.Error as error:
-            raise LeaseDatabaseError(self.path, f"not a usable lease database: {error}") from error
-
-    def _is_empty(self) -> bool:
-        """Whether the file still needs the schema; raises if it is someone else's."""
-        application_id = self._db.execute("PRAGMA application_id").fetchone()[0]
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if application_id == 0 and version == 0:
-            if self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                raise LeaseDatabaseError(
-                    self.path, "is an SQLite database, but not a netboot lease database"
-                )
-            return True
-        if application_id != APPLICATION_ID:
-            raise LeaseDatabaseError(self.path, "is not a netboot lease database")
-        if version > SCHEMA_VERSION:
-            raise LeaseDatabaseError(
-                self.path,
-                f"lease database schema {version} is newer than this netboot"
-                f" understands ({SCHEMA_VERSION}); upgrade netboot",
-            )
-        if version < 1:
-            raise LeaseDatabaseError(self.path, f"unknown lease database schema {version}")
-        return False
+        self._file = SqliteFile(path, _LEASE_FILE, busy_timeout)
+        self._db = self._file.db
 
     # --- transactions ------------------------------------------------------------
 
@@ -320,36 +261,12 @@ class LeaseStore:
         Reading the clock after BEGIN IMMEDIATE means a wait for another process's
         lock cannot leave us deciding with a stale "now".
         """
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            raise LeaseDatabaseError(self.path, f"cannot start a transaction: {error}") from error
-        try:
+        with self._file.transaction():
             yield self._clock()
-            self._db.execute("COMMIT")
-        except sqlite3.Error as error:
-            self._rollback()
-            raise LeaseDatabaseError(self.path, str(error)) from error
-        except BaseException:
-            self._rollback()
-            raise
-
-    def _rollback(self) -> None:
-        """Best effort: the error that led here says more than a failed rollback would."""
-        try:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
 
     def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
         """A read outside a transaction, with SQLite's errors turned into ours."""
-        try:
-            return self._db.execute(sql, parameters).fetchall()
-        except sqlite3.Error as error:
-            raise LeaseDatabaseError(self.path, str(error)) from error
-
-    # --- rows ----------------------------------------------------------------------
+        return self._file.query(sql, parameters)
 
     def _row(self, address: int) -> _Row | None:
         row = self._db.execute(_ROW_AT, (address,)).fetchone()
@@ -659,7 +576,7 @@ class LeaseStore:
         return "\n".join(str(row[0]) for row in rows)
 
     def close(self) -> None:
-        self._db.close()
+        self._file.close()
 
     def __enter__(self) -> LeaseStore:
         return self

@@ -1,0 +1,148 @@
+"""An SQLite file the daemon owns: opened, marked, migrated and written the same way everywhere.
+
+The lease store (`netboot/dhcp/leases.py`) and the BSDP binding store
+(`netboot/bsdp/binding_store.py`) keep state that must survive crashes and
+must never be mistaken for someone else's file, so both need the same few
+rules, kept here once:
+
+* `PRAGMA application_id` and `user_version` mark the file as ours. An empty
+  file is adopted (under the write lock, since another process may be doing
+  the same); anyone else's SQLite file, or one from a newer netboot, is refused
+  before anything is written to it.
+* WAL journal with `synchronous=FULL`: every commit is on disk when it returns,
+  so nothing is acknowledged on the wire that a power loss could take back; WAL
+  keeps that one sequential fsync cheap and lets readers run beside the writer.
+* Every change is one `BEGIN IMMEDIATE` transaction: the write lock is taken
+  before the first read, so two processes on one file serialise their
+  read-then-write decisions instead of racing them.
+* Every `sqlite3.Error` leaves as the store's own error type, naming the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from netboot.errors import NetbootError
+
+
+class DatabaseFileError(NetbootError):
+    """A database file cannot be used; names the file, since the admin must act on it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class FileKind:
+    """What makes a file one of ours, and what to call it in errors."""
+
+    what: str
+    """`lease`, `bindings`: as in "not a netboot lease database"."""
+    application_id: int
+    schema_version: int
+    schema: Sequence[str]
+    error: Callable[[str, str], DatabaseFileError]
+    """The store's own error type, built from (path, message)."""
+
+
+class SqliteFile:
+    """One connection to one marked SQLite file (or `":memory:"`); one thread uses it."""
+
+    def __init__(self, path: str | Path, kind: FileKind, busy_timeout: float = 5.0) -> None:
+        self.path = str(path)
+        self.kind = kind
+        try:
+            self.db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
+        except sqlite3.Error as error:
+            raise kind.error(self.path, f"cannot open: {error}") from error
+        try:
+            self._open()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _open(self) -> None:
+        """Adopt an empty file, accept our own, refuse anything else before writing."""
+        kind = self.kind
+        try:
+            self._is_empty()
+            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode not in ("wal", "memory"):
+                raise kind.error(
+                    self.path,
+                    f"cannot use write-ahead logging (journal mode stays {mode!r});"
+                    f" keep the {kind.what} file on a local filesystem",
+                )
+            self.db.execute("PRAGMA synchronous = FULL")
+            with self.transaction():
+                if self._is_empty():  # asked again under the write lock
+                    for statement in kind.schema:
+                        self.db.execute(statement)
+                    self.db.execute(f"PRAGMA application_id = {kind.application_id}")
+                    self.db.execute(f"PRAGMA user_version = {kind.schema_version}")
+        except sqlite3.Error as error:
+            raise kind.error(self.path, f"not a usable {kind.what} database: {error}") from error
+
+    def _is_empty(self) -> bool:
+        """Whether the file still needs the schema; raises if it is someone else's."""
+        kind = self.kind
+        application_id = self.db.execute("PRAGMA application_id").fetchone()[0]
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if application_id == 0 and version == 0:
+            if self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise kind.error(
+                    self.path, f"is an SQLite database, but not a netboot {kind.what} database"
+                )
+            return True
+        if application_id != kind.application_id:
+            raise kind.error(self.path, f"is not a netboot {kind.what} database")
+        if version > kind.schema_version:
+            raise kind.error(
+                self.path,
+                f"{kind.what} database schema {version} is newer than this netboot"
+                f" understands ({kind.schema_version}); upgrade netboot",
+            )
+        if version < 1:
+            raise kind.error(self.path, f"unknown {kind.what} database schema {version}")
+        return False
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One `BEGIN IMMEDIATE` write transaction, committed (and fsynced) on leaving."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise self.kind.error(self.path, f"cannot start a transaction: {error}") from error
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except sqlite3.Error as error:
+            self._rollback()
+            raise self.kind.error(self.path, str(error)) from error
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        """Best effort: the error that led here says more than a failed rollback would."""
+        try:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """A read outside a transaction, with SQLite's errors turned into the store's."""
+        try:
+            return self.db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise self.kind.error(self.path, str(error)) from error
+
+    def close(self) -> None:
+        self.db.close()
