@@ -27,6 +27,8 @@ TEST_PACKAGES="$TEST_PACKAGES qemu-system-x86 ipxe-qemu ovmf shim-signed grub-ef
 TEST_PACKAGES="$TEST_PACKAGES sbsigntool"
 # Reliability: nftables drops a share of packets where the kernel has no netem.
 TEST_PACKAGES="$TEST_PACKAGES nftables"
+# Benchmarks: wrk reads root images as random ranges on keep-alive connections.
+TEST_PACKAGES="$TEST_PACKAGES wrk"
 
 install_packages() {
     missing=""
