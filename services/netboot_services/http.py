@@ -151,7 +151,8 @@ class _Writable:
     """Tells a SendfileBody when its socket can take more: a dup of the socket's fd.
 
     The transport keeps its own registration for the same socket; ours is a
-    second descriptor, registered only while the kernel's send buffer is full.
+    second descriptor, made and registered only while the kernel's send buffer
+    is full (most ranges go out without one).
     """
 
     def __init__(self, fd: int, ready: Callable[[], None]) -> None:
@@ -175,10 +176,12 @@ class _Writable:
 class SendfileBody:
     """One byte range of a file straight from the page cache to the socket (sendfile).
 
-    Twisted writes the headers through its buffer; only once that buffer is
-    empty do we call sendfile on the socket, until the kernel's send buffer
-    is full; then we wait for the socket to be writable again. The
-    connection's own producer machinery still pauses and stops us.
+    Twisted writes the headers into its buffer; we flush that buffer at once
+    (the transport's own `doWrite`) rather than a reactor turn later, and only
+    once it is empty call sendfile on the socket, until the kernel's send
+    buffer is full; then we wait for the socket to be writable again (so do
+    headers that the kernel could not take whole). The connection's own
+    producer machinery still pauses and stops us.
     """
 
     STEP = 4 * 1024 * 1024
@@ -203,8 +206,8 @@ class SendfileBody:
         self.paused = False
         self.done = False
         self.socket_fd = transport.socket.fileno()
-        self.writable = _Writable(os.dup(self.socket_fd), self._writable)
-        self.waiting = False
+        self.writable: _Writable | None = None
+        """Our registration for the socket's writability, while we wait for it."""
 
     @staticmethod
     def usable(request: Request) -> bool:
@@ -233,22 +236,27 @@ class SendfileBody:
         self._send()
 
     def _wait(self) -> None:
-        if not self.waiting:
-            self.waiting = True
+        if self.writable is None:
+            self.writable = _Writable(os.dup(self.socket_fd), self._writable)
             self.reactor.addWriter(self.writable)
 
     def _stop_waiting(self) -> None:
-        if self.waiting:
-            self.waiting = False
-            self.reactor.removeWriter(self.writable)
+        writable, self.writable = self.writable, None
+        if writable is not None:
+            self.reactor.removeWriter(writable)
+            os.close(writable.fd)
 
     def _send(self) -> None:
         if self.done or self.paused:
             return
         if self._buffered():
-            # Headers still in Twisted's buffer: let it flush them, then try again.
-            self.reactor.callLater(0, self._send)
-            return
+            # The headers (or a previous response's tail) are in Twisted's buffer. Flush
+            # it now; a lost connection shows in the transport's next doWrite from the
+            # reactor (it stays registered for writing), which then stops us.
+            self.transport.doWrite()
+            if self._buffered():
+                self._wait()
+                return
         while self.offset < self.end and not self.paused:
             try:
                 sent = os.sendfile(
@@ -283,7 +291,6 @@ class SendfileBody:
             return
         self.done = True
         self._stop_waiting()
-        os.close(self.writable.fd)
         os.close(self.fd)
 
 
