@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import stat
 import sys
 import termios
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from zope.interface import implementer
 
 from netboot.config import HttpConfig
 from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
-from netboot.http.paths import HttpNamespace, Refusal, resolve_boot_file
+from netboot.http.paths import HttpNamespace, Refusal, Resolved, resolve_boot_file
 from netboot.http.plan import BodyPart, FileFacts, Inline, Method, ResponsePlan, plan
 from netboot.http.urls import http_base
 from netboot.ipxe.request import script_for
@@ -294,6 +295,66 @@ class SendfileBody:
         os.close(self.fd)
 
 
+@dataclass(frozen=True, slots=True)
+class _Known:
+    named: Path
+    name: str
+    identity: tuple[int, int]
+    """(st_dev, st_ino) of the regular file the full resolution found."""
+
+
+class KnownFiles:
+    """Request paths already resolved to a regular file, so a range needs no realpath.
+
+    A Mac reads its root image as thousands of ranges of one path; resolving
+    that path again for each (a `realpath`, an lstat per component, in Python)
+    was a tenth of the daemon's time per range. A remembered path is opened as
+    the request names it and used only while it still leads to the very file
+    the full resolution checked (same device and inode, still a regular file):
+    a file replaced, renamed over or re-linked takes the full resolution again,
+    and so does everything after a catalog change. Only files that resolution
+    let through are remembered, so nothing reaches a client that it would refuse.
+    """
+
+    LIMIT = 4096
+    """Paths remembered at most; past it the memory starts over (clients read a few)."""
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, _Known] = {}
+        self._served: object = None
+
+    def open(self, raw_path: bytes, served: object) -> tuple[int, os.stat_result, str] | None:
+        """(fd, its stat, log name) of a remembered file still named by `raw_path`, or None.
+
+        `served` is what the paths mean (the namespace, the boot files directory):
+        when it changes, everything remembered is forgotten.
+        """
+        if served != self._served:
+            self._known.clear()
+            self._served = served
+            return None
+        known = self._known.get(raw_path)
+        if known is None:
+            return None
+        try:
+            fd = os.open(known.named, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            del self._known[raw_path]
+            return None
+        facts = os.fstat(fd)
+        if (facts.st_dev, facts.st_ino) != known.identity or not stat.S_ISREG(facts.st_mode):
+            os.close(fd)
+            del self._known[raw_path]
+            return None
+        return fd, facts, known.name
+
+    def remember(self, raw_path: bytes, resolved: Resolved, facts: os.stat_result) -> None:
+        if len(self._known) >= self.LIMIT:
+            self._known.clear()
+        identity = (facts.st_dev, facts.st_ino)
+        self._known[raw_path] = _Known(resolved.named, str(resolved.name), identity)
+
+
 class ImageResource(Resource):
     isLeaf = True  # noqa: N815 - Twisted's name
 
@@ -310,6 +371,7 @@ class ImageResource(Resource):
         """The PXE programs directory (`tftp.extra_dir`), served at /boot/ for HTTP boot."""
         self.public_host = ""
         self.clients: ClientTracker | None = None
+        self.known = KnownFiles()
 
     def namespace(self) -> HttpNamespace:
         catalog = self.catalog()
@@ -325,6 +387,14 @@ class ImageResource(Resource):
         raw_path = request.path
         if raw_path == BOOT_SCRIPT_PATH.encode() and self.scripts is not None:
             return self._script(request, self.scripts)
+        known = self.known.open(raw_path, (self.namespace(), self.boot_files))
+        if known is not None:
+            fd, facts, name = known
+            try:
+                return self._serve(request, fd, facts, name)
+            except BaseException:
+                os.close(fd)
+                raise
         if raw_path.startswith(PXE_FILES_PATH.encode()) and self.boot_files is not None:
             resolved = resolve_boot_file(self.boot_files, raw_path[len(PXE_FILES_PATH) - 1 :])
         else:
@@ -340,16 +410,19 @@ class ImageResource(Resource):
         except OSError as error:
             return self._refuse(request, Refusal(404, f"cannot open: {error.strerror}"))
         try:
-            return self._serve(request, fd, str(resolved.name))
+            facts = os.fstat(fd)
+            if stat.S_ISREG(facts.st_mode):
+                self.known.remember(raw_path, resolved, facts)
+            return self._serve(request, fd, facts, str(resolved.name))
         except BaseException:
             os.close(fd)
             raise
 
-    def _serve(self, request: Request, fd: int, name: str) -> Any:
+    def _serve(self, request: Request, fd: int, facts: os.stat_result, name: str) -> Any:
         """Answer with the plan `netboot.http.plan` makes; the open `fd` is ours to close."""
         method: Method = "HEAD" if request.method == b"HEAD" else "GET"
-        facts = FileFacts.from_stat(os.fstat(fd))
-        answer = plan(method, name, _header(request), facts, secrets.token_hex(16))
+        boundary = secrets.token_hex(16)
+        answer = plan(method, name, _header(request), FileFacts.from_stat(facts), boundary)
         self._count(answer)
         request.setResponseCode(answer.status)
         for field, value in answer.headers:
