@@ -15,9 +15,11 @@ Twisted's own access log is replaced by it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
+import socket
 import stat
 import sys
 import termios
@@ -48,6 +50,9 @@ from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
 
 log = Logger(namespace="netboot.http")
+
+TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
+"""Linux's option to hold partial segments back; elsewhere the headers go on their own."""
 
 CHUNK = 256 * 1024
 """Bytes read and written per step; a client holds about this much of our memory."""
@@ -216,9 +221,18 @@ class SendfileBody:
         return hasattr(os, "sendfile") and hasattr(getattr(transport, "socket", None), "fileno")
 
     def start(self) -> None:
+        # Corked (nginx's tcp_nopush), the headers leave in the body's first full
+        # segment instead of a small packet of their own; uncorked once it is all sent.
+        self._cork(True)
         self.request.write(b"")  # the status line and headers, into Twisted's buffer
         self.request.registerProducer(self, True)
         self.resumeProducing()
+
+    def _cork(self, on: bool) -> None:
+        if TCP_CORK is None:
+            return
+        with contextlib.suppress(OSError):  # the connection may be gone already
+            self.transport.socket.setsockopt(socket.IPPROTO_TCP, TCP_CORK, int(on))
 
     def pauseProducing(self) -> None:  # noqa: N802
         self.paused = True
@@ -279,6 +293,7 @@ class SendfileBody:
             self.request.sentLength += sent
         if self.offset >= self.end:
             self._close()
+            self._cork(False)
             self.request.unregisterProducer()
             self.request.finish()
 
