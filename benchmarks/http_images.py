@@ -26,7 +26,8 @@ the set) at the same relative path, `Bench.nbi/NetBoot.dmg`, from the same inode
   config (one worker per core; `--nginx-workers 1` for a one-process peer),
   listening on the namespace address, port 8081;
 * ours, `python -m netboot serve`, one Python process (Twisted reactor), port
-  8080, streaming the body in 256 KiB `os.pread` chunks.
+  8080, sending whole files and single ranges with sendfile (multipart ranges in
+  256 KiB `os.pread` chunks).
 
 1. Throughput: curl downloads the whole file to /dev/null from the client
    namespace, with 1 stream and with 16 concurrent curl processes. MB/s is

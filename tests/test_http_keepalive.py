@@ -15,18 +15,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
-from netboot_lab.netns import VethPair
 from tests.netns import veth_lab
+from tests.test_http_clients import PORT, TIMEOUT
+from tests.test_http_clients import Served as ClientSide
 
-PORT = 8080
-TIMEOUT = 120
 MIB = 1024 * 1024
 
 CLIENT = """
@@ -48,13 +46,15 @@ print(json.dumps(out), flush=True)
 """
 
 
-@dataclass
-class Served:
-    lab: VethPair
-    set_dir: Path
-    daemon: Daemon
+class Served(ClientSide):
+    """test_http_clients's daemon and client side, with a set named Mac."""
+
+    @property
+    def set_dir(self) -> Path:
+        return self.root / "Mac.nbi"
 
     def client(self, steps: list[dict[str, str]]) -> subprocess.Popen[str]:
+        """The session script on one connection, started; it pauses where `steps` say."""
         script = CLIENT.format(server=self.lab.server_ip, port=PORT)
         command = [sys.executable, "-c", script, json.dumps(steps)]
         return subprocess.Popen(
@@ -63,15 +63,6 @@ class Served:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )
-
-    def python(self, script: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", self.lab.client, sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
         )
 
     def pid(self) -> int:
@@ -98,7 +89,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         args = ["--config", str(config), "--root", str(root), "--interface", lab.server_if]
         with Daemon(args, netns=lab.server) as daemon:
             daemon.wait_ready()
-            yield Served(lab, set_dir, daemon)
+            yield Served(lab, root, b"", daemon, tmp)
             assert daemon.stop() == 0
     assert "Traceback" not in "\n".join(daemon.lines)
 
