@@ -29,6 +29,8 @@ TEST_PACKAGES="$TEST_PACKAGES sbsigntool"
 # too; it fetches the kernel, busybox-static, attr and libc6 with apt-get download.
 # Reliability: nftables drops a share of packets where the kernel has no netem.
 TEST_PACKAGES="$TEST_PACKAGES nftables"
+# Benchmarks: wrk reads root images as random ranges on keep-alive connections.
+TEST_PACKAGES="$TEST_PACKAGES wrk"
 
 install_packages() {
     missing=""

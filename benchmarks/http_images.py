@@ -6,6 +6,12 @@ if no `nginx` is on PATH (any host nginx service the package starts is stopped
 and disabled again):
 
     .venv/bin/python benchmarks/http_images.py [--size-mb 256] [--repeat 3]
+        [--case download,memory,ranges] [--connections 8,64] [--nginx-workers auto]
+
+The ranges case needs wrk (`apt-get install wrk`, one of bootstrap.sh's test
+packages); the issue's comparison is against one nginx worker:
+
+    .venv/bin/python benchmarks/http_images.py --case ranges --nginx-workers 1 --repeat 5
 
 What is measured
 ----------------
@@ -20,7 +26,8 @@ the set) at the same relative path, `Bench.nbi/NetBoot.dmg`, from the same inode
   config (one worker per core; `--nginx-workers 1` for a one-process peer),
   listening on the namespace address, port 8081;
 * ours, `python -m netboot serve`, one Python process (Twisted reactor), port
-  8080, streaming the body in 256 KiB `os.pread` chunks.
+  8080, sending whole files and single ranges with sendfile (multipart ranges in
+  256 KiB `os.pread` chunks).
 
 1. Throughput: curl downloads the whole file to /dev/null from the client
    namespace, with 1 stream and with 16 concurrent curl processes. MB/s is
@@ -72,7 +79,9 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,6 +90,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import APM_IMAGE, make_set
@@ -96,6 +106,11 @@ SPARSE_SET_NAME = "Sparse"
 BIG_PATH = f"{SET_NAME}.nbi/NetBoot.dmg"
 SPARSE_PATH = f"{SPARSE_SET_NAME}.nbi/NetBoot.dmg"
 STREAMS = (1, 16)
+T = TypeVar("T")
+CASES = ("download", "memory", "ranges")
+WRK_SCRIPT = Path(__file__).with_name("wrk_ranges.lua")
+RANGE_SEED = 18
+"""The seed of wrk's random offsets: rounds of one run ask for the same sequence."""
 MB = 1_000_000
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -460,6 +475,119 @@ def measure_memory(server: Server, lab: VethPair, args: argparse.Namespace) -> M
 
 
 # --------------------------------------------------------------------------------------
+# Ranges (wrk)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RangeRun:
+    """One wrk run: its totals, as its Lua `done` printed them."""
+
+    requests: int
+    bytes: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    cpu: Cpu
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / self.seconds / MB
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu.total * 1000 / self.requests
+
+
+def median_of(runs: Sequence[RangeRun], value: Callable[[RangeRun], float]) -> float | None:
+    """The median of `value` over `runs`; None when there are none."""
+    return statistics.median(value(run) for run in runs) if runs else None
+
+
+def check_range(server: Server, lab: VethPair, file: Path, offset: int, length: int) -> None:
+    """One range from `server` must be the file's bytes at that offset, with status 206."""
+    url = f"{server.base_url}/{BIG_PATH}"
+    command = ["curl", "--silent", "--show-error", "--fail", "-o", "-", "-w", "\n%{http_code}"]
+    command += ["-r", f"{offset}-{offset + length - 1}", "--max-time", "30", url]
+    done = subprocess.run(
+        ["ip", "netns", "exec", lab.client, *command], capture_output=True, timeout=60, check=False
+    )
+    body, _, status = done.stdout.rpartition(b"\n")
+    with file.open("rb") as stream:
+        stream.seek(offset)
+        want = stream.read(length)
+    if done.returncode != 0 or status != b"206" or body != want:
+        raise RuntimeError(
+            f"{server.name}: range {offset}+{length}: exit {done.returncode}, status "
+            f"{status!r}, {len(body)} bytes, equal {body == want}: {done.stderr[-300:]!r}"
+        )
+
+
+def timed_ranges(
+    server: Server, lab: VethPair, connections: int, args: argparse.Namespace, size: int
+) -> RangeRun:
+    """wrk with `connections` keep-alive connections of random ranges for `--duration` s."""
+    length = int(args.range_kib * 1024)
+    threads = min(2, connections)
+    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{args.duration:g}s"]
+    command += ["--timeout", "10s", "-s", str(WRK_SCRIPT), f"{server.base_url}/{BIG_PATH}"]
+    command += ["--", str(size), str(length), str(RANGE_SEED)]
+    pids = server.worker_pids()
+    cpu_before = cpu_seconds(pids)
+    out = in_client(lab, command, timeout=args.duration + START_TIMEOUT)
+    cpu = cpu_seconds(pids) - cpu_before
+    line = next((x for x in out.splitlines() if x.startswith("{")), None)
+    if line is None:
+        raise RuntimeError(f"{server.name}: wrk printed no totals: {out[-500:]}")
+    totals = json.loads(line)
+    errors = {k: totals[k] for k in ("connect", "read", "write", "status", "timeout") if totals[k]}
+    requests = totals["requests"]
+    average = totals["bytes"] / requests if requests else 0.0
+    if errors or not length <= average <= length + 1024:
+        raise RuntimeError(
+            f"{server.name} {connections} connections: errors {errors}, {requests} requests, "
+            f"{average:.0f} bytes per response (want {length} and headers)"
+        )
+    return RangeRun(
+        requests,
+        totals["bytes"],
+        totals["duration_us"] / 1e6,
+        totals["p50_us"] / 1000,
+        totals["p99_us"] / 1000,
+        cpu,
+    )
+
+
+def measure_ranges(
+    servers: Sequence[Server], lab: VethPair, args: argparse.Namespace, size: int, results: Results
+) -> None:
+    failed: set[str] = set()
+    for round_number in range(1, args.repeat + 1):
+        for connections in args.connections:
+            for server in servers:
+                if server.name in failed:
+                    continue
+                try:
+                    run = timed_ranges(server, lab, connections, args, size)
+                except MEASUREMENT_FAILURES as error:
+                    results.errors.append(f"{server.name} ranges, {connections} conn: {error}")
+                    failed.add(server.name)
+                    continue
+                results.ranges.setdefault((server.name, connections), []).append(run)
+                print(
+                    f"  round {round_number} {server.name} {connections:>3} connections: "
+                    f"{run.per_second:7.0f} req/s {run.mb_per_s:7.1f} MB/s, "
+                    f"p50 {run.p50_ms:.1f} ms p99 {run.p99_ms:.1f} ms, server CPU "
+                    f"{run.cpu.user:.2f}s user + {run.cpu.system:.2f}s sys",
+                    flush=True,
+                )
+
+
+# --------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------
 
@@ -471,6 +599,8 @@ class Results:
     cpu: dict[tuple[str, int], Cpu] = field(default_factory=dict)
     """(server, streams) -> server CPU seconds during that best run."""
     memory: Memory | None = None
+    ranges: dict[tuple[str, int], list[RangeRun]] = field(default_factory=dict)
+    """(server, connections) -> every round's wrk run."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -551,6 +681,7 @@ def run(args: argparse.Namespace) -> Results:
             print(f"writing {args.size_mb:g} MiB of random bytes", flush=True)
             sha256 = prepare_tree(tree, size, int(args.sparse_gb * GIB))
             images, config = tree / "images", tree / "netboot.toml"
+            big = images / BIG_PATH
             with contextlib.ExitStack() as stack:
                 servers: list[Server] = []
                 try:
@@ -567,16 +698,23 @@ def run(args: argparse.Namespace) -> Results:
                 for server in list(servers):
                     try:
                         verify_download(server, lab, tree / "download", sha256)
+                        check_range(server, lab, big, size // 3, min(size, MIB))
                     except MEASUREMENT_FAILURES as error:
-                        results.errors.append(f"{server.name} sha256 check: {error}")
+                        results.errors.append(f"{server.name} content check: {error}")
                         servers.remove(server)
-                print(
-                    f"throughput: {', '.join(s.name for s in servers)}, {args.repeat} round(s)",
-                    flush=True,
-                )
-                measure_speed(servers, lab, args, size, results)
+                names = ", ".join(s.name for s in servers)
+                if "download" in args.case:
+                    print(f"throughput: {names}, {args.repeat} round(s)", flush=True)
+                    measure_speed(servers, lab, args, size, results)
+                if "ranges" in args.case:
+                    print(
+                        f"ranges: {names}, {args.range_kib:g} KiB at random offsets, "
+                        f"{args.duration:g}s per run, {args.repeat} round(s)",
+                        flush=True,
+                    )
+                    measure_ranges(servers, lab, args, size, results)
 
-            if args.clients > 0:
+            if "memory" in args.case and args.clients > 0:
                 print(
                     f"memory: fresh netboot, {args.clients} clients, "
                     f"curl --limit-rate {args.limit_rate} "
@@ -599,6 +737,52 @@ def cell(value: float | None, fmt: str) -> str:
 
 
 def report(results: Results, args: argparse.Namespace) -> None:
+    if "download" in args.case:
+        report_download(results, args)
+    if "ranges" in args.case:
+        report_ranges(results, args)
+    memory = results.memory
+    if memory is not None:
+        timed_out = sum(e == CURL_TIMED_OUT for e in memory.exits)
+        print()
+        print(
+            f"memory: netboot VmRSS {memory.before_kib / 1024:.1f} MiB before, peak "
+            f"{memory.peak_kib / 1024:.1f} MiB with {memory.clients} clients on a "
+            f"{args.sparse_gb:g} GiB sparse file: growth {memory.growth_mib:.1f} MiB "
+            f"({memory.per_client_kib:.0f} KiB per client); they received "
+            f"{memory.received / MIB:.0f} MiB in all, {timed_out} stopped by --max-time"
+        )
+    for error in results.errors:
+        print(f"error: {error}", file=sys.stderr)
+
+
+def report_ranges(results: Results, args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"random {args.range_kib:g} KiB ranges of {args.size_mb:g} MiB on keep-alive "
+        f"connections (wrk, {args.duration:g}s), median of {args.repeat}; nginx "
+        f"worker_processes {args.nginx_workers}"
+    )
+    print(
+        f"{'conns':>5}  {'nginx req/s':>11}  {'netboot req/s':>13}  {'nginx MB/s':>10}  "
+        f"{'netboot MB/s':>12}  {'netboot/nginx':>13}  {'CPU ms/req nginx, ours':>22}"
+    )
+    for connections in args.connections:
+        runs = {name: results.ranges.get((name, connections), []) for name in SERVERS}
+        rate = {name: median_of(runs[name], lambda run: run.per_second) for name in SERVERS}
+        mb = {name: median_of(runs[name], lambda run: run.mb_per_s) for name in SERVERS}
+        cpu = {name: median_of(runs[name], lambda run: run.cpu_ms_per_request) for name in SERVERS}
+        theirs, mine = rate["nginx"], rate["netboot"]
+        ratio = mine / theirs if mine is not None and theirs else None
+        print(
+            f"{connections:>5}  {cell(theirs, '{:.0f}'):>11}  {cell(mine, '{:.0f}'):>13}  "
+            f"{cell(mb['nginx'], '{:.1f}'):>10}  {cell(mb['netboot'], '{:.1f}'):>12}  "
+            f"{cell(ratio, '{:.2f}'):>13}  "
+            f"{cell(cpu['nginx'], '{:.3f}'):>10}, {cell(cpu['netboot'], '{:.3f}'):>10}"
+        )
+
+
+def report_download(results: Results, args: argparse.Namespace) -> None:
     print()
     print(
         f"HTTP download of {args.size_mb:g} MiB with curl to /dev/null, best of {args.repeat}, "
@@ -627,19 +811,15 @@ def report(results: Results, args: argparse.Namespace) -> None:
 
     for streams in STREAMS:
         print(f"{streams:>7}  {per_gib('nginx', streams):>16}  {per_gib('netboot', streams):>16}")
-    memory = results.memory
-    if memory is not None:
-        timed_out = sum(e == CURL_TIMED_OUT for e in memory.exits)
-        print()
-        print(
-            f"memory: netboot VmRSS {memory.before_kib / 1024:.1f} MiB before, peak "
-            f"{memory.peak_kib / 1024:.1f} MiB with {memory.clients} clients on a "
-            f"{args.sparse_gb:g} GiB sparse file: growth {memory.growth_mib:.1f} MiB "
-            f"({memory.per_client_kib:.0f} KiB per client); they received "
-            f"{memory.received / MIB:.0f} MiB in all, {timed_out} stopped by --max-time"
-        )
-    for error in results.errors:
-        print(f"error: {error}", file=sys.stderr)
+
+
+def comma_list(kind: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
+    """An argparse type: "a,b,c" as a tuple of `kind`."""
+
+    def parse(text: str) -> tuple[T, ...]:
+        return tuple(kind(item.strip()) for item in text.split(",") if item.strip())
+
+    return parse
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -657,7 +837,29 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default="auto",
         help="nginx worker_processes: auto (one per core, Debian's default) or a number",
     )
+    parser.add_argument(
+        "--case",
+        type=comma_list(str),
+        default=CASES,
+        help=f"what to measure, comma-separated: {', '.join(CASES)} (default: all)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=comma_list(int),
+        default=(8, 64),
+        help="keep-alive connection counts of the ranges case, comma-separated",
+    )
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--range-kib", type=float, default=1024.0, help="bytes per range, KiB")
     args = parser.parse_args(argv)
+    if unknown := set(args.case) - set(CASES):
+        parser.error(f"--case: unknown {', '.join(sorted(unknown))}; choose from {CASES}")
+    if not all(1 <= c <= 1000 for c in args.connections) or not 0 < args.duration <= 60:
+        parser.error("1 <= --connections <= 1000, 0 < --duration <= 60")
+    if not 0 < args.range_kib * 1024 <= args.size_mb * MIB:
+        parser.error("0 < --range-kib <= --size-mb * 1024")
+    if "ranges" in args.case and shutil.which("wrk") is None:
+        parser.error("--case ranges needs wrk: apt-get install wrk")
     if args.repeat < 1 or not 0 <= args.clients <= 200 or args.size_mb * MIB < len(APM_IMAGE):
         parser.error("--repeat >= 1, 0 <= --clients <= 200, --size-mb >= 0.004")
     if not 0 < args.max_time <= 120:

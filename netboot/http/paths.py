@@ -30,6 +30,9 @@ class Resolved:
     """The real file or directory."""
     name: PurePosixPath
     """The request path relative to the image root, decoded, for logs."""
+    named: Path
+    """The file as the request names it, before symlinks are followed: what must
+    still lead to the same file for a remembered resolution to hold."""
 
 
 def decode_segments(raw_path: bytes) -> list[str] | Refusal:
@@ -76,7 +79,7 @@ class HttpNamespace:
             return Refusal(404, str(refused))
         except OSError as error:  # e.g. a name longer than the file system allows
             return Refusal(404, error.strerror or "unusable name")
-        return Resolved(real, PurePosixPath(*segments))
+        return Resolved(real, PurePosixPath(*segments), base.joinpath(*inside))
 
 
 def resolve_boot_file(directory: Path, raw_path: bytes) -> Resolved | Refusal:
@@ -98,4 +101,4 @@ def resolve_boot_file(directory: Path, raw_path: bytes) -> Resolved | Refusal:
         return Refusal(404, str(refused))
     except OSError as error:
         return Refusal(404, error.strerror or "unusable name")
-    return Resolved(real, PurePosixPath("boot", *segments))
+    return Resolved(real, PurePosixPath("boot", *segments), directory.joinpath(*segments))

@@ -15,9 +15,12 @@ Twisted's own access log is replaced by it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
+import socket
+import stat
 import sys
 import termios
 from collections.abc import Callable
@@ -37,7 +40,7 @@ from zope.interface import implementer
 
 from netboot.config import HttpConfig
 from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
-from netboot.http.paths import HttpNamespace, Refusal, resolve_boot_file
+from netboot.http.paths import HttpNamespace, Refusal, Resolved, resolve_boot_file
 from netboot.http.plan import BodyPart, FileFacts, Inline, Method, ResponsePlan, plan
 from netboot.http.urls import http_base
 from netboot.ipxe.request import script_for
@@ -47,6 +50,9 @@ from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
 
 log = Logger(namespace="netboot.http")
+
+TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
+"""Linux's option to hold partial segments back; elsewhere the headers go on their own."""
 
 CHUNK = 256 * 1024
 """Bytes read and written per step; a client holds about this much of our memory."""
@@ -151,7 +157,8 @@ class _Writable:
     """Tells a SendfileBody when its socket can take more: a dup of the socket's fd.
 
     The transport keeps its own registration for the same socket; ours is a
-    second descriptor, registered only while the kernel's send buffer is full.
+    second descriptor, made and registered only while the kernel's send buffer
+    is full (most ranges go out without one).
     """
 
     def __init__(self, fd: int, ready: Callable[[], None]) -> None:
@@ -175,10 +182,12 @@ class _Writable:
 class SendfileBody:
     """One byte range of a file straight from the page cache to the socket (sendfile).
 
-    Twisted writes the headers through its buffer; only once that buffer is
-    empty do we call sendfile on the socket, until the kernel's send buffer
-    is full; then we wait for the socket to be writable again. The
-    connection's own producer machinery still pauses and stops us.
+    Twisted writes the headers into its buffer; we flush that buffer at once
+    (the transport's own `doWrite`) rather than a reactor turn later, and only
+    once it is empty call sendfile on the socket, until the kernel's send
+    buffer is full; then we wait for the socket to be writable again (so do
+    headers that the kernel could not take whole). The connection's own
+    producer machinery still pauses and stops us.
     """
 
     STEP = 4 * 1024 * 1024
@@ -203,8 +212,8 @@ class SendfileBody:
         self.paused = False
         self.done = False
         self.socket_fd = transport.socket.fileno()
-        self.writable = _Writable(os.dup(self.socket_fd), self._writable)
-        self.waiting = False
+        self.writable: _Writable | None = None
+        """Our registration for the socket's writability, while we wait for it."""
 
     @staticmethod
     def usable(request: Request) -> bool:
@@ -212,9 +221,18 @@ class SendfileBody:
         return hasattr(os, "sendfile") and hasattr(getattr(transport, "socket", None), "fileno")
 
     def start(self) -> None:
+        # Corked (nginx's tcp_nopush), the headers leave in the body's first full
+        # segment instead of a small packet of their own; uncorked once it is all sent.
+        self._cork(True)
         self.request.write(b"")  # the status line and headers, into Twisted's buffer
         self.request.registerProducer(self, True)
         self.resumeProducing()
+
+    def _cork(self, on: bool) -> None:
+        if TCP_CORK is None:
+            return
+        with contextlib.suppress(OSError):  # the connection may be gone already
+            self.transport.socket.setsockopt(socket.IPPROTO_TCP, TCP_CORK, int(on))
 
     def pauseProducing(self) -> None:  # noqa: N802
         self.paused = True
@@ -233,22 +251,27 @@ class SendfileBody:
         self._send()
 
     def _wait(self) -> None:
-        if not self.waiting:
-            self.waiting = True
+        if self.writable is None:
+            self.writable = _Writable(os.dup(self.socket_fd), self._writable)
             self.reactor.addWriter(self.writable)
 
     def _stop_waiting(self) -> None:
-        if self.waiting:
-            self.waiting = False
-            self.reactor.removeWriter(self.writable)
+        writable, self.writable = self.writable, None
+        if writable is not None:
+            self.reactor.removeWriter(writable)
+            os.close(writable.fd)
 
     def _send(self) -> None:
         if self.done or self.paused:
             return
         if self._buffered():
-            # Headers still in Twisted's buffer: let it flush them, then try again.
-            self.reactor.callLater(0, self._send)
-            return
+            # The headers (or a previous response's tail) are in Twisted's buffer. Flush
+            # it now; a lost connection shows in the transport's next doWrite from the
+            # reactor (it stays registered for writing), which then stops us.
+            self.transport.doWrite()
+            if self._buffered():
+                self._wait()
+                return
         while self.offset < self.end and not self.paused:
             try:
                 sent = os.sendfile(
@@ -270,6 +293,7 @@ class SendfileBody:
             self.request.sentLength += sent
         if self.offset >= self.end:
             self._close()
+            self._cork(False)
             self.request.unregisterProducer()
             self.request.finish()
 
@@ -283,8 +307,67 @@ class SendfileBody:
             return
         self.done = True
         self._stop_waiting()
-        os.close(self.writable.fd)
         os.close(self.fd)
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    named: Path
+    name: str
+    identity: tuple[int, int]
+    """(st_dev, st_ino) of the regular file the full resolution found."""
+
+
+class KnownFiles:
+    """Request paths already resolved to a regular file, so a range needs no realpath.
+
+    A Mac reads its root image as thousands of ranges of one path; resolving
+    that path again for each (a `realpath`, an lstat per component, in Python)
+    was a tenth of the daemon's time per range. A remembered path is opened as
+    the request names it and used only while it still leads to the very file
+    the full resolution checked (same device and inode, still a regular file):
+    a file replaced, renamed over or re-linked takes the full resolution again,
+    and so does everything after a catalog change. Only files that resolution
+    let through are remembered, so nothing reaches a client that it would refuse.
+    """
+
+    LIMIT = 4096
+    """Paths remembered at most; past it the memory starts over (clients read a few)."""
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, _Known] = {}
+        self._served: object = None
+
+    def open(self, raw_path: bytes, served: object) -> tuple[int, os.stat_result, str] | None:
+        """(fd, its stat, log name) of a remembered file still named by `raw_path`, or None.
+
+        `served` is what the paths mean (the namespace, the boot files directory):
+        when it changes, everything remembered is forgotten.
+        """
+        if served != self._served:
+            self._known.clear()
+            self._served = served
+            return None
+        known = self._known.get(raw_path)
+        if known is None:
+            return None
+        try:
+            fd = os.open(known.named, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            del self._known[raw_path]
+            return None
+        facts = os.fstat(fd)
+        if (facts.st_dev, facts.st_ino) != known.identity or not stat.S_ISREG(facts.st_mode):
+            os.close(fd)
+            del self._known[raw_path]
+            return None
+        return fd, facts, known.name
+
+    def remember(self, raw_path: bytes, resolved: Resolved, facts: os.stat_result) -> None:
+        if len(self._known) >= self.LIMIT:
+            self._known.clear()
+        identity = (facts.st_dev, facts.st_ino)
+        self._known[raw_path] = _Known(resolved.named, str(resolved.name), identity)
 
 
 class ImageResource(Resource):
@@ -303,6 +386,7 @@ class ImageResource(Resource):
         """The PXE programs directory (`tftp.extra_dir`), served at /boot/ for HTTP boot."""
         self.public_host = ""
         self.clients: ClientTracker | None = None
+        self.known = KnownFiles()
 
     def namespace(self) -> HttpNamespace:
         catalog = self.catalog()
@@ -318,6 +402,14 @@ class ImageResource(Resource):
         raw_path = request.path
         if raw_path == BOOT_SCRIPT_PATH.encode() and self.scripts is not None:
             return self._script(request, self.scripts)
+        known = self.known.open(raw_path, (self.namespace(), self.boot_files))
+        if known is not None:
+            fd, facts, name = known
+            try:
+                return self._serve(request, fd, facts, name)
+            except BaseException:
+                os.close(fd)
+                raise
         if raw_path.startswith(PXE_FILES_PATH.encode()) and self.boot_files is not None:
             resolved = resolve_boot_file(self.boot_files, raw_path[len(PXE_FILES_PATH) - 1 :])
         else:
@@ -333,16 +425,19 @@ class ImageResource(Resource):
         except OSError as error:
             return self._refuse(request, Refusal(404, f"cannot open: {error.strerror}"))
         try:
-            return self._serve(request, fd, str(resolved.name))
+            facts = os.fstat(fd)
+            if stat.S_ISREG(facts.st_mode):
+                self.known.remember(raw_path, resolved, facts)
+            return self._serve(request, fd, facts, str(resolved.name))
         except BaseException:
             os.close(fd)
             raise
 
-    def _serve(self, request: Request, fd: int, name: str) -> Any:
+    def _serve(self, request: Request, fd: int, facts: os.stat_result, name: str) -> Any:
         """Answer with the plan `netboot.http.plan` makes; the open `fd` is ours to close."""
         method: Method = "HEAD" if request.method == b"HEAD" else "GET"
-        facts = FileFacts.from_stat(os.fstat(fd))
-        answer = plan(method, name, _header(request), facts, secrets.token_hex(16))
+        boundary = secrets.token_hex(16)
+        answer = plan(method, name, _header(request), FileFacts.from_stat(facts), boundary)
         self._count(answer)
         request.setResponseCode(answer.status)
         for field, value in answer.headers:

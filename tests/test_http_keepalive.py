@@ -1,0 +1,241 @@
+"""Ranges on keep-alive connections, the way a NetBooting Mac reads its root image.
+
+The daemon serves a single range with sendfile and remembers which file a
+request path resolved to (`KnownFiles`); these tests hold it to what a fresh
+resolution would answer: a file replaced or re-linked during a session is the
+new one, a link that now leaves the set is refused, a slow reader gets every
+byte, and clients that hang up mid-body leave no open descriptors behind.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from tests.netns import veth_lab
+from tests.test_http_clients import PORT, TIMEOUT
+from tests.test_http_clients import Served as ClientSide
+
+MIB = 1024 * 1024
+
+CLIENT = """
+import http.client, json, socket, sys, time
+steps = json.loads(sys.argv[1])
+connection = http.client.HTTPConnection("{server}", {port}, timeout=30)
+out = []
+for step in steps:
+    if step["do"] == "pause":
+        # Tell the test we are between requests; wait for it to change the files.
+        print("paused", flush=True)
+        sys.stdin.readline()
+        continue
+    connection.request("GET", step["path"], headers={{"Range": step["range"]}})
+    response = connection.getresponse()
+    body = response.read()
+    out.append({{"status": response.status, "body": body.hex()}})
+print(json.dumps(out), flush=True)
+"""
+
+
+class Served(ClientSide):
+    """test_http_clients's daemon and client side, with a set named Mac."""
+
+    @property
+    def set_dir(self) -> Path:
+        return self.root / "Mac.nbi"
+
+    def client(self, steps: list[dict[str, str]]) -> subprocess.Popen[str]:
+        """The session script on one connection, started; it pauses where `steps` say."""
+        script = CLIENT.format(server=self.lab.server_ip, port=PORT)
+        command = [sys.executable, "-c", script, json.dumps(steps)]
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.lab.client, *command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def pid(self) -> int:
+        """The daemon's Python process (`ip netns exec` may fork rather than exec)."""
+        pid = self.daemon.process.pid
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "ip":
+            pid = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+        return pid
+
+    def open_fds(self) -> int:
+        return len(list(Path(f"/proc/{self.pid()}/fd").iterdir()))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("keepalive")
+    root = tmp / "images"
+    set_dir = make_set(root, "Mac")
+    with (set_dir / "sparse.img").open("wb") as sparse:
+        sparse.truncate(1024 * MIB)
+    config = tmp / "netboot.toml"
+    config.write_text(f"[http]\nport = {PORT}\nidle_timeout = 30\n")
+    with veth_lab("10.236.2") as lab:
+        args = ["--config", str(config), "--root", str(root), "--interface", lab.server_if]
+        with Daemon(args, netns=lab.server) as daemon:
+            daemon.wait_ready()
+            yield Served(lab, root, b"", daemon, tmp)
+            assert daemon.stop() == 0
+    assert "Traceback" not in "\n".join(daemon.lines)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write a new file and rename it over `path`: a new inode, as an admin's copy makes."""
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_bytes(data)
+    fresh.replace(path)
+
+
+def relink(link: Path, target: str) -> None:
+    """Point the symlink `link` at `target` atomically (a new link renamed over it)."""
+    fresh = link.with_name(link.name + ".new")
+    fresh.symlink_to(target)
+    fresh.replace(link)
+
+
+def run_session(
+    served: Served, steps: list[dict[str, str]], between: list[Callable[[], None]]
+) -> list[dict[str, object]]:
+    """Run the client's steps on one connection; at each pause, call the next of `between`."""
+    client = served.client(steps)
+    assert client.stdin is not None and client.stdout is not None
+    try:
+        for change in between:
+            assert client.stdout.readline().strip() == "paused"
+            change()
+            client.stdin.write("\n")
+            client.stdin.flush()
+        out, err = client.communicate(timeout=TIMEOUT)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 0, err
+    answers: list[dict[str, object]] = json.loads(out)
+    return answers
+
+
+def test_a_file_replaced_during_a_session_is_served_new(served: Served) -> None:
+    # Not NetBoot.dmg itself: the catalog checks that one, and random bytes would
+    # take the set out of service.
+    path = served.set_dir / "Other.dmg"
+    old = random.Random(1).randbytes(3 * MIB)
+    new = random.Random(2).randbytes(2 * MIB + 5)
+    path.write_bytes(old)
+    steps = [
+        {"do": "get", "path": "/Mac.nbi/Other.dmg", "range": "bytes=1048576-2097151"},
+        {"do": "get", "path": "/Mac.nbi/Other.dmg", "range": "bytes=0-99"},
+        {"do": "pause"},
+        {"do": "get", "path": "/Mac.nbi/Other.dmg", "range": "bytes=1048576-2097151"},
+        {"do": "get", "path": "/Mac.nbi/Other.dmg", "range": "bytes=2097152-"},
+    ]
+    answers = run_session(served, steps, [lambda: replace_file(path, new)])
+    assert [a["status"] for a in answers] == [206, 206, 206, 206]
+    bodies = [bytes.fromhex(str(a["body"])) for a in answers]
+    assert bodies[0] == old[MIB : 2 * MIB] and bodies[1] == old[:100]
+    assert bodies[2] == new[MIB : 2 * MIB] and bodies[3] == new[2 * MIB :]
+
+
+def test_a_relinked_name_follows_its_new_target_and_is_refused_once_it_leaves(
+    served: Served, tmp_path: Path
+) -> None:
+    first = random.Random(3).randbytes(MIB)
+    second = random.Random(4).randbytes(MIB)
+    (served.set_dir / "v1.dmg").write_bytes(first)
+    (served.set_dir / "v2.dmg").write_bytes(second)
+    outside = tmp_path / "secret"
+    outside.write_bytes(b"not for clients")
+    link = served.set_dir / "Current.dmg"
+    link.symlink_to("v1.dmg")
+    wanted = {"do": "get", "path": "/Mac.nbi/Current.dmg", "range": "bytes=0-9"}
+    steps = [wanted, wanted, {"do": "pause"}, wanted, {"do": "pause"}, wanted]
+    try:
+        answers = run_session(
+            served, steps, [lambda: relink(link, "v2.dmg"), lambda: relink(link, str(outside))]
+        )
+    finally:
+        link.unlink()
+    statuses = [a["status"] for a in answers]
+    bodies = [bytes.fromhex(str(a["body"])) for a in answers]
+    assert statuses[:3] == [206, 206, 206]
+    assert bodies[:3] == [first[:10], first[:10], second[:10]]
+    assert statuses[3] == 404 and bodies[3] == b"not found\n"
+    served.daemon.wait_for(r"refused /Mac.nbi/Current.dmg to 10\.236\.2\.2: 404")
+
+
+SLOW_READER = """
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("{server}", {port}))
+s.settimeout(30)
+def ask(spec, slow):
+    request = b"GET /Mac.nbi/sparse.img HTTP/1.1\\r\\nHost: x\\r\\nRange: bytes=" + spec
+    s.sendall(request + b"\\r\\n\\r\\n")
+    data = b""
+    while b"\\r\\n\\r\\n" not in data:
+        data += s.recv(4096)
+    head, _, body = data.partition(b"\\r\\n\\r\\n")
+    fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\\r\\n")[1:])
+    length = int(fields[b"content-length"])
+    started = time.monotonic()
+    while len(body) < length:
+        chunk = s.recv(65536 if not slow else 16384)
+        if not chunk:
+            break
+        body += chunk
+        if slow:
+            time.sleep(0.01)
+    return head.split(b"\\r\\n")[0].decode(), len(body), body.count(0), time.monotonic() - started
+print(ask(b"0-7", False))
+print(ask(b"1048576-5242879", True))
+print(ask(b"0-7", False))
+"""
+
+
+def test_a_slow_reader_gets_every_byte_and_keeps_its_connection(served: Served) -> None:
+    done = served.python(SLOW_READER.format(server=served.lab.server_ip, port=PORT))
+    assert done.returncode == 0, done.stderr
+    first, slow, last = done.stdout.splitlines()
+    assert first.startswith("('HTTP/1.1 206") and last.startswith("('HTTP/1.1 206")
+    status, length, zeros, seconds = slow.strip("()").split(", ")
+    assert status == "'HTTP/1.1 206 Partial Content'"
+    assert int(length) == 4 * MIB and int(zeros) == 4 * MIB
+    # 4 MiB at 16 KiB per 10 ms takes over 2 s: the body waited on the reader many times.
+    assert float(seconds) > 1.0
+
+
+HANG_UP = """
+import socket
+for round in range(20):
+    s = socket.create_connection(("{server}", {port}), timeout=30)
+    s.sendall(b"GET /Mac.nbi/sparse.img HTTP/1.1\\r\\nHost: x\\r\\nRange: bytes=0-\\r\\n\\r\\n")
+    s.recv(65536)
+    s.close()
+print("done")
+"""
+
+
+def test_clients_that_hang_up_mid_body_leave_no_open_descriptors(served: Served) -> None:
+    before = served.open_fds()
+    done = served.python(HANG_UP.format(server=served.lab.server_ip, port=PORT))
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
+    deadline = time.monotonic() + 30
+    while served.open_fds() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert served.open_fds() <= before
