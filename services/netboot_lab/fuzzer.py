@@ -73,16 +73,19 @@ from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.client import inform_list, inform_select, read_answer
 from netboot.bsdp.options import VERSION_1_0, BsdpMessage, encode
 from netboot.bsdp.options import decode as bsdp_decode
-from netboot.bsdp.policy import BsdpPolicy, BsdpSettings, Ignore, Reply
+from netboot.bsdp.policy import BsdpPolicy, BsdpSettings
 from netboot.bsdp.vendor_class import is_bsdp
 from netboot.dhcp.boot import BootSettings
 from netboot.dhcp.proxy import Answer, proxy_answer
 from netboot.dhcp.pxe import classify
 from netboot.dhcpwire.options import BOOTREQUEST, MessageType, Option
+from netboot.dhcpwire.outcome_kind import OutcomeKind
 from netboot.dhcpwire.packet import ZERO, DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
 from netboot.http.ranges import Unsatisfiable, parse_ranges
 from netboot.nbi.catalog import Catalog
+from netboot.port67.arrival import Arrival
+from netboot.port67.bsdp import bsdp_outcome
 from netboot.tftp import wire
 
 DHCP_PORT = 67
@@ -677,17 +680,18 @@ class Oracle:
         return packet.ciaddr == ZERO and reply_port in (DHCP_PORT, TFTP_PORT)
 
     def _handlers(self, packet: DhcpPacket, port: int) -> str:
-        """What BsdpHandler, then PxeHandler (proxy mode), decide; replies encoded too."""
-        if is_bsdp(packet.option(Option.VENDOR_CLASS)):
-            if packet.op != BOOTREQUEST:
-                return "ok"
-            decision = self.policy.decide(packet, self.catalog, self.server_ip, 0.0)
-            if isinstance(decision, Ignore):
-                return "bsdp-malformed" if decision.malformed else "ok"
-            assert isinstance(decision, Reply)
-            for reply in decision.packets:
+        """What BsdpHandler, then PxeHandler (proxy mode), decide; replies encoded too.
+
+        The BSDP side is the daemon's own port-67 body (`bsdp_outcome`), so the
+        oracle follows it for every message type it handles (INFORM, and the
+        fast path's DISCOVER) and hands on what it leaves to the PXE handler.
+        """
+        arrival = Arrival((self.client_ip, FUZZ_PORT), self.server_ip, 0, port == BOOT_SERVER_PORT)
+        bsdp = bsdp_outcome(self.policy, packet, arrival, self.catalog, 0.0, True)
+        if bsdp is not None:
+            for reply, _destination in bsdp.replies:
                 build_packet(reply)
-            return "ok"
+            return "bsdp-malformed" if bsdp.kind is OutcomeKind.MALFORMED else "ok"
         if packet.op != BOOTREQUEST:
             return "ok"
         client = classify(packet)
