@@ -9,8 +9,9 @@ multipart body is framed) is decided in `netboot.http`: `netboot.http.plan`
 answers with a `ResponsePlan`, and this module only writes it and streams
 its body parts.
 
-Each response is logged once, when it ends, as a structured access-log line;
-Twisted's own access log is replaced by it.
+Each response is logged when it ends, as a structured access-log line (ranges
+coalesced per connection, `netboot.http.range_log`); Twisted's own access log
+is replaced by it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from urllib.parse import quote
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IPushProducer, IWriteDescriptor
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -42,6 +45,7 @@ from netboot.config import HttpConfig
 from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
 from netboot.http.paths import HttpNamespace, Refusal, Resolved, resolve_boot_file
 from netboot.http.plan import BodyPart, FileFacts, Inline, Method, ResponsePlan, plan
+from netboot.http.range_log import RangeRuns, RangeSummary
 from netboot.http.urls import http_base
 from netboot.ipxe.request import script_for
 from netboot.nbi.catalog import Catalog
@@ -535,6 +539,10 @@ def unsent_bytes(transport: Any) -> int:
     return int.from_bytes(queued, sys.byteorder, signed=True)
 
 
+RangeTarget = tuple[bytes, bytes, bytes | None]
+"""(method, URI, User-Agent) as the request holds them: ranges of one run share all three."""
+
+
 class IdleChannel(HTTPChannel):
     """An HTTP connection that is timed out only when nothing moves either way.
 
@@ -550,6 +558,17 @@ class IdleChannel(HTTPChannel):
 
     _queued_at_last_look = -1
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.range_runs: RangeRuns[RangeTarget] = RangeRuns()
+        """This connection's ranges not yet in the access log."""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
+        super().connectionLost(reason)
+        site = self.factory
+        if isinstance(site, AccessLogSite):
+            site.connection_closed(self)
+
     def timeoutConnection(self) -> None:  # noqa: N802
         queued = unsent_bytes(self.transport)
         if queued > 0 and queued != self._queued_at_last_look:
@@ -560,7 +579,13 @@ class IdleChannel(HTTPChannel):
 
 
 class AccessLogSite(Site):
-    """A Site whose access log is ours: one structured line per response."""
+    """A Site whose access log is ours: a structured line per response, ranges coalesced.
+
+    Whole files, scripts, refusals and other answers get one line each. Range
+    responses (206) are logged as `netboot.http.range_log` says: the first of a
+    path on a connection at once, the rest as summary lines. The client's
+    journey is noted for every response as before.
+    """
 
     # A plain channel, not Twisted's wrapper that can switch to HTTP/2: that
     # needs TLS with ALPN, which this server does not speak.
@@ -571,15 +596,41 @@ class AccessLogSite(Site):
         peer = request.getClientAddress()
         host = getattr(peer, "host", str(peer))
         mac = self.clients.mac_of(host) if self.clients is not None else None
+        clock: Any = self.reactor
+        now: float = clock.seconds()
         if self.clients is not None and request.code in (200, 206):
-            clock: Any = self.reactor
             self.clients.note(
                 host,
                 "http",
-                clock.seconds(),
+                now,
                 "HTTP " + request.path.decode("ascii", "replace")[:200],
                 mac,
             )
+        runs: RangeRuns[RangeTarget] | None = getattr(request.channel, "range_runs", None)
+        if runs is None:  # a channel that is not ours: every response on its own
+            self._line(request, host, mac)
+            return
+        if request.code != 206:
+            self._summary(runs.end(), host, mac)
+            self._line(request, host, mac)
+            return
+        target = (request.method, request.uri, request.getHeader(b"user-agent"))
+        header = request.getHeader(b"range") or b""
+        logging = runs.range_sent(target, now, request.sentLength, header)
+        self._summary(logging.summary, host, mac)
+        if logging.own_line:
+            self._line(request, host, mac)
+
+    def connection_closed(self, channel: IdleChannel) -> None:
+        """The summary of the ranges a closed connection read since its last line."""
+        summary = channel.range_runs.end()
+        if summary is not None:
+            peer = channel.getPeer()
+            host = getattr(peer, "host", str(peer))
+            mac = self.clients.mac_of(host) if self.clients is not None else None
+            self._summary(summary, host, mac)
+
+    def _line(self, request: Any, host: str, mac: str | None) -> None:
         log.info(
             '{client}{who} "{method} {path}" {status} {bytes} "{agent}"',
             client=host,
@@ -591,6 +642,28 @@ class AccessLogSite(Site):
             bytes=request.sentLength,
             agent=(request.getHeader(b"user-agent") or b"-").decode("latin-1")[:200],
             range=(request.getHeader(b"range") or b"").decode("latin-1")[:200],
+        )
+
+    def _summary(
+        self, summary: RangeSummary[RangeTarget] | None, host: str, mac: str | None
+    ) -> None:
+        if summary is None:
+            return
+        method, uri, agent = summary.target
+        log.info(
+            '{client}{who} "{method} {path}" {status} {bytes} "{agent}"'
+            " ({ranges} ranges over {seconds} s)",
+            client=host,
+            who=f" [{mac}]" if mac else "",
+            mac=mac,
+            method=method.decode("ascii", "replace"),
+            path=uri.decode("ascii", "replace")[:300],
+            status=206,
+            bytes=summary.sent,
+            agent=(agent or b"-").decode("latin-1")[:200],
+            range=summary.last_range.decode("latin-1")[:200],
+            ranges=summary.ranges,
+            seconds=summary.seconds,
         )
 
 
