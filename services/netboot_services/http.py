@@ -55,8 +55,8 @@ from netboot_services.counters import Counters
 
 log = Logger(namespace="netboot.http")
 
-TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
-"""Linux's option to hold partial segments back; elsewhere the headers go on their own."""
+MSG_MORE: int = getattr(socket, "MSG_MORE", 0)
+"""Linux's flag to hold a send's partial segment for the data after it; elsewhere 0."""
 
 CHUNK = 256 * 1024
 """Bytes read and written per step; a client holds about this much of our memory."""
@@ -186,12 +186,14 @@ class _Writable:
 class SendfileBody:
     """One byte range of a file straight from the page cache to the socket (sendfile).
 
-    Twisted writes the headers into its buffer; we flush that buffer at once
-    (the transport's own `doWrite`) rather than a reactor turn later, and only
-    once it is empty call sendfile on the socket, until the kernel's send
-    buffer is full; then we wait for the socket to be writable again (so do
-    headers that the kernel could not take whole). The connection's own
-    producer machinery still pauses and stops us.
+    The status line and headers go to the socket at once with MSG_MORE (see
+    `IdleChannel.write_headers_before_more`), so they leave in the body's first
+    full segment, as nginx's `tcp_nopush` has it, without a cork to set and
+    clear or a trip through Twisted's buffer. Whatever the kernel did not take
+    stays in that buffer, which is flushed before sendfile runs; sendfile runs
+    until the kernel's send buffer is full, then we wait for the socket to be
+    writable again. The connection's own producer machinery still pauses and
+    stops us.
     """
 
     STEP = 4 * 1024 * 1024
@@ -225,18 +227,13 @@ class SendfileBody:
         return hasattr(os, "sendfile") and hasattr(getattr(transport, "socket", None), "fileno")
 
     def start(self) -> None:
-        # Corked (nginx's tcp_nopush), the headers leave in the body's first full
-        # segment instead of a small packet of their own; uncorked once it is all sent.
-        self._cork(True)
-        self.request.write(b"")  # the status line and headers, into Twisted's buffer
+        channel = self.request.channel
+        if isinstance(channel, IdleChannel):
+            channel.write_headers_before_more(self.request)
+        else:
+            self.request.write(b"")  # the status line and headers, into Twisted's buffer
         self.request.registerProducer(self, True)
         self.resumeProducing()
-
-    def _cork(self, on: bool) -> None:
-        if TCP_CORK is None:
-            return
-        with contextlib.suppress(OSError):  # the connection may be gone already
-            self.transport.socket.setsockopt(socket.IPPROTO_TCP, TCP_CORK, int(on))
 
     def pauseProducing(self) -> None:  # noqa: N802
         self.paused = True
@@ -297,7 +294,6 @@ class SendfileBody:
             self.request.sentLength += sent
         if self.offset >= self.end:
             self._close()
-            self._cork(False)
             self.request.unregisterProducer()
             self.request.finish()
 
@@ -562,6 +558,39 @@ class IdleChannel(HTTPChannel):
         super().__init__()
         self.range_runs: RangeRuns[RangeTarget] = RangeRuns()
         """This connection's ranges not yet in the access log."""
+
+    _headers_before_more = False
+
+    def write_headers_before_more(self, request: Request) -> None:
+        """Write `request`'s status line and headers to the socket now, flagged MSG_MORE.
+
+        For a body that follows at once by sendfile: the kernel holds the headers'
+        partial segment for it. What the socket does not take (or everything, when
+        earlier bytes still wait in Twisted's buffer) goes to that buffer as usual.
+        """
+        self._headers_before_more = True
+        try:
+            request.write(b"")
+        finally:
+            self._headers_before_more = False
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:  # noqa: N802
+        if not self._headers_before_more:
+            super().writeHeaders(version, code, reason, headers)
+            return
+        lines = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                lines += (name, b": ", value, b"\r\n")
+        lines.append(b"\r\n")
+        data = b"".join(lines)
+        transport: Any = self.transport
+        sent = 0
+        if not transport.dataBuffer and not transport._tempDataLen:
+            with contextlib.suppress(OSError):  # full, or gone: the transport finds out
+                sent = transport.socket.send(data, MSG_MORE)
+        if sent < len(data):
+            transport.write(data[sent:])
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
         super().connectionLost(reason)
