@@ -17,7 +17,7 @@ and writes the lines this says to write.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 SUMMARY_PERIOD = 10.0
 """Seconds of continued reading one summary line covers at most."""
@@ -47,6 +47,10 @@ class RangeLogging(Generic[Target]):
 
     summary: RangeSummary[Target] | None
     own_line: bool
+
+
+_HELD: RangeLogging[Any] = RangeLogging(None, own_line=False)
+"""The answer for most ranges, made once."""
 
 
 @dataclass(slots=True)
@@ -88,7 +92,7 @@ class RangeRuns(Generic[Target]):
         run.last_range = range_header
         run.last_at = now
         if now - run.since < self._period:
-            return RangeLogging(None, own_line=False)
+            return _HELD
         self._run = _Run(target, now)
         return RangeLogging(run.summary(), own_line=False)
 

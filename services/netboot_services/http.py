@@ -192,8 +192,9 @@ class SendfileBody:
     clear or a trip through Twisted's buffer. Whatever the kernel did not take
     stays in that buffer, which is flushed before sendfile runs; sendfile runs
     until the kernel's send buffer is full, then we wait for the socket to be
-    writable again. The connection's own producer machinery still pauses and
-    stops us.
+    writable again. Most 1 MiB ranges go whole in the first sendfile; only one
+    that has to wait registers as the request's producer, so the connection's
+    own machinery can pause and stop it.
     """
 
     STEP = 4 * 1024 * 1024
@@ -220,6 +221,9 @@ class SendfileBody:
         self.socket_fd = transport.socket.fileno()
         self.writable: _Writable | None = None
         """Our registration for the socket's writability, while we wait for it."""
+        self.registered = False
+        """Registered as the request's producer: only once a range did not go at once
+        (most go whole in one sendfile, and need neither registration nor its undoing)."""
 
     @staticmethod
     def usable(request: Request) -> bool:
@@ -232,8 +236,10 @@ class SendfileBody:
             channel.write_headers_before_more(self.request)
         else:
             self.request.write(b"")  # the status line and headers, into Twisted's buffer
-        self.request.registerProducer(self, True)
-        self.resumeProducing()
+        self._send()
+        if not self.done:  # the rest waits for the socket: paused and stopped as a producer
+            self.request.registerProducer(self, True)
+            self.registered = True
 
     def pauseProducing(self) -> None:  # noqa: N802
         self.paused = True
@@ -294,7 +300,8 @@ class SendfileBody:
             self.request.sentLength += sent
         if self.offset >= self.end:
             self._close()
-            self.request.unregisterProducer()
+            if self.registered:
+                self.request.unregisterProducer()
             self.request.finish()
 
     def stopProducing(self) -> None:  # noqa: N802
@@ -312,7 +319,7 @@ class SendfileBody:
 
 @dataclass(frozen=True, slots=True)
 class _Known:
-    named: Path
+    named: str
     name: str
     identity: tuple[int, int]
     """(st_dev, st_ino) of the regular file the full resolution found."""
@@ -367,7 +374,7 @@ class KnownFiles:
         if len(self._known) >= self.LIMIT:
             self._known.clear()
         identity = (facts.st_dev, facts.st_ino)
-        self._known[raw_path] = _Known(resolved.named, str(resolved.name), identity)
+        self._known[raw_path] = _Known(str(resolved.named), str(resolved.name), identity)
 
 
 class ImageResource(Resource):
@@ -468,8 +475,7 @@ class ImageResource(Resource):
             host = self.public_host or local.host
             base = http_base(host, local.port)
         choice = script_for(self.catalog(), request.args, base, BOOT_SCRIPT_PATH, settings)
-        peer = request.getClientAddress()
-        address = getattr(peer, "host", str(peer))
+        address = _host_of(request.getClientAddress())
         if self.clients is not None:
             clock: Any = self.reactor
             image = choice.image.name if choice.image is not None else None
@@ -494,7 +500,7 @@ class ImageResource(Resource):
         log.warn(
             "refused {path} to {client}: {status} {reason}",
             path=request.path.decode("ascii", "replace")[:200],
-            client=getattr(peer, "host", str(peer)),
+            client=_host_of(peer),
             status=refusal.status,
             reason=refusal.reason,
         )
@@ -521,6 +527,12 @@ def _header(request: Request) -> Callable[[str], str | None]:
         return value.decode("latin-1") if isinstance(value, bytes) else value
 
     return get
+
+
+def _host_of(peer: Any) -> str:
+    """The client's IP address as the log names it (another kind of address: as text)."""
+    host = getattr(peer, "host", None)
+    return host if isinstance(host, str) else str(peer)
 
 
 def unsent_bytes(transport: Any) -> int:
@@ -560,6 +572,20 @@ class IdleChannel(HTTPChannel):
         """This connection's ranges not yet in the access log."""
 
     _headers_before_more = False
+    _host: Any = None
+    _peer: Any = None
+
+    def getHost(self) -> Any:  # noqa: N802
+        """The local address, asked of the kernel once: Twisted asks for every request."""
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
+    def getPeer(self) -> Any:  # noqa: N802
+        """The client's address, made once per connection rather than once per request."""
+        if self._peer is None:
+            self._peer = super().getPeer()
+        return self._peer
 
     def write_headers_before_more(self, request: Request) -> None:
         """Write `request`'s status line and headers to the socket now, flagged MSG_MORE.
@@ -622,8 +648,7 @@ class AccessLogSite(Site):
     clients: ClientTracker | None = None
 
     def log(self, request: Any) -> None:
-        peer = request.getClientAddress()
-        host = getattr(peer, "host", str(peer))
+        host = _host_of(request.getClientAddress())
         mac = self.clients.mac_of(host) if self.clients is not None else None
         clock: Any = self.reactor
         now: float = clock.seconds()
@@ -654,8 +679,7 @@ class AccessLogSite(Site):
         """The summary of the ranges a closed connection read since its last line."""
         summary = channel.range_runs.end()
         if summary is not None:
-            peer = channel.getPeer()
-            host = getattr(peer, "host", str(peer))
+            host = _host_of(channel.getPeer())
             mac = self.clients.mac_of(host) if self.clients is not None else None
             self._summary(summary, host, mac)
 
