@@ -9,6 +9,7 @@ byte, and clients that hang up mid-body leave no open descriptors behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -280,3 +281,51 @@ def test_ranges_are_logged_first_then_summarised_and_the_lab_still_counts_every_
     progress.feed_lines(daemon.lines)
     assert "kernel" in progress.stages
     assert progress.http_bytes == 4 * MIB + 300
+
+
+EAGER = """
+import hashlib, json, socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("{server}", {port}))
+s.settimeout(30)
+def ask(spec):
+    return b"GET /Mac.nbi/Eager.dmg HTTP/1.1\\r\\nHost: x\\r\\nRange: bytes=%s\\r\\n\\r\\n" % spec
+data = b""
+def answer():
+    global data
+    while b"\\r\\n\\r\\n" not in data:
+        data += s.recv(65536)
+    head, _, data = data.partition(b"\\r\\n\\r\\n")
+    fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\\r\\n")[1:])
+    length = int(fields[b"content-length"])
+    while len(data) < length:
+        data += s.recv(65536)
+    body, data = data[:length], data[length:]
+    return [head.split(b" ")[1].decode(), fields[b"content-range"].decode(),
+            hashlib.sha256(body).hexdigest()]
+s.sendall(ask(b"0-9"))  # the first one makes the file known
+out = [answer()]
+s.sendall(ask(b"0-4194303"))
+time.sleep(0.3)  # the 4 MiB is still going out when the next ones arrive
+s.sendall(ask(b"10-19"))
+time.sleep(0.1)
+s.sendall(ask(b"0-9") + ask(b"20-29"))  # and two in one write
+out += [answer() for _ in range(4)]
+print(json.dumps(out))
+"""
+
+
+def test_requests_sent_while_a_range_goes_out_are_answered_after_it_in_order(
+    served: Served,
+) -> None:
+    body = random.Random(7).randbytes(4 * MIB + 100)
+    (served.set_dir / "Eager.dmg").write_bytes(body)
+    done = served.python(EAGER.format(server=served.lab.server_ip, port=PORT))
+    assert done.returncode == 0, done.stderr
+    size = len(body)
+    expected = [
+        ["206", f"bytes {a}-{b}/{size}", hashlib.sha256(body[a : b + 1]).hexdigest()]
+        for a, b in ((0, 9), (0, 4 * MIB - 1), (10, 19), (0, 9), (20, 29))
+    ]
+    assert json.loads(done.stdout) == expected

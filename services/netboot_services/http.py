@@ -24,6 +24,7 @@ import socket
 import stat
 import sys
 import termios
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
@@ -36,7 +37,8 @@ from twisted.internet.interfaces import IPushProducer, IWriteDescriptor
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel
+from twisted.web import server
+from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
@@ -201,13 +203,14 @@ class SendfileBody:
 
     def __init__(
         self,
-        request: Request,
+        request: Any,
         fd: int,
         offset: int,
         length: int,
         counters: HttpCounters,
         reactor: Any,
     ) -> None:
+        """`request`: twisted.web's `Request`, or a `QuickRange` (its headers already sent)."""
         transport: Any = request.transport
         self.request = request
         self.transport = transport
@@ -226,7 +229,7 @@ class SendfileBody:
         (most go whole in one sendfile, and need neither registration nor its undoing)."""
 
     @staticmethod
-    def usable(request: Request) -> bool:
+    def usable(request: Request | QuickRange) -> bool:
         transport = request.transport
         return hasattr(os, "sendfile") and hasattr(getattr(transport, "socket", None), "fileno")
 
@@ -236,6 +239,10 @@ class SendfileBody:
             channel.write_headers_before_more(self.request)
         else:
             self.request.write(b"")  # the status line and headers, into Twisted's buffer
+        self.go()
+
+    def go(self) -> None:
+        """Send the body, the headers already written; what must wait, waits as a producer."""
         self._send()
         if not self.done:  # the rest waits for the socket: paused and stopped as a producer
             self.request.registerProducer(self, True)
@@ -460,6 +467,50 @@ class ImageResource(Resource):
             FileBody(request, fd, answer.body, self.counters).start()
         return NOT_DONE_YET
 
+    def quick_range(self, request: QuickRange) -> bool:
+        """Answer `request` if it is a 206 of a known file by sendfile; False: not mine.
+
+        The same decisions as `render_GET` (the file as `KnownFiles` vouches for
+        it, the plan), with the status line and headers written here as Twisted
+        would write them.
+        """
+        known = self.known.open(request.path, (self.namespace(), self.boot_files))
+        if known is None:
+            return False
+        fd, facts, name = known
+        try:
+            header = _quick_header(request.headers)
+            # One range (no comma, QuickRange.parse saw to it): the boundary goes unused.
+            answer = plan("GET", name, header, FileFacts.from_stat(facts), "-")
+            span = answer.sole_span
+            if answer.status != 206 or span is None or not SendfileBody.usable(request):
+                os.close(fd)
+                return False
+            self.counters.requests += 1
+            self._count(answer)
+            lines = [b"HTTP/1.1 206 Partial Content\r\nServer: ", server.version, b"\r\nDate: "]
+            lines.append(self._date())
+            lines.append(b"\r\n")
+            for field, value in answer.headers:
+                lines.append(f"{field}: {value}\r\n".encode("latin-1"))
+            lines.append(b"\r\n")
+            request.channel.send_head(b"".join(lines))
+            body = SendfileBody(request, fd, span.offset, span.length, self.counters, self.reactor)
+        except BaseException:
+            os.close(fd)
+            raise
+        body.go()
+        return True
+
+    _date_cache: tuple[int, bytes] = (0, b"")
+
+    def _date(self) -> bytes:
+        """The Date header's value, formatted once a second rather than once a range."""
+        now = int(time.time())
+        if self._date_cache[0] != now:
+            self._date_cache = (now, datetimeToString(now))
+        return self._date_cache[1]
+
     def _count(self, answer: ResponsePlan) -> None:
         if answer.status == 304:
             self.counters.not_modified += 1
@@ -519,6 +570,14 @@ class ImageResource(Resource):
         return f"<!doctype html><ul>{items}</ul>\n".encode()
 
 
+def _quick_header(fields: dict[bytes, bytes]) -> Callable[[str], str | None]:
+    def get(name: str) -> str | None:
+        value = fields.get(name.lower().encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+    return get
+
+
 def _header(request: Request) -> Callable[[str], str | None]:
     def get(name: str) -> str | None:
         # A bytes name gets the raw bytes: with a str name Twisted decodes the value as
@@ -549,6 +608,77 @@ def unsent_bytes(transport: Any) -> int:
 
 RangeTarget = tuple[bytes, bytes, bytes | None]
 """(method, URI, User-Agent) as the request holds them: ranges of one run share all three."""
+
+
+class QuickRange:
+    """A GET of one byte range, parsed by `IdleChannel` itself: a Request as far as
+    `SendfileBody` and the access log need one.
+
+    Only the plainest form qualifies: the whole request in one read, HTTP/1.1
+    keep-alive, no body, no query, one `Range` without a comma, no field
+    twice, nothing Twisted would answer with 400. Everything else takes
+    twisted.web's path, and so does a request whose answer would not be a
+    206 of a file `KnownFiles` already knows.
+    """
+
+    __slots__ = ("channel", "code", "headers", "method", "path", "sentLength", "transport", "uri")
+
+    LIMIT = 16 * 1024
+    """Bytes of request head at most, Twisted's line limit."""
+
+    def __init__(self, channel: IdleChannel, target: bytes, headers: dict[bytes, bytes]) -> None:
+        self.channel = channel
+        self.transport: Any = channel.transport
+        self.method = b"GET"
+        self.uri = self.path = target
+        self.headers = headers
+        """Field names lower-cased."""
+        self.code = 206
+        self.sentLength = 0
+
+    @classmethod
+    def parse(cls, channel: IdleChannel, data: bytes) -> QuickRange | None:
+        if len(data) > cls.LIMIT or data.find(b"\r\n\r\n") != len(data) - 4:
+            return None
+        first, *lines = data[:-4].split(b"\r\n")
+        parts = first.split(b" ")
+        if len(parts) != 3 or parts[0] != b"GET" or parts[2] != b"HTTP/1.1" or b"\n" in first:
+            return None
+        target = parts[1]
+        if not target.startswith(b"/") or b"?" in target or b"#" in target:
+            return None
+        headers: dict[bytes, bytes] = {}
+        for line in lines:
+            if b"\r" in line or b"\n" in line:
+                return None
+            name, colon, value = line.partition(b":")
+            key = name.lower()
+            if not colon or not name or name.strip() != name or b" " in name or key in headers:
+                return None
+            headers[key] = value.strip(b" \t")
+        wanted = headers.get(b"range")
+        if wanted is None or b"," in wanted:
+            return None
+        if b"content-length" in headers or b"transfer-encoding" in headers or b"expect" in headers:
+            return None
+        if headers.get(b"connection", b"keep-alive").lower() != b"keep-alive":
+            return None
+        return cls(channel, target, headers)
+
+    def getHeader(self, name: bytes) -> bytes | None:  # noqa: N802 - as a Request
+        return self.headers.get(name.lower())
+
+    def getClientAddress(self) -> Any:  # noqa: N802
+        return self.channel.getPeer()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
+        self.channel.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:  # noqa: N802
+        self.channel.unregisterProducer()
+
+    def finish(self) -> None:
+        self.channel.quick_range_done(self)
 
 
 class IdleChannel(HTTPChannel):
@@ -609,7 +739,10 @@ class IdleChannel(HTTPChannel):
             for value in values:
                 lines += (name, b": ", value, b"\r\n")
         lines.append(b"\r\n")
-        data = b"".join(lines)
+        self.send_head(b"".join(lines))
+
+    def send_head(self, data: bytes) -> None:
+        """A response's status line and headers to the socket at once, flagged MSG_MORE."""
         transport: Any = self.transport
         sent = 0
         if not transport.dataBuffer and not transport._tempDataLen:
@@ -617,6 +750,48 @@ class IdleChannel(HTTPChannel):
                 sent = transport.socket.send(data, MSG_MORE)
         if sent < len(data):
             transport.write(data[sent:])
+
+    _range_going: bool = False
+    _held: bytes = b""
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        """A plain range of a known file is answered at once (`ImageResource.quick_range`),
+        without twisted.web's request machinery: Twisted's line and header parsing,
+        `Request` and its finish were half our Python time per range. Anything
+        else, or any request arriving while Twisted is mid-request, is Twisted's."""
+        if self._range_going:  # the client sent on before its range went out: later
+            self._held += data
+            transport: Any = self.transport
+            transport.pauseProducing()
+            return
+        site = self.factory
+        if (
+            not self.requests
+            and not self._buffer
+            and self.line_mode
+            and isinstance(site, AccessLogSite)
+            and site.quick_range is not None
+        ):
+            request = QuickRange.parse(self, data)
+            if request is not None:
+                self.resetTimeout()
+                self._range_going = True
+                if site.quick_range(request):
+                    return
+                self._range_going = False
+        super().dataReceived(data)
+
+    def quick_range_done(self, request: QuickRange) -> None:
+        """The quick range went out: log it, then read on (and what the client sent meanwhile)."""
+        self._range_going = False
+        site = self.factory
+        if isinstance(site, AccessLogSite):
+            site.log(request)
+        held, self._held = self._held, b""
+        if held:
+            transport: Any = self.transport
+            transport.resumeProducing()
+            self.dataReceived(held)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
         super().connectionLost(reason)
@@ -646,6 +821,8 @@ class AccessLogSite(Site):
     # needs TLS with ALPN, which this server does not speak.
     protocol = IdleChannel  # type: ignore[assignment]
     clients: ClientTracker | None = None
+    quick_range: Callable[[QuickRange], bool] | None = None
+    """Answers a plain range without twisted.web's Request (`ImageResource.quick_range`)."""
 
     def log(self, request: Any) -> None:
         host = _host_of(request.getClientAddress())
@@ -733,6 +910,7 @@ class HttpService(Service):
         self.bind_addresses = bind_addresses
         self.resource = ImageResource(catalog, config, reactor)
         self.site = AccessLogSite(self.resource, timeout=config.idle_timeout, reactor=reactor)
+        self.site.quick_range = self.resource.quick_range
         self.site.displayTracebacks = False
         self.site.noisy = False
         self.ports: list[Any] = []
