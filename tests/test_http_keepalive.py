@@ -9,8 +9,10 @@ byte, and clients that hang up mid-body leave no open descriptors behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from netboot.lab.stages import Progress
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
 from tests.netns import veth_lab
@@ -239,3 +242,90 @@ def test_clients_that_hang_up_mid_body_leave_no_open_descriptors(served: Served)
     while served.open_fds() > before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert served.open_fds() <= before
+
+
+def test_ranges_are_logged_first_then_summarised_and_the_lab_still_counts_every_byte(
+    tmp_path: Path,
+) -> None:
+    """One line for a path's first range, one summary when the path changes or the
+    connection closes; the lab's reading of the JSON log sees the fetch and every byte."""
+    root = tmp_path / "images"
+    set_dir = make_set(root, "Mac")
+    (set_dir / "Root.dmg").write_bytes(random.Random(5).randbytes(4 * MIB))
+    (set_dir / "Other.dmg").write_bytes(random.Random(6).randbytes(2 * MIB))
+    config = tmp_path / "netboot.toml"
+    config.write_text(f"[http]\nport = {PORT}\nidle_timeout = 30\n")
+    root_ranges = [f"bytes={n * MIB}-{(n + 1) * MIB - 1}" for n in (0, 3, 1, 2)]
+    steps = [{"do": "get", "path": "/Mac.nbi/Root.dmg", "range": r} for r in root_ranges]
+    steps += [{"do": "get", "path": "/Mac.nbi/Other.dmg", "range": "bytes=0-99"}] * 3
+    with veth_lab("10.236.3") as lab:
+        args = ["--config", str(config), "--root", str(root), "--interface", lab.server_if]
+        with Daemon([*args, "--log-format", "json"], netns=lab.server) as daemon:
+            daemon.wait_ready()
+            answers = run_session(Served(lab, root, b"", daemon, tmp_path), steps, [])
+            assert [a["status"] for a in answers] == [206] * 7
+            daemon.wait_for(r'"path": "/Mac.nbi/Other.dmg".*"ranges": 2')  # at the close
+            assert daemon.stop() == 0
+    records = [json.loads(line) for line in daemon.lines if line.startswith("{")]
+    access = [r for r in records if r["system"] == "netboot.http" and "status" in r]
+    assert [(r["path"], r["bytes"], r.get("ranges")) for r in access] == [
+        ("/Mac.nbi/Root.dmg", MIB, None),
+        ("/Mac.nbi/Root.dmg", 3 * MIB, 3),  # when the path changed
+        ("/Mac.nbi/Other.dmg", 100, None),
+        ("/Mac.nbi/Other.dmg", 200, 2),  # when the connection closed
+    ]
+    assert access[1]["range"] == "bytes=2097152-3145727" and access[1]["status"] == 206
+    assert re.search(r'"GET /Mac.nbi/Root.dmg" 206 3145728 "-" \(3 ranges over [0-9.]+ s\)$',
+                     access[1]["message"])  # fmt: skip
+    progress = Progress("-", 0.0, "/Mac.nbi/Root.dmg", address=lab.client_ip)
+    progress.feed_lines(daemon.lines)
+    assert "kernel" in progress.stages
+    assert progress.http_bytes == 4 * MIB + 300
+
+
+EAGER = """
+import hashlib, json, socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("{server}", {port}))
+s.settimeout(30)
+def ask(spec):
+    return b"GET /Mac.nbi/Eager.dmg HTTP/1.1\\r\\nHost: x\\r\\nRange: bytes=%s\\r\\n\\r\\n" % spec
+data = b""
+def answer():
+    global data
+    while b"\\r\\n\\r\\n" not in data:
+        data += s.recv(65536)
+    head, _, data = data.partition(b"\\r\\n\\r\\n")
+    fields = dict(line.lower().split(b": ", 1) for line in head.split(b"\\r\\n")[1:])
+    length = int(fields[b"content-length"])
+    while len(data) < length:
+        data += s.recv(65536)
+    body, data = data[:length], data[length:]
+    return [head.split(b" ")[1].decode(), fields[b"content-range"].decode(),
+            hashlib.sha256(body).hexdigest()]
+s.sendall(ask(b"0-9"))  # the first one makes the file known
+out = [answer()]
+s.sendall(ask(b"0-4194303"))
+time.sleep(0.3)  # the 4 MiB is still going out when the next ones arrive
+s.sendall(ask(b"10-19"))
+time.sleep(0.1)
+s.sendall(ask(b"0-9") + ask(b"20-29"))  # and two in one write
+out += [answer() for _ in range(4)]
+print(json.dumps(out))
+"""
+
+
+def test_requests_sent_while_a_range_goes_out_are_answered_after_it_in_order(
+    served: Served,
+) -> None:
+    body = random.Random(7).randbytes(4 * MIB + 100)
+    (served.set_dir / "Eager.dmg").write_bytes(body)
+    done = served.python(EAGER.format(server=served.lab.server_ip, port=PORT))
+    assert done.returncode == 0, done.stderr
+    size = len(body)
+    expected = [
+        ["206", f"bytes {a}-{b}/{size}", hashlib.sha256(body[a : b + 1]).hexdigest()]
+        for a, b in ((0, 9), (0, 4 * MIB - 1), (10, 19), (0, 9), (20, 29))
+    ]
+    assert json.loads(done.stdout) == expected

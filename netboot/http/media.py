@@ -9,6 +9,7 @@ is what `mimetypes` guesses, or `application/octet-stream`.
 from __future__ import annotations
 
 import mimetypes
+from functools import lru_cache
 from pathlib import PurePosixPath
 
 MIME_TYPES = {
@@ -19,7 +20,12 @@ MIME_TYPES = {
 
 
 def content_type(name: str | PurePosixPath) -> str:
-    text = str(name)
+    return _content_type(str(name))
+
+
+@lru_cache(maxsize=1024)
+def _content_type(text: str) -> str:
+    """Remembered per name: every range of a root image asks again."""
     suffix = PurePosixPath(text).suffix.lower()
     guessed = MIME_TYPES.get(suffix) or mimetypes.guess_type(text)[0]
     return guessed or "application/octet-stream"

@@ -9,8 +9,9 @@ multipart body is framed) is decided in `netboot.http`: `netboot.http.plan`
 answers with a `ResponsePlan`, and this module only writes it and streams
 its body parts.
 
-Each response is logged once, when it ends, as a structured access-log line;
-Twisted's own access log is replaced by it.
+Each response is logged when it ends, as a structured access-log line (ranges
+coalesced per connection, `netboot.http.range_log`); Twisted's own access log
+is replaced by it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import socket
 import stat
 import sys
 import termios
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
@@ -32,8 +34,11 @@ from urllib.parse import quote
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IPushProducer, IWriteDescriptor
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
-from twisted.web.http import HTTPChannel
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.http import HTTPChannel, datetimeToString
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
@@ -42,6 +47,7 @@ from netboot.config import HttpConfig
 from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
 from netboot.http.paths import HttpNamespace, Refusal, Resolved, resolve_boot_file
 from netboot.http.plan import BodyPart, FileFacts, Inline, Method, ResponsePlan, plan
+from netboot.http.range_log import RangeRuns, RangeSummary
 from netboot.http.urls import http_base
 from netboot.ipxe.request import script_for
 from netboot.nbi.catalog import Catalog
@@ -51,8 +57,8 @@ from netboot_services.counters import Counters
 
 log = Logger(namespace="netboot.http")
 
-TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
-"""Linux's option to hold partial segments back; elsewhere the headers go on their own."""
+MSG_MORE: int = getattr(socket, "MSG_MORE", 0)
+"""Linux's flag to hold a send's partial segment for the data after it; elsewhere 0."""
 
 CHUNK = 256 * 1024
 """Bytes read and written per step; a client holds about this much of our memory."""
@@ -182,25 +188,29 @@ class _Writable:
 class SendfileBody:
     """One byte range of a file straight from the page cache to the socket (sendfile).
 
-    Twisted writes the headers into its buffer; we flush that buffer at once
-    (the transport's own `doWrite`) rather than a reactor turn later, and only
-    once it is empty call sendfile on the socket, until the kernel's send
-    buffer is full; then we wait for the socket to be writable again (so do
-    headers that the kernel could not take whole). The connection's own
-    producer machinery still pauses and stops us.
+    The status line and headers go to the socket at once with MSG_MORE (see
+    `IdleChannel.write_headers_before_more`), so they leave in the body's first
+    full segment, as nginx's `tcp_nopush` has it, without a cork to set and
+    clear or a trip through Twisted's buffer. Whatever the kernel did not take
+    stays in that buffer, which is flushed before sendfile runs; sendfile runs
+    until the kernel's send buffer is full, then we wait for the socket to be
+    writable again. Most 1 MiB ranges go whole in the first sendfile; only one
+    that has to wait registers as the request's producer, so the connection's
+    own machinery can pause and stop it.
     """
 
     STEP = 4 * 1024 * 1024
 
     def __init__(
         self,
-        request: Request,
+        request: Any,
         fd: int,
         offset: int,
         length: int,
         counters: HttpCounters,
         reactor: Any,
     ) -> None:
+        """`request`: twisted.web's `Request`, or a `QuickRange` (its headers already sent)."""
         transport: Any = request.transport
         self.request = request
         self.transport = transport
@@ -214,25 +224,29 @@ class SendfileBody:
         self.socket_fd = transport.socket.fileno()
         self.writable: _Writable | None = None
         """Our registration for the socket's writability, while we wait for it."""
+        self.registered = False
+        """Registered as the request's producer: only once a range did not go at once
+        (most go whole in one sendfile, and need neither registration nor its undoing)."""
 
     @staticmethod
-    def usable(request: Request) -> bool:
+    def usable(request: Request | QuickRange) -> bool:
         transport = request.transport
         return hasattr(os, "sendfile") and hasattr(getattr(transport, "socket", None), "fileno")
 
     def start(self) -> None:
-        # Corked (nginx's tcp_nopush), the headers leave in the body's first full
-        # segment instead of a small packet of their own; uncorked once it is all sent.
-        self._cork(True)
-        self.request.write(b"")  # the status line and headers, into Twisted's buffer
-        self.request.registerProducer(self, True)
-        self.resumeProducing()
+        channel = self.request.channel
+        if isinstance(channel, IdleChannel):
+            channel.write_headers_before_more(self.request)
+        else:
+            self.request.write(b"")  # the status line and headers, into Twisted's buffer
+        self.go()
 
-    def _cork(self, on: bool) -> None:
-        if TCP_CORK is None:
-            return
-        with contextlib.suppress(OSError):  # the connection may be gone already
-            self.transport.socket.setsockopt(socket.IPPROTO_TCP, TCP_CORK, int(on))
+    def go(self) -> None:
+        """Send the body, the headers already written; what must wait, waits as a producer."""
+        self._send()
+        if not self.done:  # the rest waits for the socket: paused and stopped as a producer
+            self.request.registerProducer(self, True)
+            self.registered = True
 
     def pauseProducing(self) -> None:  # noqa: N802
         self.paused = True
@@ -293,8 +307,8 @@ class SendfileBody:
             self.request.sentLength += sent
         if self.offset >= self.end:
             self._close()
-            self._cork(False)
-            self.request.unregisterProducer()
+            if self.registered:
+                self.request.unregisterProducer()
             self.request.finish()
 
     def stopProducing(self) -> None:  # noqa: N802
@@ -312,7 +326,7 @@ class SendfileBody:
 
 @dataclass(frozen=True, slots=True)
 class _Known:
-    named: Path
+    named: str
     name: str
     identity: tuple[int, int]
     """(st_dev, st_ino) of the regular file the full resolution found."""
@@ -367,7 +381,7 @@ class KnownFiles:
         if len(self._known) >= self.LIMIT:
             self._known.clear()
         identity = (facts.st_dev, facts.st_ino)
-        self._known[raw_path] = _Known(resolved.named, str(resolved.name), identity)
+        self._known[raw_path] = _Known(str(resolved.named), str(resolved.name), identity)
 
 
 class ImageResource(Resource):
@@ -453,6 +467,50 @@ class ImageResource(Resource):
             FileBody(request, fd, answer.body, self.counters).start()
         return NOT_DONE_YET
 
+    def quick_range(self, request: QuickRange) -> bool:
+        """Answer `request` if it is a 206 of a known file by sendfile; False: not mine.
+
+        The same decisions as `render_GET` (the file as `KnownFiles` vouches for
+        it, the plan), with the status line and headers written here as Twisted
+        would write them.
+        """
+        known = self.known.open(request.path, (self.namespace(), self.boot_files))
+        if known is None:
+            return False
+        fd, facts, name = known
+        try:
+            header = _quick_header(request.headers)
+            # One range (no comma, QuickRange.parse saw to it): the boundary goes unused.
+            answer = plan("GET", name, header, FileFacts.from_stat(facts), "-")
+            span = answer.sole_span
+            if answer.status != 206 or span is None or not SendfileBody.usable(request):
+                os.close(fd)
+                return False
+            self.counters.requests += 1
+            self._count(answer)
+            lines = [b"HTTP/1.1 206 Partial Content\r\nServer: ", server.version, b"\r\nDate: "]
+            lines.append(self._date())
+            lines.append(b"\r\n")
+            for field, value in answer.headers:
+                lines.append(f"{field}: {value}\r\n".encode("latin-1"))
+            lines.append(b"\r\n")
+            request.channel.send_head(b"".join(lines))
+            body = SendfileBody(request, fd, span.offset, span.length, self.counters, self.reactor)
+        except BaseException:
+            os.close(fd)
+            raise
+        body.go()
+        return True
+
+    _date_cache: tuple[int, bytes] = (0, b"")
+
+    def _date(self) -> bytes:
+        """The Date header's value, formatted once a second rather than once a range."""
+        now = int(time.time())
+        if self._date_cache[0] != now:
+            self._date_cache = (now, datetimeToString(now))
+        return self._date_cache[1]
+
     def _count(self, answer: ResponsePlan) -> None:
         if answer.status == 304:
             self.counters.not_modified += 1
@@ -468,8 +526,7 @@ class ImageResource(Resource):
             host = self.public_host or local.host
             base = http_base(host, local.port)
         choice = script_for(self.catalog(), request.args, base, BOOT_SCRIPT_PATH, settings)
-        peer = request.getClientAddress()
-        address = getattr(peer, "host", str(peer))
+        address = _host_of(request.getClientAddress())
         if self.clients is not None:
             clock: Any = self.reactor
             image = choice.image.name if choice.image is not None else None
@@ -494,7 +551,7 @@ class ImageResource(Resource):
         log.warn(
             "refused {path} to {client}: {status} {reason}",
             path=request.path.decode("ascii", "replace")[:200],
-            client=getattr(peer, "host", str(peer)),
+            client=_host_of(peer),
             status=refusal.status,
             reason=refusal.reason,
         )
@@ -513,6 +570,14 @@ class ImageResource(Resource):
         return f"<!doctype html><ul>{items}</ul>\n".encode()
 
 
+def _quick_header(fields: dict[bytes, bytes]) -> Callable[[str], str | None]:
+    def get(name: str) -> str | None:
+        value = fields.get(name.lower().encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+    return get
+
+
 def _header(request: Request) -> Callable[[str], str | None]:
     def get(name: str) -> str | None:
         # A bytes name gets the raw bytes: with a str name Twisted decodes the value as
@@ -521,6 +586,12 @@ def _header(request: Request) -> Callable[[str], str | None]:
         return value.decode("latin-1") if isinstance(value, bytes) else value
 
     return get
+
+
+def _host_of(peer: Any) -> str:
+    """The client's IP address as the log names it (another kind of address: as text)."""
+    host = getattr(peer, "host", None)
+    return host if isinstance(host, str) else str(peer)
 
 
 def unsent_bytes(transport: Any) -> int:
@@ -533,6 +604,81 @@ def unsent_bytes(transport: Any) -> int:
     except (OSError, ValueError):
         return 0  # closed meanwhile, or not a socket (a test transport)
     return int.from_bytes(queued, sys.byteorder, signed=True)
+
+
+RangeTarget = tuple[bytes, bytes, bytes | None]
+"""(method, URI, User-Agent) as the request holds them: ranges of one run share all three."""
+
+
+class QuickRange:
+    """A GET of one byte range, parsed by `IdleChannel` itself: a Request as far as
+    `SendfileBody` and the access log need one.
+
+    Only the plainest form qualifies: the whole request in one read, HTTP/1.1
+    keep-alive, no body, no query, one `Range` without a comma, no field
+    twice, nothing Twisted would answer with 400. Everything else takes
+    twisted.web's path, and so does a request whose answer would not be a
+    206 of a file `KnownFiles` already knows.
+    """
+
+    __slots__ = ("channel", "code", "headers", "method", "path", "sentLength", "transport", "uri")
+
+    LIMIT = 16 * 1024
+    """Bytes of request head at most, Twisted's line limit."""
+
+    def __init__(self, channel: IdleChannel, target: bytes, headers: dict[bytes, bytes]) -> None:
+        self.channel = channel
+        self.transport: Any = channel.transport
+        self.method = b"GET"
+        self.uri = self.path = target
+        self.headers = headers
+        """Field names lower-cased."""
+        self.code = 206
+        self.sentLength = 0
+
+    @classmethod
+    def parse(cls, channel: IdleChannel, data: bytes) -> QuickRange | None:
+        if len(data) > cls.LIMIT or data.find(b"\r\n\r\n") != len(data) - 4:
+            return None
+        first, *lines = data[:-4].split(b"\r\n")
+        parts = first.split(b" ")
+        if len(parts) != 3 or parts[0] != b"GET" or parts[2] != b"HTTP/1.1" or b"\n" in first:
+            return None
+        target = parts[1]
+        if not target.startswith(b"/") or b"?" in target or b"#" in target:
+            return None
+        headers: dict[bytes, bytes] = {}
+        for line in lines:
+            if b"\r" in line or b"\n" in line:
+                return None
+            name, colon, value = line.partition(b":")
+            key = name.lower()
+            if not colon or not name or name.strip() != name or b" " in name or key in headers:
+                return None
+            headers[key] = value.strip(b" \t")
+        wanted = headers.get(b"range")
+        if wanted is None or b"," in wanted:
+            return None
+        if b"content-length" in headers or b"transfer-encoding" in headers or b"expect" in headers:
+            return None
+        if headers.get(b"connection", b"keep-alive").lower() != b"keep-alive":
+            return None
+        return cls(channel, target, headers)
+
+    def getHeader(self, name: bytes) -> bytes | None:  # noqa: N802 - as a Request
+        return self.headers.get(name.lower())
+
+    def getClientAddress(self) -> Any:  # noqa: N802
+        return self.channel.getPeer()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
+        self.channel.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:  # noqa: N802
+        self.channel.unregisterProducer()
+
+    def finish(self) -> None:
+        self.channel.quick_range_done(self)
 
 
 class IdleChannel(HTTPChannel):
@@ -550,6 +696,109 @@ class IdleChannel(HTTPChannel):
 
     _queued_at_last_look = -1
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.range_runs: RangeRuns[RangeTarget] = RangeRuns()
+        """This connection's ranges not yet in the access log."""
+
+    _headers_before_more = False
+    _host: Any = None
+    _peer: Any = None
+
+    def getHost(self) -> Any:  # noqa: N802
+        """The local address, asked of the kernel once: Twisted asks for every request."""
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
+    def getPeer(self) -> Any:  # noqa: N802
+        """The client's address, made once per connection rather than once per request."""
+        if self._peer is None:
+            self._peer = super().getPeer()
+        return self._peer
+
+    def write_headers_before_more(self, request: Request) -> None:
+        """Write `request`'s status line and headers to the socket now, flagged MSG_MORE.
+
+        For a body that follows at once by sendfile: the kernel holds the headers'
+        partial segment for it. What the socket does not take (or everything, when
+        earlier bytes still wait in Twisted's buffer) goes to that buffer as usual.
+        """
+        self._headers_before_more = True
+        try:
+            request.write(b"")
+        finally:
+            self._headers_before_more = False
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:  # noqa: N802
+        if not self._headers_before_more:
+            super().writeHeaders(version, code, reason, headers)
+            return
+        lines = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                lines += (name, b": ", value, b"\r\n")
+        lines.append(b"\r\n")
+        self.send_head(b"".join(lines))
+
+    def send_head(self, data: bytes) -> None:
+        """A response's status line and headers to the socket at once, flagged MSG_MORE."""
+        transport: Any = self.transport
+        sent = 0
+        if not transport.dataBuffer and not transport._tempDataLen:
+            with contextlib.suppress(OSError):  # full, or gone: the transport finds out
+                sent = transport.socket.send(data, MSG_MORE)
+        if sent < len(data):
+            transport.write(data[sent:])
+
+    _range_going: bool = False
+    _held: bytes = b""
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        """A plain range of a known file is answered at once (`ImageResource.quick_range`),
+        without twisted.web's request machinery: Twisted's line and header parsing,
+        `Request` and its finish were half our Python time per range. Anything
+        else, or any request arriving while Twisted is mid-request, is Twisted's."""
+        if self._range_going:  # the client sent on before its range went out: later
+            self._held += data
+            transport: Any = self.transport
+            transport.pauseProducing()
+            return
+        site = self.factory
+        if (
+            not self.requests
+            and not self._buffer
+            and self.line_mode
+            and isinstance(site, AccessLogSite)
+            and site.quick_range is not None
+        ):
+            request = QuickRange.parse(self, data)
+            if request is not None:
+                self.resetTimeout()
+                self._range_going = True
+                if site.quick_range(request):
+                    return
+                self._range_going = False
+        super().dataReceived(data)
+
+    def quick_range_done(self, request: QuickRange) -> None:
+        """The quick range went out: log it, then read on (and what the client sent meanwhile)."""
+        self._range_going = False
+        site = self.factory
+        if isinstance(site, AccessLogSite):
+            site.log(request)
+        held, self._held = self._held, b""
+        if held:
+            transport: Any = self.transport
+            transport.resumeProducing()
+            self.dataReceived(held)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
+        super().connectionLost(reason)
+        site = self.factory
+        if isinstance(site, AccessLogSite):
+            site.connection_closed(self)
+
     def timeoutConnection(self) -> None:  # noqa: N802
         queued = unsent_bytes(self.transport)
         if queued > 0 and queued != self._queued_at_last_look:
@@ -560,26 +809,58 @@ class IdleChannel(HTTPChannel):
 
 
 class AccessLogSite(Site):
-    """A Site whose access log is ours: one structured line per response."""
+    """A Site whose access log is ours: a structured line per response, ranges coalesced.
+
+    Whole files, scripts, refusals and other answers get one line each. Range
+    responses (206) are logged as `netboot.http.range_log` says: the first of a
+    path on a connection at once, the rest as summary lines. The client's
+    journey is noted for every response as before.
+    """
 
     # A plain channel, not Twisted's wrapper that can switch to HTTP/2: that
     # needs TLS with ALPN, which this server does not speak.
     protocol = IdleChannel  # type: ignore[assignment]
     clients: ClientTracker | None = None
+    quick_range: Callable[[QuickRange], bool] | None = None
+    """Answers a plain range without twisted.web's Request (`ImageResource.quick_range`)."""
 
     def log(self, request: Any) -> None:
-        peer = request.getClientAddress()
-        host = getattr(peer, "host", str(peer))
+        host = _host_of(request.getClientAddress())
         mac = self.clients.mac_of(host) if self.clients is not None else None
+        clock: Any = self.reactor
+        now: float = clock.seconds()
         if self.clients is not None and request.code in (200, 206):
-            clock: Any = self.reactor
             self.clients.note(
                 host,
                 "http",
-                clock.seconds(),
+                now,
                 "HTTP " + request.path.decode("ascii", "replace")[:200],
                 mac,
             )
+        runs: RangeRuns[RangeTarget] | None = getattr(request.channel, "range_runs", None)
+        if runs is None:  # a channel that is not ours: every response on its own
+            self._line(request, host, mac)
+            return
+        if request.code != 206:
+            self._summary(runs.end(), host, mac)
+            self._line(request, host, mac)
+            return
+        target = (request.method, request.uri, request.getHeader(b"user-agent"))
+        header = request.getHeader(b"range") or b""
+        logging = runs.range_sent(target, now, request.sentLength, header)
+        self._summary(logging.summary, host, mac)
+        if logging.own_line:
+            self._line(request, host, mac)
+
+    def connection_closed(self, channel: IdleChannel) -> None:
+        """The summary of the ranges a closed connection read since its last line."""
+        summary = channel.range_runs.end()
+        if summary is not None:
+            host = _host_of(channel.getPeer())
+            mac = self.clients.mac_of(host) if self.clients is not None else None
+            self._summary(summary, host, mac)
+
+    def _line(self, request: Any, host: str, mac: str | None) -> None:
         log.info(
             '{client}{who} "{method} {path}" {status} {bytes} "{agent}"',
             client=host,
@@ -591,6 +872,28 @@ class AccessLogSite(Site):
             bytes=request.sentLength,
             agent=(request.getHeader(b"user-agent") or b"-").decode("latin-1")[:200],
             range=(request.getHeader(b"range") or b"").decode("latin-1")[:200],
+        )
+
+    def _summary(
+        self, summary: RangeSummary[RangeTarget] | None, host: str, mac: str | None
+    ) -> None:
+        if summary is None:
+            return
+        method, uri, agent = summary.target
+        log.info(
+            '{client}{who} "{method} {path}" {status} {bytes} "{agent}"'
+            " ({ranges} ranges over {seconds} s)",
+            client=host,
+            who=f" [{mac}]" if mac else "",
+            mac=mac,
+            method=method.decode("ascii", "replace"),
+            path=uri.decode("ascii", "replace")[:300],
+            status=206,
+            bytes=summary.sent,
+            agent=(agent or b"-").decode("latin-1")[:200],
+            range=summary.last_range.decode("latin-1")[:200],
+            ranges=summary.ranges,
+            seconds=summary.seconds,
         )
 
 
@@ -607,6 +910,7 @@ class HttpService(Service):
         self.bind_addresses = bind_addresses
         self.resource = ImageResource(catalog, config, reactor)
         self.site = AccessLogSite(self.resource, timeout=config.idle_timeout, reactor=reactor)
+        self.site.quick_range = self.resource.quick_range
         self.site.displayTracebacks = False
         self.site.noisy = False
         self.ports: list[Any] = []
