@@ -329,3 +329,44 @@ def test_requests_sent_while_a_range_goes_out_are_answered_after_it_in_order(
         for a, b in ((0, 9), (0, 4 * MIB - 1), (10, 19), (0, 9), (20, 29))
     ]
     assert json.loads(done.stdout) == expected
+
+
+HEADS = """
+import json, re, socket
+s = socket.socket()
+s.connect(("{server}", {port}))
+s.settimeout(30)
+ask = b"GET /Mac.nbi/Heads.dmg HTTP/1.1\\r\\nHost: x\\r\\nRange: bytes=100-4195\\r\\n\\r\\n"
+data = b""
+def head():
+    global data
+    while b"\\r\\n\\r\\n" not in data:
+        data += s.recv(65536)
+    head, _, data = data.partition(b"\\r\\n\\r\\n")
+    length = int(re.search(rb"\\r\\nContent-Length: (\\d+)", head).group(1))
+    while len(data) < length:
+        data += s.recv(65536)
+    data = data[length:]
+    return head.decode("latin-1")
+out = []
+s.sendall(ask)  # the file is not known yet: twisted.web's Request
+out.append(head())
+s.sendall(ask)  # known now, and plain: QuickRange
+out.append(head())
+s.sendall(ask + ask)  # pipelined: twisted.web's again, for a known file
+out += [head(), head()]
+print(json.dumps(out))
+"""
+
+
+def test_both_paths_send_the_same_response_head_for_the_same_range(served: Served) -> None:
+    body = random.Random(8).randbytes(10_000)
+    (served.set_dir / "Heads.dmg").write_bytes(body)
+    done = served.python(HEADS.format(server=served.lab.server_ip, port=PORT))
+    assert done.returncode == 0, done.stderr
+    # The Date may tick between responses; everything else must be byte for byte the same.
+    heads = [re.sub(r"\r\nDate: [^\r]+", "\r\nDate: -", head) for head in json.loads(done.stdout)]
+    assert heads[0].startswith("HTTP/1.1 206 Partial Content\r\n")
+    assert "\r\nContent-Range: bytes 100-4195/10000\r\n" in heads[0]
+    assert "\r\nContent-Length: 4096" in heads[0]
+    assert heads[1:] == [heads[0]] * 3, heads
