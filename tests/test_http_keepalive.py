@@ -154,6 +154,38 @@ def test_a_file_replaced_during_a_session_is_served_new(served: Served) -> None:
     assert bodies[2] == new[MIB : 2 * MIB] and bodies[3] == new[2 * MIB :]
 
 
+def test_a_file_rewritten_in_place_while_a_connection_holds_it_is_served_new(
+    served: Served,
+) -> None:
+    # The connection keeps the file open between its quick ranges (HeldFile): the
+    # same inode with new bytes and a new size must still be read as it is now.
+    path = served.set_dir / "Inplace.dmg"
+    old = random.Random(5).randbytes(3 * MIB)
+    new = random.Random(6).randbytes(2 * MIB + 7)
+    path.write_bytes(old)
+    inode = path.stat().st_ino
+    steps = [
+        {"do": "get", "path": "/Mac.nbi/Inplace.dmg", "range": "bytes=0-99"},
+        {"do": "get", "path": "/Mac.nbi/Inplace.dmg", "range": "bytes=1048576-2097151"},
+        {"do": "get", "path": "/Mac.nbi/Inplace.dmg", "range": "bytes=2097152-"},
+        {"do": "pause"},
+        {"do": "get", "path": "/Mac.nbi/Inplace.dmg", "range": "bytes=2097152-"},
+        {"do": "get", "path": "/Mac.nbi/Inplace.dmg", "range": "bytes=0-99"},
+    ]
+
+    def rewrite() -> None:
+        with path.open("r+b") as file:
+            file.truncate(0)
+            file.write(new)
+        assert path.stat().st_ino == inode
+
+    answers = run_session(served, steps, [rewrite])
+    assert [a["status"] for a in answers] == [206] * 5
+    bodies = [bytes.fromhex(str(a["body"])) for a in answers]
+    assert bodies[:3] == [old[:100], old[MIB : 2 * MIB], old[2 * MIB :]]
+    assert bodies[3:] == [new[2 * MIB :], new[:100]]
+
+
 def test_a_relinked_name_follows_its_new_target_and_is_refused_once_it_leaves(
     served: Served, tmp_path: Path
 ) -> None:

@@ -209,12 +209,18 @@ class SendfileBody:
         length: int,
         counters: HttpCounters,
         reactor: Any,
+        owns_file: bool = True,
     ) -> None:
-        """`request`: twisted.web's `Request`, or a `QuickRange` (its headers already sent)."""
+        """`request`: twisted.web's `Request`, or a `QuickRange` (its headers already sent).
+
+        `owns_file`: close `fd` when done; False for the file a connection holds
+        open across its ranges (`IdleChannel.hold_file`), which the connection closes.
+        """
         transport: Any = request.transport
         self.request = request
         self.transport = transport
         self.fd = fd
+        self.owns_file = owns_file
         self.offset = offset
         self.end = offset + length
         self.counters = counters
@@ -321,7 +327,23 @@ class SendfileBody:
             return
         self.done = True
         self._stop_waiting()
-        os.close(self.fd)
+        if self.owns_file:
+            os.close(self.fd)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldFile:
+    """The file a connection keeps open from one quick range to the next.
+
+    A Mac reads thousands of ranges of one image on each connection; opening,
+    fstat-ing and closing it for each was three syscalls (and a path walk) of
+    the few a range costs. Held, the name is only `stat`ed per range
+    (`KnownFiles.open`), so a file replaced meanwhile is still noticed.
+    """
+
+    fd: int
+    identity: tuple[int, int]
+    """(st_dev, st_ino) of the open file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,11 +374,16 @@ class KnownFiles:
         self._known: dict[bytes, _Known] = {}
         self._served: object = None
 
-    def open(self, raw_path: bytes, served: object) -> tuple[int, os.stat_result, str] | None:
+    def open(
+        self, raw_path: bytes, served: object, held: HeldFile | None = None
+    ) -> tuple[int, os.stat_result, str] | None:
         """(fd, its stat, log name) of a remembered file still named by `raw_path`, or None.
 
         `served` is what the paths mean (the namespace, the boot files directory):
-        when it changes, everything remembered is forgotten.
+        when it changes, everything remembered is forgotten. `held`: a file the
+        caller already has open; when it is the remembered file, the name is
+        only `stat`ed to see that it still leads there, and `held.fd` is the
+        answer (the caller's to keep); any other fd answered is a new one.
         """
         if served != self._served:
             self._known.clear()
@@ -365,6 +392,16 @@ class KnownFiles:
         known = self._known.get(raw_path)
         if known is None:
             return None
+        if held is not None and held.identity == known.identity:
+            try:
+                facts = os.stat(known.named)  # noqa: PTH116 - a str, no Path per range
+            except OSError:
+                del self._known[raw_path]
+                return None
+            if (facts.st_dev, facts.st_ino) != known.identity or not stat.S_ISREG(facts.st_mode):
+                del self._known[raw_path]
+                return None
+            return held.fd, facts, known.name
         try:
             fd = os.open(known.named, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
         except OSError:
@@ -474,31 +511,32 @@ class ImageResource(Resource):
         it, the plan), with the status line and headers written here as Twisted
         would write them.
         """
-        known = self.known.open(request.path, (self.namespace(), self.boot_files))
+        channel = request.channel
+        held = channel.held_file
+        known = self.known.open(request.path, (self.namespace(), self.boot_files), held)
         if known is None:
             return False
         fd, facts, name = known
-        try:
-            header = _quick_header(request.headers)
-            # One range (no comma, QuickRange.parse saw to it): the boundary goes unused.
-            answer = plan("GET", name, header, FileFacts.from_stat(facts), "-")
-            span = answer.sole_span
-            if answer.status != 206 or span is None or not SendfileBody.usable(request):
-                os.close(fd)
-                return False
-            self.counters.requests += 1
-            self._count(answer)
-            lines = [b"HTTP/1.1 206 Partial Content\r\nServer: ", server.version, b"\r\nDate: "]
-            lines.append(self._date())
-            lines.append(b"\r\n")
-            for field, value in answer.headers:
-                lines.append(f"{field}: {value}\r\n".encode("latin-1"))
-            lines.append(b"\r\n")
-            request.channel.send_head(b"".join(lines))
-            body = SendfileBody(request, fd, span.offset, span.length, self.counters, self.reactor)
-        except BaseException:
-            os.close(fd)
-            raise
+        if held is None or fd != held.fd:
+            channel.hold_file(HeldFile(fd, (facts.st_dev, facts.st_ino)))
+        header = _quick_header(request.headers)
+        # One range (no comma, QuickRange.parse saw to it): the boundary goes unused.
+        answer = plan("GET", name, header, FileFacts.from_stat(facts), "-")
+        span = answer.sole_span
+        if answer.status != 206 or span is None or not SendfileBody.usable(request):
+            return False
+        self.counters.requests += 1
+        self._count(answer)
+        lines = [b"HTTP/1.1 206 Partial Content\r\nServer: ", server.version, b"\r\nDate: "]
+        lines.append(self._date())
+        lines.append(b"\r\n")
+        for field, value in answer.headers:
+            lines.append(f"{field}: {value}\r\n".encode("latin-1"))
+        lines.append(b"\r\n")
+        channel.send_head(b"".join(lines))
+        body = SendfileBody(
+            request, fd, span.offset, span.length, self.counters, self.reactor, owns_file=False
+        )
         body.go()
         return True
 
@@ -704,6 +742,14 @@ class IdleChannel(HTTPChannel):
     _headers_before_more = False
     _host: Any = None
     _peer: Any = None
+    held_file: HeldFile | None = None
+    """The file of this connection's last quick range, open (closed with the connection)."""
+
+    def hold_file(self, held: HeldFile) -> None:
+        """Keep `held` open for the next ranges instead of the file held before."""
+        previous, self.held_file = self.held_file, held
+        if previous is not None:
+            os.close(previous.fd)
 
     def getHost(self) -> Any:  # noqa: N802
         """The local address, asked of the kernel once: Twisted asks for every request."""
@@ -795,6 +841,9 @@ class IdleChannel(HTTPChannel):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
         super().connectionLost(reason)
+        held, self.held_file = self.held_file, None
+        if held is not None:
+            os.close(held.fd)
         site = self.factory
         if isinstance(site, AccessLogSite):
             site.connection_closed(self)
