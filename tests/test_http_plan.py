@@ -25,6 +25,7 @@ from netboot.http.plan import (
     Inline,
     ResponsePlan,
     plan,
+    single_range,
 )
 from netboot.nbi.catalog import scan_catalog
 from tests.test_ipxe_http import Request, make_resource
@@ -353,6 +354,32 @@ def test_a_single_range_plans_exactly_its_slice(file_and_specs: tuple[bytes, lis
     last = span.offset + span.length - 1
     assert answer.header("Content-Range") == f"bytes {span.offset}-{last}/{len(data)}"
     assert data[span.offset : last + 1] == wanted
+
+
+@settings(max_examples=300)
+@given(
+    files_and_specs(most=3),
+    st.dictionaries(
+        st.sampled_from(["If-None-Match", "if-modified-since", "If-Range"]),
+        st.sampled_from(["", "*", ETAG, LAST_MODIFIED, "Thu, 01 Jan 1970 00:00:00 GMT"]),
+        max_size=2,
+    ),
+)
+def test_single_range_is_plans_206_of_one_span_for_a_request_without_conditions(
+    file_and_specs: tuple[bytes, list[Spec]], conditions: dict[str, str]
+) -> None:
+    data, specs = file_and_specs
+    headers = {"Range": "bytes=" + ",".join(render(spec) for spec in specs), **conditions}
+    facts = FileFacts(size=len(data), mtime_ns=MTIME_NS, inode=INODE)
+    answer = plan("GET", NAME, headers, facts, BOUNDARY)
+    span = answer.sole_span
+    one_span = answer.status == 206 and span is not None
+    found = single_range(headers, len(data))
+    if found is not None:
+        assert one_span and span == FileSpan(found.start, found.length)
+        assert answer.header("Content-Range") == found.content_range(len(data))
+    else:
+        assert conditions or not one_span
 
 
 @settings(max_examples=300)

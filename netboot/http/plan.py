@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Literal
 
@@ -98,6 +99,45 @@ class ResponsePlan:
         return next((value for field, value in self.headers if field.lower() == wanted), None)
 
 
+@dataclass(frozen=True, slots=True)
+class FileFields:
+    """What every answer about one version of a file says: its validators, its type."""
+
+    always: tuple[tuple[str, str], ...]
+    """Accept-Ranges, ETag and Last-Modified, on every answer but the 416, in this order."""
+    media: str
+    """The Content-Type of the file's bytes."""
+
+
+@lru_cache(maxsize=1024)
+def file_fields(name: str, facts: FileFacts) -> FileFields:
+    """Remembered per file version: a Mac asks for thousands of ranges of one image."""
+    validators = facts.validators
+    always = (
+        ("Accept-Ranges", "bytes"),
+        ("ETag", validators.etag),
+        ("Last-Modified", validators.last_modified),
+    )
+    return FileFields(always, content_type(name))
+
+
+def single_range(headers: HeaderLookup, size: int) -> ByteRange | None:
+    """The range of a GET that `plan` answers with a 206 of that one span, unconditionally.
+
+    The question of the service's quick path: a request with no If-None-Match,
+    If-Modified-Since or If-Range whose Range is one satisfiable range. Any
+    other request answers None here, whatever `plan` makes of it.
+    """
+    header = _lookup(headers)
+    conditions = ("If-None-Match", "If-Modified-Since", "If-Range")
+    if any(header(field) is not None for field in conditions):
+        return None
+    ranges = parse_ranges(header("Range"), size)
+    if isinstance(ranges, list) and len(ranges) == 1:
+        return ranges[0]
+    return None
+
+
 def plan(
     method: Method,
     name: str | PurePosixPath,
@@ -113,17 +153,14 @@ def plan(
     """
     header = _lookup(headers)
     validators = facts.validators
-    always = (
-        ("Accept-Ranges", "bytes"),
-        ("ETag", validators.etag),
-        ("Last-Modified", validators.last_modified),
-    )
+    fields_of_file = file_fields(str(name), facts)
+    always = fields_of_file.always
     if not_modified(validators, header("If-None-Match"), header("If-Modified-Since")):
         return ResponsePlan(304, always)
     ranges = None
     if range_applies(validators, header("If-Range")):
         ranges = parse_ranges(header("Range"), facts.size)
-    media = content_type(name)
+    media = fields_of_file.media
     status = 206
     fields: tuple[tuple[str, str], ...]
     body: tuple[BodyPart, ...]

@@ -27,6 +27,7 @@ import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,16 @@ from zope.interface import implementer
 from netboot.config import HttpConfig
 from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
 from netboot.http.paths import HttpNamespace, Refusal, Resolved, resolve_boot_file
-from netboot.http.plan import BodyPart, FileFacts, Inline, Method, ResponsePlan, plan
+from netboot.http.plan import (
+    BodyPart,
+    FileFacts,
+    Inline,
+    Method,
+    ResponsePlan,
+    file_fields,
+    plan,
+    single_range,
+)
 from netboot.http.range_log import RangeRuns, RangeSummary
 from netboot.http.urls import http_base
 from netboot.ipxe.request import script_for
@@ -508,8 +518,9 @@ class ImageResource(Resource):
         """Answer `request` if it is a 206 of a known file by sendfile; False: not mine.
 
         The same decisions as `render_GET` (the file as `KnownFiles` vouches for
-        it, the plan), with the status line and headers written here as Twisted
-        would write them.
+        it; `single_range`, the plan's answer for an unconditional single range),
+        with the status line and headers written here as Twisted would write
+        them (`range_head`).
         """
         channel = request.channel
         held = channel.held_file
@@ -519,23 +530,27 @@ class ImageResource(Resource):
         fd, facts, name = known
         if held is None or fd != held.fd:
             channel.hold_file(HeldFile(fd, (facts.st_dev, facts.st_ino)))
-        header = _quick_header(request.headers)
-        # One range (no comma, QuickRange.parse saw to it): the boundary goes unused.
-        answer = plan("GET", name, header, FileFacts.from_stat(facts), "-")
-        span = answer.sole_span
-        if answer.status != 206 or span is None or not SendfileBody.usable(request):
+        byte_range = single_range(_quick_header(request.headers), facts.st_size)
+        if byte_range is None or not SendfileBody.usable(request):
             return False
         self.counters.requests += 1
-        self._count(answer)
-        lines = [b"HTTP/1.1 206 Partial Content\r\nServer: ", server.version, b"\r\nDate: "]
-        lines.append(self._date())
-        lines.append(b"\r\n")
-        for field, value in answer.headers:
-            lines.append(f"{field}: {value}\r\n".encode("latin-1"))
-        lines.append(b"\r\n")
-        channel.send_head(b"".join(lines))
+        self.counters.partial += 1
+        head = range_head(name, FileFacts.from_stat(facts))
+        start, length = byte_range.start, byte_range.length
+        channel.send_head(
+            b"".join(
+                (
+                    head.to_date,
+                    self._date(),
+                    head.to_range,
+                    b"%d-%d" % (start, byte_range.end),
+                    head.to_length,
+                    b"%d\r\n\r\n" % length,
+                )
+            )
+        )
         body = SendfileBody(
-            request, fd, span.offset, span.length, self.counters, self.reactor, owns_file=False
+            request, fd, start, length, self.counters, self.reactor, owns_file=False
         )
         body.go()
         return True
@@ -606,6 +621,36 @@ class ImageResource(Resource):
         )
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         return f"<!doctype html><ul>{items}</ul>\n".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class RangeHead:
+    """One file version's 206 head, in the pieces around what each range formats.
+
+    A range's head differs from the next one's only in the Date, the two
+    offsets of Content-Range and Content-Length; formatting all of it per
+    range, from the plan's (name, value) pairs, was a tenth of our Python time
+    per range. The order and spelling are `plan`'s for a single range, as
+    twisted.web writes them (tests/test_http_keepalive.py compares the two).
+    """
+
+    to_date: bytes
+    """The status line, Server, and Date's name."""
+    to_range: bytes
+    """After the Date: the file's own fields, then Content-Range up to its offsets."""
+    to_length: bytes
+    """After the offsets: the size, Content-Type, and Content-Length's name."""
+
+
+@lru_cache(maxsize=256)
+def range_head(name: str, facts: FileFacts) -> RangeHead:
+    fields = file_fields(name, facts)
+    own = "".join(f"{field}: {value}\r\n" for field, value in fields.always)
+    return RangeHead(
+        b"HTTP/1.1 206 Partial Content\r\nServer: " + server.version + b"\r\nDate: ",
+        f"\r\n{own}Content-Range: bytes ".encode("latin-1"),
+        f"/{facts.size}\r\nContent-Type: {fields.media}\r\nContent-Length: ".encode("latin-1"),
+    )
 
 
 def _quick_header(fields: dict[bytes, bytes]) -> Callable[[str], str | None]:
