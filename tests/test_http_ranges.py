@@ -278,3 +278,19 @@ def test_ranges_cover_exactly_the_requested_bytes(
         assert isinstance(result, list)
         covered = {i for r in result for i in range(r.start, r.end + 1)}
         assert covered == wanted
+
+
+@settings(max_examples=500)
+@given(
+    st.integers(0, 10**20),
+    st.integers(0, 10**20),
+    st.integers(0, 5000) | st.integers(0, 10**19),
+)
+def test_a_plain_range_is_decided_as_the_general_form_decides_it(
+    first: int, last: int, size: int
+) -> None:
+    # A trailing empty list element (RFC 9110 allows it) takes the general loop,
+    # past the `bytes=A-B` shortcut; both must answer alike.
+    assert parse_ranges(f"bytes={first}-{last}", size) == parse_ranges(
+        f"bytes={first}-{last},", size
+    )

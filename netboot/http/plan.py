@@ -129,8 +129,11 @@ def single_range(headers: HeaderLookup, size: int) -> ByteRange | None:
     other request answers None here, whatever `plan` makes of it.
     """
     header = _lookup(headers)
-    conditions = ("If-None-Match", "If-Modified-Since", "If-Range")
-    if any(header(field) is not None for field in conditions):
+    if (
+        header("If-None-Match") is not None
+        or header("If-Modified-Since") is not None
+        or header("If-Range") is not None
+    ):
         return None
     ranges = parse_ranges(header("Range"), size)
     if isinstance(ranges, list) and len(ranges) == 1:

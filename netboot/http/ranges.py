@@ -15,10 +15,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_RANGES = 100
 """More ranges than this in one request: serve the whole file instead."""
+
+_ONE_RANGE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})")
+"""`bytes=A-B` exactly, as a Mac asks for each piece of its root image."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -55,6 +59,14 @@ def parse_ranges(
 ) -> list[ByteRange] | Unsatisfiable | None:
     if header is None:
         return None
+    plain = _ONE_RANGE.fullmatch(header)
+    if plain is not None:  # the common form, decided as the general loop below decides it
+        start, stop = int(plain[1]), int(plain[2])
+        if stop < start:
+            return None
+        if start >= size:
+            return Unsatisfiable(size)
+        return [ByteRange(start, min(stop, size - 1))]
     unit, equals, specs = header.partition("=")
     if not equals or unit.strip().lower() != "bytes":
         return None
