@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import secrets
 import socket
 import stat
@@ -719,26 +720,24 @@ class QuickRange:
         self.code = 206
         self.sentLength = 0
 
+    HEAD = re.compile(rb"GET (/[^ ?#\r\n]*) HTTP/1\.1\r\n((?:[^\s:]+:[^\r\n]*\r\n)*)\r\n")
+    """A GET of a path in HTTP/1.1, its fields one a line: a name of no space, colon,
+    a value of no CR or LF (so no folded line, no bare CR or LF anywhere)."""
+
+    FIELD = re.compile(rb"([^:]+):[ \t]*([^\r]*?)[ \t]*\r\n")
+    """One field of a head that `HEAD` matched: its name and its value, trimmed."""
+
     @classmethod
     def parse(cls, channel: IdleChannel, data: bytes) -> QuickRange | None:
-        if len(data) > cls.LIMIT or data.find(b"\r\n\r\n") != len(data) - 4:
+        if len(data) > cls.LIMIT:
             return None
-        first, *lines = data[:-4].split(b"\r\n")
-        parts = first.split(b" ")
-        if len(parts) != 3 or parts[0] != b"GET" or parts[2] != b"HTTP/1.1" or b"\n" in first:
+        head = cls.HEAD.fullmatch(data)
+        if head is None:
             return None
-        target = parts[1]
-        if not target.startswith(b"/") or b"?" in target or b"#" in target:
+        fields = cls.FIELD.findall(head[2])
+        headers = {name.lower(): value for name, value in fields}
+        if len(headers) != len(fields):  # a field twice
             return None
-        headers: dict[bytes, bytes] = {}
-        for line in lines:
-            if b"\r" in line or b"\n" in line:
-                return None
-            name, colon, value = line.partition(b":")
-            key = name.lower()
-            if not colon or not name or name.strip() != name or b" " in name or key in headers:
-                return None
-            headers[key] = value.strip(b" \t")
         wanted = headers.get(b"range")
         if wanted is None or b"," in wanted:
             return None
@@ -746,7 +745,7 @@ class QuickRange:
             return None
         if headers.get(b"connection", b"keep-alive").lower() != b"keep-alive":
             return None
-        return cls(channel, target, headers)
+        return cls(channel, head[1], headers)
 
     def getHeader(self, name: bytes) -> bytes | None:  # noqa: N802 - as a Request
         return self.headers.get(name.lower())
