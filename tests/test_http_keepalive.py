@@ -315,16 +315,14 @@ def test_ranges_are_logged_first_then_summarised_and_the_lab_still_counts_every_
     assert progress.http_bytes == 4 * MIB + 300
 
 
-EAGER = """
+RESPONSES = """
 import hashlib, json, socket, time
 s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, {rcvbuf})
 s.connect(("{server}", {port}))
 s.settimeout(30)
-def ask(spec):
-    return b"GET /Mac.nbi/Eager.dmg HTTP/1.1\\r\\nHost: x\\r\\nRange: bytes=%s\\r\\n\\r\\n" % spec
 data = b""
-def answer():
+def response():
     global data
     while b"\\r\\n\\r\\n" not in data:
         data += s.recv(65536)
@@ -334,6 +332,17 @@ def answer():
     while len(data) < length:
         data += s.recv(65536)
     body, data = data[:length], data[length:]
+    return head, fields, body
+"""
+"""A client script's start: one connection, and `response()` to read the next answer."""
+
+EAGER = (
+    RESPONSES
+    + """
+def ask(spec):
+    return b"GET /Mac.nbi/Eager.dmg HTTP/1.1\\r\\nHost: x\\r\\nRange: bytes=%s\\r\\n\\r\\n" % spec
+def answer():
+    head, fields, body = response()
     return [head.split(b" ")[1].decode(), fields[b"content-range"].decode(),
             hashlib.sha256(body).hexdigest()]
 s.sendall(ask(b"0-9"))  # the first one makes the file known
@@ -346,6 +355,7 @@ s.sendall(ask(b"0-9") + ask(b"20-29"))  # and two in one write
 out += [answer() for _ in range(4)]
 print(json.dumps(out))
 """
+)
 
 
 def test_requests_sent_while_a_range_goes_out_are_answered_after_it_in_order(
@@ -353,7 +363,7 @@ def test_requests_sent_while_a_range_goes_out_are_answered_after_it_in_order(
 ) -> None:
     body = random.Random(7).randbytes(4 * MIB + 100)
     (served.set_dir / "Eager.dmg").write_bytes(body)
-    done = served.python(EAGER.format(server=served.lab.server_ip, port=PORT))
+    done = served.python(EAGER.format(server=served.lab.server_ip, port=PORT, rcvbuf=4096))
     assert done.returncode == 0, done.stderr
     size = len(body)
     expected = [
@@ -363,23 +373,12 @@ def test_requests_sent_while_a_range_goes_out_are_answered_after_it_in_order(
     assert json.loads(done.stdout) == expected
 
 
-HEADS = """
-import json, re, socket
-s = socket.socket()
-s.connect(("{server}", {port}))
-s.settimeout(30)
+HEADS = (
+    RESPONSES
+    + """
 ask = b"GET /Mac.nbi/Heads.dmg HTTP/1.1\\r\\nHost: x\\r\\nRange: bytes=100-4195\\r\\n\\r\\n"
-data = b""
 def head():
-    global data
-    while b"\\r\\n\\r\\n" not in data:
-        data += s.recv(65536)
-    head, _, data = data.partition(b"\\r\\n\\r\\n")
-    length = int(re.search(rb"\\r\\nContent-Length: (\\d+)", head).group(1))
-    while len(data) < length:
-        data += s.recv(65536)
-    data = data[length:]
-    return head.decode("latin-1")
+    return response()[0].decode("latin-1")
 out = []
 s.sendall(ask)  # the file is not known yet: twisted.web's Request
 out.append(head())
@@ -389,12 +388,13 @@ s.sendall(ask + ask)  # pipelined: twisted.web's again, for a known file
 out += [head(), head()]
 print(json.dumps(out))
 """
+)
 
 
 def test_both_paths_send_the_same_response_head_for_the_same_range(served: Served) -> None:
     body = random.Random(8).randbytes(10_000)
     (served.set_dir / "Heads.dmg").write_bytes(body)
-    done = served.python(HEADS.format(server=served.lab.server_ip, port=PORT))
+    done = served.python(HEADS.format(server=served.lab.server_ip, port=PORT, rcvbuf=65536))
     assert done.returncode == 0, done.stderr
     # The Date may tick between responses; everything else must be byte for byte the same.
     heads = [re.sub(r"\r\nDate: [^\r]+", "\r\nDate: -", head) for head in json.loads(done.stdout)]
