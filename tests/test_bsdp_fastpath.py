@@ -9,7 +9,6 @@ NBI sets on disk; every request crosses the wire codec once.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -41,6 +40,7 @@ from netboot.port67.bsdp import bsdp_outcome
 from netboot.port67.pxe import leased_here, pxe_outcome
 from netboot_lab.factories import make_set
 from netboot_lab.process import pcap_fields
+from tests.test_bsdp_dissector import assert_no_warnings
 
 SERVER = "192.0.2.10"
 CLIENT_IP = "192.0.2.50"
@@ -369,14 +369,7 @@ def test_wireshark_decodes_both_offers_without_warnings(tmp_path: Path) -> None:
             frame(lease_offer, SERVER, 67, 68),
         ],
     )
-    warnings = subprocess.run(
-        [tshark, "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert warnings.stdout.strip() == "", warnings.stdout
+    assert_no_warnings(tshark, pcap)
     rows = pcap_fields(
         pcap,
         "dhcp.option.dhcp",
