@@ -134,6 +134,21 @@ def lzvn_in_resource_fork(plain: bytes, stored: frozenset[int] = frozenset()) ->
     return CompressedFile(decmpfs_header(8, len(plain)), offset_table_fork(compressed), plain)
 
 
+def lzfse_inline(plain: bytes) -> CompressedFile:
+    """Type 11: one LZFSE stream (Apple's encoder) after the header."""
+    return CompressedFile(decmpfs_header(11, len(plain)) + lzfse.compress(plain), None, plain)
+
+
+def lzfse_in_resource_fork(plain: bytes, stored: frozenset[int] = frozenset()) -> CompressedFile:
+    """Type 12: an LZFSE stream per 64 KiB block, in type 8's table; `stored` blocks raw
+    after a 0xFF marker."""
+    compressed = [
+        b"\xff" + block if index in stored else lzfse.compress(block)
+        for index, block in enumerate(blocks_of(plain))
+    ]
+    return CompressedFile(decmpfs_header(12, len(plain)), offset_table_fork(compressed), plain)
+
+
 @dataclass(frozen=True)
 class BytesFork:
     """A resource fork held in memory, read the way the volume reader reads one."""

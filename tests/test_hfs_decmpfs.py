@@ -10,6 +10,7 @@ import random
 import struct
 import zlib
 
+import lzfse
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,8 @@ from tests.hfs_payloads import (
     apple_lzvn,
     blocks_of,
     decmpfs_header,
+    lzfse_in_resource_fork,
+    lzfse_inline,
     lzvn_in_resource_fork,
     lzvn_inline,
     offset_table_fork,
@@ -83,6 +86,9 @@ def test_header_parse_refuses_a_bad_attribute(value: bytes, message: str) -> Non
         zlib_in_resource_fork(PLAIN[:65536], stored=frozenset({0})),
         lzvn_in_resource_fork(PLAIN),
         lzvn_in_resource_fork(PLAIN, stored=frozenset({0, 2})),
+        lzfse_inline(PLAIN[:30_000]),
+        lzfse_in_resource_fork(PLAIN),
+        lzfse_in_resource_fork(PLAIN, stored=frozenset({1})),
     ],
     ids=[
         "3-zlib-inline",
@@ -93,6 +99,9 @@ def test_header_parse_refuses_a_bad_attribute(value: bytes, message: str) -> Non
         "4-zlib-rsrc-exactly-one-stored-block",
         "8-lzvn-rsrc",
         "8-lzvn-rsrc-stored-first-last",
+        "11-lzfse-inline",
+        "12-lzfse-rsrc",
+        "12-lzfse-rsrc-stored-middle",
     ],
 )
 def test_each_type_decodes_to_the_plain_file(file: CompressedFile) -> None:
@@ -133,11 +142,21 @@ def test_empty_file_yields_nothing_and_needs_no_table() -> None:
     assert decode(CompressedFile(decmpfs_header(3, 0), None, b"")) == b""
 
 
-@pytest.mark.parametrize(("type_", "name"), [(11, "LZFSE_INLINE"), (12, "LZFSE_RESOURCE")])
-def test_lzfse_types_are_unsupported_naming_the_type(type_: int, name: str) -> None:
-    header = DecmpfsHeader.parse(decmpfs_header(type_, 10), WHERE)
-    with pytest.raises(HfsUnsupportedError, match=rf"decmpfs type {type_} \({name}\)"):
-        list(decmpfs_blocks(header, BytesFork(b""), WHERE))
+def test_lzfse_block_that_would_overflow_its_share_is_refused() -> None:
+    # The bomb guard holds for LZFSE too: the reference decoder writes into a buffer of
+    # the block's share plus one byte, never more, whatever the stream declares.
+    fork = offset_table_fork([lzfse.compress(bytes(65537)), lzfse.compress(b"x")])
+    with pytest.raises(HfsCompressionError, match=r"LZFSE data: .*more"):
+        decode(CompressedFile(decmpfs_header(12, 65537), fork, b""))
+
+
+def test_corrupt_lzfse_is_an_error_not_a_hang() -> None:
+    # Cut streams: LZFSE has no checksum, so a cut (not a flipped byte) is what must fail.
+    good = lzfse.compress(PLAIN[:40_000])
+    for cut in (8, 12, len(good) // 2):
+        broken = decmpfs_header(11, 40_000) + good[:cut] + b"bvx$"
+        with pytest.raises(HfsCompressionError, match="LZFSE data"):
+            decode(CompressedFile(broken, None, b""))
 
 
 @pytest.mark.parametrize("type_", [0, 1, 5, 13, 14, 0xFFFFFFFF])

@@ -18,9 +18,13 @@ and libfshfs:
   Type 8's resource fork starts with (blocks + 1) u32 LE offsets from the fork
   start; block i is the bytes between entries i and i + 1.
 * type 9/10 uncompressed: a 0xCC byte, then the bytes; type 10 uses type 8's table.
-* type 11/12 (LZFSE) and the rest are refused as unsupported: Apple's `lzfse`
-  binding loops growing its buffer on a corrupt stream, so it is not let near
-  volume data here.
+* type 11/12 LZFSE: each block (or the inline payload) is an LZFSE stream,
+  decoded by the reference library into a buffer of exactly the block's share
+  (`netboot.udif.chunks.decode_chunk`, as ULFO chunks are: the `lzfse`
+  binding's own `decompress` grows its buffer without bound on a corrupt
+  stream, so it is never used on volume data); a block starting 0xFF is
+  stored raw after that byte (libfshfs's reading). Type 12 uses type 8's table.
+  Other types are refused as unsupported, naming the type.
 
 Every count read from the volume is checked before it sizes anything: the
 block count must be ceil(size / 64 KiB), a compressed block at most 64 KiB + 1,
@@ -38,8 +42,11 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import Protocol
 
+from netboot.errors import UdifError
 from netboot.hfs.errors import HfsCompressionError, HfsUnsupportedError
 from netboot.hfs.lzvn import lzvn_decode
+from netboot.udif.blkx import ChunkType
+from netboot.udif.chunks import decode_chunk
 
 DECMPFS_MAGIC = b"fpmc"
 HEADER_SIZE = 16
@@ -51,7 +58,10 @@ RESOURCE_FILE_HEADER_SIZE = 16
 
 
 class DecmpfsType(IntEnum):
-    """The compression types this module knows by name (the header's u32 at offset 4)."""
+    """The compression types this module decodes (the header's u32 at offset 4).
+
+    Others (1, 5: rare or dedup markers; 13/14: LZBITMAP, macOS 11's) are refused
+    as unsupported, naming the number."""
 
     ZLIB_INLINE = 3
     ZLIB_RESOURCE = 4
@@ -75,6 +85,7 @@ class ForkRead(Protocol):
 class _Codec(Enum):
     ZLIB = "zlib"
     LZVN = "LZVN"
+    LZFSE = "LZFSE"
     RAW = "uncompressed"
 
 
@@ -85,6 +96,8 @@ _CODECS = {
     DecmpfsType.LZVN_RESOURCE: _Codec.LZVN,
     DecmpfsType.RAW_INLINE: _Codec.RAW,
     DecmpfsType.RAW_RESOURCE: _Codec.RAW,
+    DecmpfsType.LZFSE_INLINE: _Codec.LZFSE,
+    DecmpfsType.LZFSE_RESOURCE: _Codec.LZFSE,
 }
 _RESOURCE_TYPES = frozenset(
     {
@@ -172,11 +185,7 @@ class DecmpfsFile:
             raise HfsUnsupportedError(
                 where, None, f"decmpfs compression type {header.compression_type} is not known"
             ) from None
-        codec = _CODECS.get(self._type)
-        if codec is None:
-            raise HfsUnsupportedError(
-                where, None, f"decmpfs type {self._type.value} ({self._type.name}) is not supported"
-            )
+        codec = _CODECS[self._type]
         if header.in_resource_fork and resource_fork is None:
             raise HfsCompressionError(
                 where, None, f"decmpfs type {self._type.value} needs a resource fork; it has none"
@@ -352,6 +361,7 @@ def _decode(codec: _Codec, data: bytes, expected: int, where: str) -> bytes:
         (codec is _Codec.ZLIB and marker & 0x0F == 0x0F)
         or (codec is _Codec.LZVN and marker == 0x06)
         or (codec is _Codec.RAW and marker == 0xCC)
+        or (codec is _Codec.LZFSE and marker == 0xFF)
     ):
         if len(data) - 1 != expected:
             raise HfsCompressionError(
@@ -362,6 +372,11 @@ def _decode(codec: _Codec, data: bytes, expected: int, where: str) -> bytes:
         return b"".join(_inflate(data, expected, where))
     if codec is _Codec.LZVN:
         return lzvn_decode(data, expected, where)
+    if codec is _Codec.LZFSE:
+        try:
+            return decode_chunk(ChunkType.LZFSE, data, expected, where, 0)
+        except UdifError as error:
+            raise HfsCompressionError(where, None, f"LZFSE data: {error.message}") from None
     raise HfsCompressionError(
         where, None, f"uncompressed decmpfs data starts 0x{marker:02x}, not the 0xCC marker"
     )
