@@ -46,7 +46,7 @@ from netboot.dhcpwire.options import BOOTREPLY, BOOTREQUEST, Option
 from netboot.dhcpwire.options import MessageType as DhcpType
 from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
-from netboot.macaddr import MacAddress
+from netboot.macaddr import MacAddress, mac_from_bytes
 from netboot.nbi.catalog import Catalog, scan_catalog
 from netboot_lab.factories import PE_BOOTER, make_set
 
@@ -1526,3 +1526,31 @@ def test_netboot_1_0_clients_are_matched_as_the_netboot1_model(
     reply = reply_of(decision)
     assert reply.summary.startswith("ACK[LIST] of 1 image(s)")
     assert bsdp_of(reply.packets[0]).default_image_id == image_id(1)
+
+
+def test_the_assigned_image_is_the_macs_default_and_its_plain_select(tmp_path: Path) -> None:
+    """The admin API's assignment: LIST's default for that Mac only; SELECT without 8 gets it."""
+    catalog = catalog_of(tmp_path, {"First": {"IsDefault": True}, "Second": {}})
+    policy = make_policy()
+    assert bsdp_of(
+        reply_of(policy.decide(list_request(), catalog, SERVER, 0)).packets[0]
+    ).default_image_id == image_id(1)
+    policy.assigned = {mac_from_bytes(MAC): image_id(2)}
+    answer = bsdp_of(reply_of(policy.decide(list_request(), catalog, SERVER, 0)).packets[0])
+    assert answer.default_image_id == image_id(2)
+    assert [image.image_id for image in answer.images or ()] == [image_id(2), image_id(1)]
+    other = policy.decide(list_request(mac=b"\x02" * 6), catalog, SERVER, 0)
+    assert bsdp_of(reply_of(other).packets[0]).default_image_id == image_id(1)
+    selected = reply_of(policy.decide(select_request(None), catalog, SERVER, 0))
+    assert selected.image_id is not None and int(selected.image_id) == image_id(2)
+
+
+def test_an_assigned_image_the_mac_may_not_boot_is_passed_over(tmp_path: Path) -> None:
+    catalog = catalog_of(
+        tmp_path,
+        {"First": {"IsDefault": True}, "Elsewhere": {"EnabledSystemIdentifiers": ["X1,1"]}},
+    )
+    policy = make_policy()
+    policy.assigned = {mac_from_bytes(MAC): image_id(2)}
+    answer = bsdp_of(reply_of(policy.decide(list_request(), catalog, SERVER, 0)).packets[0])
+    assert answer.default_image_id == image_id(1)

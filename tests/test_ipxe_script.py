@@ -287,6 +287,7 @@ def test_pc_images_come_from_servable_pc_bootable_sets(tmp_path: Path) -> None:
     installer, rescue = images
     assert rescue == PcImage(
         name="Rescue",
+        image_id=0x01000003,
         set_path=PurePosixPath("Rescue.nbi"),
         index=3,
         is_default=False,

@@ -39,9 +39,10 @@ it came in on.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from types import MappingProxyType
 
 from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.options import (
@@ -204,6 +205,10 @@ class BsdpPolicy:
     def __init__(self, settings: BsdpSettings, bindings: BindingTable) -> None:
         self.settings = settings
         self.bindings = bindings
+        self.assigned: Mapping[MacAddress, int | None] = MappingProxyType({})
+        """Admin assignments (MAC to image ID; None: no image chosen), swapped whole on
+        every change: an assigned image a Mac may boot is its default in LIST and what
+        a SELECT without sub-option 8 gets."""
 
     @staticmethod
     def _offerable(nbi_set: NbiSet, request: _Request) -> bool:
@@ -293,7 +298,18 @@ class BsdpPolicy:
             and passes_filter(s.info, request.bsdp.attribute_filter)
             and self._offerable(s, request)
         ]
-        return in_list_order(sets)
+        return self._assigned_first(request.mac, in_list_order(sets))
+
+    def _assigned_first(self, mac: MacAddress, sets: list[NbiSet]) -> list[NbiSet]:
+        """`sets` with the image assigned to `mac` moved to the front, when it is among them:
+        the front is the default of LIST and what a SELECT without an image ID gets."""
+        wanted = self.assigned.get(mac)
+        if wanted is None:
+            return sets
+        for position, nbi_set in enumerate(sets):
+            if nbi_set.info is not None and int(nbi_set.info.image_id) == wanted:
+                return [nbi_set, *sets[:position], *sets[position + 1 :]]
+        return sets
 
     def _list(self, request: _Request, catalog: Catalog, server: str, now: float) -> Decision:
         visible = self.visible_sets(request, catalog)

@@ -28,6 +28,8 @@ class PcImage:
     """One PC-bootable image as a renderer needs it; paths are relative to the set."""
 
     name: str
+    image_id: int
+    """The set's BSDP image ID: what the admin API assigns by."""
     set_path: PurePosixPath
     """The set's directory under the image root (`Demo.nbi`, `NetBootSP0/X.nbi`)."""
     index: int
@@ -53,6 +55,8 @@ class ChoiceSettings:
     menu_timeout: int = 10
     assignments: Mapping[str, str] = field(default_factory=dict)
     """MAC to the image that client boots (`[pxe] assignments`)."""
+    assigned: Mapping[MacAddress, int | None] = field(default_factory=dict)
+    """MAC to the image ID the admin API assigned (None: the menu); before `assignments`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +92,26 @@ def choose_pc_image(
     requested: str | None,
     settings: ChoiceSettings,
 ) -> PcChoice:
-    """What this machine boots; `requested` is an image name the request itself carries."""
-    requested = requested or (settings.assignments.get(mac) if mac else None)
+    """What this machine boots; `requested` is an image name the request itself carries.
+
+    A name in the request (a menu item) wins; then the admin API's assignment for
+    the MAC (an image it may boot, or the menu), then `[pxe] assignments`. An
+    assigned image this machine may not boot (disabled, removed, built for other
+    firmware) is passed over as if unassigned.
+    """
     images = pc_images(catalog, mac, family)
     if not images:
         who = f"{mac or 'this client'} ({family or 'any firmware'})"
         return NoImage(f"no PC-bootable image in the catalog for {who}")
+    if requested is None and mac is not None and mac in settings.assigned:
+        wanted = settings.assigned[mac]
+        if wanted is None:
+            default = choose_image(images, settings.default_image or None)
+            return ImageMenu(tuple(images), default, settings.menu_timeout)
+        assigned = next((image for image in images if image.image_id == wanted), None)
+        if assigned is not None:
+            return BootImage(assigned)
+    requested = requested or (settings.assignments.get(mac) if mac else None)
     if settings.menu and requested is None:
         default = choose_image(images, settings.default_image or None)
         return ImageMenu(tuple(images), default, settings.menu_timeout)
@@ -134,6 +152,7 @@ def pc_images(catalog: Catalog, mac: MacAddress | None, family: str | None) -> l
         images.append(
             PcImage(
                 name=info.name,
+                image_id=int(info.image_id),
                 set_path=nbi_set.path,
                 index=info.index,
                 is_default=info.is_default,

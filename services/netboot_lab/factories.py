@@ -71,6 +71,7 @@ UNSIGNED_PC_KERNEL = pe_image()
 
 RESCUE_PC_IMAGE = PcImage(
     name="Rescue",
+    image_id=0x01000001,
     set_path=PurePosixPath("Rescue.nbi"),
     index=1,
     is_default=True,
@@ -81,6 +82,23 @@ RESCUE_PC_IMAGE = PcImage(
     description="Debian rescue system",
 )
 """A PC image as the catalog yields it, for the renderers' tests (iPXE and GRUB alike)."""
+
+
+PC_FILES = {"pc/vmlinuz": SIGNED_PC_KERNEL, "pc/initrd.img": b"\x1f\x8b initrd"}
+"""A PC kernel and initrd in the places `pc_set` names them."""
+
+
+def pc_set(root: Path, name: str, index: int, **plist_overrides: Any) -> Path:
+    """A set PCs boot as well as Macs: `make_set` with a kernel and an initrd."""
+    return make_set(
+        root,
+        name,
+        Index=index,
+        files=PC_FILES,
+        PCKernel="pc/vmlinuz",
+        PCInitrd="pc/initrd.img",
+        **plist_overrides,
+    )
 
 
 def plist_dict(**overrides: Any) -> dict[str, Any]:

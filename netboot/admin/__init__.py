@@ -1,0 +1,1 @@
+"""The admin console and API: assignments, machines, image edits, auth, events (all pure)."""
