@@ -154,7 +154,6 @@ def update_set(set_dir: Path, decide: Callable[[dict[str, Any]], PlistChanges]) 
     `edit_set` does; nothing is written then.
     """
     root, set_path = set_location(set_dir)
-    set_dir = root / set_path
     with set_lock(set_dir):
         plist = read_plist(set_dir)
         binary = (set_dir / PLIST_NAME).read_bytes().startswith(b"bplist")
