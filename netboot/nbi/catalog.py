@@ -93,6 +93,17 @@ class NbiSet:
             return None
 
     @property
+    def claim(self) -> Claim:
+        """Its bid for an Index and for being the default (an enabled IsDefault)."""
+        fields = self.parsed.fields
+        return Claim(
+            set_path=self.path,
+            value=fields.get("index"),
+            is_default=bool(fields.get("is_default")) and bool(fields.get("is_enabled", True)),
+            is_valid=self.is_valid,
+        )
+
+    @property
     def pc_bootable(self) -> bool:
         """Servable sets with this true can be offered to PCs (iPXE) as well as Macs."""
         return self.info is not None and self.info.pc_bootable and self.pc_kernel is not None
@@ -258,16 +269,6 @@ def scan_catalog(root: Path) -> Catalog:
             )
         sets.append(nbi_set)
 
-    claims = [
-        Claim(
-            set_path=s.path,
-            value=s.parsed.fields.get("index"),
-            is_default=bool(s.parsed.fields.get("is_default"))
-            and bool(s.parsed.fields.get("is_enabled", True)),
-            is_valid=s.is_valid,
-        )
-        for s in sets
-    ]
-    conflicts = check_conflicts(claims)
+    conflicts = check_conflicts([s.claim for s in sets])
     sets = [replace(s, problems=s.problems + tuple(conflicts.get(s.path, ()))) for s in sets]
     return Catalog(root=root, sets=tuple(sets))

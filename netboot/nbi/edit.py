@@ -7,6 +7,24 @@ files of the set (`validate.check_set_files`), and renamed over the old one
 only when it has no errors. A failed edit leaves the set exactly as it was;
 the server, which rescans the root, never sees a half-written plist.
 
+Two editors at once (two `netboot nbi edit` runs, the admin API's threads, a
+mix) are serialised per set: `update_set` takes an exclusive `flock(2)` on the
+set's directory itself, then reads the plist, applies, judges, writes (temp
+file, fsync, rename, fsync of the directory) and only then lets go. Without
+it each would read the same old plist and the last rename would silently drop
+the other's change (a lost update), though no plist would ever be torn.
+Why the directory and not a lock file: a lock file would be a new file in the
+set, served by TFTP and HTTP, walked by the validator, left behind forever
+(removing a lock file is itself racy), and a set on a read-only mount could
+not get one; the plist itself cannot carry the lock, as each edit renames a
+new inode over it. A directory opened read-only can be flocked on Linux, the
+set directory is never replaced by an edit, `flock` locks belong to the open
+file description (so two threads of one process exclude each other, where
+POSIX `lockf` locks would not), and the kernel drops the lock when its holder
+dies. It is advisory: an admin's text editor does not take it; only our
+editors exclude each other. NFS-mounted image roots may refuse `flock` on a
+directory; the edit then fails with that error and writes nothing.
+
 Values given on the command line are typed by the key: booleans accept
 true/false/yes/no/1/0, integers decimal, arrays a comma- or space-separated
 list (model identifiers, which contain commas, space-separated only), and
@@ -16,10 +34,13 @@ as Apple's tools keep keys they do not know.
 
 from __future__ import annotations
 
+import copy
+import fcntl
 import os
 import plistlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -111,28 +132,63 @@ def read_plist(set_dir: Path) -> dict[str, Any]:
     return loaded
 
 
-def edit_set(set_dir: Path, changes: Mapping[str, Any]) -> list[Problem]:
+PlistChanges = Mapping[str, Any]
+"""Key -> new value for an NBImageInfo.plist; a None value removes the key."""
+
+
+def edit_set(set_dir: Path, changes: PlistChanges) -> list[Problem]:
     """Apply `changes` (None removes a key); returns the warnings of the result.
 
     Raises ImageError naming the file, the key and the problem when the edited
     plist would not be valid; nothing is written then.
     """
+    return update_set(set_dir, lambda _current: changes)
+
+
+def update_set(set_dir: Path, decide: Callable[[dict[str, Any]], PlistChanges]) -> list[Problem]:
+    """Read-modify-write under the set's lock: `decide` gets the current plist
+    (a copy, read once the lock is held) and returns the changes to apply.
+
+    So a change computed from the current content (add one MAC to a list) never
+    loses another editor's change made in between. Raises ImageError as
+    `edit_set` does; nothing is written then.
+    """
     root, set_path = set_location(set_dir)
-    plist = read_plist(set_dir)
-    binary = (set_dir / PLIST_NAME).read_bytes().startswith(b"bplist")
-    for key, value in changes.items():
-        if value is None:
-            plist.pop(key, None)
-        else:
-            plist[key] = value
-    problems = judge(root, set_path, plist)
-    errors = [p for p in problems if p.severity is Severity.ERROR]
-    if errors:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ImageError(str(set_dir / PLIST_NAME), first.key, first.message + more)
-    write_plist_atomically(set_dir / PLIST_NAME, plist, binary=binary)
+    with set_lock(set_dir):
+        plist = read_plist(set_dir)
+        binary = (set_dir / PLIST_NAME).read_bytes().startswith(b"bplist")
+        for key, value in decide(copy.deepcopy(plist)).items():
+            if value is None:
+                plist.pop(key, None)
+            else:
+                plist[key] = value
+        problems = judge(root, set_path, plist)
+        errors = [p for p in problems if p.severity is Severity.ERROR]
+        if errors:
+            first = errors[0]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise ImageError(str(set_dir / PLIST_NAME), first.key, first.message + more)
+        write_plist_atomically(set_dir / PLIST_NAME, plist, binary=binary)
     return [p for p in problems if p.severity is not Severity.ERROR]
+
+
+@contextmanager
+def set_lock(set_dir: Path) -> Iterator[None]:
+    """Hold an exclusive flock on the set's directory (see the module docstring)."""
+    try:
+        descriptor = os.open(set_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        raise ImageError(str(set_dir), "-", f"cannot be opened: {error.strerror}") from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError as error:
+            raise ImageError(
+                str(set_dir), "-", f"cannot be locked for editing: {error.strerror}"
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)  # closing the last descriptor releases the lock
 
 
 def judge(root: Path, set_path: PurePosixPath, plist: dict[str, Any]) -> list[Problem]:
@@ -145,7 +201,11 @@ def judge(root: Path, set_path: PurePosixPath, plist: dict[str, Any]) -> list[Pr
 
 
 def write_plist_atomically(file: Path, plist: dict[str, Any], binary: bool = False) -> None:
-    """Write beside the target, flush to disk, rename over it: all or nothing."""
+    """Write beside the target, flush to disk, rename over it: all or nothing.
+
+    The directory is flushed after the rename too, so after a crash the plist
+    is the new one or the old one, never a missing one.
+    """
     handle, temporary = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
     try:
         with os.fdopen(handle, "wb") as out:
@@ -157,6 +217,11 @@ def write_plist_atomically(file: Path, plist: dict[str, Any], binary: bool = Fal
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    directory = os.open(file.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def set_default(set_dir: Path) -> list[Path]:
