@@ -132,9 +132,15 @@ def _require_browser() -> None:
 
 @contextmanager
 def browser(
-    base_url: str, artifacts_name: str, size: tuple[int, int] = DESKTOP
+    base_url: str,
+    artifacts_name: str,
+    size: tuple[int, int] = DESKTOP,
+    javascript: bool = True,
 ) -> Iterator[Browser]:
-    """Headless Chromium with a fresh profile, quit (and the profile removed) on exit."""
+    """Headless Chromium with a fresh profile, quit (and the profile removed) on exit.
+
+    `javascript=False` shows what the server rendered, as a browser without scripts sees it.
+    """
     _require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -146,6 +152,9 @@ def browser(
             options.add_argument(flag)
         options.add_argument(f"--user-data-dir={profile}")
         options.add_argument(f"--window-size={size[0]},{size[1]}")
+        if not javascript:
+            blocked = {"profile.managed_default_content_settings.javascript": 2}
+            options.add_experimental_option("prefs", blocked)
         driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
         try:
             driver.set_window_size(*size)

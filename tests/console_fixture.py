@@ -137,9 +137,7 @@ class ConsoleFixture:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        with self._lock:
-            for subscriber in self._subscribers:
-                subscriber.put(None)
+        self.drop_streams()
         assert self._server is not None
         self._server.shutdown()
         self._server.server_close()
@@ -167,6 +165,12 @@ class ConsoleFixture:
             frame = f"id: {next(self._event_ids)}\nevent: {name}\ndata: {json.dumps(data)}\n\n"
             for subscriber in self._subscribers:
                 subscriber.put(frame.encode())
+
+    def drop_streams(self) -> None:
+        """End every open /api/events stream, as a restarting server or a lost network would."""
+        with self._lock:
+            for subscriber in self._subscribers:
+                subscriber.put(None)
 
     def subscribers(self) -> int:
         with self._lock:

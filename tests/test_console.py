@@ -153,6 +153,35 @@ def test_machines_appear_and_progress_live_without_a_reload(fixture: ConsoleFixt
         page.screenshot("a PC appeared")
 
 
+def test_a_lost_stream_reconnects_and_reads_what_it_missed(fixture: ConsoleFixture) -> None:
+    with browser(fixture.url, "console-reconnect") as page:
+        logged_in(page, fixture)
+        loaded_at = page.script("return window.__loadedAt")
+        reads_before = len(fixture.requests_to("GET", "/api/machines"))
+        fixture.drop_streams()
+        # Seen while no stream was open: no event carries it, the next `hello` brings a re-read.
+        fixture.machines[MAC_A] = machine(MAC_A, time.time())
+        page.machine_row(MAC_A)
+        assert len(fixture.requests_to("GET", "/api/machines")) == reads_before + 1
+        assert page.script("return window.__loadedAt") == loaded_at
+        page.wait_for_element('#live[data-state="live"]')
+        page.screenshot("reconnected")
+
+
+def test_the_server_rendered_page_shows_machines_without_javascript(
+    fixture: ConsoleFixture,
+) -> None:
+    fixture.machines[MAC_A] = machine(MAC_A, time.time())
+    with browser(fixture.url, "console-no-javascript", javascript=False) as page:
+        page.login(fixture.token)  # a form post: no script needed
+        row = page.wait_for_element(f'tr.machine[data-mac="{MAC_A}"]')
+        assert row.find_element("css selector", "td.mac").text == MAC_A
+        assert row.find_element("css selector", "td.progress").text == "bsdp list"
+        assert not row.find_elements("css selector", "select.assign")  # no script ran
+        assert page.driver.find_elements("css selector", 'tr.image[data-image-id="1"]')
+        page.screenshot("without javascript")
+
+
 def test_assign_by_clicking_sends_the_csrf_header(fixture: ConsoleFixture) -> None:
     fixture.machines[MAC_A] = machine(MAC_A, time.time())
     with browser(fixture.url, "console-assign") as page:
