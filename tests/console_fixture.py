@@ -432,14 +432,19 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path != "/logout":
             self._error(HTTPStatus.NOT_FOUND, "not found")
 
-    def do_PUT(self) -> None:
-        body = self._body()
+    def _assignment_target(self, body: bytes) -> str | None:
+        """The MAC of /api/assignments/{mac} once recorded and authorized; None: answered."""
         self._record(body)
         mac = _assignment_mac(self.path)
         if mac is None:
             self._error(HTTPStatus.NOT_FOUND, "not found")
-            return
-        if not self._authorized(changes_state=True):
+            return None
+        return mac if self._authorized(changes_state=True) else None
+
+    def do_PUT(self) -> None:
+        body = self._body()
+        mac = self._assignment_target(body)
+        if mac is None:
             return
         try:
             request = json.loads(body)
@@ -458,12 +463,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.NO_CONTENT)
 
     def do_DELETE(self) -> None:
-        self._record(b"")
-        mac = _assignment_mac(self.path)
+        mac = self._assignment_target(b"")
         if mac is None:
-            self._error(HTTPStatus.NOT_FOUND, "not found")
-            return
-        if not self._authorized(changes_state=True):
             return
         if self.state.assignments.get(mac, {}).get("source") != "api":
             self._error(HTTPStatus.NOT_FOUND, f"{mac} has no API assignment")

@@ -193,8 +193,7 @@ def test_assign_by_clicking_sends_the_csrf_header(fixture: ConsoleFixture) -> No
         ]
         # The Mac's i386 sets, then none/menu and clear; not the PC-only Debian set (3).
         assert offered == ["", "1", "2", "none", "clear"]
-        _choose(row, "2")
-        row.find_element("css selector", "button.assign-apply").click()
+        _assign(row, "2")
         page.wait_for(lambda _: "Installer" in _assignment_text(page, MAC_A))
 
         (put,) = fixture.requests_to("PUT", f"/api/assignments/{MAC_A}")
@@ -209,8 +208,7 @@ def test_assign_by_clicking_sends_the_csrf_header(fixture: ConsoleFixture) -> No
         page.screenshot("assigned")
 
         row = page.machine_row(MAC_A)
-        _choose(row, "clear")
-        row.find_element("css selector", "button.assign-apply").click()
+        _assign(row, "clear")
         page.wait_for(lambda _: "none (catalog default)" in _assignment_text(page, MAC_A))
         assert len(fixture.requests_to("DELETE", f"/api/assignments/{MAC_A}")) == 1
         page.screenshot("cleared")
@@ -223,8 +221,7 @@ def test_a_refused_assignment_shows_the_servers_reason(fixture: ConsoleFixture) 
         row = page.machine_row(MAC_A)
         # The set changed on the server after the page listed it: now it refuses this model.
         fixture.images[1]["disabled_system_identifiers"] = ["iMac13,2"]
-        _choose(row, "2")
-        row.find_element("css selector", "button.assign-apply").click()
+        _assign(row, "2")
         error = page.wait_for_element(f'tr.machine[data-mac="{MAC_A}"] .assign-error:not(:empty)')
         assert error.text == "image 2 (Installer) refuses model iMac13,2"
         assert MAC_A not in fixture.assignments
@@ -271,12 +268,14 @@ def test_phone_layout_shows_machines_as_cards_without_sideways_scrolling(
         page.screenshot("phone")
 
 
-def _choose(row: object, value: str) -> None:
+def _assign(row: object, value: str) -> None:
+    """Choose `value` in a machine row's select and click Apply, as an admin would."""
     from selenium.webdriver.remote.webelement import WebElement
     from selenium.webdriver.support.select import Select
 
     assert isinstance(row, WebElement)
     Select(row.find_element("css selector", "select.assign")).select_by_value(value)
+    row.find_element("css selector", "button.assign-apply").click()
 
 
 def _assignment_text(page: Browser, mac: str) -> str:
