@@ -53,6 +53,7 @@ def test_login_with_the_token_opens_the_console(fixture: ConsoleFixture) -> None
         logged_in(page, fixture)
         assert page.driver.current_url == fixture.url + "/"
         assert page.driver.get_cookie("netboot_session") is not None
+        assert "{{" not in page.driver.page_source  # every placeholder was filled
         rows = page.driver.find_elements("css selector", "tr.image[data-image-id]")
         assert [row.get_attribute("data-image-id") for row in rows] == ["1", "2", "3"]
         page.screenshot("console after login")
