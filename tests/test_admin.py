@@ -80,6 +80,89 @@ def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
             assert daemon.stop() == 0
 
 
+RANGED_READ = """
+import http.client, json, sys
+host, path, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+connection = http.client.HTTPConnection(host, 80, timeout=30)
+got = b""
+for first, last in ((0, size // 2 - 1), (size // 2, size - 1), (0, 9)):
+    connection.request("GET", path, headers={"Range": f"bytes={first}-{last}"})
+    response = connection.getresponse()
+    assert response.status == 206, response.status
+    got += response.read()
+print(len(got))
+"""
+
+
+def test_status_json_carries_each_machine_and_its_journey(tmp_path: Path) -> None:
+    """A Mac's LIST, SELECT, booter over TFTP and root image in ranges over HTTP, as the
+    machines registry files them; the address-keyed clients stay as they were."""
+    root = tmp_path / "images"
+    set_dir = make_set(root, "Alpha", Index=1)
+    image_size = (set_dir / "NetBoot.dmg").stat().st_size
+    booter_size = (set_dir / "i386" / "booter").stat().st_size
+    with veth_lab("10.239.1") as lab:
+        args = ["--root", str(root), "--interface", lab.server_if]
+        with Daemon(args, netns=lab.server) as daemon:
+            daemon.wait_ready()
+            exit_status, answer = bsdp_probe(lab.client, lab.client_if, "--select", "0x01000001")
+            assert exit_status == 0, answer
+            booter = str(tmp_path / "booter")
+            fetched = netboot_in(
+                lab.client, "tftp", "get", lab.server_ip, "Alpha.nbi/i386/booter", "-o", booter
+            )
+            assert fetched.returncode == 0, fetched.stderr
+            read = run_in(
+                lab.client,
+                sys.executable,
+                "-c",
+                RANGED_READ,
+                lab.server_ip,
+                "/Alpha.nbi/NetBoot.dmg",
+                str(image_size),
+            )
+            assert read.returncode == 0, read.stderr
+            assert int(read.stdout) == image_size + 10
+
+            state = json.loads(fetch(lab.server, "http://127.0.0.1:9067/status.json"))
+            (client,) = state["clients"]
+            assert (client["address"], client["progress"]) == (lab.client_ip, "http")
+            assert list(client["stages"]) == [
+                "bsdp list",
+                "bsdp select",
+                "tftp",
+                "tftp done",
+                "http",
+            ]
+            (machine,) = state["machines"]
+            assert machine["mac"] == client["mac"]
+            assert machine["address"] == lab.client_ip
+            assert (machine["kind"], machine["architecture"]) == ("mac", "i386")
+            assert machine["model"]  # the probe's model, whatever it says it is
+            assert machine["image"] == "0x01000001" and machine["progress"] == "http"
+            assert machine["server"]
+            assert (machine["lease"], machine["assignment"]) == (None, None)
+            (journey,) = machine["journeys"]
+            assert journey["ended"] is None
+            steps = [(step["stage"], step["bytes"]) for step in journey["steps"]]
+            assert steps == [
+                ("bsdp list", None),
+                ("bsdp select", None),
+                ("tftp", None),
+                ("tftp done", booter_size),
+                ("http", None),
+            ]
+            transfers = {
+                (t["protocol"], t["name"]): (t["bytes"], t["size"], t["done"])
+                for t in journey["transfers"]
+            }
+            assert transfers == {
+                ("tftp", "Alpha.nbi/i386/booter"): (booter_size, booter_size, True),
+                ("http", "/Alpha.nbi/NetBoot.dmg"): (image_size + 10, image_size, True),
+            }
+            assert daemon.stop() == 0
+
+
 def test_status_without_a_daemon_exits_1() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "netboot", "status", "--admin", "http://127.0.0.1:9"],

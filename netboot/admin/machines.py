@@ -230,19 +230,21 @@ class MachineRegistry:
         `last_seen`: that is no change worth an event.
         """
         machine, changed = self._touch(mac, now)
-        facts = (
-            ("address", address),
-            ("kind", kind),
-            ("model", model),
-            ("architecture", architecture),
-            ("firmware", firmware),
-            ("server", server),
-            ("image", image),
-        )
-        for name, value in facts:
-            if value is not None and getattr(machine, name) != value:
-                setattr(machine, name, value)
-                changed = True
+        # Spelled out rather than looped over: HTTP reports every range response here.
+        if address is not None and machine.address != address:
+            machine.address, changed = address, True
+        if kind is not None and machine.kind != kind:
+            machine.kind, changed = kind, True
+        if model is not None and machine.model != model:
+            machine.model, changed = model, True
+        if architecture is not None and machine.architecture != architecture:
+            machine.architecture, changed = architecture, True
+        if firmware is not None and machine.firmware != firmware:
+            machine.firmware, changed = firmware, True
+        if server is not None and machine.server != server:
+            machine.server, changed = server, True
+        if image is not None and machine.image != image:
+            machine.image, changed = image, True
         if stage is not None:
             journey = machine.current(now)
             if journey.begins_anew(stage):
