@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,16 +83,24 @@ def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
 
 RANGED_READ = """
 import http.client, json, sys
-host, path, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+host, path, ranges = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 connection = http.client.HTTPConnection(host, 80, timeout=30)
 got = b""
-for first, last in ((0, size // 2 - 1), (size // 2, size - 1), (0, 9)):
+for first, last in ranges:
     connection.request("GET", path, headers={"Range": f"bytes={first}-{last}"})
     response = connection.getresponse()
     assert response.status == 206, response.status
     got += response.read()
+connection.close()
 print(len(got))
 """
+
+
+def read_ranges(namespace: str, host: str, path: str, ranges: list[tuple[int, int]]) -> int:
+    """Bytes received for `ranges` of `path`, read on one keep-alive connection, then closed."""
+    done = run_in(namespace, sys.executable, "-c", RANGED_READ, host, path, json.dumps(ranges))
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
 
 
 def test_status_json_carries_each_machine_and_its_journey(tmp_path: Path) -> None:
@@ -112,19 +121,25 @@ def test_status_json_carries_each_machine_and_its_journey(tmp_path: Path) -> Non
                 lab.client, "tftp", "get", lab.server_ip, "Alpha.nbi/i386/booter", "-o", booter
             )
             assert fetched.returncode == 0, fetched.stderr
-            read = run_in(
-                lab.client,
-                sys.executable,
-                "-c",
-                RANGED_READ,
-                lab.server_ip,
-                "/Alpha.nbi/NetBoot.dmg",
-                str(image_size),
-            )
-            assert read.returncode == 0, read.stderr
-            assert int(read.stdout) == image_size + 10
+            half = image_size // 2
+            ranges = [(0, half - 1), (half, image_size - 1), (0, 9)]
+            image = "/Alpha.nbi/NetBoot.dmg"
+            assert read_ranges(lab.client, lab.server_ip, image, ranges) == image_size + 10
+            # Part of a file, then the connection closes: done too, as far as we can tell.
+            booter_path = "/Alpha.nbi/i386/booter"
+            assert read_ranges(lab.client, lab.server_ip, booter_path, [(0, 9)]) == 10
 
-            state = json.loads(fetch(lab.server, "http://127.0.0.1:9067/status.json"))
+            deadline = time.monotonic() + TIMEOUT
+            while True:
+                state = json.loads(fetch(lab.server, "http://127.0.0.1:9067/status.json"))
+                transfers = {
+                    (t["protocol"], t["name"]): (t["bytes"], t["size"], t["done"])
+                    for journey in state["machines"][0]["journeys"]
+                    for t in journey["transfers"]
+                }
+                if all(done for _, _, done in transfers.values()) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
             (client,) = state["clients"]
             assert (client["address"], client["progress"]) == (lab.client_ip, "http")
             assert list(client["stages"]) == [
@@ -144,21 +159,19 @@ def test_status_json_carries_each_machine_and_its_journey(tmp_path: Path) -> Non
             assert (machine["lease"], machine["assignment"]) == (None, None)
             (journey,) = machine["journeys"]
             assert journey["ended"] is None
-            steps = [(step["stage"], step["bytes"]) for step in journey["steps"]]
+            steps = [(step["stage"], step["detail"], step["bytes"]) for step in journey["steps"]]
             assert steps == [
-                ("bsdp list", None),
-                ("bsdp select", None),
-                ("tftp", None),
-                ("tftp done", booter_size),
-                ("http", None),
+                ("bsdp list", steps[0][1], None),
+                ("bsdp select", steps[1][1], None),
+                ("tftp", "TFTP Alpha.nbi/i386/booter", None),
+                ("tftp done", "TFTP Alpha.nbi/i386/booter done", booter_size),
+                ("http", f"HTTP {image}", None),
+                ("http", f"HTTP {booter_path}", None),
             ]
-            transfers = {
-                (t["protocol"], t["name"]): (t["bytes"], t["size"], t["done"])
-                for t in journey["transfers"]
-            }
             assert transfers == {
                 ("tftp", "Alpha.nbi/i386/booter"): (booter_size, booter_size, True),
-                ("http", "/Alpha.nbi/NetBoot.dmg"): (image_size + 10, image_size, True),
+                ("http", image): (image_size + 10, image_size, True),
+                ("http", booter_path): (10, booter_size, True),
             }
             assert daemon.stop() == 0
 
