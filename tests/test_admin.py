@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
-from netboot_lab.netns import bsdp_probe, netboot_in, run_in
+from netboot_lab.netns import VethPair, bsdp_probe, netboot_in, run_in
 from tests.netns import veth_lab
 
 TIMEOUT = 60
@@ -27,6 +27,16 @@ def fetch(namespace: str, url: str) -> str:
     return done.stdout
 
 
+def select_and_fetch_the_booter(lab: VethPair, booter: Path) -> None:
+    """A Mac's first steps: LIST, SELECT of Alpha, its booter over TFTP."""
+    exit_status, answer = bsdp_probe(lab.client, lab.client_if, "--select", "0x01000001")
+    assert exit_status == 0, answer
+    fetched = netboot_in(
+        lab.client, "tftp", "get", lab.server_ip, "Alpha.nbi/i386/booter", "-o", str(booter)
+    )
+    assert fetched.returncode == 0, fetched.stderr
+
+
 def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
     root = tmp_path / "images"
     make_set(root, "Alpha", Index=1)
@@ -35,13 +45,7 @@ def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
         args = ["--root", str(root), "--interface", lab.server_if]
         with Daemon(args, netns=lab.server) as daemon:
             daemon.wait_ready()
-            exit_status, answer = bsdp_probe(lab.client, lab.client_if, "--select", "0x01000001")
-            assert exit_status == 0, answer
-            booter = str(tmp_path / "booter")
-            fetched = netboot_in(
-                lab.client, "tftp", "get", lab.server_ip, "Alpha.nbi/i386/booter", "-o", booter
-            )
-            assert fetched.returncode == 0, fetched.stderr
+            select_and_fetch_the_booter(lab, tmp_path / "booter")
 
             status = netboot_in(lab.server, "status", "--json")
             assert status.returncode == 0, status.stderr
@@ -114,13 +118,7 @@ def test_status_json_carries_each_machine_and_its_journey(tmp_path: Path) -> Non
         args = ["--root", str(root), "--interface", lab.server_if]
         with Daemon(args, netns=lab.server) as daemon:
             daemon.wait_ready()
-            exit_status, answer = bsdp_probe(lab.client, lab.client_if, "--select", "0x01000001")
-            assert exit_status == 0, answer
-            booter = str(tmp_path / "booter")
-            fetched = netboot_in(
-                lab.client, "tftp", "get", lab.server_ip, "Alpha.nbi/i386/booter", "-o", booter
-            )
-            assert fetched.returncode == 0, fetched.stderr
+            select_and_fetch_the_booter(lab, tmp_path / "booter")
             half = image_size // 2
             ranges = [(0, half - 1), (half, image_size - 1), (0, 9)]
             image = "/Alpha.nbi/NetBoot.dmg"
