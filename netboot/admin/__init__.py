@@ -1,1 +1,1 @@
-"""The admin console and API: what it knows and decides, with no sockets and no clock."""
+"""The admin console and API: assignments, machines, image edits, auth, events (all pure)."""
