@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 
+from netboot.admin.machines import MachineRegistry
 from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.client import inform_list, inform_select, read_answer
 from netboot.bsdp.options import VERSION_1_1, BsdpMessage, MessageType, decode, encode
@@ -245,6 +246,30 @@ def test_each_answer_is_logged_with_its_outcome_kind_and_the_summary_text(
     assert pipeline.handler.clients.boots == {"0x01000001": 1}
     (client,) = pipeline.handler.clients.recent()
     assert (client["image"], list(client["stages"])) == ("0x01000001", ["bsdp list", "bsdp select"])
+
+
+def test_the_machines_registry_learns_the_macs_model_and_its_journey(
+    pipeline: Pipeline,
+) -> None:
+    registry = MachineRegistry()
+    pipeline.handler.clients.registry = registry
+    pipeline.handler.clients.server_name = "netboot-srv"
+    pipeline.receive(list_datagram())
+    pipeline.clock.advance(2)
+    pipeline.receive(select_datagram(0x0100_0001))
+    (machine,) = registry.machines()
+    assert machine["mac"] == str(mac_from_bytes(MAC))
+    assert (machine["kind"], machine["model"], machine["architecture"]) == ("mac", MODEL, "i386")
+    assert (machine["address"], machine["server"], machine["image"]) == (
+        CLIENT_IP,
+        "netboot-srv",
+        "0x01000001",
+    )
+    (journey,) = machine["journeys"]
+    assert [(step["stage"], step["at"]) for step in journey["steps"]] == [
+        ("bsdp list", 0.0),
+        ("bsdp select", 2.0),
+    ]
 
 
 def test_a_diskless_select_creates_the_shadow_directory_first(tmp_path: Path) -> None:

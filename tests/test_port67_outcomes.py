@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from netboot.admin.machines import SIDE_STEPS, STAGES
 from netboot.dhcpwire.outcome_kind import OutcomeKind as K
 from netboot.lab.stages import BOOT_INFO, LEASED
 from netboot_services.bsdp import BsdpCounters
-from netboot_services.clients import SIDE_STEPS, STAGES
 from netboot_services.counters import Counters
 from netboot_services.outcomes import (
     BSDP_COUNTERS,

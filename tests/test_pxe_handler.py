@@ -20,6 +20,7 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 
+from netboot.admin.machines import MachineRegistry
 from netboot.dhcp.boot import BootSettings
 from netboot.dhcp.leases import AddressPool, LeaseStore
 from netboot.dhcp.proxy import SilenceReason
@@ -215,6 +216,36 @@ def test_port_4011_request_is_acked_to_its_source(
     assert reply.option(Option.VENDOR_SPECIFIC) == echoed43
     assert proxy.handler.counters.boot_server_acks == 1
     assert proxy.stages() == {CLIENT_IP: ["4011 ack"]}
+
+
+@pytest.mark.parametrize(
+    ("options", "firmware", "architecture"),
+    [
+        pytest.param(BIOS, "bios", "bios", id="bios"),
+        pytest.param(UEFI_X64, "efi-x64", "efi-x64", id="uefi"),
+        pytest.param(IPXE, "ipxe", "efi-x64", id="ipxe"),
+    ],
+)
+def test_the_machines_registry_learns_the_pcs_firmware(
+    proxy: Pipeline, options: tuple[tuple[int, bytes], ...], firmware: str, architecture: str
+) -> None:
+    registry = MachineRegistry()
+    proxy.handler.clients.registry = registry
+    proxy.receive(datagram(MessageType.DISCOVER, *options))
+    (machine,) = registry.machines()
+    assert (machine["mac"], machine["kind"], machine["model"]) == ("52:54:00:12:34:56", "pc", None)
+    assert (machine["firmware"], machine["architecture"]) == (firmware, architecture)
+    assert machine["address"] is None  # filed by its MAC: it has no address yet
+    assert [step["stage"] for step in machine["journeys"][0]["steps"]] == ["proxy offer"]
+
+
+def test_a_mac_leased_in_full_mode_is_a_mac_and_a_plain_client_no_pc(full: Pipeline) -> None:
+    registry = MachineRegistry()
+    full.handler.clients.registry = registry
+    full.receive(datagram(MessageType.DISCOVER, *BSDP))
+    full.receive(datagram(MessageType.DISCOVER, *PLAIN, mac=bytes.fromhex("525400000002")))
+    kinds = {machine["mac"]: machine["kind"] for machine in registry.machines()}
+    assert kinds == {"52:54:00:12:34:56": "mac", "52:54:00:00:00:02": None}
 
 
 def test_port_4011_discover_is_not_answered(proxy: Pipeline) -> None:

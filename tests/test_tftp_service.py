@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from twisted.logger import LogLevel, globalLogPublisher
 
+from netboot.admin.machines import MachineChange, MachineRegistry
 from netboot.config import TftpConfig
 from netboot.grub.config import boot_config
 from netboot.nbi.catalog import Catalog, scan_catalog
@@ -26,11 +27,13 @@ from netboot.tftp.wire import (
     parse,
 )
 from netboot_lab.factories import make_set
+from netboot_services.clients import ClientTracker
 from netboot_services.tftp import TftpService
 from tests.fake_udp import FakeTransferPorts, FakeUdpReactor
 
 CLIENT = ("10.0.0.2", 3000)
 OTHER = ("10.0.0.3", 4000)
+MAC = "52:54:00:77:00:10"
 KERNEL = bytes(range(256)) * 8 + b"tail"  # 2052 bytes: 4 full blocks and a short one
 
 
@@ -318,6 +321,64 @@ def test_grub_configuration_is_sent_from_memory_and_logged_with_the_mac(tmp_path
         CLIENT[0],
         "boot 'Demo'",
     )
+
+
+def test_the_machines_registry_sees_steps_and_progress_every_64_blocks(tmp_path: Path) -> None:
+    booter = bytes(range(256)) * 2 * 150 + b"end"  # 150 whole 512-byte blocks and a short one
+    set_dir = make_set(tmp_path / "images", "Alpha")
+    (set_dir / "i386" / "booter").write_bytes(booter)
+    service, reactor = make_service(scan_catalog(tmp_path / "images"))
+    registry = MachineRegistry()
+    service.clients = ClientTracker(lookup={CLIENT[0]: MAC}.get, registry=registry)
+    changes: list[MachineChange] = []
+    registry.listeners.append(changes.append)
+    seen: list[tuple[int, int | None, bool]] = []
+
+    def transfer() -> dict[str, Any]:
+        machine = registry.machine(MAC)
+        assert machine is not None
+        (only,) = machine["journeys"][0]["transfers"]
+        return only
+
+    request(reactor, ReadRequest("Alpha.nbi/i386/booter"))
+    port = transfer_port(reactor)
+    for block in range(1, 152):
+        sent_packets(reactor)
+        reactor.advance(0.01)
+        reactor.ports[port].deliver(build(Ack(block)), CLIENT)
+        now = transfer()
+        if not seen or (now["bytes"], now["size"], now["done"]) != seen[-1]:
+            seen.append((now["bytes"], now["size"], now["done"]))
+    assert seen == [
+        (0, len(booter), False),
+        (64 * 512, len(booter), False),
+        (128 * 512, len(booter), False),
+        (len(booter), len(booter), True),
+    ]
+    machine = registry.machine(MAC)
+    assert machine is not None
+    assert [(s["stage"], s["detail"], s["bytes"]) for s in machine["journeys"][0]["steps"]] == [
+        ("tftp", "TFTP Alpha.nbi/i386/booter", None),
+        ("tftp done", "TFTP Alpha.nbi/i386/booter done", len(booter)),
+    ]
+    assert machine["address"] == CLIENT[0]
+    # The step, the transfer's first report, 128 blocks (a second after that), the step done
+    # and the transfer done: 64 blocks came within the first second, no change of their own.
+    assert len(changes) == 5
+    assert service.clients.recent()[0]["progress"] == "tftp done"
+
+
+def test_a_client_without_a_known_mac_is_not_in_the_registry(catalog: Catalog) -> None:
+    service, reactor = make_service(catalog)
+    registry = MachineRegistry()
+    service.clients = ClientTracker(lookup=lambda address: None, registry=registry)
+    request(reactor, ReadRequest("Alpha.nbi/i386/kernel"))
+    port = transfer_port(reactor)
+    for block in range(1, 6):
+        reactor.ports[port].deliver(build(Ack(block)), CLIENT)
+    assert service.counters.transfers_completed == 1
+    assert registry.machines() == []
+    assert [c["progress"] for c in service.clients.recent()] == ["tftp done"]
 
 
 def test_content_from_memory_is_read_in_blocks_and_converted_for_netascii() -> None:

@@ -303,12 +303,32 @@ def test_the_last_window_may_be_short_and_a_mid_window_ack_keeps_it() -> None:
     assert s.feed(Ack(3), 0.3) == [Finished(Outcome.COMPLETED)]
 
 
+def test_bytes_acknowledged_follow_the_clients_acks_not_what_was_sent() -> None:
+    whole = pattern(512 * 9 + 100)  # 9 whole blocks and a short 10th
+    s = session(whole, with_options(windowsize=4))
+    s.start(0.0)
+    assert s.bytes_acknowledged == 0
+    s.feed(Ack(0), 0.1)
+    assert s.bytes_acknowledged == 0  # the OACK's ACK carries no data
+    s.feed(Ack(2), 0.2)  # 3 and 4 lost: resent, and not acknowledged yet
+    assert s.bytes_acknowledged == 2 * 512
+    s.feed(Ack(2), 0.25)  # a duplicate moves nothing
+    s.feed(Ack(6), 0.3)
+    assert s.bytes_acknowledged == 6 * 512
+    s.feed(Ack(9), 0.4)
+    assert s.bytes_acknowledged == 9 * 512 < s.bytes_sent
+    assert s.feed(Ack(10), 0.5) == [Finished(Outcome.COMPLETED)]
+    assert s.bytes_acknowledged == len(whole)
+
+
 @pytest.mark.parametrize("windowsize", [1, 2, 4, 16, 64])
 @pytest.mark.parametrize("size", [0, 511, 512, 4096, 20_000])
 def test_every_windowsize_delivers_the_file(windowsize: int, size: int) -> None:
     whole = pattern(size)
-    received, _ = drive(session(whole, with_options(windowsize=windowsize)))
+    s = session(whole, with_options(windowsize=windowsize))
+    received, _ = drive(s)
     assert received == whole
+    assert s.bytes_acknowledged == size
 
 
 # --- loss, duplicates, stale packets ----------------------------------------------------------

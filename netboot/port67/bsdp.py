@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from netboot.bsdp.policy import BsdpPolicy, Ignore
+from netboot.bsdp.vendor_class import parse_client_class
 from netboot.dhcpwire.options import BOOTREQUEST, Option
 from netboot.dhcpwire.options import MessageType as DhcpType
 from netboot.dhcpwire.outcome_kind import OutcomeKind
@@ -40,7 +41,8 @@ def bsdp_outcome(
     `leased_here`: our full-mode server leases this client an address, so its
     DISCOVER is the PXE handler's (whose OFFER carries the fast path's fields).
     """
-    if not is_bsdp(packet.option(Option.VENDOR_CLASS)):
+    vendor_class = packet.option(Option.VENDOR_CLASS)
+    if not is_bsdp(vendor_class):
         return None
     if packet.op != BOOTREQUEST:
         return Outcome(OutcomeKind.OVERHEARD, "a BSDP server's reply", packet.mac)
@@ -57,11 +59,19 @@ def bsdp_outcome(
         address = packet.ciaddr if packet.ciaddr != ZERO else arrival.source[0]
     if arrival.local_address == ZERO:
         return Outcome(OutcomeKind.MALFORMED, NO_LOCAL_ADDRESS, packet.mac, address)
+    client_class = parse_client_class(vendor_class or b"")
     decide = policy.offer if discover else policy.decide
     decision = decide(packet, catalog, arrival.local_address, now, nfs_available)
     if isinstance(decision, Ignore):
         kind = OutcomeKind.MALFORMED if decision.malformed else OutcomeKind.BSDP_IGNORED
-        return Outcome(kind, decision.reason, packet.mac, address, reason=decision.code)
+        return Outcome(
+            kind,
+            decision.reason,
+            packet.mac,
+            address,
+            reason=decision.code,
+            client_class=client_class,
+        )
     shadow_root = policy.settings.shadow_root
     shadow = None
     if decision.shadow_directory is not None and shadow_root:
@@ -75,4 +85,5 @@ def bsdp_outcome(
         image_id=decision.image_id,
         shadow_directory=shadow,
         list_cut=decision.list_cut,
+        client_class=client_class,
     )

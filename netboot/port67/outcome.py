@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 
 from netboot.bsdp.packing import ListCut
 from netboot.bsdp.policy import IgnoreReason
+from netboot.bsdp.vendor_class import ClientClass
 from netboot.dhcp.proxy import SilenceReason
 from netboot.dhcp.pxe import BootClient
 from netboot.dhcpwire.outcome_kind import OutcomeKind
@@ -48,6 +49,8 @@ class Outcome:
     """An ACK[LIST] cut to fit the client's reply size (logged once per client)."""
     rival: str | None = None
     """RIVAL_OFFER: the other server's identifier (option 54, else its source address)."""
+    client_class: ClientClass | None = None
+    """A Mac's model and architecture, from its BSDP client class (option 60)."""
 
     @property
     def destination(self) -> Address | None:

@@ -216,6 +216,8 @@ class ReadSession:
         self._deadline: float | None = None
         self.bytes_sent = 0
         """Payload bytes sent, retransmissions included."""
+        self.bytes_acknowledged = 0
+        """Payload bytes the client has acknowledged: how far the transfer has got."""
         self.retransmissions = 0
         self.outcome: Outcome | None = None
 
@@ -347,9 +349,13 @@ class ReadSession:
         self._backoff = 0
 
     def _advance(self, acked: int, now: float) -> list[Action]:
+        newly = acked - self._base + 1
         if self._last_block is not None and acked == self._last_block:
+            self.bytes_acknowledged += sum(len(payload) for payload in self._window[:newly])
             return self._finish(Outcome.COMPLETED)
-        del self._window[: acked - self._base + 1]
+        # Only the last block is short, and it is acknowledged only by the ACK that completes.
+        self.bytes_acknowledged += newly * self.negotiated.blksize
+        del self._window[:newly]
         self._base = acked + 1
         self._retries = 0
         self._waited = 0.0

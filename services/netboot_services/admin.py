@@ -59,6 +59,7 @@ def snapshot(top: MultiService) -> dict[str, Any]:
         images = [nbi_set.summary(str(catalog.root)) for nbi_set in catalog]
     nfs = _named(top, "nfs")
     tracker = getattr(top, "clients", None)
+    registry = getattr(tracker, "registry", None)
     return {
         "clients": tracker.recent() if tracker is not None else [],
         "boots": dict(tracker.boots) if tracker is not None else {},
@@ -73,6 +74,7 @@ def snapshot(top: MultiService) -> dict[str, Any]:
         "bsdp_bindings": bindings,
         "dhcp": leases,
         "restart_pending": list(getattr(top, "restart_pending", ())),
+        "machines": registry.machines() if registry is not None else [],
     }
 
 

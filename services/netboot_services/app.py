@@ -23,6 +23,7 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 
 from netboot import __version__
+from netboot.admin.machines import MachineRegistry
 from netboot.bsdp.binding_store import BindingStore
 from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.policy import BsdpPolicy
@@ -184,7 +185,7 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
     if facts is None:
         facts = host_facts(config)
     runtime = build_runtime(config, host_name=facts.host_name, pool_subnet=facts.pool_subnet)
-    clients = ClientTracker()
+    clients = ClientTracker(registry=MachineRegistry(), server_name=facts.host_name)
     top = NetbootService(clients, config, runtime, facts)
     catalog = CatalogService(config.server.root, reactor, runtime.rescan_interval)
     catalog.setName("catalog")

@@ -6,6 +6,11 @@ and then HTTP. Each service reports the steps it sees, keyed by the client's
 address; the status page and /status.json show the last step and when each
 was reached, and /metrics counts boots per image. Bounded: the oldest client
 is forgotten first.
+
+The same steps of a client whose MAC is known also go to the machines
+registry, when there is one (`netboot.admin.machines`, the admin console's
+view: by MAC, each boot a journey, with the live progress of transfers and
+what the step tells about the machine).
 """
 
 from __future__ import annotations
@@ -16,26 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MAX_CLIENTS = 200
+from netboot.admin.machines import NEW_BOOT, STAGES, Kind, MachineRegistry, Protocol
 
-STAGES = (
-    "dhcp offer",
-    "proxy offer",
-    "dhcp ack",
-    "4011 ack",
-    "bsdp offer",
-    "bsdp list",
-    "bsdp select",
-    "tftp",
-    "tftp done",
-    "ipxe script",
-    "http",
-)
-"""The steps in boot order; a client's progress is the furthest one reached."""
-SIDE_STEPS = ("nak", "inform ack", "dhcp release", "dhcp decline")
-"""Steps recorded with a client (the status page lists them) that are no progress."""
-NEW_BOOT = ("dhcp offer", "proxy offer", "bsdp offer", "bsdp list")
-"""Steps that start a boot: seen after later steps, they begin a new record."""
+MAX_CLIENTS = 200
 
 
 @dataclass
@@ -79,10 +67,18 @@ def arp_lookup(address: str, table: Path = Path("/proc/net/arp")) -> str | None:
 
 class ClientTracker:
     def __init__(
-        self, limit: int = MAX_CLIENTS, lookup: Callable[[str], str | None] = arp_lookup
+        self,
+        limit: int = MAX_CLIENTS,
+        lookup: Callable[[str], str | None] = arp_lookup,
+        registry: MachineRegistry | None = None,
+        server_name: str | None = None,
     ) -> None:
         self.limit = limit
         self.lookup = lookup
+        self.registry = registry
+        """Where the steps of clients with a known MAC also go; None: nowhere."""
+        self.server_name = server_name
+        """This server's host name, as the registry says which server answered."""
         self._clients: OrderedDict[str, ClientRecord] = OrderedDict()
         self._macs: OrderedDict[str, str] = OrderedDict()
         """Address to MAC, as DHCP handed it out or the neighbour table said."""
@@ -97,7 +93,33 @@ class ClientTracker:
         detail: str = "",
         mac: str | None = None,
         image: str | None = None,
+        *,
+        step_bytes: int | None = None,
+        kind: Kind | None = None,
+        model: str | None = None,
+        architecture: str | None = None,
+        firmware: str | None = None,
     ) -> None:
+        """A step of the client at `address` (its MAC, when it has none yet).
+
+        The keyword arguments are for the registry only: the bytes a step
+        moved, and what the step says about the machine.
+        """
+        if self.registry is not None and mac:
+            self.registry.observe(
+                mac,
+                now,
+                address=address if address != mac else None,
+                stage=stage,
+                detail=detail or stage,
+                bytes=step_bytes,
+                image=image,
+                kind=kind,
+                model=model,
+                architecture=architecture,
+                firmware=firmware,
+                server=self.server_name,
+            )
         record = self._clients.pop(address, None) or ClientRecord(address)
         if mac and mac != address:
             self._remember(address, mac)
@@ -115,6 +137,22 @@ class ClientTracker:
         self._clients[address] = record
         while len(self._clients) > self.limit:
             self._clients.popitem(last=False)
+
+    def progress(
+        self,
+        mac: str | None,
+        now: float,
+        protocol: Protocol,
+        name: str,
+        sent: int,
+        size: int | None,
+        done: bool,
+    ) -> None:
+        """How far a transfer to `mac` has got (for the registry; the status page shows steps)."""
+        if self.registry is not None and mac:
+            self.registry.transfer(
+                mac, now, protocol=protocol, name=name, bytes=sent, size=size, done=done
+            )
 
     def mac_of(self, address: str) -> str | None:
         """The MAC behind an address: learned from DHCP, else looked up once.

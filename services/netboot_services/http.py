@@ -45,6 +45,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
+from netboot.admin.file_reads import FileReads, ReadKey
 from netboot.config import HttpConfig
 from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
 from netboot.http.paths import HttpNamespace, Refusal, Resolved, resolve_boot_file
@@ -505,6 +506,10 @@ class ImageResource(Resource):
         for field, value in answer.headers:
             request.setHeader(field.encode("latin-1"), value.encode("latin-1"))
         span = answer.sole_span
+        channel = getattr(request, "channel", None)  # a test's request may have none
+        if answer.status in (200, 206) and answer.body and isinstance(channel, IdleChannel):
+            channel.file_offset = span.offset if span is not None else -1
+            channel.file_size = facts.st_size
         if not answer.body:
             os.close(fd)
             request.write(b"")
@@ -538,6 +543,7 @@ class ImageResource(Resource):
         self.counters.partial += 1
         head = range_head(name, FileFacts.from_stat(facts))
         start, length = byte_range.start, byte_range.length
+        channel.file_offset, channel.file_size = start, facts.st_size
         channel.send_head(
             b"".join(
                 (
@@ -585,7 +591,13 @@ class ImageResource(Resource):
             clock: Any = self.reactor
             image = choice.image.name if choice.image is not None else None
             self.clients.note(
-                address, "ipxe script", clock.seconds(), choice.summary, choice.mac, image
+                address,
+                "ipxe script",
+                clock.seconds(),
+                choice.summary,
+                choice.mac,
+                image,
+                kind="pc",
             )
         log.info(
             "{mac} iPXE script for {client}: {summary}",
@@ -783,6 +795,12 @@ class IdleChannel(HTTPChannel):
         self.range_runs: RangeRuns[RangeTarget] = RangeRuns()
         """This connection's ranges not yet in the access log."""
 
+    file_offset = -1
+    """Where the body of the response under way starts in its file (-1: not one span)."""
+    file_size = -1
+    """The size of the file the response under way sends from (-1: it sends none)."""
+    read_keys: set[ReadKey] | None = None
+    """The (MAC, path) reads this connection took part in, for the machines registry."""
     _headers_before_more = False
     _host: Any = None
     _peer: Any = None
@@ -917,19 +935,22 @@ class AccessLogSite(Site):
     quick_range: Callable[[QuickRange], bool] | None = None
     """Answers a plain range without twisted.web's Request (`ImageResource.quick_range`)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads = FileReads()
+        """How far each client has read each file, for the machines registry."""
+
     def log(self, request: Any) -> None:
         host = _host_of(request.getClientAddress())
-        mac = self.clients.mac_of(host) if self.clients is not None else None
+        clients = self.clients
+        mac = clients.mac_of(host) if clients is not None else None
         clock: Any = self.reactor
         now: float = clock.seconds()
-        if self.clients is not None and request.code in (200, 206):
-            self.clients.note(
-                host,
-                "http",
-                now,
-                "HTTP " + request.path.decode("ascii", "replace")[:200],
-                mac,
-            )
+        if clients is not None and request.code in (200, 206):
+            path = request.path.decode("ascii", "replace")[:200]
+            clients.note(host, "http", now, "HTTP " + path, mac)
+            if mac and clients.registry is not None:
+                self._file_read(clients, request, mac, path, now)
         runs: RangeRuns[RangeTarget] | None = getattr(request.channel, "range_runs", None)
         if runs is None:  # a channel that is not ours: every response on its own
             self._line(request, host, mac)
@@ -945,13 +966,40 @@ class AccessLogSite(Site):
         if logging.own_line:
             self._line(request, host, mac)
 
+    def _file_read(
+        self, clients: ClientTracker, request: Any, mac: str, path: str, now: float
+    ) -> None:
+        """A response's bytes of a file, as the progress of that client's read of it."""
+        channel = request.channel
+        size = getattr(channel, "file_size", -1)
+        if size < 0:
+            return  # no file's bytes: an iPXE script, a listing
+        channel.file_size = -1
+        key = (mac, path)
+        read = self.reads.sent(key, channel.file_offset, request.sentLength, size)
+        if channel.read_keys is None:
+            channel.read_keys = {key}
+        else:
+            channel.read_keys.add(key)
+        clients.progress(mac, now, "http", path, read.sent, size, read.done)
+
     def connection_closed(self, channel: IdleChannel) -> None:
-        """The summary of the ranges a closed connection read since its last line."""
+        """The summary of the ranges a closed connection read since its last line; the
+        files it read are done as far as the machines registry can tell."""
         summary = channel.range_runs.end()
         if summary is not None:
             host = _host_of(channel.getPeer())
             mac = self.clients.mac_of(host) if self.clients is not None else None
             self._summary(summary, host, mac)
+        if channel.read_keys and self.clients is not None:
+            clock: Any = self.reactor
+            for key in channel.read_keys:
+                read = self.reads.closed(key)
+                if read is not None:
+                    mac, path = key
+                    self.clients.progress(
+                        mac, clock.seconds(), "http", path, read.sent, read.size, True
+                    )
 
     def _line(self, request: Any, host: str, mac: str | None) -> None:
         log.info(

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from netboot.admin.machines import Kind
+from netboot.dhcp.pxe import ClientKind
 from netboot.dhcpwire.outcome_kind import OutcomeKind as K
 from netboot.port67.outcome import Outcome
 from netboot_services.clients import ClientTracker
@@ -100,12 +102,40 @@ def tally(counters: Counters, table: Mapping[K, str | None], kind: K) -> None:
 
 
 def note_journey(clients: ClientTracker, outcome: Outcome, now: float, detail: str) -> None:
-    """The step this outcome marks in its client's journey; a SELECT also counts a boot."""
+    """The step this outcome marks in its client's journey; a SELECT also counts a boot.
+
+    What the request said about the machine goes with it: a Mac's model and
+    architecture from its BSDP client class; a PC's firmware family from the
+    PXE classifier (`ipxe` once iPXE asks, the family of its ROM before).
+    """
     stage = JOURNEY_STAGES[outcome.kind]
     if stage is None or outcome.address is None:
         return
     mac = str(outcome.mac) if outcome.mac is not None else None
     image = str(outcome.image_id) if outcome.image_id is not None else None
-    clients.note(outcome.address, stage, now, detail, mac, image)
+    kind: Kind | None = None
+    model = architecture = firmware = None
+    if outcome.client_class is not None:
+        kind, model, architecture = "mac", outcome.client_class.model, outcome.client_class.arch
+    client = outcome.client
+    if client is not None:
+        if client.kind is ClientKind.BSDP:
+            kind = "mac"
+        elif client.wants_boot:
+            kind = "pc"
+            architecture = client.arch.family if client.arch is not None else None
+            firmware = "ipxe" if client.kind is ClientKind.IPXE else architecture
+    clients.note(
+        outcome.address,
+        stage,
+        now,
+        detail,
+        mac,
+        image,
+        kind=kind,
+        model=model or None,
+        architecture=architecture,
+        firmware=firmware,
+    )
     if image is not None:
         clients.booted(image)

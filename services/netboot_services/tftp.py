@@ -64,6 +64,8 @@ BUSY_POLL_MAX_TRANSFERS = 2
 BUSY_POLL_GIVE_UP = 8
 """Consecutive misses after which a transfer (a slow client) is no longer polled."""
 READ_BUFFER = 64 * 1024
+PROGRESS_BLOCKS = 64
+"""A transfer's progress goes to the machines registry every this many blocks acknowledged."""
 
 
 @dataclass
@@ -135,6 +137,15 @@ class _Transfer:
         """When `timer` fires: kept here, as asking the DelayedCall costs a call per block."""
         self.started = service.reactor.seconds()
         self.poll_misses = 0
+        self.mac: str | None = None
+        self._report_at = float("inf")
+        """Acknowledged bytes at which progress is reported next; never unless watched."""
+
+    def watch_progress(self, mac: str) -> None:
+        """Report this transfer's progress to the client tracker (for the machines registry)."""
+        self.mac = mac
+        self._report_at = 0
+        self.report_progress()
 
     def attach(self, send: Callable[[bytes, Address], object], close: Callable[[], object]) -> None:
         """Give the transfer the port it runs on: its own, or port 69 in single-port mode."""
@@ -158,7 +169,24 @@ class _Transfer:
         self._arm_timer()
 
     def receive(self, packet: Packet) -> None:
-        self.run(self.session.feed(packet, self.service.reactor.seconds()))
+        session = self.session
+        self.run(session.feed(packet, self.service.reactor.seconds()))
+        if session.bytes_acknowledged >= self._report_at and session.state is not State.DONE:
+            self.report_progress()
+
+    def report_progress(self) -> None:
+        session = self.session
+        acknowledged = session.bytes_acknowledged
+        self._report_at = acknowledged + PROGRESS_BLOCKS * session.negotiated.blksize
+        self.service.clients.progress(
+            self.mac,
+            self.service.reactor.seconds(),
+            "tftp",
+            self.name,
+            acknowledged,
+            session.source.size,
+            session.state is State.DONE,
+        )
 
     def datagram(self, datagram: bytes, address: Address, polled: bool) -> None:
         """What arrives on the transfer's own port: the client's ACKs, or a stranger."""
@@ -460,6 +488,8 @@ class TftpService(Service):
         self.counters.transfers_started += 1
         mac = self.clients.mac_of(address[0])
         self.clients.note(address[0], "tftp", now, f"TFTP {request.filename}", mac)
+        if mac and self.clients.registry is not None:
+            transfer.watch_progress(mac)
         log.info(
             "sending {file!r} to {client}{who} ({mode}, blksize {blksize}, windowsize "
             "{windowsize}{options})",
@@ -480,7 +510,13 @@ class TftpService(Service):
         MAC, as the iPXE script is, so the lab can time it."""
         if rendered.mac is not None:
             self.clients.note(
-                address[0], "grub config", now, rendered.summary, rendered.mac, rendered.image
+                address[0],
+                "grub config",
+                now,
+                rendered.summary,
+                rendered.mac,
+                rendered.image,
+                kind="pc",
             )
             log.info(
                 "{mac} GRUB configuration for {client}: {summary}",
@@ -502,6 +538,8 @@ class TftpService(Service):
         self.transfers.discard(transfer)
         transfer.close()
         session = transfer.session
+        if transfer.mac is not None:
+            transfer.report_progress()  # done, however it ended
         self.counters.bytes_sent += session.bytes_sent
         self.counters.retransmissions += session.retransmissions
         fields = {
@@ -517,7 +555,12 @@ class TftpService(Service):
         if end.outcome is Outcome.COMPLETED:
             self.counters.transfers_completed += 1
             self.clients.note(
-                transfer.peer[0], "tftp done", self.reactor.seconds(), f"TFTP {transfer.name} done"
+                transfer.peer[0],
+                "tftp done",
+                self.reactor.seconds(),
+                f"TFTP {transfer.name} done",
+                transfer.mac,
+                step_bytes=session.bytes_acknowledged,
             )
             log.info(
                 "sent {file!r} to {client}: {bytes} bytes in {seconds}s "
