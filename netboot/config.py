@@ -240,6 +240,13 @@ class ServerConfig:
         "Seconds between two scans of the image root; a set added, removed or changed is "
         "served (or no longer) from the next scan on, without a restart.",
     )
+    state_database: Path = option(
+        Path("/var/lib/netboot/state.sqlite3"),
+        _path,
+        "SQLite file of the daemon's own state: the machine assignments made through the "
+        "admin API and console (which image a MAC boots next). Survives restarts.",
+        RESTART,
+    )
 
 
 TFTP_RETRY_SCHEDULE = (1.0, 2.0, 4.0, 8.0, 8.0)
@@ -739,6 +746,27 @@ class AdminConfig:
         _listen,
         "HOST:PORT of the admin page, `/status.json` and Prometheus `/metrics`; empty: off. "
         "Keep it on loopback or a management network.",
+        RESTART,
+    )
+    token_file: Path = option(
+        Path("/var/lib/netboot/admin-token"),
+        _path,
+        "The admin token, created (mode 0600) on first start; `netboot admin-token` prints "
+        "it. Every state-changing API call needs it (`Authorization: Bearer`), and every "
+        "call when `listen` is not a loopback address; the console logs in with it.",
+        RESTART,
+    )
+    audit_log: Path | None = option(
+        Path("/var/log/netboot/audit.log"),
+        _optional_path,
+        "File that gets one JSON line per change made through the admin API or console "
+        "(who, what, before, after); empty: the daemon's log only (it always gets them).",
+        RESTART,
+    )
+    session_lifetime: float = option(
+        43200.0,
+        _positive_number,
+        "Seconds a console login (its session cookie) lasts.",
         RESTART,
     )
 

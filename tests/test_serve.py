@@ -96,9 +96,18 @@ def test_config_file_is_used_and_the_command_line_wins(root: Path, tmp_path: Pat
         "[dhcp]\nport = 0\nboot_server_port = 0\n[tftp]\nport = 0\n[http]\nport = 0\n"
         '[nfs]\nmode = "off"\n[admin]\nlisten = "127.0.0.1:0"\n'
         '[logging]\nformat = "json"\n'
-        # Its own bindings file, so the lab's Daemon adds no command-line option.
+        # Its own state files, so the lab's Daemon adds no command-line option.
         '[bsdp]\nbindings_database = "bindings.sqlite3"\n'
     )
+    text = config.read_text()
+    text = text.replace(
+        "allow_root = true\n", 'allow_root = true\nstate_database = "state.sqlite3"\n'
+    )
+    text = text.replace(
+        'listen = "127.0.0.1:0"\n',
+        'listen = "127.0.0.1:0"\ntoken_file = "token"\naudit_log = "audit.log"\n',
+    )
+    config.write_text(text)
     with Daemon(["--config", str(config)]) as daemon:
         ready = json.loads(daemon.wait_ready())
         assert daemon.stop() == 0

@@ -63,6 +63,7 @@ CHANGED: dict[str, object] = {
     "server.group": "nogroup",
     "server.allow_root": False,
     "server.rescan_interval": 17.0,
+    "server.state_database": "other-state.sqlite3",
     "dhcp.port": 1067,
     "dhcp.mode": "proxy",
     "dhcp.pool": "10.9.0.50-10.9.0.60",
@@ -118,6 +119,9 @@ CHANGED: dict[str, object] = {
     "nfs.state_dir": "state",
     "nfs.shadow_root": "other-shadows",
     "admin.listen": "127.0.0.1:9999",
+    "admin.token_file": "other-token",
+    "admin.audit_log": "other-audit.log",
+    "admin.session_lifetime": 60.0,
     "logging.format": "json",
     "logging.level": "debug",
 }

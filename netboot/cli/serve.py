@@ -65,6 +65,21 @@ from netboot.errors import ConfigError
     type=click.Path(dir_okay=False, path_type=Path),
     help="SQLite file of the BSDP bindings (bsdp.bindings_database).",
 )
+@click.option(
+    "--state-database",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file of the daemon's state, the admin API's assignments (server.state_database).",
+)
+@click.option(
+    "--admin-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The admin token's file, made on first start (admin.token_file).",
+)
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File of the admin API's audit lines (admin.audit_log).",
+)
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), help="Overrides logging.format.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help="Overrides logging.level.")
 def serve(
@@ -79,6 +94,9 @@ def serve(
     dhcp_pool: str | None,
     lease_database: Path | None,
     bindings_database: Path | None,
+    state_database: Path | None,
+    admin_token_file: Path | None,
+    audit_log: Path | None,
     log_format: str | None,
     log_level: str | None,
 ) -> None:
@@ -108,6 +126,12 @@ def serve(
         overrides["dhcp__lease_database"] = str(lease_database)
     if bindings_database is not None:
         overrides["bsdp__bindings_database"] = str(bindings_database)
+    if state_database is not None:
+        overrides["server__state_database"] = str(state_database)
+    if admin_token_file is not None:
+        overrides["admin__token_file"] = str(admin_token_file)
+    if audit_log is not None:
+        overrides["admin__audit_log"] = str(audit_log)
     if log_format is not None:
         overrides["logging__format"] = log_format
     if log_level is not None:

@@ -46,24 +46,35 @@ def without_nfs(args: Sequence[str]) -> list[str]:
     return ["--config", name, *args]
 
 
-def private_bindings(args: Sequence[str]) -> tuple[list[str], Path | None]:
-    """The daemon's arguments with a BSDP bindings file of its own, unless the test chose one.
+PRIVATE_STATE = (
+    ("--bindings-database", "bindings_database", "bsdp-bindings.sqlite3"),
+    ("--state-database", "state_database", "state.sqlite3"),
+    ("--admin-token-file", "token_file", "admin-token"),
+    ("--audit-log", "audit_log", "audit.log"),
+)
+"""The daemon's state files: (flag, config key, file name in the private directory)."""
 
-    The default, /var/lib/netboot/bsdp-bindings.sqlite3, would carry bindings from
-    one test's daemon (and priority drops with them) into the next. Returns the
-    directory made for the file, removed when the daemon is done.
+
+def private_bindings(args: Sequence[str]) -> tuple[list[str], Path | None]:
+    """The daemon's arguments with state files of its own, unless the test chose them.
+
+    The defaults under /var/lib/netboot would carry BSDP bindings (and priority
+    drops with them), assignments and the admin token from one test's daemon
+    into the next. Returns the directory made for the files, removed when the
+    daemon is done.
     """
     args = list(args)
-    if "--bindings-database" in args:
-        return args, None
-    if (
-        "--config" in args
-        and "bindings_database" in Path(args[args.index("--config") + 1]).read_text()
-    ):
+    config = Path(args[args.index("--config") + 1]).read_text() if "--config" in args else ""
+    missing = [
+        (flag, name) for flag, key, name in PRIVATE_STATE if flag not in args and key not in config
+    ]
+    if not missing:
         return args, None
     directory = Path(tempfile.mkdtemp(prefix="netboot-state-"))
     directory.chmod(0o755)  # a daemon started with --user keeps using it after dropping root
-    return [*args, "--bindings-database", str(directory / "bsdp-bindings.sqlite3")], directory
+    for flag, name in missing:
+        args += [flag, str(directory / name)]
+    return args, directory
 
 
 class Daemon:
