@@ -79,7 +79,7 @@ def test_status_and_metrics_report_what_the_daemon_did(tmp_path: Path) -> None:
             assert metrics[("netboot_nfs_available", ())] == 0
             assert metrics[("netboot_image_boots_total", (("image_id", "0x01000001"),))] == 1
 
-            page = fetch(lab.server, "http://127.0.0.1:9067/")
+            page = fetch(lab.server, "http://127.0.0.1:9067/status")
             assert "Alpha" in page and "Broken.nbi" in page and "error(s)" in page
             assert f"<td>{lab.client_ip}</td>" in page and "<b>tftp done</b>" in page
             assert daemon.stop() == 0
@@ -214,7 +214,7 @@ def test_status_page_renders_in_a_browser(tmp_path: Path) -> None:
             daemon.wait_ready()
             exit_status, answer = bsdp_probe(lab.client, lab.client_if, "--select", "0x01000001")
             assert exit_status == 0, answer
-            url = "http://127.0.0.1:9067/"
+            url = "http://127.0.0.1:9067/status"
             profile = ["--user-data-dir=" + str(tmp_path / "profile")]
             dom = run_in(lab.server, chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", url)
             assert "Lab image" in dom.stdout and "Broken.nbi" in dom.stdout

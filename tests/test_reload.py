@@ -157,7 +157,7 @@ def test_a_restart_only_change_keeps_the_old_value_everywhere_and_says_so(
             admin = "http://127.0.0.1:9067/"
             metrics = run_in(lab.server, "curl", "-sS", admin + "metrics").stdout
             assert "\nnetboot_restart_pending 1.0\n" in metrics
-            page = run_in(lab.server, "curl", "-sS", admin).stdout
+            page = run_in(lab.server, "curl", "-sS", admin + "status").stdout
             assert "waiting for a restart" in page and "http.port" in page
             assert daemon.stop() == 0
     log = "\n".join(daemon.lines)

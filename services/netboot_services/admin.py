@@ -23,6 +23,16 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from netboot import __version__
+from netboot.admin.auth import Refused, authorize
+from netboot_services.admin_api import (
+    AdminState,
+    ApiResource,
+    Keepalive,
+    client_host,
+    credentials,
+    refuse,
+)
+from netboot_services.admin_console import console_pages
 
 log = Logger(namespace="netboot.admin")
 
@@ -281,15 +291,51 @@ def render_page(state: dict[str, Any]) -> bytes:
     return html.encode()
 
 
+class _Guarded(Resource):
+    """A read-only page that wants a login when the listener is not on loopback."""
+
+    isLeaf = True  # noqa: N815 - Twisted's name
+
+    def __init__(self, render: Callable[[Request], bytes], state: AdminState) -> None:
+        super().__init__()
+        self._render = render
+        self._state = state
+
+    def render_GET(self, request: Request) -> bytes:  # noqa: N802
+        state = self._state
+        access = authorize(
+            state.token,
+            credentials(request),
+            changes_state=False,
+            reads_need_login=state.reads_need_login,
+            address=client_host(request),
+            sessions=state.sessions,
+            limiter=state.limiter,
+            now=state.clock(),
+        )
+        if isinstance(access, Refused):
+            return refuse(request, access)
+        return self._render(request)
+
+
 class AdminService(Service):
-    def __init__(self, top: MultiService, reactor: Any, host: str, port: int) -> None:
+    def __init__(
+        self,
+        top: MultiService,
+        reactor: Any,
+        host: str,
+        port: int,
+        state: AdminState | None = None,
+    ) -> None:
         self.top = top
         self.reactor = reactor
         self.host = host
         self.port = port
+        self.state = state
         self.registry = CollectorRegistry()
         self.registry.register(NetbootCollector(top))
         self.listening: Any = None
+        self.keepalive: Keepalive | None = None
 
     def _metrics(self, request: Request) -> bytes:
         request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
@@ -303,27 +349,43 @@ class AdminService(Service):
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
         return render_page(snapshot(self.top))
 
+    def _page_resource(self, render: Callable[[Request], bytes]) -> Resource:
+        return _Page(render) if self.state is None else _Guarded(render, self.state)
+
     def startService(self) -> None:  # noqa: N802
         super().startService()
         root = Resource()
         pages: dict[bytes, Any] = {
-            b"": _Page(self._page),
-            b"metrics": _Page(self._metrics),
-            b"status.json": _Page(self._status),
+            b"metrics": self._page_resource(self._metrics),
+            b"status.json": self._page_resource(self._status),
+            b"status": self._page_resource(self._page),
         }
+        if self.state is None:
+            pages[b""] = _Page(self._page)
+        else:
+            pages[b"api"] = ApiResource(self.state)
+            pages.update(console_pages(self.state, self.top))
+            self.keepalive = Keepalive(self.state, self.reactor)
+            self.keepalive.start()
         for path, page in pages.items():
             root.putChild(path, page)
         site = Site(root)
         site.noisy = False
         self.listening = self.reactor.listenTCP(self.port, site, interface=self.host)
         log.info(
-            "admin page, /status.json and /metrics on http://{host}:{port}/",
+            "admin console, API, /status.json and /metrics on http://{host}:{port}/",
             host=self.host,
             port=self.listening.getHost().port,
         )
 
     def stopService(self) -> Any:  # noqa: N802
         super().stopService()
+        if self.keepalive is not None:
+            self.keepalive.stop()
+        if self.state is not None:
+            for request in list(self.state.subscribers):
+                request.finish()
+            self.state.subscribers.clear()
         if self.listening is not None:
             return self.listening.stopListening()
         return None

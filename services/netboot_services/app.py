@@ -12,18 +12,23 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from functools import partial
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
 from netboot import __version__
+from netboot.admin.assignment_store import SqliteAssignments
+from netboot.admin.assignments import Assignment, applied
+from netboot.admin.auth import SessionTable
 from netboot.admin.machines import MachineRegistry
+from netboot.admin.token import ensure_token
 from netboot.bsdp.binding_store import BindingStore
 from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.policy import BsdpPolicy
@@ -32,9 +37,12 @@ from netboot.dhcp.leases import AddressPool, LeaseStore
 from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot.dhcpwire.options import CLIENT_PORT, SERVER_PORT
 from netboot.errors import ConfigError
+from netboot.macaddr import MacAddress
+from netboot.pc.choice import ChoiceSettings
 from netboot.port67.pxe import leased_here
 from netboot.settings import BoundPorts, Runtime, build_runtime
 from netboot_services.admin import AdminService
+from netboot_services.admin_api import AdminState, is_loopback
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.catalog import CatalogService
 from netboot_services.clients import ClientTracker
@@ -155,6 +163,10 @@ class NetbootService(MultiService):
         self.facts = facts
         self.restart_pending: tuple[str, ...] = ()
         """`section.key` of the changed options that wait for a restart."""
+        self.admin_state: AdminState | None = None
+        """The admin API's state; None when the admin listener is off."""
+        self.assigned: Mapping[MacAddress, int | None] = MappingProxyType({})
+        """The admin API's assignments as the protocols read them (MAC to image ID)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +197,8 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
     if facts is None:
         facts = host_facts(config)
     runtime = build_runtime(config, host_name=facts.host_name, pool_subnet=facts.pool_subnet)
-    clients = ClientTracker(registry=MachineRegistry(), server_name=facts.host_name)
+    registry = MachineRegistry()
+    clients = ClientTracker(registry=registry, server_name=facts.host_name)
     top = NetbootService(clients, config, runtime, facts)
     catalog = CatalogService(config.server.root, reactor, runtime.rescan_interval)
     catalog.setName("catalog")
@@ -251,11 +264,103 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
         tftp.setServiceParent(top)
     listen = config.admin.listen
     if listen is not None:
-        admin = AdminService(top, reactor, listen.host, listen.port)
+        state = admin_state(config, top, catalog, registry, reactor.seconds)
+        top.admin_state = state
+        top.assigned = applied(state.assignments)
+        admin = AdminService(top, reactor, listen.host, listen.port, state)
         admin.setName("admin")
         admin.setServiceParent(top)
     apply_runtime(top, runtime)
     return top
+
+
+def admin_state(
+    config: Config,
+    top: NetbootService,
+    catalog: CatalogService,
+    registry: MachineRegistry,
+    clock: Callable[[], float],
+) -> AdminState:
+    """The admin API's state: the token (made on first start), the stored assignments."""
+    token = ensure_token(config.admin.token_file)
+    database = config.server.state_database
+    database.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    store = SqliteAssignments(database)
+    stored = store.load()
+    log.info(
+        "admin API state in {database}: {count} assignment(s); token in {token_file}",
+        database=str(database),
+        count=len(stored),
+        token_file=str(config.admin.token_file),
+    )
+    audit_file = config.admin.audit_log
+    if audit_file is not None:
+        audit_file.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    listen = config.admin.listen
+    assert listen is not None
+    state = AdminState(
+        token=token,
+        store=store,
+        registry=registry,
+        catalog=lambda: catalog.catalog,
+        clock=clock,
+        reads_need_login=not is_loopback(listen.host),
+        configured=config.pxe.assignments,
+        sessions=SessionTable(config.admin.session_lifetime),
+        assignments=MappingProxyType(stored),
+        audit_file=audit_file,
+        server_name=top.facts.host_name,
+        rescan=catalog.rescan,
+    )
+    state.on_assigned = partial(put_in_force, top)
+    state.leases = partial(leases_by_mac, top)
+    catalog.listeners.append(state.catalog_changed)
+    registry.listeners.append(lambda change: state.machine_changed(change.mac))
+    return state
+
+
+def put_in_force(top: NetbootService, mac: MacAddress, assignment: Assignment | None) -> None:
+    """An assignment changed: every protocol decides with it from the next request on.
+
+    The Mac's BSDP binding is dropped when it names another image, so its next
+    DISCOVER gets no fast-path OFFER of the old one and it asks LIST and SELECT,
+    whose default is now the assigned image.
+    """
+    state = top.admin_state
+    assert state is not None
+    top.assigned = applied(state.assignments)
+    apply_runtime(top, top.runtime)
+    dhcp = _optional(top, "dhcp")
+    if dhcp is None:
+        return
+    for handler in dhcp.dispatcher.handlers:
+        if isinstance(handler, BsdpHandler):
+            binding = handler.policy.bindings.get(mac)
+            wanted = assignment.image_id if assignment is not None else None
+            if binding is not None and wanted is not None and binding.image_id != wanted:
+                handler.policy.bindings.drop(mac)
+
+
+def leases_by_mac(top: NetbootService) -> dict[str, dict[str, Any]]:
+    """Full mode's active leases by MAC, as the API's Machine shows them."""
+    dhcp = _optional(top, "dhcp")
+    if dhcp is None:
+        return {}
+    for handler in dhcp.dispatcher.handlers:
+        server = getattr(handler, "lease_server", None)
+        if server is None:
+            continue
+        now = handler.clock()
+        return {
+            lease.mac: {
+                "address": str(lease.address),
+                "state": str(lease.state),
+                "expires_in": round(lease.expires - now, 1),
+            }
+            for lease in server.store.leases()
+            if lease.active(now)
+        }
+    return {}
 
 
 def binding_table(config: Config, runtime: Runtime, now: float) -> BindingTable:
@@ -341,11 +446,11 @@ def apply_runtime(top: NetbootService, runtime: Runtime) -> None:
         tftp.config = runtime.tftp
         tftp.limits = runtime.tftp_limits
         tftp.chain_files = runtime.chain_files
-        tftp.grub = runtime.grub
+        tftp.grub = with_assigned(runtime.grub, top.assigned)
     http = _optional(top, "http")
     if http is not None:
         http.resource.config = runtime.http
-        http.resource.scripts = runtime.scripts
+        http.resource.scripts = with_assigned(runtime.scripts, top.assigned)
         http.resource.boot_files = runtime.boot_programs
         http.resource.public_host = runtime.public_host
         http.site.timeOut = runtime.http.idle_timeout
@@ -355,6 +460,7 @@ def apply_runtime(top: NetbootService, runtime: Runtime) -> None:
     for handler in dhcp.dispatcher.handlers:
         if isinstance(handler, BsdpHandler):
             handler.policy.settings = runtime.bsdp
+            handler.policy.assigned = top.assigned
             handler.policy.bindings.machine_name_format = runtime.machine_name_format
             handler.policy.bindings.ttl = runtime.binding_ttl
             handler.policy.bindings.lifetime = runtime.binding_lifetime
@@ -364,6 +470,15 @@ def apply_runtime(top: NetbootService, runtime: Runtime) -> None:
             if server is not None and runtime.addresses is not None:
                 server.network = network_settings(runtime, runtime.addresses.subnet)
                 server.store.quarantine = runtime.lease_terms.quarantine
+
+
+def with_assigned(
+    choice: ChoiceSettings | None, assigned: Mapping[MacAddress, int | None]
+) -> ChoiceSettings | None:
+    """The PC choice settings of the runtime with the admin API's assignments in them."""
+    if choice is None or choice.assigned is assigned:
+        return choice
+    return replace(choice, assigned=assigned)
 
 
 def bound_ports(top: NetbootService) -> BoundPorts:
@@ -476,6 +591,8 @@ def run(
                     hand_over_database(config.dhcp.lease_database, identity)
                 if config.bsdp.enabled and config.bsdp.bindings_database is not None:
                     hand_over_database(config.bsdp.bindings_database, identity)
+                if config.admin.listen is not None:
+                    hand_over_database(config.server.state_database, identity)
                 drop_to(identity)
                 log.info(
                     "running as {user}:{group} (uid {uid}, gid {gid}) with no capabilities",

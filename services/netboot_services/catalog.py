@@ -11,6 +11,7 @@ a second after anything under it changes; only differences are logged.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ class CatalogService(Service):
         self._loop: LoopingCall | None = None
         self._notifier: Any = None
         self._pending: Any = None
+        self.listeners: list[Callable[[Catalog], None]] = []
+        """Called with the new catalog after a rescan that changed what it holds."""
 
     def startService(self) -> None:  # noqa: N802 - Twisted's name
         super().startService()
@@ -155,6 +158,8 @@ class CatalogService(Service):
                 _log_set(nbi_set, self.root)
         self._summarise(catalog)
         self.catalog = catalog
+        for listener in self.listeners:
+            listener(catalog)
         return catalog
 
     def _summarise(self, catalog: Catalog) -> None:
