@@ -13,6 +13,7 @@ a Mac would show.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,3 +173,12 @@ def describe_image(image: BootImage) -> dict[str, Any]:
         "is_install": parts.is_install,
         "name": image.name,
     }
+
+
+def preferred(listings: Iterable[ServerListing]) -> ServerListing | None:
+    """The server a Mac boots from: the highest priority, the first heard on a tie."""
+    best: ServerListing | None = None
+    for listing in listings:
+        if best is None or (listing.priority or 0) > (best.priority or 0):
+            best = listing
+    return best

@@ -25,6 +25,16 @@ class LazyCommand:
 
 
 COMMANDS: dict[str, LazyCommand] = {
+    "admin-token": LazyCommand(
+        "netboot.cli.admin",
+        "admin_token",
+        "Print the admin token (made by the daemon on its first start).",
+    ),
+    "assign": LazyCommand(
+        "netboot.cli.admin",
+        "assign",
+        "Make machine MAC boot image IMAGE_ID next (`none`: no image, its menu).",
+    ),
     "bsdp": LazyCommand("netboot.cli.bsdp", "bsdp", "BSDP (Apple NetBoot) diagnostics."),
     "dmg": LazyCommand(
         "netboot.cli.dmg",
@@ -48,6 +58,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "netboot.cli.lab",
         "lab",
         "An isolated boot lab: our daemon and QEMU guests in a network namespace.",
+    ),
+    "machines": LazyCommand(
+        "netboot.cli.admin",
+        "machines",
+        "List the machines the daemon has seen, their last boot and their assignment.",
     ),
     "nbi": LazyCommand(
         "netboot.cli.nbi", "nbi", "Build NBI sets and edit their NBImageInfo.plist."

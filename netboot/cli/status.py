@@ -22,18 +22,22 @@ DEFAULT_ADMIN = "http://127.0.0.1:9067"
 def status(admin_url: str, as_json: bool) -> None:
     """Show the images, counters and service health of a running daemon.
 
-    Exit status 0 when the daemon answered, 1 when it could not be reached.
+    Exit status 0 when the daemon answered, 1 when it could not be reached, 4 when
+    it wants the admin token (a listener off loopback) and none could be read.
     """
-    # urllib.request brings http.client and email: loaded only when asked.
-    import urllib.error
-    import urllib.request
+    from netboot.cli.admin_client import call, fail_unless_ok, target
 
-    url = admin_url.rstrip("/") + "/status.json"
+    # The token goes along when it can be read: a listener off loopback wants it.
+    where = target(None, admin_url, None)
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - admin URL
-            state = json.load(response)
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        click.echo(f"error: no netboot daemon at {admin_url}: {error}", err=True)
+        answer = call(where, "GET", "/status.json")
+    except click.ClickException as error:
+        click.echo(f"error: {error.message}", err=True)
+        sys.exit(1)
+    fail_unless_ok(where, answer)
+    state = answer.body
+    if not isinstance(state, dict):
+        click.echo(f"error: {admin_url} did not answer with a status document", err=True)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(state, indent=2))

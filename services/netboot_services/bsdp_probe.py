@@ -23,6 +23,7 @@ from netboot.bsdp.client import (
     ServerListing,
     inform_list,
     inform_select,
+    preferred,
     read_answer,
 )
 from netboot.bsdp.options import MessageType
@@ -40,7 +41,13 @@ class ProbeResult:
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
+        """Every server's listing, and at the top the one a Mac would boot from: its
+        `server_id`, `default_image_id` and `selected_image_id` (None when none answered)."""
+        best = preferred(self.servers.values())
         return {
+            "server_id": best.server_id if best is not None else None,
+            "default_image_id": best.default_image_id if best is not None else None,
+            "selected_image_id": best.selected_image_id if best is not None else None,
             "servers": [listing.as_json() for listing in self.servers.values()],
             "selected": self.selected,
             "error": self.error,
@@ -156,7 +163,9 @@ class Probe:
             if any(image.image_id == image_id for image in listing.images)
         ]
         if offering:
-            chosen = max(offering, key=lambda listing: listing.priority or 0).server_id
+            best = preferred(offering)
+            assert best is not None
+            chosen = best.server_id
         elif self.server is not None:
             chosen = self.server
         else:
