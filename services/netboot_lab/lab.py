@@ -75,6 +75,8 @@ from netboot_lab.qemu import probe_kvm
 
 STATE_ROOT = Path("/run/netboot-lab")
 DEFAULT_SUBNET = "10.250.0"
+ADMIN_PORT = 9067
+"""The lab daemon's admin listener port, on the lab's server address."""
 DHCP_MODES = ("full", "proxy")
 SITE_INTERFACE = "eth0"
 FIRST_STAGE_GRACE = 30.0
@@ -113,6 +115,15 @@ class LabState:
     @property
     def server(self) -> str:
         return f"{self.subnet}.1"
+
+    @property
+    def admin_url(self) -> str:
+        """The daemon's admin console and API, on the lab's own address (inside the lab)."""
+        return f"http://{self.server}:{ADMIN_PORT}"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return Path(self.directory) / "admin-token"
 
     @property
     def site_namespace(self) -> str:
@@ -315,11 +326,14 @@ class BootLab:
         config.write_text(
             f'[server]\nroot = "{state.root}"\ninterfaces = ["{state.bridge}"]\n'
             "allow_root = true\n"
+            f'state_database = "{directory}/state.sqlite3"\n'
             f"[dhcp]\n{dhcp}"
             f'lease_database = "{directory}/leases.sqlite3"\n'
             "answer_router_solicitations = true\n"
             f'[bsdp]\nbindings_database = "{directory}/bsdp-bindings.sqlite3"\n'
-            f'[admin]\nlisten = ""\n[nfs]\nmode = {nfs}\n'
+            f'[admin]\nlisten = "{state.server}:{ADMIN_PORT}"\n'
+            f'token_file = "{directory}/admin-token"\naudit_log = "{directory}/audit.log"\n'
+            f"[nfs]\nmode = {nfs}\n"
             '[logging]\nformat = "json"\nlevel = "debug"\n'
             f"[pxe]\nassignments = {json.dumps(assignments)}\n"
             f"loader_assignments = {json.dumps(loaders)}\n{loader}"

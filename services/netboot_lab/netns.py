@@ -301,3 +301,35 @@ def add_addresses(namespace: str, interface: str, addresses: Iterable[str], pref
         text=True,
         check=True,
     )
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(descriptor: int) -> None:
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.setns(descriptor, CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        raise LabError(f"setns: {os.strerror(error)}")
+
+
+@contextmanager
+def entered(namespace: str) -> Iterator[None]:
+    """Run this thread inside `namespace` for a while: for clients that must be started
+    there and also talked to from Python (a browser and its driver, which Selenium reaches
+    on a loopback port that exists only in that namespace). Sockets made meanwhile stay
+    in it; processes started meanwhile start in it."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(own)
+    finally:
+        os.close(target)
+        os.close(own)
