@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 from pathlib import Path
 
@@ -48,7 +47,7 @@ from netboot_lab.factories import make_set, pc_set
 
 MAC = MacAddress("52:54:00:aa:bb:01")
 OTHER = MacAddress("52:54:00:aa:bb:02")
-TOKEN = "s3cret-token-0123456789"
+TOKEN = "s3cret-token-0123456789"  # noqa: S105 - a test token
 
 
 # -- check_assignable ------------------------------------------------------------------
@@ -209,8 +208,8 @@ def test_token_is_made_once_private_and_kept(tmp_path: Path) -> None:
 def test_token_readable_by_others_is_refused(tmp_path: Path) -> None:
     file = tmp_path / "admin-token"
     ensure_token(file)
-    os.chmod(file, 0o644)
-    with pytest.raises(TokenFileError, match="readable by others.*chmod 600"):
+    file.chmod(0o644)
+    with pytest.raises(TokenFileError, match=r"readable by others.*chmod 600"):
         read_token(file)
 
 

@@ -174,9 +174,9 @@ def _mac_check(nbi_set: NbiSet, where: str, facts: MachineFacts) -> Check:
         built = ", ".join(info.architectures)
         return CannotBoot(f"{where} is built for {built}, this Mac is {facts.architecture}")
     model = facts.model
-    if model is not None and info.enabled_system_identifiers:
-        if model not in info.enabled_system_identifiers:
-            return CannotBoot(f"{where} does not list {model} in EnabledSystemIdentifiers")
+    listed = info.enabled_system_identifiers
+    if model is not None and listed and model not in listed:
+        return CannotBoot(f"{where} does not list {model} in EnabledSystemIdentifiers")
     if model is not None and model in info.disabled_system_identifiers:
         return CannotBoot(f"{where} lists {model} in DisabledSystemIdentifiers")
     return Assignable(nbi_set)

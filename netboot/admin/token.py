@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from contextlib import suppress
 from pathlib import Path
 
 from netboot.errors import NetbootError
@@ -67,10 +68,8 @@ def ensure_token(path: Path) -> str:
             handle.write(secrets.token_urlsafe(TOKEN_BYTES).encode() + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)  # fails if another process made it meanwhile: use theirs
-        except FileExistsError:
-            pass
+        with suppress(FileExistsError):  # another process made it meanwhile: use theirs
+            os.link(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
     return read_token(path)
