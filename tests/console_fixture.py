@@ -16,7 +16,6 @@ request so a test can check what the page sent.
 
 from __future__ import annotations
 
-import html
 import itertools
 import json
 import queue
@@ -32,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import netboot
+from netboot.admin import console_page
 
 CONSOLE_DIRECTORY = Path(netboot.__file__).parent / "admin" / "console"
 SESSION_COOKIE = "netboot_session"
@@ -223,50 +223,13 @@ class ConsoleFixture:
 
 
 def render_console(fixture: ConsoleFixture, csrf_token: str) -> str:
-    """index.html with its placeholders filled, rows as index.html's comment specifies."""
-    machine_rows = []
-    for seen in fixture.sorted_machines():
-        mac = html.escape(seen["mac"])
-        assignment = seen["assignment"]
-        assigned = "" if assignment is None else str(assignment["image_name"] or "none/menu")
-        cells = {
-            "mac": seen["mac"],
-            "kind": seen["kind"] or "",
-            "architecture": seen["architecture"] or "",
-            "address": seen["address"] or "",
-            "lease": "",
-            "server": seen["server"],
-            "progress": seen["progress"],
-            "assignment": assigned,
-            "assign": "",
-            "journey": "",
-        }
-        tds = "".join(f'<td class="{k}">{html.escape(v)}</td>' for k, v in cells.items())
-        machine_rows.append(
-            f'<tbody class="machine-group" data-machine-group="{mac}">'
-            f'<tr class="machine" data-mac="{mac}">{tds}</tr></tbody>'
-        )
-    image_rows = []
-    for listed in fixture.images:
-        problems = "; ".join([*listed["errors"], *listed["warnings"]])
-        cells = {
-            "image-id": str(listed["id"] if listed["id"] is not None else ""),
-            "image-name": listed["name"] or "",
-            "image-description": listed["description"] or "",
-            "image-architectures": ", ".join(listed["architectures"] + listed["pc_architectures"]),
-            "image-enabled": "yes" if listed["is_enabled"] else "no",
-            "image-default": "yes" if listed["is_default"] else "",
-            "image-problems": problems,
-        }
-        tds = "".join(f'<td class="{k}">{html.escape(v)}</td>' for k, v in cells.items())
-        image_id = html.escape(cells["image-id"])
-        image_rows.append(f'<tr class="image" data-image-id="{image_id}">{tds}</tr>')
-    page = (CONSOLE_DIRECTORY / "index.html").read_text()
-    return (
-        page.replace("{{csrf_token}}", html.escape(csrf_token))
-        .replace("{{version}}", html.escape(fixture.version))
-        .replace("{{machines_rows}}", "\n".join(machine_rows))
-        .replace("{{images_rows}}", "\n".join(image_rows))
+    """index.html filled by the daemon's own renderer, from the fixture's data."""
+    return console_page.render_console(
+        (CONSOLE_DIRECTORY / "index.html").read_text(),
+        csrf_token=csrf_token,
+        version=fixture.version,
+        machines=fixture.sorted_machines(),
+        images=fixture.images,
     )
 
 

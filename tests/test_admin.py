@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
 from netboot_lab.netns import VethPair, bsdp_probe, netboot_in, run_in
+from tests.browser import CHROMIUM_FLAGS as BROWSER_FLAGS
 from tests.netns import veth_lab
 
 TIMEOUT = 60
@@ -186,18 +187,7 @@ def test_status_without_a_daemon_exits_1() -> None:
     assert "no netboot daemon at http://127.0.0.1:9" in done.stderr
 
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--window-size=1200,900",
-]
+CHROMIUM_FLAGS = [*BROWSER_FLAGS, "--hide-scrollbars", "--window-size=1200,900"]
 
 
 def test_status_page_renders_in_a_browser(tmp_path: Path) -> None:

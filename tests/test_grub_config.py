@@ -21,7 +21,7 @@ from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import scan_catalog
 from netboot.pc.choice import ChoiceSettings, PcImage
 from netboot_lab.factories import RESCUE_PC_IMAGE as RESCUE
-from netboot_lab.factories import make_set
+from netboot_lab.factories import pc_set
 
 MAC = MacAddress("52:54:00:77:00:10")
 OTHER_MAC = MacAddress("52:54:00:77:00:11")
@@ -157,18 +157,6 @@ def test_menu_refuses_a_default_that_is_not_in_it() -> None:
 def test_no_image_config_says_why_and_leaves() -> None:
     assert no_image_config("nothing for 'x'\nhere") == (
         HEAD + "echo 'netboot: nothing for '\\''x'\\'' here'\n" + LEAVE
-    )
-
-
-def pc_set(root: Path, name: str, index: int, **overrides: object) -> None:
-    make_set(
-        root,
-        name,
-        Index=index,
-        files=PC_FILES,
-        PCKernel="pc/vmlinuz",
-        PCInitrd="pc/initrd.img",
-        **overrides,
     )
 
 

@@ -19,7 +19,7 @@ from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import scan_catalog
 from netboot.pc.choice import PcImage, choose_image, pc_images
 from netboot_lab.factories import RESCUE_PC_IMAGE as RESCUE
-from netboot_lab.factories import make_set
+from netboot_lab.factories import make_set, pc_set
 
 KERNEL = b"MZ linux kernel"
 INITRD = b"\x1f\x8b initramfs"
@@ -258,18 +258,6 @@ def test_no_image_script() -> None:
 # -- which images, and which one ---------------------------------------------------------------
 
 PC_FILES = {"pc/vmlinuz": KERNEL, "pc/initrd.img": INITRD}
-
-
-def pc_set(root: Path, name: str, index: int, **overrides: object) -> None:
-    make_set(
-        root,
-        name,
-        Index=index,
-        files=PC_FILES,
-        PCKernel="pc/vmlinuz",
-        PCInitrd="pc/initrd.img",
-        **overrides,
-    )
 
 
 def names(images: list[PcImage]) -> list[str]:

@@ -23,13 +23,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from netboot import __version__
-from netboot.admin.auth import Refused, authorize
+from netboot.admin.auth import Refused
 from netboot_services.admin_api import (
     AdminState,
     ApiResource,
     Keepalive,
-    client_host,
-    credentials,
+    access_of,
     refuse,
 )
 from netboot_services.admin_console import console_pages
@@ -302,17 +301,7 @@ class _Guarded(Resource):
         self._state = state
 
     def render_GET(self, request: Request) -> bytes:  # noqa: N802
-        state = self._state
-        access = authorize(
-            state.token,
-            credentials(request),
-            changes_state=False,
-            reads_need_login=state.reads_need_login,
-            address=client_host(request),
-            sessions=state.sessions,
-            limiter=state.limiter,
-            now=state.clock(),
-        )
+        access = access_of(self._state, request, changes_state=False)
         if isinstance(access, Refused):
             return refuse(request, access)
         return self._render(request)

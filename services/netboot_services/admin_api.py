@@ -52,6 +52,7 @@ from netboot.admin.assignments import (
 )
 from netboot.admin.audit import audit_line
 from netboot.admin.auth import (
+    Access,
     Credentials,
     FailureLimiter,
     Granted,
@@ -265,6 +266,20 @@ def client_host(request: Request) -> str:
     return str(getattr(address, "host", address))
 
 
+def access_of(state: AdminState, request: Request, changes_state: bool) -> Access:
+    """Whether this request may go on, by its credentials (`netboot.admin.auth.authorize`)."""
+    return authorize(
+        state.token,
+        credentials(request),
+        changes_state=changes_state,
+        reads_need_login=state.reads_need_login,
+        address=client_host(request),
+        sessions=state.sessions,
+        limiter=state.limiter,
+        now=state.clock(),
+    )
+
+
 def refuse(request: Request, refused: Refused) -> bytes:
     """401 and 429 say nothing more; 403 names the missing CSRF token."""
     if refused.status is Refusal.TOO_MANY:
@@ -295,16 +310,7 @@ class ApiResource(Resource):
         if isinstance(routed, OpenApiDocument):
             return _json(request, 200, openapi.document())
         address = client_host(request)
-        access = authorize(
-            state.token,
-            credentials(request),
-            changes_state=changes_state(method),
-            reads_need_login=state.reads_need_login,
-            address=address,
-            sessions=state.sessions,
-            limiter=state.limiter,
-            now=state.clock(),
-        )
+        access = access_of(state, request, changes_state(method))
         if isinstance(access, Refused):
             if access.status is Refusal.UNAUTHORIZED:
                 log.info(

@@ -18,7 +18,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from netboot import __version__
-from netboot.admin.auth import Granted, Refusal, Refused, authorize, login
+from netboot.admin.auth import Granted, Refusal, Refused, login
 from netboot.admin.console_page import (
     STATIC_TYPES,
     console_file,
@@ -28,6 +28,7 @@ from netboot.admin.console_page import (
 from netboot_services.admin_api import (
     SESSION_COOKIE,
     AdminState,
+    access_of,
     client_host,
     credentials,
     no_store,
@@ -67,19 +68,9 @@ class ConsolePage(Resource):
             request.setResponseCode(404)
             return b"not found\n"
         state = self.state
-        offered = credentials(request)
-        access = authorize(
-            state.token,
-            offered,
-            changes_state=False,
-            reads_need_login=state.reads_need_login,
-            address=client_host(request),
-            sessions=state.sessions,
-            limiter=state.limiter,
-            now=state.clock(),
-        )
+        access = access_of(state, request, changes_state=False)
         if isinstance(access, Refused):
-            if access.status is Refusal.UNAUTHORIZED and offered.bearer is None:
+            if access.status is Refusal.UNAUTHORIZED and credentials(request).bearer is None:
                 return _redirect(request, b"/login")  # a browser without a session: log in
             return refuse(request, access)
         assert isinstance(access, Granted)
