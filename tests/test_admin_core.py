@@ -252,6 +252,8 @@ def test_changes_need_the_token_reads_only_off_loopback() -> None:
     assert _authorize(Credentials("wrong"), sessions, limiter) == Refused(Refusal.UNAUTHORIZED)
     assert _authorize(Credentials(TOKEN), sessions, limiter) == Granted("token")
     assert _authorize(Credentials(), sessions, limiter, changes=False) == Granted("anonymous")
+    stale = _authorize(Credentials("another daemon's"), sessions, limiter, changes=False)
+    assert stale == Granted("anonymous")
     assert _authorize(
         Credentials(), sessions, limiter, changes=False, reads_need_login=True
     ) == Refused(Refusal.UNAUTHORIZED)

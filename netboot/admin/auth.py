@@ -4,7 +4,8 @@ One decision, `authorize`, made from values: the credentials a request
 carries, whether it changes state, whether reads need a login (they do when
 `admin.listen` is not loopback), the sessions open and the failures counted.
 
-* **Token.** `Authorization: Bearer <token>`, compared in constant time.
+* **Token.** `Authorization: Bearer <token>`, compared in constant time. A
+  wrong one on a read that needs no login (loopback) is ignored, not refused.
 * **Sessions.** The console logs in with the same token once (`POST /login`)
   and then carries a random session ID in an HttpOnly, SameSite=Strict
   cookie; the token itself never sits in the browser. Sessions live in
@@ -178,6 +179,10 @@ def authorize(
     if credentials.bearer is not None:
         if token_matches(token, credentials.bearer):
             return Granted("token")
+        if not changes_state and not reads_need_login:
+            # A read anyone may make: a stale token (another daemon's, a CLI's default
+            # file) must not lock it out, and the answer says nothing about the token.
+            return Granted("anonymous")
         limiter.failed(address, now)
         return Refused(Refusal.UNAUTHORIZED)
     session = sessions.get(credentials.session, now) if credentials.session else None
