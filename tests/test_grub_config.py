@@ -181,6 +181,13 @@ def test_client_config_makes_the_same_choice_as_the_ipxe_script(tmp_path: Path) 
     )
     assert others.summary == "boot 'Installer'"
 
+    by_api = ChoiceSettings(assignments={MAC: "Installer"}, assigned={MAC: 0x01000003})
+    api = client_config(catalog, x64, by_api)  # the admin API's assignment comes first
+    assert api.summary == "boot 'Rescue'"
+    assert "linux '/Rescue.nbi/pc/vmlinuz' 'quiet'\n" in api.text
+    api_menu = client_config(catalog, x64, ChoiceSettings(assigned={MAC: None}))
+    assert api_menu.summary == "menu of 2 image(s)"
+
     missing = client_config(catalog, x64, ChoiceSettings(assignments={MAC: "Gone"}))
     assert missing.summary == f"no PC-bootable image 'Gone' for {MAC}"
     assert missing.text == no_image_config(missing.summary)
