@@ -17,7 +17,7 @@ import pytest
 
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
-from netboot_lab.netns import netboot_in
+from netboot_lab.netns import netboot_in, run_in
 from tests.netns import veth_lab
 
 
@@ -194,17 +194,18 @@ def test_started_as_root_it_drops_to_the_user_and_keeps_serving(tmp_path: Path) 
     root = Path(tempfile.mkdtemp(prefix="netboot-nobody-"))
     root.chmod(0o755)
     make_set(root, "Alpha")
+    state = Path(tempfile.mkdtemp(prefix="netboot-nobody-state-"))
+    state.chmod(0o755)
     with veth_lab("10.231.5") as lab:
         args = [
-            "--root",
-            str(root),
-            "--interface",
-            lab.server_if,
-            "--user",
-            "nobody",
-            "--group",
-            "nogroup",
-        ]
+            "--root", str(root),
+            "--interface", lab.server_if,
+            "--user", "nobody",
+            "--group", "nogroup",
+            "--admin-token-file", str(state / "admin-token"),
+            "--state-database", str(state / "state.sqlite3"),
+            "--audit-log", str(state / "audit.log"),
+        ]  # fmt: skip
         with Daemon(args, netns=lab.server) as daemon:
             daemon.wait_for(r"running as nobody:nogroup \(uid \d+, gid \d+\)")
             daemon.wait_ready()
@@ -221,5 +222,17 @@ def test_started_as_root_it_drops_to_the_user_and_keeps_serving(tmp_path: Path) 
                 lab.client, "tftp", "get", lab.server_ip, "Alpha.nbi/i386/booter", "-o", booter
             )
             assert fetched.returncode == 0, fetched.stderr + "\n".join(daemon.lines)
+            # Assignments and audit lines are written after the drop, as nobody.
+            token = (state / "admin-token").read_text().strip()
+            assigned = run_in(
+                lab.server, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                "-X", "PUT", "-H", f"Authorization: Bearer {token}",
+                "--data-binary", '{"image_id": 16777217}',
+                "http://127.0.0.1:9067/api/assignments/52:54:00:00:00:07",
+            )  # fmt: skip
+            assert assigned.stdout == "204", assigned.stderr + "\n".join(daemon.lines)
+            audit = json.loads((state / "audit.log").read_text().splitlines()[-1])
+            assert (audit["target"], audit["after"]) == ("52:54:00:00:00:07", 0x01000001)
             assert daemon.stop() == 0
     shutil.rmtree(root)
+    shutil.rmtree(state)

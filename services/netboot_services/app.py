@@ -558,6 +558,14 @@ def hand_over_database(database: Path, identity: Identity) -> None:
         os.chown(path, identity.uid, identity.gid)
 
 
+def hand_over_file(path: Path, identity: Identity) -> None:
+    """An append-only file we keep writing after dropping root (the audit log): made now,
+    mode 0640, and given to the user we become; its directory stays the admin's."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.close(descriptor)
+    os.chown(path, identity.uid, identity.gid)
+
+
 def _optional(top: MultiService, name: str) -> Any:
     try:
         return top.getServiceNamed(name)
@@ -593,6 +601,8 @@ def run(
                     hand_over_database(config.bsdp.bindings_database, identity)
                 if config.admin.listen is not None:
                     hand_over_database(config.server.state_database, identity)
+                    if config.admin.audit_log is not None:
+                        hand_over_file(config.admin.audit_log, identity)
                 drop_to(identity)
                 log.info(
                     "running as {user}:{group} (uid {uid}, gid {gid}) with no capabilities",
