@@ -40,8 +40,12 @@ COUNTER_SOURCES = ("tftp", "dhcp", "http", "ra")
 port-67 handlers (bsdp, later pxe) are found through the dhcp service."""
 
 
-def snapshot(top: MultiService) -> dict[str, Any]:
-    """What the daemon is doing now: the data of /status.json, the page and /metrics."""
+def snapshot(top: MultiService, machines: bool = True) -> dict[str, Any]:
+    """What the daemon is doing now: the data of /status.json, the page and /metrics.
+
+    `machines` False leaves the machines' journeys out (an empty list): /metrics
+    has no use for them, and a scrape should not serialise up to 500 machines.
+    """
     services: dict[str, Any] = {}
     for name in COUNTER_SOURCES:
         service = _named(top, name)
@@ -83,7 +87,7 @@ def snapshot(top: MultiService) -> dict[str, Any]:
         "bsdp_bindings": bindings,
         "dhcp": leases,
         "restart_pending": list(getattr(top, "restart_pending", ())),
-        "machines": registry.machines() if registry is not None else [],
+        "machines": registry.machines() if registry is not None and machines else [],
     }
 
 
@@ -134,7 +138,7 @@ class NetbootCollector(Collector):
         self.top = top
 
     def collect(self) -> Iterator[Any]:
-        state = snapshot(self.top)
+        state = snapshot(self.top, machines=False)
         for protocol, counters in state["counters"].items():
             for key, value in counters.items():
                 family = CounterMetricFamily(
@@ -336,7 +340,7 @@ class AdminService(Service):
 
     def _page(self, request: Request) -> bytes:
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-        return render_page(snapshot(self.top))
+        return render_page(snapshot(self.top, machines=False))
 
     def _page_resource(self, render: Callable[[Request], bytes]) -> Resource:
         return _Page(render) if self.state is None else _Guarded(render, self.state)
