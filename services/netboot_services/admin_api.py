@@ -134,24 +134,27 @@ class AdminState:
     def configured_name(self, mac: str) -> str | None:
         return next((name for m, name in self.configured if m == mac), None)
 
-    def machine_json(self, machine: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    def machine_json(
+        self,
+        machine: dict[str, Any],
+        catalog: Catalog,
+        leases: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The registry's Machine with what the registry does not know: the lease, the
+        assignment, and our own name when no other server was noted."""
         mac = MacAddress(machine["mac"])
         return {
             **machine,
             "server": machine.get("server") or self.server_name,
-            "lease": self.leases().get(mac),
+            "lease": (self.leases() if leases is None else leases).get(mac),
             "assignment": assignment_json(
                 self.assignments.get(mac), catalog, self.configured_name(mac)
             ),
         }
 
     def machines_json(self) -> list[dict[str, Any]]:
-        catalog = self.catalog()
-        leases = self.leases()
-        return [
-            {**self.machine_json(m, catalog), "lease": leases.get(m["mac"])}
-            for m in self.registry.machines()
-        ]
+        catalog, leases = self.catalog(), self.leases()
+        return [self.machine_json(m, catalog, leases) for m in self.registry.machines()]
 
     def images_json(self) -> list[dict[str, Any]]:
         catalog = self.catalog()
