@@ -320,3 +320,26 @@ def test_assignments_survive_a_restart(admin_lab: AdminLab) -> None:
     assert status == 0 and answer["default_image_id"] == B
     listed = curl(admin_lab, "GET", "/api/assignments", *bearer(admin_lab)).json()
     assert [a["image_id"] for a in listed["assignments"] if a["mac"] == admin_lab.mac] == [B]
+
+
+def test_the_command_line_goes_through_the_api(admin_lab: AdminLab) -> None:
+    client = admin_lab.lab.client
+    where = ["--admin", admin_lab.base, "--token-file", str(admin_lab.state / "admin-token")]
+    done = netboot_in(client, "assign", *where, STRANGER, f"{LISTED:#x}")
+    assert done.returncode == 0 and f"assigned image {LISTED:#010x}" in done.stdout, done.stderr
+    unknown = netboot_in(client, "assign", *where, STRANGER, "0x0100ffff")
+    assert unknown.returncode == 3 and "no image with ID 0x0100ffff" in unknown.stderr
+    cannot = netboot_in(client, "assign", *where, admin_lab.mac, str(LISTED))
+    assert cannot.returncode == 3 and "does not admit" in cannot.stderr
+    anonymous = ["--admin", admin_lab.base, "--token-file", str(admin_lab.state / "none")]
+    refused = netboot_in(client, "assign", *anonymous, STRANGER, "none")
+    assert refused.returncode == 4 and "not authorized (401)" in refused.stderr
+    assert netboot_in(client, "machines", *anonymous).returncode == 4  # off loopback
+    listed = netboot_in(client, "machines", *where, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert admin_lab.mac in {m["mac"] for m in json.loads(listed.stdout)["machines"]}
+    human = netboot_in(client, "machines", *where)
+    assert admin_lab.mac in human.stdout
+    removed = netboot_in(client, "assign", *where, "--remove", STRANGER)
+    assert removed.returncode == 0, removed.stderr
+    assert netboot_in(client, "assign", *where, "--remove", STRANGER).returncode == 3
