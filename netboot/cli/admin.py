@@ -15,7 +15,8 @@ CONFIG = click.option(
     "--config",
     "config_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The daemon's TOML configuration (for admin.listen and admin.token_file).",
+    help="The daemon's TOML configuration (for admin.listen and admin.token_file); "
+    "default: /etc/netboot/netboot.toml when it exists.",
 )
 ADMIN = click.option(
     "--admin",

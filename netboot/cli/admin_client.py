@@ -39,7 +39,14 @@ class Answer:
     """The decoded JSON body; None when there was none."""
 
 
+SYSTEM_CONFIG = Path("/etc/netboot/netboot.toml")
+"""The configuration `netboot install-units` writes and the unit starts the daemon with."""
+
+
 def load(config_file: Path | None) -> Config:
+    """`config_file`, else the system's configuration when there is one, else the defaults."""
+    if config_file is None and SYSTEM_CONFIG.is_file():
+        config_file = SYSTEM_CONFIG
     try:
         return load_config(config_file) if config_file else Config()
     except ConfigError as error:
