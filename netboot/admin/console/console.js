@@ -65,8 +65,13 @@ function byteCount(count) {
   return unit === 0 ? `${count} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
+// Image IDs as `netboot images list` and the logs write them: 0x01000002.
+function hexId(id) {
+  return `0x${Number(id).toString(16).padStart(8, "0")}`;
+}
+
 function imageLabel(image) {
-  const id = image.id === null ? "no ID" : `#${image.id}`;
+  const id = image.id === null ? "no ID" : hexId(image.id);
   return `${image.name ?? image.path} (${id})`;
 }
 
@@ -167,7 +172,7 @@ function assignmentNode(assignment) {
   const target =
     assignment.image_id === null
       ? "none/menu"
-      : `${assignment.image_name ?? "image"} (#${assignment.image_id})`;
+      : `${assignment.image_name ?? "image"} (${hexId(assignment.image_id)})`;
   const source = element("span", {
     className: `source source-${assignment.source}`,
     "data-source": assignment.source,
@@ -194,7 +199,7 @@ function fillAssignSelect(select, machine) {
   const wanted = [["", "choose…"]];
   for (const image of choices) wanted.push([String(image.id), imageLabel(image)]);
   if (current !== "" && current !== "none" && !choices.some((i) => String(i.id) === current)) {
-    wanted.push([current, `#${current} (assigned)`]); // keep showing what is in force
+    wanted.push([current, `${hexId(current)} (assigned)`]); // keep showing what is in force
   }
   wanted.push(["none", "none/menu"], ["clear", "clear assignment"]);
   const signature = JSON.stringify(wanted);
@@ -489,7 +494,7 @@ function buildImageRow(image) {
 }
 
 function renderImageRow(row, image) {
-  row.querySelector("td.image-id").textContent = image.id ?? "—";
+  row.querySelector("td.image-id").textContent = image.id === null ? "—" : hexId(image.id);
   const name = row.querySelector("input.name-input");
   const description = row.querySelector("textarea.description-input");
   // An edit someone is typing survives an `images` event.
