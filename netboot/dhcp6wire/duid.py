@@ -59,7 +59,7 @@ def parse_duid(raw: bytes, option: str = "DUID") -> Duid:
     if len(raw) < 3:
         raise MalformedPacket(f"{option}: {len(raw)} bytes is too short for a DUID")
     if len(raw) - 2 > MAX_DUID_BODY:
-        raise MalformedPacket(f"{option}: DUID of {len(raw)} bytes, over 2 + {MAX_DUID_BODY}")
+        raise MalformedPacket(f"{option}: {len(raw)} bytes, over 2 + {MAX_DUID_BODY}")
     duid_type = int.from_bytes(raw[:2], "big")
     fixed = _FIXED.get(duid_type)
     if fixed is not None and len(raw) < 2 + fixed:
