@@ -4,7 +4,7 @@ Options 1 (CLIENTID) and 2 (SERVERID) carry one. Leases are keyed by the
 whole DUID; the catalog's assignment by MAC can only use the two types that
 carry a link-layer address (LL and LLT) with Ethernet's hardware type, which
 `Duid.mac` gives. Other types (EN, UUID, types this code does not know) are
-kept whole so they still identify the client.
+kept whole so they still identify the client (docs/protocols/dhcpv6.md §3).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 RFC 8415 §21.4 (IA_NA), §21.6 (IAADDR), §21.13 (STATUS_CODE). An IA_NA's
 sub-options keep their wire order; those the boot reads come out typed
 (`IaAddress`, `StatusCode`) and any other stays `(code, bytes)`, so a parsed
-IA builds back to the same bytes.
+IA builds back to the same bytes (docs/protocols/dhcpv6.md §4).
 """
 
 from __future__ import annotations

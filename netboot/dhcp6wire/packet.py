@@ -10,6 +10,8 @@ client's own message at parse time and at most `MAX_RELAY_DEPTH` deep.
 Anything that does not decode is a `MalformedPacket` naming the option and
 the byte offset at fault, never another exception. Building refuses values
 that do not fit their field (ValueError: the server's own bug, not a peer's).
+Layouts and rules: docs/protocols/dhcpv6.md §1 (messages) and
+docs/protocols/dhcpv6.md §2 (relays).
 """
 
 from __future__ import annotations

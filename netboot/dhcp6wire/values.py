@@ -4,7 +4,8 @@ Each `parse_*` takes an option's value (header left out) and raises
 MalformedPacket naming the option and the byte offset in that value; each
 `build_*` is its inverse and raises ValueError for what does not fit.
 Layouts: RFC 8415 §21.7 (ORO), §21.9 (elapsed time), §21.15 (user class),
-§21.16 (vendor class); RFC 3646 §3 and §4 (DNS); RFC 5970 §3.1 to §3.4 (boot).
+§21.16 (vendor class); RFC 3646 §3 and §4 (DNS); RFC 5970 §3.1 to §3.4 (boot);
+summed up in docs/protocols/dhcpv6.md §5 and docs/protocols/dhcpv6.md §6.
 """
 
 from __future__ import annotations
