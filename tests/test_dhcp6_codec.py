@@ -327,12 +327,14 @@ def test_nine_relay_layers_are_read_and_a_tenth_is_refused() -> None:
         Dhcp6Message(12, 1),
         Dhcp6Message(1, 1, ((1 << 16, b""),)),
         Dhcp6Message(1, 1, ((1, bytes(1 << 16)),)),
-        RelayMessage(1, 0, IPv6Address("::"), IPv6Address("::")),
-        RelayMessage(12, 256, IPv6Address("::"), IPv6Address("::")),
+        RelayMessage(1, 0, IPv6Address("::"), IPv6Address("::"), ((9, SOLICIT),)),
+        RelayMessage(12, 256, IPv6Address("::"), IPv6Address("::"), ((9, SOLICIT),)),
+        RelayMessage(12, 0, IPv6Address("::"), IPv6Address("::")),
+        RelayMessage(12, 0, IPv6Address("::"), IPv6Address("::"), ((9, SOLICIT),) * 2),
     ],
 )
 def test_building_refuses_fields_that_do_not_fit(message: Dhcp6Message | RelayMessage) -> None:
-    with pytest.raises(ValueError, match=r"fit|type|over 65535"):
+    with pytest.raises(ValueError, match=r"fit|type|over 65535|exactly one RELAY_MSG"):
         build_message(message)
 
 

@@ -176,6 +176,8 @@ def build_message(message: Dhcp6Message | RelayMessage) -> bytes:
     if isinstance(message, RelayMessage):
         if message.msg_type not in RELAY_MESSAGE_TYPES:
             raise ValueError(f"a relay message has type 12 or 13, not {message.msg_type}")
+        if len(message.all_of(Option.RELAY_MSG)) != 1:
+            raise ValueError("a relay message carries exactly one RELAY_MSG option (9)")
         header = (
             bytes((message.msg_type,))
             + pack_uint(message.hop_count, 1, "hop-count")
