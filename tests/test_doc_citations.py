@@ -67,7 +67,7 @@ def sections(document: Path) -> set[str]:
 
 def test_the_protocol_documents_exist() -> None:
     names = {p.name for p in protocol_documents()}
-    assert names == {"bsdp.md", "hfsplus.md", "nbi.md", "pxe.md", "tftp.md", "udif.md"}
+    assert names == {"bsdp.md", "dhcpv6.md", "hfsplus.md", "nbi.md", "pxe.md", "tftp.md", "udif.md"}
     assert (PROTOCOLS / "README.md").is_file()
 
 
