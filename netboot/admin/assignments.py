@@ -23,9 +23,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from netboot.bsdp.policy import ineligibility
 from netboot.macaddr import MacAddress
 from netboot.nbi.access import mac_allowed
-from netboot.nbi.catalog import Catalog, NbiSet
+from netboot.nbi.catalog import SET_SUFFIX, Catalog, NbiSet
 
 
 class AssignmentSource(StrEnum):
@@ -88,7 +89,7 @@ def _config_json(mac: MacAddress | None, name: str, catalog: Catalog) -> dict[st
         (
             s
             for s in catalog
-            if s.info is not None and name in (s.info.name, s.path.name.removesuffix(".nbi"))
+            if s.info is not None and name in (s.info.name, s.path.name.removesuffix(SET_SUFFIX))
         ),
         None,
     )
@@ -158,27 +159,13 @@ def check_assignable(
         return CannotBoot(f"{where} is not valid: {first}")
     if not info.is_enabled:
         return CannotBoot(f"{where} is disabled")
+    if facts.kind == "mac":
+        reason = ineligibility(info, facts.architecture, facts.model, mac)
+        return CannotBoot(f"{where} {reason}") if reason else Assignable(nbi_set)
     if not mac_allowed(info, mac):
         return CannotBoot(f"{where} does not admit {mac} (its MAC address lists)")
-    if facts.kind == "mac":
-        return _mac_check(nbi_set, where, facts)
     if facts.kind == "pc":
         return _pc_check(nbi_set, where, facts)
-    return Assignable(nbi_set)
-
-
-def _mac_check(nbi_set: NbiSet, where: str, facts: MachineFacts) -> Check:
-    info = nbi_set.info
-    assert info is not None
-    if facts.architecture is not None and facts.architecture not in info.architectures:
-        built = ", ".join(info.architectures)
-        return CannotBoot(f"{where} is built for {built}, this Mac is {facts.architecture}")
-    model = facts.model
-    listed = info.enabled_system_identifiers
-    if model is not None and listed and model not in listed:
-        return CannotBoot(f"{where} does not list {model} in EnabledSystemIdentifiers")
-    if model is not None and model in info.disabled_system_identifiers:
-        return CannotBoot(f"{where} lists {model} in DisabledSystemIdentifiers")
     return Assignable(nbi_set)
 
 

@@ -168,13 +168,25 @@ class _Unbootable:
 
 def eligible(info: NBImageInfo, client: ClientClass, mac: MacAddress) -> bool:
     """Architecture, model and MAC rules of one image for one client (no filter)."""
-    if client.arch not in info.architectures:
-        return False
-    if info.enabled_system_identifiers and client.model not in info.enabled_system_identifiers:
-        return False
-    if client.model in info.disabled_system_identifiers:
-        return False
-    return mac_allowed(info, mac)
+    return ineligibility(info, client.arch, client.model, mac) is None
+
+
+def ineligibility(
+    info: NBImageInfo, arch: str | None, model: str | None, mac: MacAddress
+) -> str | None:
+    """Why a Mac may not boot this image, or None when it may: the rules of `eligible`,
+    worded for the admin. An architecture or model not known (None) is not held
+    against the Mac: the admin API asks about Macs it may not have seen yet."""
+    if arch is not None and arch not in info.architectures:
+        return f"is built for {', '.join(info.architectures)}, this Mac is {arch}"
+    listed = info.enabled_system_identifiers
+    if model is not None and listed and model not in listed:
+        return f"does not list {model} in EnabledSystemIdentifiers"
+    if model is not None and model in info.disabled_system_identifiers:
+        return f"lists {model} in DisabledSystemIdentifiers"
+    if not mac_allowed(info, mac):
+        return f"does not admit {mac} (its MAC address lists)"
+    return None
 
 
 def passes_filter(info: NBImageInfo, attribute_filter: Sequence[int] | None) -> bool:

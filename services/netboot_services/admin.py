@@ -99,18 +99,38 @@ def _leases(handler: Any) -> dict[str, Any]:
         "pool": f"{store.pool.first}-{store.pool.last}",
         "counts": store.counts(),
         "leases": [
-            {
-                "address": str(lease.address),
-                "mac": lease.mac,
-                "state": str(lease.state),
-                "expires_in": round(lease.expires - now, 1),
-                "hostname": lease.hostname,
-            }
+            lease_json(lease, now)
             for lease in store.leases()
             if lease.active(now) or lease.state == "declined"
         ],
         "rivals": {server: round(now - seen, 1) for server, seen in handler.rivals.items()},
     }
+
+
+def lease_json(lease: Any, now: float) -> dict[str, Any]:
+    """One full-mode lease as /status.json and the admin API's machines show it."""
+    return {
+        "address": str(lease.address),
+        "mac": lease.mac,
+        "state": str(lease.state),
+        "expires_in": round(lease.expires - now, 1),
+        "hostname": lease.hostname,
+    }
+
+
+def leases_by_mac(top: MultiService) -> dict[str, dict[str, Any]]:
+    """Full mode's active leases by MAC (empty in proxy mode)."""
+    dhcp = _named(top, "dhcp")
+    for handler in dhcp.dispatcher.handlers if dhcp is not None else ():
+        server = getattr(handler, "lease_server", None)
+        if server is not None:
+            now = handler.clock()
+            return {
+                lease.mac: lease_json(lease, now)
+                for lease in server.store.leases()
+                if lease.active(now)
+            }
+    return {}
 
 
 def _named(top: MultiService, name: str) -> Any:

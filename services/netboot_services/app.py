@@ -41,7 +41,7 @@ from netboot.macaddr import MacAddress
 from netboot.pc.choice import ChoiceSettings
 from netboot.port67.pxe import leased_here
 from netboot.settings import BoundPorts, Runtime, build_runtime
-from netboot_services.admin import AdminService
+from netboot_services.admin import AdminService, leases_by_mac
 from netboot_services.admin_api import AdminState, is_loopback
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.catalog import CatalogService
@@ -339,28 +339,6 @@ def put_in_force(top: NetbootService, mac: MacAddress, assignment: Assignment | 
             wanted = assignment.image_id if assignment is not None else None
             if binding is not None and wanted is not None and binding.image_id != wanted:
                 handler.policy.bindings.drop(mac)
-
-
-def leases_by_mac(top: NetbootService) -> dict[str, dict[str, Any]]:
-    """Full mode's active leases by MAC, as the API's Machine shows them."""
-    dhcp = _optional(top, "dhcp")
-    if dhcp is None:
-        return {}
-    for handler in dhcp.dispatcher.handlers:
-        server = getattr(handler, "lease_server", None)
-        if server is None:
-            continue
-        now = handler.clock()
-        return {
-            lease.mac: {
-                "address": str(lease.address),
-                "state": str(lease.state),
-                "expires_in": round(lease.expires - now, 1),
-            }
-            for lease in server.store.leases()
-            if lease.active(now)
-        }
-    return {}
 
 
 def binding_table(config: Config, runtime: Runtime, now: float) -> BindingTable:
