@@ -8,7 +8,9 @@ rules, kept here once:
 * `PRAGMA application_id` and `user_version` mark the file as ours. An empty
   file is adopted (under the write lock, since another process may be doing
   the same); anyone else's SQLite file, or one from a newer netboot, is refused
-  before anything is written to it.
+  before anything is written to it. A file of an older schema is migrated in
+  place, in one transaction with its new `user_version`, by the statements its
+  kind lists for each step (a crash leaves it wholly old or wholly new).
 * WAL journal with `synchronous=FULL`: every commit is on disk when it returns,
   so nothing is acknowledged on the wire that a power loss could take back; WAL
   keeps that one sequential fsync cheap and lets readers run beside the writer.
@@ -21,10 +23,11 @@ rules, kept here once:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from netboot.errors import NetbootError
 
@@ -49,6 +52,9 @@ class FileKind:
     schema: Sequence[str]
     error: Callable[[str, str], DatabaseFileError]
     """The store's own error type, built from (path, message)."""
+    migrations: Mapping[int, Sequence[str]] = field(default_factory=lambda: MappingProxyType({}))
+    """Version N to the statements that turn a schema-N file into schema N+1;
+    `schema` itself is always the newest schema whole, for empty files."""
 
 
 class SqliteFile:
@@ -86,6 +92,8 @@ class SqliteFile:
                         self.db.execute(statement)
                     self.db.execute(f"PRAGMA application_id = {kind.application_id}")
                     self.db.execute(f"PRAGMA user_version = {kind.schema_version}")
+                else:
+                    self._migrate()
         except sqlite3.Error as error:
             raise kind.error(self.path, f"not a usable {kind.what} database: {error}") from error
 
@@ -110,7 +118,24 @@ class SqliteFile:
             )
         if version < 1:
             raise kind.error(self.path, f"unknown {kind.what} database schema {version}")
+        missing = [v for v in range(version, kind.schema_version) if v not in kind.migrations]
+        if missing:
+            raise kind.error(
+                self.path,
+                f"{kind.what} database schema {version} cannot be migrated to"
+                f" {kind.schema_version} by this netboot",
+            )
         return False
+
+    def _migrate(self) -> None:
+        """Bring an older file up to `schema_version`, inside the open write transaction."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version >= self.kind.schema_version:
+            return
+        for step in range(version, self.kind.schema_version):
+            for statement in self.kind.migrations[step]:
+                self.db.execute(statement)
+        self.db.execute(f"PRAGMA user_version = {self.kind.schema_version}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -26,6 +26,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from netboot.dhcp.lease_file import SCHEMA_VERSION
 from netboot.dhcp.leases import (
     AddressPool,
     Lease,
@@ -507,7 +508,7 @@ def test_someone_elses_sqlite_database_is_refused_untouched(
 def test_a_newer_schema_is_refused(db: Path, clock: FakeClock) -> None:
     open_store(db, clock).close()
     with sqlite3.connect(db) as other:
-        other.execute("PRAGMA user_version = 2")
+        other.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     other.close()
     with pytest.raises(LeaseDatabaseError, match="newer"):
         open_store(db, clock)

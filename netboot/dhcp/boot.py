@@ -96,6 +96,9 @@ class BootOffer:
     """For the log: which file, and why."""
     via_boot_server: bool = False
     """A bare proxy offer: the ROM will fetch the file from port 4011 (variant B)."""
+    file_is_url: bool = False
+    """`file` is a whole URL (iPXE script, HTTP boot), not a TFTP name on siaddr;
+    DHCPv6 has no siaddr and must write a TFTP name as a `tftp://` URL itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,15 @@ def boot_offer(
         option175 = None
         if full_mode and settings.ipxe_no_proxydhcp:
             option175 = ipxe_settings(1, no_proxydhcp=True)
-        return BootOffer(server, url.encode(), b"PXEClient", None, option175, f"iPXE script {url}")
+        return BootOffer(
+            server,
+            url.encode(),
+            b"PXEClient",
+            None,
+            option175,
+            f"iPXE script {url}",
+            file_is_url=True,
+        )
     efi = arch.family != "bios"
     http_boot = arch.transport is Transport.HTTP or client.kind is ClientKind.HTTP_BOOT
     loader = settings.loader_for(mac, arch.family, full_mode=full_mode) if efi else None
@@ -145,7 +156,9 @@ def boot_offer(
         if settings.http_port is None:
             return NoBoot("UEFI HTTP boot client, but the HTTP service is off")
         url = f"{http_base(host, settings.http_port)}{PXE_FILES_PATH}{quote(name)}"
-        return BootOffer(server, url.encode(), b"HTTPClient", None, None, f"HTTP boot {url}")
+        return BootOffer(
+            server, url.encode(), b"HTTPClient", None, None, f"HTTP boot {url}", file_is_url=True
+        )
     return _pxe_offer(server, name, f"{arch.family} loader {name}", settings, efi, full_mode)
 
 

@@ -43,38 +43,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from netboot.dhcp.lease_file import LEASE_FILE
+from netboot.dhcp.lease_file import LeaseDatabaseError as LeaseDatabaseError  # its home before
 from netboot.macaddr import MacAddress
-from netboot.sqlite_file import DatabaseFileError, FileKind, SqliteFile
+from netboot.sqlite_file import SqliteFile
 
 MAX_POOL_SIZE = 65536
 """A /16: far beyond one broadcast domain, and it bounds the never-used walk."""
-
-SCHEMA_VERSION = 1
-"""Kept in PRAGMA user_version; a file written by a newer netboot is refused."""
-
-APPLICATION_ID = 0x4E42544C  # "NBTL"
-"""Kept in PRAGMA application_id, so someone else's SQLite file is never adopted."""
-
-# address is the rowid: the UNIQUE key, and the cheapest lookup and range scan there
-# is. lease_by_client finds a client's rows newest first (seq orders one client's
-# rows only); lease_by_expiry finds the address free the longest (rowid breaks ties).
-# One statement each, because in Python 3.11 executescript() commits the open
-# transaction, which would split creating the schema from stamping its version.
-_SCHEMA = (
-    """
-    CREATE TABLE lease (
-        address   INTEGER PRIMARY KEY CHECK (address BETWEEN 0 AND 4294967295),
-        client_id BLOB NOT NULL,
-        mac       TEXT NOT NULL,
-        state     TEXT NOT NULL CHECK (state IN ('offered', 'bound', 'released', 'declined')),
-        expires   REAL NOT NULL,
-        hostname  TEXT,
-        seq       INTEGER NOT NULL
-    )
-    """,
-    "CREATE INDEX lease_by_client ON lease (client_id, seq)",
-    "CREATE INDEX lease_by_expiry ON lease (expires)",
-)
 
 # Written out in full, each with the columns of _Row in order, so no SQL is ever
 # assembled at run time.
@@ -96,13 +71,6 @@ _ALL_ROWS = (
     "SELECT address, client_id, mac, state, expires, hostname, seq FROM lease ORDER BY address"
 )
 _BATCH = 256
-
-
-class LeaseDatabaseError(DatabaseFileError):
-    """The lease file cannot be used; names the file, since the admin must act on it."""
-
-
-_LEASE_FILE = FileKind("lease", APPLICATION_ID, SCHEMA_VERSION, _SCHEMA, LeaseDatabaseError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +217,7 @@ class LeaseStore:
         self._reserved_for = {a: mac for mac, a in self._reservation.items()}
         self._cursor = self._first
         """Every address below it in the range has a row or is never dynamic."""
-        self._file = SqliteFile(path, _LEASE_FILE, busy_timeout)
+        self._file = SqliteFile(path, LEASE_FILE, busy_timeout)
         self._db = self._file.db
 
     # --- transactions ------------------------------------------------------------

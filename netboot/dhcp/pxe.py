@@ -138,12 +138,38 @@ _ARCH_DIGITS = re.compile(rb"^(?:PXEClient|HTTPClient):Arch:(\d{5})")
 
 
 def classify(packet: DhcpPacket) -> BootClient:
-    vendor_class = packet.option(Option.VENDOR_CLASS) or b""
+    """Who sent this DHCPv4 packet (docs/protocols/pxe.md §8)."""
+    return classify_fields(
+        vendor_class=packet.option(Option.VENDOR_CLASS) or b"",
+        user_class=packet.option(Option.USER_CLASS) or b"",
+        ipxe_options=packet.option(IPXE_OPTIONS),
+        architectures=packet.option(Option.CLIENT_ARCHITECTURE),
+        uuid=packet.option(Option.CLIENT_UUID),
+        boot_item=_boot_item(packet),
+    )
+
+
+def classify_fields(
+    *,
+    vendor_class: bytes,
+    user_class: bytes,
+    ipxe_options: bytes | None,
+    architectures: bytes | None,
+    uuid: bytes | None = None,
+    boot_item: bytes | None = None,
+    architectures_name: str = "option 93",
+    vendor_class_name: str = "option 60",
+) -> BootClient:
+    """The decision table of docs/protocols/pxe.md §8 over the fields it reads.
+
+    DHCPv4 and DHCPv6 carry the same facts in different options (60/16 the
+    vendor class string, 77/15 the user class, 93/61 the architecture list
+    with one layout), so both families classify through this one function
+    and a client is the same `BootClient` whichever family it asks in.
+    `architectures_name` and `vendor_class_name` name the options in problems.
+    """
     if is_bsdp(vendor_class):
         return BootClient(ClientKind.BSDP, None)
-    user_class = packet.option(Option.USER_CLASS) or b""
-    ipxe_options = packet.option(IPXE_OPTIONS)
-    uuid = packet.option(Option.CLIENT_UUID)
     if user_class == IPXE_USER_CLASS or ipxe_options is not None:
         kind = ClientKind.IPXE
     elif vendor_class.startswith(HTTP_BOOT_PREFIX):
@@ -152,7 +178,9 @@ def classify(packet: DhcpPacket) -> BootClient:
         kind = ClientKind.PXE
     else:
         return BootClient(ClientKind.PLAIN, None, user_class=user_class, uuid=uuid)
-    arch, problem = _architecture(packet.option(Option.CLIENT_ARCHITECTURE), vendor_class)
+    arch, problem = _architecture(
+        architectures, vendor_class, architectures_name, vendor_class_name
+    )
     if kind is ClientKind.HTTP_BOOT and arch is not None and arch.transport is not Transport.HTTP:
         problem = f"HTTPClient with the PXE architecture {arch.code}"
         arch = None
@@ -164,26 +192,28 @@ def classify(packet: DhcpPacket) -> BootClient:
         has_ipxe_options=ipxe_options is not None,
         user_class=user_class,
         uuid=uuid,
-        boot_item=_boot_item(packet),
+        boot_item=boot_item,
     )
 
 
-def _architecture(option93: bytes | None, vendor_class: bytes) -> tuple[Arch | None, str | None]:
-    if option93 is not None:
-        if not option93 or len(option93) % 2:
-            return None, f"option 93 of {len(option93)} bytes is not a list of 16-bit codes"
-        codes = [int.from_bytes(option93[i : i + 2], "big") for i in range(0, len(option93), 2)]
+def _architecture(
+    listed: bytes | None, vendor_class: bytes, listed_name: str, vendor_class_name: str
+) -> tuple[Arch | None, str | None]:
+    if listed is not None:
+        if not listed or len(listed) % 2:
+            return None, f"{listed_name} of {len(listed)} bytes is not a list of 16-bit codes"
+        codes = [int.from_bytes(listed[i : i + 2], "big") for i in range(0, len(listed), 2)]
         for code in codes:
             arch = ARCHITECTURES.get(code)
             if arch is not None and arch.family is not None:
                 return arch, None
-        return None, f"no bootable architecture among option 93 codes {codes}"
+        return None, f"no bootable architecture among {listed_name} codes {codes}"
     digits = _ARCH_DIGITS.match(vendor_class)
     if digits is None:
-        return None, "no option 93 and no Arch: field in option 60"
+        return None, f"no {listed_name} and no Arch: field in {vendor_class_name}"
     arch = ARCHITECTURES.get(int(digits.group(1)))
     if arch is None or arch.family is None:
-        return None, f"architecture {int(digits.group(1))} of option 60 is not bootable"
+        return None, f"architecture {int(digits.group(1))} of {vendor_class_name} is not bootable"
     return arch, None
 
 

@@ -31,7 +31,7 @@ RELAY_MESSAGE_TYPES = frozenset({MessageType.RELAY_FORW, MessageType.RELAY_REPL}
 
 
 class Option(IntEnum):
-    """Option codes the boot reads or writes (RFC 8415 §21, RFC 3646, RFC 5970)."""
+    """Option codes the boot reads or writes (RFC 8415 §21, RFC 3646, RFC 5970, RFC 6939)."""
 
     CLIENTID = 1
     SERVERID = 2
@@ -54,6 +54,7 @@ class Option(IntEnum):
     BOOTFILE_PARAM = 60  # RFC 5970
     CLIENT_ARCH_TYPE = 61  # RFC 5970
     NII = 62  # RFC 5970
+    CLIENT_LINKLAYER_ADDR = 79  # RFC 6939
 
 
 class Status(IntEnum):

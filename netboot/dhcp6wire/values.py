@@ -4,7 +4,8 @@ Each `parse_*` takes an option's value (header left out) and raises
 MalformedPacket naming the option and the byte offset in that value; each
 `build_*` is its inverse and raises ValueError for what does not fit.
 Layouts: RFC 8415 §21.7 (ORO), §21.9 (elapsed time), §21.15 (user class),
-§21.16 (vendor class); RFC 3646 §3 and §4 (DNS); RFC 5970 §3.1 to §3.4 (boot);
+§21.16 (vendor class); RFC 6939 §4 (client link-layer address); RFC 3646 §3
+and §4 (DNS); RFC 5970 §3.1 to §3.4 (boot);
 summed up in docs/protocols/dhcpv6.md §5 and docs/protocols/dhcpv6.md §6.
 """
 
@@ -32,6 +33,18 @@ class VendorClass:
 
     enterprise_number: int
     data: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLinkLayerAddress:
+    """Option 79 (RFC 6939), added by a relay: the link-layer address it heard the client from.
+
+    The one way a server learns a relayed client's MAC when its DUID carries
+    none; `link_type` is an IANA hardware type (1 Ethernet).
+    """
+
+    link_type: int
+    address: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +182,21 @@ def build_network_interface_id(nii: NetworkInterfaceId) -> bytes:
     return b"".join(
         pack_uint(value, 1, "NII field") for value in (nii.interface_type, nii.major, nii.minor)
     )
+
+
+def parse_client_link_layer_address(raw: bytes) -> ClientLinkLayerAddress:
+    """Option 79: a 2-byte hardware type, then the address (RFC 6939 §4)."""
+    if len(raw) < 3:
+        raise MalformedPacket(
+            f"option 79 (CLIENT_LINKLAYER_ADDR): {len(raw)} bytes, needs a type and an address"
+        )
+    return ClientLinkLayerAddress(int.from_bytes(raw[:2], "big"), raw[2:])
+
+
+def build_client_link_layer_address(value: ClientLinkLayerAddress) -> bytes:
+    if not value.address:
+        raise ValueError("option 79 needs a link-layer address")
+    return pack_uint(value.link_type, 2, "link-layer type") + value.address
 
 
 def parse_dns_servers(raw: bytes) -> tuple[IPv6Address, ...]:
