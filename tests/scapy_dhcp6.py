@@ -21,13 +21,17 @@ from scapy.layers.dhcp6 import (
     DHCP6OptBootFileUrl,
     DHCP6OptClientArchType,
     DHCP6OptClientId,
+    DHCP6OptClientLinkLayerAddr,
     DHCP6OptClientNetworkInterId,
     DHCP6OptDNSDomains,
     DHCP6OptDNSServers,
     DHCP6OptElapsedTime,
     DHCP6OptIA_NA,
     DHCP6OptIAAddress,
+    DHCP6OptIfaceId,
     DHCP6OptOptReq,
+    DHCP6OptPref,
+    DHCP6OptRapidCommit,
     DHCP6OptRelayMsg,
     DHCP6OptStatusCode,
     DHCP6OptUnknown,
@@ -39,7 +43,7 @@ from scapy.packet import NoPayload, Packet
 
 from netboot.dhcp6wire.duid import Duid
 from netboot.dhcp6wire.ia import IaAddress, IaNa, StatusCode
-from netboot.dhcp6wire.values import NetworkInterfaceId, VendorClass
+from netboot.dhcp6wire.values import ClientLinkLayerAddress, NetworkInterfaceId, VendorClass
 
 
 def scapy_read(datagram: bytes) -> tuple[object, ...]:
@@ -122,6 +126,15 @@ def _option(layer: Packet) -> tuple[int, object]:
         return code, NetworkInterfaceId(layer.iitype, layer.iimajor, layer.iiminor)
     if isinstance(layer, DHCP6OptRelayMsg):
         return code, _message(layer.message)
+    if isinstance(layer, DHCP6OptPref):
+        return code, int(layer.prefval)
+    if isinstance(layer, DHCP6OptRapidCommit):
+        return code, b""
+    if isinstance(layer, DHCP6OptIfaceId):
+        return code, bytes(layer.ifaceid)
+    if isinstance(layer, DHCP6OptClientLinkLayerAddr):
+        mac = bytes.fromhex(str(layer.clladdr).replace(":", ""))
+        return code, ClientLinkLayerAddress(int(layer.lltype), mac)
     if isinstance(layer, DHCP6OptUnknown):
         return code, bytes(layer.data)
     raise AssertionError(f"no oracle reading for scapy layer {layer.__class__.__name__}")
