@@ -64,6 +64,14 @@ _LEASE_V6 = (
 )
 
 
+def check_lease_terms(offer_hold: float, quarantine: float) -> None:
+    """Refuse terms no store can keep: an offer must be held, a quarantine not negative."""
+    if not offer_hold > 0:
+        raise ValueError(f"offer_hold must be positive, got {offer_hold}")
+    if not quarantine >= 0:
+        raise ValueError(f"quarantine must not be negative, got {quarantine}")
+
+
 class LeaseDatabaseError(DatabaseFileError):
     """The lease file cannot be used; names the file, since the admin must act on it."""
 

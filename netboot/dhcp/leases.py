@@ -43,7 +43,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from netboot.dhcp.lease_file import LEASE_FILE
+from netboot.dhcp.lease_file import LEASE_FILE, check_lease_terms
 from netboot.dhcp.lease_file import LeaseDatabaseError as LeaseDatabaseError  # its home before
 from netboot.macaddr import MacAddress
 from netboot.sqlite_file import SqliteFile
@@ -199,10 +199,7 @@ class LeaseStore:
         quarantine: float = 600.0,
         busy_timeout: float = 5.0,
     ) -> None:
-        if not offer_hold > 0:
-            raise ValueError(f"offer_hold must be positive, got {offer_hold}")
-        if not quarantine >= 0:
-            raise ValueError(f"quarantine must not be negative, got {quarantine}")
+        check_lease_terms(offer_hold, quarantine)
         self.path = str(path)
         self.pool = pool
         self._clock = clock

@@ -35,7 +35,7 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import NamedTuple
 
-from netboot.dhcp.lease_file import LEASE_FILE
+from netboot.dhcp.lease_file import LEASE_FILE, check_lease_terms
 from netboot.dhcp.leases import MAX_POOL_SIZE, LeaseState
 from netboot.macaddr import MacAddress
 from netboot.sqlite_file import SqliteFile
@@ -156,13 +156,10 @@ class Lease6Store:
         pool: Address6Pool,
         *,
         offer_hold: float = 30.0,
-        quarantine: float = 86400.0,
+        quarantine: float = 600.0,
         busy_timeout: float = 5.0,
     ) -> None:
-        if not offer_hold > 0:
-            raise ValueError(f"offer_hold must be positive, got {offer_hold}")
-        if not quarantine >= 0:
-            raise ValueError(f"quarantine must not be negative, got {quarantine}")
+        check_lease_terms(offer_hold, quarantine)
         self.path = str(path)
         self.pool = pool
         self._offer_hold = offer_hold
@@ -341,15 +338,7 @@ class Lease6Store:
 
     def release(self, ia: IaKey, address: IPv6Address, now: float) -> bool:
         """Answer a Release: the address goes back, first to this IA, then to the pool."""
-        with self._transaction():
-            row = self._row(address)
-            if row is None or not row.of(ia) or row.state not in _HELD:
-                return False
-            self._db.execute(
-                "UPDATE lease6 SET state = ?, expires = ? WHERE address = ?",
-                (LeaseState.RELEASED.value, now, row.address),
-            )
-            return True
+        return self._end(ia, address, LeaseState.RELEASED, now)
 
     def decline(self, ia: IaKey, address: IPv6Address, now: float) -> bool:
         """Answer a Decline: someone else uses the address (DAD failed); quarantine it.
@@ -357,13 +346,17 @@ class Lease6Store:
         Only the IA the address was given to may decline it, so a client cannot
         quarantine addresses others hold.
         """
+        return self._end(ia, address, LeaseState.DECLINED, now + self.quarantine)
+
+    def _end(self, ia: IaKey, address: IPv6Address, state: LeaseState, until: float) -> bool:
+        """End the IA's hold on `address`: released (until now) or declined (until quarantine)."""
         with self._transaction():
             row = self._row(address)
             if row is None or not row.of(ia) or row.state not in _HELD:
                 return False
             self._db.execute(
                 "UPDATE lease6 SET state = ?, expires = ? WHERE address = ?",
-                (LeaseState.DECLINED.value, now + self.quarantine, row.address),
+                (state.value, until, row.address),
             )
             return True
 
