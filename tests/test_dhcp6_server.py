@@ -523,3 +523,20 @@ def test_proxy_mode_without_a_boot_file_stays_silent() -> None:
     outcome = run(message(MessageType.SOLICIT, ia_na(1), *PXE), None, bios_only)
     assert (outcome.kind, outcome.replies) == (Dhcp6OutcomeKind.IGNORED, ())
     assert "no boot file configured for efi-x64" in outcome.reason
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+def test_the_server_duid_is_a_duid_ll_of_the_interface_mac() -> None:
+    assert server_duid_ll(MacAddress("02:00:00:00:00:01")).hex() == "00030001020000000001"
+
+
+def test_settings_refuse_what_no_answer_could_use() -> None:
+    with pytest.raises(ValueError, match="needs an address pool"):
+        Dhcp6Settings(mode=Dhcp6Mode.FULL, server_duid=SERVER_DUID)
+    with pytest.raises(ValueError, match="preference 256"):
+        replace(FULL, preference=256)
+    with pytest.raises(ValueError, match="lease_time"):
+        replace(FULL, lease_time=0)
+    assert (replace(FULL, lease_time=1000).t1, replace(FULL, lease_time=1000).t2) == (500, 800)
