@@ -540,3 +540,15 @@ def test_settings_refuse_what_no_answer_could_use() -> None:
     with pytest.raises(ValueError, match="lease_time"):
         replace(FULL, lease_time=0)
     assert (replace(FULL, lease_time=1000).t1, replace(FULL, lease_time=1000).t2) == (500, 800)
+
+
+def test_proxy_mode_answers_a_boot_clients_information_request() -> None:
+    outcome = run(message(MessageType.INFORMATION_REQUEST, *IPXE), None, PROXY)
+    assert outcome.kind is Dhcp6OutcomeKind.BOOT_INFO
+    msg_type, options = read(outcome)
+    assert msg_type == MessageType.REPLY
+    assert options[Option.BOOTFILE_URL] == [
+        "http://[fd4e:4254:0:1::1]:8080/boot.ipxe?mac=52:54:00:12:34:56&arch=7"
+    ]
+    plain = run(message(MessageType.INFORMATION_REQUEST), None, PROXY)
+    assert (plain.kind, plain.replies) == (Dhcp6OutcomeKind.IGNORED, ())
