@@ -65,3 +65,9 @@ def interface_networks(interfaces: tuple[str, ...]) -> list[tuple[str, IPv4Inter
     """(name, address/prefix) of the named interfaces, or of every interface."""
     names = list(interfaces) or [name for _, name in socket.if_nameindex()]
     return [(name, address) for name in names for address in ipv4_addresses(name)]
+
+
+def ipv6_networks(interfaces: tuple[str, ...]) -> list[tuple[str, IPv6Interface]]:
+    """(name, address/prefix) of the IPv6 addresses of the named interfaces, or of all."""
+    names = list(interfaces) or [name for _, name in socket.if_nameindex()]
+    return [(name, address) for name in names for address in ipv6_addresses(name)]
