@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6NDOptPrefixInfo
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from netboot.admin.machines import MachineRegistry
 from netboot.config import Config, Dhcp6Config, Ipv6Range, ServerConfig, config_from_mapping
@@ -79,16 +79,6 @@ class ReaderClock(Clock):
 
     def removeReader(self, reader: Any) -> None:  # noqa: N802
         self.readers.remove(reader)
-
-
-@pytest.fixture
-def events() -> Iterator[list[dict[str, Any]]]:
-    captured: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(captured.append)
-    try:
-        yield captured
-    finally:
-        globalLogPublisher.removeObserver(captured.append)
 
 
 def lab_terms(**changes: Any) -> Dhcp6Terms:

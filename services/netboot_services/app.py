@@ -670,7 +670,8 @@ def run(
             top.startService()
             bound(top)
             if identity is not None and (os.geteuid() == 0 or os.getuid() == 0):
-                if config.dhcp.mode == "full":
+                if "full" in (config.dhcp.mode, config.dhcp6.mode):
+                    # One file holds the IPv4 and the DHCPv6 leases (each its own table).
                     hand_over_database(config.dhcp.lease_database, identity)
                 if config.bsdp.enabled and config.bsdp.bindings_database is not None:
                     hand_over_database(config.bsdp.bindings_database, identity)

@@ -32,10 +32,7 @@ from ipaddress import IPv6Address, IPv6Interface
 from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.application.service import Service
-from twisted.internet.interfaces import IReadDescriptor
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from netboot.dhcp.pxe import ClientKind
 from netboot.dhcp6wire.options import ALL_DHCP_RELAY_AGENTS_AND_SERVERS
@@ -44,15 +41,18 @@ from netboot.errors import MalformedPacket
 from netboot.macaddr import MacAddress
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
-from netboot_services.dhcp import SO_BINDTODEVICE
+from netboot_services.dhcp import (
+    READS_PER_WAKEUP,
+    SO_BINDTODEVICE,
+    Ancillary,
+    PacketReader,
+    stop_reading,
+)
 from netboot_services.interfaces import ipv6_addresses
 from netboot_services.ratelimit import OncePerInterval
 
 log = Logger(namespace="netboot.dhcp6")
 
-READS_PER_WAKEUP = 64
-"""Datagrams read per wake-up of one socket: a storm must leave the reactor its turns."""
-MAX_DATAGRAM = 65536
 _PKTINFO = struct.Struct("@16sI")  # struct in6_pktinfo: ipi6_addr, ipi6_ifindex
 ADDRESSES_MAX_AGE = 30.0
 """Seconds an interface's address list is trusted before iproute2 is asked again: an
@@ -190,42 +190,25 @@ def host_text(address: IPv6Address, interface: str) -> str:
     return f"{address}%{interface}" if address.is_link_local else str(address)
 
 
-@implementer(IReadDescriptor)
-class _Dhcp6Socket:
-    """One AF_INET6 UDP socket read with recvmsg, so each datagram comes with IPV6_PKTINFO."""
+class _Dhcp6Socket(PacketReader):
+    """A port-547 socket: each datagram comes with IPV6_PKTINFO."""
+
+    protocol = "dhcp6"
+    ancillary_size = socket.CMSG_SPACE(_PKTINFO.size)
+    logger = log
 
     def __init__(self, sock: socket.socket, listener: Dhcp6Service[Any], label: str) -> None:
-        self.sock = sock
+        super().__init__(sock, label)
         self.listener = listener
-        self.label = label
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def logPrefix(self) -> str:  # noqa: N802
-        return f"dhcp6({self.label})"
-
-    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
-        self.sock.close()
-
-    def doRead(self) -> None:  # noqa: N802
-        for _ in range(READS_PER_WAKEUP):
-            try:
-                datagram, ancillary, _, source = self.sock.recvmsg(
-                    MAX_DATAGRAM, socket.CMSG_SPACE(_PKTINFO.size)
-                )
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as error:
-                log.warn("DHCPv6 socket {label}: {error}", label=self.label, error=str(error))
-                return
-            destination, ifindex = IPv6Address(0), source[3]
-            for level, kind, data in ancillary:
-                if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
-                    packed, ifindex = _PKTINFO.unpack(data[: _PKTINFO.size])
-                    destination = IPv6Address(packed)
-            host = IPv6Address(source[0].partition("%")[0])
-            self.listener.datagram(self, datagram, host, source[1], destination, ifindex)
+    def received(self, datagram: bytes, ancillary: Ancillary, source: Any) -> None:
+        destination, ifindex = IPv6Address(0), source[3]
+        for level, kind, data in ancillary:
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                packed, ifindex = _PKTINFO.unpack(data[: _PKTINFO.size])
+                destination = IPv6Address(packed)
+        host = IPv6Address(source[0].partition("%")[0])
+        self.listener.datagram(self, datagram, host, source[1], destination, ifindex)
 
     def send(self, outgoing: Outgoing6) -> bool:
         """Send one reply; a link-local or multicast destination is scoped to its interface."""
@@ -325,10 +308,7 @@ class Dhcp6Service(Service, Generic[S]):
 
     def stopService(self) -> None:  # noqa: N802
         super().stopService()
-        for reader in self.sockets:
-            self.reactor.removeReader(reader)
-            reader.sock.close()
-        self.sockets.clear()
+        stop_reading(self.reactor, self.sockets)
 
     @property
     def bound_port(self) -> int | None:
@@ -480,6 +460,7 @@ def message_name(message: Message6) -> str:
 
 
 __all__ = [
+    "READS_PER_WAKEUP",
     "Arrival6",
     "Decide6",
     "Dhcp6Counters",
