@@ -664,6 +664,8 @@ def _ipv6_pool(value: object, where: _Context) -> Ipv6Range | None:
     pool = Ipv6Range(low, high)
     if high not in pool.prefix:
         raise where.error(f"FIRST and LAST must lie in one /64 (got {text!r})")
+    if int(high) - int(low) >= 65536:
+        raise where.error("holds more than 65536 addresses")
     return pool
 
 
@@ -714,9 +716,9 @@ class Dhcp6Config:
     pool: Ipv6Range | None = option(
         None,
         _ipv6_pool,
-        "FIRST-LAST IPv6 addresses to lease in full mode, inside one /64, e.g. "
-        "`fd4e:4254:0:1::1000-fd4e:4254:0:1::1fff`; full mode refuses to start without it, "
-        "and leases only on the interface holding an address in that /64.",
+        "FIRST-LAST IPv6 addresses to lease in full mode, at most 65536 inside one /64, "
+        "e.g. `fd4e:4254:0:1::1000-fd4e:4254:0:1::1fff`; full mode refuses to start without "
+        "it, and leases only on the interface holding an address in that /64.",
         RESTART,
     )
     lease_time: int = option(

@@ -221,6 +221,7 @@ def test_dhcp6_is_off_by_default() -> None:
         ("pool = 'fd00::9-fd00::1'", "dhcp6.pool", "FIRST not above LAST"),
         ("pool = 'fd00::1-fd00:0:0:1::1'", "dhcp6.pool", "must lie in one /64"),
         ("pool = 'fe80::1-fe80::9'", "dhcp6.pool", "must be unicast addresses"),
+        ("pool = 'fd00::1-fd00::1:1'", "dhcp6.pool", "holds more than 65536 addresses"),
         ("pool = 'ff02::1-ff02::9'", "dhcp6.pool", "must be unicast addresses"),
         ("lease_time = 10", "dhcp6.lease_time", "must be an integer from 60"),
         ("dns_servers = ['10.0.0.53']", "dhcp6.dns_servers", "each entry must be an IPv6 address"),
