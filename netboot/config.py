@@ -186,6 +186,27 @@ class AddressRange:
         return f"{self.first}-{self.last}"
 
 
+IPV6_POOL_PREFIX = 64
+"""The prefix length of the link a DHCPv6 pool lies in: the /64 router advertisements
+announce as on-link and whose interface leases are given on (docs/protocols/dhcpv6.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ipv6Range:
+    """An inclusive range of IPv6 addresses inside one /64 (`dhcp6.pool`), parsed once."""
+
+    first: ipaddress.IPv6Address
+    last: ipaddress.IPv6Address
+
+    @property
+    def prefix(self) -> ipaddress.IPv6Network:
+        """The /64 holding the range: the link it is leased on."""
+        return ipaddress.IPv6Network((self.first, IPV6_POOL_PREFIX), strict=False)
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}"
+
+
 @dataclass(frozen=True, slots=True)
 class ListenAddress:
     """HOST:PORT of a listener (`admin.listen`), parsed once; the host without brackets."""
@@ -620,6 +641,121 @@ class PxeConfig:
     )
 
 
+def _ipv6_address(text: str, where: _Context, what: str) -> ipaddress.IPv6Address:
+    try:
+        return ipaddress.IPv6Address(text.strip())
+    except ValueError:
+        raise where.error(f"{what} must be an IPv6 address (got {text!r})") from None
+
+
+def _ipv6_pool(value: object, where: _Context) -> Ipv6Range | None:
+    text = _string(value, where)
+    if not text:
+        return None
+    first, dash, last = text.partition("-")
+    if not dash:
+        raise where.error(f"must be FIRST-LAST, two IPv6 addresses (got {text!r})")
+    low = _ipv6_address(first, where, "FIRST")
+    high = _ipv6_address(last, where, "LAST")
+    if low > high:
+        raise where.error(f"must be FIRST-LAST with FIRST not above LAST (got {text!r})")
+    if low.is_multicast or low.is_link_local or low.is_loopback or low.is_unspecified:
+        raise where.error(f"must be unicast addresses a client can route to (got {text!r})")
+    pool = Ipv6Range(low, high)
+    if high not in pool.prefix:
+        raise where.error(f"FIRST and LAST must lie in one /64 (got {text!r})")
+    if int(high) - int(low) >= 65536:
+        raise where.error("holds more than 65536 addresses")
+    return pool
+
+
+def _ipv6_list(value: object, where: _Context) -> tuple[ipaddress.IPv6Address, ...]:
+    items = _string_list(value, where) if value != [] else ()
+    return tuple(_ipv6_address(item, where, "each entry") for item in items)
+
+
+MAX_DOMAIN_NAME = 253
+"""Characters of a domain name in text form, dots included, without the final one."""
+
+
+def _domain_names(value: object, where: _Context) -> tuple[str, ...]:
+    """Host names as DNS carries them (RFC 1035 §2.3.4): ASCII labels of 1 to 63 bytes."""
+    items = _string_list(value, where) if value != [] else ()
+    for item in items:
+        name = item.removesuffix(".")
+        labels = name.split(".")
+        if (
+            not name.isascii()
+            or len(name) > MAX_DOMAIN_NAME
+            or not all(0 < len(label) <= 63 for label in labels)
+            or any(c.isspace() for c in name)
+        ):
+            raise where.error(
+                f"each entry must be a domain name of ASCII labels of 1 to 63 characters "
+                f"(got {item!r})"
+            )
+    return items
+
+
+@dataclass(frozen=True)
+class Dhcp6Config:
+    mode: str = option(
+        "off",
+        _one_of("off", "proxy", "full"),
+        "`off`: no DHCPv6; `proxy`: answer only PXE, UEFI HTTP-boot and iPXE clients with "
+        "boot options (59, 60), never an address, beside a site's DHCPv6 server; `full`: "
+        "also lease addresses from `pool` (an isolated lab net only).",
+        RESTART,
+    )
+    port: int = option(
+        547,
+        _int_range(0, 65535),
+        "UDP port of the DHCPv6 listener; 0 picks a free one (tests).",
+        RESTART,
+    )
+    pool: Ipv6Range | None = option(
+        None,
+        _ipv6_pool,
+        "FIRST-LAST IPv6 addresses to lease in full mode, at most 65536 inside one /64, "
+        "e.g. `fd4e:4254:0:1::1000-fd4e:4254:0:1::1fff`; full mode refuses to start without "
+        "it, and leases only on the interface holding an address in that /64.",
+        RESTART,
+    )
+    lease_time: int = option(
+        3600,
+        _int_range(60, 31536000),
+        "Seconds an address is valid (and preferred) for in full mode; clients renew (T1) "
+        "at half of it and rebind (T2) at 0.8 of it.",
+    )
+    dns_servers: tuple[ipaddress.IPv6Address, ...] = option(
+        (), _ipv6_list, "IPv6 DNS servers handed out (option 23) to clients that ask."
+    )
+    domain_search: tuple[str, ...] = option(
+        (), _domain_names, "Domain search list handed out (option 24) to clients that ask."
+    )
+    rapid_commit: bool = option(
+        True,
+        _boolean,
+        "Answer a Solicit that carries Rapid Commit (option 14) with a Reply that binds at "
+        "once (full mode); false: always Advertise first.",
+    )
+    preference: int = option(
+        255,
+        _int_range(0, 255),
+        "Server preference (option 7) in our Advertise; 255 makes a client take it at once "
+        "instead of waiting for other servers' offers.",
+    )
+    router_advertisements: bool = option(
+        False,
+        _boolean,
+        "Lab nets only: send IPv6 router advertisements on the served interfaces (which "
+        "must be named): the pool's /64 on-link (not for SLAAC), M and O set so clients ask "
+        "DHCPv6, router lifetime 0 (no default route); periodic and in answer to "
+        "solicitations. Needs `pool`. Never on a LAN with real IPv6 routers.",
+        RESTART,
+    )
+
+
 @dataclass(frozen=True)
 class BsdpConfig:
     enabled: bool = option(True, _boolean, "Answer Macs' BSDP INFORM[LIST] and [SELECT].", RESTART)
@@ -788,6 +924,7 @@ class LoggingConfig:
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     dhcp: DhcpConfig = field(default_factory=DhcpConfig)
+    dhcp6: Dhcp6Config = field(default_factory=Dhcp6Config)
     bsdp: BsdpConfig = field(default_factory=BsdpConfig)
     pxe: PxeConfig = field(default_factory=PxeConfig)
     tftp: TftpConfig = field(default_factory=TftpConfig)
@@ -802,6 +939,7 @@ class Config:
 SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "dhcp": DhcpConfig,
+    "dhcp6": Dhcp6Config,
     "bsdp": BsdpConfig,
     "pxe": PxeConfig,
     "tftp": TftpConfig,
@@ -967,6 +1105,6 @@ def _toml_value(value: Any) -> str:
         return "`[" + ", ".join(f"{v:g}" for v in value) + "]`"
     if isinstance(value, tuple):
         return "`[" + ", ".join(f'"{item}"' for item in value) + "]`"
-    if isinstance(value, str | Path | ListenAddress | AddressRange):
+    if isinstance(value, str | Path | ListenAddress | AddressRange | Ipv6Range):
         return f'`"{value}"`'
     return f"`{value}`"

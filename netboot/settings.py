@@ -19,13 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from pathlib import Path
 from types import MappingProxyType
 
 from netboot.bsdp.policy import BsdpSettings
 from netboot.bsdp.rootpath import RootPathSettings
-from netboot.config import SIGNED_CHAIN_CACHE, AddressRange, Config, HttpConfig, TftpConfig
+from netboot.config import (
+    SIGNED_CHAIN_CACHE,
+    AddressRange,
+    Config,
+    HttpConfig,
+    Ipv6Range,
+    TftpConfig,
+)
 from netboot.dhcp.boot import BootSettings, Loader
 from netboot.firmware import grub_name, shim_name
 from netboot.macaddr import MacAddress
@@ -53,6 +60,40 @@ class LeaseTerms:
     dns_servers: tuple[IPv4Address, ...]
     domain_name: str
     quarantine: float
+
+
+RENEW_FRACTION = 0.5
+"""T1 as a fraction of the valid lifetime: RFC 8415 §21.4 recommends 0.5."""
+REBIND_FRACTION = 0.8
+"""T2 as a fraction of the valid lifetime: RFC 8415 §21.4 recommends 0.8."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dhcp6Terms:
+    """What the DHCPv6 service decides with, besides the boot settings every family shares.
+
+    The mode and pool are restart-only (the pool's lease store and the RA prefix are
+    opened with them); the rest a reload applies to the next message.
+    """
+
+    mode: str
+    """`off`, `proxy` (boot options only) or `full` (addresses from `pool`)."""
+    pool: Ipv6Range | None
+    """Full mode's addresses, parsed once; None in proxy mode or with DHCPv6 off."""
+    valid_lifetime: int
+    preferred_lifetime: int
+    """Equal to the valid lifetime: an address is never deprecated before it ends."""
+    renew_time: int
+    """T1 of an IA_NA: when the client asks us to extend it."""
+    rebind_time: int
+    """T2 of an IA_NA: when it asks any server."""
+    rapid_commit: bool
+    preference: int
+    """Option 7 of our Advertise (0 to 255)."""
+    dns_servers: tuple[IPv6Address, ...]
+    domain_search: tuple[str, ...]
+    router_advertisements: bool
+    """Whether we announce the pool's /64 with M and O set (restart-only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +135,7 @@ class Runtime:
     lease_terms: LeaseTerms
     addresses: AddressPlan | None
     """Full mode's pool and reservations; None in proxy mode or with DHCP off."""
+    dhcp6: Dhcp6Terms
     image_root: Path
     rescan_interval: float
     log_level: str
@@ -208,10 +250,30 @@ def build_runtime(
             quarantine=config.dhcp.quarantine,
         ),
         addresses=addresses,
+        dhcp6=dhcp6_terms(config),
         image_root=config.server.root,
         rescan_interval=config.server.rescan_interval,
         log_level=config.logging.level,
         ports=ports,
+    )
+
+
+def dhcp6_terms(config: Config) -> Dhcp6Terms:
+    """`[dhcp6]` as the DHCPv6 service decides with it: lifetimes derived, pool typed."""
+    dhcp6 = config.dhcp6
+    valid = dhcp6.lease_time
+    return Dhcp6Terms(
+        mode=dhcp6.mode,
+        pool=dhcp6.pool if dhcp6.mode == "full" else None,
+        valid_lifetime=valid,
+        preferred_lifetime=valid,
+        renew_time=int(valid * RENEW_FRACTION),
+        rebind_time=int(valid * REBIND_FRACTION),
+        rapid_commit=dhcp6.rapid_commit,
+        preference=dhcp6.preference,
+        dns_servers=dhcp6.dns_servers,
+        domain_search=dhcp6.domain_search,
+        router_advertisements=dhcp6.router_advertisements,
     )
 
 

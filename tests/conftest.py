@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
+from twisted.logger import globalLogPublisher
 
 REQUIRE_ALL = os.environ.get("NETBOOT_REQUIRE_ALL") == "1"
 
@@ -38,3 +40,14 @@ def udp_client() -> Iterator[socket.socket]:
     sock.settimeout(2)
     yield sock
     sock.close()
+
+
+@pytest.fixture
+def events() -> Iterator[list[dict[str, Any]]]:
+    """Every Twisted log event published while the test runs, as dicts."""
+    captured: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(captured.append)
+    try:
+        yield captured
+    finally:
+        globalLogPublisher.removeObserver(captured.append)

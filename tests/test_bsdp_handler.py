@@ -11,7 +11,6 @@ reader standing in for the socket.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from netboot.admin.machines import MachineRegistry
 from netboot.bsdp.bindings import BindingTable
@@ -86,16 +85,6 @@ class Pipeline:
 @pytest.fixture
 def pipeline(catalog: Catalog) -> Pipeline:
     return Pipeline(catalog)
-
-
-@pytest.fixture
-def events() -> Iterator[list[dict[str, Any]]]:
-    captured: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(captured.append)
-    try:
-        yield captured
-    finally:
-        globalLogPublisher.removeObserver(captured.append)
 
 
 def malformed_warnings(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
 import pytest
 
-from netboot.config import Config, load_config, options_markdown, with_overrides
+from netboot.config import Config, Ipv6Range, load_config, options_markdown, with_overrides
 from netboot.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
@@ -173,3 +174,70 @@ def test_min_retry_timeout_is_above_0_and_at_most_10_seconds(tmp_path: Path, val
         load_config(path)
     assert raised.value.key == "tftp.min_retry_timeout"
     assert "must be a number of seconds above 0 and at most 10" in raised.value.message
+
+
+def test_the_dhcp6_table_is_read_and_typed(tmp_path: Path) -> None:
+    dhcp6 = load_config(
+        write(
+            tmp_path,
+            """
+            [dhcp6]
+            mode = "full"
+            pool = "fd4e:4254:0:1::1000 - fd4e:4254:0:1::1fff"
+            lease_time = 600
+            dns_servers = ["fd4e:4254:0:1::53", "2001:db8::53"]
+            domain_search = ["lab.example", "example.org."]
+            rapid_commit = false
+            preference = 0
+            router_advertisements = true
+            """,
+        )
+    ).dhcp6
+    assert dhcp6.mode == "full"
+    assert dhcp6.pool == Ipv6Range(
+        IPv6Address("fd4e:4254:0:1::1000"), IPv6Address("fd4e:4254:0:1::1fff")
+    )
+    assert dhcp6.pool.prefix == IPv6Network("fd4e:4254:0:1::/64")
+    assert str(dhcp6.pool) == "fd4e:4254:0:1::1000-fd4e:4254:0:1::1fff"
+    assert dhcp6.dns_servers == (IPv6Address("fd4e:4254:0:1::53"), IPv6Address("2001:db8::53"))
+    assert dhcp6.domain_search == ("lab.example", "example.org.")
+    assert (dhcp6.lease_time, dhcp6.rapid_commit, dhcp6.preference) == (600, False, 0)
+    assert dhcp6.router_advertisements is True
+
+
+def test_dhcp6_is_off_by_default() -> None:
+    dhcp6 = Config().dhcp6
+    assert (dhcp6.mode, dhcp6.port, dhcp6.pool, dhcp6.lease_time) == ("off", 547, None, 3600)
+    assert (dhcp6.rapid_commit, dhcp6.preference, dhcp6.router_advertisements) == (True, 255, False)
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "message"),
+    [
+        ("mode = 'stateless'", "dhcp6.mode", "must be one of off, proxy, full"),
+        ("port = 70000", "dhcp6.port", "must be an integer from 0 to 65535"),
+        ("pool = 'fd00::1'", "dhcp6.pool", "must be FIRST-LAST, two IPv6 addresses"),
+        ("pool = '10.0.0.1-10.0.0.9'", "dhcp6.pool", "FIRST must be an IPv6 address"),
+        ("pool = 'fd00::9-fd00::1'", "dhcp6.pool", "FIRST not above LAST"),
+        ("pool = 'fd00::1-fd00:0:0:1::1'", "dhcp6.pool", "must lie in one /64"),
+        ("pool = 'fe80::1-fe80::9'", "dhcp6.pool", "must be unicast addresses"),
+        ("pool = 'fd00::1-fd00::1:1'", "dhcp6.pool", "holds more than 65536 addresses"),
+        ("pool = 'ff02::1-ff02::9'", "dhcp6.pool", "must be unicast addresses"),
+        ("lease_time = 10", "dhcp6.lease_time", "must be an integer from 60"),
+        ("dns_servers = ['10.0.0.53']", "dhcp6.dns_servers", "each entry must be an IPv6 address"),
+        ("dns_servers = 'fd00::53'", "dhcp6.dns_servers", "must be a list of non-empty strings"),
+        ("domain_search = ['a..b']", "dhcp6.domain_search", "must be a domain name"),
+        ("domain_search = ['" + "x" * 64 + ".org']", "dhcp6.domain_search", "1 to 63"),
+        ("domain_search = ['ex ample.org']", "dhcp6.domain_search", "must be a domain name"),
+        ("domain_search = ['bücher.example']", "dhcp6.domain_search", "ASCII labels"),
+        ("rapid_commit = 'yes'", "dhcp6.rapid_commit", "must be true or false"),
+        ("preference = 256", "dhcp6.preference", "must be an integer from 0 to 255"),
+        ("router_advertisements = 1", "dhcp6.router_advertisements", "must be true or false"),
+    ],
+)
+def test_bad_dhcp6_values_name_the_key(tmp_path: Path, line: str, key: str, message: str) -> None:
+    path = write(tmp_path, f"[dhcp6]\n{line}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.key == key
+    assert message in raised.value.message

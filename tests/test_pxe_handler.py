@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from netboot.admin.machines import MachineRegistry
 from netboot.dhcp.boot import BootSettings
@@ -135,16 +135,6 @@ def store(tmp_path: Path) -> Iterator[LeaseStore]:
 @pytest.fixture
 def full(store: LeaseStore) -> Pipeline:
     return Pipeline(store)
-
-
-@pytest.fixture
-def events() -> Iterator[list[dict[str, Any]]]:
-    captured: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(captured.append)
-    try:
-        yield captured
-    finally:
-        globalLogPublisher.removeObserver(captured.append)
 
 
 def critical(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

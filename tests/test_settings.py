@@ -38,6 +38,7 @@ from netboot_lab.factories import make_set
 from netboot_services.app import HostFacts, make_service, reload
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.pxe import PxeHandler
+from tests.dhcp6_decision import TestCore
 
 POOL_SUBNET = IPv4Network("10.9.0.0/24")
 BOUND = BoundPorts(http=8080, tftp=69, dhcp=67, boot_server=4011)
@@ -48,6 +49,7 @@ def base_table(root: Path) -> dict[str, dict[str, Any]]:
     return {
         "server": {"root": str(root), "allow_root": True},
         "dhcp": {"mode": "full", "pool": "10.9.0.100-10.9.0.199"},
+        "dhcp6": {"mode": "full", "pool": "fd4e:4254:0:1::1000-fd4e:4254:0:1::1fff"},
         "http": {"port": 8080},
         "nfs": {"mode": "off", "shadow_root": str(root.parent / "shadows")},
         "admin": {"listen": ""},
@@ -77,6 +79,15 @@ CHANGED: dict[str, object] = {
     "dhcp.boot_server_port": 14011,
     "dhcp.answer_router_solicitations": True,
     "dhcp.watch_rivals": False,
+    "dhcp6.mode": "proxy",
+    "dhcp6.port": 1547,
+    "dhcp6.pool": "fd4e:4254:0:1::2000-fd4e:4254:0:1::2fff",
+    "dhcp6.lease_time": 7200,
+    "dhcp6.dns_servers": ["fd4e:4254:0:1::53"],
+    "dhcp6.domain_search": ["lab.example"],
+    "dhcp6.rapid_commit": False,
+    "dhcp6.preference": 7,
+    "dhcp6.router_advertisements": True,
     "bsdp.enabled": False,
     "bsdp.priority": 7,
     "bsdp.server_name": "other-name",
@@ -283,12 +294,14 @@ def observed(top: Any) -> dict[str, Any]:
         ),
         "tftp": (tftp.config, tftp.limits),
         "rescan": top.getServiceNamed("catalog").rescan_interval,
+        "dhcp6": top.getServiceNamed("dhcp6").settings,
     }
 
 
 def proxy_table(root: Path) -> dict[str, dict[str, Any]]:
     table = base_table(root)
     table["dhcp"] = {"mode": "proxy"}
+    table["dhcp6"] = {"mode": "proxy"}
     return table
 
 
@@ -303,13 +316,16 @@ def proxy_table(root: Path) -> dict[str, dict[str, Any]]:
         ("tftp.mtu", 9000, ("tftp",)),
         ("tftp.extra_dir", "programs", ("http", "tftp")),
         ("server.rescan_interval", 17.0, ("rescan",)),
+        ("dhcp6.lease_time", 7200, ("dhcp6",)),
+        ("dhcp6.domain_search", ["lab.example"], ("dhcp6",)),
+        ("dhcp6.port", 1547, ()),
     ],
 )
 def test_sighup_applies_a_change_to_every_service_or_to_none(
     tmp_path: Path, catalog_root: Path, dotted: str, value: object, seen: tuple[str, ...]
 ) -> None:
     config = config_from_mapping(proxy_table(catalog_root), "c", tmp_path)
-    top = make_service(config, Clock(), HostFacts("lab-server", None, frozenset()))
+    top = make_service(config, Clock(), HostFacts("lab-server", None, frozenset()), TestCore())
     before = observed(top)
     section, key = dotted.split(".")
     table = proxy_table(catalog_root)
@@ -326,7 +342,7 @@ def test_sighup_applies_a_change_to_every_service_or_to_none(
 
 def test_a_rejected_reload_changes_nothing(tmp_path: Path, catalog_root: Path) -> None:
     config = config_from_mapping(proxy_table(catalog_root), "c", tmp_path)
-    top = make_service(config, Clock(), HostFacts("lab-server", None, frozenset()))
+    top = make_service(config, Clock(), HostFacts("lab-server", None, frozenset()), TestCore())
     before = observed(top)
 
     def broken() -> Config:

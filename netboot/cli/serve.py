@@ -56,6 +56,17 @@ from netboot.errors import ConfigError
     help="Addresses to lease in full mode (dhcp.pool), e.g. 10.0.0.100-10.0.0.199.",
 )
 @click.option(
+    "--dhcp6-mode",
+    type=click.Choice(["off", "proxy", "full"]),
+    help="DHCPv6 answers (dhcp6.mode): off (default), proxy (boot options beside a site's "
+    "DHCPv6 server), or full with address leases on an isolated net.",
+)
+@click.option(
+    "--dhcp6-pool",
+    metavar="FIRST-LAST",
+    help="IPv6 addresses to lease in full mode, in one /64 (dhcp6.pool).",
+)
+@click.option(
     "--lease-database",
     type=click.Path(dir_okay=False, path_type=Path),
     help="SQLite file of the full-mode leases (dhcp.lease_database).",
@@ -92,6 +103,8 @@ def serve(
     admin_listen: str | None,
     dhcp_mode: str | None,
     dhcp_pool: str | None,
+    dhcp6_mode: str | None,
+    dhcp6_pool: str | None,
     lease_database: Path | None,
     bindings_database: Path | None,
     state_database: Path | None,
@@ -122,6 +135,10 @@ def serve(
         overrides["dhcp__mode"] = dhcp_mode
     if dhcp_pool is not None:
         overrides["dhcp__pool"] = dhcp_pool
+    if dhcp6_mode is not None:
+        overrides["dhcp6__mode"] = dhcp6_mode
+    if dhcp6_pool is not None:
+        overrides["dhcp6__pool"] = dhcp6_pool
     if lease_database is not None:
         overrides["dhcp__lease_database"] = str(lease_database)
     if bindings_database is not None:

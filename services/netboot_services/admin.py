@@ -35,7 +35,7 @@ from netboot_services.admin_console import console_pages
 
 log = Logger(namespace="netboot.admin")
 
-COUNTER_SOURCES = ("tftp", "dhcp", "http", "ra")
+COUNTER_SOURCES = ("tftp", "dhcp", "dhcp6", "http", "ra")
 """Services whose counters (dataclasses with as_dict()) become metrics; the
 port-67 handlers (bsdp, later pxe) are found through the dhcp service."""
 

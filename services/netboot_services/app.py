@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -47,8 +47,9 @@ from netboot_services.bsdp import BsdpHandler
 from netboot_services.catalog import CatalogService
 from netboot_services.clients import ClientTracker
 from netboot_services.dhcp import DhcpDispatcher, DhcpService, Handler
+from netboot_services.dhcp6 import Arrival6, Dhcp6Service, Message6, Outcome6
 from netboot_services.http import HttpService
-from netboot_services.interfaces import bind_addresses, interface_networks
+from netboot_services.interfaces import bind_addresses, interface_networks, ipv6_networks
 from netboot_services.logging import set_log_level, start_logging
 from netboot_services.nfs import NfsService
 from netboot_services.privileges import Identity, drop_to, resolve_identity
@@ -94,10 +95,59 @@ def pool_network(config: Config, networks: list[tuple[str, IPv4Interface]]) -> I
     )
 
 
+def pool6_network(config: Config, networks: list[tuple[str, IPv6Interface]]) -> IPv6Interface:
+    """The served interface address in the /64 of the DHCPv6 pool.
+
+    As for IPv4: full mode leases only an explicit pool, on a link we serve
+    and hold an address on; anything else is refused before a packet is answered.
+    """
+    pool = config.dhcp6.pool
+    if pool is None:
+        raise ConfigError(
+            config.source,
+            "dhcp6.pool",
+            "full DHCPv6 mode needs an explicit pool (FIRST-LAST in one /64, --dhcp6-pool); "
+            "without one it would lease addresses on a network nobody chose",
+        )
+    for _, address in networks:
+        if address.ip in pool.prefix:
+            return address
+    served = ", ".join(f"{name} {address}" for name, address in networks) or "none"
+    raise ConfigError(
+        config.source,
+        "dhcp6.pool",
+        f"{pool} is in no served interface's /64 (served: {served})",
+    )
+
+
+def check_dhcp6(config: Config, networks: list[tuple[str, IPv6Interface]] | None) -> None:
+    """`[dhcp6]`'s cross-checks: a full mode's pool on a served link; RAs only named."""
+    dhcp6 = config.dhcp6
+    if dhcp6.router_advertisements:
+        if not config.server.interfaces:
+            raise ConfigError(
+                config.source,
+                "dhcp6.router_advertisements",
+                "name the lab's interfaces in server.interfaces: router advertisements are "
+                "never sent on every interface",
+            )
+        if dhcp6.mode != "full":
+            raise ConfigError(
+                config.source,
+                "dhcp6.router_advertisements",
+                'announces the pool\'s /64 and sends clients to our DHCPv6: needs mode = "full"',
+            )
+    if dhcp6.mode == "full":
+        if networks is None and dhcp6.pool is not None:
+            networks = ipv6_networks(config.server.interfaces)
+        pool6_network(config, networks or [])
+
+
 def check_config(
     config: Config,
     interfaces: list[str] | None = None,
     networks: list[tuple[str, IPv4Interface]] | None = None,
+    networks6: list[tuple[str, IPv6Interface]] | None = None,
 ) -> None:
     """Refuse a configuration the machine cannot honour, before anything starts."""
     root = config.server.root
@@ -144,6 +194,7 @@ def check_config(
         if networks is None:
             networks = interface_networks(config.server.interfaces)
         pool_network(config, networks)
+    check_dhcp6(config, networks6)
 
 
 class NetbootService(MultiService):
@@ -167,6 +218,21 @@ class NetbootService(MultiService):
         """The admin API's state; None when the admin listener is off."""
         self.assigned: Mapping[MacAddress, int | None] = MappingProxyType({})
         """The admin API's assignments as the protocols read them (MAC to image ID)."""
+        self.dhcp6_core: Dhcp6Core | None = None
+        """The DHCPv6 decision the `dhcp6` service runs; None when DHCPv6 is off."""
+
+
+class Dhcp6Core(Protocol):
+    """The DHCPv6 decision with its lease store bound in: `netboot.dhcp6.server.answer`
+    and the settings it decides with, derived from each runtime put in force."""
+
+    def settings(self, runtime: Runtime) -> Any:
+        """What `answer` decides with under `runtime` (swapped in on every reload)."""
+        ...
+
+    def answer(self, message: Message6, arrival: Arrival6, settings: Any, now: float) -> Outcome6:
+        """The outcome of one DHCPv6 message."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +253,18 @@ def host_facts(config: Config) -> HostFacts:
     return HostFacts(socket.gethostname(), pool_subnet, own)
 
 
-def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -> NetbootService:
+def make_service(
+    config: Config,
+    reactor: Any,
+    facts: HostFacts | None = None,
+    dhcp6_core: Dhcp6Core | None = None,
+) -> NetbootService:
     """The service tree, each child named after what it serves.
 
     Every service takes its settings from one `Runtime` (`apply_runtime`); the one
     built here names the configured ports, and `bound()` replaces it with the ports
-    the listeners really hold once they have started.
+    the listeners really hold once they have started. `dhcp6_core` is the DHCPv6
+    decision, needed when `[dhcp6] mode` is not off.
     """
     if facts is None:
         facts = host_facts(config)
@@ -248,7 +320,29 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
         )
         dhcp.setName("dhcp")
         dhcp.setServiceParent(top)
-    if config.dhcp.answer_router_solicitations:
+    if config.dhcp6.mode != "off":
+        if dhcp6_core is None:
+            raise ConfigError(
+                config.source, "dhcp6.mode", "this daemon was built without a DHCPv6 decision"
+            )
+        top.dhcp6_core = dhcp6_core
+        dhcp6 = Dhcp6Service(
+            dhcp6_core.answer,
+            dhcp6_core.settings(runtime),
+            reactor,
+            config.dhcp6.port,
+            config.server.interfaces,
+            clients,
+        )
+        dhcp6.setName("dhcp6")
+        dhcp6.setServiceParent(top)
+    pool6 = config.dhcp6.pool
+    if config.dhcp6.router_advertisements and pool6 is not None:
+        # The DHCPv6 lab's RA also ends iPXE's wait, so it replaces the lifetime-0 one.
+        advertiser = RouterAdvertisementService(reactor, config.server.interfaces, pool6.prefix)
+        advertiser.setName("ra")
+        advertiser.setServiceParent(top)
+    elif config.dhcp.answer_router_solicitations:
         advertiser = RouterAdvertisementService(reactor, config.server.interfaces)
         advertiser.setName("ra")
         advertiser.setServiceParent(top)
@@ -432,6 +526,9 @@ def apply_runtime(top: NetbootService, runtime: Runtime) -> None:
         http.resource.boot_files = runtime.boot_programs
         http.resource.public_host = runtime.public_host
         http.site.timeOut = runtime.http.idle_timeout
+    dhcp6 = _optional(top, "dhcp6")
+    if dhcp6 is not None and top.dhcp6_core is not None:
+        dhcp6.settings = top.dhcp6_core.settings(runtime)
     dhcp = _optional(top, "dhcp")
     if dhcp is None:
         return
@@ -573,7 +670,8 @@ def run(
             top.startService()
             bound(top)
             if identity is not None and (os.geteuid() == 0 or os.getuid() == 0):
-                if config.dhcp.mode == "full":
+                if "full" in (config.dhcp.mode, config.dhcp6.mode):
+                    # One file holds the IPv4 and the DHCPv6 leases (each its own table).
                     hand_over_database(config.dhcp.lease_database, identity)
                 if config.bsdp.enabled and config.bsdp.bindings_database is not None:
                     hand_over_database(config.bsdp.bindings_database, identity)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -96,9 +97,65 @@ class DhcpDispatcher:
             )
 
 
+Ancillary = list[tuple[int, int, bytes]]
+
+
 @implementer(IReadDescriptor)
-class _PacketSocket:
-    """A UDP socket read with recvmsg, so each datagram comes with IP_PKTINFO."""
+class PacketReader(ABC):
+    """A UDP socket the reactor watches, read with recvmsg so that each datagram comes
+    with its packet information; at most `READS_PER_WAKEUP` datagrams per wake-up, so a
+    storm on one socket leaves the reactor its turns. Port 67 and port 547 each say
+    what their packet information is (`received`)."""
+
+    protocol = "dhcp"
+    """Names the socket in Twisted's log prefix and in read errors."""
+    ancillary_size = socket.CMSG_SPACE(_PKTINFO.size)
+    logger = log
+
+    def __init__(self, sock: socket.socket, label: str) -> None:
+        self.sock = sock
+        self.label = label
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def logPrefix(self) -> str:  # noqa: N802
+        return f"{self.protocol}({self.label})"
+
+    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+        self.sock.close()
+
+    def doRead(self) -> None:  # noqa: N802
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                datagram, ancillary, _, source = self.sock.recvmsg(65536, self.ancillary_size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                self.logger.warn(
+                    "{protocol} socket {label}: {error}",
+                    protocol=self.protocol.upper(),
+                    label=self.label,
+                    error=str(error),
+                )
+                return
+            self.received(datagram, ancillary, source)
+
+    @abstractmethod
+    def received(self, datagram: bytes, ancillary: Ancillary, source: Any) -> None:
+        """One datagram, its ancillary data and its sender's socket address."""
+
+
+def stop_reading(reactor: Any, readers: list[Any]) -> None:
+    """Take each reader off the reactor and close its socket; the list ends empty."""
+    for reader in readers:
+        reactor.removeReader(reader)
+        reader.sock.close()
+    readers.clear()
+
+
+class _PacketSocket(PacketReader):
+    """A port-67 (or 4011, or 68) socket: each datagram comes with IP_PKTINFO."""
 
     def __init__(
         self,
@@ -108,39 +165,19 @@ class _PacketSocket:
         boot_server: bool = False,
         watch_only: bool = False,
     ) -> None:
-        self.sock = sock
+        super().__init__(sock, label)
         self.listener = listener
-        self.label = label
         self.boot_server = boot_server
         self.watch_only = watch_only
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def logPrefix(self) -> str:  # noqa: N802
-        return f"dhcp({self.label})"
-
-    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
-        self.sock.close()
-
-    def doRead(self) -> None:  # noqa: N802
-        for _ in range(READS_PER_WAKEUP):
-            try:
-                datagram, ancillary, _, source = self.sock.recvmsg(
-                    65536, socket.CMSG_SPACE(_PKTINFO.size)
-                )
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as error:
-                log.warn("DHCP socket {label}: {error}", label=self.label, error=str(error))
-                return
-            local, ifindex = "0.0.0.0", 0  # noqa: S104 - unknown until PKTINFO says
-            for level, kind, data in ancillary:
-                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
-                    ifindex, spec_dst, _ = _PKTINFO.unpack(data[: _PKTINFO.size])
-                    local = socket.inet_ntoa(spec_dst)
-            arrival = Arrival(source, local, ifindex, self.boot_server, self.watch_only)
-            self.listener.datagram(self, datagram, arrival)
+    def received(self, datagram: bytes, ancillary: Ancillary, source: Any) -> None:
+        local, ifindex = "0.0.0.0", 0  # noqa: S104 - unknown until PKTINFO says
+        for level, kind, data in ancillary:
+            if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                ifindex, spec_dst, _ = _PKTINFO.unpack(data[: _PKTINFO.size])
+                local = socket.inet_ntoa(spec_dst)
+        arrival = Arrival(source, local, ifindex, self.boot_server, self.watch_only)
+        self.listener.datagram(self, datagram, arrival)
 
     def send(self, outgoing: Outgoing, arrival: Arrival) -> bool:
         """Send out of the interface the request came in on, as its address.
@@ -231,10 +268,7 @@ class DhcpService(Service):
 
     def stopService(self) -> None:  # noqa: N802
         super().stopService()
-        for reader in self.sockets:
-            self.reactor.removeReader(reader)
-            reader.sock.close()
-        self.sockets.clear()
+        stop_reading(self.reactor, self.sockets)
 
     @property
     def ports(self) -> list[int]:

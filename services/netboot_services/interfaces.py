@@ -10,25 +10,45 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface
+from typing import Any
 
 
-def ipv4_addresses(interface: str) -> list[IPv4Interface]:
-    """The IPv4 addresses (with prefix) configured on `interface`, in order."""
+def _addr_info(interface: str, family: str) -> list[dict[str, Any]]:
+    """iproute2's `addr_info` entries of one family (`-4` or `-6`) on `interface`."""
     done = subprocess.run(
-        ["ip", "-j", "-4", "addr", "show", "dev", interface],
+        ["ip", "-j", family, "addr", "show", "dev", interface],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
         raise OSError(f"cannot list addresses of {interface}: {done.stderr.strip()}")
-    addresses = []
-    for link in json.loads(done.stdout or "[]"):
-        for info in link.get("addr_info", []):
-            if info.get("family") == "inet":
-                addresses.append(IPv4Interface(f"{info['local']}/{info['prefixlen']}"))
-    return addresses
+    return [info for link in json.loads(done.stdout or "[]") for info in link.get("addr_info", [])]
+
+
+def ipv4_addresses(interface: str) -> list[IPv4Interface]:
+    """The IPv4 addresses (with prefix) configured on `interface`, in order."""
+    return [
+        IPv4Interface(f"{info['local']}/{info['prefixlen']}")
+        for info in _addr_info(interface, "-4")
+        if info.get("family") == "inet"
+    ]
+
+
+def ipv6_addresses(interface: str) -> list[IPv6Interface]:
+    """The IPv6 addresses (with prefix) on `interface`, link-local included, in order.
+
+    An address whose duplicate address detection failed is left out (the
+    kernel never sends from it); a tentative one stays, as it is usable in the
+    second a client takes to fetch a URL naming it. The DHCPv6 service names
+    the first non-link-local one in boot URLs, else the link-local one.
+    """
+    return [
+        IPv6Interface(f"{info['local']}/{info['prefixlen']}")
+        for info in _addr_info(interface, "-6")
+        if info.get("family") == "inet6" and not info.get("dadfailed")
+    ]
 
 
 def bind_addresses(interfaces: tuple[str, ...]) -> list[str]:
@@ -45,3 +65,9 @@ def interface_networks(interfaces: tuple[str, ...]) -> list[tuple[str, IPv4Inter
     """(name, address/prefix) of the named interfaces, or of every interface."""
     names = list(interfaces) or [name for _, name in socket.if_nameindex()]
     return [(name, address) for name in names for address in ipv4_addresses(name)]
+
+
+def ipv6_networks(interfaces: tuple[str, ...]) -> list[tuple[str, IPv6Interface]]:
+    """(name, address/prefix) of the IPv6 addresses of the named interfaces, or of all."""
+    names = list(interfaces) or [name for _, name in socket.if_nameindex()]
+    return [(name, address) for name in names for address in ipv6_addresses(name)]

@@ -1,0 +1,537 @@
+"""The port-547 adapter on real sockets: loopback, and a veth pair between namespaces.
+
+The service is driven with a decision of the tests' own (tests/dhcp6_decision.py),
+so what is checked here is the adapter's part (docs/protocols/dhcpv6.md §14):
+the datagram read with its destination and interface, ff02::1:2 joined per
+served interface, the reply sent back with the right scope, counters, the
+`netboot.dhcp6` log fields, the client tracker fed by MAC and leased address,
+malformed datagrams and decision bugs survived. The reactor is a `Clock` that
+records readers; a test calls a reader's `doRead` once the client has sent.
+The namespaced tests need root (skipped without; a failure under
+NETBOOT_REQUIRE_ALL=1); the daemon-level wiring and the `[dhcp6]` checks run
+without sockets.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from ipaddress import IPv6Address, IPv6Interface, IPv6Network
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6NDOptPrefixInfo
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel
+
+from netboot.admin.machines import MachineRegistry
+from netboot.config import Config, Dhcp6Config, Ipv6Range, ServerConfig, config_from_mapping
+from netboot.dhcp6wire.options import MessageType, Option
+from netboot.dhcp6wire.packet import (
+    Dhcp6Message,
+    RelayMessage,
+    build_message,
+    parse_message,
+)
+from netboot.dhcp6wire.values import parse_dns_servers
+from netboot.errors import ConfigError
+from netboot.settings import Dhcp6Terms, build_runtime, dhcp6_terms
+from netboot_lab.factories import make_set
+from netboot_lab.netns import VethPair, entered, ip
+from netboot_services.admin import snapshot
+from netboot_services.app import HostFacts, check_dhcp6, make_service, reload
+from netboot_services.clients import ClientTracker
+from netboot_services.dhcp6 import (
+    READS_PER_WAKEUP,
+    Arrival6,
+    Dhcp6Service,
+    Outcome6,
+    message_name,
+)
+from netboot_services.router_advertisement import ALL_NODES, RouterAdvertisementService
+from tests.dhcp6_decision import SERVER_DUID, TestCore, answer
+from tests.netns import veth_lab
+
+CLIENT_MAC = "52:54:00:12:34:56"
+CLIENT_DUID = bytes.fromhex("00030001525400123456")
+"""DUID-LL of an Ethernet client: the MAC is in it."""
+LAB_POOL = "fd4e:4254:0:1::1000-fd4e:4254:0:1::1fff"
+SERVER_ADDRESS = "fd4e:4254:0:1::1"
+CLIENT_LINK_LOCAL = "fe80::5054:ff:fe12:3456"
+IA = (1).to_bytes(4, "big") + bytes(8)
+"""An IA_NA with IAID 1 and no addresses: what a client solicits with."""
+
+
+class ReaderClock(Clock):
+    """A `Clock` that records the readers a service adds, so a test can drive them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readers: list[Any] = []
+
+    def addReader(self, reader: Any) -> None:  # noqa: N802
+        self.readers.append(reader)
+
+    def removeReader(self, reader: Any) -> None:  # noqa: N802
+        self.readers.remove(reader)
+
+
+def lab_terms(**changes: Any) -> Dhcp6Terms:
+    table = {"dhcp6": {"mode": "full", "pool": LAB_POOL, "dns_servers": ["fd4e::53"]}}
+    terms = dhcp6_terms(config_from_mapping(table, "test", Path()))
+    return replace(terms, **changes)
+
+
+def client_message(kind: MessageType, *options: tuple[int, bytes], xid: int = 0x123456) -> bytes:
+    message = Dhcp6Message(kind, xid, ((Option.CLIENTID, CLIENT_DUID), *options))
+    return build_message(message)
+
+
+Decide = Callable[[Any, Arrival6, Dhcp6Terms, float], Outcome6]
+
+
+def loopback_service(
+    decide: Decide = answer, clients: ClientTracker | None = None
+) -> tuple[Dhcp6Service[Dhcp6Terms], ReaderClock]:
+    reactor = ReaderClock()
+    service = Dhcp6Service(decide, lab_terms(), reactor, 0, (), clients)
+    service.startService()
+    return service, reactor
+
+
+@pytest.fixture
+def loopback_client() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.bind(("::1", 0))
+    sock.settimeout(2)
+    yield sock
+    sock.close()
+
+
+def exchange(
+    service: Dhcp6Service[Any], reactor: ReaderClock, client: socket.socket, datagram: bytes
+) -> bytes:
+    assert service.bound_port is not None
+    client.sendto(datagram, ("::1", service.bound_port))
+    (reader,) = reactor.readers
+    reader.doRead()
+    return client.recv(65536)
+
+
+def dhcp6_lines(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e.get("log_namespace") == "netboot.dhcp6" and "outcome" in e]
+
+
+# -- loopback: the adapter around a decision -------------------------------------------
+
+
+def test_an_information_request_is_answered_counted_and_logged(
+    loopback_client: socket.socket, events: list[dict[str, Any]]
+) -> None:
+    service, reactor = loopback_service()
+    try:
+        raw = exchange(
+            service, reactor, loopback_client, client_message(MessageType.INFORMATION_REQUEST)
+        )
+    finally:
+        service.stopService()
+    reply = parse_message(raw)
+    assert isinstance(reply, Dhcp6Message)
+    assert (reply.kind, reply.transaction_id) == (MessageType.REPLY, 0x123456)
+    assert reply.option(Option.SERVERID) == SERVER_DUID
+    dns = reply.option(Option.DNS_SERVERS)
+    assert dns is not None and parse_dns_servers(dns) == (IPv6Address("fd4e::53"),)
+    counters = service.counters.as_dict()
+    assert {k: v for k, v in counters.items() if v} == {
+        "datagrams": 1,
+        "replies": 1,
+        "info_replies": 1,
+    }
+    (line,) = dhcp6_lines(events)
+    port = loopback_client.getsockname()[1]
+    assert line["outcome"] == "info_reply"
+    assert line["mac"] == CLIENT_MAC
+    assert line["duid"] == CLIENT_DUID.hex()
+    assert line["client"] == f"[::1]:{port}"
+    assert "address" not in line
+    assert line["log_level"] == LogLevel.info
+    assert reactor.readers == []
+
+
+def test_a_bound_address_is_the_clients_step_tied_to_its_mac(
+    loopback_client: socket.socket, events: list[dict[str, Any]]
+) -> None:
+    registry = MachineRegistry()
+    clients = ClientTracker(registry=registry, lookup=lambda address: None)
+    service, reactor = loopback_service(clients=clients)
+    try:
+        exchange(
+            service,
+            reactor,
+            loopback_client,
+            client_message(MessageType.SOLICIT, (Option.IA_NA, IA), (Option.RAPID_COMMIT, b"")),
+        )
+    finally:
+        service.stopService()
+    leased = "fd4e:4254:0:1::1000"
+    (line,) = dhcp6_lines(events)
+    assert (line["outcome"], line["address"]) == ("bound", leased)
+    assert service.counters.bound == 1
+    assert clients.mac_of(leased) == CLIENT_MAC, "TFTP/HTTP from the lease join the MAC"
+    machine = registry.machine(CLIENT_MAC)
+    assert machine is not None
+    assert machine["address"] == leased
+    steps = [step["stage"] for step in machine["journeys"][0]["steps"]]
+    assert steps == ["dhcp ack"]
+    (record,) = clients.recent()
+    assert (record["address"], record["mac"], record["progress"]) == (
+        leased,
+        CLIENT_MAC,
+        "dhcp ack",
+    )
+
+
+def test_malformed_datagrams_are_counted_and_logged_once_a_minute(
+    loopback_client: socket.socket, events: list[dict[str, Any]]
+) -> None:
+    service, reactor = loopback_service()
+    assert service.bound_port is not None
+    try:
+        for garbage in (b"\x01", b"\x01\x00\x00\x01\x00\x01\x00\x09ab", b"\x0c" + bytes(10)):
+            loopback_client.sendto(garbage, ("::1", service.bound_port))
+        (reader,) = reactor.readers
+        reader.doRead()
+        reactor.advance(61)
+        loopback_client.sendto(b"\x02", ("::1", service.bound_port))
+        reader.doRead()
+    finally:
+        service.stopService()
+    assert (service.counters.datagrams, service.counters.malformed) == (4, 4)
+    assert service.counters.replies == 0
+    warnings = [e for e in events if "malformed DHCPv6" in str(e.get("log_format"))]
+    assert len(warnings) == 2
+    assert warnings[0]["outcome"] == "malformed"
+    assert warnings[0]["client"] == f"[::1]:{loopback_client.getsockname()[1]}"
+
+
+def test_a_decision_that_says_malformed_is_counted_like_one(
+    loopback_client: socket.socket, events: list[dict[str, Any]]
+) -> None:
+    service, reactor = loopback_service()
+    assert service.bound_port is not None
+    nameless = build_message(Dhcp6Message(MessageType.SOLICIT, 7, ()))
+    try:
+        loopback_client.sendto(nameless, ("::1", service.bound_port))
+        reactor.readers[0].doRead()
+    finally:
+        service.stopService()
+    assert (service.counters.malformed, service.counters.replies) == (1, 0)
+    assert dhcp6_lines(events)[0]["outcome"] == "malformed"
+
+
+def test_a_decision_bug_is_logged_with_its_traceback_and_port_547_answers_on(
+    loopback_client: socket.socket, events: list[dict[str, Any]]
+) -> None:
+    calls: list[int] = []
+
+    def buggy_once(message: Any, arrival: Arrival6, terms: Dhcp6Terms, now: float) -> Outcome6:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the decision")
+        return answer(message, arrival, terms, now)
+
+    service, reactor = loopback_service(buggy_once)
+    assert service.bound_port is not None
+    try:
+        loopback_client.sendto(
+            client_message(MessageType.INFORMATION_REQUEST), ("::1", service.bound_port)
+        )
+        reply = exchange(
+            service, reactor, loopback_client, client_message(MessageType.INFORMATION_REQUEST)
+        )
+    finally:
+        service.stopService()
+    assert parse_message(reply).msg_type == MessageType.REPLY
+    assert (service.counters.handler_errors, service.counters.info_replies) == (1, 1)
+    (failure,) = [e for e in events if "log_failure" in e]
+    assert failure["log_failure"].check(RuntimeError)
+    assert failure["log_namespace"] == "netboot.dhcp6"
+
+
+def test_a_wake_up_reads_a_bounded_batch(loopback_client: socket.socket) -> None:
+    service, reactor = loopback_service()
+    assert service.bound_port is not None
+    sent = READS_PER_WAKEUP + 10
+    try:
+        for xid in range(sent):
+            message = client_message(MessageType.INFORMATION_REQUEST, xid=xid)
+            loopback_client.sendto(message, ("::1", service.bound_port))
+        (reader,) = reactor.readers
+        reader.doRead()
+        assert service.counters.datagrams == READS_PER_WAKEUP
+        reader.doRead()
+        assert service.counters.datagrams == sent
+    finally:
+        service.stopService()
+
+
+def test_ignored_clients_are_logged_at_debug_and_get_nothing(
+    loopback_client: socket.socket, events: list[dict[str, Any]]
+) -> None:
+    service, reactor = loopback_service()
+    assert service.bound_port is not None
+    try:
+        loopback_client.sendto(client_message(MessageType.RENEW), ("::1", service.bound_port))
+        reactor.readers[0].doRead()
+    finally:
+        service.stopService()
+    (line,) = dhcp6_lines(events)
+    assert (line["outcome"], line["log_level"]) == ("ignored", LogLevel.debug)
+    assert (service.counters.ignored, service.counters.replies) == (1, 0)
+
+
+def test_a_relayed_message_is_named_by_the_clients_own_type() -> None:
+    inner = Dhcp6Message(MessageType.SOLICIT, 1, ((Option.CLIENTID, CLIENT_DUID),))
+    forward = RelayMessage(
+        MessageType.RELAY_FORW,
+        0,
+        IPv6Address("fd4e:4254:0:2::1"),
+        IPv6Address(CLIENT_LINK_LOCAL),
+        ((Option.RELAY_MSG, build_message(inner)),),
+    )
+    assert message_name(parse_message(build_message(forward))) == "SOLICIT via relay"
+    assert message_name(inner) == "SOLICIT"
+    assert message_name(Dhcp6Message(200, 1, ())) == "type 200"
+
+
+# -- the daemon: wiring, reload, status, configuration checks ---------------------------
+
+
+def daemon_table(root: Path, **dhcp6: Any) -> dict[str, dict[str, Any]]:
+    return {
+        "server": {"root": str(root), "allow_root": True},
+        "dhcp": {"mode": "off"},
+        "bsdp": {"enabled": False},
+        "dhcp6": {"mode": "proxy", **dhcp6},
+        "tftp": {"enabled": False},
+        "http": {"enabled": False},
+        "nfs": {"mode": "off"},
+        "admin": {"listen": ""},
+    }
+
+
+def test_the_daemon_runs_dhcp6_and_a_reload_swaps_its_settings(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    make_set(root, "Alpha", Index=1)
+    config = config_from_mapping(daemon_table(root), "c", tmp_path)
+    top = make_service(config, Clock(), HostFacts("lab", None, frozenset()), TestCore())
+    dhcp6 = top.getServiceNamed("dhcp6")
+    assert dhcp6.settings == top.runtime.dhcp6
+    assert dhcp6.settings.valid_lifetime == 3600
+    changed = daemon_table(root, lease_time=600, port=1547)
+    reload(top, lambda: config_from_mapping(changed, "c", tmp_path))
+    assert (dhcp6.settings.valid_lifetime, dhcp6.settings.renew_time) == (600, 300)
+    assert dhcp6.settings.rebind_time == 480
+    assert top.restart_pending == ("dhcp6.port",)
+    assert snapshot(top)["counters"]["dhcp6"]["datagrams"] == 0
+
+
+def test_dhcp6_without_a_decision_is_refused(tmp_path: Path) -> None:
+    config = config_from_mapping(daemon_table(tmp_path), "c", tmp_path)
+    with pytest.raises(ConfigError) as raised:
+        make_service(config, Clock(), HostFacts("lab", None, frozenset()))
+    assert raised.value.key == "dhcp6.mode"
+
+
+def test_dhcp6_off_starts_no_listener(tmp_path: Path) -> None:
+    config = config_from_mapping(daemon_table(tmp_path, mode="off"), "c", tmp_path)
+    top = make_service(config, Clock(), HostFacts("lab", None, frozenset()))
+    assert "dhcp6" not in [service.name for service in top]
+
+
+SERVED = [("nb0", IPv6Interface("fe80::1/64")), ("nb0", IPv6Interface(f"{SERVER_ADDRESS}/64"))]
+
+
+def full(**dhcp6: Any) -> Config:
+    pool = Ipv6Range(IPv6Address("fd4e:4254:0:1::1000"), IPv6Address("fd4e:4254:0:1::1fff"))
+    values: dict[str, Any] = {"mode": "full", "pool": pool, **dhcp6}
+    return Config(server=ServerConfig(interfaces=("nb0",)), dhcp6=Dhcp6Config(**values))
+
+
+@pytest.mark.parametrize(
+    ("config", "networks", "key", "message"),
+    [
+        (full(pool=None), SERVED, "dhcp6.pool", "needs an explicit pool"),
+        (full(), SERVED[:1], "dhcp6.pool", "is in no served interface's /64"),
+        (
+            replace(full(router_advertisements=True), server=ServerConfig()),
+            SERVED,
+            "dhcp6.router_advertisements",
+            "name the lab's interfaces",
+        ),
+        (
+            full(router_advertisements=True, mode="proxy"),
+            SERVED,
+            "dhcp6.router_advertisements",
+            'needs mode = "full"',
+        ),
+    ],
+)
+def test_dhcp6_configurations_the_machine_cannot_honour_are_refused(
+    config: Config, networks: list[tuple[str, IPv6Interface]], key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        check_dhcp6(config, networks)
+    assert raised.value.key == key
+    assert message in raised.value.message
+
+
+def test_a_pool_on_a_served_link_passes() -> None:
+    check_dhcp6(full(router_advertisements=True), SERVED)
+    runtime = build_runtime(full(), host_name="lab")
+    assert runtime.dhcp6.pool is not None
+    assert runtime.dhcp6.pool.prefix == IPv6Network("fd4e:4254:0:1::/64")
+    assert build_runtime(full(mode="proxy"), host_name="lab").dhcp6.pool is None
+
+
+# -- namespaces: multicast in, scoped answers out, router advertisements ---------------
+
+
+@pytest.fixture
+def ipv6_pair() -> Iterator[VethPair]:
+    """A veth pair with the lab's ULA on the server side and a fixed link-local on the
+    client side, both without duplicate address detection (no 2 s wait)."""
+    with veth_lab("10.248.0") as pair:
+        for namespace, interface in ((pair.server, pair.server_if), (pair.client, pair.client_if)):
+            subprocess.run(
+                ["ip", "netns", "exec", namespace, "sysctl", "-qw",
+                 f"net.ipv6.conf.{interface}.accept_dad=0"],
+                check=True,
+            )  # fmt: skip
+        ip("addr", "add", f"{SERVER_ADDRESS}/64", "dev", pair.server_if, "nodad",
+           netns=pair.server)  # fmt: skip
+        ip("addr", "add", "fe80::1/64", "dev", pair.server_if, "nodad", netns=pair.server)
+        ip("addr", "add", f"{CLIENT_LINK_LOCAL}/64", "dev", pair.client_if, "nodad",
+           netns=pair.client)  # fmt: skip
+        yield pair
+
+
+def pump(reactor: ReaderClock, client: socket.socket, timeout: float = 3.0) -> bytes:
+    """Drive the service's readers until the client has a datagram."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for reader in list(reactor.readers):
+            reader.doRead()
+        ready, _, _ = select.select([client], [], [], 0.05)
+        if ready:
+            return client.recv(65536)
+    raise AssertionError("no answer from the DHCPv6 service")
+
+
+@pytest.mark.parametrize("interfaces", [("nb0",), ()], ids=["named", "every-interface"])
+def test_a_solicit_to_ff02_1_2_is_answered_on_its_link(
+    ipv6_pair: VethPair, interfaces: tuple[str, ...], events: list[dict[str, Any]]
+) -> None:
+    arrivals: list[Arrival6] = []
+
+    def recording(message: Any, arrival: Arrival6, terms: Dhcp6Terms, now: float) -> Outcome6:
+        arrivals.append(arrival)
+        return answer(message, arrival, terms, now)
+
+    with entered(ipv6_pair.client):
+        client = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"nb1")
+        client.bind((CLIENT_LINK_LOCAL, 546, 0, socket.if_nametoindex("nb1")))
+    reactor = ReaderClock()
+    try:
+        with entered(ipv6_pair.server):
+            service = Dhcp6Service(recording, lab_terms(), reactor, 547, interfaces)
+            service.startService()
+            try:
+                solicit = client_message(MessageType.SOLICIT, (Option.IA_NA, IA))
+                with entered(ipv6_pair.client):
+                    index = socket.if_nametoindex("nb1")
+                client.sendto(solicit, ("ff02::1:2", 547, 0, index))
+                raw = pump(reactor, client)
+            finally:
+                service.stopService()
+    finally:
+        client.close()
+    advertise = parse_message(raw)
+    assert isinstance(advertise, Dhcp6Message)
+    assert advertise.kind is MessageType.ADVERTISE
+    assert advertise.option(Option.PREFERENCE) == bytes((255,))
+    (arrival,) = arrivals
+    assert arrival.destination == IPv6Address("ff02::1:2")
+    assert (arrival.source, arrival.source_port) == (IPv6Address(CLIENT_LINK_LOCAL), 546)
+    assert arrival.interface == "nb0"
+    assert IPv6Interface(f"{SERVER_ADDRESS}/64") in arrival.server_addresses
+    assert IPv6Interface("fe80::1/64") in arrival.server_addresses
+    (line,) = dhcp6_lines(events)
+    assert line["client"] == f"[{CLIENT_LINK_LOCAL}%nb0]:546"
+    assert (line["outcome"], line["mac"]) == ("advertise", CLIENT_MAC)
+
+
+def test_router_advertisements_announce_the_pool_and_answer_solicitations(
+    ipv6_pair: VethPair,
+) -> None:
+    prefix = IPv6Network("fd4e:4254:0:1::/64")
+    with entered(ipv6_pair.client):
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"nb1")
+        index = socket.if_nametoindex("nb1")
+        group = socket.inet_pton(socket.AF_INET6, ALL_NODES) + index.to_bytes(4, "little")
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, group)
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+    listener.settimeout(3)
+    reactor = ReaderClock()
+    try:
+        with entered(ipv6_pair.server):
+            service = RouterAdvertisementService(reactor, ("nb0",), prefix, draw=lambda: 0.0)
+            service.startService()
+        try:
+            first = ICMPv6ND_RA(wait_for_ra(listener))
+            assert (first.M, first.O, first.routerlifetime) == (1, 1, 0)
+            info = first[ICMPv6NDOptPrefixInfo]
+            assert (info.prefix, info.prefixlen, info.L, info.A) == (
+                str(prefix.network_address),
+                64,
+                1,
+                0,
+            )
+            assert service.counters.unsolicited == 1
+            # An RS 1 s later: the answer waits until 3 s after the last multicast RA.
+            reactor.advance(1)
+            listener.sendto(bytes((133, 0)) + bytes(6), ("ff02::2", 0, 0, index))
+            deadline = time.monotonic() + 3
+            while service.counters.solicitations == 0 and time.monotonic() < deadline:
+                for reader in reactor.readers:
+                    reader.doRead()
+                time.sleep(0.02)
+            assert service.counters.solicitations == 1
+            assert service.counters.advertisements == 1
+            reactor.advance(1.9)
+            assert service.counters.advertisements == 1
+            reactor.advance(0.1)
+            assert service.counters.advertisements == 2
+            assert ICMPv6ND_RA(wait_for_ra(listener)).M == 1
+            assert service.counters.unsolicited == 1, "an answer is not a periodic RA"
+            reactor.advance(10)
+            assert service.counters.unsolicited == 2
+        finally:
+            service.stopService()
+        assert reactor.getDelayedCalls() == []
+    finally:
+        listener.close()
+
+
+def wait_for_ra(listener: socket.socket) -> bytes:
+    while True:
+        message = listener.recv(1500)
+        if message[0] == 134:
+            return message
