@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from types import MappingProxyType
 
@@ -30,10 +30,11 @@ from netboot.config import (
     AddressRange,
     Config,
     HttpConfig,
-    Ipv6Range,
     TftpConfig,
 )
 from netboot.dhcp.boot import BootSettings, Loader
+from netboot.dhcp6.leases import Address6Pool
+from netboot.dhcp6.server import Dhcp6Mode, Dhcp6Settings
 from netboot.firmware import grub_name, shim_name
 from netboot.macaddr import MacAddress
 from netboot.pc.choice import ChoiceSettings
@@ -60,40 +61,6 @@ class LeaseTerms:
     dns_servers: tuple[IPv4Address, ...]
     domain_name: str
     quarantine: float
-
-
-RENEW_FRACTION = 0.5
-"""T1 as a fraction of the valid lifetime: RFC 8415 §21.4 recommends 0.5."""
-REBIND_FRACTION = 0.8
-"""T2 as a fraction of the valid lifetime: RFC 8415 §21.4 recommends 0.8."""
-
-
-@dataclass(frozen=True, slots=True)
-class Dhcp6Terms:
-    """What the DHCPv6 service decides with, besides the boot settings every family shares.
-
-    The mode and pool are restart-only (the pool's lease store and the RA prefix are
-    opened with them); the rest a reload applies to the next message.
-    """
-
-    mode: str
-    """`off`, `proxy` (boot options only) or `full` (addresses from `pool`)."""
-    pool: Ipv6Range | None
-    """Full mode's addresses, parsed once; None in proxy mode or with DHCPv6 off."""
-    valid_lifetime: int
-    preferred_lifetime: int
-    """Equal to the valid lifetime: an address is never deprecated before it ends."""
-    renew_time: int
-    """T1 of an IA_NA: when the client asks us to extend it."""
-    rebind_time: int
-    """T2 of an IA_NA: when it asks any server."""
-    rapid_commit: bool
-    preference: int
-    """Option 7 of our Advertise (0 to 255)."""
-    dns_servers: tuple[IPv6Address, ...]
-    domain_search: tuple[str, ...]
-    router_advertisements: bool
-    """Whether we announce the pool's /64 with M and O set (restart-only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +102,8 @@ class Runtime:
     lease_terms: LeaseTerms
     addresses: AddressPlan | None
     """Full mode's pool and reservations; None in proxy mode or with DHCP off."""
-    dhcp6: Dhcp6Terms
+    dhcp6: Dhcp6Settings | None
+    """What the DHCPv6 service decides with; None with `[dhcp6] mode` off."""
     image_root: Path
     rescan_interval: float
     log_level: str
@@ -159,6 +127,7 @@ def build_runtime(
     host_name: str,
     ports: BoundPorts | None = None,
     pool_subnet: IPv4Network | None = None,
+    server_duid6: bytes | None = None,
     present: Callable[[Path], bool] = Path.is_file,
 ) -> Runtime:
     """The runtime settings of `config` (the configuration in force).
@@ -169,7 +138,8 @@ def build_runtime(
 
     `ports` are the ports bound (default: the configured ones, before binding);
     `pool_subnet` is the served subnet holding the full-mode pool (`pool_network`
-    finds it at start).
+    finds it at start); `server_duid6` the DHCPv6 server identifier, from a served
+    interface's MAC (needed when `[dhcp6] mode` is not off).
     """
     if ports is None:
         ports = configured_ports(config)
@@ -250,7 +220,7 @@ def build_runtime(
             quarantine=config.dhcp.quarantine,
         ),
         addresses=addresses,
-        dhcp6=dhcp6_terms(config),
+        dhcp6=dhcp6_settings(config, boot, server_duid6),
         image_root=config.server.root,
         rescan_interval=config.server.rescan_interval,
         log_level=config.logging.level,
@@ -258,22 +228,27 @@ def build_runtime(
     )
 
 
-def dhcp6_terms(config: Config) -> Dhcp6Terms:
-    """`[dhcp6]` as the DHCPv6 service decides with it: lifetimes derived, pool typed."""
+def dhcp6_settings(
+    config: Config, boot: BootSettings, server_duid: bytes | None
+) -> Dhcp6Settings | None:
+    """`[dhcp6]` as the DHCPv6 decision takes it: the pool typed, the boot settings shared
+    with IPv4 (one boot decision for both families)."""
     dhcp6 = config.dhcp6
-    valid = dhcp6.lease_time
-    return Dhcp6Terms(
-        mode=dhcp6.mode,
-        pool=dhcp6.pool if dhcp6.mode == "full" else None,
-        valid_lifetime=valid,
-        preferred_lifetime=valid,
-        renew_time=int(valid * RENEW_FRACTION),
-        rebind_time=int(valid * REBIND_FRACTION),
-        rapid_commit=dhcp6.rapid_commit,
-        preference=dhcp6.preference,
+    if dhcp6.mode == "off":
+        return None
+    if server_duid is None:
+        raise ValueError("DHCPv6 needs the server's DUID (a served interface's MAC)")
+    pool = dhcp6.pool
+    return Dhcp6Settings(
+        mode=Dhcp6Mode(dhcp6.mode),
+        server_duid=server_duid,
+        pool=Address6Pool(pool.first, pool.last) if dhcp6.mode == "full" and pool else None,
+        lease_time=dhcp6.lease_time,
         dns_servers=dhcp6.dns_servers,
         domain_search=dhcp6.domain_search,
-        router_advertisements=dhcp6.router_advertisements,
+        rapid_commit=dhcp6.rapid_commit,
+        preference=dhcp6.preference,
+        boot=boot,
     )
 
 

@@ -35,6 +35,9 @@ from netboot.bsdp.policy import BsdpPolicy
 from netboot.config import Config, plan_reload
 from netboot.dhcp.leases import AddressPool, LeaseStore
 from netboot.dhcp.server import LeaseServer, NetworkSettings
+from netboot.dhcp6.leases import Lease6Store
+from netboot.dhcp6.outcome import Arrival6, Outcome6
+from netboot.dhcp6.server import Dhcp6Settings, answer, server_duid_ll
 from netboot.dhcpwire.options import CLIENT_PORT, SERVER_PORT
 from netboot.errors import ConfigError
 from netboot.macaddr import MacAddress
@@ -47,9 +50,14 @@ from netboot_services.bsdp import BsdpHandler
 from netboot_services.catalog import CatalogService
 from netboot_services.clients import ClientTracker
 from netboot_services.dhcp import DhcpDispatcher, DhcpService, Handler
-from netboot_services.dhcp6 import Arrival6, Dhcp6Service, Message6, Outcome6
+from netboot_services.dhcp6 import Decide6, Dhcp6Service, Message6
 from netboot_services.http import HttpService
-from netboot_services.interfaces import bind_addresses, interface_networks, ipv6_networks
+from netboot_services.interfaces import (
+    bind_addresses,
+    first_hardware_address,
+    interface_networks,
+    ipv6_networks,
+)
 from netboot_services.logging import set_log_level, start_logging
 from netboot_services.nfs import NfsService
 from netboot_services.privileges import Identity, drop_to, resolve_identity
@@ -218,21 +226,6 @@ class NetbootService(MultiService):
         """The admin API's state; None when the admin listener is off."""
         self.assigned: Mapping[MacAddress, int | None] = MappingProxyType({})
         """The admin API's assignments as the protocols read them (MAC to image ID)."""
-        self.dhcp6_core: Dhcp6Core | None = None
-        """The DHCPv6 decision the `dhcp6` service runs; None when DHCPv6 is off."""
-
-
-class Dhcp6Core(Protocol):
-    """The DHCPv6 decision with its lease store bound in: `netboot.dhcp6.server.answer`
-    and the settings it decides with, derived from each runtime put in force."""
-
-    def settings(self, runtime: Runtime) -> Any:
-        """What `answer` decides with under `runtime` (swapped in on every reload)."""
-        ...
-
-    def answer(self, message: Message6, arrival: Arrival6, settings: Any, now: float) -> Outcome6:
-        """The outcome of one DHCPv6 message."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +236,9 @@ class HostFacts:
     pool_subnet: IPv4Network | None
     """In full mode, the served subnet that holds the pool."""
     own_addresses: frozenset[str]
+    server_duid6: bytes | None = None
+    """With DHCPv6 on: our DUID-LL, from the first served interface's MAC (stable across
+    restarts without a state file)."""
 
 
 def host_facts(config: Config) -> HostFacts:
@@ -250,25 +246,31 @@ def host_facts(config: Config) -> HostFacts:
     if config.dhcp.mode == "full":
         pool_subnet = pool_network(config, interface_networks(config.server.interfaces)).network
     own = frozenset(str(address.ip) for _, address in interface_networks(()))
-    return HostFacts(socket.gethostname(), pool_subnet, own)
+    duid = None
+    if config.dhcp6.mode != "off":
+        duid = server_duid_ll(first_hardware_address(config.server.interfaces))
+    return HostFacts(socket.gethostname(), pool_subnet, own, duid)
 
 
 def make_service(
     config: Config,
     reactor: Any,
     facts: HostFacts | None = None,
-    dhcp6_core: Dhcp6Core | None = None,
 ) -> NetbootService:
     """The service tree, each child named after what it serves.
 
     Every service takes its settings from one `Runtime` (`apply_runtime`); the one
     built here names the configured ports, and `bound()` replaces it with the ports
-    the listeners really hold once they have started. `dhcp6_core` is the DHCPv6
-    decision, needed when `[dhcp6] mode` is not off.
+    the listeners really hold once they have started.
     """
     if facts is None:
         facts = host_facts(config)
-    runtime = build_runtime(config, host_name=facts.host_name, pool_subnet=facts.pool_subnet)
+    runtime = build_runtime(
+        config,
+        host_name=facts.host_name,
+        pool_subnet=facts.pool_subnet,
+        server_duid6=facts.server_duid6,
+    )
     registry = MachineRegistry()
     clients = ClientTracker(registry=registry, server_name=facts.host_name)
     top = NetbootService(clients, config, runtime, facts)
@@ -320,15 +322,10 @@ def make_service(
         )
         dhcp.setName("dhcp")
         dhcp.setServiceParent(top)
-    if config.dhcp6.mode != "off":
-        if dhcp6_core is None:
-            raise ConfigError(
-                config.source, "dhcp6.mode", "this daemon was built without a DHCPv6 decision"
-            )
-        top.dhcp6_core = dhcp6_core
+    if runtime.dhcp6 is not None:
         dhcp6 = Dhcp6Service(
-            dhcp6_core.answer,
-            dhcp6_core.settings(runtime),
+            dhcp6_decision(config, runtime.dhcp6),
+            runtime.dhcp6,
             reactor,
             config.dhcp6.port,
             config.server.interfaces,
@@ -490,6 +487,30 @@ def pxe_handler(
     return PxeHandler(runtime.boot, clock, lease_server, lambda: own)
 
 
+def dhcp6_decision(config: Config, settings: Dhcp6Settings) -> Decide6[Dhcp6Settings]:
+    """The DHCPv6 core's `answer`, with the lease store bound in (full mode: the IPv4
+    lease file, whose `lease6` table is keyed by DUID and IAID)."""
+    store = None
+    if settings.pool is not None:
+        database = config.dhcp.lease_database
+        database.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        store = Lease6Store(database, settings.pool, quarantine=config.dhcp.quarantine)
+        log.info(
+            "full DHCPv6 on {network}: leasing {pool} ({count} addresses), leases in {database}",
+            network=str(settings.pool.network),
+            pool=str(config.dhcp6.pool),
+            count=settings.pool.size,
+            database=str(database),
+        )
+
+    def decide(
+        message: Message6, arrival: Arrival6, settings: Dhcp6Settings, now: float
+    ) -> Outcome6:
+        return answer(message, arrival, settings, store, now)
+
+    return decide
+
+
 def network_settings(runtime: Runtime, subnet: IPv4Network) -> NetworkSettings:
     terms = runtime.lease_terms
     return NetworkSettings(
@@ -527,8 +548,8 @@ def apply_runtime(top: NetbootService, runtime: Runtime) -> None:
         http.resource.public_host = runtime.public_host
         http.site.timeOut = runtime.http.idle_timeout
     dhcp6 = _optional(top, "dhcp6")
-    if dhcp6 is not None and top.dhcp6_core is not None:
-        dhcp6.settings = top.dhcp6_core.settings(runtime)
+    if dhcp6 is not None and runtime.dhcp6 is not None:
+        dhcp6.settings = runtime.dhcp6
     dhcp = _optional(top, "dhcp")
     if dhcp is None:
         return
@@ -574,6 +595,7 @@ def bound(top: NetbootService) -> None:
         host_name=top.facts.host_name,
         ports=bound_ports(top),
         pool_subnet=top.facts.pool_subnet,
+        server_duid6=top.facts.server_duid6,
     )
     apply_runtime(top, runtime)
 
@@ -598,6 +620,7 @@ def reload(top: NetbootService, reread: Callable[[], Config]) -> None:
             host_name=top.facts.host_name,
             ports=top.runtime.ports,
             pool_subnet=top.facts.pool_subnet,
+            server_duid6=top.facts.server_duid6,
         )
     except ConfigError as error:
         log.warn("reload rejected: {error}; the running configuration stays", error=str(error))

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from netboot.bsdp.client import (
@@ -31,7 +30,7 @@ from netboot.dhcpwire.options import BROADCAST, CLIENT_PORT, SERVER_PORT
 from netboot.dhcpwire.packet import build_packet, parse_packet
 from netboot.errors import MalformedPacket
 from netboot_services.dhcp import SO_BINDTODEVICE
-from netboot_services.interfaces import ipv4_addresses
+from netboot_services.interfaces import interface_mac, ipv4_addresses
 
 
 @dataclass
@@ -66,11 +65,6 @@ def route_to(server: str) -> tuple[str, str]:
         raise OSError(f"no route to {server}: {done.stderr.strip()}")
     route = json.loads(done.stdout)[0]
     return route["dev"], route["prefsrc"]
-
-
-def interface_mac(interface: str) -> bytes:
-    text = Path(f"/sys/class/net/{interface}/address").read_text().strip()
-    return bytes.fromhex(text.replace(":", ""))
 
 
 class Probe:

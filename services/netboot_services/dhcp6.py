@@ -29,16 +29,16 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Interface
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from twisted.application.service import Service
 from twisted.logger import Logger
 
 from netboot.dhcp.pxe import ClientKind
+from netboot.dhcp6.outcome import Arrival6, Outcome6, Outgoing6
 from netboot.dhcp6wire.options import ALL_DHCP_RELAY_AGENTS_AND_SERVERS
 from netboot.dhcp6wire.packet import Dhcp6Message, RelayMessage, parse_message
 from netboot.errors import MalformedPacket
-from netboot.macaddr import MacAddress
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
 from netboot_services.dhcp import (
@@ -57,60 +57,6 @@ _PKTINFO = struct.Struct("@16sI")  # struct in6_pktinfo: ipi6_addr, ipi6_ifindex
 ADDRESSES_MAX_AGE = 30.0
 """Seconds an interface's address list is trusted before iproute2 is asked again: an
 address added after start (DAD done, an admin's change) shows in URLs soon."""
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival6:
-    """Where a DHCPv6 datagram came from and in on: what the answer depends on besides
-    the message. The fields are issue #20's shared design, the same as the core's."""
-
-    source: IPv6Address
-    """The sender (a client's link-local address, or a relay's), without a scope."""
-    source_port: int
-    interface: str
-    interface_index: int
-    destination: IPv6Address
-    """Where the datagram was sent: ff02::1:2, or one of our addresses."""
-    server_addresses: tuple[IPv6Interface, ...]
-    """The arrival interface's addresses, link-local included."""
-
-
-class Outgoing6(Protocol):
-    """One datagram of an answer, as the core's `Outgoing6` carries it."""
-
-    @property
-    def payload(self) -> bytes: ...
-    @property
-    def destination(self) -> IPv6Address: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def interface_index(self) -> int: ...
-
-
-class Outcome6(Protocol):
-    """What the core decided about one datagram, as this adapter reads it.
-
-    `kind` is the core's `Dhcp6OutcomeKind`, a StrEnum whose values are the
-    JSON log's `outcome` field; this adapter keys its tables by those values.
-    """
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def client_duid(self) -> bytes | None: ...
-    @property
-    def mac(self) -> MacAddress | None: ...
-    @property
-    def addresses(self) -> tuple[IPv6Address, ...]: ...
-    @property
-    def replies(self) -> Sequence[Outgoing6]: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def boot_url(self) -> str | None: ...
-    @property
-    def client_kind(self) -> ClientKind | None: ...
 
 
 S = TypeVar("S")

@@ -7,11 +7,15 @@ comes from iproute2's JSON output, which every Debian system has.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import socket
+import struct
 import subprocess
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any
+
+from netboot.macaddr import MacAddress, mac_from_bytes
 
 
 def _addr_info(interface: str, family: str) -> list[dict[str, Any]]:
@@ -71,3 +75,28 @@ def ipv6_networks(interfaces: tuple[str, ...]) -> list[tuple[str, IPv6Interface]
     """(name, address/prefix) of the IPv6 addresses of the named interfaces, or of all."""
     names = list(interfaces) or [name for _, name in socket.if_nameindex()]
     return [(name, address) for name in names for address in ipv6_addresses(name)]
+
+
+SIOCGIFHWADDR = 0x8927
+IFREQ = struct.Struct("16sH6s")
+"""The head of `struct ifreq` as SIOCGIFHWADDR fills it: name, sa_family, the address."""
+
+
+def interface_mac(interface: str) -> bytes:
+    """The interface's link-layer address, asked of the kernel in the caller's network
+    namespace (/sys shows the namespace it was mounted in, which may be another)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = interface.encode()[:15].ljust(IFREQ.size + 16, b"\0")
+        reply = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, request)
+    _, _, mac = IFREQ.unpack_from(reply)
+    return bytes(mac)
+
+
+def first_hardware_address(interfaces: tuple[str, ...]) -> MacAddress:
+    """The MAC of the first named interface, or of the first interface that has one: what
+    our DHCPv6 DUID-LL is made of, so it stays the same across restarts."""
+    for name in interfaces or tuple(name for _, name in socket.if_nameindex()):
+        mac = interface_mac(name)
+        if any(mac):
+            return mac_from_bytes(mac)
+    raise OSError(f"no interface with a hardware address among {', '.join(interfaces) or 'all'}")

@@ -14,7 +14,6 @@ the last multicast RA (RFC 4861 6.2.4, 6.2.6; docs/protocols/dhcpv6.md §13).
 
 from __future__ import annotations
 
-import fcntl
 import random
 import socket
 import struct
@@ -40,6 +39,7 @@ from netboot.dhcp.router_advertisement import (
 )
 from netboot_services.counters import Counters
 from netboot_services.dhcp import SO_BINDTODEVICE
+from netboot_services.interfaces import interface_mac
 
 log = Logger(namespace="netboot.ra")
 
@@ -176,21 +176,6 @@ def open_responder_socket(interface: str) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-SIOCGIFHWADDR = 0x8927
-IFREQ = struct.Struct("16sH6s")
-"""The head of `struct ifreq` as SIOCGIFHWADDR fills it: name, sa_family, the address."""
-
-
-def interface_mac(interface: str) -> bytes:
-    """The interface's link-layer address, asked of the kernel in the caller's network
-    namespace (/sys shows the namespace it was mounted in, which may be another)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = interface.encode()[:15].ljust(IFREQ.size + 16, b"\0")
-        reply = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, request)
-    _, _, mac = IFREQ.unpack_from(reply)
-    return bytes(mac)
 
 
 class RouterAdvertisementService(Service):
