@@ -97,6 +97,7 @@ from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
 from netboot_lab.netns import LabError, VethPair, start_until_logged, veth_pair
 from netboot_lab.peers import DNSMASQ_ALONE
+from netboot_lab.perfdhcp import V4_LAST, perfdhcp_command, run_perfdhcp
 from netboot_lab.process import stop_process
 
 SERVERS = ("dnsmasq", "netboot")
@@ -340,52 +341,12 @@ class DoraRun:
     """Bound leases in the lease file afterwards."""
 
 
-COUNTER = re.compile(r"^(sent packets|received packets|drops|orphans|rejected leases): (\d+)$")
-RATE = re.compile(r"^Rate: ([\d.]+) 4-way exchanges/second")
-
-
-def parse_perfdhcp(output: str) -> tuple[float, dict[str, dict[str, int]]]:
-    rate = None
-    counters: dict[str, dict[str, int]] = {}
-    section: dict[str, int] | None = None
-    for raw in output.splitlines():
-        line = raw.strip()
-        if found := RATE.match(line):
-            rate = float(found.group(1))
-        elif header := re.match(r"\*\*\*Statistics for: (\S+)\*\*\*", line):
-            section = counters.setdefault(header.group(1), {})
-        elif (counter := COUNTER.match(line)) and section is not None:
-            section[counter.group(1)] = int(counter.group(2))
-    if rate is None or "REQUEST-ACK" not in counters:
-        raise RuntimeError(f"cannot read perfdhcp's report:\n{output}")
-    return rate, counters
-
-
 def perfdhcp(
     lab: VethPair, rate: int, clients: int, seconds: int
 ) -> tuple[float, dict[str, dict[str, int]]]:
-    command = [
-        "perfdhcp",
-        "-4",
-        "-l",
-        lab.client_if,
-        "-r",
-        str(rate),
-        "-R",
-        str(clients),
-        "-p",
-        str(seconds),
-    ]
-    done = subprocess.run(
-        ["ip", "netns", "exec", lab.client, *command],
-        capture_output=True,
-        text=True,
-        timeout=seconds + CLIENT_SLACK,
-        check=False,
-    )
-    if done.returncode not in (0, 3):  # 3: some exchanges dropped, normal when saturated
-        raise RuntimeError(f"perfdhcp exited {done.returncode}: {done.stderr or done.stdout}")
-    return parse_perfdhcp(done.stdout)
+    command = perfdhcp_command(4, lab.client_if, rate, clients, "-p", str(seconds))
+    report = run_perfdhcp(lab.client, command, V4_LAST, seconds + CLIENT_SLACK)
+    return report.rate, report.counters
 
 
 def netboot_lease_problems(database: Path) -> tuple[list[str], int]:

@@ -1,0 +1,237 @@
+"""Real DHCPv6 clients in a namespace, and what each of them got.
+
+ISC `dhclient -6` and dhcpcd are the clients people run; each is started one
+shot with files of its own under a work directory (never the host's lease
+files, pid files or DUID), and what it was given is read back from what it
+wrote: dhclient's lease file, dhcpcd's hook environment. The result is a
+`Lease6` either way, so a test compares servers, not file formats.
+
+* dhclient -6 runs with `-1` (try once) and `-D LL` (a DUID-LL, so the server
+  can learn the MAC from it); once bound it forks into the background and
+  exits 0. Its lease file keeps the DUID (`default-duid`), so a second run
+  with the same file is the same client. `release_dhclient6` (`-r`) sends a
+  Release for the lease in the file and stops the background client;
+  `stop_dhclient6` (`-x`) stops it without one.
+* dhcpcd writes its DUID and leases under /var/lib/dhcpcd and its sockets
+  under /run/dhcpcd; it runs in a mount namespace of its own where both are
+  the work directory's, so nothing of the host's is read or written. With
+  `noipv6rs` and `ia_na` it solicits at once, with no router advertisement.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+from pathlib import Path
+
+from netboot_lab.netns import LabError
+from netboot_lab.process import in_namespace
+
+CLIENT_TIMEOUT = 30.0
+"""Seconds one client run may take; each gets its answer in milliseconds from a live server."""
+
+
+@dataclass(frozen=True)
+class Lease6:
+    """One IA_NA address a client was given, with what came beside it."""
+
+    address: IPv6Address
+    preferred_lifetime: int
+    valid_lifetime: int
+    iaid: bytes
+    client_duid: bytes
+    server_duid: bytes
+    dns_servers: tuple[IPv6Address, ...]
+    domain_search: tuple[str, ...]
+
+
+def _run(namespace: str, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            in_namespace(namespace, command),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        message = f"{command[0]} did not finish within {timeout} s: {error.stderr!r}"
+        raise LabError(message) from None
+
+
+# -- ISC dhclient -6 ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dhclient6:
+    """One dhclient -6 client: its files, so later runs are the same client."""
+
+    namespace: str
+    interface: str
+    work: Path
+
+    @property
+    def leases(self) -> Path:
+        return self.work / "dhclient6.leases"
+
+    def command(self, *action: str) -> list[str]:
+        config = self.work / "dhclient6.conf"
+        if not config.exists():
+            # Our own configuration, so the host's is never read.
+            config.write_text(
+                "timeout 20;\nretry 60;\nrequest dhcp6.name-servers, dhcp6.domain-search;\n"
+            )
+        return [
+            "dhclient", "-6", *action, "-v", "-D", "LL",
+            "-cf", str(config),
+            "-sf", "/bin/true",  # never configure the interface
+            "-lf", str(self.leases),
+            "-pf", str(self.work / "dhclient6.pid"),
+            self.interface,
+        ]  # fmt: skip
+
+    def lease(self) -> Lease6:
+        """Solicit, Request, and return the bound lease; dhclient stays in the background."""
+        done = _run(self.namespace, self.command("-1"), CLIENT_TIMEOUT)
+        if done.returncode != 0:
+            raise LabError(f"dhclient -6 got no lease ({done.returncode}):\n{done.stderr}")
+        lease = parse_dhclient6_leases(self.leases.read_text())
+        if lease is None:
+            raise LabError(f"dhclient -6 bound but wrote no lease6:\n{self.leases.read_text()}")
+        return lease
+
+    def release(self) -> str:
+        """Release the lease in the file (`-r`), stopping the background client; its log."""
+        done = _run(self.namespace, self.command("-r"), CLIENT_TIMEOUT)
+        if done.returncode != 0:
+            raise LabError(f"dhclient -6 -r failed ({done.returncode}):\n{done.stderr}")
+        return done.stderr
+
+    def stop(self) -> None:
+        """Stop the background client without a Release (`-x`); never raises."""
+        _run(self.namespace, self.command("-x"), CLIENT_TIMEOUT)
+
+
+def _dhclient_string(text: str) -> bytes:
+    """A dhclient lease-file string ("\\000\\003...") as bytes."""
+    return text.encode("latin-1").decode("unicode_escape").encode("latin-1")
+
+
+def _colon_hex(text: str) -> bytes:
+    """dhclient's "0:3:0:1:96:d3" byte lists."""
+    return bytes(int(part, 16) for part in text.split(":"))
+
+
+def parse_dhclient6_leases(text: str) -> Lease6 | None:
+    """The last `lease6` block of a dhclient -6 lease file that holds an address."""
+    found = None
+    for block in re.findall(r"^lease6 \{\n(.*?)^\}", text, re.M | re.S):
+        address = re.search(
+            r"iaaddr (\S+) \{.*?preferred-life (\d+);.*?max-life (\d+);", block, re.S
+        )
+        iaid = re.search(r"ia-na (\S+) \{", block)
+        client = re.search(r"option dhcp6\.client-id (\S+);", block)
+        server = re.search(r"option dhcp6\.server-id (\S+);", block)
+        if not (address and iaid and client and server):
+            continue
+        dns = re.search(r"option dhcp6\.name-servers ([^;]+);", block)
+        search = re.search(r"option dhcp6\.domain-search ([^;]+);", block)
+        found = Lease6(
+            address=IPv6Address(address.group(1)),
+            preferred_lifetime=int(address.group(2)),
+            valid_lifetime=int(address.group(3)),
+            iaid=_colon_hex(iaid.group(1)),
+            client_duid=_colon_hex(client.group(1)),
+            server_duid=_colon_hex(server.group(1)),
+            dns_servers=tuple(IPv6Address(a.strip()) for a in dns.group(1).split(","))
+            if dns
+            else (),
+            domain_search=tuple(
+                name.strip().strip('"').rstrip(".") for name in search.group(1).split(",")
+            )
+            if search
+            else (),
+        )
+    return found
+
+
+def default_duid(leases: Path) -> bytes | None:
+    """The DUID dhclient keeps at the top of its lease file (`default-duid "..."`)."""
+    found = re.search(r'^default-duid "((?:[^"\\]|\\.)*)";', leases.read_text(), re.M)
+    return _dhclient_string(found.group(1)) if found else None
+
+
+# -- dhcpcd ---------------------------------------------------------------------------
+
+DHCPCD_CONFIG = """\
+# One shot DHCPv6 for an address: no router solicitation first (the lab sends
+# no RA unless the test asks), one IA_NA, a DUID-LL so the server sees the MAC.
+noipv6rs
+ia_na 1
+duid ll
+option domain_name_servers, domain_search
+nohook resolv.conf
+"""
+
+DHCPCD_HOOK = """\
+#!/bin/sh
+# dhcpcd calls this with the reason and the lease in its environment.
+env | grep -E '^(reason|interface|new_dhcp6_)' > "{work}/dhcpcd-hook.$reason"
+"""
+
+
+@dataclass(frozen=True)
+class Dhcpcd6:
+    """One dhcpcd client, its state in `work` (mounted over /var/lib/dhcpcd)."""
+
+    namespace: str
+    interface: str
+    work: Path
+
+    def lease(self) -> Lease6:
+        """`dhcpcd -6 -1 -B` to BOUND6; the lease from its hook's environment."""
+        state, run = self.work / "dhcpcd-db", self.work / "dhcpcd-run"
+        state.mkdir(exist_ok=True)
+        run.mkdir(exist_ok=True)
+        config, hook = self.work / "dhcpcd.conf", self.work / "dhcpcd-hook"
+        config.write_text(DHCPCD_CONFIG)
+        hook.write_text(DHCPCD_HOOK.format(work=self.work))
+        hook.chmod(0o755)
+        bound = self.work / "dhcpcd-hook.BOUND6"
+        bound.unlink(missing_ok=True)
+        dhcpcd = (
+            f"dhcpcd -6 -1 -B -t {int(CLIENT_TIMEOUT) - 5} -f {shlex.quote(str(config))}"
+            f" -c {shlex.quote(str(hook))} {shlex.quote(self.interface)}"
+        )
+        script = (
+            "mkdir -p /var/lib/dhcpcd /run/dhcpcd"
+            f" && mount --bind {shlex.quote(str(state))} /var/lib/dhcpcd"
+            f" && mount --bind {shlex.quote(str(run))} /run/dhcpcd && exec {dhcpcd}"
+        )
+        done = _run(self.namespace, ["unshare", "-m", "sh", "-c", script], CLIENT_TIMEOUT)
+        if done.returncode != 0 or not bound.exists():
+            raise LabError(f"dhcpcd got no lease ({done.returncode}):\n{done.stderr}")
+        return parse_dhcpcd_environment(bound.read_text())
+
+
+def parse_dhcpcd_environment(text: str) -> Lease6:
+    """The first address of the first IA_NA in a dhcpcd hook's `new_dhcp6_*` variables."""
+    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    try:
+        return Lease6(
+            address=IPv6Address(values["new_dhcp6_ia_na1_ia_addr1"]),
+            preferred_lifetime=int(values["new_dhcp6_ia_na1_ia_addr1_pltime"]),
+            valid_lifetime=int(values["new_dhcp6_ia_na1_ia_addr1_vltime"]),
+            iaid=bytes.fromhex(values["new_dhcp6_ia_na1_iaid"]),
+            client_duid=bytes.fromhex(values["new_dhcp6_client_id"]),
+            server_duid=bytes.fromhex(values["new_dhcp6_server_id"]),
+            dns_servers=tuple(
+                IPv6Address(a) for a in values.get("new_dhcp6_name_servers", "").split()
+            ),
+            domain_search=tuple(values.get("new_dhcp6_domain_search", "").split()),
+        )
+    except (KeyError, ValueError) as error:
+        raise LabError(f"dhcpcd's BOUND6 lacks {error}:\n{text}") from None
