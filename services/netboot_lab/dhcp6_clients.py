@@ -20,6 +20,7 @@ wrote: dhclient's lease file, dhcpcd's hook environment. The result is a
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import subprocess
@@ -27,6 +28,13 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
 
+from netboot.dhcp6wire.duid import Duid, build_duid
+from netboot.dhcp6wire.ia import IaAddress, IaNa, build_ia_na, parse_ia_na, parse_status_code
+from netboot.dhcp6wire.options import HARDWARE_TYPE_ETHERNET, DuidType, MessageType, Option
+from netboot.dhcp6wire.packet import Dhcp6Message, RawOption, build_message, parse_message
+from netboot.dhcp6wire.values import build_elapsed_time, build_oro
+from netboot.errors import MalformedPacket
+from netboot_lab.ipv6 import ClientSocket
 from netboot_lab.netns import LabError
 from netboot_lab.process import in_namespace
 
@@ -235,3 +243,98 @@ def parse_dhcpcd_environment(text: str) -> Lease6:
         )
     except (KeyError, ValueError) as error:
         raise LabError(f"dhcpcd's BOUND6 lacks {error}:\n{text}") from None
+
+
+# -- a hand-built client --------------------------------------------------------------
+
+
+@dataclass
+class HandClient6:
+    """A DHCPv6 client of our own codec, for what no real client sends on demand.
+
+    A Decline (dhclient sends one only when DAD fails), a relay's Relay-forward,
+    an Information-request: each is built with `netboot.dhcp6wire` and sent
+    from a socket in the client namespace (`netboot_lab.ipv6.ClientSocket`).
+    Its identity is a DUID-LL of `mac` and one IA_NA `iaid`, so two of them
+    with the same values are the same client to the server.
+    """
+
+    sock: ClientSocket
+    mac: bytes
+    iaid: int = 1
+    transaction_id: int = 0x100
+
+    @property
+    def duid(self) -> bytes:
+        return build_duid(Duid(DuidType.LL, self.mac, hardware_type=HARDWARE_TYPE_ETHERNET))
+
+    def message(self, msg_type: int, *options: RawOption) -> Dhcp6Message:
+        self.transaction_id = (self.transaction_id + 1) & 0xFFFFFF
+        return Dhcp6Message(
+            msg_type,
+            self.transaction_id,
+            ((Option.CLIENTID, self.duid), (Option.ELAPSED_TIME, build_elapsed_time(0)), *options),
+        )
+
+    def ia_na(self, *addresses: IPv6Address) -> RawOption:
+        held = tuple(IaAddress(address, 0, 0) for address in addresses)
+        return (Option.IA_NA, build_ia_na(IaNa(self.iaid, 0, 0, held)))
+
+    def ask(self, message: Dhcp6Message) -> Dhcp6Message | None:
+        """Send to ff02::1:2; the first answer with our transaction id, or None."""
+        for _, datagram in self.sock.exchange(build_message(message), expect=4):
+            with contextlib.suppress(MalformedPacket):
+                reply = parse_message(datagram)
+                if (
+                    isinstance(reply, Dhcp6Message)
+                    and reply.transaction_id == message.transaction_id
+                ):
+                    return reply
+        return None
+
+    def solicit(self) -> Dhcp6Message | None:
+        oro = (Option.ORO, build_oro([Option.DNS_SERVERS, Option.DOMAIN_LIST]))
+        return self.ask(self.message(MessageType.SOLICIT, self.ia_na(), oro))
+
+    def request(self, advertise: Dhcp6Message) -> Dhcp6Message | None:
+        """Request what `advertise` offered, from the server that offered it."""
+        server = advertise.option(Option.SERVERID) or b""
+        addresses = leased_addresses(advertise)
+        return self.ask(
+            self.message(MessageType.REQUEST, (Option.SERVERID, server), self.ia_na(*addresses))
+        )
+
+    def lease(self) -> tuple[IPv6Address | None, Dhcp6Message | None]:
+        """Solicit and Request: the bound address (None when refused) and the last reply."""
+        advertise = self.solicit()
+        if advertise is None or not leased_addresses(advertise):
+            return None, advertise
+        reply = self.request(advertise)
+        addresses = leased_addresses(reply) if reply is not None else ()
+        return (addresses[0] if addresses else None), reply
+
+    def decline(self, reply: Dhcp6Message, address: IPv6Address) -> Dhcp6Message | None:
+        server = reply.option(Option.SERVERID) or b""
+        return self.ask(
+            self.message(MessageType.DECLINE, (Option.SERVERID, server), self.ia_na(address))
+        )
+
+
+def leased_addresses(message: Dhcp6Message) -> tuple[IPv6Address, ...]:
+    """The addresses (with a valid lifetime) in the IA_NAs of a server's message."""
+    found: list[IPv6Address] = []
+    for raw in message.all_of(Option.IA_NA):
+        with contextlib.suppress(MalformedPacket):
+            found += [a.address for a in parse_ia_na(raw).addresses if a.valid_lifetime > 0]
+    return tuple(found)
+
+
+def status_codes(message: Dhcp6Message) -> tuple[int, ...]:
+    """Every status code of a message: top level, then in its IA_NAs."""
+    codes = [parse_status_code(raw).code for raw in message.all_of(Option.STATUS_CODE)]
+    for raw in message.all_of(Option.IA_NA):
+        with contextlib.suppress(MalformedPacket):
+            status = parse_ia_na(raw).status
+            if status is not None:
+                codes.append(status.code)
+    return tuple(codes)

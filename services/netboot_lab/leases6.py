@@ -109,6 +109,11 @@ def lease_table(db: sqlite3.Connection) -> tuple[str, list[str]]:
     raise LabError(f"no DHCPv6 lease table (duid, iaid, address) among {tables}")
 
 
+def _blob(value: object) -> bytes:
+    """A DUID column: bytes, or hex text."""
+    return bytes.fromhex(value) if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
+
+
 def _address(value: object) -> IPv6Address:
     return IPv6Address(bytes(value) if isinstance(value, bytes | memoryview) else str(value))
 
@@ -119,10 +124,11 @@ def database_bindings(database: Path) -> tuple[list[Binding6], str]:
         verdict = str(db.execute("PRAGMA integrity_check").fetchone()[0])
         table, columns = lease_table(db)
         state = "state" if "state" in columns else "NULL"
-        rows = db.execute(f'SELECT duid, iaid, address, {state} FROM "{table}"').fetchall()
+        # The names come from the database's own schema, not from a peer.
+        query = f'SELECT duid, iaid, address, {state} FROM "{table}"'  # noqa: S608
+        rows = db.execute(query).fetchall()
     bindings = [
-        Binding6(bytes(duid) if not isinstance(duid, str) else bytes.fromhex(duid), int(iaid),
-                 _address(address))  # fmt: skip
+        Binding6(_blob(duid), int(iaid), _address(address))
         for duid, iaid, address, held in rows
         if address is not None and (held is None or str(held) not in FREE_STATES)
     ]
