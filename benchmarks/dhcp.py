@@ -46,8 +46,8 @@ addresses by default) starts at 10.246.1.0. Nothing leaves the namespaces.
    proxy mode) with three NBI sets; window 1 (latency-bound) and `--window`
    are both measured.
 
-3. DHCPv6 Solicit->Advertise->Request->Reply exchanges per second (issue #20,
-   docs/protocols/dhcpv6.md). A second namespace pair, IPv6 only
+3. DHCPv6 Solicit->Advertise->Request->Reply exchanges per second (issue #20).
+   A second namespace pair, IPv6 only
    (netboot_lab.ipv6.ipv6_pair: the lab's ULA fd4e:4254:0:1::/64, the server
    on ::1, DAD off), the pool `--pool` addresses from fd4e:4254:0:1::1000.
    `perfdhcp -6 -l nb1 -r RATE -R CLIENTS -p SECONDS` sends from the client's

@@ -8,7 +8,7 @@ their links exist (`accept_dad = 0` for `all` and `default`), and `add_ipv6`
 gives an address with `nodad`; `wait_link_local` still waits for the kernel to
 list the link-local address untentative, so no caller races it.
 
-The lab's IPv6 net is the ULA of docs/protocols/dhcpv6.md (`fd4e:4254:0:1::/64`):
+The lab's IPv6 net is issue #20's ULA (`fd4e:4254:0:1::/64`):
 the server holds `::1`, the DHCPv6 pool is `::1000`-`::1fff`. Nothing here
 routes beyond the pair.
 """

@@ -4,17 +4,17 @@
 store that disagrees with what was sent are both caught:
 
 * `replay_log`: the daemon's JSON log (`--log-format json`), system
-  `netboot.dhcp6`, in order (docs/protocols/dhcpv6.md: every outcome logged
-  with `outcome`, `duid`, `address`). Each `bound` gives its addresses to the
+  `netboot.dhcp6`, in order (the DHCPv6 service logs every outcome with the
+  fields `outcome`, `duid`, `address`, `mac`, `client`). Each `bound` gives its addresses to the
   DUID; `released` and `declined` take them back. An address bound to a second
   DUID while the first still holds it is a duplicate: a client was told an
   address another client was also told, which is what a client would suffer.
   Several daemon runs' logs (a restart, a SIGKILL) replay as one history.
-* `database_bindings`: the rows of the DHCPv6 lease table in the SQLite lease
-  database (`[dhcp] lease_database`, a table of its own keyed by DUID and
-  IAID). The table is found by its columns (`duid`, `iaid`, `address`), so this
-  reader does not fix the store's table name; rows whose `state` says the
-  address is free again (released, declined, expired) hold nothing.
+* `database_bindings`: the rows of the `lease6` table in the SQLite lease
+  database (`[dhcp] lease_database`, the same file as the IPv4 leases) that hold
+  their address now (offered or bound, not expired). The address is that
+  table's primary key, so the store itself cannot list one address twice;
+  what it can get wrong is one IA_NA holding two addresses.
 * `dnsmasq6_bindings`: dnsmasq's lease file, for the benchmark's peer.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +35,6 @@ from netboot_lab.netns import LabError
 DHCP6_SYSTEM = "netboot.dhcp6"
 HOLDS = "bound"
 GIVES_BACK = frozenset({"released", "declined"})
-FREE_STATES = frozenset({"released", "declined", "expired", "free"})
 
 
 @dataclass(frozen=True)
@@ -99,38 +99,25 @@ def replay_log(lines: Iterable[str]) -> Replay:
     return Replay(holders, duplicates, outcomes)
 
 
-def lease_table(db: sqlite3.Connection) -> tuple[str, list[str]]:
-    """The name and columns of the table holding DHCPv6 leases (duid, iaid, address)."""
-    tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-    for table in tables:
-        columns = [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]
-        if {"duid", "iaid", "address"} <= set(columns):
-            return table, columns
-    raise LabError(f"no DHCPv6 lease table (duid, iaid, address) among {tables}")
+HELD = """
+    SELECT duid, iaid, address FROM lease6
+    WHERE state IN ('offered', 'bound') AND expires > ?
+"""
+"""The rows of the lease file's lease6 table (netboot/dhcp/lease_file.py) that hold
+their address now: advertised or bound, not yet expired."""
 
 
-def _blob(value: object) -> bytes:
-    """A DUID column: bytes, or hex text."""
-    return bytes.fromhex(value) if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
-
-
-def _address(value: object) -> IPv6Address:
-    return IPv6Address(bytes(value) if isinstance(value, bytes | memoryview) else str(value))
-
-
-def database_bindings(database: Path) -> tuple[list[Binding6], str]:
+def database_bindings(database: Path, now: float | None = None) -> tuple[list[Binding6], str]:
     """The addresses the lease database says are held, and its integrity_check verdict."""
     with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
         verdict = str(db.execute("PRAGMA integrity_check").fetchone()[0])
-        table, columns = lease_table(db)
-        state = "state" if "state" in columns else "NULL"
-        # The names come from the database's own schema, not from a peer.
-        query = f'SELECT duid, iaid, address, {state} FROM "{table}"'  # noqa: S608
-        rows = db.execute(query).fetchall()
+        try:
+            rows = db.execute(HELD, (time.time() if now is None else now,)).fetchall()
+        except sqlite3.OperationalError as error:
+            raise LabError(f"{database}: no readable lease6 table: {error}") from None
     bindings = [
-        Binding6(_blob(duid), int(iaid), _address(address))
-        for duid, iaid, address, held in rows
-        if address is not None and (held is None or str(held) not in FREE_STATES)
+        Binding6(bytes(duid), int(iaid), IPv6Address(bytes(address)))
+        for duid, iaid, address in rows
     ]
     return bindings, verdict
 
