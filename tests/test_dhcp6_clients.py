@@ -51,6 +51,7 @@ from netboot_lab.ipv6 import (
     POOL_LAST,
     client_socket,
     ipv6_pair,
+    link_local,
     pool_range,
 )
 from netboot_lab.leases6 import (
@@ -282,7 +283,8 @@ def test_tshark_reads_every_message_we_send_without_a_warning(full6: Full6, tmp_
             assert declined is not None and declined.msg_type == MessageType.REPLY
         with client_socket(pair.client, pair.client_if, port=547) as relay_sock:
             relay = relayed_solicit(HandClient6(relay_sock, bytes.fromhex("02000000a002")), b"p7")
-            answers = relay_sock.exchange(build_message(relay), IPv6Address(pair.server_ip))
+            # To ff02::1:2 like the clients: the client end has no route to the ULA.
+            answers = relay_sock.exchange(build_message(relay))
             assert answers, "no Relay-reply"
             relay_reply = parse_message(answers[0][1])
             assert isinstance(relay_reply, RelayMessage)
@@ -292,8 +294,9 @@ def test_tshark_reads_every_message_we_send_without_a_warning(full6: Full6, tmp_
             assert relay_reply.innermost.msg_type == MessageType.ADVERTISE
     finally:
         stop_capture(capture, pcap)
+    server = link_local(pair.server, pair.server_if)
     ours = subprocess.run(
-        ["tshark", "-r", str(pcap), "-V", "-Y", "dhcpv6 && udp.srcport == 547"],
+        ["tshark", "-r", str(pcap), "-V", "-Y", f"dhcpv6 && ipv6.src == {server}"],
         capture_output=True,
         text=True,
         timeout=120,

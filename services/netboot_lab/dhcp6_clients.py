@@ -24,6 +24,7 @@ import contextlib
 import re
 import shlex
 import subprocess
+import time
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -40,6 +41,8 @@ from netboot_lab.process import in_namespace
 
 CLIENT_TIMEOUT = 30.0
 """Seconds one client run may take; each gets its answer in milliseconds from a live server."""
+ANSWER_WAIT = 3.0
+"""Seconds the hand-built client waits for an answer before calling it missing."""
 
 
 @dataclass(frozen=True)
@@ -280,11 +283,13 @@ class HandClient6:
         held = tuple(IaAddress(address, 0, 0) for address in addresses)
         return (Option.IA_NA, build_ia_na(IaNa(self.iaid, 0, 0, held)))
 
-    def ask(self, message: Dhcp6Message) -> Dhcp6Message | None:
+    def ask(self, message: Dhcp6Message, wait: float = ANSWER_WAIT) -> Dhcp6Message | None:
         """Send to ff02::1:2; the first answer with our transaction id, or None."""
-        for _, datagram in self.sock.exchange(build_message(message), expect=4):
+        self.sock.send(build_message(message))
+        deadline = time.monotonic() + wait
+        while (received := self.sock.receive(deadline)) is not None:
             with contextlib.suppress(MalformedPacket):
-                reply = parse_message(datagram)
+                reply = parse_message(received[1])
                 if (
                     isinstance(reply, Dhcp6Message)
                     and reply.transaction_id == message.transaction_id

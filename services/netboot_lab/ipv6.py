@@ -127,6 +127,26 @@ class ClientSocket:
     sock: socket.socket
     interface_index: int
 
+    def send(
+        self,
+        datagram: bytes,
+        destination: IPv6Address = ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
+        port: int = SERVER_PORT,
+    ) -> None:
+        self.sock.sendto(datagram, (str(destination), port, 0, self.interface_index))
+
+    def receive(self, deadline: float) -> tuple[IPv6Address, bytes] | None:
+        """The next datagram (source, bytes) before `deadline` (time.monotonic), or None."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        self.sock.settimeout(left)
+        try:
+            data, source = self.sock.recvfrom(65536)
+        except TimeoutError:
+            return None
+        return IPv6Address(source[0].split("%")[0]), data
+
     def exchange(
         self,
         datagram: bytes,
@@ -136,16 +156,11 @@ class ClientSocket:
         expect: int = 1,
     ) -> list[tuple[IPv6Address, bytes]]:
         """Send `datagram`; the replies (source, bytes) within `wait` s, at most `expect`."""
-        self.sock.sendto(datagram, (str(destination), port, 0, self.interface_index))
+        self.send(datagram, destination, port)
         replies: list[tuple[IPv6Address, bytes]] = []
         deadline = time.monotonic() + wait
-        while len(replies) < expect and (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                data, source = self.sock.recvfrom(65536)
-            except TimeoutError:
-                break
-            replies.append((IPv6Address(source[0].split("%")[0]), data))
+        while len(replies) < expect and (reply := self.receive(deadline)) is not None:
+            replies.append(reply)
         return replies
 
 
