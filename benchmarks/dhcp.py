@@ -367,10 +367,12 @@ class DoraRun:
 
 
 def perfdhcp(
-    lab: VethPair, rate: int, clients: int, seconds: int
+    lab: VethPair, family: int, rate: int, clients: int, seconds: int
 ) -> tuple[float, dict[str, dict[str, int]]]:
-    command = perfdhcp_command(4, lab.client_if, rate, clients, "-p", str(seconds))
-    report = run_perfdhcp(lab.client, command, V4_LAST, seconds + CLIENT_SLACK)
+    """perfdhcp -4 (as a relay), or -6 from the client's link-local address to ff02::1:2."""
+    command = perfdhcp_command(family, lab.client_if, rate, clients, "-p", str(seconds))
+    last = V4_LAST if family == 4 else V6_LAST
+    report = run_perfdhcp(lab.client, command, last, seconds + CLIENT_SLACK)
     return report.rate, report.counters
 
 
@@ -414,7 +416,7 @@ def measure_dora(
     family: Family,
 ) -> DoraRun:
     with sampled(server.pid, args.seconds, profile):
-        rate, counters = family.perfdhcp(lab, offered, args.clients, args.seconds)
+        rate, counters = perfdhcp(lab, family.number, offered, args.clients, args.seconds)
     server.stop()
     problems, leases = family.lease_problems(server)
     return DoraRun(rate, counters, problems, leases)
@@ -473,15 +475,6 @@ def start_server6(name: str, lab: VethPair, state: Path, args: argparse.Namespac
     )
 
 
-def perfdhcp6(
-    lab: VethPair, rate: int, clients: int, seconds: int
-) -> tuple[float, dict[str, dict[str, int]]]:
-    """perfdhcp -6 from the client's link-local address to ff02::1:2, like a real client."""
-    command = perfdhcp_command(6, lab.client_if, rate, clients, "-p", str(seconds))
-    report = run_perfdhcp(lab.client, command, V6_LAST, seconds + CLIENT_SLACK)
-    return report.rate, report.counters
-
-
 def lease_problems6(server: Server) -> tuple[list[str], int]:
     """Addresses held twice in the server's lease store, and how many are held."""
     if server.name == "netboot":
@@ -502,8 +495,9 @@ class Family:
     first: str
     last: str
     """perfdhcp's names of the two exchanges (DISCOVER-OFFER, REQUEST-ACK; ...)."""
+    number: int
+    """perfdhcp -4 or -6."""
     start: Callable[[str, VethPair, Path, argparse.Namespace], Server]
-    perfdhcp: Callable[[VethPair, int, int, int], tuple[float, dict[str, dict[str, int]]]]
     lease_problems: Callable[[Server], tuple[list[str], int]]
 
 
@@ -644,8 +638,8 @@ def noisy(busy: float, args: argparse.Namespace) -> str:
     return f" [machine {100 * busy:.0f}% busy before this run: noisy]"
 
 
-DHCP4 = Family("DHCP", "DORA", "DISCOVER-OFFER", V4_LAST, start_server, perfdhcp, lease_problems4)
-DHCP6 = Family("DHCPv6", "SARR", V6_FIRST, V6_LAST, start_server6, perfdhcp6, lease_problems6)
+DHCP4 = Family("DHCP", "DORA", "DISCOVER-OFFER", V4_LAST, 4, start_server, lease_problems4)
+DHCP6 = Family("DHCPv6", "SARR", V6_FIRST, V6_LAST, 6, start_server6, lease_problems6)
 
 
 def run_dora(

@@ -23,7 +23,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
@@ -64,9 +63,10 @@ from netboot_lab.leases6 import (
 from netboot_lab.netns import VethPair, ip
 from netboot_lab.perfdhcp import V6_FIRST, V6_LAST, perfdhcp_command, run_perfdhcp
 from netboot_lab.process import start_capture, stop_capture
+from netboot_lab.storm_lab import start_netboot
 from tests.netns import require_root
 from tests.test_bsdp_dissector import assert_no_warnings
-from tests.test_dhcp_network import require_tool
+from tests.test_dhcp_network import FullLab, require_tool
 
 LEASE_TIME = 1800
 """Not the default (3600), so a client showing it shows the key was read."""
@@ -101,16 +101,6 @@ def dhcp6_config(
         '[admin]\nlisten = ""\n'
     )
     return config
-
-
-def start_daemon(config: Path, pair: VethPair) -> Daemon:
-    daemon = Daemon(["--config", str(config)], netns=pair.server)
-    try:
-        daemon.wait_ready()
-    except AssertionError:
-        daemon.__exit__(None, None, None)
-        raise
-    return daemon
 
 
 def require_clean_log(lines: list[str]) -> None:
@@ -151,20 +141,13 @@ def assert_lease_from_us(lease: Lease6) -> None:
     assert lease.domain_search == DOMAIN_SEARCH, lease
 
 
-@dataclass
-class Full6:
-    pair: VethPair
-    daemon: Daemon
-    work: Path
-
-
 @pytest.fixture(scope="module")
-def full6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Full6]:
+def full6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullLab]:
     require_root()
     work = tmp_path_factory.mktemp("dhcp6-full")
     with ipv6_pair() as pair:
-        with start_daemon(dhcp6_config(work, pair), pair) as daemon:
-            yield Full6(pair, daemon, work)
+        with start_netboot(pair, dhcp6_config(work, pair)) as daemon:
+            yield FullLab(pair, daemon, work)
             assert daemon.stop() == 0
         require_clean_log(daemon.lines)
         assert not replay_log(daemon.lines).duplicates
@@ -173,9 +156,9 @@ def full6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Full6]:
 # -- real clients ---------------------------------------------------------------------
 
 
-def test_dhclient_gets_an_address_and_the_dns_options(full6: Full6, tmp_path: Path) -> None:
+def test_dhclient_gets_an_address_and_the_dns_options(full6: FullLab, tmp_path: Path) -> None:
     require_tool("dhclient", "isc-dhcp-client")
-    client = Dhclient6(full6.pair.client, full6.pair.client_if, tmp_path)
+    client = Dhclient6(full6.lab.client, full6.lab.client_if, tmp_path)
     try:
         lease = client.lease()
     finally:
@@ -184,12 +167,12 @@ def test_dhclient_gets_an_address_and_the_dns_options(full6: Full6, tmp_path: Pa
     bound = wait_for_outcome(full6.daemon, "bound", lease.address)
     assert bound["duid"] == lease.client_duid.hex()
     # dhclient -D LL: a DUID-LL of the interface's MAC, which the server reads.
-    assert str(bound["mac"]).lower() == client_mac(full6.pair)
+    assert str(bound["mac"]).lower() == client_mac(full6.lab)
 
 
-def test_dhclient_release_frees_the_address(full6: Full6, tmp_path: Path) -> None:
+def test_dhclient_release_frees_the_address(full6: FullLab, tmp_path: Path) -> None:
     require_tool("dhclient", "isc-dhcp-client")
-    client = Dhclient6(full6.pair.client, full6.pair.client_if, tmp_path)
+    client = Dhclient6(full6.lab.client, full6.lab.client_if, tmp_path)
     lease = client.lease()
     assert_lease_from_us(lease)
     client.release()
@@ -200,9 +183,9 @@ def test_dhclient_release_frees_the_address(full6: Full6, tmp_path: Path) -> Non
     assert lease.address not in {binding.address for binding in held}
 
 
-def test_dhcpcd_gets_an_address(full6: Full6, tmp_path: Path) -> None:
+def test_dhcpcd_gets_an_address(full6: FullLab, tmp_path: Path) -> None:
     require_tool("dhcpcd", "dhcpcd-base")
-    pair = full6.pair
+    pair = full6.lab
     lease = Dhcpcd6(pair.client, pair.client_if, tmp_path).lease()
     try:
         assert_lease_from_us(lease)
@@ -230,8 +213,8 @@ def storm(pair: VethPair) -> tuple[int, int, str]:
     return report.count(V6_LAST, "received packets"), non_unique, report.output
 
 
-def test_perfdhcp_storm_leases_every_address_once(full6: Full6) -> None:
-    replies, non_unique, output = storm(full6.pair)
+def test_perfdhcp_storm_leases_every_address_once(full6: FullLab) -> None:
+    replies, non_unique, output = storm(full6.lab)
     assert non_unique == 0, output
     assert replies >= (1 - ALLOWED_DROP_SHARE) * STORM_CLIENTS, output
     deadline = time.monotonic() + LOG_WAIT
@@ -258,11 +241,13 @@ def relayed_solicit(client: HandClient6, interface_id: bytes) -> RelayMessage:
     )
 
 
-def test_tshark_reads_every_message_we_send_without_a_warning(full6: Full6, tmp_path: Path) -> None:
+def test_tshark_reads_every_message_we_send_without_a_warning(
+    full6: FullLab, tmp_path: Path
+) -> None:
     """Advertise, Reply to Request, Reply to Information-request, Relay-reply, Reply to
     Decline: all on the client's side of the link, dissected by Wireshark (tshark -V)."""
     require_tool("tshark", "tshark")
-    pair = full6.pair
+    pair = full6.lab
     pcap = tmp_path / "dhcp6.pcap"
     capture = start_capture(pair.client_if, pcap, pair.client, "udp port 546 or udp port 547")
     try:
@@ -321,7 +306,7 @@ def test_a_declined_address_is_given_to_no_one(pair6: VethPair, tmp_path: Path) 
     """A pool of two: A declines its address, B gets the other, C gets none (NoAddrsAvail)."""
     first, last = POOL_FIRST, POOL_FIRST + 1
     with (
-        start_daemon(dhcp6_config(tmp_path, pair6, first, last), pair6) as daemon,
+        start_netboot(pair6, dhcp6_config(tmp_path, pair6, first, last)) as daemon,
         client_socket(pair6.client, pair6.client_if) as sock,
     ):
         a = HandClient6(sock, bytes.fromhex("02000000d001"))
@@ -352,7 +337,7 @@ def test_a_lease_survives_a_restart(pair6: VethPair, tmp_path: Path) -> None:
     require_tool("dhclient", "isc-dhcp-client")
     config = dhcp6_config(tmp_path, pair6)
     logs: list[str] = []
-    with start_daemon(config, pair6) as daemon:
+    with start_netboot(pair6, config) as daemon:
         client = Dhclient6(pair6.client, pair6.client_if, tmp_path / "first")
         (tmp_path / "first").mkdir()
         try:
@@ -362,7 +347,7 @@ def test_a_lease_survives_a_restart(pair6: VethPair, tmp_path: Path) -> None:
         assert daemon.stop(signal.SIGTERM) == 0
     logs += daemon.lines
     for number, stop in enumerate((signal.SIGKILL, signal.SIGTERM)):
-        with start_daemon(config, pair6) as daemon:
+        with start_netboot(pair6, config) as daemon:
             with client_socket(pair6.client, pair6.client_if) as sock:
                 other, _ = HandClient6(sock, bytes.fromhex(f"02000000e00{number}")).lease()
             assert other is not None and other != lease.address
@@ -388,7 +373,7 @@ def test_sigkill_mid_storm_binds_no_address_twice(pair6: VethPair, tmp_path: Pat
     config = dhcp6_config(tmp_path, pair6)
     command = perfdhcp_command(6, pair6.client_if, 300, 1000, "-p", "6")
     logs: list[str] = []
-    with start_daemon(config, pair6) as daemon:
+    with start_netboot(pair6, config) as daemon:
         load = subprocess.Popen(
             ["ip", "netns", "exec", pair6.client, *command],
             stdin=subprocess.DEVNULL,
@@ -405,7 +390,7 @@ def test_sigkill_mid_storm_binds_no_address_twice(pair6: VethPair, tmp_path: Pat
         finally:
             load.wait(timeout=STORM_TIMEOUT)
     logs += daemon.lines
-    with start_daemon(config, pair6) as daemon:
+    with start_netboot(pair6, config) as daemon:
         report = run_perfdhcp(
             pair6.client,
             perfdhcp_command(6, pair6.client_if, 300, 1000, "-n", "600"),

@@ -36,8 +36,7 @@ from netboot.dhcp6wire.packet import Dhcp6Message, RawOption, build_message, par
 from netboot.dhcp6wire.values import build_elapsed_time, build_oro
 from netboot.errors import MalformedPacket
 from netboot_lab.ipv6 import ClientSocket
-from netboot_lab.netns import LabError
-from netboot_lab.process import in_namespace
+from netboot_lab.netns import LabError, run_in
 
 CLIENT_TIMEOUT = 30.0
 """Seconds one client run may take; each gets its answer in milliseconds from a live server."""
@@ -60,14 +59,9 @@ class Lease6:
 
 
 def _run(namespace: str, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """`run_in`, with a client that hangs reported as a LabError naming it."""
     try:
-        return subprocess.run(
-            in_namespace(namespace, command),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_in(namespace, *command, timeout=timeout)
     except subprocess.TimeoutExpired as error:
         message = f"{command[0]} did not finish within {timeout} s: {error.stderr!r}"
         raise LabError(message) from None
