@@ -13,12 +13,12 @@ cd "$(dirname "$0")"
 RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2 nfs-ganesha nfs-ganesha-vfs rpcbind"
 # What the tests need on top: clients and dissectors written by others: TFTP
 # (curl, tftp-hpa, atftp), BSDP (insomniacslk's Go library, built with golang-go),
-# DHCP (busybox's udhcpc, ISC dhclient, Kea's perfdhcp, and dnsmasq as a site's
+# DHCP (busybox's udhcpc, ISC dhclient (also -6), dhcpcd, Kea's perfdhcp, and dnsmasq as a site's
 # DHCP server or a rival), NFS (libnfs's nfs-cat and nfs-ls), Wireshark's tshark,
 # systemd-analyze for the units, Chromium to render the status page, and chromedriver for
 # Selenium to drive Chromium through the console (tests/browser.py).
 TEST_PACKAGES="$RUNTIME_PACKAGES curl tftp-hpa atftp golang-go golang-github-insomniacslk-dhcp-dev"
-TEST_PACKAGES="$TEST_PACKAGES busybox isc-dhcp-client kea-admin dnsmasq-base"
+TEST_PACKAGES="$TEST_PACKAGES busybox isc-dhcp-client dhcpcd-base kea-admin dnsmasq-base"
 TEST_PACKAGES="$TEST_PACKAGES tshark libnfs-utils systemd chromium chromium-driver"
 # Disk images: readers others wrote, to check ours against (qemu-img, dmg2img, 7-Zip).
 TEST_PACKAGES="$TEST_PACKAGES qemu-utils dmg2img 7zip"

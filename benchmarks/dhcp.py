@@ -1,4 +1,4 @@
-"""DHCP exchange rates: `netboot serve` in full mode against dnsmasq, and BSDP INFORM->ACK.
+"""DHCP and DHCPv6 exchange rates: `netboot serve` in full mode against dnsmasq, and BSDP.
 
 Run from the repository root, as root (it creates network namespaces), after
 `./bootstrap.sh test` has made the venv and
@@ -46,6 +46,25 @@ addresses by default) starts at 10.246.1.0. Nothing leaves the namespaces.
    proxy mode) with three NBI sets; window 1 (latency-bound) and `--window`
    are both measured.
 
+3. DHCPv6 Solicit->Advertise->Request->Reply exchanges per second (issue #20).
+   A second namespace pair, IPv6 only
+   (netboot_lab.ipv6.ipv6_pair: the lab's ULA fd4e:4254:0:1::/64, the server
+   on ::1, DAD off), the pool `--pool` addresses from fd4e:4254:0:1::1000.
+   `perfdhcp -6 -l nb1 -r RATE -R CLIENTS -p SECONDS` sends from the client's
+   link-local address to ff02::1:2, as a directly attached client does; the
+   number compared is again its "Rate" line (completed four-way exchanges a
+   second), at the same offered rates, servers taking turns, each fresh:
+   * dnsmasq 2.90 as a stateful DHCPv6 server only (netboot_lab.peers.dnsmasq6:
+     `--dhcp-range=FIRST,LAST,64,3600`, no RA, no DNS, `--dhcp-lease-max` =
+     pool, one log line per message);
+   * ours with `[dhcp] mode = "off"` and `[dhcp6] mode = "full"` over the pool
+     (lease time 3600 s, the default; rapid commit is on, but perfdhcp -6 sends
+     no Rapid Commit without -c), its lease database on tmpfs.
+   Afterwards no address may be held by two DUID/IAIDs and no IA_NA hold two
+   addresses: in ours read from the DHCPv6 lease table of the SQLite database
+   (netboot_lab.leases6, `PRAGMA integrity_check` too), in dnsmasq's from its
+   lease file. `--skip-dhcp6` leaves this part out.
+
 Each case is run `--repeat` times, servers alternating; the best (highest)
 rate counts. With `--py-spy DIR`, the first round of each of our measurements
 is sampled with py-spy (`py-spy record --format raw`, into DIR) and the
@@ -53,7 +72,7 @@ functions with the most samples are printed: where our time goes.
 
 How to read it
 --------------
-* `netboot/dnsmasq` is our DORA rate divided by dnsmasq's from the same run:
+* `netboot/dnsmasq` is our DORA (SARR) rate divided by dnsmasq's from the same run:
   above 1 we complete more exchanges per second. Absolute rates depend on the
   machine (perfdhcp, the server and the kernel share its cores).
 * Both servers are single-threaded. dnsmasq rewrites its whole lease file after
@@ -88,15 +107,19 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from types import FrameType
 
 from netboot.dhcpwire.packet import build_packet, parse_packet
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
+from netboot_lab.ipv6 import POOL_FIRST as POOL6_FIRST
+from netboot_lab.ipv6 import ipv6_pair
+from netboot_lab.leases6 import database_bindings, dnsmasq6_bindings, duplicate_problems
 from netboot_lab.netns import LabError, VethPair, start_until_logged, veth_pair
-from netboot_lab.peers import DNSMASQ_ALONE
+from netboot_lab.peers import DNSMASQ6_READY, DNSMASQ_ALONE, dnsmasq6
+from netboot_lab.perfdhcp import V4_LAST, V6_FIRST, V6_LAST, perfdhcp_command, run_perfdhcp
 from netboot_lab.process import stop_process
 
 SERVERS = ("dnsmasq", "netboot")
@@ -113,6 +136,7 @@ BSDP_MAC = bytes.fromhex("0016cb0000b1")
 BSDP_MODEL = "MacBookPro11,1"
 DHCP_SERVER_PORT = 67
 DHCP_CLIENT_PORT = 68
+DHCP6_SERVER_PORT = 547
 TOP_FUNCTIONS = 15
 
 
@@ -182,12 +206,12 @@ def netboot_config(lab: VethPair, state: Path, pool_size: int | None, log_level:
     return config
 
 
-def wait_until_listening(lab: VethPair, daemon: Daemon) -> None:
-    """For log levels above info, which hide the ready line: wait for UDP 67 to be bound."""
+def wait_until_listening(lab: VethPair, daemon: Daemon, port: int = DHCP_SERVER_PORT) -> None:
+    """For log levels above info, which hide the ready line: wait for UDP `port` to be bound."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         listening = subprocess.run(
-            ["ip", "netns", "exec", lab.server, "ss", "-Hlun", f"sport = :{DHCP_SERVER_PORT}"],
+            ["ip", "netns", "exec", lab.server, "ss", "-Hlun", f"sport = :{port}"],
             capture_output=True,
             text=True,
             check=False,
@@ -195,11 +219,13 @@ def wait_until_listening(lab: VethPair, daemon: Daemon) -> None:
         if listening:
             return
         if daemon.process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("netboot did not start listening on UDP 67")
+            raise RuntimeError(f"netboot did not start listening on UDP {port}")
         time.sleep(0.05)
 
 
-def start_netboot(lab: VethPair, config: Path, leases: Path, log_level: str) -> Server:
+def start_netboot(
+    lab: VethPair, config: Path, leases: Path, log_level: str, port: int = DHCP_SERVER_PORT
+) -> Server:
     """OUR SERVER: `netboot serve` in the server namespace, once it is ready."""
     for stale in leases.parent.glob(leases.name + "*"):
         stale.unlink()
@@ -208,7 +234,7 @@ def start_netboot(lab: VethPair, config: Path, leases: Path, log_level: str) -> 
         if log_level in ("debug", "info"):
             daemon.wait_ready()
         else:
-            wait_until_listening(lab, daemon)
+            wait_until_listening(lab, daemon, port)
     except (AssertionError, RuntimeError):
         daemon.__exit__(None, None, None)
         raise
@@ -340,52 +366,14 @@ class DoraRun:
     """Bound leases in the lease file afterwards."""
 
 
-COUNTER = re.compile(r"^(sent packets|received packets|drops|orphans|rejected leases): (\d+)$")
-RATE = re.compile(r"^Rate: ([\d.]+) 4-way exchanges/second")
-
-
-def parse_perfdhcp(output: str) -> tuple[float, dict[str, dict[str, int]]]:
-    rate = None
-    counters: dict[str, dict[str, int]] = {}
-    section: dict[str, int] | None = None
-    for raw in output.splitlines():
-        line = raw.strip()
-        if found := RATE.match(line):
-            rate = float(found.group(1))
-        elif header := re.match(r"\*\*\*Statistics for: (\S+)\*\*\*", line):
-            section = counters.setdefault(header.group(1), {})
-        elif (counter := COUNTER.match(line)) and section is not None:
-            section[counter.group(1)] = int(counter.group(2))
-    if rate is None or "REQUEST-ACK" not in counters:
-        raise RuntimeError(f"cannot read perfdhcp's report:\n{output}")
-    return rate, counters
-
-
 def perfdhcp(
-    lab: VethPair, rate: int, clients: int, seconds: int
+    lab: VethPair, family: int, rate: int, clients: int, seconds: int
 ) -> tuple[float, dict[str, dict[str, int]]]:
-    command = [
-        "perfdhcp",
-        "-4",
-        "-l",
-        lab.client_if,
-        "-r",
-        str(rate),
-        "-R",
-        str(clients),
-        "-p",
-        str(seconds),
-    ]
-    done = subprocess.run(
-        ["ip", "netns", "exec", lab.client, *command],
-        capture_output=True,
-        text=True,
-        timeout=seconds + CLIENT_SLACK,
-        check=False,
-    )
-    if done.returncode not in (0, 3):  # 3: some exchanges dropped, normal when saturated
-        raise RuntimeError(f"perfdhcp exited {done.returncode}: {done.stderr or done.stdout}")
-    return parse_perfdhcp(done.stdout)
+    """perfdhcp -4 (as a relay), or -6 from the client's link-local address to ff02::1:2."""
+    command = perfdhcp_command(family, lab.client_if, rate, clients, "-p", str(seconds))
+    last = V4_LAST if family == 4 else V6_LAST
+    report = run_perfdhcp(lab.client, command, last, seconds + CLIENT_SLACK)
+    return report.rate, report.counters
 
 
 def netboot_lease_problems(database: Path) -> tuple[list[str], int]:
@@ -420,16 +408,97 @@ def dnsmasq_lease_problems(leases: Path) -> tuple[list[str], int]:
 
 
 def measure_dora(
-    server: Server, lab: VethPair, offered: int, args: argparse.Namespace, profile: Path | None
+    server: Server,
+    lab: VethPair,
+    offered: int,
+    args: argparse.Namespace,
+    profile: Path | None,
+    family: Family,
 ) -> DoraRun:
     with sampled(server.pid, args.seconds, profile):
-        rate, counters = perfdhcp(lab, offered, args.clients, args.seconds)
+        rate, counters = perfdhcp(lab, family.number, offered, args.clients, args.seconds)
     server.stop()
-    if server.name == "netboot":
-        problems, leases = netboot_lease_problems(server.leases)
-    else:
-        problems, leases = dnsmasq_lease_problems(server.leases)
+    problems, leases = family.lease_problems(server)
     return DoraRun(rate, counters, problems, leases)
+
+
+def lease_problems4(server: Server) -> tuple[list[str], int]:
+    if server.name == "netboot":
+        return netboot_lease_problems(server.leases)
+    return dnsmasq_lease_problems(server.leases)
+
+
+# --------------------------------------------------------------------------------------
+# DHCPv6: Solicit, Advertise, Request, Reply with perfdhcp -6
+# --------------------------------------------------------------------------------------
+
+
+def pool6_last(size: int) -> IPv6Address:
+    return POOL6_FIRST + size - 1
+
+
+def start_dnsmasq6(lab: VethPair, pool_size: int, state: Path) -> Server:
+    """dnsmasq as a stateful DHCPv6 server only, on the IPv6 pair's server end."""
+    (state / "dnsmasq6.leases").unlink(missing_ok=True)
+    command = [
+        *dnsmasq6(lab.server_if, str(POOL6_FIRST), str(pool6_last(pool_size)), state,
+                  log_each=False),
+        f"--dhcp-lease-max={pool_size}",
+    ]  # fmt: skip
+    process = start_until_logged(
+        lab.server, command, state / "dnsmasq6.log", DNSMASQ6_READY, START_TIMEOUT
+    )
+    return Server("dnsmasq", process.pid, lambda: stop_process(process), state / "dnsmasq6.leases")
+
+
+def netboot6_config(lab: VethPair, state: Path, pool_size: int, log_level: str) -> Path:
+    """Our daemon as a full DHCPv6 server on the IPv6 pair (no DHCPv4: the link has none)."""
+    root = state / "images"
+    if not root.exists():
+        make_set(root, "Alpha", Index=1, IsDefault=True)
+    config = state / "netboot-dhcp6.toml"
+    config.write_text(
+        f'[server]\nroot = "{root}"\ninterfaces = ["{lab.server_if}"]\n'
+        f'[dhcp]\nmode = "off"\nlease_database = "{state / "leases6.sqlite3"}"\n'
+        f'[dhcp6]\nmode = "full"\npool = "{POOL6_FIRST}-{pool6_last(pool_size)}"\n'
+        f'[logging]\nlevel = "{log_level}"\n[admin]\nlisten = ""\n'
+    )
+    return config
+
+
+def start_server6(name: str, lab: VethPair, state: Path, args: argparse.Namespace) -> Server:
+    if name == "dnsmasq":
+        return start_dnsmasq6(lab, args.pool, state)
+    config = netboot6_config(lab, state, args.pool, args.netboot_log_level)
+    return start_netboot(
+        lab, config, state / "leases6.sqlite3", args.netboot_log_level, DHCP6_SERVER_PORT
+    )
+
+
+def lease_problems6(server: Server) -> tuple[list[str], int]:
+    """Addresses held twice in the server's lease store, and how many are held."""
+    if server.name == "netboot":
+        bindings, verdict = database_bindings(server.leases)
+        problems = [] if verdict == "ok" else [f"integrity_check: {verdict}"]
+    else:
+        bindings, problems = dnsmasq6_bindings(server.leases), []
+    return problems + duplicate_problems(bindings), len(bindings)
+
+
+@dataclass(frozen=True)
+class Family:
+    """What differs between the DHCPv4 and the DHCPv6 exchange measurement."""
+
+    label: str
+    unit: str
+    """What one exchange is called in the lines printed: DORA, SARR."""
+    first: str
+    last: str
+    """perfdhcp's names of the two exchanges (DISCOVER-OFFER, REQUEST-ACK; ...)."""
+    number: int
+    """perfdhcp -4 or -6."""
+    start: Callable[[str, VethPair, Path, argparse.Namespace], Server]
+    lease_problems: Callable[[Server], tuple[list[str], int]]
 
 
 # --------------------------------------------------------------------------------------
@@ -536,6 +605,8 @@ def measure_bsdp(
 class Results:
     dora: dict[tuple[str, int], DoraRun] = field(default_factory=dict)
     """Best run per server and offered rate."""
+    dhcp6: dict[tuple[str, int], DoraRun] = field(default_factory=dict)
+    """The same for DHCPv6's Solicit-Advertise-Request-Reply."""
     bsdp: dict[int, BsdpRun] = field(default_factory=dict)
     """Best run per window."""
     profiles: dict[str, Path] = field(default_factory=dict)
@@ -567,41 +638,54 @@ def noisy(busy: float, args: argparse.Namespace) -> str:
     return f" [machine {100 * busy:.0f}% busy before this run: noisy]"
 
 
-def run_dora(lab: VethPair, state: Path, args: argparse.Namespace, results: Results) -> None:
+DHCP4 = Family("DHCP", "DORA", "DISCOVER-OFFER", V4_LAST, 4, start_server, lease_problems4)
+DHCP6 = Family("DHCPv6", "SARR", V6_FIRST, V6_LAST, 6, start_server6, lease_problems6)
+
+
+def run_dora(
+    lab: VethPair,
+    state: Path,
+    args: argparse.Namespace,
+    results: Results,
+    family: Family = DHCP4,
+) -> None:
     """Every offered rate against every server, servers alternating, `--repeat` rounds."""
     names = [args.only] if args.only else list(SERVERS)
+    best_runs = results.dora if family is DHCP4 else results.dhcp6
     for round_number in range(1, args.repeat + 1):
         for offered in args.rates:
             for name in names:
-                label = f"dora-{offered}"
+                label = f"{family.unit.lower()}-{offered}"
                 profile = profile_path(args, label, round_number) if name == "netboot" else None
                 busy = wait_for_quiet(args.quiet_below, args.quiet_patience)
                 try:
-                    server = start_server(name, lab, state, args)
+                    server = family.start(name, lab, state, args)
                 except MEASUREMENT_FAILURES as error:
-                    results.errors.append(f"{name}: could not start: {error}")
+                    results.errors.append(f"{name} ({family.label}): could not start: {error}")
                     continue
                 try:
-                    run = measure_dora(server, lab, offered, args, profile)
+                    run = measure_dora(server, lab, offered, args, profile, family)
                 except MEASUREMENT_FAILURES as error:
-                    results.errors.append(f"{name} DORA at {offered}/s: {error}")
+                    results.errors.append(f"{name} {family.unit} at {offered}/s: {error}")
                     continue
                 finally:
                     server.stop()
                 if profile is not None:
-                    results.profiles[f"DORA offered {offered}/s"] = profile
-                ack = run.counters["REQUEST-ACK"]
+                    results.profiles[f"{family.unit} offered {offered}/s"] = profile
+                replies = run.counters[family.last]
                 print(
-                    f"  round {round_number} offered {offered}/s {name}: {run.rate:.0f} DORA/s "
-                    f"({ack['received packets']} ACKs, {run.leases} leases, "
-                    f"{len(run.duplicates)} duplicates){noisy(busy, args)}",
+                    f"  round {round_number} offered {offered}/s {name}: {run.rate:.0f} "
+                    f"{family.unit}/s ({replies['received packets']} final replies, "
+                    f"{run.leases} leases, {len(run.duplicates)} duplicates){noisy(busy, args)}",
                     flush=True,
                 )
                 if run.duplicates:
-                    results.errors.append(f"{name}: duplicates: {'; '.join(run.duplicates[:5])}")
-                best = results.dora.get((name, offered))
+                    results.errors.append(
+                        f"{name} ({family.label}): duplicates: {'; '.join(run.duplicates[:5])}"
+                    )
+                best = best_runs.get((name, offered))
                 if best is None or run.rate > best.rate:
-                    results.dora[name, offered] = run
+                    best_runs[name, offered] = run
 
 
 def run_bsdp(lab: VethPair, state: Path, args: argparse.Namespace, results: Results) -> None:
@@ -654,49 +738,68 @@ def run(args: argparse.Namespace) -> Results:
         if args.only != "dnsmasq" and not args.skip_bsdp:
             print(f"BSDP INFORM[LIST]: {args.seconds} s per run, {args.repeat} round(s)")
             run_bsdp(lab, state, args, results)
+    if not args.skip_dhcp6:
+        with (
+            tempfile.TemporaryDirectory(prefix="netboot-bench-dhcp6-", dir=scratch) as temporary,
+            ipv6_pair() as lab6,
+        ):
+            print(
+                f"DHCPv6 SARR: perfdhcp -6 -r {','.join(map(str, args.rates))} -R {args.clients} "
+                f"-p {args.seconds}, pool {args.pool}, {args.repeat} round(s)",
+                flush=True,
+            )
+            run_dora(lab6, Path(temporary), args, results, DHCP6)
     return results
+
+
+def exchange_table(
+    runs: dict[tuple[str, int], DoraRun], family: Family, args: argparse.Namespace
+) -> None:
+    """The best run per server and offered rate, netboot/dnsmasq, and the best of each."""
+    if not runs:
+        return
+    print()
+    print(
+        f"{family.label} {family.unit}, perfdhcp -R {args.clients} -p {args.seconds}, pool "
+        f"{args.pool} addresses, lease files on tmpfs, best of {args.repeat}; "
+        "offered = perfdhcp -r"
+    )
+    print(
+        f"{'offered':>7}  {'server':>8}  {family.unit + '/s':>7}  {'sent 1st':>9}  "
+        f"{'answered':>8}  {'final':>7}  {'leases':>7}  {'duplicates':>10}  "
+        f"{'netboot/dnsmasq':>15}"
+    )
+    for offered in args.rates:
+        for name in SERVERS:
+            run = runs.get((name, offered))
+            if run is None:
+                continue
+            first, last = run.counters[family.first], run.counters[family.last]
+            peer = runs.get(("dnsmasq", offered))
+            ratio = (
+                f"{run.rate / peer.rate:.2f}" if name == "netboot" and peer and peer.rate else ""
+            )
+            print(
+                f"{offered:>7}  {name:>8}  {run.rate:>7.0f}  {first['sent packets']:>9}"
+                f"  {first['received packets']:>8}  {last['received packets']:>7}"
+                f"  {run.leases:>7}  {len(run.duplicates):>10}  {ratio:>15}"
+            )
+    peaks = {
+        name: max((run.rate for (n, _), run in runs.items() if n == name), default=0.0)
+        for name in SERVERS
+    }
+    ours, theirs = peaks["netboot"], peaks["dnsmasq"]
+    best_ratio = f"; netboot/dnsmasq {ours / theirs:.2f}" if ours and theirs else ""
+    print(
+        f"best over all offered rates: dnsmasq {theirs:.0f}, "
+        f"netboot {ours:.0f} {family.unit}/s{best_ratio}"
+    )
 
 
 def report(results: Results, args: argparse.Namespace) -> None:
     print()
-    if results.dora:
-        print(
-            f"DHCP DORA, perfdhcp -R {args.clients} -p {args.seconds}, pool {args.pool} "
-            f"addresses, lease files on tmpfs, best of {args.repeat}; offered = perfdhcp -r"
-        )
-        print(
-            f"{'offered':>7}  {'server':>8}  {'DORA/s':>7}  {'DISCOVERs':>9}  {'OFFERs':>7}"
-            f"  {'ACKs':>7}  {'leases':>7}  {'duplicates':>10}  {'netboot/dnsmasq':>15}"
-        )
-        for offered in args.rates:
-            for name in SERVERS:
-                dora = results.dora.get((name, offered))
-                if dora is None:
-                    continue
-                offer, ack = dora.counters["DISCOVER-OFFER"], dora.counters["REQUEST-ACK"]
-                peer = results.dora.get(("dnsmasq", offered))
-                ratio = (
-                    f"{dora.rate / peer.rate:.2f}"
-                    if name == "netboot" and peer and peer.rate
-                    else ""
-                )
-                print(
-                    f"{offered:>7}  {name:>8}  {dora.rate:>7.0f}  {offer['sent packets']:>9}"
-                    f"  {offer['received packets']:>7}  {ack['received packets']:>7}"
-                    f"  {dora.leases:>7}  {len(dora.duplicates):>10}  {ratio:>15}"
-                )
-        peaks = {
-            name: max((d.rate for (n, _), d in results.dora.items() if n == name), default=0.0)
-            for name in SERVERS
-        }
-        best_ours, best_theirs = peaks["netboot"], peaks["dnsmasq"]
-        best_ratio = (
-            f"; netboot/dnsmasq {best_ours / best_theirs:.2f}" if best_ours and best_theirs else ""
-        )
-        print(
-            f"best over all offered rates: dnsmasq {best_theirs:.0f}, "
-            f"netboot {best_ours:.0f} DORA/s{best_ratio}"
-        )
+    exchange_table(results.dora, DHCP4, args)
+    exchange_table(results.dhcp6, DHCP6, args)
     if results.bsdp:
         print()
         print(
@@ -719,6 +822,11 @@ def report(results: Results, args: argparse.Namespace) -> None:
                 {"server": name, "offered": offered, "rate": d.rate, **d.counters}
                 | {"duplicates": d.duplicates, "leases": d.leases}
                 for (name, offered), d in results.dora.items()
+            ],
+            "dhcp6": [
+                {"server": name, "offered": offered, "rate": d.rate, **d.counters}
+                | {"duplicates": d.duplicates, "leases": d.leases}
+                for (name, offered), d in results.dhcp6.items()
             ],
             "bsdp": {
                 str(w): {"rate": b.rate, "acks": b.acks, "lost": b.lost}
@@ -746,9 +854,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; best counts")
     parser.add_argument("--window", type=int, default=32, help="BSDP requests in flight")
-    parser.add_argument("--only", choices=SERVERS, help="DORA against one server only")
+    parser.add_argument(
+        "--only", choices=SERVERS, help="DORA and DHCPv6 SARR against one server only"
+    )
     parser.add_argument("--skip-dora", action="store_true")
     parser.add_argument("--skip-bsdp", action="store_true")
+    parser.add_argument("--skip-dhcp6", action="store_true")
     parser.add_argument(
         "--netboot-log-level",
         choices=("debug", "info", "warn", "error"),
@@ -787,7 +898,7 @@ def main(argv: Sequence[str]) -> int:
         print("needs root: it creates network namespaces", file=sys.stderr)
         return 2
     missing = [tool for tool in ("dnsmasq", "perfdhcp") if shutil.which(tool) is None]
-    if missing and not args.skip_dora:
+    if missing and not (args.skip_dora and args.skip_dhcp6):
         print(f"needs {', '.join(missing)} (Debian: dnsmasq-base, kea-admin)", file=sys.stderr)
         return 2
     previous = signal.signal(signal.SIGTERM, terminate)  # unwind: stop servers, remove labs

@@ -11,7 +11,9 @@ The same run as tests/reliability/test_fuzz.py, larger: the daemon in the
 server namespace of a veth lab on 10.253.1.0/24 (the CI test uses 10.253.0, so
 both can run at once), the fuzzer (netboot_lab/fuzzer.py) in the client
 namespace sending `--count` random, mutated, structured and scapy-fuzzed
-datagrams to UDP 67, 4011, 69 and a live transfer's port, `--http-count`
+datagrams to UDP 67, 4011, 69 and a live transfer's port, then `--count6`
+DHCPv6 messages and relay-forwards to UDP 547 (with `[dhcp6]` in full mode on
+the lab's IPv6 ULA; a dhclient -6 lease is asked for afterwards), `--http-count`
 malformed HTTP requests and `--slowloris` slow connections, while its prober
 asks for a BSDP list and a 3000-byte TFTP file every ~100 ms.
 
@@ -63,6 +65,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--http-count", type=int, default=2000, help="malformed HTTP requests")
     parser.add_argument("--slowloris", type=int, default=8, help="slow HTTP connections")
     parser.add_argument(
+        "--count6",
+        type=int,
+        default=100_000,
+        help="DHCPv6 datagrams to UDP 547 with [dhcp6] on (0: IPv4 only, [dhcp6] off)",
+    )
+    parser.add_argument(
         "--max-seconds", type=float, default=3600.0, help="bound on the sending phase"
     )
     parser.add_argument(
@@ -108,6 +116,14 @@ def print_text(result: dict[str, object], found: list[str]) -> None:
         f"{expected['tftp']['expected_malformed']}), stray {counted['tftp'].get('stray_packets')} "
         f"(expected >= {expected['tftp']['expected_stray_min']})"
     )
+    if data["dhcp6"]:
+        dhcp6, counted6 = data["dhcp6"], counted.get("dhcp6", {})
+        print(
+            f"dhcp6: {dhcp6.get('count')} fuzzed at {dhcp6.get('datagrams_per_second')}/s, "
+            f"datagrams {counted6.get('datagrams')}, malformed {counted6.get('malformed')} "
+            f"(parse_message refuses {dhcp6.get('refused_by_parse_message')}), handler_errors "
+            f"{counted6.get('handler_errors')}; dhclient -6 afterwards: {data['dhcp6_client']}"
+        )
     print(f"kernel drops (UDP RcvbufErrors): {data['kernel_drops']}")
     for name in ("bsdp", "tftp"):
         print(f"probe {name}: {data['probe'][name]}")
@@ -134,6 +150,7 @@ def main(argv: Sequence[str]) -> int:
                 slowloris=args.slowloris,
                 max_seconds=args.max_seconds,
                 log_level=args.log_level,
+                dhcp6_count=args.count6,
             )
     finally:
         signal.signal(signal.SIGTERM, previous)

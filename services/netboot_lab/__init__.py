@@ -10,6 +10,8 @@ image reads, `qemu` the KVM probe, `assets` Debian's kernel and busybox,
 `daemon` the daemon as a child with its log read live, `loss` impaired
 links, `factories` small NBI sets, and `fuzzer`, `fuzz_harness`,
 `storm_client`, `storm_lab` the reliability runs the tests and benchmarks
-share. Installed with the distribution (`services/` source root), so a
+share; `ipv6` the IPv6 link (no DAD, the lab's ULA), `dhcp6_clients` the
+real DHCPv6 clients (dhclient -6, dhcpcd) and `perfdhcp` Kea's load
+generator with its report read. Installed with the distribution (`services/` source root), so a
 benchmark imports it without touching sys.path.
 """

@@ -13,19 +13,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import Any
 
 from netboot_lab.daemon import Daemon
+from netboot_lab.dhcp6_clients import Dhclient6
 from netboot_lab.factories import APM_IMAGE, make_set
 from netboot_lab.fuzzer import SLOW_FILE
-from netboot_lab.netns import VethPair, run_in, veth_pair
+from netboot_lab.ipv6 import (
+    POOL_FIRST,
+    POOL_LAST,
+    SERVER_ADDRESS,
+    add_ipv6,
+    enable_ipv6,
+    pool_range,
+)
+from netboot_lab.netns import LabError, VethPair, run_in, veth_pair
 
 ADMIN = "127.0.0.1:9067"
 HTTP_IDLE_TIMEOUT = 2.0
@@ -45,9 +56,27 @@ class FuzzLab:
     work: Path
 
 
+CLIENT6 = IPv6Interface("fd4e:4254:0:1::2/64")
+"""The fuzzer's IPv6 address: a global one, so Relay-replies to it have somewhere to go."""
+
+
+def dhcp6_table(work: Path) -> str:
+    """`[dhcp6]` in full mode over the lab's pool, its leases in the run's own file."""
+    return (
+        f'[dhcp]\nlease_database = "{work / "leases.sqlite3"}"\n'
+        f'[dhcp6]\nmode = "full"\npool = "{pool_range()}"\n'
+    )
+
+
 @contextmanager
-def fuzz_lab(work: Path, subnet: str, log_level: str = "info") -> Iterator[FuzzLab]:
-    """The daemon serving a small catalog in the server namespace of a fresh veth lab."""
+def fuzz_lab(
+    work: Path, subnet: str, log_level: str = "info", dhcp6: bool = False
+) -> Iterator[FuzzLab]:
+    """The daemon serving a small catalog in the server namespace of a fresh veth lab.
+
+    With `dhcp6`, the link also carries the lab's IPv6 ULA (the server on ::1,
+    the fuzzer on ::2) and the daemon serves DHCPv6 in full mode on it.
+    """
     root = work / "images"
     make_set(root, "Fuzz", Index=1, IsDefault=True, root_image=ROOT_IMAGE)
     extra = work / "tftp"
@@ -61,9 +90,12 @@ def fuzz_lab(work: Path, subnet: str, log_level: str = "info") -> Iterator[FuzzL
         f'[admin]\nlisten = "{ADMIN}"\n'
         f'[tftp]\nextra_dir = "{extra}"\n'
         f"[http]\nidle_timeout = {HTTP_IDLE_TIMEOUT}\n"
-        f'[logging]\nlevel = "{log_level}"\n'
+        f'[logging]\nlevel = "{log_level}"\n' + (dhcp6_table(work) if dhcp6 else "")
     )
     with veth_pair(subnet) as lab:
+        if dhcp6:
+            enable_ipv6(lab)
+            add_ipv6(lab.client, lab.client_if, CLIENT6)
         args = ["--config", str(config), "--root", str(root), "--interface", lab.server_if]
         with Daemon(args, netns=lab.server) as daemon:
             daemon.wait_ready()
@@ -137,10 +169,16 @@ def fuzz_run(
     slowloris: int,
     max_seconds: float,
     log_level: str = "info",
+    dhcp6_count: int = 0,
 ) -> FuzzResult:
-    """Serve, fuzz, read the books, stop the daemon; never raises for what the daemon did."""
+    """Serve, fuzz, read the books, stop the daemon; never raises for what the daemon did.
+
+    `dhcp6_count` > 0 turns `[dhcp6]` on and fuzzes UDP 547 with that many
+    datagrams; afterwards a real client (dhclient -6) must still get an address.
+    """
     started = time.monotonic()
-    with fuzz_lab(work, subnet, log_level) as lab:
+    extra: dict[str, Any] = {}
+    with fuzz_lab(work, subnet, log_level, dhcp6=dhcp6_count > 0) as lab:
         before = daemon_status(lab.lab.server)["counters"]
         rss_before = resident_kib(lab.daemon.process.pid)
         udp_before = udp_counters(lab.lab.server)
@@ -157,6 +195,12 @@ def fuzz_run(
             "--http-idle", str(HTTP_IDLE_TIMEOUT),
             "--slowloris", str(slowloris),
         ]  # fmt: skip
+        if dhcp6_count > 0:
+            command += [
+                "--target6", str(SERVER_ADDRESS.ip),
+                "--source6", str(CLIENT6.ip),
+                "--count6", str(dhcp6_count),
+            ]  # fmt: skip
         done = subprocess.run(
             command,
             capture_output=True,
@@ -170,6 +214,8 @@ def fuzz_run(
             report = {"error": f"fuzzer exited {done.returncode} without a report"}
         udp_after = udp_counters(lab.lab.server)
         alive = lab.daemon.process.poll() is None
+        if dhcp6_count > 0 and alive:
+            extra["dhcp6_client"] = real_dhcp6_client(lab)
         rss_after = resident_kib(lab.daemon.process.pid) if alive else 0
         after = daemon_status(lab.lab.server)["counters"] if alive else {}
         exit_status = lab.daemon.stop()
@@ -186,7 +232,23 @@ def fuzz_run(
         log=log,
         seconds=time.monotonic() - started,
         fuzzer_stderr=done.stderr[-4000:],
+        extra=extra,
     )
+
+
+def real_dhcp6_client(lab: FuzzLab) -> str:
+    """The address dhclient -6 got from the daemon after the fuzz, or why it got none."""
+    if shutil.which("dhclient") is None:
+        return "no dhclient (Debian: isc-dhcp-client)"
+    state = lab.work / "dhclient6"
+    state.mkdir(exist_ok=True)
+    client = Dhclient6(lab.lab.client, lab.lab.client_if, state)
+    try:
+        return str(client.lease().address)
+    except LabError as error:
+        return f"no lease: {error}"
+    finally:
+        client.stop()
 
 
 def problems(result: FuzzResult, count: int) -> list[str]:
@@ -256,6 +318,45 @@ def problems(result: FuzzResult, count: int) -> list[str]:
     http = report["http"]
     expect(not http.get("failures"), f"HTTP: {http.get('failures')}")
     expect(http.get("final_range_status") == 206, "no honest range answered after the HTTP fuzz")
+    if "dhcp6" in report or "dhcp6_client" in result.extra:
+        found += dhcp6_problems(result)
+    return found
+
+
+def dhcp6_problems(result: FuzzResult) -> list[str]:
+    """UDP 547: every datagram counted, at least every one our codec refuses counted
+    malformed, no decision crashed, and a real client got an address afterwards."""
+    report = result.report.get("dhcp6", {"error": "the fuzzer sent nothing to 547"})
+    if "error" in report:
+        return [f"dhcp6 fuzz failed: {report['error']}"]
+    found = []
+    drops = result.kernel_drops
+    if "dhcp6" not in result.after:
+        found.append("/status.json has no dhcp6 counters")
+    sent = report["count"] + report["sync_datagrams"]
+    got = result.delta("dhcp6", "datagrams")
+    if not (got == sent if drops == 0 else sent - drops <= got <= sent):
+        found.append(f"dhcp6 datagrams counted {got}, sent {sent} (kernel drops {drops})")
+    malformed, refused = result.delta("dhcp6", "malformed"), report["refused_by_parse_message"]
+    if not refused - drops <= malformed <= report["count"]:
+        found.append(
+            f"dhcp6 malformed counted {malformed}: fewer than the {refused} parse_message "
+            f"refuses, or more than the {report['count']} fuzzed"
+        )
+    if errors := result.delta("dhcp6", "handler_errors"):
+        found.append(f"dhcp6 handler_errors: {errors}")
+    if report["oracle_crashes"]:
+        found.append(f"our DHCPv6 codec crashed: {report['oracle_crash_samples'][:3]}")
+    if report["send_errors"] or report["stopped_early"]:
+        found.append(f"dhcp6 fuzz: {report['send_errors']} send errors, stopped early "
+                     f"{report['stopped_early']}")  # fmt: skip
+    client = result.extra.get("dhcp6_client", "not run")
+    try:
+        leased = POOL_FIRST <= IPv6Address(client) <= POOL_LAST
+    except ValueError:
+        leased = False
+    if not leased:
+        found.append(f"dhclient -6 after the fuzz: {client}")
     return found
 
 
@@ -278,7 +379,10 @@ def summary(result: FuzzResult) -> dict[str, Any]:
             "bsdp": {k: result.delta("bsdp", k) for k in result.after.get("bsdp", {})},
             "pxe": {k: result.delta("pxe", k) for k in result.after.get("pxe", {})},
             "http": {k: result.delta("http", k) for k in result.after.get("http", {})},
+            "dhcp6": {k: result.delta("dhcp6", k) for k in result.after.get("dhcp6", {})},
         },
+        "dhcp6": report.get("dhcp6"),
+        "dhcp6_client": result.extra.get("dhcp6_client"),
         "kernel_drops": result.kernel_drops,
         "probe": report.get("probe"),
         "http": {k: v for k, v in report.get("http", {}).items() if k != "slowloris"},

@@ -5,7 +5,8 @@ Run inside the client namespace of a lab (`netboot_lab.fuzz_harness` does):
     python -m netboot_lab.fuzzer --target 10.253.0.1 --count 50000 --seed 1 --json
 
 It sends `--count` datagrams to UDP 67, 4011, 69 and the port of a live TFTP
-transfer, a bounded number of malformed HTTP requests over TCP, and, all the
+transfer (then, with `--target6`, `--count6` DHCPv6 datagrams to UDP 547:
+netboot_lab.fuzz6), a bounded number of malformed HTTP requests over TCP, and, all the
 while, a well-behaved prober (a child process, see `--probe`) asks for a BSDP
 list and a small TFTP file every ~100 ms. It prints what it sent and what the
 daemon must have counted; the harness compares that with `/status.json`.
@@ -1510,6 +1511,23 @@ def run_prober(args: argparse.Namespace) -> int:
     return 0
 
 
+def fuzz_dhcp6(args: argparse.Namespace) -> dict[str, Any]:
+    """UDP 547 after the IPv4 blast, the prober still running (netboot_lab.fuzz6)."""
+    from netboot_lab.fuzz6 import Blaster6, Fuzz6Error  # it imports this module's helpers
+
+    blaster = Blaster6(
+        ipaddress.IPv6Address(args.target6),
+        ipaddress.IPv6Address(args.source6 or "::"),
+        args.seed,
+        args.count6,
+        args.max_seconds,
+    )
+    try:
+        return blaster.run()
+    except Fuzz6Error as error:
+        return {"error": str(error)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", required=True, help="the daemon's address")
@@ -1526,6 +1544,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-count", type=int, default=300, help="malformed HTTP requests")
     parser.add_argument("--http-idle", type=float, default=2.0, help="the daemon's idle_timeout")
     parser.add_argument("--slowloris", type=int, default=4, help="slowloris connections")
+    parser.add_argument("--target6", help="the daemon's IPv6 address: fuzz UDP 547 too")
+    parser.add_argument("--source6", help="this side's IPv6 address to send from")
+    parser.add_argument("--count6", type=int, default=0, help="DHCPv6 datagrams to send")
     args = parser.parse_args(argv)
     if args.probe:
         return run_prober(args)
@@ -1574,6 +1595,8 @@ def main(argv: list[str] | None = None) -> int:
         report = Blaster(args.target, args.seed, args.count, args.max_seconds).run()
     except FuzzError as error:
         report = {"error": str(error)}
+    if args.target6 and args.count6 > 0 and "error" not in report:
+        report["dhcp6"] = fuzz_dhcp6(args)
     http_thread.join(timeout=120)
     report["http"] = http_report if not http_thread.is_alive() else {"failures": ["HTTP hung"]}
     probed, _ = prober.communicate(timeout=60)
