@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from netboot.cli import cli
 from netboot.lab.qemu import HTTP_BOOT_ONLY, PXE6_ONLY, guest_command
 from netboot.lab.stages import Progress, client_address
 from netboot_lab.lab import (
@@ -145,6 +147,13 @@ def test_the_ipv6_lab_serves_dhcpv6_and_router_advertisements_and_no_dhcpv4(
     assert json.loads(json.dumps(state.__dict__))["ipv6"] is True  # remembered by `lab up`
 
 
+def test_lab_boot_refuses_ipv6_in_proxy_mode() -> None:
+    """The IPv6 lab has no site DHCPv6 server to sit beside: a usage error, nothing set up."""
+    done = CliRunner().invoke(cli, ["lab", "boot", "--ipv6", "--dhcp-mode", "proxy"])
+    assert done.exit_code == 2, done.output
+    assert "--ipv6" in done.output
+
+
 # -- the boots ------------------------------------------------------------------------------
 
 
@@ -184,3 +193,13 @@ def test_ovmfs_http_boot_over_ipv6_boots_to_the_marker(lab6: BootLab) -> None:
     result = lab6.boot("uefi", accel="tcg", timeout=IPV6_HTTP_BOOT_TIMEOUT, http_boot=True)
     assert_booted_over_ipv6(result)
     assert result.bytes["http"] > 1_000_000, result.as_json()
+
+
+def test_qemus_bios_ipxe_rom_boots_over_ipv6_to_the_marker(lab6: BootLab) -> None:
+    """The ROM's iPXE asks DHCPv6 too (user class iPXE, a DUID-UUID of zeros: the MAC comes
+    from its link-local address) and boots its URL once its DHCPv4 gives up (~18 s)."""
+    require_lab("bios")
+    result = lab6.boot("bios", accel="tcg", timeout=BOOT_TIMEOUT)
+    assert result.result == "ok", result.as_json()
+    for stage in ("dhcp", "ipxe_script", "kernel", "initrd", "marker"):
+        assert stage in result.stages, result.as_json()
