@@ -1,6 +1,7 @@
 """`netboot lab`: boot real firmware (QEMU) and a simulated Mac through our server.
 
-    netboot lab up [--name N] [--root DIR]      namespace, bridge, daemon (full DHCP)
+    netboot lab up [--name N] [--root DIR]      namespace, bridge, daemon (full DHCP;
+                   [--ipv6]                     IPv6-only: our DHCPv6 and RAs)
     netboot lab boot --firmware bios|uefi ...   one guest, to the serial marker
     netboot lab mac [--image NAME] ...          a Mac's whole NetBoot, simulated
     netboot lab down [--name N]                 everything gone
@@ -46,6 +47,13 @@ dhcp_mode_option = click.option(
     "(dnsmasq) leases the addresses, naming the daemon's host as next-server, and the daemon "
     "answers PXE beside it. `lab boot` on a lab that is up must name its mode or none.",
 )
+ipv6_option = click.option(
+    "--ipv6",
+    is_flag=True,
+    help="An IPv6-only lab net (fd4e:4254:0:1::/64, no IPv4 address): the daemon's DHCPv6 "
+    "(full mode) and router advertisements, no DHCPv4. `lab boot` on a lab that is up must "
+    "match it.",
+)
 artifacts_option = click.option(
     "--artifacts",
     type=click.Path(file_okay=False, path_type=Path),
@@ -80,13 +88,14 @@ def lab() -> None:
     help="Image root to serve (default: a fresh demo set with Debian's kernel).",
 )
 @dhcp_mode_option
-def up(name: str, root: Path | None, dhcp_mode: str | None) -> None:
+@ipv6_option
+def up(name: str, root: Path | None, dhcp_mode: str | None, ipv6: bool) -> None:
     """Create the lab and start the daemon in it."""
     from netboot_lab.lab import BootLab
     from netboot_lab.netns import LabError
 
     try:
-        started = BootLab.up(name, root, dhcp_mode=dhcp_mode or "full")
+        started = BootLab.up(name, root, dhcp_mode=dhcp_mode or "full", ipv6=ipv6)
     except (LabError, ImageError) as error:
         _fail(error)
     click.echo(
@@ -114,7 +123,12 @@ def down(name: str) -> None:
 @click.option("--firmware", type=click.Choice(FIRMWARES), default="bios", show_default=True)
 @click.option("--image", help="PC image to boot (name or set directory); default: the default.")
 @click.option("--accel", type=click.Choice(ACCELERATORS), default="auto", show_default=True)
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds.")
+@click.option(
+    "--timeout",
+    type=float,
+    help="Seconds. Default: 120, or 240 for --ipv6 --http-boot (OVMF tries HTTP boot over "
+    "IPv4 for ~60 s first).",
+)
 @click.option(
     "--ipxe-rom/--no-ipxe-rom",
     default=None,
@@ -157,6 +171,7 @@ def down(name: str) -> None:
     "has no sch_netem.",
 )
 @dhcp_mode_option
+@ipv6_option
 @artifacts_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def boot(
@@ -164,7 +179,7 @@ def boot(
     firmware: str,
     image: str | None,
     accel: str,
-    timeout: float,
+    timeout: float | None,
     ipxe_rom: bool | None,
     loader: str | None,
     secure_boot: bool,
@@ -172,6 +187,7 @@ def boot(
     loss: int,
     delay_ms: int,
     dhcp_mode: str | None,
+    ipv6: bool,
     artifacts: Path | None,
     as_json: bool,
 ) -> None:
@@ -180,9 +196,11 @@ def boot(
     `--accel auto` uses KVM only where a probe saw the guest's firmware boot
     under it, and restarts under TCG a guest that shows no first stage under
     KVM; the notes on stderr say which, and the JSON's `accel` what ran.
-    Without a lab that is up, one is set up for this boot (in `--dhcp-mode`)
-    and taken down afterwards.
+    Without a lab that is up, one is set up for this boot (in `--dhcp-mode`,
+    IPv6-only with `--ipv6`) and taken down afterwards.
     """
+    from netboot_lab.lab import IPV6_HTTP_BOOT_TIMEOUT
+
     if ipxe_rom is None:
         ipxe_rom = firmware == "bios"
     if firmware == "bios" and not ipxe_rom:
@@ -191,8 +209,12 @@ def boot(
         raise click.UsageError("--secure-boot and --http-boot need --firmware uefi")
     if http_boot and ipxe_rom:
         raise click.UsageError("--http-boot is the firmware's own: no --ipxe-rom")
+    if ipv6 and dhcp_mode == "proxy":
+        raise click.UsageError("--ipv6 runs our DHCPv6 in full mode: no --dhcp-mode proxy")
+    if timeout is None:
+        timeout = IPV6_HTTP_BOOT_TIMEOUT if ipv6 and http_boot else 120.0
     kept = artifacts_for(name, "boot", artifacts)
-    with _lab(name, dhcp_mode) as running:
+    with _lab(name, dhcp_mode, ipv6) as running:
         result = running.boot(
             firmware,
             image,
@@ -252,11 +274,12 @@ def installer(directory: Path, product_version: str, build: str) -> None:
 
 
 @contextmanager
-def _lab(name: str, dhcp_mode: str | None = None) -> Iterator[BootLab]:
-    """The lab that is up, or one set up now (in `dhcp_mode`) and taken down afterwards.
+def _lab(name: str, dhcp_mode: str | None = None, ipv6: bool = False) -> Iterator[BootLab]:
+    """The lab that is up, or one set up now (in `dhcp_mode`, IPv6-only with `ipv6`) and
+    taken down afterwards.
 
-    A lab that is up in another DHCP mode is refused rather than booted in the
-    wrong one."""
+    A lab that is up in another DHCP mode or address family is refused rather
+    than booted in the wrong one."""
     from netboot_lab.lab import BootLab
     from netboot_lab.netns import LabError
 
@@ -272,10 +295,18 @@ def _lab(name: str, dhcp_mode: str | None = None) -> Iterator[BootLab]:
                     f"`netboot lab down --name {name}`, or another --name"
                 )
             )
+        if ipv6 != existing.state.ipv6:
+            family = "IPv6-only" if existing.state.ipv6 else "IPv4"
+            _fail(
+                LabError(
+                    f"lab {name!r} is up {family}, and --ipv6 was {'not ' if not ipv6 else ''}"
+                    f"given: `netboot lab down --name {name}`, or another --name"
+                )
+            )
         yield existing
         return
     try:
-        temporary = BootLab.up(name, dhcp_mode=dhcp_mode or "full")
+        temporary = BootLab.up(name, dhcp_mode=dhcp_mode or "full", ipv6=ipv6)
     except (LabError, ImageError) as error:
         _fail(error)
     try:

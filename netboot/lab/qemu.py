@@ -42,6 +42,12 @@ SECURE_BOOT_ENABLED = "Secure boot enabled"
 HTTP_BOOT_ONLY = ("opt/org.tianocore/IPv4PXESupport", "opt/org.tianocore/IPv6PXESupport")
 """OVMF's switches (fw_cfg, read by its PXE driver) that leave out its PXEv4 and PXEv6
 boot entries. Otherwise it tries PXE first, which we answer, and never gets to HTTP boot."""
+PXE6_ONLY = ("opt/org.tianocore/IPv4PXESupport",)
+"""On an IPv6-only lab net: OVMF's PXEv4 entry comes first and would spend its DHCPv4 timeouts
+before PXEv6 starts, so it is left out. HTTP boot cannot skip HTTPv4 the same way: OVMF's
+`opt/org.tianocore/IPv4Support=no` removes it, but Debian 12's OVMF (2022.11) then fails HTTPv6
+at once without a Solicit, so an HTTPv6 guest spends ~60 s in DHCPv4 first
+(docs/protocols/dhcpv6.md §15)."""
 FIRMWARES = ("bios", "uefi")
 ACCELERATORS = ("auto", "tcg", "kvm")
 MEMORY_MIB = 256
@@ -60,6 +66,7 @@ def guest_command(
     secure_boot: bool = False,
     http_boot: bool = False,
     delay_ms: int = 0,
+    ipv6: bool = False,
 ) -> list[str]:
     """The QEMU command line of one lab guest; pure, so tests can read it.
 
@@ -72,6 +79,8 @@ def guest_command(
     releases what it holds every `delay_ms` ms: each frame waits 0 to `delay_ms`
     ms each way, in order (delay and jitter; QEMU has no filter that reorders),
     and a burst the guest's receive ring cannot take at a release is dropped.
+    `ipv6` (an IPv6-only lab net) leaves out OVMF's PXEv4 entry when its own PXE
+    boots (`PXE6_ONLY`); iPXE and HTTP boot need no switch for it.
     """
     netdev = f"tap,id=net0,ifname={tap},script=no,downscript=no"
     command = _machine(firmware, accel, netdev, mac, f"file:{serial}", uefi_vars, ipxe_rom)
@@ -83,7 +92,9 @@ def guest_command(
     if http_boot:
         if firmware != "uefi" or ipxe_rom:
             raise ValueError("HTTP boot is the firmware's own: a UEFI guest without an option ROM")
-        command += [arg for name in HTTP_BOOT_ONLY for arg in ("-fw_cfg", f"name={name},string=no")]
+        command += _switched_off(HTTP_BOOT_ONLY)
+    elif ipv6 and firmware == "uefi" and not ipxe_rom:
+        command += _switched_off(PXE6_ONLY)
     if not secure_boot:
         return command
     if firmware != "uefi" or ipxe_rom:
@@ -100,6 +111,11 @@ def guest_command(
         "-global",
         "ICH9-LPC.disable_s3=1",
     ]
+
+
+def _switched_off(names: tuple[str, ...]) -> list[str]:
+    """QEMU arguments that set each of OVMF's fw_cfg switches `names` to "no"."""
+    return [arg for name in names for arg in ("-fw_cfg", f"name={name},string=no")]
 
 
 def probe_command(firmware: str, pcap: Path, uefi_vars: Path | None = None) -> list[str]:

@@ -1,9 +1,10 @@
 """How far a lab guest got, read from the daemon's JSON log: the boot's stages.
 
 The daemon logs every step with the client's MAC or address (the journey of
-one boot) and, on port 67, the outcome's kind and the leased address as
+one boot) and, on ports 67 and 547, the outcome's kind and the leased address as
 fields, so the lab needs no packet or sentence parsing to time a boot:
-the first DHCP ACK for the guest's MAC, its first TFTP transfer (the boot
+the first DHCP ACK (or DHCPv6 Reply that binds) for the guest's MAC, its first
+TFTP transfer (the boot
 file; by HTTP under UEFI HTTP boot), on the signed chain shim and GRUB (when
 each transfer began) and the GRUB configuration, or else the iPXE script, and
 the kernel and initrd (by HTTP from iPXE, by TFTP from GRUB), each when its
@@ -19,6 +20,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +47,13 @@ CHAIN_STAGES = {
 shim then fetches GRUB."""
 LEASED = "ack"
 """The `outcome` of a full-mode DHCP ACK: its `address` is the guest's from now on."""
+BOUND6 = "bound"
+"""The `outcome` of a DHCPv6 Reply that binds addresses (`netboot.dhcp6`): its `address` is
+one of the guest's. OVMF binds two, with the same DUID and different IAIDs: its IP stack's
+own (released again) and then its PXE's or HTTP boot's, which the transfers come from
+(docs/protocols/dhcpv6.md §15)."""
+BOOT_INFO6 = "boot_info"
+"""The `outcome` of a proxy-mode DHCPv6 answer: boot options, no address."""
 BOOT_INFO = frozenset({"proxy_offer", "boot_server_ack"})
 """The `outcome`s that hand a guest its boot file in proxy mode.
 
@@ -62,6 +71,9 @@ class Progress:
     kernel_path: str | None = None
     initrd_paths: tuple[str, ...] = ()
     address: str | None = None
+    """The guest's address (the latest the daemon leased it)."""
+    addresses: set[str] = field(default_factory=set)
+    """Every address the daemon leased the guest: transfers from any of them are its own."""
     stages: dict[str, float] = field(default_factory=dict)
     tftp_bytes: int = 0
     http_bytes: int = 0
@@ -81,19 +93,25 @@ class Progress:
         if system == "netboot.pxe" and record.get("mac") == self.mac:
             outcome = record.get("outcome")
             if outcome == LEASED and isinstance(record.get("address"), str):
-                self.address = record["address"]
+                self._leased(record["address"])
                 self.reached("dhcp", when)
             elif outcome in BOOT_INFO:
                 self.reached("dhcp", when)
             return
-        client = str(record.get("client", ""))
-        if record.get("mac") == self.mac and self.address is None and client[:1].isdigit():
+        if system == "netboot.dhcp6" and record.get("mac") == self.mac:
+            outcome = record.get("outcome")
+            if outcome == BOUND6 and isinstance(record.get("address"), str):
+                self._leased(record["address"])
+                self.reached("dhcp", when)
+            elif outcome == BOOT_INFO6:
+                self.reached("dhcp", when)
+            return
+        client = client_address(str(record.get("client", "")))
+        if record.get("mac") == self.mac and self.address is None and client is not None:
             # Proxy mode: the site's server leased the address; our first transfer to the
             # guest names both, and the records after it only the address.
-            self.address = client.rpartition(":")[0]
-        mine = record.get("mac") == self.mac or (
-            self.address is not None and client.split(":")[0] == self.address
-        )
+            self._leased(client)
+        mine = record.get("mac") == self.mac or (client is not None and client in self.addresses)
         if not mine:
             return
         if system == "netboot.tftp":
@@ -124,6 +142,11 @@ class Progress:
                 self.http_bytes += record["bytes"]
                 self._fetched(path, when)
 
+    def _leased(self, address: str) -> None:
+        canonical = client_address(address)  # as `client` fields are compared: canonical
+        self.address = canonical or address
+        self.addresses.add(self.address)
+
     def _fetched(self, path: str, when: float) -> None:
         """A transfer of `path` (URL-quoted, from `/`) ended: the kernel's or an initrd's?"""
         if self.kernel_path and path.startswith(self.kernel_path):
@@ -149,6 +172,25 @@ class Progress:
 
     def ordered(self) -> dict[str, float]:
         return {stage: self.stages[stage] for stage in STAGES if stage in self.stages}
+
+
+def client_address(client: str) -> str | None:
+    """The address in a log record's `client`: `10.0.0.5:1234`, `[fd00::5]:1234` or an
+    address alone; a link-local scope (`fe80::1%nblab0`) is dropped, as leases carry none.
+    None when `client` names no address (empty, or not a client at all)."""
+    if client.startswith("["):
+        host, bracket, _ = client[1:].partition("]")
+        if not bracket:
+            return None
+    elif client.count(":") == 1:
+        host = client.partition(":")[0]
+    else:
+        host = client  # an address alone (an IPv6 one has several colons)
+    host = host.partition("%")[0]
+    try:
+        return str(ip_address(host))
+    except ValueError:
+        return None
 
 
 def _epoch(text: object) -> float | None:

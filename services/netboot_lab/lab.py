@@ -75,9 +75,18 @@ from netboot_lab.qemu import probe_kvm
 
 STATE_ROOT = Path("/run/netboot-lab")
 DEFAULT_SUBNET = "10.250.0"
+LAB6_PREFIX = "fd4e:4254:0:1::"
+"""The IPv6 lab net (`up(ipv6=True)`): a ULA /64, the server at ::1, no IPv4 address."""
+LAB6_SERVER = f"{LAB6_PREFIX}1"
+LAB6_POOL = f"{LAB6_PREFIX}1000-{LAB6_PREFIX}1fff"
 ADMIN_PORT = 9067
 """The lab daemon's admin listener port, on the lab's server address."""
 DHCP_MODES = ("full", "proxy")
+IPV6_HTTP_BOOT_TIMEOUT = 240.0
+"""Seconds an HTTPv6 lab boot needs under TCG (`lab boot --ipv6 --http-boot`'s default):
+OVMF's HTTP boot spends ~60 s in DHCPv4 before it tries HTTPv6 (nothing answers it on the
+IPv6-only net; docs/protocols/dhcpv6.md §15), and the kernel's download takes as long as on
+IPv4 after that."""
 SITE_INTERFACE = "eth0"
 FIRST_STAGE_GRACE = 30.0
 """Seconds a guest that `--accel auto` put under KVM gets to show its first stage (a
@@ -111,15 +120,24 @@ class LabState:
     site_pid: int = 0
     site_next_server: bool = True
     """Proxy mode: the site's server names the daemon's host as next-server."""
+    ipv6: bool = False
+    """An IPv6-only lab net (`LAB6_PREFIX`/64, no IPv4 address): our DHCPv6 and router
+    advertisements, no DHCPv4 (docs/protocols/dhcpv6.md §15)."""
 
     @property
     def server(self) -> str:
-        return f"{self.subnet}.1"
+        """The daemon's address on the lab net (IPv6 on an IPv6 lab)."""
+        return LAB6_SERVER if self.ipv6 else f"{self.subnet}.1"
+
+    @property
+    def server_host(self) -> str:
+        """`server` as the host part of a URL or HOST:PORT: an IPv6 address in brackets."""
+        return f"[{self.server}]" if self.ipv6 else self.server
 
     @property
     def admin_url(self) -> str:
         """The daemon's admin console and API, on the lab's own address (inside the lab)."""
-        return f"http://{self.server}:{ADMIN_PORT}"
+        return f"http://{self.server_host}:{ADMIN_PORT}"
 
     @property
     def admin_token_file(self) -> Path:
@@ -180,6 +198,7 @@ class BootLab:
         nfs: bool = False,
         dhcp_mode: str = "full",
         site_next_server: bool = True,
+        ipv6: bool = False,
     ) -> BootLab:
         """Create the namespace and start the daemon; refuses names already taken.
 
@@ -189,7 +208,12 @@ class BootLab:
         names the daemon's host as next-server, the one setting Debian's signed
         GRUB needs from it (docs/protocols/pxe.md §8.3), and nothing else of a boot;
         `site_next_server` False leaves that out, as a site that was not told.
+        With `ipv6` the lab net is IPv6-only (`LAB6_PREFIX`/64 on the bridge, no IPv4
+        address) and the daemon serves it with DHCPv6 in full mode and router
+        advertisements instead of DHCP (full mode only: no site server to sit beside).
         """
+        if ipv6 and dhcp_mode != "full":
+            raise LabError("the IPv6 lab runs our DHCPv6 in full mode only, not proxy mode")
         if dhcp_mode not in DHCP_MODES:
             raise LabError(
                 f"the lab runs DHCP in {' or '.join(DHCP_MODES)} mode, not {dhcp_mode!r}"
@@ -216,6 +240,7 @@ class BootLab:
             nfs=nfs,
             dhcp_mode=dhcp_mode,
             site_next_server=site_next_server,
+            ipv6=ipv6,
         )
         lab = cls(state)
         try:
@@ -280,6 +305,12 @@ class BootLab:
     def _network(self) -> None:
         state = self.state
         add_namespace(state.namespace)
+        if state.ipv6:
+            add_bridge(state.namespace, state.bridge)
+            # nodad: the daemon binds the address at once (a tentative one cannot be bound)
+            ip("addr", "add", f"{state.server}/64", "dev", state.bridge, "nodad",
+               netns=state.namespace)  # fmt: skip
+            return
         add_bridge(state.namespace, state.bridge, f"{state.server}/24")
         if state.dhcp_mode == "proxy":
             add_namespace(state.site_namespace)
@@ -316,7 +347,16 @@ class BootLab:
         assignments = [f"{mac}={image}" for mac, image in state.assignments.items()]
         loaders = [f"{mac}={loader}" for mac, loader in state.loaders.items()]
         nfs = f'"ganesha"\nstate_dir = "{directory}/nfs"' if state.nfs else '"off"'
-        if state.dhcp_mode == "proxy":
+        dhcp6 = ""
+        router_solicitations = "answer_router_solicitations = true\n"
+        if state.ipv6:
+            # IPv6 only: our DHCPv6 leases the addresses and sends the router advertisements
+            # (M=1 O=1, the on-link /64), so no DHCPv4 and no lifetime-0 RA of its own.
+            dhcp = 'mode = "off"\n'
+            dhcp6 = f'[dhcp6]\nmode = "full"\npool = "{LAB6_POOL}"\nrouter_advertisements = true\n'
+            router_solicitations = ""
+            loader = ""
+        elif state.dhcp_mode == "proxy":
             # The site names us as next-server, so GRUB finds us: the signed chain can finish.
             dhcp = 'mode = "proxy"\n'
             loader = 'uefi_loader = { efi-x64 = "shim" }\n'
@@ -329,9 +369,9 @@ class BootLab:
             f'state_database = "{directory}/state.sqlite3"\n'
             f"[dhcp]\n{dhcp}"
             f'lease_database = "{directory}/leases.sqlite3"\n'
-            "answer_router_solicitations = true\n"
+            f"{router_solicitations}{dhcp6}"
             f'[bsdp]\nbindings_database = "{directory}/bsdp-bindings.sqlite3"\n'
-            f'[admin]\nlisten = "{state.server}:{ADMIN_PORT}"\n'
+            f'[admin]\nlisten = "{state.server_host}:{ADMIN_PORT}"\n'
             f'token_file = "{directory}/admin-token"\naudit_log = "{directory}/audit.log"\n'
             f"[nfs]\nmode = {nfs}\n"
             '[logging]\nformat = "json"\nlevel = "debug"\n'
@@ -534,6 +574,7 @@ class BootLab:
             secure_boot,
             http_boot,
             delay_ms,
+            ipv6=self.state.ipv6,
         )
 
     def _assign(self, mac: str, image: str | None, loader: str | None = None) -> None:
