@@ -19,12 +19,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Any
 from urllib.parse import quote
 
 from netboot.dhcp.boot import PXE_FILES_PATH
 from netboot.firmware import EFI_ARCH_NAMES, grub_name, shim_name
 from netboot.grub.arrival import GRUB_SILENT
+from netboot.hostport import host_of
 
 STAGES = (
     "dhcp",
@@ -86,13 +88,13 @@ class Progress:
             elif outcome in BOOT_INFO:
                 self.reached("dhcp", when)
             return
-        client = str(record.get("client", ""))
-        if record.get("mac") == self.mac and self.address is None and client[:1].isdigit():
+        client = _client_host(record.get("client"))
+        if record.get("mac") == self.mac and self.address is None and client:
             # Proxy mode: the site's server leased the address; our first transfer to the
             # guest names both, and the records after it only the address.
-            self.address = client.rpartition(":")[0]
+            self.address = client
         mine = record.get("mac") == self.mac or (
-            self.address is not None and client.split(":")[0] == self.address
+            self.address is not None and client == self.address
         )
         if not mine:
             return
@@ -177,3 +179,16 @@ def console_failure(console: bytes) -> str | None:
         if text in console:
             return f"{meaning} (read from the serial console)"
     return None
+
+
+def _client_host(client: object) -> str | None:
+    """The address in a record's `client` field (`10.0.0.5:2000`, `[fd4e::1000]:546`,
+    `10.0.0.5`, `fe80::1%nblab0`), or None when it names no IP address."""
+    if not isinstance(client, str) or not client:
+        return None
+    try:
+        host = host_of(client)
+        ip_address(host.partition("%")[0])
+    except ValueError:
+        return None
+    return host
