@@ -46,6 +46,7 @@ def get(
     """
     from twisted.internet import reactor as global_reactor  # noqa: TID251 - the CLI picks it
 
+    from netboot.hostport import join_host_port
     from netboot.tftp.client import ReadClient
     from netboot.tftp.session import Finished, Outcome
     from netboot_services.tftp_client import Download
@@ -90,7 +91,9 @@ def get(
         if temporary is not None:
             temporary.unlink(missing_ok=True)
         click.echo(
-            f"error: {host}:{port} {path}: {finished.outcome.value}: {finished.detail}", err=True
+            f"error: {join_host_port(host, port)} {path}: {finished.outcome.value}: "
+            f"{finished.detail}",
+            err=True,
         )
         sys.exit(1)
     if temporary is not None:
