@@ -206,7 +206,7 @@ def test_client_config_makes_the_same_choice_as_the_ipxe_script(tmp_path: Path) 
 
 
 def test_files_are_named_from_grubs_root_device_whatever_the_family() -> None:
-    """docs/protocols/dhcpv6.md §9: GRUB's root is `(tftp,ADDR)` from the DHCP or DHCPv6
+    """docs/protocols/dhcpv6.md §15: GRUB's root is `(tftp,ADDR)` from the DHCP or DHCPv6
     answer; the configuration names paths from it and never a server, so one text serves
     GRUBs that came over IPv4 and over IPv6."""
     other = replace(RESCUE, name="Installer", set_path=PurePosixPath("Inst.nbi"))

@@ -1,4 +1,4 @@
-"""Which host our URLs name, for both families (docs/protocols/dhcpv6.md §9)."""
+"""Which host our URLs name, for both families (docs/protocols/dhcpv6.md §15)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """TFTP and HTTP over IPv6: the real daemon in a namespace, read by clients others wrote.
 
-The veth pair gets the IPv6 lab net's addresses (docs/protocols/dhcpv6.md §9;
+The veth pair gets the IPv6 lab net's addresses (docs/protocols/dhcpv6.md §15;
 server `fd4e:4254:0:1::1`) besides its IPv4 ones, and each end its kernel-made
 link-local address. curl (`tftp://[addr]/…`, `http://[addr]:port/…` with
 Range, a link-local URL with `%25zone`), tftp-hpa (`-6`) and atftp fetch files
@@ -222,7 +222,7 @@ def test_curl_fetches_by_http_over_ipv6_with_ranges(served: Served) -> None:
 
 @pytest.mark.parametrize("via", ["ula", "link-local"])
 def test_the_ipxe_script_asked_over_ipv6_names_ipv6_urls(served: Served, via: str) -> None:
-    """docs/protocols/dhcpv6.md §9: asked on our link-local address, the script names
+    """docs/protocols/dhcpv6.md §15: asked on our link-local address, the script names
     the interface's ULA, never a zone iPXE could not read."""
     require_clients("curl")
     host = SERVER6 if via == "ula" else f"{served.server_link_local}%25{served.lab.client_if}"

@@ -215,7 +215,7 @@ def test_script_urls_use_the_requests_local_address_or_the_public_host(
 def test_script_urls_over_ipv6_are_bracketed_and_never_carry_our_zone(
     catalog: Catalog, host: str, addresses: list[str], base: str
 ) -> None:
-    """docs/protocols/dhcpv6.md §9: a link-local arrival (scope: the loopback's index
+    """docs/protocols/dhcpv6.md §15: a link-local arrival (scope: the loopback's index
     here) names the interface's routable address, or itself without the zone."""
     resource = make_resource(catalog, scripts=ChoiceSettings())
     asked: list[str] = []

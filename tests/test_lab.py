@@ -540,7 +540,7 @@ def test_progress_learns_a_proxy_mode_guests_address_from_its_first_transfer(
 ) -> None:
     """In proxy mode the site's server leases the address: our log names it first on the
     TFTP transfer that also names the MAC; later records carry only the address. An
-    IPv6 client is `[addr]:port` (docs/protocols/dhcpv6.md §9)."""
+    IPv6 client is `[addr]:port` (docs/protocols/dhcpv6.md §15)."""
     start = 1_800_000_000.0
     mine, other = "52:54:00:4e:42:01", "52:54:00:4e:42:02"
     kernel = "/Demo.nbi/pc/vmlinuz"

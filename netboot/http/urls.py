@@ -6,8 +6,8 @@ host and on whether the port is written (never for 80, which EFI booters and
 old Macs take as implied).
 
 An IPv6 host is written in brackets (`http://[fd4e:4254:0:1::1]:8080`). Which
-IPv6 address a URL names is `url_host`'s decision (docs/protocols/dhcpv6.md
-§9): never a link-local one with a zone, as no boot client reads our zone.
+IPv6 address a URL names is `url_host`'s decision (docs/protocols/dhcpv6.md §15):
+never a link-local one with a zone, as no boot client reads our zone.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def url_host(arrival: str, interface_addresses: Sequence[IPv6Interface] = ()) ->
     from `interface_addresses`; without one, the link-local address without its
     zone: iPXE takes a zone-less link-local address as one on the device it
     booted from, while a zone must be iPXE's own device name (`net0`), never
-    ours (docs/protocols/dhcpv6.md §9).
+    ours (docs/protocols/dhcpv6.md §15).
     """
     if ":" not in arrival:
         return arrival

@@ -22,7 +22,7 @@ IPV6_ANY = "::"
 
 
 def _addr_info(interface: str, family: str) -> list[dict[str, Any]]:
-    """iproute2's `addr_info` entries of `interface` for one family (`-4` or `-6`)."""
+    """iproute2's `addr_info` entries of one family (`-4` or `-6`) on `interface`."""
     done = subprocess.run(
         ["ip", "-j", family, "addr", "show", "dev", interface],
         capture_output=True,
@@ -44,12 +44,14 @@ def ipv4_addresses(interface: str) -> list[IPv4Interface]:
 
 
 def ipv6_addresses(interface: str) -> list[IPv6Interface]:
-    """The IPv6 addresses (with prefix) configured on `interface`, link-local included,
-    in the order iproute2 lists them (the link-local one last).
+    """The IPv6 addresses (with prefix) on `interface`, link-local included, in order.
 
+    An address whose duplicate address detection failed is left out (the
+    kernel never sends from it); a tentative one stays, as it is usable in the
+    second a client takes to fetch a URL naming it. The DHCPv6 service names
+    the first non-link-local one in boot URLs, else the link-local one.
     Without a zone: the interface is the one asked about (`scoped` adds it
-    where a socket needs it). An address whose duplicate address detection
-    failed is left out: nothing reaches it.
+    where a socket needs it).
     """
     return [
         IPv6Interface(f"{info['local']}/{info['prefixlen']}")
