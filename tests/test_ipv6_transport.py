@@ -3,10 +3,11 @@
 The veth pair gets the IPv6 lab net's addresses (docs/protocols/dhcpv6.md §15;
 server `fd4e:4254:0:1::1`) besides its IPv4 ones, and each end its kernel-made
 link-local address. curl (`tftp://[addr]/…`, `http://[addr]:port/…` with
-Range, a link-local URL with `%25zone`), tftp-hpa (`-6`) and atftp fetch files
-byte for byte; the iPXE script asked over IPv6 names IPv6 URLs; the log and
-the status page name IPv6 clients `[addr]:port`. A daemon in single-port mode
-serves IPv6 too, and one on an interface without IPv6 still starts.
+Range, a link-local URL with `%25zone`), tftp-hpa (`-6`), atftp and our own
+`netboot tftp get` fetch files byte for byte; the iPXE script asked over IPv6
+names IPv6 URLs; the log and the status page name IPv6 clients `[addr]:port`.
+A daemon in single-port mode serves IPv6 too, and one on an interface without
+IPv6 still starts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import random
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -204,6 +206,20 @@ def test_atftp_fetches_over_ipv6(served: Served, options: tuple[str, ...]) -> No
         "atftp", *extra, "-g", "-r", "/Alpha.nbi/i386/two-mib", "-l", str(out), SERVER6
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    served.expect("two-mib", out)
+
+
+@pytest.mark.parametrize("via", ["ula", "link-local"])
+def test_our_own_client_fetches_over_ipv6(served: Served, via: str) -> None:
+    """`netboot tftp get` with a window, to the ULA or to our link-local address."""
+    host = SERVER6 if via == "ula" else f"{served.server_link_local}%{served.lab.client_if}"
+    out = served.work / f"ours6-{via}"
+    done = served.run(
+        sys.executable, "-m", "netboot", "tftp", "get", "--windowsize", "8", "--blksize", "1468",
+        host, "Alpha.nbi/i386/two-mib", "-o", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "blksize=1448" in done.stderr and "windowsize=8" in done.stderr
     served.expect("two-mib", out)
 
 
