@@ -232,7 +232,8 @@ class ServerConfig:
         (),
         _string_list,
         "Network interfaces to serve on, by name; empty means every interface. "
-        "Each must exist when the daemon starts.",
+        "Each must exist when the daemon starts. TFTP and HTTP listen on each one's "
+        "IPv4 and IPv6 addresses, link-local ones included.",
         RESTART,
     )
     public_host: str = option(
@@ -311,7 +312,7 @@ class TftpConfig:
         1500,
         _int_range(68, 65535),
         "Path MTU to the clients; blksize is clamped so a block fits one datagram "
-        "(1468 bytes at 1500).",
+        "(1468 bytes at 1500 over IPv4, 1448 over IPv6).",
     )
     max_windowsize: int = option(
         64, _int_range(1, 65535), "Largest RFC 7440 windowsize granted to a client."

@@ -203,3 +203,15 @@ def test_client_config_makes_the_same_choice_as_the_ipxe_script(tmp_path: Path) 
     riscv = client_config(catalog, ClientRequest(MAC, "efi-riscv64"), ChoiceSettings())
     assert riscv.summary == f"no PC-bootable image in the catalog for {MAC} (efi-riscv64)"
     assert riscv.image is None
+
+
+def test_files_are_named_from_grubs_root_device_whatever_the_family() -> None:
+    """docs/protocols/dhcpv6.md §16: GRUB's root is `(tftp,ADDR)` from the DHCP or DHCPv6
+    answer; the configuration names paths from it and never a server, so one text serves
+    GRUBs that came over IPv4 and over IPv6."""
+    other = replace(RESCUE, name="Installer", set_path=PurePosixPath("Inst.nbi"))
+    for text in (boot_config(RESCUE), menu_config([RESCUE, other], 5, None)):
+        lines = [line.split() for line in text.splitlines()]
+        files = [words[1] for words in lines if words[:1] in (["linux"], ["initrd"])]
+        assert len(files) >= 2 and all(name.startswith("'/") for name in files)
+        assert "(tftp" not in text and "(http" not in text and "$root" not in text

@@ -10,12 +10,14 @@ rows 5-6); UEFI HTTP boot fetches `/boot/ipxe.efi` and needs `application/efi`
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
+from ipaddress import IPv6Interface
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -38,7 +40,9 @@ PC_FILES = {"pc/vmlinuz": KERNEL, "pc/initrd.img": INITRD}
 class Request(DummyRequest):
     """A GET as ImageResource sees it: path, query, and the address it arrived on."""
 
-    def __init__(self, target: str, host: str = SERVER, port: int = 8080) -> None:
+    def __init__(
+        self, target: str, host: str = SERVER, port: int = 8080, scope_id: int = 0
+    ) -> None:
         split = urlsplit(target)
         super().__init__([segment.encode() for segment in split.path.lstrip("/").split("/")])
         self.path = split.path.encode()
@@ -50,9 +54,13 @@ class Request(DummyRequest):
         self.client = IPv4Address("TCP", CLIENT_IP, 40000)
         self.transport = None
         self.sentLength = 0
-        self._local = IPv4Address("TCP", host, port)
+        self._local: IPv4Address | IPv6Address = (
+            IPv6Address("TCP", host, port, 0, scope_id)
+            if ":" in host
+            else IPv4Address("TCP", host, port)
+        )
 
-    def getHost(self) -> IPv4Address:  # noqa: N802 - Twisted's name
+    def getHost(self) -> IPv4Address | IPv6Address:  # noqa: N802 - Twisted's name
         return self._local
 
     @property
@@ -189,6 +197,42 @@ def test_script_urls_use_the_requests_local_address_or_the_public_host(
     request = get(resource, f"/boot.ipxe?mac={MAC}&arch=7", host, port)
     lines = request.body.decode().splitlines()
     assert kernel_line(lines).startswith(f"kernel {base}/Rescue.nbi/pc/vmlinuz ")
+
+
+@pytest.mark.parametrize(
+    ("host", "addresses", "base"),
+    [
+        pytest.param("fd4e:4254:0:1::1", [], "http://[fd4e:4254:0:1::1]:8080", id="ula"),
+        pytest.param(
+            "fe80::1",
+            ["fe80::1/64", "fd4e:4254:0:1::1/64"],
+            "http://[fd4e:4254:0:1::1]:8080",
+            id="link-local-names-the-interfaces-ula",
+        ),
+        pytest.param("fe80::1", ["fe80::1/64"], "http://[fe80::1]:8080", id="link-local-only"),
+    ],
+)
+def test_script_urls_over_ipv6_are_bracketed_and_never_carry_our_zone(
+    catalog: Catalog, host: str, addresses: list[str], base: str
+) -> None:
+    """docs/protocols/dhcpv6.md §16: a link-local arrival (scope: the loopback's index
+    here) names the interface's routable address, or itself without the zone."""
+    resource = make_resource(catalog, scripts=ChoiceSettings())
+    asked: list[str] = []
+
+    def interface_addresses(name: str) -> list[IPv6Interface]:
+        asked.append(name)
+        return [IPv6Interface(a) for a in addresses]
+
+    resource.interface_addresses = interface_addresses
+    # The kernel gives a link-local local address its interface's index, others none.
+    scope = socket.if_nametoindex("lo") if host.startswith("fe80") else 0
+    for _ in range(2):
+        request = Request(f"/boot.ipxe?mac={MAC}&arch=7", host, 8080, scope)
+        request.render(resource)
+        lines = request.body.decode().splitlines()
+        assert kernel_line(lines).startswith(f"kernel {base}/Rescue.nbi/pc/vmlinuz ")
+    assert asked == (["lo"] if host.startswith("fe80") else [])  # asked once, remembered
 
 
 @pytest.mark.parametrize(

@@ -525,9 +525,22 @@ def test_progress_takes_the_daemons_word_that_grub_went_elsewhere() -> None:
     assert progress.failure is not None and "next-server is not ours" in progress.failure
 
 
-def test_progress_learns_a_proxy_mode_guests_address_from_its_first_transfer() -> None:
+@pytest.mark.parametrize(
+    ("mine_at", "other_at", "address"),
+    [
+        ("10.0.0.5:{}", "10.0.0.6:{}", "10.0.0.5"),
+        ("[fd4e:4254:0:1::1005]:{}", "[fd4e:4254:0:1::1006]:{}", "fd4e:4254:0:1::1005"),
+        ("[fe80::5054:ff:fe4e:4201%nblab0]:{}", "[fe80::5054:ff:fe4e:4202%nblab0]:{}",
+         "fe80::5054:ff:fe4e:4201%nblab0"),
+    ],
+    ids=["ipv4", "ipv6", "ipv6-link-local"],
+)  # fmt: skip
+def test_progress_learns_a_proxy_mode_guests_address_from_its_first_transfer(
+    mine_at: str, other_at: str, address: str
+) -> None:
     """In proxy mode the site's server leases the address: our log names it first on the
-    TFTP transfer that also names the MAC; later records carry only the address."""
+    TFTP transfer that also names the MAC; later records carry only the address. An
+    IPv6 client is `[addr]:port` (docs/protocols/dhcpv6.md §16)."""
     start = 1_800_000_000.0
     mine, other = "52:54:00:4e:42:01", "52:54:00:4e:42:02"
     kernel = "/Demo.nbi/pc/vmlinuz"
@@ -543,14 +556,14 @@ def test_progress_learns_a_proxy_mode_guests_address_from_its_first_transfer() -
 
     events: list[tuple[float, dict[str, object]]] = [
         (1.0, {"system": pxe, "mac": mine, "outcome": "proxy_offer", "address": mine}),
-        (2.0, sending(other, "10.0.0.6:1082")),
-        (2.5, sending(mine, "10.0.0.5:1082")),
-        (3.0, sent("sb/x64/shimx64.efi", "10.0.0.5:1082")),
-        (8.0, sent(kernel, "10.0.0.6:25300")),
-        (9.0, sent(kernel, "10.0.0.5:25300")),
+        (2.0, sending(other, other_at.format(1082))),
+        (2.5, sending(mine, mine_at.format(1082))),
+        (3.0, sent("sb/x64/shimx64.efi", mine_at.format(1082))),
+        (8.0, sent(kernel, other_at.format(25300))),
+        (9.0, sent(kernel, mine_at.format(25300))),
     ]
     progress.feed_text("".join(record(start + at, **fields) + "\n" for at, fields in events))
-    assert progress.address == "10.0.0.5"
+    assert progress.address == address
     assert progress.ordered() == {"dhcp": 1.0, "boot_file": 2.5, "kernel": 9.0}
     assert progress.tftp_bytes == 20
 

@@ -61,6 +61,34 @@ def test_blksize_for_mtu(mtu: int, blksize: int) -> None:
     assert blksize_for_mtu(mtu) == blksize
 
 
+@pytest.mark.parametrize(
+    ("mtu", "blksize"),
+    [
+        (1500, 1448),  # Ethernet: 1500 - 40 (IPv6) - 8 (UDP) - 4 (TFTP)
+        (1280, 1228),  # the IPv6 minimum link MTU (RFC 8200)
+        (9000, 8948),
+        (50, MIN_BLKSIZE),
+        (70_000, MAX_BLOCK_PAYLOAD),
+    ],
+)
+def test_blksize_for_mtu_over_ipv6(mtu: int, blksize: int) -> None:
+    assert blksize_for_mtu(mtu, ipv6=True) == blksize
+
+
+@given(st.integers(0, MAX_BLOCK_PAYLOAD))
+def test_limits_for_ipv6_are_the_mtus_ipv6_blksize(mtu: int) -> None:
+    limits = TransferLimits(max_blksize=blksize_for_mtu(mtu), max_windowsize=8)
+    ipv6 = limits.for_ipv6()
+    assert ipv6.max_blksize == blksize_for_mtu(mtu, ipv6=True)
+    assert ipv6.max_windowsize == 8
+
+
+def test_an_ipv6_request_gets_the_smaller_block() -> None:
+    asked = {"blksize": "1468"}
+    assert negotiate(asked, SIZE, DEFAULTS).blksize == 1468
+    assert negotiate(asked, SIZE, DEFAULTS.for_ipv6()).blksize == 1448
+
+
 def test_default_limits_fit_ethernet_and_cap_windowsize() -> None:
     assert TransferLimits() == TransferLimits(max_blksize=1468, max_windowsize=64)
 

@@ -105,6 +105,37 @@ def test_options_are_acknowledged_and_windows_sent(catalog: Catalog) -> None:
     assert b"".join(b.payload for b in blocks) == KERNEL  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("client", "blksize", "logged"),
+    [
+        (CLIENT, "1468", "10.0.0.2:3000"),
+        (("fd4e:4254:0:1::2", 3000), "1448", "[fd4e:4254:0:1::2]:3000"),
+        (("fe80::2%nb0", 3000), "1448", "[fe80::2%nb0]:3000"),
+    ],
+    ids=["ipv4", "ipv6", "ipv6-link-local"],
+)
+def test_an_ipv6_client_gets_the_ipv6_block_and_is_logged_in_brackets(
+    catalog: Catalog, client: tuple[str, int], blksize: str, logged: str
+) -> None:
+    """docs/protocols/dhcpv6.md §16: at MTU 1500, 1468 fits IPv4 but not IPv6."""
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        service, reactor = make_service(catalog)
+        asked = {"blksize": "1468", "tsize": "0"}
+        request(reactor, ReadRequest("Alpha.nbi/i386/kernel", options=asked), client)
+        port = transfer_port(reactor)
+        ((_, oack, to),) = sent_packets(reactor)
+        assert to == client and oack == OptionAck({"blksize": blksize, "tsize": str(len(KERNEL))})
+        for block in range(3):
+            reactor.ports[port].deliver(build(Ack(block)), client)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert service.counters.transfers_completed == 1
+    clients = {e["client"] for e in events if e.get("file") == "Alpha.nbi/i386/kernel"}
+    assert clients == {logged}
+
+
 def test_lost_packets_are_resent_on_the_retry_schedule_then_the_transfer_fails(
     catalog: Catalog,
 ) -> None:

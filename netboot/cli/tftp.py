@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +41,23 @@ def get(
     tsize: bool,
     timeout: int | None,
 ) -> None:
-    """Download PATH from the TFTP server HOST and report what was negotiated.
+    """Download PATH from the TFTP server HOST (an IPv4 or IPv6 address, a link-local
+    one as fe80::1%eth0) and report what was negotiated.
 
     Exit status 0 when the whole file arrived, 1 otherwise.
     """
     from twisted.internet import reactor as global_reactor  # noqa: TID251 - the CLI picks it
 
+    from netboot.hostport import join_host_port
     from netboot.tftp.client import ReadClient
     from netboot.tftp.session import Finished, Outcome
+    from netboot_services.listeners import listen_udp
     from netboot_services.tftp_client import Download
+
+    # As the socket will name the server's answers: no brackets, IPv6 compressed.
+    host = host.removeprefix("[").removesuffix("]")
+    if ":" in host:
+        host = str(IPv6Address(host))
 
     options = {}
     if blksize is not None:
@@ -80,7 +89,7 @@ def get(
         reactor.stop()
 
     download.done.addCallback(done)
-    reactor.listenUDP(0, download)
+    listen_udp(reactor, 0, download, "::" if ":" in host else "")
     reactor.run()
     sink.close()
 
@@ -90,7 +99,9 @@ def get(
         if temporary is not None:
             temporary.unlink(missing_ok=True)
         click.echo(
-            f"error: {host}:{port} {path}: {finished.outcome.value}: {finished.detail}", err=True
+            f"error: {join_host_port(host, port)} {path}: {finished.outcome.value}: "
+            f"{finished.detail}",
+            err=True,
         )
         sys.exit(1)
     if temporary is not None:

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from netboot.dhcp.boot import PXE_FILES_PATH
 from netboot.firmware import EFI_ARCH_NAMES, grub_name, shim_name
 from netboot.grub.arrival import GRUB_SILENT
+from netboot.hostport import host_of
 
 STAGES = (
     "dhcp",
@@ -178,17 +179,8 @@ def client_address(client: str) -> str | None:
     """The address in a log record's `client`: `10.0.0.5:1234`, `[fd00::5]:1234` or an
     address alone; a link-local scope (`fe80::1%nblab0`) is dropped, as leases carry none.
     None when `client` names no address (empty, or not a client at all)."""
-    if client.startswith("["):
-        host, bracket, _ = client[1:].partition("]")
-        if not bracket:
-            return None
-    elif client.count(":") == 1:
-        host = client.partition(":")[0]
-    else:
-        host = client  # an address alone (an IPv6 one has several colons)
-    host = host.partition("%")[0]
     try:
-        return str(ip_address(host))
+        return str(ip_address(host_of(client).partition("%")[0]))
     except ValueError:
         return None
 

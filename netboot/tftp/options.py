@@ -9,7 +9,7 @@ transfer starts with DATA block 1, as in plain RFC 1350.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from netboot.tftp.wire import MAX_BLOCK_PAYLOAD
 
@@ -17,11 +17,15 @@ DEFAULT_BLKSIZE = 512
 MIN_BLKSIZE = 8
 IP_UDP_TFTP_OVERHEAD = 20 + 8 + 4
 """IPv4 header, UDP header, TFTP DATA header: what a block adds on the wire."""
+IPV6_EXTRA_HEADER = 40 - 20
+"""What the IPv6 header (40 bytes, no options) adds to the IPv4 one (20)."""
 
 
-def blksize_for_mtu(mtu: int) -> int:
-    """The largest block that fits one unfragmented datagram (1468 at MTU 1500)."""
-    return max(MIN_BLKSIZE, min(MAX_BLOCK_PAYLOAD, mtu - IP_UDP_TFTP_OVERHEAD))
+def blksize_for_mtu(mtu: int, ipv6: bool = False) -> int:
+    """The largest block that fits one unfragmented datagram: 1468 at MTU 1500 over
+    IPv4, 1448 over IPv6 (IPv6 routers never fragment: a larger block is lost)."""
+    overhead = IP_UDP_TFTP_OVERHEAD + (IPV6_EXTRA_HEADER if ipv6 else 0)
+    return max(MIN_BLKSIZE, min(MAX_BLOCK_PAYLOAD, mtu - overhead))
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +33,14 @@ class TransferLimits:
     """What the server is willing to grant, from configuration."""
 
     max_blksize: int = blksize_for_mtu(1500)
+    """Over IPv4; `for_ipv6` makes room for the larger IPv6 header."""
     max_windowsize: int = 64
+
+    def for_ipv6(self) -> TransferLimits:
+        """The same limits for a transfer over IPv6: blocks 20 bytes smaller, so that
+        `blksize_for_mtu(mtu)` becomes `blksize_for_mtu(mtu, ipv6=True)` (below the
+        65464 cap, where both families' blocks fit anyway)."""
+        return replace(self, max_blksize=max(MIN_BLKSIZE, self.max_blksize - IPV6_EXTRA_HEADER))
 
 
 @dataclass(frozen=True, slots=True)

@@ -387,7 +387,7 @@ class AdminService(Service):
         self.listening = self.reactor.listenTCP(self.port, site, interface=self.host)
         log.info(
             "admin console, API, /status.json and /metrics on http://{host}:{port}/",
-            host=self.host,
+            host=f"[{self.host}]" if ":" in self.host else self.host,
             port=self.listening.getHost().port,
         )
 

@@ -53,11 +53,12 @@ from netboot_services.dhcp import DhcpDispatcher, DhcpService, Handler
 from netboot_services.dhcp6 import Decide6, Dhcp6Service, Message6
 from netboot_services.http import HttpService
 from netboot_services.interfaces import (
-    bind_addresses,
     first_hardware_address,
     interface_networks,
     ipv6_networks,
+    listen_addresses,
 )
+from netboot_services.listeners import is_ipv6
 from netboot_services.logging import set_log_level, start_logging
 from netboot_services.nfs import NfsService
 from netboot_services.privileges import Identity, drop_to, resolve_identity
@@ -252,11 +253,19 @@ def host_facts(config: Config) -> HostFacts:
     return HostFacts(socket.gethostname(), pool_subnet, own, duid)
 
 
-def make_service(
-    config: Config,
-    reactor: Any,
-    facts: HostFacts | None = None,
-) -> NetbootService:
+def served_addresses(interfaces: tuple[str, ...]) -> list[str]:
+    """What TFTP and HTTP listen on (`listen_addresses`), saying which served interface
+    has no IPv6 address: it is served over IPv4 alone."""
+    addresses, without_ipv6 = listen_addresses(interfaces)
+    for name in without_ipv6:
+        log.info(
+            "{interface} has no IPv6 address: TFTP and HTTP serve it over IPv4 only",
+            interface=name,
+        )
+    return addresses
+
+
+def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -> NetbootService:
     """The service tree, each child named after what it serves.
 
     Every service takes its settings from one `Runtime` (`apply_runtime`); the one
@@ -277,9 +286,10 @@ def make_service(
     catalog = CatalogService(config.server.root, reactor, runtime.rescan_interval)
     catalog.setName("catalog")
     catalog.setServiceParent(top)
-    nfs = NfsService(
-        config.nfs, config.server.root, bind_addresses(config.server.interfaces)[0], reactor
-    )
+    served = served_addresses(config.server.interfaces)
+    # NFS serves Macs, which boot over IPv4 only: the first IPv4 address, or every one.
+    ipv4 = [address for address in served if not is_ipv6(address)]
+    nfs = NfsService(config.nfs, config.server.root, ipv4[0] if ipv4 else "", reactor)
     nfs.setName("nfs")
     nfs.setServiceParent(top)
     handlers: list[Handler] = []
@@ -301,9 +311,7 @@ def make_service(
             bsdp.leased_here = partial(leased_here, pxe.lease_server)
             pxe.mac_boot = bsdp.fast_path_offer
     if config.http.enabled:
-        http = HttpService(
-            config.http, lambda: catalog.catalog, reactor, bind_addresses(config.server.interfaces)
-        )
+        http = HttpService(config.http, lambda: catalog.catalog, reactor, served)
         http.site.clients = clients
         http.resource.clients = clients
         http.setName("http")
@@ -348,7 +356,7 @@ def make_service(
             config.tftp,
             lambda: catalog.catalog,
             reactor,
-            bind_addresses(config.server.interfaces),
+            served,
         )
         tftp.clients = clients
         tftp.setName("tftp")

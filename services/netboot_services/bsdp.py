@@ -23,6 +23,7 @@ from netboot.bsdp.packing import ListCut
 from netboot.bsdp.policy import BsdpPolicy, Ignore
 from netboot.dhcpwire.outcome_kind import OutcomeKind
 from netboot.dhcpwire.packet import DhcpPacket
+from netboot.hostport import join_host_port
 from netboot.nbi.catalog import Catalog
 from netboot.port67.arrival import Arrival
 from netboot.port67.bsdp import bsdp_outcome
@@ -89,7 +90,7 @@ class BsdpHandler:
                 server=arrival.local_address,
                 summary=outcome.summary,
                 outcome=outcome.kind.value,
-                destination=f"{destination[0]}:{destination[1]}",
+                destination=join_host_port(*destination),
             )
             if outcome.list_cut is not None:
                 self._warn_of_cut(client, str(packet.mac), outcome.list_cut, now)

@@ -15,6 +15,8 @@ what the step tells about the machine).
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,11 +67,42 @@ def arp_lookup(address: str, table: Path = Path("/proc/net/arp")) -> str | None:
     return None
 
 
+def ndp_lookup(address: str) -> str | None:
+    """The kernel's neighbour entry for an IPv6 address (`fe80::1%nb0` looked up on nb0):
+    how TFTP and HTTP learn an IPv6 client's MAC. The client's neighbour solicitation
+    for our address made the entry before its first datagram reached us."""
+    host, _, zone = address.partition("%")
+    command = ["ip", "-j", "-6", "neigh", "show", "to", host, *(["dev", zone] if zone else [])]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=2)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return neighbour_mac(done.stdout) if done.returncode == 0 else None
+
+
+def neighbour_mac(neigh_json: str) -> str | None:
+    """The link-layer address of the first usable entry of `ip -j neigh show` output."""
+    try:
+        entries = json.loads(neigh_json or "[]")
+    except ValueError:
+        return None
+    for entry in entries if isinstance(entries, list) else []:
+        mac = entry.get("lladdr") if isinstance(entry, dict) else None
+        if isinstance(mac, str) and mac != "00:00:00:00:00:00":
+            return mac.lower()
+    return None
+
+
+def neighbour_lookup(address: str) -> str | None:
+    """The MAC behind an address of either family, from the kernel's tables."""
+    return ndp_lookup(address) if ":" in address else arp_lookup(address)
+
+
 class ClientTracker:
     def __init__(
         self,
         limit: int = MAX_CLIENTS,
-        lookup: Callable[[str], str | None] = arp_lookup,
+        lookup: Callable[[str], str | None] = neighbour_lookup,
         registry: MachineRegistry | None = None,
         server_name: str | None = None,
     ) -> None:

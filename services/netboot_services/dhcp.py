@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.hostport import join_host_port
 from netboot.port67.arrival import Address, Arrival
 from netboot.port67.dispatch import Handler, HandlerResult, Outgoing, dispatch
 from netboot_services.counters import Counters
@@ -91,7 +92,7 @@ class DhcpDispatcher:
             log.warn(
                 "malformed DHCP packet from {client}: {reason} (further ones from this "
                 "client are counted, not logged, for a minute)",
-                client=f"{host}:{arrival.source[1]}",
+                client=join_host_port(host, arrival.source[1]),
                 reason=reason,
                 outcome=OutcomeKind.MALFORMED.value,
             )
@@ -194,7 +195,7 @@ class _PacketSocket(PacketReader):
         except OSError as error:
             log.warn(
                 "cannot send a DHCP reply to {destination}: {error}",
-                destination=f"{outgoing.destination[0]}:{outgoing.destination[1]}",
+                destination=join_host_port(*outgoing.destination),
                 error=str(error),
             )
             return False
@@ -301,7 +302,7 @@ class DhcpService(Service):
                 log.failure(
                     "bug: DHCP datagram from {client} crashed its handler; dropped "
                     "(further crashes are counted, not logged, for a minute)",
-                    client=f"{arrival.source[0]}:{arrival.source[1]}",
+                    client=join_host_port(*arrival.source),
                 )
             return
         if arrival.watch_only:

@@ -30,11 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from html import escape
+from ipaddress import IPv6Interface
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from twisted.application.service import Service
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IPushProducer, IWriteDescriptor
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -60,12 +62,14 @@ from netboot.http.plan import (
     single_range,
 )
 from netboot.http.range_log import RangeRuns, RangeSummary
-from netboot.http.urls import http_base
+from netboot.http.urls import http_base, url_host
 from netboot.ipxe.request import script_for
 from netboot.nbi.catalog import Catalog
 from netboot.pc.choice import ChoiceSettings
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
+from netboot_services.interfaces import ipv6_addresses
+from netboot_services.listeners import is_ipv6, listen_label, listen_tcp, scoped_host
 
 log = Logger(namespace="netboot.http")
 
@@ -450,6 +454,9 @@ class ImageResource(Resource):
         self.public_host = ""
         self.clients: ClientTracker | None = None
         self.known = KnownFiles()
+        self.interface_addresses: Callable[[str], list[IPv6Interface]] = ipv6_addresses
+        """An interface's IPv6 addresses, for a URL that must not name a link-local one."""
+        self._routable: dict[str, tuple[IPv6Interface, ...]] = {}
 
     def namespace(self) -> HttpNamespace:
         catalog = self.catalog()
@@ -583,7 +590,7 @@ class ImageResource(Resource):
             base = self.config.base_url.rstrip("/")
         else:
             local = request.getHost()
-            host = self.public_host or local.host
+            host = self.public_host or self._url_host(_host_of(local))
             base = http_base(host, local.port)
         choice = script_for(self.catalog(), request.args, base, BOOT_SCRIPT_PATH, settings)
         address = _host_of(request.getClientAddress())
@@ -608,6 +615,21 @@ class ImageResource(Resource):
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-store")
         return choice.script.encode()
+
+    def _url_host(self, arrival: str) -> str:
+        """The host the script's URLs name (`url_host`); a link-local arrival's interface
+        is asked for its addresses once, then remembered."""
+        zone = arrival.partition("%")[2]
+        if not zone:
+            return url_host(arrival)
+        known = self._routable.get(zone)
+        if known is None:
+            try:
+                known = tuple(self.interface_addresses(zone))
+            except OSError:
+                known = ()
+            self._routable[zone] = known
+        return url_host(arrival, known)
 
     def _refuse(self, request: Request, refusal: Refusal) -> bytes:
         self.counters.refused += 1
@@ -685,9 +707,12 @@ def _header(request: Request) -> Callable[[str], str | None]:
 
 
 def _host_of(peer: Any) -> str:
-    """The client's IP address as the log names it (another kind of address: as text)."""
+    """The client's IP address as the log names it, a link-local IPv6 one with its zone
+    (`fe80::1%nb0`; another kind of address: as text)."""
     host = getattr(peer, "host", None)
-    return host if isinstance(host, str) else str(peer)
+    if not isinstance(host, str):
+        return str(peer)
+    return scoped_host(host, getattr(peer, "scopeID", 0) or 0)
 
 
 def unsent_bytes(transport: Any) -> int:
@@ -1059,11 +1084,26 @@ class HttpService(Service):
     def startService(self) -> None:  # noqa: N802
         super().startService()
         for address in self.bind_addresses:
-            port = self.reactor.listenTCP(self.config.port, self.site, interface=address)
+            # Port 0 (tests): the first listener's pick is every other one's port too,
+            # as root paths and boot URLs name one port.
+            number = self.config.port or (self.bound_port or 0)
+            try:
+                port = listen_tcp(self.reactor, number, self.site, address)
+            except (OSError, CannotListenError) as error:
+                if not is_ipv6(address):
+                    raise
+                log.warn(
+                    "HTTP not listening on {address} port {port}: {reason}; IPv6 clients "
+                    "cannot reach it there",
+                    address=address,
+                    port=number,
+                    reason=str(error),
+                )
+                continue
             self.ports.append(port)
             log.info(
                 "HTTP listening on {address}:{port}",
-                address=address or "0.0.0.0",  # noqa: S104 - what "" means to listenTCP
+                address=listen_label(address),
                 port=port.getHost().port,
             )
 

@@ -3,6 +3,11 @@
 Services that must answer from the right source address (TFTP transfer ports,
 DHCP server identifiers) bind per address rather than to 0.0.0.0. The list
 comes from iproute2's JSON output, which every Debian system has.
+
+TFTP and HTTP listen on both families (`listen_addresses`): every IPv4 and
+every IPv6 address of the served interfaces, link-local ones with their zone
+(`fe80::1%nb0`, which Python's socket layer resolves to the interface's
+index when binding), or the two wildcards `""` (0.0.0.0) and `::`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any
 
 from netboot.macaddr import MacAddress, mac_from_bytes
+
+IPV6_ANY = "::"
 
 
 def _addr_info(interface: str, family: str) -> list[dict[str, Any]]:
@@ -47,6 +54,8 @@ def ipv6_addresses(interface: str) -> list[IPv6Interface]:
     kernel never sends from it); a tentative one stays, as it is usable in the
     second a client takes to fetch a URL naming it. The DHCPv6 service names
     the first non-link-local one in boot URLs, else the link-local one.
+    Without a zone: the interface is the one asked about (`scoped` adds it
+    where a socket needs it).
     """
     return [
         IPv6Interface(f"{info['local']}/{info['prefixlen']}")
@@ -55,14 +64,33 @@ def ipv6_addresses(interface: str) -> list[IPv6Interface]:
     ]
 
 
-def bind_addresses(interfaces: tuple[str, ...]) -> list[str]:
-    """Addresses to listen on: every address of the named interfaces, or all ("")."""
+def scoped(address: IPv6Interface, interface: str) -> str:
+    """The address as a socket takes it: a link-local one with `%interface`."""
+    ip = address.ip
+    return f"{ip}%{interface}" if ip.is_link_local else str(ip)
+
+
+def listen_addresses(interfaces: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """What TFTP and HTTP listen on, both families: every IPv4 address of the named
+    interfaces, and every IPv6 one (link-local with its zone), or the two wildcards.
+
+    Returns (addresses, interfaces that have no IPv6 address) so that the
+    caller can say so: an interface without IPv6 is served over IPv4 alone.
+    Raises OSError when the named interfaces have no address of either family.
+    """
     if not interfaces:
-        return [""]
-    found = [str(a.ip) for name in interfaces for a in ipv4_addresses(name)]
-    if not found:
-        raise OSError(f"no IPv4 address on {', '.join(interfaces)}")
-    return found
+        return ["", IPV6_ANY], []
+    ipv4 = [str(a.ip) for name in interfaces for a in ipv4_addresses(name)]
+    ipv6: list[str] = []
+    without_ipv6 = []
+    for name in interfaces:
+        found = [scoped(address, name) for address in ipv6_addresses(name)]
+        ipv6 += found
+        if not found:
+            without_ipv6.append(name)
+    if not ipv4 and not ipv6:
+        raise OSError(f"no IPv4 or IPv6 address on {', '.join(interfaces)}")
+    return ipv4 + ipv6, without_ipv6
 
 
 def interface_networks(interfaces: tuple[str, ...]) -> list[tuple[str, IPv4Interface]]:

@@ -19,6 +19,7 @@ from netboot.dhcp.server import LeaseServer
 from netboot.dhcpwire.options import message_name
 from netboot.dhcpwire.outcome_kind import OutcomeKind
 from netboot.dhcpwire.packet import DhcpPacket
+from netboot.hostport import join_host_port
 from netboot.port67.arrival import Arrival
 from netboot.port67.dispatch import HandlerResult
 from netboot.port67.outcome import Outcome
@@ -108,7 +109,7 @@ class PxeHandler:
             outcome=outcome.kind.value,
             address=outcome.address,
             client=client,
-            destination=f"{destination[0]}:{destination[1]}",
+            destination=join_host_port(*destination),
         )
         return HandlerResult.of(outcome)
 

@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from netboot.config import TftpConfig
 from netboot.errors import MalformedPacket
 from netboot.grub.arrival import GRUB_SILENT, GrubArrivals
+from netboot.hostport import join_host_port
 from netboot.nbi.catalog import Catalog
 from netboot.pc.choice import ChoiceSettings
 from netboot.tftp.options import TransferLimits, blksize_for_mtu, negotiate
@@ -53,6 +54,7 @@ from netboot.tftp.wire import (
 )
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
+from netboot_services.listeners import is_ipv6, listen_label, listen_udp
 from netboot_services.ratelimit import OncePerInterval
 from netboot_services.udp_mux import DatagramMux, Receive
 
@@ -315,13 +317,25 @@ class TftpService(Service):
     def startService(self) -> None:  # noqa: N802
         super().startService()
         for address in self.bind_addresses:
-            port = self.reactor.listenUDP(
-                self.config.port, _RequestPort(self, address), interface=address
-            )
+            # Port 0 (tests): the first listener's pick is every other one's port too.
+            number = self.config.port or (self.ports[0] if self.ports else 0)
+            try:
+                port = listen_udp(self.reactor, number, _RequestPort(self, address), address)
+            except OSError as error:
+                if not is_ipv6(address):
+                    raise
+                log.warn(
+                    "TFTP not listening on {address} port {port}: {reason}; IPv6 clients "
+                    "cannot reach it there",
+                    address=address,
+                    port=number,
+                    reason=error.strerror or str(error),
+                )
+                continue
             self.request_ports.append(port)
             log.info(
                 "TFTP listening on {address}:{port} ({mode})",
-                address=address or "0.0.0.0",  # noqa: S104 - what "" means to listenUDP
+                address=listen_label(address),
                 port=port.getHost().port,
                 mode="single port" if self.config.single_port else "a port per transfer",
             )
@@ -381,7 +395,7 @@ class TftpService(Service):
                 log.warn(
                     "malformed TFTP packet from {client}: {reason} (further ones from "
                     "this client are counted, not logged, for a minute)",
-                    client=f"{host}:{address[1]}",
+                    client=join_host_port(*address),
                     reason=str(error),
                 )
             return None
@@ -400,7 +414,7 @@ class TftpService(Service):
         log.warn(
             "refused {file!r} to {client}: {reason}",
             file=name,
-            client=f"{address[0]}:{address[1]}",
+            client=join_host_port(*address),
             reason=refusal.reason,
             code=int(refusal.code),
         )
@@ -460,7 +474,8 @@ class TftpService(Service):
                 self.refuse(address, port.write, refusal, request.filename)
                 return
         try:
-            negotiated = negotiate(request.options, source.size, self.limits)
+            limits = self.limits.for_ipv6() if is_ipv6(address[0]) else self.limits
+            negotiated = negotiate(request.options, source.size, limits)
             session = ReadSession(
                 source,
                 negotiated,
@@ -494,7 +509,7 @@ class TftpService(Service):
             "sending {file!r} to {client}{who} ({mode}, blksize {blksize}, windowsize "
             "{windowsize}{options})",
             file=request.filename,
-            client=f"{address[0]}:{address[1]}",
+            client=join_host_port(*address),
             who=f" [{mac}]" if mac else "",
             mac=mac,
             mode=request.mode,
@@ -544,7 +559,7 @@ class TftpService(Service):
         self.counters.retransmissions += session.retransmissions
         fields = {
             "file": transfer.name,
-            "client": f"{transfer.peer[0]}:{transfer.peer[1]}",
+            "client": join_host_port(*transfer.peer),
             "outcome": end.outcome.value,
             "detail": end.detail,
             "bytes": session.bytes_sent,

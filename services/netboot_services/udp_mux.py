@@ -33,6 +33,8 @@ from collections.abc import Callable
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from netboot.hostport import join_host_port
+from netboot_services.listeners import ipv6_socket, is_ipv6, peer_address
 from netboot_services.ratelimit import OncePerInterval
 
 log = Logger(namespace="netboot.udp")
@@ -44,6 +46,20 @@ Receive = Callable[[bytes, Address, bool], None]
 MAX_ROUNDS = 8
 """Rounds of one datagram per ready socket before the reactor gets its turn."""
 READ_SIZE = 65536
+
+
+def _bound_socket(interface: str) -> socket.socket:
+    """A non-blocking UDP socket on an ephemeral port of `interface`, either family."""
+    if is_ipv6(interface):
+        return ipv6_socket(socket.SOCK_DGRAM, interface, 0)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((interface, 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class MuxedPort:
@@ -81,12 +97,10 @@ class DatagramMux:
         self._bug_log = OncePerInterval()
 
     def open(self, interface: str, receive: Receive) -> MuxedPort:
-        """A new socket on an ephemeral port of `interface` ("" for every address)."""
-        family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        """A new socket on an ephemeral port of `interface` ("" for every IPv4 address,
+        `::` for every IPv6 one, `fe80::1%nb0` a link-local one)."""
+        sock = _bound_socket(interface)
         try:
-            sock.setblocking(False)
-            sock.bind((interface, 0))
             if self._epoll is None:
                 self._epoll = select.epoll()
                 self.reactor.addReader(self)  # type: ignore[attr-defined]
@@ -170,11 +184,13 @@ class DatagramMux:
                 # socket (reading clears it): the sender's timer takes it from here.
                 continue
             try:
-                port.receive(datagram, address[:2], polled)
+                # IPv4 senders come as (host, port); IPv6 ones with flow and scope ids.
+                peer = address if len(address) == 2 else peer_address(address)
+                port.receive(datagram, peer, polled)
             except Exception:  # noqa: BLE001 - the datagram boundary: a bug must not stop the others
                 if self._bug_log.allow("handler", self.clock()):
                     log.failure(
                         "bug: datagram from {client} crashed its handler; dropped "
                         "(further crashes are counted, not logged, for a minute)",
-                        client=f"{address[0]}:{address[1]}",
+                        client=join_host_port(*peer_address(address)),
                     )
