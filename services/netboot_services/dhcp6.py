@@ -39,6 +39,7 @@ from netboot.dhcp6.outcome import Arrival6, Outcome6, Outgoing6
 from netboot.dhcp6wire.options import ALL_DHCP_RELAY_AGENTS_AND_SERVERS
 from netboot.dhcp6wire.packet import Dhcp6Message, RelayMessage, parse_message
 from netboot.errors import MalformedPacket
+from netboot.hostport import join_host_port
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
 from netboot_services.dhcp import (
@@ -128,7 +129,7 @@ BOOT_CLIENTS = frozenset({ClientKind.PXE, ClientKind.HTTP_BOOT, ClientKind.IPXE}
 
 def describe_client(source: IPv6Address, port: int, interface: str) -> str:
     """`[addr]:port`, a link-local address with its `%interface` scope."""
-    return f"[{host_text(source, interface)}]:{port}"
+    return join_host_port(host_text(source, interface), port)
 
 
 def host_text(address: IPv6Address, interface: str) -> str:
