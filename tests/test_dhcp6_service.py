@@ -18,6 +18,7 @@ told to multicast), the daemon-level wiring and the `[dhcp6]` checks.
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import subprocess
@@ -583,6 +584,25 @@ def test_a_solicit_to_ff02_1_2_is_answered_on_its_link(
     assert line["client"] == f"[{CLIENT_LINK_LOCAL}%nb0]:546"
     assert (line["outcome"], line["mac"]) == ("advertise", CLIENT_MAC)
     assert line["address"] == str(FIRST_IN_POOL)
+
+
+def test_the_daemon_serves_an_ipv6_only_link(ipv6_pair: VethPair, tmp_path: Path) -> None:
+    """The IPv6 lab net has no IPv4 address: the daemon must still be built there, its
+    DUID-LL made of the served interface's MAC (docs/protocols/dhcpv6.md §14)."""
+    ip("addr", "del", f"{ipv6_pair.server_ip}/24", "dev", ipv6_pair.server_if,
+       netns=ipv6_pair.server)  # fmt: skip
+    link = json.loads(ip("-j", "link", "show", ipv6_pair.server_if, netns=ipv6_pair.server))
+    root = tmp_path / "images"
+    make_set(root, "Alpha", Index=1)
+    table = daemon_table(root, mode="full", pool=LAB_POOL, router_advertisements=True)
+    table["server"]["interfaces"] = [ipv6_pair.server_if]
+    table["dhcp"]["lease_database"] = str(tmp_path / "leases.sqlite3")
+    config = config_from_mapping(table, "c", tmp_path)
+    with entered(ipv6_pair.server):
+        check_dhcp6(config, None)
+        top = make_service(config, Clock())
+    assert top.facts.server_duid6 == server_duid_ll(MacAddress(link[0]["address"]))
+    assert {"dhcp6", "ra"} <= {service.name for service in top}
 
 
 def test_router_advertisements_announce_the_pool_and_answer_solicitations(

@@ -277,9 +277,11 @@ def make_service(
     catalog = CatalogService(config.server.root, reactor, runtime.rescan_interval)
     catalog.setName("catalog")
     catalog.setServiceParent(top)
-    nfs = NfsService(
-        config.nfs, config.server.root, bind_addresses(config.server.interfaces)[0], reactor
+    # Only nfs-ganesha listens on the address: an IPv6-only lab net has no IPv4 one.
+    nfs_address = (
+        bind_addresses(config.server.interfaces)[0] if config.nfs.mode == "ganesha" else ""
     )
+    nfs = NfsService(config.nfs, config.server.root, nfs_address, reactor)
     nfs.setName("nfs")
     nfs.setServiceParent(top)
     handlers: list[Handler] = []
