@@ -1,19 +1,24 @@
-"""The port-547 adapter on real sockets: loopback, and a veth pair between namespaces.
+"""The port-547 adapter on real sockets, driving the real DHCPv6 core.
 
-The service is driven with a decision of the tests' own (tests/dhcp6_decision.py),
-so what is checked here is the adapter's part (docs/protocols/dhcpv6.md §14):
-the datagram read with its destination and interface, ff02::1:2 joined per
-served interface, the reply sent back with the right scope, counters, the
+The service carries out what `netboot.dhcp6.server.answer` decides, with a
+`Lease6Store` bound in as the daemon binds it (`app.dhcp6_decision`); what is
+checked here is the adapter's part (docs/protocols/dhcpv6.md §14): the
+datagram read with its destination and interface, ff02::1:2 joined per served
+interface, the reply sent back with the right scope, counters, the
 `netboot.dhcp6` log fields, the client tracker fed by MAC and leased address,
 malformed datagrams and decision bugs survived. The reactor is a `Clock` that
 records readers; a test calls a reader's `doRead` once the client has sent.
-The namespaced tests need root (skipped without; a failure under
-NETBOOT_REQUIRE_ALL=1); the daemon-level wiring and the `[dhcp6]` checks run
-without sockets.
+
+The core answers Solicit and Information-request only when they were sent to
+ff02::1:2 (RFC 8415 §16), so the exchanges that get an address or a Reply run
+across a veth pair between namespaces and need root (skipped without; a failure
+under NETBOOT_REQUIRE_ALL=1); on loopback run the rest (unicast is refused or
+told to multicast), the daemon-level wiring and the `[dhcp6]` checks.
 """
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import subprocess
@@ -31,7 +36,12 @@ from twisted.logger import LogLevel
 
 from netboot.admin.machines import MachineRegistry
 from netboot.config import Config, Dhcp6Config, Ipv6Range, ServerConfig, config_from_mapping
-from netboot.dhcp6wire.options import MessageType, Option
+from netboot.dhcp.leases import LeaseState
+from netboot.dhcp6.leases import IaKey, Lease6Store
+from netboot.dhcp6.outcome import Dhcp6OutcomeKind
+from netboot.dhcp6.server import Dhcp6Mode, Dhcp6Settings, answer, server_duid_ll
+from netboot.dhcp6wire.ia import parse_ia_na, parse_status_code
+from netboot.dhcp6wire.options import MessageType, Option, Status
 from netboot.dhcp6wire.packet import (
     Dhcp6Message,
     RelayMessage,
@@ -40,7 +50,8 @@ from netboot.dhcp6wire.packet import (
 )
 from netboot.dhcp6wire.values import parse_dns_servers
 from netboot.errors import ConfigError
-from netboot.settings import Dhcp6Terms, build_runtime, dhcp6_terms
+from netboot.macaddr import MacAddress
+from netboot.settings import build_runtime
 from netboot_lab.factories import make_set
 from netboot_lab.netns import VethPair, entered, ip
 from netboot_services.admin import snapshot
@@ -50,20 +61,23 @@ from netboot_services.dhcp6 import (
     READS_PER_WAKEUP,
     Arrival6,
     Dhcp6Service,
+    Message6,
     Outcome6,
     message_name,
 )
 from netboot_services.router_advertisement import ALL_NODES, RouterAdvertisementService
-from tests.dhcp6_decision import SERVER_DUID, TestCore, answer
 from tests.netns import veth_lab
 
 CLIENT_MAC = "52:54:00:12:34:56"
 CLIENT_DUID = bytes.fromhex("00030001525400123456")
 """DUID-LL of an Ethernet client: the MAC is in it."""
+SERVER_DUID = server_duid_ll(MacAddress("02:00:00:00:00:01"))
 LAB_POOL = "fd4e:4254:0:1::1000-fd4e:4254:0:1::1fff"
+FIRST_IN_POOL = IPv6Address("fd4e:4254:0:1::1000")
 SERVER_ADDRESS = "fd4e:4254:0:1::1"
 CLIENT_LINK_LOCAL = "fe80::5054:ff:fe12:3456"
-IA = (1).to_bytes(4, "big") + bytes(8)
+IAID = 1
+IA = IAID.to_bytes(4, "big") + bytes(8)
 """An IA_NA with IAID 1 and no addresses: what a client solicits with."""
 
 
@@ -81,10 +95,38 @@ class ReaderClock(Clock):
         self.readers.remove(reader)
 
 
-def lab_terms(**changes: Any) -> Dhcp6Terms:
-    table = {"dhcp6": {"mode": "full", "pool": LAB_POOL, "dns_servers": ["fd4e::53"]}}
-    terms = dhcp6_terms(config_from_mapping(table, "test", Path()))
-    return replace(terms, **changes)
+def lab_settings() -> Dhcp6Settings:
+    """The lab's `[dhcp6]` as the daemon builds it: through `build_runtime`."""
+    table = {
+        "dhcp": {"mode": "off"},
+        "dhcp6": {"mode": "full", "pool": LAB_POOL, "dns_servers": ["fd4e::53"]},
+    }
+    config = config_from_mapping(table, "test", Path())
+    settings = build_runtime(config, host_name="lab", server_duid6=SERVER_DUID).dhcp6
+    assert settings is not None and settings.pool is not None
+    return settings
+
+
+Decide = Callable[[Message6, Arrival6, Dhcp6Settings, float], Outcome6]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Lease6Store]:
+    pool = lab_settings().pool
+    assert pool is not None
+    with Lease6Store(tmp_path / "leases.sqlite3", pool) as opened:
+        yield opened
+
+
+def deciding_with(store: Lease6Store) -> Decide:
+    """The core's `answer` with `store` bound in, as `app.dhcp6_decision` binds it."""
+
+    def decide(
+        message: Message6, arrival: Arrival6, settings: Dhcp6Settings, now: float
+    ) -> Outcome6:
+        return answer(message, arrival, settings, store, now)
+
+    return decide
 
 
 def client_message(kind: MessageType, *options: tuple[int, bytes], xid: int = 0x123456) -> bytes:
@@ -92,14 +134,11 @@ def client_message(kind: MessageType, *options: tuple[int, bytes], xid: int = 0x
     return build_message(message)
 
 
-Decide = Callable[[Any, Arrival6, Dhcp6Terms, float], Outcome6]
-
-
 def loopback_service(
-    decide: Decide = answer, clients: ClientTracker | None = None
-) -> tuple[Dhcp6Service[Dhcp6Terms], ReaderClock]:
+    decide: Decide, clients: ClientTracker | None = None
+) -> tuple[Dhcp6Service[Dhcp6Settings], ReaderClock]:
     reactor = ReaderClock()
-    service = Dhcp6Service(decide, lab_terms(), reactor, 0, (), clients)
+    service = Dhcp6Service(decide, lab_settings(), reactor, 0, (), clients)
     service.startService()
     return service, reactor
 
@@ -127,79 +166,13 @@ def dhcp6_lines(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e.get("log_namespace") == "netboot.dhcp6" and "outcome" in e]
 
 
-# -- loopback: the adapter around a decision -------------------------------------------
-
-
-def test_an_information_request_is_answered_counted_and_logged(
-    loopback_client: socket.socket, events: list[dict[str, Any]]
-) -> None:
-    service, reactor = loopback_service()
-    try:
-        raw = exchange(
-            service, reactor, loopback_client, client_message(MessageType.INFORMATION_REQUEST)
-        )
-    finally:
-        service.stopService()
-    reply = parse_message(raw)
-    assert isinstance(reply, Dhcp6Message)
-    assert (reply.kind, reply.transaction_id) == (MessageType.REPLY, 0x123456)
-    assert reply.option(Option.SERVERID) == SERVER_DUID
-    dns = reply.option(Option.DNS_SERVERS)
-    assert dns is not None and parse_dns_servers(dns) == (IPv6Address("fd4e::53"),)
-    counters = service.counters.as_dict()
-    assert {k: v for k, v in counters.items() if v} == {
-        "datagrams": 1,
-        "replies": 1,
-        "info_replies": 1,
-    }
-    (line,) = dhcp6_lines(events)
-    port = loopback_client.getsockname()[1]
-    assert line["outcome"] == "info_reply"
-    assert line["mac"] == CLIENT_MAC
-    assert line["duid"] == CLIENT_DUID.hex()
-    assert line["client"] == f"[::1]:{port}"
-    assert "address" not in line
-    assert line["log_level"] == LogLevel.info
-    assert reactor.readers == []
-
-
-def test_a_bound_address_is_the_clients_step_tied_to_its_mac(
-    loopback_client: socket.socket, events: list[dict[str, Any]]
-) -> None:
-    registry = MachineRegistry()
-    clients = ClientTracker(registry=registry, lookup=lambda address: None)
-    service, reactor = loopback_service(clients=clients)
-    try:
-        exchange(
-            service,
-            reactor,
-            loopback_client,
-            client_message(MessageType.SOLICIT, (Option.IA_NA, IA), (Option.RAPID_COMMIT, b"")),
-        )
-    finally:
-        service.stopService()
-    leased = "fd4e:4254:0:1::1000"
-    (line,) = dhcp6_lines(events)
-    assert (line["outcome"], line["address"]) == ("bound", leased)
-    assert service.counters.bound == 1
-    assert clients.mac_of(leased) == CLIENT_MAC, "TFTP/HTTP from the lease join the MAC"
-    machine = registry.machine(CLIENT_MAC)
-    assert machine is not None
-    assert machine["address"] == leased
-    steps = [step["stage"] for step in machine["journeys"][0]["steps"]]
-    assert steps == ["dhcp ack"]
-    (record,) = clients.recent()
-    assert (record["address"], record["mac"], record["progress"]) == (
-        leased,
-        CLIENT_MAC,
-        "dhcp ack",
-    )
+# -- loopback: what the adapter does whatever the answer ----------------------------------
 
 
 def test_malformed_datagrams_are_counted_and_logged_once_a_minute(
-    loopback_client: socket.socket, events: list[dict[str, Any]]
+    loopback_client: socket.socket, events: list[dict[str, Any]], store: Lease6Store
 ) -> None:
-    service, reactor = loopback_service()
+    service, reactor = loopback_service(deciding_with(store))
     assert service.bound_port is not None
     try:
         for garbage in (b"\x01", b"\x01\x00\x00\x01\x00\x01\x00\x09ab", b"\x0c" + bytes(10)):
@@ -220,11 +193,11 @@ def test_malformed_datagrams_are_counted_and_logged_once_a_minute(
 
 
 def test_a_decision_that_says_malformed_is_counted_like_one(
-    loopback_client: socket.socket, events: list[dict[str, Any]]
+    loopback_client: socket.socket, events: list[dict[str, Any]], store: Lease6Store
 ) -> None:
-    service, reactor = loopback_service()
+    service, reactor = loopback_service(deciding_with(store))
     assert service.bound_port is not None
-    nameless = build_message(Dhcp6Message(MessageType.SOLICIT, 7, ()))
+    nameless = build_message(Dhcp6Message(MessageType.SOLICIT, 7, ((Option.IA_NA, IA),)))
     try:
         loopback_client.sendto(nameless, ("::1", service.bound_port))
         reactor.readers[0].doRead()
@@ -235,36 +208,44 @@ def test_a_decision_that_says_malformed_is_counted_like_one(
 
 
 def test_a_decision_bug_is_logged_with_its_traceback_and_port_547_answers_on(
-    loopback_client: socket.socket, events: list[dict[str, Any]]
+    loopback_client: socket.socket, events: list[dict[str, Any]], store: Lease6Store
 ) -> None:
     calls: list[int] = []
+    core = deciding_with(store)
 
-    def buggy_once(message: Any, arrival: Arrival6, terms: Dhcp6Terms, now: float) -> Outcome6:
+    def buggy_once(
+        message: Message6, arrival: Arrival6, settings: Dhcp6Settings, now: float
+    ) -> Outcome6:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("a bug in the decision")
-        return answer(message, arrival, terms, now)
+        return core(message, arrival, settings, now)
 
     service, reactor = loopback_service(buggy_once)
     assert service.bound_port is not None
+    # A Renew to us by unicast: the core answers it UseMulticast (RFC 8415 §18.4).
+    renew = client_message(MessageType.RENEW, (Option.SERVERID, SERVER_DUID), (Option.IA_NA, IA))
     try:
-        loopback_client.sendto(
-            client_message(MessageType.INFORMATION_REQUEST), ("::1", service.bound_port)
-        )
-        reply = exchange(
-            service, reactor, loopback_client, client_message(MessageType.INFORMATION_REQUEST)
-        )
+        loopback_client.sendto(renew, ("::1", service.bound_port))
+        raw = exchange(service, reactor, loopback_client, renew)
     finally:
         service.stopService()
-    assert parse_message(reply).msg_type == MessageType.REPLY
-    assert (service.counters.handler_errors, service.counters.info_replies) == (1, 1)
+    reply = parse_message(raw)
+    assert isinstance(reply, Dhcp6Message)
+    assert reply.kind is MessageType.REPLY
+    status = reply.option(Option.STATUS_CODE)
+    assert status is not None and parse_status_code(status).status is Status.USE_MULTICAST
+    counters = service.counters
+    assert (counters.handler_errors, counters.ignored, counters.replies) == (1, 1, 1)
     (failure,) = [e for e in events if "log_failure" in e]
     assert failure["log_failure"].check(RuntimeError)
     assert failure["log_namespace"] == "netboot.dhcp6"
 
 
-def test_a_wake_up_reads_a_bounded_batch(loopback_client: socket.socket) -> None:
-    service, reactor = loopback_service()
+def test_a_wake_up_reads_a_bounded_batch(
+    loopback_client: socket.socket, store: Lease6Store
+) -> None:
+    service, reactor = loopback_service(deciding_with(store))
     assert service.bound_port is not None
     sent = READS_PER_WAKEUP + 10
     try:
@@ -281,17 +262,21 @@ def test_a_wake_up_reads_a_bounded_batch(loopback_client: socket.socket) -> None
 
 
 def test_ignored_clients_are_logged_at_debug_and_get_nothing(
-    loopback_client: socket.socket, events: list[dict[str, Any]]
+    loopback_client: socket.socket, events: list[dict[str, Any]], store: Lease6Store
 ) -> None:
-    service, reactor = loopback_service()
+    service, reactor = loopback_service(deciding_with(store))
     assert service.bound_port is not None
     try:
-        loopback_client.sendto(client_message(MessageType.RENEW), ("::1", service.bound_port))
+        # A Renew naming no server: not for us (RFC 8415 §16.6), left unanswered.
+        loopback_client.sendto(
+            client_message(MessageType.RENEW, (Option.IA_NA, IA)), ("::1", service.bound_port)
+        )
         reactor.readers[0].doRead()
     finally:
         service.stopService()
     (line,) = dhcp6_lines(events)
     assert (line["outcome"], line["log_level"]) == ("ignored", LogLevel.debug)
+    assert line["mac"] == CLIENT_MAC
     assert (service.counters.ignored, service.counters.replies) == (1, 0)
 
 
@@ -325,32 +310,61 @@ def daemon_table(root: Path, **dhcp6: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+LAB_FACTS = HostFacts("lab", None, frozenset(), SERVER_DUID)
+
+
 def test_the_daemon_runs_dhcp6_and_a_reload_swaps_its_settings(tmp_path: Path) -> None:
     root = tmp_path / "images"
     make_set(root, "Alpha", Index=1)
     config = config_from_mapping(daemon_table(root), "c", tmp_path)
-    top = make_service(config, Clock(), HostFacts("lab", None, frozenset()), TestCore())
+    top = make_service(config, Clock(), LAB_FACTS)
     dhcp6 = top.getServiceNamed("dhcp6")
     assert dhcp6.settings == top.runtime.dhcp6
-    assert dhcp6.settings.valid_lifetime == 3600
+    assert isinstance(dhcp6.settings, Dhcp6Settings)
+    assert (dhcp6.settings.mode, dhcp6.settings.server_duid) == (Dhcp6Mode.PROXY, SERVER_DUID)
+    assert dhcp6.settings.lease_time == 3600
     changed = daemon_table(root, lease_time=600, port=1547)
     reload(top, lambda: config_from_mapping(changed, "c", tmp_path))
-    assert (dhcp6.settings.valid_lifetime, dhcp6.settings.renew_time) == (600, 300)
-    assert dhcp6.settings.rebind_time == 480
+    assert dhcp6.settings is top.runtime.dhcp6
+    assert (dhcp6.settings.lease_time, dhcp6.settings.t1, dhcp6.settings.t2) == (600, 300, 480)
     assert top.restart_pending == ("dhcp6.port",)
     assert snapshot(top)["counters"]["dhcp6"]["datagrams"] == 0
 
 
-def test_dhcp6_without_a_decision_is_refused(tmp_path: Path) -> None:
-    config = config_from_mapping(daemon_table(tmp_path), "c", tmp_path)
-    with pytest.raises(ConfigError) as raised:
-        make_service(config, Clock(), HostFacts("lab", None, frozenset()))
-    assert raised.value.key == "dhcp6.mode"
+def test_full_mode_binds_in_the_ipv4_lease_file(tmp_path: Path) -> None:
+    """The daemon's decision is the core's, with the lease6 table of `[dhcp] lease_database`."""
+    root = tmp_path / "images"
+    make_set(root, "Alpha", Index=1)
+    database = tmp_path / "state" / "leases.sqlite3"
+    table = daemon_table(root, mode="full", pool=LAB_POOL)
+    table["dhcp"]["lease_database"] = str(database)
+    top = make_service(config_from_mapping(table, "c", tmp_path), Clock(), LAB_FACTS)
+    dhcp6 = top.getServiceNamed("dhcp6")
+    arrival = Arrival6(
+        source=IPv6Address(CLIENT_LINK_LOCAL),
+        source_port=546,
+        interface="nb0",
+        interface_index=2,
+        destination=IPv6Address("ff02::1:2"),
+        server_addresses=(IPv6Interface(f"{SERVER_ADDRESS}/64"),),
+    )
+    solicit = parse_message(
+        client_message(MessageType.SOLICIT, (Option.IA_NA, IA), (Option.RAPID_COMMIT, b""))
+    )
+    now = time.time()
+    outcome = dhcp6.decide(solicit, arrival, dhcp6.settings, now)
+    assert (outcome.kind, outcome.addresses) == (Dhcp6OutcomeKind.BOUND, (FIRST_IN_POOL,))
+    assert dhcp6.settings.pool is not None
+    with Lease6Store(database, dhcp6.settings.pool) as leases:
+        lease = leases.lease_for(IaKey(CLIENT_DUID, IAID))
+    assert lease is not None and lease.active(now)
+    assert lease.address == FIRST_IN_POOL
 
 
 def test_dhcp6_off_starts_no_listener(tmp_path: Path) -> None:
     config = config_from_mapping(daemon_table(tmp_path, mode="off"), "c", tmp_path)
     top = make_service(config, Clock(), HostFacts("lab", None, frozenset()))
+    assert top.runtime.dhcp6 is None
     assert "dhcp6" not in [service.name for service in top]
 
 
@@ -393,10 +407,11 @@ def test_dhcp6_configurations_the_machine_cannot_honour_are_refused(
 
 def test_a_pool_on_a_served_link_passes() -> None:
     check_dhcp6(full(router_advertisements=True), SERVED)
-    runtime = build_runtime(full(), host_name="lab")
-    assert runtime.dhcp6.pool is not None
-    assert runtime.dhcp6.pool.prefix == IPv6Network("fd4e:4254:0:1::/64")
-    assert build_runtime(full(mode="proxy"), host_name="lab").dhcp6.pool is None
+    settings = build_runtime(full(), host_name="lab", server_duid6=SERVER_DUID).dhcp6
+    assert settings is not None and settings.pool is not None
+    assert settings.pool.network == IPv6Network("fd4e:4254:0:1::/64")
+    proxy = build_runtime(full(mode="proxy"), host_name="lab", server_duid6=SERVER_DUID).dhcp6
+    assert proxy is not None and proxy.pool is None
 
 
 # -- namespaces: multicast in, scoped answers out, router advertisements ---------------
@@ -433,39 +448,132 @@ def pump(reactor: ReaderClock, client: socket.socket, timeout: float = 3.0) -> b
     raise AssertionError("no answer from the DHCPv6 service")
 
 
-@pytest.mark.parametrize("interfaces", [("nb0",), ()], ids=["named", "every-interface"])
-def test_a_solicit_to_ff02_1_2_is_answered_on_its_link(
-    ipv6_pair: VethPair, interfaces: tuple[str, ...], events: list[dict[str, Any]]
-) -> None:
-    arrivals: list[Arrival6] = []
-
-    def recording(message: Any, arrival: Arrival6, terms: Dhcp6Terms, now: float) -> Outcome6:
-        arrivals.append(arrival)
-        return answer(message, arrival, terms, now)
-
-    with entered(ipv6_pair.client):
+def multicast_exchange(
+    pair: VethPair,
+    decide: Decide,
+    datagram: bytes,
+    interfaces: tuple[str, ...] = ("nb0",),
+    clients: ClientTracker | None = None,
+) -> tuple[Dhcp6Service[Dhcp6Settings], ReaderClock, bytes]:
+    """A client on the pair's far end sends `datagram` from port 546 to ff02::1:2, as a
+    real one does; the service on port 547 answers. Returns it (stopped) and the answer."""
+    with entered(pair.client):
         client = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"nb1")
-        client.bind((CLIENT_LINK_LOCAL, 546, 0, socket.if_nametoindex("nb1")))
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, pair.client_if.encode())
+        index = socket.if_nametoindex(pair.client_if)
+        client.bind((CLIENT_LINK_LOCAL, 546, 0, index))
     reactor = ReaderClock()
     try:
-        with entered(ipv6_pair.server):
-            service = Dhcp6Service(recording, lab_terms(), reactor, 547, interfaces)
+        with entered(pair.server):
+            service = Dhcp6Service(decide, lab_settings(), reactor, 547, interfaces, clients)
             service.startService()
             try:
-                solicit = client_message(MessageType.SOLICIT, (Option.IA_NA, IA))
-                with entered(ipv6_pair.client):
-                    index = socket.if_nametoindex("nb1")
-                client.sendto(solicit, ("ff02::1:2", 547, 0, index))
+                client.sendto(datagram, ("ff02::1:2", 547, 0, index))
                 raw = pump(reactor, client)
             finally:
                 service.stopService()
     finally:
         client.close()
+    return service, reactor, raw
+
+
+def test_an_information_request_is_answered_counted_and_logged(
+    ipv6_pair: VethPair, events: list[dict[str, Any]], store: Lease6Store
+) -> None:
+    request = client_message(MessageType.INFORMATION_REQUEST)
+    service, reactor, raw = multicast_exchange(ipv6_pair, deciding_with(store), request)
+    reply = parse_message(raw)
+    assert isinstance(reply, Dhcp6Message)
+    assert (reply.kind, reply.transaction_id) == (MessageType.REPLY, 0x123456)
+    assert reply.option(Option.SERVERID) == SERVER_DUID
+    assert reply.option(Option.CLIENTID) == CLIENT_DUID
+    assert reply.option(Option.IA_NA) is None
+    dns = reply.option(Option.DNS_SERVERS)
+    assert dns is not None and parse_dns_servers(dns) == (IPv6Address("fd4e::53"),)
+    counters = service.counters.as_dict()
+    assert {k: v for k, v in counters.items() if v} == {
+        "datagrams": 1,
+        "replies": 1,
+        "info_replies": 1,
+    }
+    (line,) = dhcp6_lines(events)
+    assert line["outcome"] == "info_reply"
+    assert line["mac"] == CLIENT_MAC
+    assert line["duid"] == CLIENT_DUID.hex()
+    assert line["client"] == f"[{CLIENT_LINK_LOCAL}%nb0]:546"
+    assert "address" not in line
+    assert line["log_level"] == LogLevel.info
+    assert reactor.readers == []
+    assert store.leases() == [], "an Information-request leases nothing"
+
+
+def test_a_bound_address_is_the_clients_step_tied_to_its_mac(
+    ipv6_pair: VethPair, events: list[dict[str, Any]], store: Lease6Store
+) -> None:
+    registry = MachineRegistry()
+    clients = ClientTracker(registry=registry, lookup=lambda address: None)
+    solicit = client_message(MessageType.SOLICIT, (Option.IA_NA, IA), (Option.RAPID_COMMIT, b""))
+    service, _, raw = multicast_exchange(ipv6_pair, deciding_with(store), solicit, clients=clients)
+    reply = parse_message(raw)
+    assert isinstance(reply, Dhcp6Message)
+    assert reply.kind is MessageType.REPLY
+    assert reply.option(Option.RAPID_COMMIT) == b""
+    ia_option = reply.option(Option.IA_NA)
+    assert ia_option is not None
+    (leased,) = [a.address for a in parse_ia_na(ia_option).addresses]
+    assert leased == FIRST_IN_POOL, "the lowest never-used address of the pool"
+    lease = store.lease_for(IaKey(CLIENT_DUID, IAID))
+    assert lease is not None
+    assert (lease.address, lease.state, lease.mac) == (leased, LeaseState.BOUND, CLIENT_MAC)
+    (line,) = dhcp6_lines(events)
+    assert (line["outcome"], line["address"]) == ("bound", str(leased))
+    assert service.counters.bound == 1
+    assert clients.mac_of(str(leased)) == CLIENT_MAC, "TFTP/HTTP from the lease join the MAC"
+    machine = registry.machine(CLIENT_MAC)
+    assert machine is not None
+    assert machine["address"] == str(leased)
+    steps = [step["stage"] for step in machine["journeys"][0]["steps"]]
+    assert steps == ["dhcp ack"]
+    (record,) = clients.recent()
+    assert (record["address"], record["mac"], record["progress"]) == (
+        str(leased),
+        CLIENT_MAC,
+        "dhcp ack",
+    )
+
+
+@pytest.mark.parametrize("interfaces", [("nb0",), ()], ids=["named", "every-interface"])
+def test_a_solicit_to_ff02_1_2_is_answered_on_its_link(
+    ipv6_pair: VethPair,
+    interfaces: tuple[str, ...],
+    events: list[dict[str, Any]],
+    store: Lease6Store,
+) -> None:
+    arrivals: list[Arrival6] = []
+    core = deciding_with(store)
+
+    def recording(
+        message: Message6, arrival: Arrival6, settings: Dhcp6Settings, now: float
+    ) -> Outcome6:
+        arrivals.append(arrival)
+        return core(message, arrival, settings, now)
+
+    solicit = client_message(MessageType.SOLICIT, (Option.IA_NA, IA))
+    _, _, raw = multicast_exchange(ipv6_pair, recording, solicit, interfaces)
     advertise = parse_message(raw)
     assert isinstance(advertise, Dhcp6Message)
-    assert advertise.kind is MessageType.ADVERTISE
+    assert (advertise.kind, advertise.transaction_id) == (MessageType.ADVERTISE, 0x123456)
+    assert advertise.option(Option.SERVERID) == SERVER_DUID
+    assert advertise.option(Option.CLIENTID) == CLIENT_DUID
     assert advertise.option(Option.PREFERENCE) == bytes((255,))
+    ia_option = advertise.option(Option.IA_NA)
+    assert ia_option is not None
+    ia = parse_ia_na(ia_option)
+    assert (ia.iaid, ia.t1, ia.t2) == (IAID, 1800, 2880)
+    (offered,) = ia.addresses
+    assert (offered.address, offered.valid_lifetime) == (FIRST_IN_POOL, 3600)
+    held = store.lease_at(FIRST_IN_POOL)
+    assert held is not None and held.state is LeaseState.OFFERED
     (arrival,) = arrivals
     assert arrival.destination == IPv6Address("ff02::1:2")
     assert (arrival.source, arrival.source_port) == (IPv6Address(CLIENT_LINK_LOCAL), 546)
@@ -475,6 +583,26 @@ def test_a_solicit_to_ff02_1_2_is_answered_on_its_link(
     (line,) = dhcp6_lines(events)
     assert line["client"] == f"[{CLIENT_LINK_LOCAL}%nb0]:546"
     assert (line["outcome"], line["mac"]) == ("advertise", CLIENT_MAC)
+    assert line["address"] == str(FIRST_IN_POOL)
+
+
+def test_the_daemon_serves_an_ipv6_only_link(ipv6_pair: VethPair, tmp_path: Path) -> None:
+    """The IPv6 lab net has no IPv4 address: the daemon must still be built there, its
+    DUID-LL made of the served interface's MAC (docs/protocols/dhcpv6.md §14)."""
+    ip("addr", "del", f"{ipv6_pair.server_ip}/24", "dev", ipv6_pair.server_if,
+       netns=ipv6_pair.server)  # fmt: skip
+    link = json.loads(ip("-j", "link", "show", ipv6_pair.server_if, netns=ipv6_pair.server))
+    root = tmp_path / "images"
+    make_set(root, "Alpha", Index=1)
+    table = daemon_table(root, mode="full", pool=LAB_POOL, router_advertisements=True)
+    table["server"]["interfaces"] = [ipv6_pair.server_if]
+    table["dhcp"]["lease_database"] = str(tmp_path / "leases.sqlite3")
+    config = config_from_mapping(table, "c", tmp_path)
+    with entered(ipv6_pair.server):
+        check_dhcp6(config, None)
+        top = make_service(config, Clock())
+    assert top.facts.server_duid6 == server_duid_ll(MacAddress(link[0]["address"]))
+    assert {"dhcp6", "ra"} <= {service.name for service in top}
 
 
 def test_router_advertisements_announce_the_pool_and_answer_solicitations(

@@ -31,6 +31,7 @@ from netboot.config import (
 )
 from netboot.dhcp.boot import BootOffer, boot_offer
 from netboot.dhcp.pxe import ARCHITECTURES, BootClient, ClientKind
+from netboot.dhcp6.server import server_duid_ll
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import scan_catalog
 from netboot.settings import BoundPorts, Runtime, build_runtime, chain_file
@@ -38,10 +39,12 @@ from netboot_lab.factories import make_set
 from netboot_services.app import HostFacts, make_service, reload
 from netboot_services.bsdp import BsdpHandler
 from netboot_services.pxe import PxeHandler
-from tests.dhcp6_decision import TestCore
 
 POOL_SUBNET = IPv4Network("10.9.0.0/24")
 BOUND = BoundPorts(http=8080, tftp=69, dhcp=67, boot_server=4011)
+SERVER_DUID6 = server_duid_ll(MacAddress("02:00:00:00:00:01"))
+"""The DHCPv6 server DUID `host_facts` reads from the first served interface's MAC."""
+FACTS = HostFacts("lab-server", None, frozenset(), SERVER_DUID6)
 
 
 def base_table(root: Path) -> dict[str, dict[str, Any]]:
@@ -152,6 +155,7 @@ def runtime_of(config: Config, present: bool = True) -> Runtime:
         host_name="lab-server",
         ports=BOUND,
         pool_subnet=POOL_SUBNET,
+        server_duid6=SERVER_DUID6,
         present=lambda path: present,
     )
 
@@ -243,7 +247,11 @@ def test_a_port_picked_by_the_kernel_is_named_not_zero(tmp_path: Path, catalog_r
     table["http"]["port"] = 0
     config = config_from_mapping(table, "c", tmp_path)
     runtime = build_runtime(
-        config, host_name="h", ports=replace(BOUND, http=43210), pool_subnet=POOL_SUBNET
+        config,
+        host_name="h",
+        ports=replace(BOUND, http=43210),
+        pool_subnet=POOL_SUBNET,
+        server_duid6=SERVER_DUID6,
     )
     seen = decisions(runtime, catalog_root)
     assert seen["root_path"] == "http://10.9.0.1:43210/Alpha.nbi/NetBoot.dmg"
@@ -311,7 +319,8 @@ def proxy_table(root: Path) -> dict[str, dict[str, Any]]:
         ("http.port", 8081, ()),
         ("tftp.single_port", True, ()),
         ("bsdp.priority", 7, ("bsdp",)),
-        ("server.public_host", "192.0.2.7", ("bsdp", "pxe", "http")),
+        # DHCPv6 decides boots with the same BootSettings as PXE: its URLs follow too.
+        ("server.public_host", "192.0.2.7", ("bsdp", "pxe", "http", "dhcp6")),
         ("pxe.assignments", ["52:54:00:00:00:01=Other"], ("http",)),
         ("tftp.mtu", 9000, ("tftp",)),
         ("tftp.extra_dir", "programs", ("http", "tftp")),
@@ -325,7 +334,7 @@ def test_sighup_applies_a_change_to_every_service_or_to_none(
     tmp_path: Path, catalog_root: Path, dotted: str, value: object, seen: tuple[str, ...]
 ) -> None:
     config = config_from_mapping(proxy_table(catalog_root), "c", tmp_path)
-    top = make_service(config, Clock(), HostFacts("lab-server", None, frozenset()), TestCore())
+    top = make_service(config, Clock(), FACTS)
     before = observed(top)
     section, key = dotted.split(".")
     table = proxy_table(catalog_root)
@@ -342,7 +351,7 @@ def test_sighup_applies_a_change_to_every_service_or_to_none(
 
 def test_a_rejected_reload_changes_nothing(tmp_path: Path, catalog_root: Path) -> None:
     config = config_from_mapping(proxy_table(catalog_root), "c", tmp_path)
-    top = make_service(config, Clock(), HostFacts("lab-server", None, frozenset()), TestCore())
+    top = make_service(config, Clock(), FACTS)
     before = observed(top)
 
     def broken() -> Config:
@@ -428,6 +437,7 @@ def test_the_runtime_chains_through_the_unpacked_packages(tmp_path: Path) -> Non
         host_name="lab-server",
         ports=BOUND,
         pool_subnet=POOL_SUBNET,
+        server_duid6=SERVER_DUID6,
         present=lambda path: str(path).startswith(in_cache),
     )
     assert runtime.grub is not None  # auto: the chain is offered
