@@ -183,12 +183,12 @@ def build_runtime(
         menu_timeout=config.pxe.menu_timeout,
         assignments=MappingProxyType(dict(config.pxe.assignments)),
     )
-    pxe_on = config.dhcp.mode != "off"
+    # PCs are handed boot files by DHCPv4 (PXE), DHCPv6, or both: one choice for either.
+    modes = (config.dhcp.mode, config.dhcp6.mode)
+    pxe_on = any(mode != "off" for mode in modes)
     scripts = choice if pxe_on and config.pxe.ipxe_script else None
     loaders = {*boot.uefi_loaders.values(), *boot.loader_assignments.values()}
-    chain_offered = Loader.SHIM in loaders or (
-        Loader.AUTO in loaders and config.dhcp.mode == "full"
-    )
+    chain_offered = Loader.SHIM in loaders or (Loader.AUTO in loaders and "full" in modes)
     grub = choice if pxe_on and chained and chain_offered else None
     addresses = None
     if config.dhcp.mode == "full" and config.dhcp.pool is not None and pool_subnet is not None:

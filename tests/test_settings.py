@@ -381,10 +381,12 @@ def test_the_assignments_are_typed_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("pxe", "dhcp_mode", "serves_grub"),
+    ("pxe", "dhcp_mode", "serves_grub", "dhcp6_mode"),
     [
-        pytest.param({}, "full", True, id="default-x64-shim"),
-        pytest.param({"uefi_loader": {"efi-x64": "boot_file"}}, "full", False, id="all-boot-file"),
+        pytest.param({}, "full", True, "off", id="default-x64-shim"),
+        pytest.param(
+            {"uefi_loader": {"efi-x64": "boot_file"}}, "full", False, "off", id="all-boot-file"
+        ),
         pytest.param(
             {
                 "uefi_loader": {"efi-x64": "boot_file"},
@@ -392,20 +394,27 @@ def test_the_assignments_are_typed_once(tmp_path: Path) -> None:
             },
             "full",
             True,
+            "off",
             id="one-client-on-shim",
         ),
-        pytest.param({"shim_files": {}}, "full", False, id="no-shim-file"),
-        pytest.param({}, "off", False, id="pxe-off"),
-        pytest.param({}, "proxy", False, id="auto-in-proxy-mode"),
-        pytest.param({"uefi_loader": {"efi-x64": "shim"}}, "proxy", True, id="shim-in-proxy-mode"),
+        pytest.param({"shim_files": {}}, "full", False, "off", id="no-shim-file"),
+        pytest.param({}, "off", False, "off", id="pxe-off"),
+        pytest.param({}, "proxy", False, "off", id="auto-in-proxy-mode"),
+        pytest.param(
+            {"uefi_loader": {"efi-x64": "shim"}}, "proxy", True, "off", id="shim-in-proxy-mode"
+        ),
+        pytest.param({}, "off", True, "full", id="dhcpv6-full-only"),
     ],
 )
 def test_grub_configurations_are_served_only_when_a_client_can_get_the_shim(
-    tmp_path: Path, pxe: dict[str, Any], dhcp_mode: str, serves_grub: bool
+    tmp_path: Path, pxe: dict[str, Any], dhcp_mode: str, serves_grub: bool, dhcp6_mode: str
 ) -> None:
+    """DHCPv4 and DHCPv6 hand out the same boot files: a full-mode DHCPv6 alone (an
+    IPv6-only lab) gives UEFI PXEv6 ROMs the shim as a full-mode DHCPv4 does."""
     table = base_table(tmp_path / "images")
     table["pxe"] = pxe
     table["dhcp"] = {"mode": dhcp_mode} if dhcp_mode != "full" else table["dhcp"]
+    table["dhcp6"] = {"mode": dhcp6_mode} if dhcp6_mode != "full" else table["dhcp6"]
     runtime = runtime_of(config_from_mapping(table, "netboot.toml", tmp_path))
     absent = runtime_of(config_from_mapping(table, "netboot.toml", tmp_path), present=False)
     assert absent.grub is None  # no shim or GRUB on this machine: nothing chains to GRUB
