@@ -751,8 +751,16 @@ class Dhcp6Config:
         _boolean,
         "Lab nets only: send IPv6 router advertisements on the served interfaces (which "
         "must be named): the pool's /64 on-link (not for SLAAC), M and O set so clients ask "
-        "DHCPv6, router lifetime 0 (no default route); periodic and in answer to "
-        "solicitations. Needs `pool`. Never on a LAN with real IPv6 routers.",
+        "DHCPv6, with `router_lifetime`; periodic and in answer to solicitations. Needs "
+        "`pool`. Never on a LAN with real IPv6 routers.",
+        RESTART,
+    )
+    router_lifetime: int = option(
+        1800,
+        _int_range(0, 9000),
+        "Router Lifetime (seconds) of those RAs. Nonzero makes clients take this server as "
+        "their default router: EDK2's PXEv6 waits 10 s for a route to the boot server "
+        "otherwise (docs/protocols/dhcpv6.md §13). 0: not a router (no default route).",
         RESTART,
     )
 

@@ -61,6 +61,16 @@ def test_the_managed_advertisement_sends_clients_to_dhcpv6_for_the_pools_prefix(
     assert not prefix.payload, "nothing may follow the prefix information"
 
 
+def test_a_lab_ra_may_name_this_server_a_default_router() -> None:
+    """`[dhcp6] router_lifetime`: EDK2's PXEv6 waits 10 s for a route to the boot
+    server unless the RA names a default router (docs/protocols/dhcpv6.md §13)."""
+    advertisement = dissect(managed_advertisement(MAC, LAB_PREFIX, 1800))
+    assert advertisement.routerlifetime == 1800
+    assert (advertisement.M, advertisement.O) == (1, 1)
+    with pytest.raises(ValueError, match="router lifetime"):
+        managed_advertisement(MAC, LAB_PREFIX, 9001)
+
+
 def test_the_managed_advertisement_is_whole_8_byte_units() -> None:
     message = managed_advertisement(MAC, LAB_PREFIX)
     assert len(message) == 16 + 8 + 32

@@ -91,6 +91,7 @@ CHANGED: dict[str, object] = {
     "dhcp6.rapid_commit": False,
     "dhcp6.preference": 7,
     "dhcp6.router_advertisements": True,
+    "dhcp6.router_lifetime": 0,
     "bsdp.enabled": False,
     "bsdp.priority": 7,
     "bsdp.server_name": "other-name",

@@ -11,10 +11,11 @@ IPv6 routers it would be noise.
 On an IPv6 lab net served by our DHCPv6 (`[dhcp6] router_advertisements`),
 the RA is the other kind, `managed_advertisement`: the pool's /64 as an
 on-link prefix that hosts must not autoconfigure from (L = 1, A = 0), M = 1
-(addresses from DHCPv6) and O = 1 (other configuration from DHCPv6), still
-router lifetime 0, as the lab has no router. It goes out periodically, after
-a faster initial burst, and in answer to solicitations
-(docs/protocols/dhcpv6.md §13).
+(addresses from DHCPv6) and O = 1 (other configuration from DHCPv6), with
+the router lifetime `[dhcp6] router_lifetime` says (1800 s by default: EDK2's
+PXEv6 waits 10 s for a route to its boot server unless a default router is
+known). It goes out periodically, after a faster initial burst, and in answer
+to solicitations (docs/protocols/dhcpv6.md §13).
 
 Only the ICMPv6 message is built here; the kernel adds the IPv6 header and
 the checksum (RFC 3542: it must for ICMPv6 raw sockets).
@@ -51,6 +52,8 @@ INITIAL_ADVERTISEMENTS = 3
 """RFC 4861 6.2.4: the first 3 unsolicited RAs come at most 16 s apart."""
 MIN_DELAY_BETWEEN_RAS = 3.0
 """RFC 4861 6.2.6: multicast RAs on one interface at least 3 s apart, answers included."""
+MAX_ROUTER_LIFETIME = 9000
+"""RFC 4861 §6.2.1: AdvDefaultLifetime is at most 9000 seconds."""
 HOP_LIMIT = 255
 """RFC 4861 6.1: hosts drop an RA whose hop limit is not 255 (it was forwarded)."""
 
@@ -63,12 +66,22 @@ def lifetime_zero_advertisement(mac: bytes) -> bytes:
     return header + bytes((SOURCE_LINK_LAYER_ADDRESS, 1)) + mac
 
 
-def managed_advertisement(mac: bytes, prefix: IPv6Network) -> bytes:
-    """RA: M = O = 1, router lifetime 0, `prefix` on-link and not for SLAAC; our MAC."""
+def managed_advertisement(mac: bytes, prefix: IPv6Network, router_lifetime: int = 0) -> bytes:
+    """RA: M = O = 1, `router_lifetime` seconds, `prefix` on-link and not for SLAAC; our MAC."""
     if len(mac) != 6:
         raise ValueError("a link-layer address is 6 bytes")
+    if not 0 <= router_lifetime <= MAX_ROUTER_LIFETIME:
+        raise ValueError(f"router lifetime {router_lifetime} is not 0..{MAX_ROUTER_LIFETIME}")
     header = struct.pack(
-        "!BBHBBHII", ROUTER_ADVERTISEMENT, 0, 0, 0, MANAGED_FLAG | OTHER_FLAG, 0, 0, 0
+        "!BBHBBHII",
+        ROUTER_ADVERTISEMENT,
+        0,
+        0,
+        0,
+        MANAGED_FLAG | OTHER_FLAG,
+        router_lifetime,
+        0,
+        0,
     )
     prefix_information = struct.pack(
         "!BBBBII4x16s",

@@ -344,7 +344,12 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
     pool6 = config.dhcp6.pool
     if config.dhcp6.router_advertisements and pool6 is not None:
         # The DHCPv6 lab's RA also ends iPXE's wait, so it replaces the lifetime-0 one.
-        advertiser = RouterAdvertisementService(reactor, config.server.interfaces, pool6.prefix)
+        advertiser = RouterAdvertisementService(
+            reactor,
+            config.server.interfaces,
+            pool6.prefix,
+            router_lifetime=config.dhcp6.router_lifetime,
+        )
         advertiser.setName("ra")
         advertiser.setServiceParent(top)
     elif config.dhcp.answer_router_solicitations:

@@ -188,11 +188,14 @@ class RouterAdvertisementService(Service):
         interfaces: tuple[str, ...],
         prefix: IPv6Network | None = None,
         draw: Callable[[], float] = random.random,
+        router_lifetime: int = 0,
     ) -> None:
         self.reactor = reactor
         self.interfaces = interfaces
         self.prefix = prefix
         """The DHCPv6 pool's /64 (managed RAs); None: lifetime-0 answers only."""
+        self.router_lifetime = router_lifetime
+        """The managed RAs' router lifetime (`[dhcp6] router_lifetime`)."""
         self.draw = draw
         self.counters = RaCounters()
         self.responders: list[_Responder] = []
@@ -205,7 +208,7 @@ class RouterAdvertisementService(Service):
             if self.prefix is None:
                 advertisement = lifetime_zero_advertisement(mac)
             else:
-                advertisement = managed_advertisement(mac, self.prefix)
+                advertisement = managed_advertisement(mac, self.prefix, self.router_lifetime)
             responder = _Responder(
                 sock,
                 interface,
