@@ -43,6 +43,7 @@ from typing import Any
 from netboot.dhcp6wire.duid import Duid, build_duid
 from netboot.dhcp6wire.ia import IaAddress, IaNa, build_ia_na
 from netboot.dhcp6wire.options import (
+    ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
     CLIENT_PORT,
     HARDWARE_TYPE_ETHERNET,
     MAX_RELAY_DEPTH,
@@ -248,6 +249,10 @@ class Blaster6:
     seed: int
     count: int
     max_seconds: float
+    interface: str = ""
+    """This side's interface: client messages go to ff02::1:2 on it, as clients send
+    them (a server drops a unicast Solicit or Information-request, RFC 8415 §16);
+    relay-forwards go to `target` by unicast, as relays send them. Empty: all unicast."""
     sent: Counter[str] = field(default_factory=Counter)
     refused: int = 0
     syncs: int = 0
@@ -274,7 +279,7 @@ class Blaster6:
                     self._sync(sync, fuzz)
                     batch = charge = 0
                 try:
-                    fuzz.sendto(datagram, (str(self.target), SERVER_PORT))
+                    fuzz.sendto(datagram, self._destination(datagram))
                 except OSError:
                     self.send_errors += 1
                     continue
@@ -303,6 +308,14 @@ class Blaster6:
             "oracle_crash_samples": self.oracle_crashes[:20],
         }
 
+    def _destination(self, datagram: bytes) -> tuple[str, int, int, int]:
+        """Where a datagram goes: a client message multicast on `interface`, a
+        relay-forward (or anything without an interface) to the target."""
+        if self.interface and datagram[:1] != bytes((MessageType.RELAY_FORW,)):
+            index = socket.if_nametoindex(self.interface)
+            return (str(ALL_DHCP_RELAY_AGENTS_AND_SERVERS), SERVER_PORT, 0, index)
+        return (str(self.target), SERVER_PORT, 0, 0)
+
     def _socket(self, port: int) -> socket.socket:
         sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
@@ -318,7 +331,7 @@ class Blaster6:
                 transaction_id,
                 ((Option.CLIENTID, SYNC_DUID), (Option.ELAPSED_TIME, build_elapsed_time(0))),
             )
-            sync.sendto(build_message(request), (str(self.target), SERVER_PORT))
+            sync.sendto(build_message(request), self._destination(b"\x0b"))
             self.syncs += 1
             self.sync_retries += attempt > 0
             deadline = time.monotonic() + SYNC_TIMEOUT

@@ -199,6 +199,7 @@ def fuzz_run(
             command += [
                 "--target6", str(SERVER_ADDRESS.ip),
                 "--source6", str(CLIENT6.ip),
+                "--interface6", lab.lab.client_if,
                 "--count6", str(dhcp6_count),
             ]  # fmt: skip
         done = subprocess.run(
@@ -214,10 +215,11 @@ def fuzz_run(
             report = {"error": f"fuzzer exited {done.returncode} without a report"}
         udp_after = udp_counters(lab.lab.server)
         alive = lab.daemon.process.poll() is None
+        rss_after = resident_kib(lab.daemon.process.pid) if alive else 0
+        # The counters before the real client below adds its own datagrams to them.
+        after = daemon_status(lab.lab.server)["counters"] if alive else {}
         if dhcp6_count > 0 and alive:
             extra["dhcp6_client"] = real_dhcp6_client(lab)
-        rss_after = resident_kib(lab.daemon.process.pid) if alive else 0
-        after = daemon_status(lab.lab.server)["counters"] if alive else {}
         exit_status = lab.daemon.stop()
         log = lab.daemon.lines
     return FuzzResult(

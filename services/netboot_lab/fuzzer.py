@@ -1521,6 +1521,7 @@ def fuzz_dhcp6(args: argparse.Namespace) -> dict[str, Any]:
         args.seed,
         args.count6,
         args.max_seconds,
+        args.interface6 or "",
     )
     try:
         return blaster.run()
@@ -1546,6 +1547,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slowloris", type=int, default=4, help="slowloris connections")
     parser.add_argument("--target6", help="the daemon's IPv6 address: fuzz UDP 547 too")
     parser.add_argument("--source6", help="this side's IPv6 address to send from")
+    parser.add_argument(
+        "--interface6", help="this side's interface: DHCPv6 client messages go to ff02::1:2 on it"
+    )
     parser.add_argument("--count6", type=int, default=0, help="DHCPv6 datagrams to send")
     args = parser.parse_args(argv)
     if args.probe:
