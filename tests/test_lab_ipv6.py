@@ -10,6 +10,7 @@ skipping. docs/protocols/dhcpv6.md §15 says what the firmware does on the way.
 from __future__ import annotations
 
 import json
+import subprocess
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from netboot_lab.lab import (
     LabState,
 )
 from netboot_lab.netns import ip
+from tests.test_dhcp_network import require_tool
 from tests.test_lab import BOOT_TIMEOUT, record, require_lab
 
 MAC = "52:54:00:4e:42:01"
@@ -181,6 +183,40 @@ def assert_booted_over_ipv6(result: BootResult) -> None:
         assert stage in result.stages, result.as_json()
     assert result.stages["dhcp"] <= result.stages["boot_file"] <= result.stages["marker"]
     assert "NETBOOT-LAB-BOOTED" in Path(result.serial_log).read_text(errors="replace")
+    assert_wireshark_reads_our_answers(Path(result.pcap))
+
+
+OUR_ANSWERS = "(dhcpv6.msgtype == 2 || dhcpv6.msgtype == 7 || icmpv6.type == 134)"
+"""What the daemon sent the guest on the way: Advertise, Reply, Router Advertisement."""
+
+
+def assert_wireshark_reads_our_answers(pcap: Path) -> None:
+    """Every Advertise, Reply and RA we sent the firmware, boot options included, is
+    dissected by Wireshark without a malformed field or an expert warning."""
+    require_tool("tshark", "tshark")
+    shown = subprocess.run(
+        ["tshark", "-r", str(pcap), "-V", "-Y", OUR_ANSWERS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "Boot File URL" in shown, shown[-3000:]
+    assert "Router Advertisement" in shown, shown[-3000:]
+    flagged = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(pcap),
+            "-Y",
+            f"{OUR_ANSWERS} && (_ws.malformed || _ws.expert.severity >= warning)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert flagged.strip() == "", flagged
 
 
 def test_ovmfs_own_pxev6_boots_to_the_marker(lab6: BootLab) -> None:
