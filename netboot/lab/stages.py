@@ -143,6 +143,10 @@ class Progress:
                 self.http_bytes += record["bytes"]
                 self._fetched(path, when)
 
+    def __post_init__(self) -> None:
+        if self.address is not None:  # known from the start (a test, a proxy-mode guest)
+            self._leased(self.address)
+
     def _leased(self, address: str) -> None:
         canonical = client_address(address)  # as `client` fields are compared: canonical
         self.address = canonical or address
