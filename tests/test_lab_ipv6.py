@@ -9,6 +9,7 @@ skipping. docs/protocols/dhcpv6.md §15 says what the firmware does on the way.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import tomllib
 import uuid
@@ -16,15 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from netboot.cli import cli
 from netboot.lab.qemu import HTTP_BOOT_ONLY, PXE6_ONLY, guest_command
 from netboot.lab.stages import Progress, client_address
 from netboot_lab.lab import (
     IPV6_HTTP_BOOT_TIMEOUT,
     LAB6_POOL,
     LAB6_SERVER,
+    LAB6_SITE,
+    SITE_RA,
     BootLab,
     BootResult,
     LabState,
@@ -147,11 +148,20 @@ def test_the_ipv6_lab_serves_dhcpv6_and_router_advertisements_and_no_dhcpv4(
     assert json.loads(json.dumps(state.__dict__))["ipv6"] is True  # remembered by `lab up`
 
 
-def test_lab_boot_refuses_ipv6_in_proxy_mode() -> None:
-    """The IPv6 lab has no site DHCPv6 server to sit beside: a usage error, nothing set up."""
-    done = CliRunner().invoke(cli, ["lab", "boot", "--ipv6", "--dhcp-mode", "proxy"])
-    assert done.exit_code == 2, done.output
-    assert "--ipv6" in done.output
+def test_the_ipv6_proxy_lab_answers_boot_clients_beside_the_sites_dhcpv6(tmp_path: Path) -> None:
+    """Proxy mode on the IPv6 lab: the site's dnsmasq leases and advertises the router;
+    the daemon's DHCPv6 gives boot options only, with no RA and no pool of its own."""
+    state = LabState(
+        "x", "nblab-x", "nblab0", "10.250.0", str(tmp_path), str(tmp_path),
+        dhcp_mode="proxy", ipv6=True,
+    )  # fmt: skip
+    config = tomllib.loads(BootLab(state)._config().read_text())
+    assert config["dhcp"]["mode"] == "off"
+    assert "answer_router_solicitations" not in config["dhcp"]
+    assert config["dhcp6"] == {"mode": "proxy"}
+    assert state.site_server == LAB6_SITE
+    assert ipaddress.IPv6Address(LAB6_SITE) in ipaddress.IPv6Network(f"{LAB6_SERVER}/64", False)
+    assert "--enable-ra" in SITE_RA
 
 
 # -- the boots ------------------------------------------------------------------------------
