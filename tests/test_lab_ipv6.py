@@ -213,3 +213,59 @@ def test_qemus_bios_ipxe_rom_boots_over_ipv6_to_the_marker(lab6: BootLab) -> Non
     assert result.result == "ok", result.as_json()
     for stage in ("dhcp", "ipxe_script", "kernel", "initrd", "marker"):
         assert stage in result.stages, result.as_json()
+
+
+# -- proxy mode: beside a site's DHCPv6 server (docs/protocols/dhcpv6.md §17) -----------------
+
+
+@pytest.fixture(scope="module")
+def proxy6() -> Iterator[BootLab]:
+    """The IPv6 lab with a site dnsmasq leasing and advertising, the daemon in proxy mode."""
+    require_lab()
+    running = BootLab.up(f"p6{uuid.uuid4().hex[:6]}", ipv6=True, dhcp_mode="proxy")
+    try:
+        yield running
+    finally:
+        running.down()
+
+
+def proxy_answers(lab: BootLab) -> list[tuple[str, str]]:
+    """The daemon's DHCPv6 (outcome, client) records so far, the ignored ones left out."""
+    records = [json.loads(line) for line in lab.daemon_log.read_text().splitlines() if line]
+    return [
+        (str(r["outcome"]), str(r["client"]))
+        for r in records
+        if r.get("system") == "netboot.dhcp6" and r.get("outcome") not in (None, "ignored")
+    ]
+
+
+def test_ovmfs_pxev6_boots_from_our_proxy_offer_and_port_4011(proxy6: BootLab) -> None:
+    """EDK2 takes the site's address and our boot file: our Advertise without IA_NA, then
+    its boot-service Request on port 4011; the chained iPXE gets the site's option 59."""
+    require_lab("uefi")
+    result = proxy6.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT * 2)
+    assert result.result == "ok", result.as_json()
+    for stage in ("dhcp", "ipxe_script", "marker"):
+        assert stage in result.stages, result.as_json()
+    answers = proxy_answers(proxy6)
+    assert {outcome for outcome, _ in answers} == {"boot_info"}, "never an address"
+    assert any(client.endswith("]:4011") for _, client in answers), answers
+
+
+def test_ovmfs_http_boot_over_ipv6_boots_from_our_proxy_offer(proxy6: BootLab) -> None:
+    require_lab("uefi")
+    result = proxy6.boot("uefi", accel="tcg", timeout=IPV6_HTTP_BOOT_TIMEOUT, http_boot=True)
+    assert result.result == "ok", result.as_json()
+    for stage in ("dhcp", "boot_file", "ipxe_script", "marker"):
+        assert stage in result.stages, result.as_json()
+    assert result.bytes["http"] > 1_000_000, result.as_json()
+
+
+def test_qemus_bios_ipxe_rom_boots_beside_the_site_with_its_option_59(proxy6: BootLab) -> None:
+    """iPXE takes no proxy offer (docs/protocols/dhcpv6.md §17): the site's DHCPv6 names
+    our script for it, and the script, kernel and initrd come from us."""
+    require_lab("bios")
+    result = proxy6.boot("bios", accel="tcg", timeout=BOOT_TIMEOUT)
+    assert result.result == "ok", result.as_json()
+    for stage in ("ipxe_script", "kernel", "initrd", "marker"):
+        assert stage in result.stages, result.as_json()
