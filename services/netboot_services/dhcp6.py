@@ -256,40 +256,35 @@ class Dhcp6Service(Service, Generic[S]):
 
     def startService(self) -> None:  # noqa: N802
         super().startService()
-        port = self.port
+        self._listen(self.port, boot_server=False)
+        if self.boot_server_port is not None:
+            self._listen(self.boot_server_port, boot_server=True)
+
+    def _listen(self, port: int, *, boot_server: bool) -> None:
+        """`port` on each served interface (or one socket for all). Port 547 joins
+        ff02::1:2 there; the boot server's 4011 joins nothing, since EDK2 sends its
+        boot-service Request by unicast to our boot file URL's host."""
         for interface in self.interfaces or (None,):
-            if interface:
+            groups: list[int]
+            if boot_server:
+                groups = []
+            elif interface:
                 groups = [socket.if_nametoindex(interface)]
             else:
                 groups = [index for index, _ in socket.if_nameindex()]
             sock = open_socket(port, interface, groups)
             port = sock.getsockname()[1]  # a picked port: every interface on the same one
-            reader = _Dhcp6Socket(sock, self, f"{interface or 'all'}:{port}")
+            reader = _Dhcp6Socket(sock, self, f"{interface or 'all'}:{port}", boot_server)
             self.sockets.append(reader)
             self.reactor.addReader(reader)
-            log.info(
-                "DHCPv6 listening on UDP {port} ({where}), joined {group}",
-                port=port,
-                where=f"interface {interface}" if interface else "every interface",
-                group=str(ALL_DHCP_RELAY_AGENTS_AND_SERVERS),
-            )
-        if self.boot_server_port is not None:
-            self._open_boot_server(self.boot_server_port)
-
-    def _open_boot_server(self, port: int) -> None:
-        """Port 4011 on each served interface (or one for all), joined to no group:
-        EDK2 sends its boot-service Request by unicast to our boot file URL's host."""
-        for interface in self.interfaces or (None,):
-            sock = open_socket(port, interface, ())
-            port = sock.getsockname()[1]  # a picked port: every interface on the same one
-            reader = _Dhcp6Socket(sock, self, f"{interface or 'all'}:{port}", boot_server=True)
-            self.sockets.append(reader)
-            self.reactor.addReader(reader)
-            log.info(
-                "DHCPv6 PXE boot server listening on UDP {port} ({where})",
-                port=port,
-                where=f"interface {interface}" if interface else "every interface",
-            )
+            where = f"interface {interface}" if interface else "every interface"
+            if boot_server:
+                log.info("DHCPv6 PXE boot server listening on UDP {port} ({where})",
+                         port=port, where=where)  # fmt: skip
+            else:
+                log.info("DHCPv6 listening on UDP {port} ({where}), joined {group}",
+                         port=port, where=where,
+                         group=str(ALL_DHCP_RELAY_AGENTS_AND_SERVERS))  # fmt: skip
 
     def stopService(self) -> None:  # noqa: N802
         super().stopService()
