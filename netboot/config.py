@@ -714,6 +714,14 @@ class Dhcp6Config:
         "UDP port of the DHCPv6 listener; 0 picks a free one (tests).",
         RESTART,
     )
+    boot_server_port: int = option(
+        4011,
+        _int_range(0, 65535),
+        "UDP port of the IPv6 PXE boot server, opened in proxy mode only: EDK2's PXEv6 "
+        "sends its boot-service Request there after a proxy offer (always 4011 from "
+        "firmware); 0 picks a free one (tests).",
+        RESTART,
+    )
     pool: Ipv6Range | None = option(
         None,
         _ipv6_pool,

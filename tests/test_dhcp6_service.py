@@ -41,14 +41,20 @@ from netboot.dhcp6.leases import IaKey, Lease6Store
 from netboot.dhcp6.outcome import Dhcp6OutcomeKind
 from netboot.dhcp6.server import Dhcp6Mode, Dhcp6Settings, answer, server_duid_ll
 from netboot.dhcp6wire.ia import parse_ia_na, parse_status_code
-from netboot.dhcp6wire.options import MessageType, Option, Status
+from netboot.dhcp6wire.options import PXE_ENTERPRISE_NUMBER, MessageType, Option, Status
 from netboot.dhcp6wire.packet import (
     Dhcp6Message,
     RelayMessage,
     build_message,
     parse_message,
 )
-from netboot.dhcp6wire.values import parse_dns_servers
+from netboot.dhcp6wire.values import (
+    VendorClass,
+    build_vendor_class,
+    parse_bootfile_url,
+    parse_dns_servers,
+    parse_vendor_class,
+)
 from netboot.errors import ConfigError
 from netboot.macaddr import MacAddress
 from netboot.settings import build_runtime
@@ -97,13 +103,20 @@ class ReaderClock(Clock):
 
 def lab_settings() -> Dhcp6Settings:
     """The lab's `[dhcp6]` as the daemon builds it: through `build_runtime`."""
-    table = {
-        "dhcp": {"mode": "off"},
-        "dhcp6": {"mode": "full", "pool": LAB_POOL, "dns_servers": ["fd4e::53"]},
-    }
-    config = config_from_mapping(table, "test", Path())
+    settings = built_settings({"mode": "full", "pool": LAB_POOL, "dns_servers": ["fd4e::53"]})
+    assert settings.pool is not None
+    return settings
+
+
+def proxy_settings() -> Dhcp6Settings:
+    """`[dhcp6] mode = "proxy"` beside a site's DHCPv6 server: no pool, boot options only."""
+    return built_settings({"mode": "proxy"})
+
+
+def built_settings(dhcp6: dict[str, Any]) -> Dhcp6Settings:
+    config = config_from_mapping({"dhcp": {"mode": "off"}, "dhcp6": dhcp6}, "test", Path())
     settings = build_runtime(config, host_name="lab", server_duid6=SERVER_DUID).dhcp6
-    assert settings is not None and settings.pool is not None
+    assert settings is not None
     return settings
 
 
@@ -118,7 +131,7 @@ def store(tmp_path: Path) -> Iterator[Lease6Store]:
         yield opened
 
 
-def deciding_with(store: Lease6Store) -> Decide:
+def deciding_with(store: Lease6Store | None) -> Decide:
     """The core's `answer` with `store` bound in, as `app.dhcp6_decision` binds it."""
 
     def decide(
@@ -438,13 +451,21 @@ def ipv6_pair() -> Iterator[VethPair]:
 
 def pump(reactor: ReaderClock, client: socket.socket, timeout: float = 3.0) -> bytes:
     """Drive the service's readers until the client has a datagram."""
+    return pump_from(reactor, client, timeout)[0]
+
+
+def pump_from(
+    reactor: ReaderClock, client: socket.socket, timeout: float = 3.0
+) -> tuple[bytes, tuple[Any, ...]]:
+    """`pump`, with the answer's source (address, port, flow info, scope id)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for reader in list(reactor.readers):
             reader.doRead()
         ready, _, _ = select.select([client], [], [], 0.05)
         if ready:
-            return client.recv(65536)
+            data, source = client.recvfrom(65536)
+            return data, source
     raise AssertionError("no answer from the DHCPv6 service")
 
 
@@ -584,6 +605,100 @@ def test_a_solicit_to_ff02_1_2_is_answered_on_its_link(
     assert line["client"] == f"[{CLIENT_LINK_LOCAL}%nb0]:546"
     assert (line["outcome"], line["mac"]) == ("advertise", CLIENT_MAC)
     assert line["address"] == str(FIRST_IN_POOL)
+
+
+PXE_CLASS = VendorClass(PXE_ENTERPRISE_NUMBER, (b"PXEClient:Arch:00007:UNDI:003000",))
+PXE_OPTIONS = (
+    (Option.ORO, bytes.fromhex("003b003c00170010")),
+    (Option.VENDOR_CLASS, build_vendor_class(PXE_CLASS)),
+    (Option.CLIENT_ARCH_TYPE, (7).to_bytes(2, "big")),
+)
+"""What OVMF's PXEv6 sends beside its DUID: ORO {59, 60, 23, 16}, vendor class
+`PXEClient` of enterprise 343, arch 7 (docs/protocols/dhcpv6.md §15)."""
+SITE_LEASED = "fd4e:4254:0:1::1040"
+"""The address the site's DHCPv6 server leased the PXE client."""
+
+
+def test_proxy_mode_answers_edk2s_boot_service_request_on_port_4011(
+    ipv6_pair: VethPair, events: list[dict[str, Any]]
+) -> None:
+    """EDK2's PXEv6 beside a site server (docs/protocols/dhcpv6.md §12): our Advertise
+    has boot options and no IA_NA; the client then sends a Request without IA_NA to
+    the URL's host, from and to port 4011, and takes option 59 from our Reply there."""
+    ip("addr", "add", f"{SITE_LEASED}/64", "dev", ipv6_pair.client_if, "nodad",
+       netns=ipv6_pair.client)  # fmt: skip
+    with entered(ipv6_pair.client):
+        index = socket.if_nametoindex(ipv6_pair.client_if)
+        dhcp_client = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        dhcp_client.bind((CLIENT_LINK_LOCAL, 546, 0, index))
+        boot_client = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        boot_client.bind((SITE_LEASED, 4011))
+    reactor = ReaderClock()
+    try:
+        with entered(ipv6_pair.server):  # interface names are looked up in the namespace
+            service = Dhcp6Service(
+                deciding_with(None), proxy_settings(), reactor, 547, ("nb0",),
+                boot_server_port=4011,
+            )  # fmt: skip
+            service.startService()
+            try:
+                assert (service.bound_port, service.bound_boot_server_port) == (547, 4011)
+                solicit = client_message(MessageType.SOLICIT, (Option.IA_NA, IA), *PXE_OPTIONS)
+                dhcp_client.sendto(solicit, ("ff02::1:2", 547, 0, index))
+                advertise = parse_message(pump(reactor, dhcp_client))
+                request = client_message(
+                    MessageType.REQUEST, (Option.SERVERID, SERVER_DUID), *PXE_OPTIONS
+                )
+                boot_client.sendto(request, (SERVER_ADDRESS, 4011))
+                raw, source = pump_from(reactor, boot_client)
+            finally:
+                service.stopService()
+    finally:
+        dhcp_client.close()
+        boot_client.close()
+    assert isinstance(advertise, Dhcp6Message)
+    assert advertise.kind is MessageType.ADVERTISE
+    assert advertise.option(Option.IA_NA) is None, "a proxy offer carries no IA_NA"
+    assert advertise.option(Option.PREFERENCE) is None, "255 would make EDK2 take it alone"
+    url = f"tftp://[{SERVER_ADDRESS}]/ipxe.efi"
+    assert parse_bootfile_url(advertise.option(Option.BOOTFILE_URL) or b"") == url
+    offered_class = parse_vendor_class(advertise.option(Option.VENDOR_CLASS) or b"")
+    assert offered_class == VendorClass(PXE_ENTERPRISE_NUMBER, (b"PXEClient",))
+    reply = parse_message(raw)
+    assert isinstance(reply, Dhcp6Message)
+    assert (reply.kind, reply.transaction_id) == (MessageType.REPLY, 0x123456)
+    assert (source[0], source[1]) == (SERVER_ADDRESS, 4011), "the Reply leaves port 4011"
+    assert reply.option(Option.SERVERID) == SERVER_DUID
+    assert reply.option(Option.CLIENTID) == CLIENT_DUID
+    assert reply.option(Option.IA_NA) is None
+    assert parse_bootfile_url(reply.option(Option.BOOTFILE_URL) or b"") == url
+    counters = service.counters.as_dict()
+    assert {k: v for k, v in counters.items() if v} == {
+        "datagrams": 2,
+        "boot_server_datagrams": 1,
+        "replies": 2,
+        "boot_info": 2,
+    }
+    lines = dhcp6_lines(events)
+    assert [(line["outcome"], line["client"]) for line in lines] == [
+        ("boot_info", f"[{CLIENT_LINK_LOCAL}%nb0]:546"),
+        ("boot_info", f"[{SITE_LEASED}]:4011"),
+    ]
+    assert {line["mac"] for line in lines} == {CLIENT_MAC}
+    assert lines[1]["boot_url"] == url
+    assert reactor.readers == []
+
+
+def test_proxy_mode_opens_port_4011_and_full_mode_does_not(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    make_set(root, "Alpha", Index=1)
+    for mode, port in (("proxy", 14011), ("full", None)):
+        table = daemon_table(root, mode=mode, boot_server_port=14011)
+        if mode == "full":
+            table["dhcp6"]["pool"] = LAB_POOL
+            table["dhcp"]["lease_database"] = str(tmp_path / "leases.sqlite3")
+        top = make_service(config_from_mapping(table, "c", tmp_path), Clock(), LAB_FACTS)
+        assert top.getServiceNamed("dhcp6").boot_server_port == port, mode
 
 
 def test_the_daemon_serves_an_ipv6_only_link(ipv6_pair: VethPair, tmp_path: Path) -> None:

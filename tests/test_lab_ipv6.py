@@ -9,6 +9,7 @@ skipping. docs/protocols/dhcpv6.md §15 says what the firmware does on the way.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import tomllib
@@ -17,15 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from netboot.cli import cli
 from netboot.lab.qemu import HTTP_BOOT_ONLY, PXE6_ONLY, guest_command
 from netboot.lab.stages import Progress, client_address
 from netboot_lab.lab import (
     IPV6_HTTP_BOOT_TIMEOUT,
     LAB6_POOL,
     LAB6_SERVER,
+    LAB6_SITE,
+    SITE_RA,
     BootLab,
     BootResult,
     LabState,
@@ -149,11 +150,20 @@ def test_the_ipv6_lab_serves_dhcpv6_and_router_advertisements_and_no_dhcpv4(
     assert json.loads(json.dumps(state.__dict__))["ipv6"] is True  # remembered by `lab up`
 
 
-def test_lab_boot_refuses_ipv6_in_proxy_mode() -> None:
-    """The IPv6 lab has no site DHCPv6 server to sit beside: a usage error, nothing set up."""
-    done = CliRunner().invoke(cli, ["lab", "boot", "--ipv6", "--dhcp-mode", "proxy"])
-    assert done.exit_code == 2, done.output
-    assert "--ipv6" in done.output
+def test_the_ipv6_proxy_lab_answers_boot_clients_beside_the_sites_dhcpv6(tmp_path: Path) -> None:
+    """Proxy mode on the IPv6 lab: the site's dnsmasq leases and advertises the router;
+    the daemon's DHCPv6 gives boot options only, with no RA and no pool of its own."""
+    state = LabState(
+        "x", "nblab-x", "nblab0", "10.250.0", str(tmp_path), str(tmp_path),
+        dhcp_mode="proxy", ipv6=True,
+    )  # fmt: skip
+    config = tomllib.loads(BootLab(state)._config().read_text())
+    assert config["dhcp"]["mode"] == "off"
+    assert "answer_router_solicitations" not in config["dhcp"]
+    assert config["dhcp6"] == {"mode": "proxy"}
+    assert state.site_server == LAB6_SITE
+    assert ipaddress.IPv6Address(LAB6_SITE) in ipaddress.IPv6Network(f"{LAB6_SERVER}/64", False)
+    assert "--enable-ra" in SITE_RA
 
 
 # -- the boots ------------------------------------------------------------------------------
@@ -238,4 +248,60 @@ def test_qemus_bios_ipxe_rom_boots_over_ipv6_to_the_marker(lab6: BootLab) -> Non
     result = lab6.boot("bios", accel="tcg", timeout=BOOT_TIMEOUT)
     assert result.result == "ok", result.as_json()
     for stage in ("dhcp", "ipxe_script", "kernel", "initrd", "marker"):
+        assert stage in result.stages, result.as_json()
+
+
+# -- proxy mode: beside a site's DHCPv6 server (docs/protocols/dhcpv6.md §17) -----------------
+
+
+@pytest.fixture(scope="module")
+def proxy6() -> Iterator[BootLab]:
+    """The IPv6 lab with a site dnsmasq leasing and advertising, the daemon in proxy mode."""
+    require_lab()
+    running = BootLab.up(f"p6{uuid.uuid4().hex[:6]}", ipv6=True, dhcp_mode="proxy")
+    try:
+        yield running
+    finally:
+        running.down()
+
+
+def proxy_answers(lab: BootLab) -> list[tuple[str, str]]:
+    """The daemon's DHCPv6 (outcome, client) records so far, the ignored ones left out."""
+    records = [json.loads(line) for line in lab.daemon_log.read_text().splitlines() if line]
+    return [
+        (str(r["outcome"]), str(r["client"]))
+        for r in records
+        if r.get("system") == "netboot.dhcp6" and r.get("outcome") not in (None, "ignored")
+    ]
+
+
+def test_ovmfs_pxev6_boots_from_our_proxy_offer_and_port_4011(proxy6: BootLab) -> None:
+    """EDK2 takes the site's address and our boot file: our Advertise without IA_NA, then
+    its boot-service Request on port 4011; the chained iPXE gets the site's option 59."""
+    require_lab("uefi")
+    result = proxy6.boot("uefi", accel="tcg", timeout=BOOT_TIMEOUT * 2)
+    assert result.result == "ok", result.as_json()
+    for stage in ("dhcp", "ipxe_script", "marker"):
+        assert stage in result.stages, result.as_json()
+    answers = proxy_answers(proxy6)
+    assert {outcome for outcome, _ in answers} == {"boot_info"}, "never an address"
+    assert any(client.endswith("]:4011") for _, client in answers), answers
+
+
+def test_ovmfs_http_boot_over_ipv6_boots_from_our_proxy_offer(proxy6: BootLab) -> None:
+    require_lab("uefi")
+    result = proxy6.boot("uefi", accel="tcg", timeout=IPV6_HTTP_BOOT_TIMEOUT, http_boot=True)
+    assert result.result == "ok", result.as_json()
+    for stage in ("dhcp", "boot_file", "ipxe_script", "marker"):
+        assert stage in result.stages, result.as_json()
+    assert result.bytes["http"] > 1_000_000, result.as_json()
+
+
+def test_qemus_bios_ipxe_rom_boots_beside_the_site_with_its_option_59(proxy6: BootLab) -> None:
+    """iPXE takes no proxy offer (docs/protocols/dhcpv6.md §17): the site's DHCPv6 names
+    our script for it, and the script, kernel and initrd come from us."""
+    require_lab("bios")
+    result = proxy6.boot("bios", accel="tcg", timeout=BOOT_TIMEOUT)
+    assert result.result == "ok", result.as_json()
+    for stage in ("ipxe_script", "kernel", "initrd", "marker"):
         assert stage in result.stages, result.as_json()

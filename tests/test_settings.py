@@ -84,6 +84,7 @@ CHANGED: dict[str, object] = {
     "dhcp.watch_rivals": False,
     "dhcp6.mode": "proxy",
     "dhcp6.port": 1547,
+    "dhcp6.boot_server_port": 14011,
     "dhcp6.pool": "fd4e:4254:0:1::2000-fd4e:4254:0:1::2fff",
     "dhcp6.lease_time": 7200,
     "dhcp6.dns_servers": ["fd4e:4254:0:1::53"],

@@ -51,8 +51,9 @@ ipv6_option = click.option(
     "--ipv6",
     is_flag=True,
     help="An IPv6-only lab net (fd4e:4254:0:1::/64, no IPv4 address): the daemon's DHCPv6 "
-    "(full mode) and router advertisements, no DHCPv4. `lab boot` on a lab that is up must "
-    "match it.",
+    "(full mode) and router advertisements, no DHCPv4; with --dhcp-mode proxy a site DHCPv6 "
+    "server (dnsmasq) leases and sends the RAs, and the daemon's DHCPv6 answers boot "
+    "clients beside it. `lab boot` on a lab that is up must match it.",
 )
 artifacts_option = click.option(
     "--artifacts",
@@ -209,8 +210,6 @@ def boot(
         raise click.UsageError("--secure-boot and --http-boot need --firmware uefi")
     if http_boot and ipxe_rom:
         raise click.UsageError("--http-boot is the firmware's own: no --ipxe-rom")
-    if ipv6 and dhcp_mode == "proxy":
-        raise click.UsageError("--ipv6 runs our DHCPv6 in full mode: no --dhcp-mode proxy")
     if timeout is None:
         timeout = IPV6_HTTP_BOOT_TIMEOUT if ipv6 and http_boot else 120.0
     kept = artifacts_for(name, "boot", artifacts)

@@ -49,6 +49,7 @@ from netboot.lab.qemu import (
 )
 from netboot.lab.stages import Progress, console_failure
 from netboot.nbi.catalog import scan_catalog
+from netboot_lab.ipv6 import without_dad
 from netboot_lab.loss import clear_interface, impair_interface
 from netboot_lab.netns import (
     LabError,
@@ -61,7 +62,7 @@ from netboot_lab.netns import (
     namespaces,
     start_until_logged,
 )
-from netboot_lab.peers import DNSMASQ_READY, site_dnsmasq
+from netboot_lab.peers import DNSMASQ6_READY, DNSMASQ_READY, dnsmasq6, site_dnsmasq
 from netboot_lab.process import (
     read_bytes,
     read_text,
@@ -79,6 +80,9 @@ LAB6_PREFIX = "fd4e:4254:0:1::"
 """The IPv6 lab net (`up(ipv6=True)`): a ULA /64, the server at ::1, no IPv4 address."""
 LAB6_SERVER = f"{LAB6_PREFIX}1"
 LAB6_POOL = f"{LAB6_PREFIX}1000-{LAB6_PREFIX}1fff"
+LAB6_SITE = f"{LAB6_PREFIX}2"
+"""The site's DHCPv6 server on the IPv6 lab net in proxy mode (`up(ipv6=True, dhcp_mode="proxy")`):
+it leases `LAB6_POOL` and sends the router advertisements."""
 ADMIN_PORT = 9067
 """The lab daemon's admin listener port, on the lab's server address."""
 DHCP_MODES = ("full", "proxy")
@@ -88,6 +92,10 @@ OVMF's HTTP boot spends ~60 s in DHCPv4 before it tries HTTPv6 (nothing answers 
 IPv6-only net; docs/protocols/dhcpv6.md §15), and the kernel's download takes as long as on
 IPv4 after that."""
 SITE_INTERFACE = "eth0"
+SITE_RA = ("--enable-ra", f"--ra-param={SITE_INTERFACE},10,1800")
+"""The IPv6 site's router advertisements (dnsmasq): M=1 O=1 and the on-link /64 for its
+stateful range, every 10 s, router lifetime 1800 s as our own RAs (without a default
+router EDK2's PXEv6 waits 10 s for a route: docs/protocols/dhcpv6.md §13)."""
 FIRST_STAGE_GRACE = 30.0
 """Seconds a guest that `--accel auto` put under KVM gets to show its first stage (a
 DHCP exchange or serial output) before it is restarted under TCG."""
@@ -120,6 +128,10 @@ class LabState:
     site_pid: int = 0
     site_next_server: bool = True
     """Proxy mode: the site's server names the daemon's host as next-server."""
+    site_ipxe_url: bool = True
+    """IPv6 proxy mode: the site's DHCPv6 server hands iPXE clients (user class `iPXE`)
+    the daemon's script URL as option 59, the one setting iPXE needs from it: iPXE takes
+    its options only from the server that leased its address (docs/protocols/dhcpv6.md §17)."""
     ipv6: bool = False
     """An IPv6-only lab net (`LAB6_PREFIX`/64, no IPv4 address): our DHCPv6 and router
     advertisements, no DHCPv4 (docs/protocols/dhcpv6.md §15)."""
@@ -150,7 +162,7 @@ class LabState:
 
     @property
     def site_server(self) -> str:
-        return f"{self.subnet}.2"
+        return LAB6_SITE if self.ipv6 else f"{self.subnet}.2"
 
 
 @dataclass
@@ -199,6 +211,7 @@ class BootLab:
         dhcp_mode: str = "full",
         site_next_server: bool = True,
         ipv6: bool = False,
+        site_ipxe_url: bool = True,
     ) -> BootLab:
         """Create the namespace and start the daemon; refuses names already taken.
 
@@ -209,11 +222,12 @@ class BootLab:
         GRUB needs from it (docs/protocols/pxe.md §8.3), and nothing else of a boot;
         `site_next_server` False leaves that out, as a site that was not told.
         With `ipv6` the lab net is IPv6-only (`LAB6_PREFIX`/64 on the bridge, no IPv4
-        address) and the daemon serves it with DHCPv6 in full mode and router
-        advertisements instead of DHCP (full mode only: no site server to sit beside).
+        address) and the daemon serves it with DHCPv6 instead of DHCP: in full mode with
+        its own router advertisements; in proxy mode beside a site DHCPv6 server
+        (dnsmasq at `LAB6_SITE`, leasing `LAB6_POOL` and sending the RAs), boot
+        options only (docs/protocols/dhcpv6.md §17); the site names the daemon's iPXE
+        script for iPXE clients, unless `site_ipxe_url` is False.
         """
-        if ipv6 and dhcp_mode != "full":
-            raise LabError("the IPv6 lab runs our DHCPv6 in full mode only, not proxy mode")
         if dhcp_mode not in DHCP_MODES:
             raise LabError(
                 f"the lab runs DHCP in {' or '.join(DHCP_MODES)} mode, not {dhcp_mode!r}"
@@ -241,6 +255,7 @@ class BootLab:
             dhcp_mode=dhcp_mode,
             site_next_server=site_next_server,
             ipv6=ipv6,
+            site_ipxe_url=site_ipxe_url,
         )
         lab = cls(state)
         try:
@@ -310,32 +325,47 @@ class BootLab:
             # nodad: the daemon binds the address at once (a tentative one cannot be bound)
             ip("addr", "add", f"{state.server}/64", "dev", state.bridge, "nodad",
                netns=state.namespace)  # fmt: skip
-            return
-        add_bridge(state.namespace, state.bridge, f"{state.server}/24")
+        else:
+            add_bridge(state.namespace, state.bridge, f"{state.server}/24")
         if state.dhcp_mode == "proxy":
             add_namespace(state.site_namespace)
+            if state.ipv6:
+                without_dad(state.site_namespace)  # dnsmasq binds its address at once
             add_port(
                 state.namespace,
                 state.bridge,
                 "nbsite0",
                 state.site_namespace,
                 SITE_INTERFACE,
-                f"{state.site_server}/24",
+                f"{state.site_server}/{64 if state.ipv6 else 24}",
             )
 
     def _start_site_server(self) -> None:
-        """dnsmasq as the site's DHCP server: the guests' addresses, and us as next-server."""
+        """dnsmasq as the site's DHCP server: the guests' addresses, and us as next-server.
+
+        On the IPv6 lab: a stateful DHCPv6 server of `LAB6_POOL` sending the router
+        advertisements, and no boot options (IPv6 has no next-server)."""
         state = self.state
         directory = Path(state.directory)
-        command = site_dnsmasq(
-            SITE_INTERFACE,
-            f"{state.subnet}.100",
-            f"{state.subnet}.199",
-            directory,
-            next_server=state.server if state.site_next_server else None,
-        )
+        if state.ipv6:
+            first, _, last = LAB6_POOL.partition("-")
+            # iPXE expands ${net0/mac} in its boot file URL itself: one site option for all.
+            script = f"http://{state.server_host}/boot.ipxe?mac=${{net0/mac}}"
+            url = script if state.site_ipxe_url else None
+            command = [*dnsmasq6(SITE_INTERFACE, first, last, directory, ipxe_boot_url=url),
+                       *SITE_RA]  # fmt: skip
+            ready = DNSMASQ6_READY
+        else:
+            command = site_dnsmasq(
+                SITE_INTERFACE,
+                f"{state.subnet}.100",
+                f"{state.subnet}.199",
+                directory,
+                next_server=state.server if state.site_next_server else None,
+            )
+            ready = DNSMASQ_READY
         self._site = start_until_logged(
-            state.site_namespace, command, directory / "site-dhcp.log", DNSMASQ_READY, 30.0
+            state.site_namespace, command, directory / "site-dhcp.log", ready, 30.0
         )
         state.site_pid = self._site.pid
 
@@ -349,7 +379,13 @@ class BootLab:
         nfs = f'"ganesha"\nstate_dir = "{directory}/nfs"' if state.nfs else '"off"'
         dhcp6 = ""
         router_solicitations = "answer_router_solicitations = true\n"
-        if state.ipv6:
+        if state.ipv6 and state.dhcp_mode == "proxy":
+            # Beside the site's DHCPv6 server, which leases and sends the RAs: boot options only.
+            dhcp = 'mode = "off"\n'
+            dhcp6 = '[dhcp6]\nmode = "proxy"\n'
+            router_solicitations = ""
+            loader = ""
+        elif state.ipv6:
             # IPv6 only: our DHCPv6 leases the addresses and sends the router advertisements
             # (M=1 O=1, the on-link /64), so no DHCPv4 and no lifetime-0 RA of its own.
             dhcp = 'mode = "off"\n'

@@ -69,6 +69,7 @@ def dnsmasq6(
     dns_servers: tuple[str, ...] = (),
     domain_search: tuple[str, ...] = (),
     log_each: bool = True,
+    ipxe_boot_url: str | None = None,
 ) -> list[str]:
     """dnsmasq as a stateful DHCPv6 server on `interface`: addresses `first`-`last` (/64).
 
@@ -79,6 +80,9 @@ def dnsmasq6(
     search list, when given, as options 23 and 24. `log_each`: `--log-dhcp`,
     every option of every message (off in the benchmark, like ours at info
     level it still logs one line per message). Lease and pid files go to `state`.
+    `ipxe_boot_url`: option 59 for clients of user class `iPXE` only, what a site's
+    server beside our proxy mode must hand iPXE itself (iPXE takes its options from
+    the one server it binds with; docs/protocols/dhcpv6.md §17).
     """
     command = [
         *DNSMASQ_ALONE,
@@ -99,4 +103,9 @@ def dnsmasq6(
         )
     if domain_search:
         command.append("--dhcp-option=option6:domain-search," + ",".join(domain_search))
+    if ipxe_boot_url is not None:
+        command += [
+            "--dhcp-userclass=set:ipxe,iPXE",
+            f"--dhcp-option=tag:ipxe,option6:bootfile-url,{ipxe_boot_url}",
+        ]
     return command

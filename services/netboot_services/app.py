@@ -338,6 +338,11 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
             config.dhcp6.port,
             config.server.interfaces,
             clients,
+            # Proxy mode only: EDK2 asks port 4011 after a proxy offer, never after a full
+            # mode's answer, which carries no vendor class (docs/protocols/dhcpv6.md §12).
+            boot_server_port=config.dhcp6.boot_server_port
+            if config.dhcp6.mode == "proxy"
+            else None,
         )
         dhcp6.setName("dhcp6")
         dhcp6.setServiceParent(top)

@@ -10,6 +10,13 @@ scope id, which link-local and multicast destinations need. With
 `server.interfaces` set there is one socket per interface (SO_BINDTODEVICE),
 otherwise one for all, joined on every interface.
 
+In proxy mode the service also owns UDP 4011 over IPv6 (`boot_server_port`):
+EDK2's PXEv6, after a proxy offer (an Advertise with boot options and no
+IA_NA), sends its boot-service Request by unicast to the host of our boot file
+URL, from and to port 4011, and reads the Reply there (docs/protocols/dhcpv6.md
+§12). Those sockets join no group and go to the same decision; the reply
+leaves from the socket the Request came in on, so from port 4011.
+
 What to answer is the pure core's (`netboot.dhcp6`'s `answer`): this adapter
 is handed that decision as a function, with the settings it decides with
 (swapped whole on reload, like every service's), and only carries its
@@ -75,6 +82,9 @@ class Dhcp6Counters(Counters):
     send_errors: int = 0
     handler_errors: int = 0
     """Datagrams that crashed the decision: bugs of ours, logged with a traceback."""
+    boot_server_datagrams: int = 0
+    """Of `datagrams`, those that came in on the boot-server port (4011): EDK2's
+    boot-service Requests after our proxy offers."""
     advertises: int = 0
     bound: int = 0
     released: int = 0
@@ -144,9 +154,17 @@ class _Dhcp6Socket(PacketReader):
     ancillary_size = socket.CMSG_SPACE(_PKTINFO.size)
     logger = log
 
-    def __init__(self, sock: socket.socket, listener: Dhcp6Service[Any], label: str) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        listener: Dhcp6Service[Any],
+        label: str,
+        boot_server: bool = False,
+    ) -> None:
         super().__init__(sock, label)
         self.listener = listener
+        self.boot_server = boot_server
+        """A port-4011 socket (EDK2's boot-service Requests), not a port-547 one."""
 
     def received(self, datagram: bytes, ancillary: Ancillary, source: Any) -> None:
         destination, ifindex = IPv6Address(0), source[3]
@@ -217,6 +235,7 @@ class Dhcp6Service(Service, Generic[S]):
         interfaces: tuple[str, ...],
         clients: ClientTracker | None = None,
         addresses_of: Callable[[str], list[IPv6Interface]] = ipv6_addresses,
+        boot_server_port: int | None = None,
     ) -> None:
         self.decide = decide
         self.settings = settings
@@ -224,6 +243,8 @@ class Dhcp6Service(Service, Generic[S]):
         self.reactor = reactor
         self.port = port
         self.interfaces = interfaces
+        self.boot_server_port = boot_server_port
+        """The IPv6 PXE boot server's port (4011; proxy mode), None: not served."""
         self.clients = clients if clients is not None else ClientTracker()
         self.addresses_of = addresses_of
         self.counters = Dhcp6Counters()
@@ -235,23 +256,35 @@ class Dhcp6Service(Service, Generic[S]):
 
     def startService(self) -> None:  # noqa: N802
         super().startService()
-        port = self.port
+        self._listen(self.port, boot_server=False)
+        if self.boot_server_port is not None:
+            self._listen(self.boot_server_port, boot_server=True)
+
+    def _listen(self, port: int, *, boot_server: bool) -> None:
+        """`port` on each served interface (or one socket for all). Port 547 joins
+        ff02::1:2 there; the boot server's 4011 joins nothing, since EDK2 sends its
+        boot-service Request by unicast to our boot file URL's host."""
         for interface in self.interfaces or (None,):
-            if interface:
+            groups: list[int]
+            if boot_server:
+                groups = []
+            elif interface:
                 groups = [socket.if_nametoindex(interface)]
             else:
                 groups = [index for index, _ in socket.if_nameindex()]
             sock = open_socket(port, interface, groups)
             port = sock.getsockname()[1]  # a picked port: every interface on the same one
-            reader = _Dhcp6Socket(sock, self, f"{interface or 'all'}:{port}")
+            reader = _Dhcp6Socket(sock, self, f"{interface or 'all'}:{port}", boot_server)
             self.sockets.append(reader)
             self.reactor.addReader(reader)
-            log.info(
-                "DHCPv6 listening on UDP {port} ({where}), joined {group}",
-                port=port,
-                where=f"interface {interface}" if interface else "every interface",
-                group=str(ALL_DHCP_RELAY_AGENTS_AND_SERVERS),
-            )
+            where = f"interface {interface}" if interface else "every interface"
+            if boot_server:
+                log.info("DHCPv6 PXE boot server listening on UDP {port} ({where})",
+                         port=port, where=where)  # fmt: skip
+            else:
+                log.info("DHCPv6 listening on UDP {port} ({where}), joined {group}",
+                         port=port, where=where,
+                         group=str(ALL_DHCP_RELAY_AGENTS_AND_SERVERS))  # fmt: skip
 
     def stopService(self) -> None:  # noqa: N802
         super().stopService()
@@ -259,7 +292,15 @@ class Dhcp6Service(Service, Generic[S]):
 
     @property
     def bound_port(self) -> int | None:
-        return self.sockets[0].sock.getsockname()[1] if self.sockets else None
+        """The port-547 role's port as bound (one port, on every interface socket)."""
+        ports = [r.sock.getsockname()[1] for r in self.sockets if not r.boot_server]
+        return ports[0] if ports else None
+
+    @property
+    def bound_boot_server_port(self) -> int | None:
+        """The port-4011 role's port as bound; None when it is not served."""
+        ports = [r.sock.getsockname()[1] for r in self.sockets if r.boot_server]
+        return ports[0] if ports else None
 
     def interface_name(self, index: int) -> str:
         name = self._names.get(index)
@@ -295,6 +336,8 @@ class Dhcp6Service(Service, Generic[S]):
         ifindex: int,
     ) -> None:
         self.counters.datagrams += 1
+        if reader.boot_server:
+            self.counters.boot_server_datagrams += 1
         now = self.reactor.seconds()
         interface = self.interface_name(ifindex)
         client = describe_client(source, source_port, interface)
