@@ -7,7 +7,7 @@ from ipaddress import IPv6Interface
 
 import pytest
 
-from netboot_services.clients import neighbour_mac
+from netboot_services.clients import ClientTracker, neighbour_mac
 from netboot_services.interfaces import ipv6_addresses, listen_addresses, scoped
 from netboot_services.listeners import ipv6_socket, listen_label, peer_address, scoped_host
 
@@ -70,3 +70,25 @@ def test_an_ipv6_socket_takes_ipv6_only() -> None:
 )  # fmt: skip
 def test_the_mac_of_ip_neigh_output(output: str, mac: str | None) -> None:
     assert neighbour_mac(output) == mac
+
+
+def test_a_client_missing_from_the_neighbour_table_is_looked_up_once_more() -> None:
+    """A proxy-mode client (leased by the site's server) sends its first datagram before
+    our kernel has its neighbour entry; the next lookup finds it. From the second miss on
+    the address is remembered as unknown (a client behind a router never has one)."""
+    table: dict[str, str] = {}
+    asked: list[str] = []
+
+    def lookup(address: str) -> str | None:
+        asked.append(address)
+        return table.get(address)
+
+    clients = ClientTracker(lookup=lookup)
+    assert clients.mac_of("fd4e:4254:0:1::1005") is None
+    table["fd4e:4254:0:1::1005"] = "52:54:00:4e:42:01"  # our answer made the entry
+    assert clients.mac_of("fd4e:4254:0:1::1005") == "52:54:00:4e:42:01"
+    assert clients.mac_of("fd4e:4254:0:1::1005") == "52:54:00:4e:42:01"
+    assert clients.mac_of("fd4e:4254:0:2::9") is None
+    assert clients.mac_of("fd4e:4254:0:2::9") is None
+    assert clients.mac_of("fd4e:4254:0:2::9") is None
+    assert asked == ["fd4e:4254:0:1::1005"] * 2 + ["fd4e:4254:0:2::9"] * 2

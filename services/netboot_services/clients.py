@@ -115,6 +115,8 @@ class ClientTracker:
         self._clients: OrderedDict[str, ClientRecord] = OrderedDict()
         self._macs: OrderedDict[str, str] = OrderedDict()
         """Address to MAC, as DHCP handed it out or the neighbour table said."""
+        self._misses: dict[str, int] = {}
+        """Addresses whose first lookup found no neighbour entry (tried once more)."""
         self.boots: Counter[str] = Counter()
         """SELECTs per image ID (hex): the per-image boot count."""
 
@@ -188,16 +190,24 @@ class ClientTracker:
             )
 
     def mac_of(self, address: str) -> str | None:
-        """The MAC behind an address: learned from DHCP, else looked up once.
+        """The MAC behind an address: learned from DHCP, else looked up.
 
-        A lookup that finds nothing is remembered too (as ""): a client behind a
-        router never has a neighbour entry, and its every HTTP range request
-        would otherwise read the kernel's table again. DHCP still overrides it.
+        A lookup that finds nothing is remembered too (as ""), from the second
+        miss on: a client behind a router never has a neighbour entry, and its
+        every HTTP range request would otherwise read the kernel's table again;
+        but a client leased by another server (proxy mode) may send its first
+        datagram before the kernel has its entry, which our answer then makes.
+        DHCP still overrides it.
         """
         mac = self._macs.get(address)
         if mac is None:
             mac = self.lookup(address) or ""
-            self._remember(address, mac)
+            if mac or self._misses.pop(address, 0) >= 1:
+                self._remember(address, mac)
+            else:
+                self._misses[address] = 1
+                while len(self._misses) > self.limit:
+                    del self._misses[next(iter(self._misses))]
         return mac or None
 
     def _remember(self, address: str, mac: str) -> None:
