@@ -63,6 +63,8 @@ class SqliteFile:
     def __init__(self, path: str | Path, kind: FileKind, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
         self.kind = kind
+        self._batch_depth = 0
+        self._savepoints = 0
         try:
             self.db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as error:
@@ -139,7 +141,14 @@ class SqliteFile:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One `BEGIN IMMEDIATE` write transaction, committed (and fsynced) on leaving."""
+        """One `BEGIN IMMEDIATE` write transaction, committed (and fsynced) on leaving.
+
+        Inside a `batch` it is a savepoint instead: its changes are undone alone if
+        it fails, and made durable only when the batch commits.
+        """
+        if self._batch_depth:
+            yield from self._savepoint()
+            return
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
@@ -153,6 +162,51 @@ class SqliteFile:
         except BaseException:
             self._rollback()
             raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every `transaction` inside shares one write transaction and one
+        fsync, committed on leaving.
+
+        A server answering many clients at once pays one commit for all of them
+        rather than one each, and sends its answers only after this returns, so no
+        answer promises what is not on disk. A failed transaction inside costs only
+        its own changes (a savepoint); a failed commit costs the whole batch, and
+        raises, so the caller sends none of its answers. Batches do not nest.
+        """
+        if self._batch_depth:
+            raise RuntimeError("SqliteFile.batch() does not nest")
+        with self.transaction():
+            self._batch_depth = 1
+            try:
+                yield
+            finally:
+                self._batch_depth = 0
+
+    def _savepoint(self) -> Iterator[None]:
+        self._savepoints += 1
+        name = f"op{self._savepoints}"
+        try:
+            self.db.execute(f"SAVEPOINT {name}")
+        except sqlite3.Error as error:
+            raise self.kind.error(self.path, f"cannot start a savepoint: {error}") from error
+        try:
+            yield
+            self.db.execute(f"RELEASE {name}")
+        except sqlite3.Error as error:
+            self._undo(name)
+            raise self.kind.error(self.path, str(error)) from error
+        except BaseException:
+            self._undo(name)
+            raise
+
+    def _undo(self, name: str) -> None:
+        """Best effort, as `_rollback`: back to the savepoint, and forget it."""
+        try:
+            self.db.execute(f"ROLLBACK TO {name}")
+            self.db.execute(f"RELEASE {name}")
+        except sqlite3.Error:
+            pass
 
     def _rollback(self) -> None:
         """Best effort: the error that led here says more than a failed rollback would."""

@@ -658,3 +658,49 @@ class LeaseMachine(RuleBasedStateMachine):
 
 TestLeaseMachine = LeaseMachine.TestCase
 TestLeaseMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+# --- group commit ------------------------------------------------------------------
+
+
+def test_a_batch_commits_every_operation_inside_at_once(db: Path, clock: FakeClock) -> None:
+    """Nothing of a batch is visible to another connection until it ends, then all is."""
+    with open_store(db, clock) as store:
+        with store.batch():
+            first = offered(store, 1)
+            second = offered(store, 2)
+            bound(store, 3)
+            other = sqlite3.connect(db)
+            try:
+                assert other.execute("SELECT count(*) FROM lease").fetchone()[0] == 0
+            finally:
+                other.close()
+        other = sqlite3.connect(db)
+        try:
+            assert other.execute("SELECT count(*) FROM lease").fetchone()[0] == 3
+        finally:
+            other.close()
+        assert {first.address, second.address} == {ip(1), ip(2)}
+
+
+def test_a_failed_operation_in_a_batch_undoes_only_itself(db: Path, clock: FakeClock) -> None:
+    """A savepoint per operation: the others in the batch still commit."""
+    with open_store(db, clock) as store:
+        with store.batch():
+            kept = offered(store, 1)
+            with pytest.raises(ValueError, match="lease_time"):
+                store.bind(client(2).cid, client(2).mac, ip(2), lease_time=0)
+            with pytest.raises(RuntimeError, match="boom"), store._file.transaction():
+                store._db.execute(
+                    "INSERT INTO lease (client_id, mac, state, expires, hostname, seq, address)"
+                    " VALUES (x'01', '02:00:00:00:00:09', 'bound', 1e12, NULL, 1, ?)",
+                    (int(ip(9)),),
+                )
+                raise RuntimeError("boom")
+        assert store.lease_at(ip(9)) is None
+        assert store.lease_at(kept.address) == kept
+
+
+def test_batches_do_not_nest(store: LeaseStore) -> None:
+    with store.batch(), pytest.raises(RuntimeError, match="nest"), store.batch():
+        pass

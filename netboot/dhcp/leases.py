@@ -35,7 +35,7 @@ then rejoin that queue at the end, as if their lease had ended when it lifted.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address
@@ -228,6 +228,11 @@ class LeaseStore:
         """
         with self._file.transaction():
             yield self._clock()
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group commit of every operation inside: one transaction, one fsync
+        (`SqliteFile.batch`). Answers made inside may leave only after it exits."""
+        return self._file.batch()
 
     def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
         """A read outside a transaction, with SQLite's errors turned into ours."""
