@@ -19,6 +19,7 @@ from netboot.bsdp.client import (
     describe_image,
     inform_list,
     inform_select,
+    preferred,
     read_answer,
 )
 from netboot.bsdp.options import BootImage, BsdpMessage, MessageType, decode, encode
@@ -417,3 +418,31 @@ def test_describe_image_of_an_invalid_id(image_id: int) -> None:
         "is_install": None,
         "name": "odd",
     }
+
+
+def _listing(server_id: str, priority: int | None, selected: int | None = None) -> ServerListing:
+    listing = ServerListing(server_id)
+    listing.add(BsdpMessage(MessageType.LIST, server_priority=priority, selected_image_id=selected))
+    return listing
+
+
+def test_a_mac_picks_the_least_busy_server_the_first_heard_on_a_tie() -> None:
+    """Each server's priority is its base minus the clients bound to it, so the
+    highest priority is the least busy server (docs/protocols/bsdp.md §7, step 3)."""
+    busy, idle, also_idle = (
+        _listing("192.0.2.10", 32760),
+        _listing("192.0.2.11", 32767),
+        _listing("192.0.2.12", 32767),
+    )
+    assert preferred([busy, idle, also_idle]) is idle
+    assert preferred([busy, also_idle, idle]) is also_idle
+    assert preferred([_listing("192.0.2.13", None), busy]) is busy
+    assert preferred([]) is None
+
+
+def test_a_mac_stays_with_the_server_that_holds_its_selection() -> None:
+    """A reply naming this Mac's selected image (sub-option 8) wins over any priority."""
+    bound = _listing("192.0.2.10", 100, selected=0x0100_1000)
+    idle = _listing("192.0.2.11", 32768)
+    assert preferred([idle, bound]) is bound
+    assert preferred([bound, idle]) is bound

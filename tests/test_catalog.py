@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import plistlib
 from pathlib import Path, PurePosixPath
 
@@ -386,3 +387,47 @@ def test_a_set_that_is_a_symlink_loop_is_listed_with_its_error(tmp_path: Path) -
     for loop in ("Self.nbi", "Ping.nbi", "Pong.nbi"):
         assert not by_name[loop].is_servable
         assert any("symlink loop" in p.message for p in by_name[loop].errors), loop
+
+
+def _identities(root: Path) -> list[tuple[str, int | None, bool, tuple[str, ...]]]:
+    """Per set: its path, wire image ID, servability and problems: all a server derives."""
+    return [
+        (
+            str(s.path),
+            int(s.image_id) if s.image_id is not None else None,
+            s.is_servable,
+            tuple(p.render() for p in s.problems),
+        )
+        for s in scan_catalog(root)
+    ]
+
+
+def test_two_copies_of_a_root_agree_on_every_image_id_and_every_conflict(tmp_path: Path) -> None:
+    """Several servers over one image root (shared storage or a synchronised copy) must
+    give each set the same BSDP image ID, so a Mac can take any of them; nothing
+    host-local (creation order, inode, mtime, the directory's own order) may count."""
+    recipes = [
+        ("NetBootSP0", "Alpha", {"Index": 4096}),
+        ("NetBootSP0", "Beta", {"Index": 4097, "IsInstall": True}),
+        ("NetBootSP1", "Gamma", {"Index": 4096, "Kind": 2}),  # collides with Alpha
+        (".", "Delta", {"Index": 12, "Kind": 3}),
+    ]
+    first, second = tmp_path / "first", tmp_path / "second"
+    for root, order in ((first, recipes), (second, list(reversed(recipes)))):
+        for sharepoint, name, keys in order:
+            make_set(root / sharepoint, name, **keys)
+    for when, set_dir in enumerate(sorted(second.rglob("*.nbi"))):
+        os.utime(set_dir / "NBImageInfo.plist", (1_000_000 + when, 2_000_000 - when))
+
+    seen = _identities(first)
+    assert seen == _identities(second)
+    ids = {path: image_id for path, image_id, _, _ in seen}
+    assert ids == {
+        "Delta.nbi": 0x0300_000C,
+        "NetBootSP0/Alpha.nbi": 0x0100_1000,
+        "NetBootSP0/Beta.nbi": 0x8100_1001,
+        "NetBootSP1/Gamma.nbi": 0x0200_1000,
+    }
+    # The same set wins the collision on both: the first in sorted path order.
+    servable = {path for path, _, is_servable, _ in seen if is_servable}
+    assert "NetBootSP0/Alpha.nbi" in servable and "NetBootSP1/Gamma.nbi" not in servable

@@ -176,9 +176,20 @@ def describe_image(image: BootImage) -> dict[str, Any]:
 
 
 def preferred(listings: Iterable[ServerListing]) -> ServerListing | None:
-    """The server a Mac boots from: the highest priority, the first heard on a tie."""
+    """The server a Mac boots from (docs/protocols/bsdp.md §7, step 3).
+
+    A server that says this Mac selected one of its images (sub-option 8) wins,
+    so a Mac stays with its server; otherwise the highest priority, which is
+    the least busy server, since each server's priority drops by one per
+    client bound to it; the first heard on a tie.
+    """
     best: ServerListing | None = None
     for listing in listings:
-        if best is None or (listing.priority or 0) > (best.priority or 0):
+        if best is None or _preference(listing) > _preference(best):
             best = listing
     return best
+
+
+def _preference(listing: ServerListing) -> tuple[bool, int]:
+    """What `preferred` compares: bound here first, then the priority."""
+    return bool(listing.selected_image_id), listing.priority or 0
