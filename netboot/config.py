@@ -262,6 +262,14 @@ class ServerConfig:
         "Seconds between two scans of the image root; a set added, removed or changed is "
         "served (or no longer) from the next scan on, without a restart.",
     )
+    id: str = option(
+        "",
+        _string,
+        "This daemon's name among several that share one lease database (`dhcp."
+        "lease_database` on PostgreSQL): written with every lease it grants, and shown in "
+        "logs, `netboot status` and the status page. Empty: the host name.",
+        RESTART,
+    )
     state_database: Path = option(
         Path("/var/lib/netboot/state.sqlite3"),
         _path,
@@ -478,6 +486,21 @@ class DhcpConfig:
         "In full mode, listen on UDP 68 for other DHCP servers' offers and warn loudly "
         "about each rival server.",
         RESTART,
+    )
+    heartbeat_interval: float = option(
+        2.0,
+        _positive_number,
+        "Full mode: seconds between two heartbeats this daemon writes into the lease "
+        "database. Daemons sharing a database split new clients between the live ones; "
+        "a daemon silent for three intervals is taken for dead and its share moves on.",
+        RESTART,
+    )
+    takeover_after: int = option(
+        3,
+        _int_range(0, 65535),
+        "Full mode with peers: a client whose DHCP `secs` field says it has tried for at "
+        "least this many seconds is answered by any live daemon, not only the one its MAC "
+        "falls to; 0 answers every client from every daemon.",
     )
 
 

@@ -61,6 +61,8 @@ class LeaseTerms:
     dns_servers: tuple[IPv4Address, ...]
     domain_name: str
     quarantine: float
+    takeover_after: int
+    """With peers on the lease database: the `secs` from which any daemon answers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,8 @@ class Runtime:
     rescan_interval: float
     log_level: str
     ports: BoundPorts
+    server_id: str
+    """This daemon's name on a shared lease database, in its leases, logs and status."""
 
 
 def chain_file(
@@ -218,6 +222,7 @@ def build_runtime(
             dns_servers=tuple(IPv4Address(a) for a in config.dhcp.dns_servers),
             domain_name=config.dhcp.domain_name,
             quarantine=config.dhcp.quarantine,
+            takeover_after=config.dhcp.takeover_after,
         ),
         addresses=addresses,
         dhcp6=dhcp6_settings(config, boot, server_duid6),
@@ -225,6 +230,7 @@ def build_runtime(
         rescan_interval=config.server.rescan_interval,
         log_level=config.logging.level,
         ports=ports,
+        server_id=config.server.id or host_name,
     )
 
 

@@ -56,6 +56,10 @@ class SilenceReason(StrEnum):
     DECLINED = "declined"
     """The client found the address in use: it is quarantined."""
     POOL_EXHAUSTED = "pool_exhausted"
+    PEER_SHARE = "peer_share"
+    """A new client whose MAC falls to another live daemon on the same lease database."""
+    STORE_DOWN = "store_down"
+    """The lease database is unreachable: no new lease until it is back (never a guess)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,15 +10,28 @@ both its address and its proxy offer: no 4011 round trip, no proxy wait.
 The store decides who holds which address; this module only reads the
 request's state (selecting, init-reboot, renewing) from its fields, as RFC
 2131 table 4 lays out.
+
+Several daemons may share one store (PostgreSQL, issue #21). `peers` says
+which of them answers a new client (`netboot/dhcp/peers.py`); a client whose
+lease this daemon wrote, or that names it, is answered here whatever the
+split says. When the store is unreachable, new leases pause (silence, never
+a guess) while a renewal of a lease this daemon granted is ACKed from memory
+for the time that lease has left, which promises nothing the database does
+not already hold.
 """
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 
 from netboot.dhcp.boot import BootSettings, NoBoot, boot_offer
-from netboot.dhcp.leases import Lease, LeaseStore
+from netboot.dhcp.lease_store import LeaseBackend, LeaseStoreUnavailable
+from netboot.dhcp.leases import Lease, LeaseState
+from netboot.dhcp.peers import PeerView, alone, answers
 from netboot.dhcp.proxy import (
     Answer,
     Silence,
@@ -44,6 +57,8 @@ class NetworkSettings:
     dns_servers: tuple[str, ...] = ()
     domain_name: str = ""
     boot: BootSettings = field(default_factory=BootSettings)
+    takeover_after: int = 3
+    """With peers: a client whose `secs` reach this is answered by any daemon."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +69,38 @@ class Event:
     """The address whose lease was offered, bound, released or declined."""
 
 
+KNOWN_LIMIT = 65536
+"""Leases remembered for renewals while the store is down: a pool's worth at most."""
+
+
 class LeaseServer:
-    def __init__(self, store: LeaseStore, network: NetworkSettings) -> None:
+    def __init__(
+        self,
+        store: LeaseBackend,
+        network: NetworkSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.network = network
+        self.clock = clock
+        self.peers: PeerView = alone(store.server_id)
+        """The live daemons on the store; the heartbeat loop replaces it."""
+        self._known: OrderedDict[bytes, Lease] = OrderedDict()
+        """Leases ACKed here, newest last, to renew from while the store is down."""
 
     def answer(
         self, request: DhcpPacket, client: BootClient, server: str
     ) -> tuple[Answer | Silence, Event | None]:
-        message = request.message_type
         client_id = client_identifier(request)
+        try:
+            return self._answer(request, client, client_id, server)
+        except LeaseStoreUnavailable as error:
+            return self._store_down(request, client, client_id, server, error), None
+
+    def _answer(
+        self, request: DhcpPacket, client: BootClient, client_id: bytes, server: str
+    ) -> tuple[Answer | Silence, Event | None]:
+        message = request.message_type
         if message == MessageType.DISCOVER:
             return self._discover(request, client, client_id, server)
         if message == MessageType.REQUEST:
@@ -104,6 +141,8 @@ class LeaseServer:
             return Silence(
                 SilenceReason.FOREIGN_SUBNET, "relayed from a subnet that is not the pool's"
             ), None
+        if not self._ours(request):
+            return self._peers_client(request), None
         lease = self.store.offer(
             client_id, request.mac, _option_address(request, Option.REQUESTED_ADDRESS)
         )
@@ -124,7 +163,8 @@ class LeaseServer:
         if chosen_server is not None:  # SELECTING
             if str(chosen_server) != server:
                 held = self.store.lease_for(client_id)
-                if held is not None and held.state == "offered":
+                mine = held is not None and held.server_id == self.store.server_id
+                if mine and held is not None and held.state == LeaseState.OFFERED:
                     self.store.release(client_id, held.address)
                 return Silence(
                     SilenceReason.OTHER_SERVER, f"client chose the server {chosen_server}"
@@ -136,6 +176,8 @@ class LeaseServer:
             if not self._on_our_subnet(request, server) or requested not in self.network.subnet:
                 return self._nak(request, server, f"{requested} is not on this network"), None
             held = self.store.lease_for(client_id)
+            if not self._ours(request, held):
+                return self._peers_client(request), None
             holder = self.store.holder(requested)
             if held is None and (holder is None or holder.client_id == client_id):
                 return Silence(
@@ -149,6 +191,10 @@ class LeaseServer:
                 return Silence(
                     SilenceReason.INCOMPLETE, "REQUEST with neither server, address nor ciaddr"
                 ), None
+            if not self.peers.alone and not self._ours(
+                request, self.store.lease_for(client_id)
+            ):
+                return self._peers_client(request), None
             address = renewing
         hostname = request.option(Option.HOST_NAME)
         lease = self.store.bind(
@@ -160,6 +206,7 @@ class LeaseServer:
         )
         if lease is None:
             return self._nak(request, server, f"{address} is not available to this client"), None
+        self._remember(client_id, lease)
         packet, boot = self._lease_reply(request, client, server, MessageType.ACK, lease)
         summary = f"ACK {lease.address}{boot}"
         answer = Answer(OutcomeKind.ACK, packet, self._destination(request), summary)
@@ -185,9 +232,19 @@ class LeaseServer:
     # -- helpers -----------------------------------------------------------------------
 
     def _lease_reply(
-        self, request: DhcpPacket, client: BootClient, server: str, kind: int, lease: Lease
+        self,
+        request: DhcpPacket,
+        client: BootClient,
+        server: str,
+        kind: int,
+        lease: Lease,
+        lease_time: int | None = None,
     ) -> tuple[DhcpPacket, str]:
-        options = [(Option.MESSAGE_TYPE, bytes((kind,))), *self._network_options(server)]
+        """`lease_time` None: the configured one (the lease was just written for it)."""
+        options = [
+            (Option.MESSAGE_TYPE, bytes((kind,))),
+            *self._network_options(server, lease_time),
+        ]
         siaddr, file, boot = ZERO, b"", ""
         offer = boot_offer(client, request.mac, server, self.network.boot, full_mode=True)
         if not isinstance(offer, NoBoot):
@@ -198,9 +255,10 @@ class LeaseServer:
         packet = reply_to(request, options, yiaddr=str(lease.address), siaddr=siaddr, file=file)
         return packet, boot
 
-    def _network_options(self, server: str) -> list[tuple[int, bytes]]:
+    def _network_options(self, server: str, lease_time: int | None = None) -> list[tuple[int, bytes]]:
         network = self.network
-        lease_time = network.lease_time
+        if lease_time is None:
+            lease_time = network.lease_time
         options: list[tuple[int, bytes]] = [
             (Option.SERVER_IDENTIFIER, IPv4Address(server).packed),
             (Option.LEASE_TIME, lease_time.to_bytes(4, "big")),
@@ -216,6 +274,58 @@ class LeaseServer:
         if network.domain_name:
             options.append((Option.DOMAIN_NAME, network.domain_name.encode()))
         return options
+
+    def _ours(self, request: DhcpPacket, held: Lease | None = None) -> bool:
+        """Whether this daemon answers the request's client: its share of the MACs, a
+        client that waited, or one whose lease this daemon wrote."""
+        if answers(self.peers, request.mac, request.secs, self.network.takeover_after):
+            return True
+        return held is not None and held.server_id == self.store.server_id
+
+    def _peers_client(self, request: DhcpPacket) -> Silence:
+        owner = self.peers.owner(request.mac)
+        return Silence(SilenceReason.PEER_SHARE, f"a client of the peer {owner}")
+
+    def _remember(self, client_id: bytes, lease: Lease) -> None:
+        known = self._known
+        known[client_id] = lease
+        known.move_to_end(client_id)
+        while len(known) > KNOWN_LIMIT:
+            known.popitem(last=False)
+
+    def _store_down(
+        self,
+        request: DhcpPacket,
+        client: BootClient,
+        client_id: bytes,
+        server: str,
+        error: LeaseStoreUnavailable,
+    ) -> Answer | Silence:
+        """The store cannot be reached: ACK a renewal of a lease granted here, for the
+        time it has left; everything else waits, silent, for the store to return."""
+        if request.message_type == MessageType.REQUEST:
+            chosen = _option_address(request, Option.SERVER_IDENTIFIER)
+            wanted = _address(request.ciaddr) or _option_address(
+                request, Option.REQUESTED_ADDRESS
+            )
+            known = self._known.get(client_id)
+            now = self.clock()
+            if (
+                known is not None
+                and chosen is None
+                and wanted == known.address
+                and known.state == LeaseState.BOUND
+                and known.expires - now >= 1
+            ):
+                left = int(known.expires - now)
+                packet, boot = self._lease_reply(
+                    request, client, server, MessageType.ACK, known, lease_time=left
+                )
+                summary = f"ACK {known.address} for the {left} s it has left (lease database down){boot}"
+                return Answer(OutcomeKind.ACK, packet, self._destination(request), summary)
+        return Silence(
+            SilenceReason.STORE_DOWN, f"lease database unreachable, no new lease: {error}"
+        )
 
     def _nak(self, request: DhcpPacket, server: str, why: str) -> Answer:
         options = [

@@ -538,6 +538,7 @@ def network_settings(runtime: Runtime, subnet: IPv4Network) -> NetworkSettings:
         dns_servers=tuple(str(a) for a in terms.dns_servers),
         domain_name=terms.domain_name,
         boot=runtime.boot,
+        takeover_after=terms.takeover_after,
     )
 
 

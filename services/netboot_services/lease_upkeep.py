@@ -1,0 +1,129 @@
+"""Full mode's side of a shared lease database: heartbeats, peers, and outages.
+
+Every `heartbeat_interval` this service writes the daemon's heartbeat into the
+store and reads the others', then gives the lease server the live peers
+(`netboot.dhcp.peers`), so the split of new clients follows daemons that come
+and go. Joins and departures are logged once each.
+
+When the store is unreachable (`LeaseStoreUnavailable`, `up` False) it says so
+once, loudly; the lease server pauses new leases by itself. Reconnecting is a
+blocking connect, so it runs in a thread, one attempt at a time, each
+interval; when one succeeds, leases resume and the log says so. The SQLite
+store is never down and is only ever touched from the reactor thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import threads
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from netboot.dhcp.lease_store import LeaseStoreUnavailable, redacted
+from netboot.dhcp.peers import DEAD_AFTER, live_peers
+from netboot.dhcp.server import LeaseServer
+
+log = Logger(namespace="netboot.dhcp")
+
+
+class LeaseUpkeep(Service):
+    name = "lease-upkeep"
+
+    def __init__(
+        self,
+        lease_server: LeaseServer,
+        address: str,
+        interval: float,
+        load: Callable[[], float],
+        reactor: Any,
+        database: str,
+    ) -> None:
+        self.lease_server = lease_server
+        self.address = address
+        self.interval = interval
+        self.load = load
+        self.reactor = reactor
+        self.database = redacted(database)
+        self.store_up = True
+        """What the log last said of the store; the gauge reads the store itself."""
+        self.down_since: float | None = None
+        self.heard: dict[str, tuple[str, float, float]] = {}
+        """Live peers by server id: (address, seen, load), for the status page."""
+        self._reconnecting = False
+        self._loop = LoopingCall(self.beat)
+        self._loop.clock = reactor
+
+    def startService(self) -> None:  # noqa: N802
+        super().startService()
+        self._loop.start(self.interval, now=True)
+
+    def stopService(self) -> None:  # noqa: N802
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()
+
+    def beat(self) -> None:
+        store = self.lease_server.store
+        if not store.up:
+            self._went_down("the last operation could not reach it")
+            self._reconnect()
+            return
+        me = self.lease_server.peers.me
+        try:
+            store.heartbeat(me, self.address, self.load())
+            seen = store.servers(DEAD_AFTER * self.interval)
+        except LeaseStoreUnavailable as error:
+            self._went_down(str(error))
+            return
+        self._came_back()
+        view = live_peers(me, seen, self.reactor.seconds(), self.interval)
+        before = self.lease_server.peers.live
+        self.lease_server.peers = view
+        self.heard = {s.server_id: (s.address, s.seen, s.load) for s in seen if s.server_id != me}
+        for joined in sorted(set(view.live) - set(before)):
+            log.info("DHCP peer {peer} is live: it answers its share of new clients", peer=joined)
+        for left in sorted(set(before) - set(view.live)):
+            log.warn(
+                "DHCP peer {peer} has not written a heartbeat for {seconds:.0f} s: its share "
+                "of new clients moves to the live daemons ({live})",
+                peer=left,
+                seconds=DEAD_AFTER * self.interval,
+                live=", ".join(view.live),
+            )
+
+    def _went_down(self, why: str) -> None:
+        if self.store_up:
+            self.store_up = False
+            self.down_since = self.reactor.seconds()
+            log.critical(
+                "lease database {database} unreachable ({why}): new leases pause; BSDP, "
+                "TFTP, HTTP, proxy PXE and renewals of leases granted here go on",
+                database=self.database,
+                why=why,
+            )
+
+    def _came_back(self) -> None:
+        if not self.store_up:
+            self.store_up = True
+            self.down_since = None
+            log.warn(
+                "lease database {database} reachable again: new leases resume",
+                database=self.database,
+            )
+
+    def _reconnect(self) -> None:
+        reconnect = getattr(self.lease_server.store, "reconnect", None)
+        if reconnect is None or self._reconnecting:
+            return
+        self._reconnecting = True
+        attempt = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), reconnect)
+
+        def done(result: object) -> None:
+            self._reconnecting = False
+            if result is True:
+                self.beat()
+
+        attempt.addBoth(done)
