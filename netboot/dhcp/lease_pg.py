@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from types import MappingProxyType
 from typing import Any
@@ -185,6 +186,49 @@ def _row(raw: tuple[Any, ...] | None) -> LeaseRow | None:
     return LeaseRow(int(raw[0]), bytes(raw[1]), *raw[2:])
 
 
+def prepare_schema(conn: psycopg.Connection[tuple[Any, ...]], name: str) -> None:
+    """Create, check or migrate the schema inside the open transaction, under an advisory
+    lock so that daemons starting together create it once. `name` is for errors."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+    tables = conn.execute(
+        "SELECT to_regclass('netboot_schema') IS NOT NULL, to_regclass('lease') IS NOT NULL"
+    ).fetchone()
+    assert tables is not None
+    ours, lease_table = tables
+    if ours:
+        _migrate(conn, name)
+        return
+    if lease_table:
+        raise LeaseDatabaseError(name, "has a lease table, but is not a netboot lease database")
+    conn.execute("CREATE TABLE netboot_schema (version integer NOT NULL)")
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    conn.execute("INSERT INTO netboot_schema VALUES (%s)", (SCHEMA_VERSION,))
+
+
+def _migrate(conn: psycopg.Connection[tuple[Any, ...]], name: str) -> None:
+    row = conn.execute("SELECT max(version) FROM netboot_schema").fetchone()
+    version = None if row is None else row[0]
+    if version is None or version < 1:
+        raise LeaseDatabaseError(name, f"unknown lease database schema {version}")
+    if version > SCHEMA_VERSION:
+        raise LeaseDatabaseError(
+            name,
+            f"lease database schema {version} is newer than this netboot understands"
+            f" ({SCHEMA_VERSION}); upgrade netboot",
+        )
+    if any(step not in MIGRATIONS for step in range(version, SCHEMA_VERSION)):
+        raise LeaseDatabaseError(
+            name,
+            f"lease database schema {version} cannot be migrated to {SCHEMA_VERSION}"
+            " by this netboot",
+        )
+    for step in range(version, SCHEMA_VERSION):
+        for statement in MIGRATIONS[step]:
+            conn.execute(statement)
+    conn.execute("UPDATE netboot_schema SET version = %s", (SCHEMA_VERSION,))
+
+
 class PgLeaseStore:
     """The lease table of one pool in a PostgreSQL database; one thread uses it.
 
@@ -290,47 +334,9 @@ class PgLeaseStore:
     def _prepare(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         """Create, check or migrate the schema, and add the pool's rows, in one transaction."""
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            tables = conn.execute(
-                "SELECT to_regclass('netboot_schema') IS NOT NULL, to_regclass('lease') IS NOT NULL"
-            ).fetchone()
-            assert tables is not None
-            ours, lease_table = tables
-            if not ours:
-                if lease_table:
-                    raise LeaseDatabaseError(
-                        self.path, "has a lease table, but is not a netboot lease database"
-                    )
-                conn.execute("CREATE TABLE netboot_schema (version integer NOT NULL)")
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO netboot_schema VALUES (%s)", (SCHEMA_VERSION,))
-            else:
-                self._migrate(conn)
+            prepare_schema(conn, self.path)
             conn.execute(_ADD_RANGE, (self._rules.first, self._rules.last))
             conn.execute(_ADD_UNUSED, (sorted(self._rules.reserved_for),))
-
-    def _migrate(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-        row = conn.execute("SELECT max(version) FROM netboot_schema").fetchone()
-        version = None if row is None else row[0]
-        if version is None or version < 1:
-            raise LeaseDatabaseError(self.path, f"unknown lease database schema {version}")
-        if version > SCHEMA_VERSION:
-            raise LeaseDatabaseError(
-                self.path,
-                f"lease database schema {version} is newer than this netboot understands"
-                f" ({SCHEMA_VERSION}); upgrade netboot",
-            )
-        if any(step not in MIGRATIONS for step in range(version, SCHEMA_VERSION)):
-            raise LeaseDatabaseError(
-                self.path,
-                f"lease database schema {version} cannot be migrated to {SCHEMA_VERSION}"
-                " by this netboot",
-            )
-        for step in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[step]:
-                conn.execute(statement)
-        conn.execute("UPDATE netboot_schema SET version = %s", (SCHEMA_VERSION,))
 
     def _live(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The connection, or `LeaseStoreUnavailable` at once (no network I/O) while down."""
@@ -612,3 +618,83 @@ class PgLeaseStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_ROWS_AT = (
+    "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
+    " WHERE address = ANY(%s)"
+)
+_COPY_ROW = (
+    "INSERT INTO lease (address, client_id, mac, state, expires, hostname, seq, server_id)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (address) DO UPDATE SET client_id = excluded.client_id, mac = excluded.mac,"
+    " state = excluded.state, expires = excluded.expires, hostname = excluded.hostname,"
+    " seq = excluded.seq, server_id = excluded.server_id WHERE lease.state = 'unused'"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyReport:
+    """What `copy_leases` found in the target after copying, row by row of the source."""
+
+    source: int
+    """Rows in the source."""
+    copied: int
+    """Rows this run wrote (an address the target had never leased)."""
+    matching: int
+    """Rows the target now holds exactly as the source does (copied ones included)."""
+    conflicting: tuple[IPv4Address, ...]
+    """Addresses the target lacks or holds differently (another daemon leased them)."""
+
+    @property
+    def complete(self) -> bool:
+        return self.matching == self.source and not self.conflicting
+
+
+def copy_leases(rows: Sequence[LeaseRow], url: str, *, connect_timeout: float = 10.0) -> CopyReport:
+    """Copy lease rows into the PostgreSQL database at `url`, then check every one is there.
+
+    One transaction: the schema is created if needed, each row goes into an address
+    nobody leased in the target yet, and a row the target already holds is never
+    overwritten, so running it twice changes nothing the second time. The check reads
+    the rows back after the commit.
+    """
+    name = redacted(url)
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=round(connect_timeout)) as conn:
+            copied = 0
+            with conn.transaction(), conn.cursor() as cursor:
+                prepare_schema(conn, name)
+                for row in rows:
+                    cursor.execute(_COPY_ROW, _values(row))
+                    copied += cursor.rowcount
+            found = {
+                int(raw[0]): _row(raw)
+                for raw in conn.execute(_ROWS_AT, ([row.address for row in rows],)).fetchall()
+            }
+    except psycopg.OperationalError as error:
+        raise LeaseStoreUnavailable(f"{name}: {str(error).strip()}") from error
+    except psycopg.Error as error:
+        raise LeaseDatabaseError(name, str(error).strip()) from error
+    conflicting = tuple(
+        IPv4Address(row.address) for row in rows if not _same(found.get(row.address), row)
+    )
+    return CopyReport(len(rows), copied, len(rows) - len(conflicting), conflicting)
+
+
+def _same(stored: LeaseRow | None, source: LeaseRow) -> bool:
+    return stored is not None and _values(stored) == _values(source)
+
+
+def _values(row: LeaseRow) -> tuple[object, ...]:
+    """A row as it is stored and compared: the MAC as text, the state as its word."""
+    return (
+        row.address,
+        bytes(row.client_id),
+        str(row.mac),
+        str(row.state),
+        float(row.expires),
+        row.hostname,
+        int(row.seq),
+        row.server_id,
+    )

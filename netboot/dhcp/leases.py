@@ -200,6 +200,18 @@ class LeaseRow(NamedTuple):
         )
 
 
+def lease_rows(path: str | Path) -> list[LeaseRow]:
+    """Every IPv4 row of a lease file as stored, whatever the pool: what a migration copies.
+
+    Opening it is opening it as the daemon does: an older file is migrated in place first.
+    """
+    file = SqliteFile(path, LEASE_FILE)
+    try:
+        return [LeaseRow._make(row) for row in file.query(_ALL_ROWS)]
+    finally:
+        file.close()
+
+
 class PoolRules:
     """Who may have which address, from the pool: the allocation policy both backends share.
 
