@@ -28,8 +28,8 @@ def migrate(sqlite_file: Path, postgresql_url: str) -> None:
     differently (another daemon leased it), 2 on a usage error. DHCPv6 leases
     stay in the file.
     """
-    from netboot.dhcp.lease_pg import copy_leases, redacted
-    from netboot.dhcp.lease_store import LeaseStoreUnavailable, is_postgresql_url
+    from netboot.dhcp.lease_pg import copy_leases
+    from netboot.dhcp.lease_store import LeaseStoreUnavailable, is_postgresql_url, redacted
     from netboot.dhcp.leases import lease_rows
     from netboot.errors import NetbootError
 

@@ -53,12 +53,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 from netboot.dhcp.lease_file import LeaseDatabaseError, check_lease_terms
-from netboot.dhcp.lease_store import LeaseStoreUnavailable, ServerSeen
+from netboot.dhcp.lease_store import LeaseStoreUnavailable, ServerSeen, redacted
 from netboot.dhcp.leases import (
     AddressPool,
     Lease,
@@ -167,16 +166,6 @@ _SERVERS_SEEN = (
 _BUSY = (
     "SELECT address, state FROM lease WHERE expires > %s AND state NOT IN ('released', 'unused')"
 )
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 def _row(raw: tuple[Any, ...] | None) -> LeaseRow | None:

@@ -21,23 +21,24 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
+from netboot.config import is_postgresql_url as is_postgresql_url  # where callers look
 from netboot.errors import NetbootError
 from netboot.macaddr import MacAddress
 
 if TYPE_CHECKING:
     from netboot.dhcp.leases import AddressPool, Lease
 
-POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
-"""A lease database named by one of these is a PostgreSQL URL; anything else is a file."""
 
-
-def is_postgresql_url(database: Path | str) -> bool:
-    """Whether `database` names a PostgreSQL database rather than an SQLite file.
-
-    A `Path` never is: pathlib collapses the `//` of a URL, so URLs travel as strings.
-    """
-    return isinstance(database, str) and database.startswith(POSTGRESQL_SCHEMES)
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 class LeaseStoreUnavailable(NetbootError):  # noqa: N818 - the name says what happened
