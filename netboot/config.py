@@ -470,7 +470,7 @@ class DhcpConfig:
         _lease_database,
         "SQLite file of the full-mode leases; they survive restarts and crashes. A "
         "`postgresql://` URL keeps the IPv4 leases in PostgreSQL instead, shared by several "
-        "daemons (docs/leases.md); DHCPv6 full mode needs a file.",
+        "daemons (docs/operations.md); DHCPv6 full mode needs a file.",
         RESTART,
     )
     quarantine: float = option(

@@ -122,10 +122,13 @@ _ROWS_OF_CLIENT = (
 _LOCK_CLIENT = _ROWS_OF_CLIENT + " FOR UPDATE"
 _NEWEST_OF_CLIENT = _ROWS_OF_CLIENT + " LIMIT 1"
 # Never-used rows expire at -infinity, so they come first, lowest address first; then
-# the row whose lease, offer or quarantine ended the longest ago.
+# the row whose lease, offer or quarantine ended the longest ago. `address + 0` keeps
+# the planner off the primary key's range (as the SQLite store's unary +): the range
+# covers the whole pool, and every free row would be sorted by expiry on each offer,
+# where the walk of lease_by_expiry stops at the first free row it can lock.
 _CLAIM_FREE = (
     "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
-    " WHERE (expires <= %s OR state = 'released') AND address BETWEEN %s AND %s"
+    " WHERE (expires <= %s OR state = 'released') AND address + 0 BETWEEN %s AND %s"
     " AND address <> ALL(%s) ORDER BY expires, address LIMIT 1 FOR UPDATE SKIP LOCKED"
 )
 _ALL_ROWS = (
@@ -326,6 +329,7 @@ class PgLeaseStore:
             prepare_schema(conn, self.path)
             conn.execute(_ADD_RANGE, (self._rules.first, self._rules.last))
             conn.execute(_ADD_UNUSED, (sorted(self._rules.reserved_for),))
+        conn.execute("ANALYZE lease")  # the planner's statistics include the new pool rows
 
     def _live(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The connection, or `LeaseStoreUnavailable` at once (no network I/O) while down."""
