@@ -32,6 +32,9 @@ TEST_PACKAGES="$TEST_PACKAGES sbsigntool"
 TEST_PACKAGES="$TEST_PACKAGES nftables"
 # Benchmarks: wrk reads root images as random ranges on keep-alive connections.
 TEST_PACKAGES="$TEST_PACKAGES wrk"
+# Leases in PostgreSQL: the tests and benchmarks initdb a private cluster with Debian's
+# server binaries (services/netboot_lab/postgres.py); the daemon itself needs only psycopg.
+TEST_PACKAGES="$TEST_PACKAGES postgresql"
 
 install_packages() {
     missing=""

@@ -55,6 +55,25 @@ def _path(value: object, where: _Context) -> Path:
     return path if path.is_absolute() else where.base_dir / path
 
 
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+"""A lease database named by one of these is a PostgreSQL URL; anything else is a file."""
+
+
+def is_postgresql_url(database: Path | str) -> bool:
+    """Whether `database` names a PostgreSQL database rather than an SQLite file.
+
+    A `Path` never is: pathlib collapses the `//` of a URL, so URLs travel as strings.
+    """
+    return isinstance(database, str) and database.startswith(POSTGRESQL_SCHEMES)
+
+
+def _lease_database(value: object, where: _Context) -> Path | str:
+    """A path, or a PostgreSQL URL kept as a string."""
+    if isinstance(value, str) and is_postgresql_url(value):
+        return value
+    return _path(value, where)
+
+
 def _string_list(value: object, where: _Context) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise where.error("must be a list of non-empty strings")
@@ -454,10 +473,12 @@ class DhcpConfig:
         "address may lie outside the pool and is never given to another client.",
         RESTART,
     )
-    lease_database: Path = option(
+    lease_database: Path | str = option(
         Path("/var/lib/netboot/leases.sqlite3"),
-        _path,
-        "SQLite file of the full-mode leases; they survive restarts and crashes.",
+        _lease_database,
+        "SQLite file of the full-mode leases; they survive restarts and crashes. A "
+        "`postgresql://` URL keeps the IPv4 leases in PostgreSQL instead, shared by several "
+        "daemons (docs/operations.md); DHCPv6 full mode needs a file.",
         RESTART,
     )
     quarantine: float = option(

@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 from twisted.logger import globalLogPublisher
 
+from netboot_lab.postgres import PrivateCluster
+from tests.postgres import session_cluster
+
 REQUIRE_ALL = os.environ.get("NETBOOT_REQUIRE_ALL") == "1"
 
 
@@ -51,3 +54,9 @@ def events() -> Iterator[list[dict[str, Any]]]:
         yield captured
     finally:
         globalLogPublisher.removeObserver(captured.append)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PrivateCluster]:
+    """A private PostgreSQL cluster for the session (tests/postgres.py); skips without one."""
+    yield from session_cluster()

@@ -241,3 +241,15 @@ def test_bad_dhcp6_values_name_the_key(tmp_path: Path, line: str, key: str, mess
         load_config(path)
     assert raised.value.key == key
     assert message in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://netboot@db.example:5432/leases", "postgres:///leases?host=/run/pg"]
+)
+def test_a_lease_database_url_is_kept_whole(tmp_path: Path, url: str) -> None:
+    """pathlib would collapse the URL's `//` (and make it relative to the file)."""
+    config = load_config(write(tmp_path, f'[dhcp]\nlease_database = "{url}"\n'))
+    assert config.dhcp.lease_database == url
+    assert with_overrides(Config(), dhcp__lease_database=url).dhcp.lease_database == url
+    path = load_config(write(tmp_path, '[dhcp]\nlease_database = "leases.db"\n'))
+    assert path.dhcp.lease_database == tmp_path / "leases.db"

@@ -35,7 +35,14 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 
 from netboot.admin.machines import MachineRegistry
-from netboot.config import Config, Dhcp6Config, Ipv6Range, ServerConfig, config_from_mapping
+from netboot.config import (
+    Config,
+    Dhcp6Config,
+    DhcpConfig,
+    Ipv6Range,
+    ServerConfig,
+    config_from_mapping,
+)
 from netboot.dhcp.leases import LeaseState
 from netboot.dhcp6.leases import IaKey, Lease6Store
 from netboot.dhcp6.outcome import Dhcp6OutcomeKind
@@ -394,6 +401,12 @@ def full(**dhcp6: Any) -> Config:
     ("config", "networks", "key", "message"),
     [
         (full(pool=None), SERVED, "dhcp6.pool", "needs an explicit pool"),
+        (
+            replace(full(), dhcp=DhcpConfig(lease_database="postgresql://db.example/leases")),
+            SERVED,
+            "dhcp.lease_database",
+            "full DHCPv6 keeps its leases in the SQLite file only",
+        ),
         (full(), SERVED[:1], "dhcp6.pool", "is in no served interface's /64"),
         (
             replace(full(router_advertisements=True), server=ServerConfig()),

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -27,6 +28,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from netboot.dhcp.lease_file import SCHEMA_VERSION
+from netboot.dhcp.lease_pg import PgLeaseStore
+from netboot.dhcp.lease_store import LeaseBackend, ServerSeen, is_postgresql_url
 from netboot.dhcp.leases import (
     AddressPool,
     Lease,
@@ -36,6 +39,8 @@ from netboot.dhcp.leases import (
 )
 from netboot.errors import NetbootError
 from netboot.macaddr import MacAddress, mac_from_bytes
+from netboot_lab.postgres import PrivateCluster
+from tests.postgres import fresh_schema_url
 
 START = 1_700_000_000.0
 NET = IPv4Address("10.0.0.0")
@@ -95,19 +100,38 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "leases.db"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where the contract tests keep their leases: an SQLite file, or a fresh schema of
+    the session's private PostgreSQL cluster (the same contract, two backends)."""
+    if request.param == "sqlite":
+        return tmp_path / "leases.db"
+    cluster: PrivateCluster = request.getfixturevalue("postgres_cluster")
+    return fresh_schema_url(cluster)
+
+
 def open_store(
-    path: Path | str, clock: FakeClock, address_pool: AddressPool | None = None, **kw: float
+    path: Path | str, clock: FakeClock, address_pool: AddressPool | None = None, **kw: Any
+) -> LeaseBackend:
+    if is_postgresql_url(path):
+        return PgLeaseStore(str(path), address_pool or pool(), clock, **kw)
+    return LeaseStore(path, address_pool or pool(), clock, **kw)
+
+
+def open_sqlite(
+    path: Path | str, clock: FakeClock, address_pool: AddressPool | None = None, **kw: Any
 ) -> LeaseStore:
     return LeaseStore(path, address_pool or pool(), clock, **kw)
 
 
 @pytest.fixture
-def store(db: Path, clock: FakeClock) -> Iterator[LeaseStore]:
-    with open_store(db, clock) as lease_store:
-        yield lease_store
+def store(database: Path | str, clock: FakeClock) -> Iterator[LeaseBackend]:
+    lease_store = open_store(database, clock)
+    yield lease_store
+    lease_store.close()
 
 
-def offered(store: LeaseStore, number: int, requested: IPv4Address | None = None) -> Lease:
+def offered(store: LeaseBackend, number: int, requested: IPv4Address | None = None) -> Lease:
     c = client(number)
     lease = store.offer(c.cid, c.mac, requested)
     assert lease is not None, f"no offer for client {number}"
@@ -115,7 +139,7 @@ def offered(store: LeaseStore, number: int, requested: IPv4Address | None = None
 
 
 def bound(
-    store: LeaseStore, number: int, lease_time: float = 3600.0, hostname: str | None = None
+    store: LeaseBackend, number: int, lease_time: float = 3600.0, hostname: str | None = None
 ) -> Lease:
     """DISCOVER then REQUEST of the offered address, as a fresh client does it."""
     c = client(number)
@@ -125,7 +149,7 @@ def bound(
 
 
 def bind(
-    store: LeaseStore, number: int, address: IPv4Address, lease_time: float = 3600.0
+    store: LeaseBackend, number: int, address: IPv4Address, lease_time: float = 3600.0
 ) -> Lease | None:
     c = client(number)
     return store.bind(c.cid, c.mac, address, lease_time)
@@ -172,7 +196,7 @@ def test_pool_keeps_its_own_copy_of_the_reservations() -> None:
 
 
 def test_an_offer_is_the_lowest_address_and_holds_it_against_other_clients(
-    store: LeaseStore, clock: FakeClock
+    store: LeaseBackend, clock: FakeClock
 ) -> None:
     first = offered(store, 1)
     assert (first.address, first.state, first.expires) == (ip(1), LeaseState.OFFERED, START + 30)
@@ -181,14 +205,14 @@ def test_an_offer_is_the_lowest_address_and_holds_it_against_other_clients(
     assert offered(store, 1).address == ip(1), "a repeated DISCOVER gets the same offer"
 
 
-def test_excluded_addresses_are_never_offered(db: Path, clock: FakeClock) -> None:
-    with open_store(db, clock, pool(1, 4, excluded=(1, 3))) as store:
+def test_excluded_addresses_are_never_offered(database: Path | str, clock: FakeClock) -> None:
+    with open_store(database, clock, pool(1, 4, excluded=(1, 3))) as store:
         assert [offered(store, n).address for n in (1, 2)] == [ip(2), ip(4)]
         assert store.offer(client(3).cid, client(3).mac, ip(3)) is None
 
 
 def test_a_bound_client_discovering_gets_its_lease_unchanged(
-    store: LeaseStore, clock: FakeClock
+    store: LeaseBackend, clock: FakeClock
 ) -> None:
     lease = bound(store, 1, hostname="mac-1")
     clock.advance(100)
@@ -198,9 +222,9 @@ def test_a_bound_client_discovering_gets_its_lease_unchanged(
 
 
 def test_never_used_addresses_go_before_expired_ones_and_the_oldest_expiry_first(
-    db: Path, clock: FakeClock
+    database: Path | str, clock: FakeClock
 ) -> None:
-    with open_store(db, clock, pool(1, 5)) as store:
+    with open_store(database, clock, pool(1, 5)) as store:
         for number, lease_time in ((1, 300), (2, 100), (3, 200)):
             bound(store, number, lease_time)
         clock.advance(400)
@@ -209,8 +233,10 @@ def test_never_used_addresses_go_before_expired_ones_and_the_oldest_expiry_first
         assert store.offer(client(15).cid, client(15).mac) is None
 
 
-def test_a_lapsed_offer_is_reused_like_an_expired_lease(db: Path, clock: FakeClock) -> None:
-    with open_store(db, clock, pool(1, 2)) as store:
+def test_a_lapsed_offer_is_reused_like_an_expired_lease(
+    database: Path | str, clock: FakeClock
+) -> None:
+    with open_store(database, clock, pool(1, 2)) as store:
         offered(store, 1)
         bound(store, 2)
         assert store.offer(client(3).cid, client(3).mac) is None
@@ -218,8 +244,10 @@ def test_a_lapsed_offer_is_reused_like_an_expired_lease(db: Path, clock: FakeClo
         assert offered(store, 3).address == ip(1)
 
 
-def test_a_released_address_queues_from_the_moment_of_release(db: Path, clock: FakeClock) -> None:
-    with open_store(db, clock, pool(1, 2)) as store:
+def test_a_released_address_queues_from_the_moment_of_release(
+    database: Path | str, clock: FakeClock
+) -> None:
+    with open_store(database, clock, pool(1, 2)) as store:
         bound(store, 1, lease_time=1000)
         bound(store, 2, lease_time=100)
         clock.advance(50)
@@ -228,8 +256,8 @@ def test_a_released_address_queues_from_the_moment_of_release(db: Path, clock: F
         assert [offered(store, n).address for n in (3, 4)] == [ip(1), ip(2)]
 
 
-def test_pool_exhaustion_and_reuse_after_expiry(db: Path, clock: FakeClock) -> None:
-    with open_store(db, clock, pool(1, 3)) as store:
+def test_pool_exhaustion_and_reuse_after_expiry(database: Path | str, clock: FakeClock) -> None:
+    with open_store(database, clock, pool(1, 3)) as store:
         for number, lease_time in ((1, 300), (2, 100), (3, 200)):
             bound(store, number, lease_time)
         assert store.offer(client(4).cid, client(4).mac) is None
@@ -239,13 +267,15 @@ def test_pool_exhaustion_and_reuse_after_expiry(db: Path, clock: FakeClock) -> N
         assert store.offer(client(5).cid, client(5).mac) is None
 
 
-def test_a_requested_address_is_honoured_only_when_free(store: LeaseStore) -> None:
+def test_a_requested_address_is_honoured_only_when_free(store: LeaseBackend) -> None:
     assert offered(store, 1, requested=ip(5)).address == ip(5)
     assert offered(store, 2, requested=ip(5)).address == ip(1)
     assert offered(store, 3, requested=ip(50)).address == ip(2), "outside the pool"
 
 
-def test_a_client_gets_its_previous_address_back_first(store: LeaseStore, clock: FakeClock) -> None:
+def test_a_client_gets_its_previous_address_back_first(
+    store: LeaseBackend, clock: FakeClock
+) -> None:
     bound(store, 1)
     assert store.release(client(1).cid, ip(1))
     released = store.lease_at(ip(1))
@@ -257,9 +287,9 @@ def test_a_client_gets_its_previous_address_back_first(store: LeaseStore, clock:
 
 
 def test_a_released_address_goes_to_another_client_when_nothing_else_is_free(
-    db: Path, clock: FakeClock
+    database: Path | str, clock: FakeClock
 ) -> None:
-    with open_store(db, clock, pool(1, 2)) as store:
+    with open_store(database, clock, pool(1, 2)) as store:
         bound(store, 1)
         assert store.release(client(1).cid, ip(1))
         assert bound(store, 2).address == ip(2)
@@ -275,16 +305,16 @@ def reserved_pool() -> AddressPool:
     return pool(1, 3, reservations={client(1).mac: ip(2), client(2).mac: ip(200)})
 
 
-def test_a_reserved_mac_always_gets_its_address(db: Path, clock: FakeClock) -> None:
-    with open_store(db, clock, reserved_pool()) as store:
+def test_a_reserved_mac_always_gets_its_address(database: Path | str, clock: FakeClock) -> None:
+    with open_store(database, clock, reserved_pool()) as store:
         assert offered(store, 1, requested=ip(1)).address == ip(2)
         assert bound(store, 2).address == ip(200), "a reservation outside the range"
         assert bind(store, 1, ip(1)) is None, "its reservation is free for it"
         assert bound(store, 1).address == ip(2)
 
 
-def test_no_other_mac_ever_gets_a_reserved_address(db: Path, clock: FakeClock) -> None:
-    with open_store(db, clock, reserved_pool()) as store:
+def test_no_other_mac_ever_gets_a_reserved_address(database: Path | str, clock: FakeClock) -> None:
+    with open_store(database, clock, reserved_pool()) as store:
         assert [offered(store, n).address for n in (3, 4)] == [ip(1), ip(3)]
         assert store.offer(client(5).cid, client(5).mac, ip(2)) is None
         assert bind(store, 5, ip(2)) is None
@@ -293,9 +323,9 @@ def test_no_other_mac_ever_gets_a_reserved_address(db: Path, clock: FakeClock) -
 
 
 def test_a_reserved_address_is_not_reused_when_its_lease_expires(
-    db: Path, clock: FakeClock
+    database: Path | str, clock: FakeClock
 ) -> None:
-    with open_store(db, clock, reserved_pool()) as store:
+    with open_store(database, clock, reserved_pool()) as store:
         assert bound(store, 1, lease_time=10).address == ip(2)
         clock.advance(100)
         assert [bound(store, n).address for n in (3, 4)] == [ip(1), ip(3)]
@@ -303,21 +333,25 @@ def test_a_reserved_address_is_not_reused_when_its_lease_expires(
         assert offered(store, 1).address == ip(2)
 
 
-def test_an_address_excluded_after_use_is_not_reused(db: Path, clock: FakeClock) -> None:
-    with open_store(db, clock, pool(1, 2)) as store:
+def test_an_address_excluded_after_use_is_not_reused(
+    database: Path | str, clock: FakeClock
+) -> None:
+    with open_store(database, clock, pool(1, 2)) as store:
         bound(store, 1, lease_time=10)
         bound(store, 2, lease_time=20)
     clock.advance(100)
-    with open_store(db, clock, pool(1, 2, excluded=(1,))) as store:
+    with open_store(database, clock, pool(1, 2, excluded=(1,))) as store:
         assert bind(store, 1, ip(1)) is None
         assert offered(store, 3).address == ip(2)
         assert store.offer(client(4).cid, client(4).mac) is None
 
 
-def test_a_new_reservation_moves_its_client_off_its_old_address(db: Path, clock: FakeClock) -> None:
-    with open_store(db, clock, pool(1, 5)) as store:
+def test_a_new_reservation_moves_its_client_off_its_old_address(
+    database: Path | str, clock: FakeClock
+) -> None:
+    with open_store(database, clock, pool(1, 5)) as store:
         assert bound(store, 1).address == ip(1)
-    with open_store(db, clock, pool(1, 5, reservations={client(1).mac: ip(4)})) as store:
+    with open_store(database, clock, pool(1, 5, reservations={client(1).mac: ip(4)})) as store:
         assert bind(store, 1, ip(1)) is None, "the renewal is NAKed"
         moved = offered(store, 1)
         assert moved.address == ip(4)
@@ -325,9 +359,9 @@ def test_a_new_reservation_moves_its_client_off_its_old_address(db: Path, clock:
 
 
 def test_a_reserved_client_falls_back_to_the_pool_while_its_address_is_quarantined(
-    db: Path, clock: FakeClock
+    database: Path | str, clock: FakeClock
 ) -> None:
-    with open_store(db, clock, reserved_pool()) as store:
+    with open_store(database, clock, reserved_pool()) as store:
         assert bound(store, 1).address == ip(2)
         assert store.decline(client(1).cid, ip(2))
         assert bound(store, 1).address == ip(1)
@@ -336,8 +370,8 @@ def test_a_reserved_client_falls_back_to_the_pool_while_its_address_is_quarantin
 # --- REQUEST, RELEASE, DECLINE ---------------------------------------------------------------
 
 
-def test_bind_refusals(db: Path, clock: FakeClock) -> None:
-    with open_store(db, clock, pool(1, 5, excluded=(5,))) as store:
+def test_bind_refusals(database: Path | str, clock: FakeClock) -> None:
+    with open_store(database, clock, pool(1, 5, excluded=(5,))) as store:
         assert offered(store, 1).address == ip(1)
         assert bound(store, 2).address == ip(2)
         assert bind(store, 3, ip(1)) is None, "offered to another client"
@@ -351,14 +385,14 @@ def test_bind_refusals(db: Path, clock: FakeClock) -> None:
             bind(store, 3, ip(3), lease_time=0)
 
 
-def test_init_reboot_binds_a_free_address_never_offered(store: LeaseStore) -> None:
+def test_init_reboot_binds_a_free_address_never_offered(store: LeaseBackend) -> None:
     lease = bind(store, 1, ip(7), lease_time=600)
     assert lease is not None
     assert (lease.address, lease.state, lease.expires) == (ip(7), LeaseState.BOUND, START + 600)
 
 
 def test_renewal_extends_the_lease_and_keeps_the_hostname(
-    store: LeaseStore, clock: FakeClock
+    store: LeaseBackend, clock: FakeClock
 ) -> None:
     bound(store, 1, hostname="lab-1")
     clock.advance(1800)
@@ -367,7 +401,7 @@ def test_renewal_extends_the_lease_and_keeps_the_hostname(
     assert (renewed.expires, renewed.hostname) == (START + 1800 + 3600, "lab-1")
 
 
-def test_binding_another_address_releases_the_old_one(store: LeaseStore) -> None:
+def test_binding_another_address_releases_the_old_one(store: LeaseBackend) -> None:
     bound(store, 1)
     moved = bind(store, 1, ip(5))
     assert moved is not None and moved.address == ip(5)
@@ -378,7 +412,7 @@ def test_binding_another_address_releases_the_old_one(store: LeaseStore) -> None
     assert store.counts()["bound"] == 1
 
 
-def test_only_the_holder_may_release(store: LeaseStore) -> None:
+def test_only_the_holder_may_release(store: LeaseBackend) -> None:
     bound(store, 1)
     assert not store.release(client(2).cid, ip(1))
     assert not store.release(client(1).cid, ip(2))
@@ -388,9 +422,9 @@ def test_only_the_holder_may_release(store: LeaseStore) -> None:
 
 
 def test_releasing_an_expired_lease_keeps_its_place_in_the_reuse_queue(
-    db: Path, clock: FakeClock
+    database: Path | str, clock: FakeClock
 ) -> None:
-    with open_store(db, clock, pool(1, 2)) as store:
+    with open_store(database, clock, pool(1, 2)) as store:
         bound(store, 1, lease_time=10)
         bound(store, 2, lease_time=20)
         clock.advance(30)
@@ -399,9 +433,9 @@ def test_releasing_an_expired_lease_keeps_its_place_in_the_reuse_queue(
 
 
 def test_a_declined_address_is_quarantined_then_handed_out_again(
-    db: Path, clock: FakeClock
+    database: Path | str, clock: FakeClock
 ) -> None:
-    with open_store(db, clock, pool(1, 3), quarantine=600) as store:
+    with open_store(database, clock, pool(1, 3), quarantine=600) as store:
         bound(store, 1)
         assert not store.decline(client(2).cid, ip(1)), "only the holder may decline"
         assert store.decline(client(1).cid, ip(1))
@@ -417,9 +451,9 @@ def test_a_declined_address_is_quarantined_then_handed_out_again(
 
 
 def test_a_lifted_quarantine_queues_behind_leases_that_ended_earlier(
-    db: Path, clock: FakeClock
+    database: Path | str, clock: FakeClock
 ) -> None:
-    with open_store(db, clock, pool(1, 3), quarantine=600) as store:
+    with open_store(database, clock, pool(1, 3), quarantine=600) as store:
         bound(store, 1)
         bound(store, 2, lease_time=100)
         bound(store, 3, lease_time=700)
@@ -431,7 +465,7 @@ def test_a_lifted_quarantine_queues_behind_leases_that_ended_earlier(
 # --- reading ----------------------------------------------------------------------------
 
 
-def test_lease_for_holder_leases_and_counts(store: LeaseStore, clock: FakeClock) -> None:
+def test_lease_for_holder_leases_and_counts(store: LeaseBackend, clock: FakeClock) -> None:
     assert store.lease_for(client(1).cid) is None
     first = bound(store, 1, hostname="one")
     second = offered(store, 2)
@@ -445,17 +479,46 @@ def test_lease_for_holder_leases_and_counts(store: LeaseStore, clock: FakeClock)
     assert store.counts() == {"offered": 0, "bound": 1, "quarantined": 0, "free": 9}
 
 
+# --- servers sharing the store -------------------------------------------------------------
+
+
+def test_rows_carry_the_server_that_wrote_them_and_heartbeats_are_upserted(
+    database: Path | str, clock: FakeClock
+) -> None:
+    with open_store(database, clock) as first:
+        first.server_id = "alpha"
+        lease = bound(first, 1)
+        assert lease.server_id == "alpha"
+        assert first.up
+        first.heartbeat("alpha", "10.0.0.250", 0.5)
+        clock.advance(10)
+        first.heartbeat("beta", "10.0.0.251", 0.25)
+        first.heartbeat("alpha", "10.0.0.249", 0.75)
+        assert first.servers(within=60) == [
+            ServerSeen("alpha", "10.0.0.249", START + 10, 0.75),
+            ServerSeen("beta", "10.0.0.251", START + 10, 0.25),
+        ]
+        clock.advance(30)
+        assert first.servers(within=30) == [], "heartbeats older than `within` are not live"
+    with open_store(database, clock) as second:
+        second.server_id = "beta"
+        assert second.lease_at(ip(1)) == lease
+        assert second.release(client(1).cid, ip(1))
+        released = second.lease_at(ip(1))
+        assert released is not None and released.server_id == "beta"
+
+
 # --- the file -------------------------------------------------------------------------------
 
 
-def test_leases_and_quarantine_survive_a_restart(db: Path, clock: FakeClock) -> None:
-    with open_store(db, clock, pool(1, 3)) as store:
+def test_leases_and_quarantine_survive_a_restart(database: Path | str, clock: FakeClock) -> None:
+    with open_store(database, clock, pool(1, 3)) as store:
         first = bound(store, 1, hostname="one")
         bound(store, 2)
         assert store.decline(client(2).cid, ip(2))
         before = store.leases()
     clock.advance(60)
-    with open_store(db, clock, pool(1, 3)) as store:
+    with open_store(database, clock, pool(1, 3)) as store:
         assert store.leases() == before
         assert offered(store, 1) == first
         assert bind(store, 1, ip(1)) is not None
@@ -463,20 +526,23 @@ def test_leases_and_quarantine_survive_a_restart(db: Path, clock: FakeClock) -> 
         assert store.offer(client(4).cid, client(4).mac) is None, "ip(2) still quarantined"
 
 
-def test_a_restarted_store_finds_the_lowest_never_used_address(db: Path, clock: FakeClock) -> None:
+def test_a_restarted_store_finds_the_lowest_never_used_address(
+    database: Path | str, clock: FakeClock
+) -> None:
     """The never-used cursor starts over on open and walks several index batches."""
-    with open_store(db, clock, pool(1, 700)) as store:
+    with open_store(database, clock, pool(1, 700)) as store:
         for number in range(1, 601):
             bound(store, number)
         assert store.release(client(3).cid, ip(3))
-    with open_store(db, clock, pool(1, 700, excluded=(601, 602))) as store:
+    with open_store(database, clock, pool(1, 700, excluded=(601, 602))) as store:
         assert offered(store, 1000).address == ip(603)
         assert offered(store, 1001).address == ip(604)
 
 
-def test_the_file_is_in_wal_mode_and_sound(db: Path, store: LeaseStore) -> None:
-    bound(store, 1)
-    assert store.integrity_check() == "ok"
+def test_the_file_is_in_wal_mode_and_sound(db: Path, clock: FakeClock) -> None:
+    with open_sqlite(db, clock) as store:
+        bound(store, 1)
+        assert store.integrity_check() == "ok"
     with sqlite3.connect(db) as other:
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     other.close()
@@ -486,7 +552,7 @@ def test_a_file_that_is_not_a_database_is_refused_by_name(tmp_path: Path, clock:
     path = tmp_path / "leases.txt"
     path.write_text("10.0.0.1 aa:bb:cc:dd:ee:ff\n" * 100)
     with pytest.raises(LeaseDatabaseError, match=str(path)) as caught:
-        open_store(path, clock)
+        open_sqlite(path, clock)
     assert isinstance(caught.value, NetbootError)
     assert caught.value.path == str(path)
 
@@ -499,29 +565,58 @@ def test_someone_elses_sqlite_database_is_refused_untouched(
         other.execute("CREATE TABLE notes (body TEXT)")
     other.close()
     with pytest.raises(LeaseDatabaseError, match="not a netboot lease database"):
-        open_store(path, clock)
+        open_sqlite(path, clock)
     with sqlite3.connect(path) as other:
         assert other.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     other.close()
 
 
 def test_a_newer_schema_is_refused(db: Path, clock: FakeClock) -> None:
-    open_store(db, clock).close()
+    open_sqlite(db, clock).close()
     with sqlite3.connect(db) as other:
         other.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     other.close()
     with pytest.raises(LeaseDatabaseError, match="newer"):
-        open_store(db, clock)
+        open_sqlite(db, clock)
+
+
+def test_a_schema_2_file_gains_the_server_column_and_table_in_place(
+    db: Path, clock: FakeClock
+) -> None:
+    """Rows written before issue #21 keep everything and get an empty server_id."""
+    with sqlite3.connect(db) as old:
+        old.execute(
+            "CREATE TABLE lease (address INTEGER PRIMARY KEY, client_id BLOB NOT NULL,"
+            " mac TEXT NOT NULL, state TEXT NOT NULL, expires REAL NOT NULL, hostname TEXT,"
+            " seq INTEGER NOT NULL)"
+        )
+        old.execute("CREATE TABLE lease6 (address BLOB PRIMARY KEY) WITHOUT ROWID")
+        old.execute(
+            "INSERT INTO lease VALUES (?, ?, ?, 'bound', ?, 'old', 1)",
+            (int(ip(4)), client(1).cid, str(client(1).mac), START + 100),
+        )
+        old.execute("PRAGMA application_id = 1312969804")
+        old.execute("PRAGMA user_version = 2")
+    old.close()
+    with open_sqlite(db, clock) as store:
+        assert store.lease_at(ip(4)) == Lease(
+            ip(4), client(1).cid, client(1).mac, LeaseState.BOUND, START + 100, "old", ""
+        )
+        store.heartbeat("alpha", "10.0.0.250", 0.0)
+        assert [seen.server_id for seen in store.servers(60)] == ["alpha"]
+    with sqlite3.connect(db) as check:
+        assert check.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    check.close()
 
 
 def test_a_missing_directory_is_refused_by_name(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "absent" / "leases.db"
     with pytest.raises(LeaseDatabaseError, match=str(path)):
-        open_store(path, clock)
+        open_sqlite(path, clock)
 
 
 def test_an_in_memory_store_works(clock: FakeClock) -> None:
-    with open_store(":memory:", clock) as store:
+    with open_sqlite(":memory:", clock) as store:
         assert bound(store, 1).address == ip(1)
         assert store.integrity_check() == "ok"
 
@@ -560,7 +655,7 @@ def check_shared(path: Path, handed: list[str]) -> None:
 
 
 def test_stores_in_threads_never_hand_out_an_address_twice(db: Path) -> None:
-    open_store(db, FakeClock()).close()
+    open_sqlite(db, FakeClock()).close()
     results: list[list[str]] = [[] for _ in range(4)]
 
     def work(index: int) -> None:
@@ -575,7 +670,7 @@ def test_stores_in_threads_never_hand_out_an_address_twice(db: Path) -> None:
 
 
 def test_stores_in_processes_never_hand_out_an_address_twice(db: Path) -> None:
-    open_store(db, FakeClock()).close()
+    open_sqlite(db, FakeClock()).close()
     with multiprocessing.get_context("spawn").Pool(2) as workers:
         results = workers.starmap(serve, [(str(db), 0, 150), (str(db), 1000, 150)])
     check_shared(db, [address for result in results for address in result])
@@ -665,7 +760,7 @@ TestLeaseMachine.settings = settings(max_examples=150, stateful_step_count=40, d
 
 def test_a_batch_commits_every_operation_inside_at_once(db: Path, clock: FakeClock) -> None:
     """Nothing of a batch is visible to another connection until it ends, then all is."""
-    with open_store(db, clock) as store:
+    with open_sqlite(db, clock) as store:
         with store.batch():
             first = offered(store, 1)
             second = offered(store, 2)
@@ -685,7 +780,7 @@ def test_a_batch_commits_every_operation_inside_at_once(db: Path, clock: FakeClo
 
 def test_a_failed_operation_in_a_batch_undoes_only_itself(db: Path, clock: FakeClock) -> None:
     """A savepoint per operation: the others in the batch still commit."""
-    with open_store(db, clock) as store:
+    with open_sqlite(db, clock) as store:
         with store.batch():
             kept = offered(store, 1)
             with pytest.raises(ValueError, match="lease_time"):
@@ -701,6 +796,6 @@ def test_a_failed_operation_in_a_batch_undoes_only_itself(db: Path, clock: FakeC
         assert store.lease_at(kept.address) == kept
 
 
-def test_batches_do_not_nest(store: LeaseStore) -> None:
+def test_batches_do_not_nest(store: LeaseBackend) -> None:
     with store.batch(), pytest.raises(RuntimeError, match="nest"), store.batch():
         pass

@@ -59,6 +59,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "lab",
         "An isolated boot lab: our daemon and QEMU guests in a network namespace.",
     ),
+    "leases": LazyCommand(
+        "netboot.cli.leases",
+        "leases",
+        "Full-mode lease databases: move leases between backends.",
+    ),
     "machines": LazyCommand(
         "netboot.cli.admin",
         "machines",

@@ -68,8 +68,8 @@ from netboot.errors import ConfigError
 )
 @click.option(
     "--lease-database",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite file of the full-mode leases (dhcp.lease_database).",
+    metavar="PATH|URL",
+    help="SQLite file of the full-mode leases, or a postgresql:// URL (dhcp.lease_database).",
 )
 @click.option(
     "--bindings-database",
@@ -105,7 +105,7 @@ def serve(
     dhcp_pool: str | None,
     dhcp6_mode: str | None,
     dhcp6_pool: str | None,
-    lease_database: Path | None,
+    lease_database: str | None,
     bindings_database: Path | None,
     state_database: Path | None,
     admin_token_file: Path | None,
@@ -140,7 +140,7 @@ def serve(
     if dhcp6_pool is not None:
         overrides["dhcp6__pool"] = dhcp6_pool
     if lease_database is not None:
-        overrides["dhcp__lease_database"] = str(lease_database)
+        overrides["dhcp__lease_database"] = lease_database
     if bindings_database is not None:
         overrides["bsdp__bindings_database"] = str(bindings_database)
     if state_database is not None:

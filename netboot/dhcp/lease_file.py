@@ -7,7 +7,10 @@ lease_database`), each in a table of its own. Both open it with this one
 neither refuses a file the other marked. Schema 2 added the `lease6` table; a
 schema-1 file (IPv4 leases only) gains it in place the first time a netboot of
 schema 2 opens it, in the same transaction that stamps the new version
-(docs/protocols/dhcpv6.md §10).
+(docs/protocols/dhcpv6.md §10). Schema 3 (issue #21, several servers as one
+service) added the `server_id` column of the IPv4 `lease` table (the server that
+last wrote the row) and the `server` table of heartbeats; an older file gains
+both the same way, its rows with an empty `server_id`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from types import MappingProxyType
 
 from netboot.sqlite_file import DatabaseFileError, FileKind
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Kept in PRAGMA user_version; a file written by a newer netboot is refused."""
 
 APPLICATION_ID = 0x4E42544C  # "NBTL"
@@ -36,7 +39,8 @@ _LEASE_V4 = (
         state     TEXT NOT NULL CHECK (state IN ('offered', 'bound', 'released', 'declined')),
         expires   REAL NOT NULL,
         hostname  TEXT,
-        seq       INTEGER NOT NULL
+        seq       INTEGER NOT NULL,
+        server_id TEXT NOT NULL DEFAULT ''
     )
     """,
     "CREATE INDEX lease_by_client ON lease (client_id, seq)",
@@ -64,6 +68,22 @@ _LEASE_V6 = (
 )
 
 
+# Each daemon's last heartbeat (`LeaseBackend.heartbeat`): which servers share the
+# leases, and how busy each is. One row per server, overwritten in place.
+_SERVER = (
+    """
+    CREATE TABLE server (
+        server_id TEXT PRIMARY KEY,
+        address   TEXT NOT NULL,
+        seen      REAL NOT NULL,
+        load      REAL NOT NULL
+    )
+    """,
+)
+
+_TO_SCHEMA_3 = ("ALTER TABLE lease ADD COLUMN server_id TEXT NOT NULL DEFAULT ''", *_SERVER)
+
+
 def check_lease_terms(offer_hold: float, quarantine: float) -> None:
     """Refuse terms no store can keep: an offer must be held, a quarantine not negative."""
     if not offer_hold > 0:
@@ -80,7 +100,7 @@ LEASE_FILE = FileKind(
     "lease",
     APPLICATION_ID,
     SCHEMA_VERSION,
-    (*_LEASE_V4, *_LEASE_V6),
+    (*_LEASE_V4, *_LEASE_V6, *_SERVER),
     LeaseDatabaseError,
-    migrations=MappingProxyType({1: _LEASE_V6}),
+    migrations=MappingProxyType({1: _LEASE_V6, 2: _TO_SCHEMA_3}),
 )

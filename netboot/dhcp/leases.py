@@ -45,32 +45,43 @@ from typing import Any, NamedTuple
 
 from netboot.dhcp.lease_file import LEASE_FILE, check_lease_terms
 from netboot.dhcp.lease_file import LeaseDatabaseError as LeaseDatabaseError  # its home before
+from netboot.dhcp.lease_store import ServerSeen
 from netboot.macaddr import MacAddress
 from netboot.sqlite_file import SqliteFile
 
 MAX_POOL_SIZE = 65536
 """A /16: far beyond one broadcast domain, and it bounds the never-used walk."""
 
-# Written out in full, each with the columns of _Row in order, so no SQL is ever
+# Written out in full, each with the columns of LeaseRow in order, so no SQL is ever
 # assembled at run time.
 _ROW_AT = (
-    "SELECT address, client_id, mac, state, expires, hostname, seq FROM lease WHERE address = ?"
+    "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
+    " WHERE address = ?"
 )
 _ROWS_OF_CLIENT = (
-    "SELECT address, client_id, mac, state, expires, hostname, seq FROM lease"
+    "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
     " WHERE client_id = ? ORDER BY seq DESC"
 )
 _NEWEST_OF_CLIENT = _ROWS_OF_CLIENT + " LIMIT 1"
 _FREE_LONGEST = (
-    "SELECT address, client_id, mac, state, expires, hostname, seq FROM lease"
+    "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
     " WHERE expires <= ? AND +address BETWEEN ? AND ? ORDER BY expires, address LIMIT ? OFFSET ?"
 )
 # The unary + keeps the planner off the rowid range: a range over the whole pool
 # looks selective to it, but then every candidate is sorted by expiry on each offer.
 _ALL_ROWS = (
-    "SELECT address, client_id, mac, state, expires, hostname, seq FROM lease ORDER BY address"
+    "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
+    " ORDER BY address"
 )
 _BATCH = 256
+_HEARTBEAT = (
+    "INSERT INTO server (server_id, address, seen, load) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (server_id) DO UPDATE"
+    " SET address = excluded.address, seen = excluded.seen, load = excluded.load"
+)
+_SERVERS_SEEN = (
+    "SELECT server_id, address, seen, load FROM server WHERE seen > ? ORDER BY server_id"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,13 +163,18 @@ class Lease:
     expires: float
     """Absolute, on the injected clock: the offer's, lease's or quarantine's end."""
     hostname: str | None
+    server_id: str = ""
+    """The server that last wrote the row (`server.id`): who answered, across daemons."""
 
     def active(self, now: float) -> bool:
         """Whether a client may be using the address right now."""
         return self.state in _HELD and now < self.expires
 
 
-class _Row(NamedTuple):
+class LeaseRow(NamedTuple):
+    """A row as both backends read it (their columns in this order); `seq` orders one
+    client's rows, newest last."""
+
     address: int
     client_id: bytes
     mac: str
@@ -166,6 +182,7 @@ class _Row(NamedTuple):
     expires: float
     hostname: str | None
     seq: int
+    server_id: str
 
     def busy(self, now: float) -> bool:
         """Held by its client or quarantined: not available to anyone else."""
@@ -179,7 +196,72 @@ class _Row(NamedTuple):
             LeaseState(self.state),
             self.expires,
             self.hostname,
+            self.server_id,
         )
+
+
+def lease_rows(path: str | Path) -> list[LeaseRow]:
+    """Every IPv4 row of a lease file as stored, whatever the pool: what a migration copies.
+
+    Opening it is opening it as the daemon does: an older file is migrated in place first.
+    """
+    file = SqliteFile(path, LEASE_FILE)
+    try:
+        return [LeaseRow._make(row) for row in file.query(_ALL_ROWS)]
+    finally:
+        file.close()
+
+
+class PoolRules:
+    """Who may have which address, from the pool: the allocation policy both backends share.
+
+    Works on integers (the address as the database key), which are cheaper than
+    `IPv4Address` on every offer.
+    """
+
+    def __init__(self, pool: AddressPool) -> None:
+        self.first = int(pool.first)
+        self.last = int(pool.last)
+        self.excluded = frozenset(int(a) for a in pool.excluded)
+        self.reservation = {mac: int(a) for mac, a in pool.reservations.items()}
+        self.reserved_for = {a: mac for mac, a in self.reservation.items()}
+
+    def allowed(self, address: int, mac: MacAddress) -> bool:
+        """Whether `mac` may ever get `address`, whoever holds it now."""
+        if address in self.excluded:
+            return False
+        owner = self.reserved_for.get(address)
+        if owner is not None:
+            return owner == mac
+        return self.first <= address <= self.last
+
+    def dynamic(self, address: int) -> bool:
+        """Whether the never-used and longest-free steps may hand out `address`."""
+        return address not in self.excluded and address not in self.reserved_for
+
+    @staticmethod
+    def available(row: LeaseRow | None, client_id: bytes, now: float) -> bool:
+        """Free, or already this client's (unless it declined it)."""
+        if row is None or not row.busy(now):
+            return True
+        return row.client_id == client_id and row.state != LeaseState.DECLINED
+
+
+def count_active(pool: AddressPool, busy: list[tuple[int, str]]) -> dict[str, int]:
+    """The /metrics gauges from the (address, state) of every unexpired, unreleased row.
+
+    `free` counts pool addresses nobody holds or quarantines (a free reservation
+    included, though only its MAC can take it).
+    """
+    counts = {"offered": 0, "bound": 0, "quarantined": 0}
+    busy_in_pool = 0
+    for address, state in busy:
+        key = "quarantined" if state == LeaseState.DECLINED else str(state)
+        counts[key] += 1
+        if pool.contains(IPv4Address(address)):
+            busy_in_pool += 1
+    counts["free"] = pool.size - busy_in_pool
+    return counts
 
 
 class LeaseStore:
@@ -198,20 +280,20 @@ class LeaseStore:
         offer_hold: float = 30.0,
         quarantine: float = 600.0,
         busy_timeout: float = 5.0,
+        server_id: str = "",
     ) -> None:
         check_lease_terms(offer_hold, quarantine)
         self.path = str(path)
+        self.server_id = server_id
+        """This daemon's identity, written into every row it changes."""
         self.pool = pool
         self._clock = clock
         self._offer_hold = offer_hold
         self.quarantine = quarantine
         """Seconds a DECLINEd address sits out; a reload may change it."""
-        # The store works on integers: the SQL key, and cheaper than IPv4Address.
-        self._first = int(pool.first)
-        self._last = int(pool.last)
-        self._excluded = frozenset(int(a) for a in pool.excluded)
-        self._reservation = {mac: int(a) for mac, a in pool.reservations.items()}
-        self._reserved_for = {a: mac for mac, a in self._reservation.items()}
+        self._rules = PoolRules(pool)
+        self._first = self._rules.first
+        self._last = self._rules.last
         self._cursor = self._first
         """Every address below it in the range has a row or is never dynamic."""
         self._file = SqliteFile(path, LEASE_FILE, busy_timeout)
@@ -238,19 +320,19 @@ class LeaseStore:
         """A read outside a transaction, with SQLite's errors turned into ours."""
         return self._file.query(sql, parameters)
 
-    def _row(self, address: int) -> _Row | None:
+    def _row(self, address: int) -> LeaseRow | None:
         row = self._db.execute(_ROW_AT, (address,)).fetchone()
-        return None if row is None else _Row._make(row)
+        return None if row is None else LeaseRow._make(row)
 
-    def _client_rows(self, client_id: bytes) -> list[_Row]:
+    def _client_rows(self, client_id: bytes) -> list[LeaseRow]:
         """Newest first; a client rarely has more than two (its address and its last one)."""
         rows = self._db.execute(_ROWS_OF_CLIENT, (client_id,)).fetchall()
-        return [_Row._make(row) for row in rows]
+        return [LeaseRow._make(row) for row in rows]
 
     def _write(
         self,
         address: int,
-        previous: _Row | None,
+        previous: LeaseRow | None,
         client_id: bytes,
         mac: MacAddress,
         state: LeaseState,
@@ -258,52 +340,37 @@ class LeaseStore:
         hostname: str | None,
         seq: int,
     ) -> Lease:
-        values = (client_id, mac, state.value, expires, hostname, seq, address)
+        values = (client_id, mac, state.value, expires, hostname, seq, self.server_id, address)
         if previous is None:
             # A plain INSERT: if the address somehow had a row, the UNIQUE key refuses it.
             self._db.execute(
-                "INSERT INTO lease (client_id, mac, state, expires, hostname, seq, address)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO lease"
+                " (client_id, mac, state, expires, hostname, seq, server_id, address)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
         else:
             self._db.execute(
                 "UPDATE lease SET client_id = ?, mac = ?, state = ?, expires = ?,"
-                " hostname = ?, seq = ? WHERE address = ?",
+                " hostname = ?, seq = ?, server_id = ? WHERE address = ?",
                 values,
             )
-        return Lease(IPv4Address(address), client_id, mac, state, expires, hostname)
+        return Lease(IPv4Address(address), client_id, mac, state, expires, hostname, self.server_id)
 
-    def _release_others(self, mine: list[_Row], keep: int, now: float) -> None:
+    def _end(self, address: int, state: LeaseState, expires: float) -> None:
+        """Release or quarantine a row in place: it keeps its client."""
+        self._db.execute(
+            "UPDATE lease SET state = ?, expires = ?, server_id = ? WHERE address = ?",
+            (state.value, expires, self.server_id, address),
+        )
+
+    def _release_others(self, mine: list[LeaseRow], keep: int, now: float) -> None:
         """Keep one client on one address: whatever else it holds goes back."""
         for row in mine:
             if row.address != keep and row.state in _HELD and now < row.expires:
-                self._db.execute(
-                    "UPDATE lease SET state = ?, expires = ? WHERE address = ?",
-                    (LeaseState.RELEASED.value, now, row.address),
-                )
+                self._end(row.address, LeaseState.RELEASED, now)
 
     # --- policy ----------------------------------------------------------------------
-
-    def _allowed(self, address: int, mac: MacAddress) -> bool:
-        """Whether `mac` may ever get `address`, whoever holds it now."""
-        if address in self._excluded:
-            return False
-        owner = self._reserved_for.get(address)
-        if owner is not None:
-            return owner == mac
-        return self._first <= address <= self._last
-
-    @staticmethod
-    def _available(row: _Row | None, client_id: bytes, now: float) -> bool:
-        """Free, or already this client's (unless it declined it)."""
-        if row is None or not row.busy(now):
-            return True
-        return row.client_id == client_id and row.state != LeaseState.DECLINED
-
-    def _dynamic(self, address: int) -> bool:
-        """Whether the never-used and longest-free steps may hand out `address`."""
-        return address not in self._excluded and address not in self._reserved_for
 
     def _never_used(self) -> int | None:
         """The lowest dynamic address without a row, walking the index from the cursor.
@@ -319,21 +386,21 @@ class LeaseStore:
             ).fetchall()
             for (address,) in used:
                 while candidate < address:
-                    if self._dynamic(candidate):
+                    if self._rules.dynamic(candidate):
                         self._cursor = candidate
                         return candidate
                     candidate += 1
                 candidate = address + 1
             if len(used) < _BATCH:
                 while candidate <= self._last:
-                    if self._dynamic(candidate):
+                    if self._rules.dynamic(candidate):
                         self._cursor = candidate
                         return candidate
                     candidate += 1
         self._cursor = candidate
         return None
 
-    def _longest_free(self, now: float) -> _Row | None:
+    def _longest_free(self, now: float) -> LeaseRow | None:
         """The dynamic address whose lease, offer or quarantine ended first.
 
         The first row nearly always qualifies (only a reservation or an address
@@ -346,8 +413,8 @@ class LeaseStore:
                 _FREE_LONGEST, (now, self._first, self._last, limit, offset)
             ).fetchall()
             for raw in rows:
-                row = _Row._make(raw)
-                if self._dynamic(row.address) and not row.busy(now):
+                row = LeaseRow._make(raw)
+                if self._rules.dynamic(row.address) and not row.busy(now):
                     return row
             if len(rows) < limit:
                 return None
@@ -358,22 +425,22 @@ class LeaseStore:
         client_id: bytes,
         mac: MacAddress,
         requested: IPv4Address | None,
-        mine: list[_Row],
+        mine: list[LeaseRow],
         now: float,
-    ) -> tuple[int, _Row | None] | None:
-        reserved = self._reservation.get(mac)
+    ) -> tuple[int, LeaseRow | None] | None:
+        reserved = self._rules.reservation.get(mac)
         if reserved is not None:
             row = self._row(reserved)
-            if self._available(row, client_id, now):
+            if self._rules.available(row, client_id, now):
                 return reserved, row
         for row in mine:
-            if row.state != LeaseState.DECLINED and self._allowed(row.address, mac):
+            if row.state != LeaseState.DECLINED and self._rules.allowed(row.address, mac):
                 return row.address, row
         if requested is not None:
             address = int(requested)
-            if self._allowed(address, mac):
+            if self._rules.allowed(address, mac):
                 row = self._row(address)
-                if self._available(row, client_id, now):
+                if self._rules.available(row, client_id, now):
                     return address, row
         unused = self._never_used()
         if unused is not None:
@@ -433,17 +500,17 @@ class LeaseStore:
             raise ValueError(f"lease_time must be positive, got {lease_time}")
         wanted = int(address)
         with self._transaction() as now:
-            if not self._allowed(wanted, mac):
+            if not self._rules.allowed(wanted, mac):
                 return None
-            reserved = self._reservation.get(mac)
+            reserved = self._rules.reservation.get(mac)
             if (
                 reserved is not None
                 and reserved != wanted
-                and self._available(self._row(reserved), client_id, now)
+                and self._rules.available(self._row(reserved), client_id, now)
             ):
                 return None
             previous = self._row(wanted)
-            if not self._available(previous, client_id, now):
+            if not self._rules.available(previous, client_id, now):
                 return None
             mine = self._client_rows(client_id)
             self._release_others(mine, wanted, now)
@@ -472,10 +539,7 @@ class LeaseStore:
                 return False
             if row.state not in _HELD or not now < row.expires:
                 return False
-            self._db.execute(
-                "UPDATE lease SET state = ?, expires = ? WHERE address = ?",
-                (LeaseState.RELEASED.value, now, row.address),
-            )
+            self._end(row.address, LeaseState.RELEASED, now)
             return True
 
     def decline(self, client_id: bytes, address: IPv4Address) -> bool:
@@ -491,10 +555,7 @@ class LeaseStore:
             row = self._row(int(address))
             if row is None or row.client_id != client_id or row.state not in _HELD:
                 return False
-            self._db.execute(
-                "UPDATE lease SET state = ?, expires = ? WHERE address = ?",
-                (LeaseState.DECLINED.value, now + self.quarantine, row.address),
-            )
+            self._end(row.address, LeaseState.DECLINED, now + self.quarantine)
             return True
 
     # --- reading ----------------------------------------------------------------------
@@ -502,7 +563,7 @@ class LeaseStore:
     def lease_for(self, client_id: bytes) -> Lease | None:
         """The client's most recently changed row, in whatever state."""
         rows = self._query(_NEWEST_OF_CLIENT, (client_id,))
-        return _Row._make(rows[0]).lease() if rows else None
+        return LeaseRow._make(rows[0]).lease() if rows else None
 
     def holder(self, address: IPv4Address) -> Lease | None:
         """The active (offered or bound, unexpired) lease on `address`, if any."""
@@ -512,33 +573,37 @@ class LeaseStore:
     def lease_at(self, address: IPv4Address) -> Lease | None:
         """The row of `address` in whatever state: who had it last, and how it ended."""
         rows = self._query(_ROW_AT, (int(address),))
-        return _Row._make(rows[0]).lease() if rows else None
+        return LeaseRow._make(rows[0]).lease() if rows else None
 
     def leases(self) -> list[Lease]:
         """Every row, by address, for the status page; expired ones included."""
         rows = self._query(_ALL_ROWS)
-        return [_Row._make(row).lease() for row in rows]
+        return [LeaseRow._make(row).lease() for row in rows]
 
     def counts(self) -> dict[str, int]:
-        """Gauges for /metrics: active offers and leases, quarantined and free addresses.
-
-        `free` counts pool addresses nobody holds or quarantines (a free reservation
-        included, though only its MAC can take it).
-        """
-        now = self._clock()
+        """Gauges for /metrics: active offers and leases, quarantined and free addresses."""
         rows = self._query(
             "SELECT address, state FROM lease WHERE expires > ? AND state != ?",
-            (now, LeaseState.RELEASED.value),
+            (self._clock(), LeaseState.RELEASED.value),
         )
-        counts = {"offered": 0, "bound": 0, "quarantined": 0}
-        busy_in_pool = 0
-        for address, state in rows:
-            key = "quarantined" if state == LeaseState.DECLINED else str(state)
-            counts[key] += 1
-            if self.pool.contains(IPv4Address(address)):
-                busy_in_pool += 1
-        counts["free"] = self.pool.size - busy_in_pool
-        return counts
+        return count_active(self.pool, [(int(a), str(s)) for a, s in rows])
+
+    # --- servers sharing the leases -------------------------------------------------------
+
+    @property
+    def up(self) -> bool:
+        """A local file is always reachable: its failures are errors, not outages."""
+        return True
+
+    def heartbeat(self, server_id: str, address: str, load: float) -> None:
+        """Record that `server_id` (at `address`, this busy) is alive now, on the store's clock."""
+        with self._transaction() as now:
+            self._db.execute(_HEARTBEAT, (server_id, address, now, load))
+
+    def servers(self, within: float) -> list[ServerSeen]:
+        """The servers whose last heartbeat is newer than `within` seconds ago, by id."""
+        rows = self._query(_SERVERS_SEEN, (self._clock() - within,))
+        return [ServerSeen(str(s), str(a), float(seen), float(load)) for s, a, seen, load in rows]
 
     def integrity_check(self) -> str:
         """SQLite's own verdict on the file, "ok" when sound: for a health check."""

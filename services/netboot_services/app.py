@@ -32,8 +32,9 @@ from netboot.admin.token import ensure_token
 from netboot.bsdp.binding_store import BindingStore
 from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.policy import BsdpPolicy
-from netboot.config import Config, plan_reload
-from netboot.dhcp.leases import AddressPool, LeaseStore
+from netboot.config import Config, is_postgresql_url, plan_reload
+from netboot.dhcp.lease_store import open_lease_store, redacted
+from netboot.dhcp.leases import AddressPool
 from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot.dhcp6.leases import Lease6Store
 from netboot.dhcp6.outcome import Arrival6, Outcome6
@@ -146,6 +147,13 @@ def check_dhcp6(config: Config, networks: list[tuple[str, IPv6Interface]] | None
                 "dhcp6.router_advertisements",
                 'announces the pool\'s /64 and sends clients to our DHCPv6: needs mode = "full"',
             )
+    if dhcp6.mode == "full" and is_postgresql_url(config.dhcp.lease_database):
+        raise ConfigError(
+            config.source,
+            "dhcp.lease_database",
+            "full DHCPv6 keeps its leases in the SQLite file only: name a file, "
+            'or set dhcp6.mode to "proxy" or "off"',
+        )
     if dhcp6.mode == "full":
         if networks is None and dhcp6.pool is not None:
             networks = ipv6_networks(config.server.interfaces)
@@ -491,18 +499,41 @@ def pxe_handler(
             excluded=frozenset(excluded),
         )
         database = config.dhcp.lease_database
-        database.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-        store = LeaseStore(database, pool, clock, quarantine=runtime.lease_terms.quarantine)
-        lease_server = LeaseServer(store, network_settings(runtime, plan.subnet))
+        if isinstance(database, Path):
+            database.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        store = open_lease_store(
+            database,
+            pool,
+            clock,
+            quarantine=runtime.lease_terms.quarantine,
+            server_id=facts.host_name,
+        )
+        # LeaseServer is typed for the SQLite store on this branch; it uses only the
+        # LeaseBackend contract, which both stores keep (issue #21 merges the two).
+        lease_server = LeaseServer(store, network_settings(runtime, plan.subnet))  # type: ignore[arg-type]
         log.info(
             "full DHCP on {network}: leasing {pool} ({count} addresses), leases in {database}",
             network=str(plan.subnet),
             pool=str(plan.pool),
             count=pool.size,
-            database=str(database),
+            database=lease_database_name(database),
         )
+        if not store.up:
+            log.warn(
+                "lease database {database} is down ({reason}): new full-mode leases wait"
+                " until it answers",
+                database=lease_database_name(database),
+                reason=getattr(store, "down_reason", ""),
+            )
     own = set(facts.own_addresses)
     return PxeHandler(runtime.boot, clock, lease_server, lambda: own)
+
+
+def lease_database_name(database: Path | str) -> str:
+    """The lease database as logs and the status page name it: a URL without its password."""
+    if isinstance(database, Path):
+        return str(database)
+    return redacted(database)
 
 
 def dhcp6_decision(config: Config, settings: Dhcp6Settings) -> Decide6[Dhcp6Settings]:
@@ -511,6 +542,7 @@ def dhcp6_decision(config: Config, settings: Dhcp6Settings) -> Decide6[Dhcp6Sett
     store = None
     if settings.pool is not None:
         database = config.dhcp.lease_database
+        assert isinstance(database, Path), "check_dhcp6 refuses a URL in full DHCPv6 mode"
         database.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         store = Lease6Store(database, settings.pool, quarantine=config.dhcp.quarantine)
         log.info(
@@ -712,9 +744,10 @@ def run(
             top.startService()
             bound(top)
             if identity is not None and (os.geteuid() == 0 or os.getuid() == 0):
-                if "full" in (config.dhcp.mode, config.dhcp6.mode):
+                leases = config.dhcp.lease_database
+                if "full" in (config.dhcp.mode, config.dhcp6.mode) and isinstance(leases, Path):
                     # One file holds the IPv4 and the DHCPv6 leases (each its own table).
-                    hand_over_database(config.dhcp.lease_database, identity)
+                    hand_over_database(leases, identity)
                 if config.bsdp.enabled and config.bsdp.bindings_database is not None:
                     hand_over_database(config.bsdp.bindings_database, identity)
                 if config.admin.listen is not None:
