@@ -191,9 +191,7 @@ class LeaseServer:
                 return Silence(
                     SilenceReason.INCOMPLETE, "REQUEST with neither server, address nor ciaddr"
                 ), None
-            if not self.peers.alone and not self._ours(
-                request, self.store.lease_for(client_id)
-            ):
+            if not self.peers.alone and not self._ours(request, self.store.lease_for(client_id)):
                 return self._peers_client(request), None
             address = renewing
         hostname = request.option(Option.HOST_NAME)
@@ -255,7 +253,9 @@ class LeaseServer:
         packet = reply_to(request, options, yiaddr=str(lease.address), siaddr=siaddr, file=file)
         return packet, boot
 
-    def _network_options(self, server: str, lease_time: int | None = None) -> list[tuple[int, bytes]]:
+    def _network_options(
+        self, server: str, lease_time: int | None = None
+    ) -> list[tuple[int, bytes]]:
         network = self.network
         if lease_time is None:
             lease_time = network.lease_time
@@ -305,9 +305,7 @@ class LeaseServer:
         time it has left; everything else waits, silent, for the store to return."""
         if request.message_type == MessageType.REQUEST:
             chosen = _option_address(request, Option.SERVER_IDENTIFIER)
-            wanted = _address(request.ciaddr) or _option_address(
-                request, Option.REQUESTED_ADDRESS
-            )
+            wanted = _address(request.ciaddr) or _option_address(request, Option.REQUESTED_ADDRESS)
             known = self._known.get(client_id)
             now = self.clock()
             if (
@@ -321,7 +319,9 @@ class LeaseServer:
                 packet, boot = self._lease_reply(
                     request, client, server, MessageType.ACK, known, lease_time=left
                 )
-                summary = f"ACK {known.address} for the {left} s it has left (lease database down){boot}"
+                summary = (
+                    f"ACK {known.address} for the {left} s it has left (lease database down){boot}"
+                )
                 return Answer(OutcomeKind.ACK, packet, self._destination(request), summary)
         return Silence(
             SilenceReason.STORE_DOWN, f"lease database unreachable, no new lease: {error}"

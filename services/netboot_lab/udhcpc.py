@@ -2,11 +2,13 @@
 
 Each client is a macvlan interface of its own (its own MAC) on the namespace's
 link to the lab bridge, and one `busybox udhcpc` in the foreground on it. The
-event script is ours and only appends what udhcpc tells it (the event, the
-interface, the address, the server identifier and the lease time) to a file
-in the work directory; it never configures the interface, so a hundred
-clients on one namespace do not fight over its routes, and nothing of the
-host's is touched. What a client was given is read back from that file.
+event script is ours: it puts the leased address on the interface as a /32
+(so a server's unicast ACK to a renewing client finds it, while a hundred
+clients on one namespace add no routes to fight over) and appends what udhcpc
+told it (the event, the interface, the address, the server identifier and the
+lease time) to a file in the work directory, from which what each client was
+given is read back. The namespace answers ARP only on the interface that holds
+the address asked for (`arp_ignore` 1), as separate machines would.
 
 udhcpc renews at half the lease. Below 120 s of lease it skips the unicast
 RENEWING step and rebinds at once by broadcast (busybox 1.35), which is what
@@ -23,12 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netboot.macaddr import MacAddress
-from netboot_lab.netns import LabError, ip
+from netboot_lab.netns import LabError, ip, run_in
 from netboot_lab.process import spawn, stop_process
 
 BUSYBOX = "busybox"
 
 _SCRIPT = """#!/bin/sh
+case "$1" in
+bound|renew) ip addr replace "$ip/32" dev "$interface" ;;
+deconfig) ip addr flush dev "$interface" ;;
+esac
 echo "$1 $interface ${ip:--} ${serverid:--} ${lease:--}" >> "{events}"
 """
 
@@ -72,12 +78,15 @@ def client_mac(number: int) -> MacAddress:
 
 @dataclass
 class UdhcpcFleet:
-    """Clients `c0`, `c1`, ... on `parent` in `namespace`, each with its udhcpc."""
+    """Clients `c<first>`, `c<first + 1>`, ... on `parent` in `namespace`, each with its
+    udhcpc; client n has the MAC `client_mac(n)`, so fleets with distinct `first`
+    (and ranges that do not overlap) can run side by side."""
 
     namespace: str
     parent: str
     work: Path
     count: int
+    first: int
     processes: dict[str, subprocess.Popen[bytes]]
 
     @property
@@ -112,7 +121,7 @@ class UdhcpcFleet:
             time.sleep(0.2)
 
     def interfaces(self) -> list[str]:
-        return [f"c{n}" for n in range(self.count)]
+        return [f"c{n}" for n in range(self.first, self.first + self.count)]
 
 
 def _udhcpc(interface: str, script: Path) -> list[str]:
@@ -122,15 +131,19 @@ def _udhcpc(interface: str, script: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def udhcpc_fleet(namespace: str, parent: str, count: int, work: Path) -> Iterator[UdhcpcFleet]:
+def udhcpc_fleet(
+    namespace: str, parent: str, count: int, work: Path, first: int = 0
+) -> Iterator[UdhcpcFleet]:
     """`count` macvlan clients on `parent`, each running udhcpc until the block ends."""
     work.mkdir(parents=True, exist_ok=True)
     script = work / "event.sh"
     script.write_text(_SCRIPT.replace("{events}", str(work / "events")))
     script.chmod(0o755)
-    fleet = UdhcpcFleet(namespace, parent, work, count, {})
+    fleet = UdhcpcFleet(namespace, parent, work, count, first, {})
+    for setting in ("net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"):
+        run_in(namespace, "sysctl", "-q", "-w", setting)
     try:
-        for n, interface in enumerate(fleet.interfaces()):
+        for n, interface in enumerate(fleet.interfaces(), start=first):
             ip(
                 "link", "add", interface, "link", parent, "address", client_mac(n),
                 "type", "macvlan", "mode", "bridge", netns=namespace,

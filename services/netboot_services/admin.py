@@ -24,6 +24,7 @@ from twisted.web.server import Request, Site
 
 from netboot import __version__
 from netboot.admin.auth import Refused
+from netboot.dhcp.lease_store import LeaseStoreUnavailable
 from netboot_services.admin_api import (
     AdminState,
     ApiResource,
@@ -64,7 +65,7 @@ def snapshot(top: MultiService, machines: bool = True) -> dict[str, Any]:
             if policy is not None:
                 bindings = len(policy.bindings)
             if getattr(handler, "lease_server", None) is not None:
-                leases = _leases(handler)
+                leases = _leases(handler, _named(top, "lease-upkeep"))
     catalog_service = _named(top, "catalog")
     images = []
     if catalog_service is not None:
@@ -91,17 +92,40 @@ def snapshot(top: MultiService, machines: bool = True) -> dict[str, Any]:
     }
 
 
-def _leases(handler: Any) -> dict[str, Any]:
-    """Full mode's lease table, its gauges and the rival servers heard."""
-    store = handler.lease_server.store
+def _leases(handler: Any, upkeep: Any) -> dict[str, Any]:
+    """Full mode's lease table, its gauges, the store's state, its peers and the rival
+    servers heard. With the store unreachable the table and gauges are empty and
+    `store_up` says why."""
+    lease_server = handler.lease_server
+    store = lease_server.store
     now = handler.clock()
-    return {
-        "pool": f"{store.pool.first}-{store.pool.last}",
-        "counts": store.counts(),
-        "leases": [
+    counts: dict[str, int] = {}
+    leases: list[dict[str, Any]] = []
+    try:
+        counts = store.counts()
+        leases = [
             lease_json(lease, now)
             for lease in store.leases()
             if lease.active(now) or lease.state == "declined"
+        ]
+    except LeaseStoreUnavailable:
+        pass
+    peers = getattr(upkeep, "heard", {})
+    return {
+        "pool": f"{store.pool.first}-{store.pool.last}",
+        "server_id": store.server_id,
+        "store_up": bool(store.up),
+        "counts": counts,
+        "leases": leases,
+        "peers": [
+            {
+                "server_id": server_id,
+                "address": address,
+                "seen_ago": round(now - seen, 1),
+                "load": load,
+                "live": server_id in lease_server.peers.live,
+            }
+            for server_id, (address, seen, load) in sorted(peers.items())
         ],
         "rivals": {server: round(now - seen, 1) for server, seen in handler.rivals.items()},
     }
@@ -115,6 +139,7 @@ def lease_json(lease: Any, now: float) -> dict[str, Any]:
         "state": str(lease.state),
         "expires_in": round(lease.expires - now, 1),
         "hostname": lease.hostname,
+        "server_id": lease.server_id,
     }
 
 
@@ -125,11 +150,14 @@ def leases_by_mac(top: MultiService) -> dict[str, dict[str, Any]]:
         server = getattr(handler, "lease_server", None)
         if server is not None:
             now = handler.clock()
-            return {
-                lease.mac: lease_json(lease, now)
-                for lease in server.store.leases()
-                if lease.active(now)
-            }
+            try:
+                return {
+                    lease.mac: lease_json(lease, now)
+                    for lease in server.store.leases()
+                    if lease.active(now)
+                }
+            except LeaseStoreUnavailable:
+                return {}
     return {}
 
 
@@ -196,6 +224,16 @@ class NetbootCollector(Collector):
             for key, value in state["dhcp"]["counts"].items():
                 leases.add_metric([key], value)
             yield leases
+            store_up = GaugeMetricFamily(
+                "netboot_lease_store_up", "1 while the lease database answers; 0: new leases pause"
+            )
+            store_up.add_metric([], 1 if state["dhcp"]["store_up"] else 0)
+            yield store_up
+            peers = GaugeMetricFamily(
+                "netboot_dhcp_peers", "Live daemons sharing the lease database, this one included"
+            )
+            peers.add_metric([], 1 + sum(1 for peer in state["dhcp"]["peers"] if peer["live"]))
+            yield peers
             rivals = GaugeMetricFamily(
                 "netboot_dhcp_rival_servers", "Other DHCP servers heard handing out addresses"
             )
@@ -271,20 +309,33 @@ def render_page(state: dict[str, Any]) -> bytes:
             "".join(
                 f"<tr><td>{escape(lease['address'])}</td><td>{escape(lease['mac'])}</td>"
                 f"<td>{escape(lease['state'])}</td><td>{lease['expires_in']:.0f} s</td>"
-                f"<td>{escape(lease['hostname'] or '-')}</td></tr>"
+                f"<td>{escape(lease['hostname'] or '-')}</td>"
+                f"<td>{escape(lease['server_id'] or '-')}</td></tr>"
                 for lease in dhcp["leases"]
             )
-            or '<tr><td colspan="5">none</td></tr>'
+            or '<tr><td colspan="6">none</td></tr>'
         )
         rivals = "".join(
             f'<p class="bad">Rival DHCP server {escape(server)} heard {ago:.0f} s ago</p>'
             for server, ago in dhcp["rivals"].items()
         )
+        if not dhcp["store_up"]:
+            rivals += (
+                '<p class="bad">Lease database unreachable: new leases pause; renewals of '
+                "leases granted here and everything else go on.</p>"
+            )
+        peers = ", ".join(
+            f"{escape(peer['server_id'])} ({escape(peer['address'])}, "
+            f"{'live' if peer['live'] else 'silent'}, {peer['load']}/s)"
+            for peer in dhcp["peers"]
+        )
+        if peers:
+            rivals += f"<p>This server: {escape(dhcp['server_id'])}; peers: {peers}</p>"
         counts = ", ".join(f"{escape(k)} {v}" for k, v in dhcp["counts"].items())
         lease_section = (
             f"<h2>DHCP leases (pool {escape(dhcp['pool'])}: {counts})</h2>{rivals}"
             "<table><tr><th>Address</th><th>MAC</th><th>State</th><th>Expires in</th>"
-            f"<th>Host name</th></tr>{lease_rows}</table>"
+            f"<th>Host name</th><th>Granted by</th></tr>{lease_rows}</table>"
         )
     pending = state["restart_pending"]
     restart_note = (

@@ -59,6 +59,7 @@ from netboot_services.interfaces import (
     ipv6_networks,
     listen_addresses,
 )
+from netboot_services.lease_upkeep import LeaseUpkeep
 from netboot_services.listeners import is_ipv6
 from netboot_services.logging import set_log_level, start_logging
 from netboot_services.nfs import NfsService
@@ -338,6 +339,8 @@ def make_service(config: Config, reactor: Any, facts: HostFacts | None = None) -
         )
         dhcp.setName("dhcp")
         dhcp.setServiceParent(top)
+        if pxe is not None and pxe.lease_server is not None:
+            lease_upkeep(config, facts, pxe, reactor).setServiceParent(top)
     if runtime.dhcp6 is not None:
         dhcp6 = Dhcp6Service(
             dhcp6_decision(config, runtime.dhcp6),
@@ -506,17 +509,17 @@ def pxe_handler(
             pool,
             clock,
             quarantine=runtime.lease_terms.quarantine,
-            server_id=facts.host_name,
+            server_id=runtime.server_id,
         )
-        # LeaseServer is typed for the SQLite store on this branch; it uses only the
-        # LeaseBackend contract, which both stores keep (issue #21 merges the two).
-        lease_server = LeaseServer(store, network_settings(runtime, plan.subnet))  # type: ignore[arg-type]
+        lease_server = LeaseServer(store, network_settings(runtime, plan.subnet), clock)
         log.info(
-            "full DHCP on {network}: leasing {pool} ({count} addresses), leases in {database}",
+            "full DHCP on {network}: leasing {pool} ({count} addresses), leases in {database}"
+            " as server {server_id}",
             network=str(plan.subnet),
             pool=str(plan.pool),
             count=pool.size,
             database=lease_database_name(database),
+            server_id=runtime.server_id,
         )
         if not store.up:
             log.warn(
@@ -559,6 +562,37 @@ def dhcp6_decision(config: Config, settings: Dhcp6Settings) -> Decide6[Dhcp6Sett
         return answer(message, arrival, settings, store, now)
 
     return decide
+
+
+def lease_upkeep(config: Config, facts: HostFacts, pxe: PxeHandler, reactor: Any) -> LeaseUpkeep:
+    """Heartbeats into the lease store, the live peers for the lease server, and the
+    store's outages, said once and reconnected from a thread. Peers' offers are not
+    a rival's."""
+    lease_server = pxe.lease_server
+    assert lease_server is not None
+    subnet = lease_server.network.subnet
+    on_pool = sorted(a for a in facts.own_addresses if IPv4Address(a) in subnet)
+    counters = pxe.counters
+    answered = [counters.offers + counters.acks, reactor.seconds()]
+
+    def load() -> float:
+        """OFFERs and ACKs a second since the last heartbeat."""
+        total, now = counters.offers + counters.acks, reactor.seconds()
+        rate = (total - answered[0]) / max(now - answered[1], 1e-3)
+        answered[:] = [total, now]
+        return float(round(rate, 1))
+
+    upkeep = LeaseUpkeep(
+        lease_server,
+        on_pool[0] if on_pool else "",
+        config.dhcp.heartbeat_interval,
+        load,
+        reactor,
+        str(config.dhcp.lease_database),
+    )
+    own = set(facts.own_addresses)
+    pxe.own_addresses = lambda: own | {address for address, _, _ in upkeep.heard.values()}
+    return upkeep
 
 
 def network_settings(runtime: Runtime, subnet: IPv4Network) -> NetworkSettings:

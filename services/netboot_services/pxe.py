@@ -110,6 +110,7 @@ class PxeHandler:
             address=outcome.address,
             client=client,
             destination=join_host_port(*destination),
+            server_id=self.lease_server.store.server_id if self.lease_server else None,
         )
         return HandlerResult.of(outcome)
 

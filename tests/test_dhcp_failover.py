@@ -1,0 +1,192 @@
+"""Several daemons as one DHCP service: one PostgreSQL lease database, real clients (issue #21).
+
+Real daemons (`netboot serve`, full mode) on one namespace bridge share a private
+PostgreSQL cluster (Debian's, on a Unix socket, tests/postgres.py). The clients
+are busybox udhcpc, one per macvlan interface of a client namespace
+(netboot_lab.udhcpc), so every lease is a real DORA a real client acted on. The
+daemons run with 60 s leases (the shortest allowed) and 1 s heartbeats: udhcpc rebinds by broadcast at
+half the lease, and a daemon missing three heartbeats is taken for dead.
+
+What is checked, from the clients' view and from the database:
+* the done-when of the issue: 40 clients each get a lease, 40 distinct
+  addresses, both daemons granted some, and after `kill -9` of one daemon a
+  client it served rebinds with the other;
+* a PostgreSQL restart in the middle: leases pause and resume by themselves,
+  and no address is ever held twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from netboot_lab.daemon import Daemon
+from netboot_lab.factories import make_set
+from netboot_lab.netns import Segment
+from netboot_lab.postgres import PrivateCluster
+from netboot_lab.udhcpc import ClientEvent, UdhcpcFleet, udhcpc_fleet
+from tests.netns import bridge_lab
+from tests.postgres import fresh_schema_url
+
+SUBNET = "10.234.0"
+POOL = (f"{SUBNET}.100", f"{SUBNET}.220")
+LEASE_TIME = 60
+NAMES = ("alpha", "beta")
+
+
+def peer_config(work: Path, name: str, url: str) -> Path:
+    """A full-mode daemon named `name` on eth0, its leases in the shared database."""
+    root = work / "images"
+    if not root.exists():
+        make_set(root, "Alpha")
+    config = work / f"{name}.toml"
+    config.write_text(
+        f'[server]\nroot = "{root}"\ninterfaces = ["eth0"]\nid = "{name}"\n'
+        f'state_database = "{work / name}-state.sqlite3"\n'
+        f'[dhcp]\nmode = "full"\npool = "{POOL[0]}-{POOL[1]}"\nlease_database = "{url}"\n'
+        f"lease_time = {LEASE_TIME}\nheartbeat_interval = 1.0\nwatch_rivals = true\n"
+        "[bsdp]\nenabled = false\n[http]\nenabled = false\n[tftp]\nenabled = false\n"
+        '[admin]\nlisten = ""\n'
+    )
+    return config
+
+
+@dataclass
+class Service:
+    segment: Segment
+    daemons: dict[str, Daemon]
+    url: str
+    work: Path
+
+    def address_of(self, name: str) -> str:
+        return self.segment.hosts[NAMES.index(name)].address
+
+    @property
+    def clients(self) -> str:
+        return self.segment.hosts[-1].namespace
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """(address, mac, state, server_id) of every active lease in the database."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return [
+                (str(IPv4Address(address)), mac, state, server)
+                for address, mac, state, server in conn.execute(
+                    "SELECT address, mac, state, server_id FROM lease"
+                    " WHERE state IN ('offered', 'bound') AND expires > extract(epoch FROM now())"
+                )
+            ]
+
+
+@pytest.fixture
+def service(postgres_cluster: PrivateCluster, tmp_path: Path) -> Iterator[Service]:
+    url = fresh_schema_url(postgres_cluster)
+    with bridge_lab(len(NAMES) + 1, SUBNET) as segment:
+        daemons: dict[str, Daemon] = {}
+        try:
+            for name, host in zip(NAMES, segment.hosts, strict=False):
+                config = peer_config(tmp_path, name, url)
+                daemons[name] = Daemon(["--config", str(config)], netns=host.namespace)
+            for daemon in daemons.values():
+                daemon.wait_ready()
+            for name, daemon in daemons.items():
+                other = next(n for n in NAMES if n != name)
+                daemon.seen_or_wait(rf"DHCP peer {other} is live")
+            yield Service(segment, daemons, url, tmp_path)
+        finally:
+            for daemon in daemons.values():
+                daemon.stop(timeout=15)
+    for daemon in daemons.values():
+        log = "\n".join(daemon.lines)
+        assert "Traceback" not in log
+        assert "RIVAL DHCP SERVER" not in log, "a peer was taken for a rival"
+
+
+def log_of(daemon: Daemon) -> str:
+    """Every line the daemon has written so far (read or not by a wait)."""
+    with contextlib.suppress(AssertionError):
+        daemon.wait_for(r"(?!)", timeout=0.5)
+    return "\n".join(daemon.lines)
+
+
+def assert_distinct(held: dict[str, ClientEvent]) -> None:
+    addresses = [event.address for event in held.values()]
+    assert len(set(addresses)) == len(addresses), f"an address held twice: {sorted(addresses)}"
+
+
+def wait_rebound(fleet: UdhcpcFleet, interface: str, server: str, timeout: float) -> ClientEvent:
+    """Until `interface`'s newest lease came from `server`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = fleet.latest().get(interface)
+        if event is not None and event.server == server:
+            return event
+        time.sleep(0.25)
+    raise AssertionError(
+        f"{interface} did not rebind with {server} in {timeout} s: "
+        f"{[e for e in fleet.events() if e.interface == interface]}"
+    )
+
+
+def test_two_daemons_share_the_clients_and_one_takes_over_when_the_other_dies(
+    service: Service,
+) -> None:
+    with udhcpc_fleet(service.clients, "eth0", 40, service.work / "fleet") as fleet:
+        held = fleet.wait_bound(60)
+        assert_distinct(held)
+        servers = {event.server for event in held.values()}
+        alpha, beta = service.address_of("alpha"), service.address_of("beta")
+        assert servers == {alpha, beta}, f"both daemons grant leases: {servers}"
+        rows = service.rows()
+        assert len({address for address, *_ in rows}) == len(rows)
+        assert {row[3] for row in rows if row[2] == "bound"} == set(NAMES)
+        victim = next(name for name, event in held.items() if event.server == alpha)
+        service.daemons["alpha"].process.kill()
+        service.daemons["alpha"].process.wait()
+        rebound = wait_rebound(fleet, victim, beta, timeout=LEASE_TIME + 10)
+        assert rebound.address == held[victim].address, "the client keeps its address"
+        everyone = fleet.wait_bound(30)
+        assert_distinct(everyone)
+    service.daemons["beta"].seen_or_wait("DHCP peer alpha has not written a heartbeat", 5)
+
+
+def test_a_database_outage_keeps_renewals_pauses_new_leases_and_they_resume(
+    service: Service, postgres_cluster: PrivateCluster
+) -> None:
+    """Down for longer than half a lease: every client renews during the outage, from
+    the memory of the daemon that granted its lease; new clients wait, and get
+    their leases by themselves once the database is back."""
+    with udhcpc_fleet(service.clients, "eth0", 10, service.work / "first") as first:
+        before = first.wait_bound(60)
+        assert_distinct(before)
+        postgres_cluster.stop()
+        try:
+            for daemon in service.daemons.values():
+                daemon.seen_or_wait(r"lease database .* unreachable", timeout=15)
+            stopped = len(first.events())
+            time.sleep(LEASE_TIME / 2 + 3)
+            renewed = [e for e in first.events()[stopped:] if e.event == "renew"]
+            assert {e.interface for e in renewed} == set(before), "renewals go on:\n" + "\n".join(
+                log_of(daemon)[-6000:] for daemon in service.daemons.values()
+            )
+            assert all(e.address == before[e.interface].address for e in renewed)
+            assert all(e.lease is not None and e.lease < LEASE_TIME for e in renewed)
+            with udhcpc_fleet(service.clients, "eth0", 5, service.work / "late", first=40) as late:
+                time.sleep(4)
+                assert late.latest() == {}, "no new lease while the database is down"
+                postgres_cluster.start()
+                for daemon in service.daemons.values():
+                    daemon.wait_for(r"lease database .* reachable again", timeout=30)
+                joined = late.wait_bound(30)
+                assert_distinct({**first.latest(), **joined})
+        finally:
+            if not postgres_cluster.running():
+                postgres_cluster.start()
+    rows = service.rows()
+    assert len({address for address, *_ in rows}) == len(rows)
