@@ -4,8 +4,9 @@ Real daemons (`netboot serve`, full mode) on one namespace bridge share a privat
 PostgreSQL cluster (Debian's, on a Unix socket, tests/postgres.py). The clients
 are busybox udhcpc, one per macvlan interface of a client namespace
 (netboot_lab.udhcpc), so every lease is a real DORA a real client acted on. The
-daemons run with 60 s leases (the shortest allowed) and 1 s heartbeats: udhcpc rebinds by broadcast at
-half the lease, and a daemon missing three heartbeats is taken for dead.
+daemons run with 60 s leases (the shortest allowed) and 1 s heartbeats: udhcpc
+rebinds by broadcast at half the lease, and a daemon missing three heartbeats is
+taken for dead.
 
 What is checked, from the clients' view and from the database:
 * the done-when of the issue: 40 clients each get a lease, 40 distinct
