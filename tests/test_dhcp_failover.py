@@ -18,102 +18,33 @@ What is checked, from the clients' view and from the database:
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from ipaddress import IPv4Address
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from netboot_lab.daemon import Daemon
-from netboot_lab.factories import make_set
-from netboot_lab.netns import Segment
+from netboot_lab.dhcp_peers import DEFAULT_NAMES, PeerService, PeerSettings, peer_service
 from netboot_lab.postgres import PrivateCluster
 from netboot_lab.udhcpc import ClientEvent, UdhcpcFleet, udhcpc_fleet
-from tests.netns import bridge_lab
+from tests.netns import require_root
 from tests.postgres import fresh_schema_url
 
-SUBNET = "10.234.0"
-POOL = (f"{SUBNET}.100", f"{SUBNET}.220")
-LEASE_TIME = 60
-NAMES = ("alpha", "beta")
-
-
-def peer_config(work: Path, name: str, url: str) -> Path:
-    """A full-mode daemon named `name` on eth0, its leases in the shared database."""
-    root = work / "images"
-    if not root.exists():
-        make_set(root, "Alpha")
-    config = work / f"{name}.toml"
-    config.write_text(
-        f'[server]\nroot = "{root}"\ninterfaces = ["eth0"]\nid = "{name}"\n'
-        f'state_database = "{work / name}-state.sqlite3"\n'
-        f'[dhcp]\nmode = "full"\npool = "{POOL[0]}-{POOL[1]}"\nlease_database = "{url}"\n'
-        f"lease_time = {LEASE_TIME}\nheartbeat_interval = 1.0\nwatch_rivals = true\n"
-        "[bsdp]\nenabled = false\n[http]\nenabled = false\n[tftp]\nenabled = false\n"
-        '[admin]\nlisten = ""\n'
-    )
-    return config
-
-
-@dataclass
-class Service:
-    segment: Segment
-    daemons: dict[str, Daemon]
-    url: str
-    work: Path
-
-    def address_of(self, name: str) -> str:
-        return self.segment.hosts[NAMES.index(name)].address
-
-    @property
-    def clients(self) -> str:
-        return self.segment.hosts[-1].namespace
-
-    def rows(self) -> list[tuple[str, str, str, str]]:
-        """(address, mac, state, server_id) of every active lease in the database."""
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            return [
-                (str(IPv4Address(address)), mac, state, server)
-                for address, mac, state, server in conn.execute(
-                    "SELECT address, mac, state, server_id FROM lease"
-                    " WHERE state IN ('offered', 'bound') AND expires > extract(epoch FROM now())"
-                )
-            ]
+SETTINGS = PeerSettings(subnet="10.234.0", pool=("10.234.0.100", "10.234.0.220"))
+LEASE_TIME = SETTINGS.lease_time
+"""60 s, the shortest allowed: udhcpc rebinds by broadcast at half of it."""
+NAMES = DEFAULT_NAMES
 
 
 @pytest.fixture
-def service(postgres_cluster: PrivateCluster, tmp_path: Path) -> Iterator[Service]:
-    url = fresh_schema_url(postgres_cluster)
-    with bridge_lab(len(NAMES) + 1, SUBNET) as segment:
-        daemons: dict[str, Daemon] = {}
-        try:
-            for name, host in zip(NAMES, segment.hosts, strict=False):
-                config = peer_config(tmp_path, name, url)
-                daemons[name] = Daemon(["--config", str(config)], netns=host.namespace)
-            for daemon in daemons.values():
-                daemon.wait_ready()
-            for name, daemon in daemons.items():
-                other = next(n for n in NAMES if n != name)
-                daemon.seen_or_wait(rf"DHCP peer {other} is live")
-            yield Service(segment, daemons, url, tmp_path)
-        finally:
-            for daemon in daemons.values():
-                daemon.stop(timeout=15)
-    for daemon in daemons.values():
-        log = "\n".join(daemon.lines)
+def service(postgres_cluster: PrivateCluster, tmp_path: Path) -> Iterator[PeerService]:
+    require_root()
+    with peer_service(fresh_schema_url(postgres_cluster), tmp_path, SETTINGS) as running:
+        yield running
+    for name in NAMES:
+        log = "\n".join(running.daemons[name].lines)
         assert "Traceback" not in log
         assert "RIVAL DHCP SERVER" not in log, "a peer was taken for a rival"
-
-
-def log_of(daemon: Daemon) -> str:
-    """Every line the daemon has written so far (read or not by a wait)."""
-    with contextlib.suppress(AssertionError):
-        daemon.wait_for(r"(?!)", timeout=0.5)
-    return "\n".join(daemon.lines)
 
 
 def assert_distinct(held: dict[str, ClientEvent]) -> None:
@@ -136,7 +67,7 @@ def wait_rebound(fleet: UdhcpcFleet, interface: str, server: str, timeout: float
 
 
 def test_two_daemons_share_the_clients_and_one_takes_over_when_the_other_dies(
-    service: Service,
+    service: PeerService,
 ) -> None:
     with udhcpc_fleet(service.clients, "eth0", 40, service.work / "fleet") as fleet:
         held = fleet.wait_bound(60)
@@ -158,7 +89,7 @@ def test_two_daemons_share_the_clients_and_one_takes_over_when_the_other_dies(
 
 
 def test_a_database_outage_keeps_renewals_pauses_new_leases_and_they_resume(
-    service: Service, postgres_cluster: PrivateCluster
+    service: PeerService, postgres_cluster: PrivateCluster
 ) -> None:
     """Down for longer than half a lease: every client renews during the outage, from
     the memory of the daemon that granted its lease; new clients wait, and get
@@ -174,7 +105,7 @@ def test_a_database_outage_keeps_renewals_pauses_new_leases_and_they_resume(
             time.sleep(LEASE_TIME / 2 + 3)
             renewed = [e for e in first.events()[stopped:] if e.event == "renew"]
             assert {e.interface for e in renewed} == set(before), "renewals go on:\n" + "\n".join(
-                log_of(daemon)[-6000:] for daemon in service.daemons.values()
+                service.log_of(name)[-6000:] for name in NAMES
             )
             assert all(e.address == before[e.interface].address for e in renewed)
             assert all(e.lease is not None and e.lease < LEASE_TIME for e in renewed)
