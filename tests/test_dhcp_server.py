@@ -16,11 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from netboot.dhcp.boot import BootSettings
+from netboot.dhcp.lease_store import LeaseStoreUnavailable
 from netboot.dhcp.leases import AddressPool, LeaseState, LeaseStore
+from netboot.dhcp.peers import PeerView
 from netboot.dhcp.proxy import Answer, Silence, SilenceReason
 from netboot.dhcp.pxe import classify
 from netboot.dhcp.server import Event, LeaseServer, NetworkSettings, client_identifier
@@ -28,6 +31,7 @@ from netboot.dhcpwire.options import BOOTREQUEST, MessageType, Option
 from netboot.dhcpwire.outcome_kind import OutcomeKind
 from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import MalformedPacket
+from netboot.macaddr import mac_from_bytes
 
 SERVER = "192.0.2.10"
 OTHER_SERVER = "192.0.2.11"
@@ -132,7 +136,7 @@ def make_lab(path: Path, last: str = THIRD) -> Iterator[LeaseRig]:
     clock = FakeClock()
     pool = AddressPool(IPv4Address(FIRST), IPv4Address(last))
     with LeaseStore(path / "leases.sqlite", pool, clock) as store:
-        yield LeaseRig(LeaseServer(store, NETWORK), store, clock)
+        yield LeaseRig(LeaseServer(store, NETWORK, clock), store, clock)
 
 
 @pytest.fixture
@@ -500,3 +504,146 @@ def test_server_messages_are_not_answered(lab: LeaseRig, message: int) -> None:
     result, event = lab.send(message)
     assert isinstance(result, Silence)
     assert event is None
+
+
+# --- several daemons on one store, and the store's outages (issue #21) --------------------
+
+
+@contextmanager
+def two_daemons(path: Path) -> Iterator[tuple[LeaseRig, LeaseRig]]:
+    """Daemons "a" (SERVER) and "b" (OTHER_SERVER) on one lease file, each aware of both."""
+    clock = FakeClock()
+    pool = AddressPool(IPv4Address(FIRST), IPv4Address(THIRD))
+    with (
+        LeaseStore(path / "leases.sqlite", pool, clock, server_id="a") as store_a,
+        LeaseStore(path / "leases.sqlite", pool, clock, server_id="b") as store_b,
+    ):
+        rigs = []
+        for store in (store_a, store_b):
+            server = LeaseServer(store, NETWORK, clock)
+            server.peers = PeerView(store.server_id, ("a", "b"))
+            rigs.append(LeaseRig(server, store, clock))
+        yield rigs[0], rigs[1]
+
+
+def owned_by(name: str) -> int:
+    """A client number whose MAC falls to daemon `name` of ("a", "b")."""
+    view = PeerView(name, ("a", "b"))
+    return next(n for n in range(1, 100) if view.owner(mac_from_bytes(mac(n))) == name)
+
+
+def test_each_new_client_is_answered_by_exactly_one_daemon(tmp_path: Path) -> None:
+    with two_daemons(tmp_path) as (a, b):
+        for client in range(1, 4):  # the pool's three addresses
+            results = [rig.send(MessageType.DISCOVER, client=client)[0] for rig in (a, b)]
+            answered = [r for r in results if isinstance(r, Answer)]
+            silent = [r for r in results if isinstance(r, Silence)]
+            assert len(answered) == 1, client
+            assert silent[0].code is SilenceReason.PEER_SHARE
+
+
+def test_a_waiting_client_is_answered_by_any_daemon(tmp_path: Path) -> None:
+    client = owned_by("b")
+    with two_daemons(tmp_path) as (a, _):
+        packet = DhcpPacket(
+            op=BOOTREQUEST,
+            xid=7,
+            secs=NETWORK.takeover_after,
+            chaddr=mac(client) + bytes(10),
+            flags=0x8000,
+            options=((Option.MESSAGE_TYPE, bytes((MessageType.DISCOVER,))),),
+        )
+        request = parse_packet(build_packet(packet))
+        result, _ = a.server.answer(request, classify(request), SERVER)
+        assert reply(result).message_type == MessageType.OFFER
+
+
+def test_a_request_naming_a_peer_leaves_the_peers_offer_alone(tmp_path: Path) -> None:
+    client = owned_by("b")
+    with two_daemons(tmp_path) as (a, b):
+        offered = reply(b.send(MessageType.DISCOVER, client=client, server=OTHER_SERVER)[0])
+        chose_b = ((54, ip(OTHER_SERVER)), (50, ip(offered.yiaddr)))
+        result, _ = a.send(MessageType.REQUEST, *chose_b, client=client)
+        assert isinstance(result, Silence) and result.code is SilenceReason.OTHER_SERVER
+        assert a.state_of(offered.yiaddr) == LeaseState.OFFERED
+        ack = reply(b.send(MessageType.REQUEST, *chose_b, client=client, server=OTHER_SERVER)[0])
+        assert ack.message_type == MessageType.ACK
+        lease = b.store.lease_at(IPv4Address(offered.yiaddr))
+        assert lease is not None and lease.server_id == "b"
+
+
+def test_a_rebinding_client_goes_to_its_share_or_to_the_daemon_that_leased_it(
+    tmp_path: Path,
+) -> None:
+    client = owned_by("b")
+    with two_daemons(tmp_path) as (a, b):
+        address = reply(b.send(MessageType.DISCOVER, client=client, server=OTHER_SERVER)[0]).yiaddr
+        chose_b = ((54, ip(OTHER_SERVER)), (50, ip(address)))
+        reply(b.send(MessageType.REQUEST, *chose_b, client=client, server=OTHER_SERVER)[0])
+        rebind = {"client": client, "ciaddr": address, "flags": 0}
+        result, _ = a.send(MessageType.REQUEST, **rebind)  # type: ignore[arg-type]
+        assert isinstance(result, Silence) and result.code is SilenceReason.PEER_SHARE
+        a.server.peers = PeerView("a", ("a",))  # b has died: a takes its clients over
+        ack = reply(a.send(MessageType.REQUEST, **rebind)[0])  # type: ignore[arg-type]
+        assert (ack.message_type, ack.yiaddr) == (MessageType.ACK, address)
+        a.server.peers = PeerView("a", ("a", "b"))  # b is back; a wrote the lease now
+        again = reply(a.send(MessageType.REQUEST, **rebind)[0])  # type: ignore[arg-type]
+        assert again.message_type == MessageType.ACK
+
+
+class FailingStore(LeaseStore):
+    """A real store that can be made to fail as an unreachable database does."""
+
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise LeaseStoreUnavailable("lease database down: test")
+
+    @property
+    def up(self) -> bool:
+        return not self.down
+
+    def offer(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().offer(*args, **kwargs)
+
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().bind(*args, **kwargs)
+
+    def lease_for(self, client_id: bytes) -> Any:
+        self._check()
+        return super().lease_for(client_id)
+
+    def holder(self, address: IPv4Address) -> Any:
+        self._check()
+        return super().holder(address)
+
+
+def test_with_the_store_down_a_lease_granted_here_renews_for_what_it_has_left(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    pool = AddressPool(IPv4Address(FIRST), IPv4Address(THIRD))
+    with FailingStore(tmp_path / "leases.sqlite", pool, clock, server_id="a") as store:
+        rig = LeaseRig(LeaseServer(store, NETWORK, clock), store, clock)
+        address = rig.lease(client=1)
+        clock.now += 1000
+        store.down = True
+        renewed = reply(rig.send(MessageType.REQUEST, client=1, ciaddr=address, flags=0)[0])
+        assert (renewed.message_type, renewed.yiaddr) == (MessageType.ACK, address)
+        left = LEASE_TIME - 1000
+        assert renewed.option(Option.LEASE_TIME) == left.to_bytes(4, "big")
+        assert renewed.option(Option.RENEWAL_TIME) == (left // 2).to_bytes(4, "big")
+        for silent in (
+            rig.send(MessageType.DISCOVER, client=2)[0],
+            rig.send(MessageType.REQUEST, client=2, ciaddr=SECOND, flags=0)[0],
+            rig.send(MessageType.REQUEST, (54, ip(SERVER)), (50, ip(address)), client=1)[0],
+        ):
+            assert isinstance(silent, Silence) and silent.code is SilenceReason.STORE_DOWN
+        clock.now += LEASE_TIME
+        expired = rig.send(MessageType.REQUEST, client=1, ciaddr=address, flags=0)[0]
+        assert isinstance(expired, Silence), "never past what the database holds"
+        store.down = False
+        assert reply(rig.send(MessageType.DISCOVER, client=2)[0]).message_type == MessageType.OFFER
