@@ -20,7 +20,8 @@ from __future__ import annotations
 import socket
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +32,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netboot.dhcpwire.outcome_kind import OutcomeKind
+from netboot.dhcpwire.packet import DhcpPacket, parse_packet
+from netboot.errors import MalformedPacket
 from netboot.hostport import join_host_port
 from netboot.port67.arrival import Address, Arrival
-from netboot.port67.dispatch import Handler, HandlerResult, Outgoing, dispatch
+from netboot.port67.dispatch import Handler, HandlerResult, Outgoing, batch, dispatch_packet
 from netboot_services.counters import Counters
 from netboot_services.ratelimit import OncePerInterval
 
@@ -64,6 +67,18 @@ class DhcpCounters(Counters):
     send_errors: int = 0
     handler_errors: int = 0
     """Datagrams that crashed a handler: bugs of ours, logged with a traceback."""
+    commit_errors: int = 0
+    """Wake-ups whose lease batch did not commit (their lease replies were withheld)."""
+    withheld_replies: int = 0
+    """OFFERs and ACKs not sent because the batch holding their lease did not commit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One datagram as the listener read it."""
+
+    datagram: bytes
+    arrival: Arrival
 
 
 class DhcpDispatcher:
@@ -76,14 +91,30 @@ class DhcpDispatcher:
         self._malformed_log = OncePerInterval()
 
     def receive(self, datagram: bytes, arrival: Arrival) -> list[Outgoing]:
+        packet = self.dissect(datagram, arrival)
+        return [] if packet is None else self.answer(packet, arrival)
+
+    def dissect(self, datagram: bytes, arrival: Arrival) -> DhcpPacket | None:
+        """The datagram as a packet, counted; None (counted, logged) when it is not one."""
         self.counters.datagrams += 1
-        result = dispatch(datagram, arrival, self.handlers)
+        try:
+            return parse_packet(datagram)
+        except MalformedPacket as error:
+            self._malformed(arrival, str(error))
+            return None
+
+    def answer(self, packet: DhcpPacket, arrival: Arrival) -> list[Outgoing]:
+        result = dispatch_packet(packet, arrival, self.handlers)
         if result.malformed is not None:
             self._malformed(arrival, result.malformed)
         elif not result.claimed:
             self.counters.unclaimed += 1
         self.counters.replies += len(result.outgoing)
         return list(result.outgoing)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """The handlers' group commit, around every datagram of one wake-up."""
+        return batch(self.handlers)
 
     def _malformed(self, arrival: Arrival, reason: str) -> None:
         self.counters.malformed += 1
@@ -127,11 +158,12 @@ class PacketReader(ABC):
         self.sock.close()
 
     def doRead(self) -> None:  # noqa: N802
+        batch: list[tuple[bytes, Ancillary, Any]] = []
         for _ in range(READS_PER_WAKEUP):
             try:
                 datagram, ancillary, _, source = self.sock.recvmsg(65536, self.ancillary_size)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as error:
                 self.logger.warn(
                     "{protocol} socket {label}: {error}",
@@ -139,7 +171,14 @@ class PacketReader(ABC):
                     label=self.label,
                     error=str(error),
                 )
-                return
+                break
+            batch.append((datagram, ancillary, source))
+        if batch:
+            self.received_all(batch)
+
+    def received_all(self, batch: list[tuple[bytes, Ancillary, Any]]) -> None:
+        """Every datagram of one wake-up; one at a time unless a reader does better."""
+        for datagram, ancillary, source in batch:
             self.received(datagram, ancillary, source)
 
     @abstractmethod
@@ -171,14 +210,21 @@ class _PacketSocket(PacketReader):
         self.boot_server = boot_server
         self.watch_only = watch_only
 
+    def received_all(self, batch: list[tuple[bytes, Ancillary, Any]]) -> None:
+        """A wake-up's datagrams go to the listener together: one batch, one commit."""
+        self.listener.wakeup(self, [self.arrived(*item) for item in batch])
+
     def received(self, datagram: bytes, ancillary: Ancillary, source: Any) -> None:
+        self.listener.wakeup(self, [self.arrived(datagram, ancillary, source)])
+
+    def arrived(self, datagram: bytes, ancillary: Ancillary, source: Any) -> Received:
         local, ifindex = "0.0.0.0", 0  # noqa: S104 - unknown until PKTINFO says
         for level, kind, data in ancillary:
             if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
                 ifindex, spec_dst, _ = _PKTINFO.unpack(data[: _PKTINFO.size])
                 local = socket.inet_ntoa(spec_dst)
         arrival = Arrival(source, local, ifindex, self.boot_server, self.watch_only)
-        self.listener.datagram(self, datagram, arrival)
+        return Received(datagram, arrival)
 
     def send(self, outgoing: Outgoing, arrival: Arrival) -> bool:
         """Send out of the interface the request came in on, as its address.
@@ -294,8 +340,37 @@ class DhcpService(Service):
         return self.boot_server_ports[0] if self.boot_server_ports else None
 
     def datagram(self, reader: _PacketSocket, datagram: bytes, arrival: Arrival) -> None:
+        """One datagram alone: a wake-up of one."""
+        self.wakeup(reader, [Received(datagram, arrival)])
+
+    def wakeup(self, reader: _PacketSocket, received: Sequence[Received]) -> None:
+        """Answer one wake-up's datagrams inside one batch, then send the replies.
+
+        The batch is the handlers' group commit: every lease the answers promise is
+        on disk, in one fsync, before the first of them leaves. If the commit fails
+        the lease replies are withheld (counted, logged): the clients retry, and no
+        client is told of a lease that is not stored.
+        """
+        dispatcher = self.dispatcher
+        dissected = [(dispatcher.dissect(r.datagram, r.arrival), r.arrival) for r in received]
+        replies: list[tuple[Outgoing, Arrival]] = []
         try:
-            outgoing = self.dispatcher.receive(datagram, arrival)
+            with dispatcher.batch():
+                for packet, arrival in dissected:
+                    if packet is not None:
+                        replies.extend((item, arrival) for item in self._answer(packet, arrival))
+        except Exception as error:  # noqa: BLE001 - a failed commit must not stop port 67
+            replies = self._withhold_leased(replies, error)
+        counters = dispatcher.counters
+        for item, arrival in replies:
+            if arrival.watch_only:
+                continue
+            if not reader.send(item, arrival):
+                counters.send_errors += 1
+
+    def _answer(self, packet: DhcpPacket, arrival: Arrival) -> list[Outgoing]:
+        try:
+            return self.dispatcher.answer(packet, arrival)
         except Exception:  # noqa: BLE001 - the datagram boundary: a bug must not stop port 67
             self.dispatcher.counters.handler_errors += 1
             if self._bug_log.allow("handler", self.reactor.seconds()):
@@ -304,9 +379,22 @@ class DhcpService(Service):
                     "(further crashes are counted, not logged, for a minute)",
                     client=join_host_port(*arrival.source),
                 )
-            return
-        if arrival.watch_only:
-            return
-        for item in outgoing:
-            if not reader.send(item, arrival):
-                self.dispatcher.counters.send_errors += 1
+            return []
+
+    def _withhold_leased(
+        self, replies: list[tuple[Outgoing, Arrival]], error: Exception
+    ) -> list[tuple[Outgoing, Arrival]]:
+        """The batch did not commit: only the replies that promise no lease may leave."""
+        kept = [(item, arrival) for item, arrival in replies if not item.leased]
+        counters = self.dispatcher.counters
+        counters.commit_errors += 1
+        counters.withheld_replies += len(replies) - len(kept)
+        if self._bug_log.allow("commit", self.reactor.seconds()):
+            log.error(
+                "lease database: a batch of {count} DHCP replies did not commit ({error});"
+                " their leases were withheld and the clients will retry (further failures"
+                " are counted, not logged, for a minute)",
+                count=len(replies) - len(kept),
+                error=str(error),
+            )
+        return kept
