@@ -9,7 +9,9 @@ Full mode runs over a real lease store in `tmp_path` on a Twisted `Clock`.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from ipaddress import IPv4Address, IPv4Network
@@ -25,7 +27,15 @@ from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot.dhcpwire.options import BOOTREQUEST, MessageType, Option
 from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.errors import NetbootError
-from netboot_services.dhcp import Arrival, DhcpDispatcher, DhcpService, Outgoing, Received
+from netboot_services.dhcp import (
+    Arrival,
+    DhcpDispatcher,
+    DhcpService,
+    Outgoing,
+    Received,
+    _PacketSocket,
+    open_socket,
+)
 from netboot_services.pxe import PxeHandler
 
 SERVER = "192.0.2.10"
@@ -135,3 +145,51 @@ def test_a_failed_commit_withholds_the_lease_replies_and_sends_the_rest(
     assert parse_packet(sent.datagram).message_type == MessageType.ACK
     counters = service.dispatcher.counters
     assert (counters.commit_errors, counters.withheld_replies) == (1, 2)
+
+
+def test_requests_that_waited_too_long_are_dropped_unanswered_and_counted(
+    store: LeaseStore, tmp_path: Path
+) -> None:
+    clock = Clock()
+    clock.advance(START)
+    handler = PxeHandler(BOOT, clock.seconds, LeaseServer(store, NETWORK))
+    service = service_over(handler)
+    reader = LeaseFileReader(tmp_path / "leases.sqlite")
+    stale = Received(datagram(MessageType.DISCOVER, 1), ON_67, waited=0.3)
+    fresh = Received(datagram(MessageType.DISCOVER, 2), ON_67, waited=0.06)
+    service.wakeup(reader, [stale, fresh])  # type: ignore[arg-type]
+    (sent,) = [parse_packet(out.datagram) for out, _ in reader.sent]
+    assert sent.chaddr[:6] == bytes((0x52, 0x54, 0, 0, 0, 2))
+    counters = service.dispatcher.counters
+    assert (counters.datagrams, counters.shed_late, counters.shed_discovers) == (2, 1, 0)
+    assert handler.counters.requests == 1  # the stale one never reached the lease store
+
+
+class Recording:
+    """The listener's side of a socket: records what each wake-up brought."""
+
+    def __init__(self) -> None:
+        self.wakeups: list[list[Received]] = []
+
+    def wakeup(self, reader: Any, received: list[Received]) -> None:
+        self.wakeups.append(received)
+
+
+def test_the_socket_reports_how_long_each_datagram_waited() -> None:
+    sock = open_socket(0, None)
+    try:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) > 212992
+        listener = Recording()
+        reader = _PacketSocket(sock, listener, "all")  # type: ignore[arg-type]
+        port = sock.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.sendto(datagram(MessageType.DISCOVER, 1), ("127.0.0.1", port))
+            time.sleep(0.2)
+            client.sendto(datagram(MessageType.DISCOVER, 2), ("127.0.0.1", port))
+        reader.doRead()
+    finally:
+        sock.close()
+    ((first, second),) = listener.wakeups
+    assert 0.15 < first.waited < 5
+    assert 0 <= second.waited < first.waited - 0.1
+    assert first.arrival.local_address == "127.0.0.1"

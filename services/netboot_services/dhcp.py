@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -31,12 +32,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from netboot.dhcpwire.options import MessageType
 from netboot.dhcpwire.outcome_kind import OutcomeKind
 from netboot.dhcpwire.packet import DhcpPacket, parse_packet
 from netboot.errors import MalformedPacket
 from netboot.hostport import join_host_port
 from netboot.port67.arrival import Address, Arrival
 from netboot.port67.dispatch import Handler, HandlerResult, Outgoing, batch, dispatch_packet
+from netboot.port67.shedding import SheddingPolicy, Waiting, plan
 from netboot_services.counters import Counters
 from netboot_services.ratelimit import OncePerInterval
 
@@ -54,8 +57,16 @@ __all__ = [
 ]
 READS_PER_WAKEUP = 64
 _PKTINFO = struct.Struct("@i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
+_TIMESPEC = struct.Struct("@ll")  # struct timespec: seconds, nanoseconds (CLOCK_REALTIME)
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+"""Linux: each datagram carries the time the kernel received it (SCM_TIMESTAMPNS)."""
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+RECEIVE_BUFFER = 4 * 1024 * 1024
+"""Bytes the kernel may queue on a port-67 socket: a burst of a lab powering on
+waits there rather than being dropped before we see it (shedding then drops what
+waited too long, cheaply). SO_RCVBUFFORCE passes net.core.rmem_max as root."""
 
 
 @dataclass
@@ -71,6 +82,10 @@ class DhcpCounters(Counters):
     """Wake-ups whose lease batch did not commit (their lease replies were withheld)."""
     withheld_replies: int = 0
     """OFFERs and ACKs not sent because the batch holding their lease did not commit."""
+    shed_late: int = 0
+    """Requests dropped unanswered: they waited in the socket past the shedding deadline."""
+    shed_discovers: int = 0
+    """DISCOVERs dropped unanswered: beyond an overloaded wake-up's budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +94,8 @@ class Received:
 
     datagram: bytes
     arrival: Arrival
+    waited: float = 0.0
+    """Seconds it sat in the socket before we read it (kernel timestamp; 0: unknown)."""
 
 
 class DhcpDispatcher:
@@ -210,21 +227,27 @@ class _PacketSocket(PacketReader):
         self.boot_server = boot_server
         self.watch_only = watch_only
 
+    ancillary_size = socket.CMSG_SPACE(_PKTINFO.size) + socket.CMSG_SPACE(_TIMESPEC.size)
+
     def received_all(self, batch: list[tuple[bytes, Ancillary, Any]]) -> None:
         """A wake-up's datagrams go to the listener together: one batch, one commit."""
-        self.listener.wakeup(self, [self.arrived(*item) for item in batch])
+        now = time.time()  # the kernel stamps datagrams with the wall clock
+        self.listener.wakeup(self, [self.arrived(*item, now) for item in batch])
 
     def received(self, datagram: bytes, ancillary: Ancillary, source: Any) -> None:
-        self.listener.wakeup(self, [self.arrived(datagram, ancillary, source)])
+        self.received_all([(datagram, ancillary, source)])
 
-    def arrived(self, datagram: bytes, ancillary: Ancillary, source: Any) -> Received:
-        local, ifindex = "0.0.0.0", 0  # noqa: S104 - unknown until PKTINFO says
+    def arrived(self, datagram: bytes, ancillary: Ancillary, source: Any, now: float) -> Received:
+        local, ifindex, waited = "0.0.0.0", 0, 0.0  # noqa: S104 - unknown until PKTINFO says
         for level, kind, data in ancillary:
             if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
                 ifindex, spec_dst, _ = _PKTINFO.unpack(data[: _PKTINFO.size])
                 local = socket.inet_ntoa(spec_dst)
+            elif level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = _TIMESPEC.unpack(data[: _TIMESPEC.size])
+                waited = max(0.0, now - (seconds + nanoseconds * 1e-9))
         arrival = Arrival(source, local, ifindex, self.boot_server, self.watch_only)
-        return Received(datagram, arrival)
+        return Received(datagram, arrival, waited)
 
     def send(self, outgoing: Outgoing, arrival: Arrival) -> bool:
         """Send out of the interface the request came in on, as its address.
@@ -254,6 +277,8 @@ def open_socket(port: int, interface: str | None) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        _enlarge_receive_buffer(sock)
         if interface:
             sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.encode())
         sock.bind(("", port))
@@ -262,6 +287,14 @@ def open_socket(port: int, interface: str | None) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _enlarge_receive_buffer(sock: socket.socket) -> None:
+    """`RECEIVE_BUFFER`, past the system limit when allowed, else as far as it lets us."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
 
 class DhcpService(Service):
@@ -285,7 +318,10 @@ class DhcpService(Service):
         self.watch_port = watch_port
         """The DHCP client port 68, read to overhear rival servers (None: not read)."""
         self.sockets: list[_PacketSocket] = []
+        self.shedding = SheddingPolicy()
         self._bug_log = OncePerInterval()
+        self._shed_logged = (0, 0)
+        """The shed counters at the last shedding log line."""
 
     def startService(self) -> None:  # noqa: N802
         super().startService()
@@ -352,13 +388,18 @@ class DhcpService(Service):
         client is told of a lease that is not stored.
         """
         dispatcher = self.dispatcher
-        dissected = [(dispatcher.dissect(r.datagram, r.arrival), r.arrival) for r in received]
+        dissected = [
+            (packet, r)
+            for r in received
+            if (packet := dispatcher.dissect(r.datagram, r.arrival)) is not None
+        ]
+        chosen = self._shed(dissected)
         replies: list[tuple[Outgoing, Arrival]] = []
         try:
             with dispatcher.batch():
-                for packet, arrival in dissected:
-                    if packet is not None:
-                        replies.extend((item, arrival) for item in self._answer(packet, arrival))
+                for packet, datagram in chosen:
+                    arrival = datagram.arrival
+                    replies.extend((out, arrival) for out in self._answer(packet, arrival))
         except Exception as error:  # noqa: BLE001 - a failed commit must not stop port 67
             replies = self._withhold_leased(replies, error)
         counters = dispatcher.counters
@@ -367,6 +408,42 @@ class DhcpService(Service):
                 continue
             if not reader.send(item, arrival):
                 counters.send_errors += 1
+
+    def _shed(
+        self, dissected: list[tuple[DhcpPacket, Received]]
+    ) -> list[tuple[DhcpPacket, Received]]:
+        """What of the wake-up to answer (`netboot.port67.shedding`); the rest is counted."""
+        waiting = [
+            Waiting(packet.message_type == MessageType.DISCOVER, item.waited)
+            for packet, item in dissected
+        ]
+        decided = plan(waiting, self.shedding)
+        if decided.late or decided.discovers:
+            counters = self.dispatcher.counters
+            counters.shed_late += len(decided.late)
+            counters.shed_discovers += len(decided.discovers)
+            self._log_shedding()
+        return [dissected[i] for i in decided.answer]
+
+    def _log_shedding(self) -> None:
+        """Once a minute at most: how much was shed since the last line."""
+        counters = self.dispatcher.counters
+        if not self._bug_log.allow("shed", self.reactor.seconds()):
+            return
+        late = counters.shed_late - self._shed_logged[0]
+        discovers = counters.shed_discovers - self._shed_logged[1]
+        self._shed_logged = (counters.shed_late, counters.shed_discovers)
+        log.warn(
+            "DHCP overloaded: dropped {late} requests that waited too long (DISCOVERs over"
+            " {discover_deadline} s, others over {deadline} s) and {discovers} DISCOVERs beyond"
+            " {budget} per wake-up, unanswered; the clients retry (counted in shed_late and"
+            " shed_discovers; logged at most once a minute)",
+            late=late,
+            discovers=discovers,
+            discover_deadline=self.shedding.discover_deadline,
+            deadline=self.shedding.deadline,
+            budget=self.shedding.discovers,
+        )
 
     def _answer(self, packet: DhcpPacket, arrival: Arrival) -> list[Outgoing]:
         try:
