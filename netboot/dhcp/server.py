@@ -15,6 +15,7 @@ request's state (selecting, init-reboot, renewing) from its fields, as RFC
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 
 from netboot.dhcp.boot import BootSettings, NoBoot, boot_offer
@@ -58,6 +59,8 @@ class LeaseServer:
     def __init__(self, store: LeaseStore, network: NetworkSettings) -> None:
         self.store = store
         self.network = network
+        self._options: dict[str, tuple[NetworkSettings, tuple[tuple[int, bytes], ...]]] = {}
+        """Each server address's network options, with the settings they were made from."""
 
     def answer(
         self, request: DhcpPacket, client: BootClient, server: str
@@ -198,7 +201,12 @@ class LeaseServer:
         packet = reply_to(request, options, yiaddr=str(lease.address), siaddr=siaddr, file=file)
         return packet, boot
 
-    def _network_options(self, server: str) -> list[tuple[int, bytes]]:
+    def _network_options(self, server: str) -> tuple[tuple[int, bytes], ...]:
+        """Every OFFER and ACK carries these; made once per server address and settings
+        (a reload replaces `network`), not per reply."""
+        cached = self._options.get(server)
+        if cached is not None and cached[0] is self.network:
+            return cached[1]
         network = self.network
         lease_time = network.lease_time
         options: list[tuple[int, bytes]] = [
@@ -215,7 +223,8 @@ class LeaseServer:
             options.append((Option.DNS_SERVERS, packed))
         if network.domain_name:
             options.append((Option.DOMAIN_NAME, network.domain_name.encode()))
-        return options
+        self._options[server] = (network, tuple(options))
+        return tuple(options)
 
     def _nak(self, request: DhcpPacket, server: str, why: str) -> Answer:
         options = [
@@ -236,7 +245,14 @@ class LeaseServer:
     def _on_our_subnet(self, request: DhcpPacket, server: str) -> bool:
         """A relayed request must come from the pool's subnet; a direct one from ours."""
         where = request.giaddr if request.giaddr != ZERO else server
-        return IPv4Address(where) in self.network.subnet
+        return in_subnet(where, self.network.subnet)
+
+
+@lru_cache(maxsize=1024)
+def in_subnet(address: str, subnet: IPv4Network) -> bool:
+    """Whether a dotted quad lies in `subnet`. Asked of every request's relay or
+    receiving address, which are few, so the answers are kept rather than parsed again."""
+    return IPv4Address(address) in subnet
 
 
 def client_identifier(request: DhcpPacket) -> bytes:
