@@ -77,14 +77,20 @@ How to read it
   machine (perfdhcp, the server and the kernel share its cores).
 * Both servers are single-threaded. dnsmasq rewrites its whole lease file after
   every change, so its rate falls as leases accumulate; a longer `--seconds`
-  makes that cost weigh more. Ours commits one SQLite transaction per OFFER
-  and per ACK (WAL, synchronous=FULL; cheap on tmpfs, bounded by fsync on a
-  disk).
+  makes that cost weigh more. Ours commits one SQLite transaction per wake-up
+  of its port-67 socket (up to 64 requests: group commit, WAL,
+  synchronous=FULL; cheap on tmpfs, one fsync per batch on a disk) and sends
+  that wake-up's OFFERs and ACKs after it.
 * Drops are expected when saturated: perfdhcp sends RATE DISCOVERs a second
   whatever the server manages; the completed rate is what counts. A server
   that reads every DISCOVER it can while REQUESTs queue behind them completes
-  fewer exchanges when offered more; the best over all offered rates is
-  printed too, and is the closest thing to each server's capacity.
+  fewer exchanges when offered more. Ours sheds (netboot/port67/shedding.py):
+  it drops DISCOVERs that waited in the socket over 0.5 s, and anything over
+  1 s, and under overload answers REQUESTs first and at most 32 DISCOVERs a
+  wake-up, so its completed rate should stay flat from the offered rate it
+  saturates at upwards; `answered` < `sent 1st` is those dropped DISCOVERs.
+  The best over all offered rates is printed too, and is the closest thing to
+  each server's capacity.
 
 This is a measurement, not a test: nothing here asserts a rate.
 """

@@ -93,14 +93,23 @@ def service_over(handler: Any) -> DhcpService:
     return DhcpService(DhcpDispatcher([handler], clock.seconds), clock, 0, ())
 
 
-def test_a_wakeups_offers_leave_after_the_one_commit_that_holds_them(
-    store: LeaseStore, tmp_path: Path
-) -> None:
+@pytest.fixture
+def handler(store: LeaseStore) -> PxeHandler:
+    """The full-mode PXE handler over the store."""
     clock = Clock()
     clock.advance(START)
-    handler = PxeHandler(BOOT, clock.seconds, LeaseServer(store, NETWORK))
+    return PxeHandler(BOOT, clock.seconds, LeaseServer(store, NETWORK))
+
+
+@pytest.fixture
+def reader(tmp_path: Path) -> LeaseFileReader:
+    return LeaseFileReader(tmp_path / "leases.sqlite")
+
+
+def test_a_wakeups_offers_leave_after_the_one_commit_that_holds_them(
+    store: LeaseStore, handler: PxeHandler, reader: LeaseFileReader
+) -> None:
     service = service_over(handler)
-    reader = LeaseFileReader(tmp_path / "leases.sqlite")
     statements: list[str] = []
     store._file.db.set_trace_callback(statements.append)
     service.wakeup(reader, [discover(n) for n in range(1, 4)])  # type: ignore[arg-type]
@@ -129,13 +138,9 @@ class FailingCommit:
 
 
 def test_a_failed_commit_withholds_the_lease_replies_and_sends_the_rest(
-    store: LeaseStore, tmp_path: Path
+    handler: PxeHandler, reader: LeaseFileReader
 ) -> None:
-    clock = Clock()
-    clock.advance(START)
-    handler = FailingCommit(PxeHandler(BOOT, clock.seconds, LeaseServer(store, NETWORK)))
-    service = service_over(handler)
-    reader = LeaseFileReader(tmp_path / "leases.sqlite")
+    service = service_over(FailingCommit(handler))
     on_4011 = Arrival(("192.0.2.9", 68), SERVER, 2, boot_server=True)
     request = datagram(MessageType.REQUEST, 9, *BIOS, ciaddr="192.0.2.9")
     wakeup = [discover(1), Received(request, on_4011), discover(2)]
@@ -148,14 +153,10 @@ def test_a_failed_commit_withholds_the_lease_replies_and_sends_the_rest(
 
 
 def test_requests_that_waited_too_long_are_dropped_unanswered_and_counted(
-    store: LeaseStore, tmp_path: Path
+    handler: PxeHandler, reader: LeaseFileReader
 ) -> None:
-    clock = Clock()
-    clock.advance(START)
-    handler = PxeHandler(BOOT, clock.seconds, LeaseServer(store, NETWORK))
     service = service_over(handler)
-    reader = LeaseFileReader(tmp_path / "leases.sqlite")
-    stale = Received(datagram(MessageType.DISCOVER, 1), ON_67, waited=0.3)
+    stale = Received(datagram(MessageType.DISCOVER, 1), ON_67, waited=0.7)
     fresh = Received(datagram(MessageType.DISCOVER, 2), ON_67, waited=0.06)
     service.wakeup(reader, [stale, fresh])  # type: ignore[arg-type]
     (sent,) = [parse_packet(out.datagram) for out, _ in reader.sent]

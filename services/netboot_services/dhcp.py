@@ -7,8 +7,13 @@ module reads the socket itself with `recvmsg` and IP_PKTINFO and hands the
 reactor a small read descriptor. With `server.interfaces` set, there is one
 socket per interface (SO_BINDTODEVICE); otherwise one for all.
 
-Every datagram is dissected once and offered to the handlers in order
-(`netboot.port67.dispatch`); the first that claims it decides. A datagram that
+A wake-up's datagrams (up to `READS_PER_WAKEUP`) are handled together: each is
+dissected once, the shedding plan (`netboot.port67.shedding`, from the time each
+waited in the socket, which SO_TIMESTAMPNS tells) drops what could not be
+answered in time, the rest are offered to the handlers in order
+(`netboot.port67.dispatch`; the first that claims it decides) inside the
+handlers' batch, and the replies leave after the batch commits: an ACK only
+ever promises a lease that is on disk. A datagram that
 does not dissect, or that a handler calls malformed, is counted and logged at
 most once per client per minute; anything no handler claims is ignored quietly.
 `Arrival`, `Outgoing`, `Handler` and `HandlerResult` live in `netboot.port67`
