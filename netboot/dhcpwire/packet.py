@@ -128,6 +128,19 @@ def parse_packet(datagram: bytes) -> DhcpPacket:
     )
 
 
+def peek_message_type(datagram: bytes) -> int | None:
+    """Option 53 when it is the first option, as clients send it; None otherwise.
+
+    For deciding what to drop before dissecting (a server shedding load reads
+    thousands of datagrams it will not answer); None means "dissect to know",
+    never "not DHCP", and nothing is checked beyond the three bytes read.
+    """
+    at = HEADER_SIZE + len(MAGIC_COOKIE)
+    if len(datagram) > at + 2 and datagram[at] == Option.MESSAGE_TYPE and datagram[at + 1] == 1:
+        return datagram[at + 2]
+    return None
+
+
 def build_packet(packet: DhcpPacket, pad_to: int = MIN_REPLY_SIZE) -> bytes:
     """Encode a packet; refuses fields that do not fit instead of truncating them."""
     if len(packet.sname) > 63:

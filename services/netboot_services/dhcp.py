@@ -39,7 +39,7 @@ from zope.interface import implementer
 
 from netboot.dhcpwire.options import MessageType
 from netboot.dhcpwire.outcome_kind import OutcomeKind
-from netboot.dhcpwire.packet import DhcpPacket, parse_packet
+from netboot.dhcpwire.packet import DhcpPacket, parse_packet, peek_message_type
 from netboot.errors import MalformedPacket
 from netboot.hostport import join_host_port
 from netboot.port67.arrival import Address, Arrival
@@ -68,10 +68,12 @@ IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 """Linux: each datagram carries the time the kernel received it (SCM_TIMESTAMPNS)."""
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
-RECEIVE_BUFFER = 4 * 1024 * 1024
+RECEIVE_BUFFER = 16 * 1024 * 1024
 """Bytes the kernel may queue on a port-67 socket: a burst of a lab powering on
 waits there rather than being dropped before we see it (shedding then drops what
-waited too long, cheaply). SO_RCVBUFFORCE passes net.core.rmem_max as root."""
+waited too long, cheaply). 4 MiB filled at 10,000 DISCOVERs/s before the shedding
+deadline came, so the kernel dropped REQUESTs blindly. SO_RCVBUFFORCE passes
+net.core.rmem_max as root; the kernel takes memory only for what is queued."""
 
 
 @dataclass
@@ -393,12 +395,11 @@ class DhcpService(Service):
         client is told of a lease that is not stored.
         """
         dispatcher = self.dispatcher
-        dissected = [
-            (packet, r)
-            for r in received
-            if (packet := dispatcher.dissect(r.datagram, r.arrival)) is not None
+        chosen = [
+            (packet, item)
+            for item in self._shed(received)
+            if (packet := dispatcher.dissect(item.datagram, item.arrival)) is not None
         ]
-        chosen = self._shed(dissected)
         replies: list[tuple[Outgoing, Arrival]] = []
         try:
             with dispatcher.batch():
@@ -414,21 +415,21 @@ class DhcpService(Service):
             if not reader.send(item, arrival):
                 counters.send_errors += 1
 
-    def _shed(
-        self, dissected: list[tuple[DhcpPacket, Received]]
-    ) -> list[tuple[DhcpPacket, Received]]:
-        """What of the wake-up to answer (`netboot.port67.shedding`); the rest is counted."""
+    def _shed(self, received: Sequence[Received]) -> list[Received]:
+        """What of the wake-up to answer (`netboot.port67.shedding`), decided before any
+        is dissected (the message type is peeked); the rest is counted, unread."""
         waiting = [
-            Waiting(packet.message_type == MessageType.DISCOVER, item.waited)
-            for packet, item in dissected
+            Waiting(peek_message_type(item.datagram) == MessageType.DISCOVER, item.waited)
+            for item in received
         ]
         decided = plan(waiting, self.shedding)
         if decided.late or decided.discovers:
             counters = self.dispatcher.counters
+            counters.datagrams += len(decided.late) + len(decided.discovers)
             counters.shed_late += len(decided.late)
             counters.shed_discovers += len(decided.discovers)
             self._log_shedding()
-        return [dissected[i] for i in decided.answer]
+        return [received[i] for i in decided.answer]
 
     def _log_shedding(self) -> None:
         """Once a minute at most: how much was shed since the last line."""
