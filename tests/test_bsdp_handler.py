@@ -163,6 +163,10 @@ def test_a_list_is_answered_at_ciaddr_on_the_reply_port(pipeline: Pipeline) -> N
         "replies": 1,
         "send_errors": 0,
         "handler_errors": 0,
+        "commit_errors": 0,
+        "withheld_replies": 0,
+        "shed_late": 0,
+        "shed_discovers": 0,
     }
     assert pipeline.handler.counters.as_dict() == {
         "requests": 1,

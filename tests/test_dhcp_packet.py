@@ -16,7 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netboot.dhcpwire.packet import DhcpPacket, build_packet, option_space, parse_packet
+from netboot.dhcpwire.packet import (
+    DhcpPacket,
+    build_packet,
+    option_space,
+    parse_packet,
+    peek_message_type,
+)
 from netboot.errors import MalformedPacket
 
 CLIENT_MAC = bytes.fromhex("0016cb123456")
@@ -572,3 +578,25 @@ def test_parse_of_build_is_the_packet(packet: DhcpPacket) -> None:
     datagram = build_packet(packet)
     assert len(datagram) >= 300
     assert parse_packet(datagram) == packet
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 254), st.binary(max_size=8)).filter(lambda o: o[0] != 53),
+        max_size=4,
+    ),
+    st.integers(0, 255),
+    st.booleans(),
+)
+def test_peeking_the_message_type_agrees_with_dissecting(
+    others: list[tuple[int, bytes]], message: int, first: bool
+) -> None:
+    """The peek knows option 53 when it comes first and says "dissect to know" otherwise."""
+    options = [(53, bytes((message,))), *others] if first else [*others, (53, bytes((message,)))]
+    datagram = build_packet(DhcpPacket(op=1, xid=1, chaddr=CHADDR, options=tuple(options)))
+    peeked = peek_message_type(datagram)
+    if first or not others:
+        assert peeked == parse_packet(datagram).message_type == message
+    else:
+        assert peeked is None
+    assert peek_message_type(datagram[:242]) is None  # too short to hold it

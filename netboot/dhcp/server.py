@@ -26,9 +26,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 
 from netboot.dhcp.boot import BootSettings, NoBoot, boot_offer
+from netboot.dhcp.lease_file import LeaseDatabaseError
 from netboot.dhcp.lease_store import LeaseBackend, LeaseStoreUnavailable
 from netboot.dhcp.leases import Lease, LeaseState
 from netboot.dhcp.peers import PeerView, alone, answers
@@ -87,6 +89,8 @@ class LeaseServer:
         """The live daemons on the store; the heartbeat loop replaces it."""
         self._known: OrderedDict[bytes, Lease] = OrderedDict()
         """Leases ACKed here, newest last, to renew from while the store is down."""
+        self._options: dict[str, tuple[NetworkSettings, tuple[tuple[int, bytes], ...]]] = {}
+        """Each server address's network options, with the settings they were made from."""
 
     def answer(
         self, request: DhcpPacket, client: BootClient, server: str
@@ -96,6 +100,12 @@ class LeaseServer:
             return self._answer(request, client, client_id, server)
         except LeaseStoreUnavailable as error:
             return self._store_down(request, client, client_id, server, error), None
+        except LeaseDatabaseError as error:
+            # One operation refused (a lock or statement timeout, a busy file): this
+            # request goes unanswered and its client retries; the store is still up.
+            return Silence(
+                SilenceReason.STORE_DOWN, f"lease database refused the operation: {error}"
+            ), None
 
     def _answer(
         self, request: DhcpPacket, client: BootClient, client_id: bytes, server: str
@@ -255,8 +265,15 @@ class LeaseServer:
 
     def _network_options(
         self, server: str, lease_time: int | None = None
-    ) -> list[tuple[int, bytes]]:
+    ) -> tuple[tuple[int, bytes], ...]:
+        """Every OFFER and ACK carries these; made once per server address and settings
+        (a reload replaces `network`), not per reply. A `lease_time` of its own (a
+        renewal from memory) gets options made for it alone."""
+        cached = self._options.get(server)
+        if lease_time is None and cached is not None and cached[0] is self.network:
+            return cached[1]
         network = self.network
+        keep = lease_time is None
         if lease_time is None:
             lease_time = network.lease_time
         options: list[tuple[int, bytes]] = [
@@ -273,7 +290,9 @@ class LeaseServer:
             options.append((Option.DNS_SERVERS, packed))
         if network.domain_name:
             options.append((Option.DOMAIN_NAME, network.domain_name.encode()))
-        return options
+        if keep:
+            self._options[server] = (network, tuple(options))
+        return tuple(options)
 
     def _ours(self, request: DhcpPacket, held: Lease | None = None) -> bool:
         """Whether this daemon answers the request's client: its share of the MACs, a
@@ -346,7 +365,14 @@ class LeaseServer:
     def _on_our_subnet(self, request: DhcpPacket, server: str) -> bool:
         """A relayed request must come from the pool's subnet; a direct one from ours."""
         where = request.giaddr if request.giaddr != ZERO else server
-        return IPv4Address(where) in self.network.subnet
+        return in_subnet(where, self.network.subnet)
+
+
+@lru_cache(maxsize=1024)
+def in_subnet(address: str, subnet: IPv4Network) -> bool:
+    """Whether a dotted quad lies in `subnet`. Asked of every request's relay or
+    receiving address, which are few, so the answers are kept rather than parsed again."""
+    return IPv4Address(address) in subnet
 
 
 def client_identifier(request: DhcpPacket) -> bytes:

@@ -20,7 +20,7 @@ from netboot.bsdp.policy import with_boot_fields
 from netboot.dhcp.boot import BootSettings
 from netboot.dhcp.proxy import Answer, Silence, SilenceReason, proxy_answer
 from netboot.dhcp.pxe import ClientKind, classify
-from netboot.dhcp.server import Event, LeaseServer
+from netboot.dhcp.server import Event, LeaseServer, in_subnet
 from netboot.dhcpwire.options import (
     BOOTREQUEST,
     PXE_BOOT_SERVER_PORT,
@@ -114,7 +114,7 @@ def leased_here(lease_server: LeaseServer | None, packet: DhcpPacket, arrival: A
 def on_pool_network(lease_server: LeaseServer, packet: DhcpPacket, arrival: Arrival) -> bool:
     """Leases only where the pool is: the receiving interface's subnet or a relay's."""
     where = packet.giaddr if packet.giaddr != ZERO else arrival.local_address
-    return IPv4Address(where) in lease_server.network.subnet
+    return in_subnet(where, lease_server.network.subnet)
 
 
 def rival_server(packet: DhcpPacket, arrival: Arrival, own: set[str]) -> str | None:

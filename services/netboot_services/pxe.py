@@ -10,6 +10,7 @@ and warns about them loudly, once per server per five minutes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from twisted.logger import Logger
@@ -78,6 +79,18 @@ class PxeHandler:
     @property
     def full_mode(self) -> bool:
         return self.lease_server is not None
+
+    def batch(self) -> AbstractContextManager[None]:
+        """The lease store's group commit in full mode (the listener opens it around a
+        wake-up's datagrams and sends their replies after it); nothing in proxy mode."""
+        if self.lease_server is None:
+            return nullcontext()
+        store = self.lease_server.store
+        if not store.up:
+            # Down: no transaction to open; the lease server answers from memory or
+            # stays silent, and everything else in the wake-up is answered as ever.
+            return nullcontext()
+        return store.batch()
 
     def handle(self, packet: DhcpPacket, arrival: Arrival) -> HandlerResult | None:
         outcome = pxe_outcome(
