@@ -78,6 +78,13 @@ def test_two_daemons_share_the_clients_and_one_takes_over_when_the_other_dies(
         rows = service.rows()
         assert len({address for address, *_ in rows}) == len(rows)
         assert {row[3] for row in rows if row[2] == "bound"} == set(NAMES)
+        status = service.status("alpha")["dhcp"]
+        assert status["server_id"] == "alpha" and status["store_up"] is True
+        assert [(p["server_id"], p["address"], p["live"]) for p in status["peers"]] == [
+            ("beta", beta, True)
+        ]
+        granted = {lease["mac"]: lease["server_id"] for lease in status["leases"]}
+        assert set(granted.values()) == set(NAMES)
         victim = next(name for name, event in held.items() if event.server == alpha)
         service.daemons["alpha"].process.kill()
         service.daemons["alpha"].process.wait()

@@ -55,6 +55,29 @@ def status(admin_url: str, as_json: bool) -> None:
         click.echo(f"  {protocol}: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
     nfs = state["nfs"]
     click.echo(f"  nfs: mode {nfs['mode']}, {'up' if nfs['available'] else 'down'}")
+    dhcp = state.get("dhcp")
+    if dhcp:
+        store = "up" if dhcp.get("store_up", True) else "DOWN: new leases paused"
+        counts = ", ".join(f"{k} {v}" for k, v in dhcp["counts"].items())
+        click.echo(
+            f"  dhcp: server {dhcp.get('server_id', '-')}, pool {dhcp['pool']} ({counts}),"
+            f" lease database {store}"
+        )
+        for peer in dhcp.get("peers", []):
+            state_word = "live" if peer["live"] else "silent"
+            click.echo(
+                f"    peer {peer['server_id']} {peer['address']}: {state_word}, heartbeat"
+                f" {peer['seen_ago']} s ago, {peer['load']} answers/s"
+            )
+        granted: dict[str, int] = {}
+        for lease in dhcp["leases"]:
+            granted[lease.get("server_id") or "-"] = (
+                granted.get(lease.get("server_id") or "-", 0) + 1
+            )
+        if granted:
+            click.echo(
+                "    leases by server: " + ", ".join(f"{k} {v}" for k, v in sorted(granted.items()))
+            )
     pending = state.get("restart_pending") or []
     if pending:
         click.echo(f"  waiting for a restart (old values in force): {', '.join(pending)}")

@@ -12,18 +12,22 @@ they would be: in what the daemons wrote.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from netboot_lab.daemon import Daemon
 from netboot_lab.factories import make_set
-from netboot_lab.netns import Segment, bridge_segment
+from netboot_lab.netns import LabError, Segment, bridge_segment, netboot_in
 
 DEFAULT_NAMES = ("alpha", "beta")
+ADMIN_PORT = 9067
+"""Each daemon's admin listener, on its own namespace's loopback: `netboot status` there."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ def peer_config(work: Path, name: str, url: str, settings: PeerSettings) -> Path
         f'lease_database = "{url}"\nlease_time = {settings.lease_time}\n'
         f"heartbeat_interval = {settings.heartbeat_interval}\nwatch_rivals = true\n"
         "[bsdp]\nenabled = false\n[http]\nenabled = false\n[tftp]\nenabled = false\n"
-        f'[admin]\nlisten = ""\n[logging]\nlevel = "{settings.log_level}"\n'
+        f'[admin]\nlisten = "127.0.0.1:{ADMIN_PORT}"\n[logging]\nlevel = "{settings.log_level}"\n'
     )
     return config
 
@@ -80,6 +84,15 @@ class PeerService:
                     " WHERE state IN ('offered', 'bound') AND expires > extract(epoch FROM now())"
                 )
             ]
+
+    def status(self, name: str) -> dict[str, Any]:
+        """`netboot status --json` run in the daemon's namespace, parsed."""
+        host = self.segment.hosts[self.names.index(name)]
+        done = netboot_in(host.namespace, "status", "--json")
+        if done.returncode != 0:
+            raise LabError(f"netboot status in {name}'s namespace: {done.stderr.strip()}")
+        state: dict[str, Any] = json.loads(done.stdout)
+        return state
 
     def log_of(self, name: str) -> str:
         """Every line the daemon has written so far (read or not by a wait)."""
