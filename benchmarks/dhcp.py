@@ -1,9 +1,9 @@
-"""DHCP and DHCPv6 exchange rates: `netboot serve` in full mode against dnsmasq, and BSDP.
+"""DHCP and DHCPv6 exchange rates: `netboot serve` in full mode against dnsmasq and Kea, and BSDP.
 
 Run from the repository root, as root (it creates network namespaces), after
 `./bootstrap.sh test` has made the venv and
-`apt-get install dnsmasq-base kea-admin` the peer and the load generator
-(Kea's perfdhcp):
+`apt-get install dnsmasq-base kea-admin kea-dhcp4-server postgresql` the peers,
+the load generator (Kea's perfdhcp) and the database server:
 
     .venv/bin/python benchmarks/dhcp.py [--rates 1000,2000,5000] [--seconds 10] [--repeat 3]
 
@@ -65,6 +65,29 @@ addresses by default) starts at 10.246.1.0. Nothing leaves the namespaces.
    (netboot_lab.leases6, `PRAGMA integrity_check` too), in dnsmasq's from its
    lease file. `--skip-dhcp6` leaves this part out.
 
+4. DORA exchanges per second with the leases in PostgreSQL (issue #21): one,
+   two and three of our daemons sharing one database against Kea. One private
+   cluster (netboot_lab.postgres: initdb in a temporary directory, Unix socket
+   only, fsync on) holds both. Each run gets a bridge segment on
+   10.242.0.0/24 and fresh tables:
+   * Kea 2.2 (`kea-dhcp4`, netboot_lab.kea) on .1, its lease backend
+     `postgresql` over the socket, in a database of its own made by
+     `kea-admin db-init pgsql`; one thread (Kea 2.2's default), no ping check,
+     every lease logged at INFO; its config, pid and lock files in a temp dir;
+   * N of ours (`--peers`, 1,2,3 by default; netboot_lab.dhcp_peers) on .1-.N,
+     each with its own `server.id`, the same pool and database URL (a new
+     schema), started and waited for until each has seen every other's
+     heartbeat, logging at `--netboot-log-level` (info or debug: the start is
+     read from their info lines).
+   Both hand out 10.242.0.20-10.242.0.239 (220 addresses, lease time 3600 s).
+   perfdhcp runs as a relay from the segment's last host (`-R 200`: fewer
+   clients than addresses, clients repeat); its DISCOVERs are broadcast, so
+   every one of our daemons hears each, and the hash of the client's MAC picks
+   the one that answers. Afterwards the lease tables are read: no address and
+   no MAC may hold two active rows (Kea: lease4; ours: lease), and the bound
+   leases per `server_id` (the daemon that wrote the row last) are the split.
+   `--skip-postgresql` leaves this part out; `--only netboot` leaves Kea out.
+
 Each case is run `--repeat` times, servers alternating; the best (highest)
 rate counts. With `--py-spy DIR`, the first round of each of our measurements
 is sampled with py-spy (`py-spy record --format raw`, into DIR) and the
@@ -72,6 +95,13 @@ functions with the most samples are printed: where our time goes.
 
 How to read it
 --------------
+* `netboot/kea` (section 4) is the rate of N of our daemons on PostgreSQL
+  divided by Kea's on the same cluster in the same run. Both commit every
+  lease write to the same server, so its commit (fsync) rate bounds both;
+  more daemons add answering processes, not commits. On a 2-core machine the
+  daemons, PostgreSQL and perfdhcp share two cores, so more daemons may well
+  complete fewer exchanges; the split column shows whether each daemon took
+  its share of the clients.
 * `netboot/dnsmasq` is our DORA (SARR) rate divided by dnsmasq's from the same run:
   above 1 we complete more exchanges per second. Absolute rates depend on the
   machine (perfdhcp, the server and the kernel share its cores).
@@ -121,7 +151,7 @@ from netboot_lab.dhcp_peers import PeerSettings, peer_service
 from netboot_lab.factories import make_set
 from netboot_lab.ipv6 import POOL_FIRST as POOL6_FIRST
 from netboot_lab.ipv6 import ipv6_pair
-from netboot_lab.kea import create_kea_database, kea_config, kea_lease_problems, start_kea
+from netboot_lab.kea import create_kea_database, kea_config, kea_leases, start_kea
 from netboot_lab.leases6 import database_bindings, dnsmasq6_bindings, duplicate_problems
 from netboot_lab.netns import LabError, VethPair, bridge_segment, start_until_logged, veth_pair
 from netboot_lab.peers import DNSMASQ6_READY, DNSMASQ_ALONE, dnsmasq6
@@ -514,7 +544,7 @@ class Family:
 # DORA with leases in PostgreSQL: Kea against one, two, three of ours (issue #21)
 # --------------------------------------------------------------------------------------
 
-SHARED_SUBNET = "10.247.0"
+SHARED_SUBNET = "10.242.0"
 """The bridge segment's /24: our daemons are .1, .2, .3, Kea .1; the client follows them."""
 SHARED_POOL = (f"{SHARED_SUBNET}.20", f"{SHARED_SUBNET}.239")
 """220 addresses, the same for Kea and ours."""
@@ -559,12 +589,13 @@ def measure_kea(
             )
         finally:
             stop_process(process)
-    problems, leases = kea_lease_problems(cluster, database)
-    return SharedRun(rate, counters, problems, leases, {})
+    leases = kea_leases(cluster, database)
+    return SharedRun(rate, counters, shared_lease_problems(leases), len(leases), {})
 
 
-def shared_lease_problems(rows: Sequence[tuple[str, str, str, str]]) -> list[str]:
-    """Addresses or MACs in two active rows of our lease table (`PeerService.rows`)."""
+def shared_lease_problems(rows: Sequence[tuple[str, str, *tuple[str, ...]]]) -> list[str]:
+    """Addresses or MACs in two active rows, from rows that start (address, MAC, ...):
+    ours (`PeerService.rows`) or Kea's (`kea_leases`)."""
     problems = []
     for column, what in ((0, "address"), (1, "MAC")):
         counts = collections.Counter(row[column] for row in rows)

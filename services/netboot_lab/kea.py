@@ -11,7 +11,6 @@ touched, and the packaged service is never started.
 
 from __future__ import annotations
 
-import collections
 import json
 import subprocess
 from ipaddress import IPv4Address
@@ -99,29 +98,15 @@ def start_kea(namespace: str, config: Path, state: Path) -> subprocess.Popen[byt
     return start_until_logged(namespace, command, state / "kea-dhcp4.log", KEA_READY, START_TIMEOUT)
 
 
-def kea_lease_problems(cluster: PrivateCluster, database: str) -> tuple[list[str], int]:
-    """Duplicates in Kea's lease4 table, and how many leases are active.
+def kea_leases(cluster: PrivateCluster, database: str) -> list[tuple[str, str]]:
+    """(address, MAC) of every lease Kea's lease4 table says a client holds.
 
     Kea writes a lease only when it ACKs (an offer is not stored), so every
-    row with state 0 (default) that has not expired is a lease a client holds.
+    row with state 0 (default) that has not expired is one. The table's
+    primary key is the address; whether a MAC holds two is for the caller.
     """
     with psycopg.connect(cluster.url(database), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT address, hwaddr FROM lease4 WHERE state = 0 AND expire > now()"
         ).fetchall()
-    problems = []
-    for column, what in ((0, "address"), (1, "MAC")):
-        counts = collections.Counter(row[column] for row in rows)
-        problems += [
-            f"{what} {_shown(value)} held {n} times" for value, n in counts.items() if n > 1
-        ]
-    return problems, len(rows)
-
-
-def _shown(value: object) -> str:
-    """lease4's address (an integer) or hwaddr (bytes) as people write them."""
-    if isinstance(value, int):
-        return str(IPv4Address(value))
-    if isinstance(value, bytes):
-        return value.hex(":")
-    return str(value)
+    return [(str(IPv4Address(address)), bytes(mac).hex(":")) for address, mac in rows]
