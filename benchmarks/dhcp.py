@@ -546,7 +546,8 @@ class Family:
 
 SHARED_SUBNET = "10.242.0"
 """The bridge segment's /24: our daemons are .1, .2, .3, Kea .1; the client follows them."""
-SHARED_POOL = (f"{SHARED_SUBNET}.20", f"{SHARED_SUBNET}.239")
+SHARED_POOL_SIZE = 220
+SHARED_POOL = (f"{SHARED_SUBNET}.20", f"{SHARED_SUBNET}.{20 + SHARED_POOL_SIZE - 1}")
 """220 addresses, the same for Kea and ours."""
 SHARED_CLIENTS = 200
 """perfdhcp -R: fewer clients than addresses, so the pool never runs dry; clients repeat."""
@@ -934,6 +935,15 @@ def run_bsdp(lab: VethPair, state: Path, args: argparse.Namespace, results: Resu
         server.stop()
 
 
+def load_line(args: argparse.Namespace, family: str, clients: int, pool: int) -> str:
+    """What a section's perfdhcp runs are, for the line that opens it."""
+    rates = ",".join(map(str, args.rates))
+    return (
+        f"perfdhcp {family} -r {rates} -R {clients} -p {args.seconds}, pool {pool}, "
+        f"{args.repeat} round(s)"
+    )
+
+
 def run(args: argparse.Namespace) -> Results:
     results = Results()
     scratch = TMPFS if TMPFS.is_dir() else None
@@ -943,11 +953,7 @@ def run(args: argparse.Namespace) -> Results:
     ):
         state = Path(temporary)
         if not args.skip_dora:
-            print(
-                f"DORA: perfdhcp -r {','.join(map(str, args.rates))} -R {args.clients} "
-                f"-p {args.seconds}, pool {args.pool}, {args.repeat} round(s)",
-                flush=True,
-            )
+            print(f"DORA: {load_line(args, '-4', args.clients, args.pool)}", flush=True)
             run_dora(lab, state, args, results)
         if args.only != "dnsmasq" and not args.skip_bsdp:
             print(f"BSDP INFORM[LIST]: {args.seconds} s per run, {args.repeat} round(s)")
@@ -957,11 +963,7 @@ def run(args: argparse.Namespace) -> Results:
             tempfile.TemporaryDirectory(prefix="netboot-bench-dhcp6-", dir=scratch) as temporary,
             ipv6_pair() as lab6,
         ):
-            print(
-                f"DHCPv6 SARR: perfdhcp -6 -r {','.join(map(str, args.rates))} -R {args.clients} "
-                f"-p {args.seconds}, pool {args.pool}, {args.repeat} round(s)",
-                flush=True,
-            )
+            print(f"DHCPv6 SARR: {load_line(args, '-6', args.clients, args.pool)}", flush=True)
             run_dora(lab6, Path(temporary), args, results, DHCP6)
     if not args.skip_postgresql:
         run_postgresql(args, results, scratch)
@@ -981,11 +983,8 @@ def run_postgresql(args: argparse.Namespace, results: Results, scratch: Path | N
         tempfile.TemporaryDirectory(prefix="netboot-bench-dhcp-pg-", dir=scratch) as temporary,
         private_postgres() as cluster,
     ):
-        print(
-            f"DORA on PostgreSQL ({servers}): perfdhcp -r {','.join(map(str, args.rates))} "
-            f"-R {SHARED_CLIENTS} -p {args.seconds}, {args.repeat} round(s)",
-            flush=True,
-        )
+        load = load_line(args, "-4", SHARED_CLIENTS, SHARED_POOL_SIZE)
+        print(f"DORA on PostgreSQL ({servers}): {load}", flush=True)
         run_shared(cluster, Path(temporary), args, results)
 
 
