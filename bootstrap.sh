@@ -19,6 +19,10 @@ RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2 nfs-ganesha nfs-gan
 # Selenium to drive Chromium through the console (tests/browser.py).
 TEST_PACKAGES="$RUNTIME_PACKAGES curl tftp-hpa atftp golang-go golang-github-insomniacslk-dhcp-dev"
 TEST_PACKAGES="$TEST_PACKAGES busybox isc-dhcp-client dhcpcd-base kea-admin dnsmasq-base"
+# Kea's DHCPv4 server: the benchmark's rival on PostgreSQL (services/netboot_lab/kea.py), run
+# with a configuration of its own; the packaged service Debian enables names no interface
+# in /etc/kea/kea-dhcp4.conf, so it answers nobody.
+TEST_PACKAGES="$TEST_PACKAGES kea-dhcp4-server"
 TEST_PACKAGES="$TEST_PACKAGES tshark libnfs-utils systemd chromium chromium-driver"
 # Disk images: readers others wrote, to check ours against (qemu-img, dmg2img, 7-Zip).
 TEST_PACKAGES="$TEST_PACKAGES qemu-utils dmg2img 7zip"

@@ -1,9 +1,9 @@
-"""DHCP and DHCPv6 exchange rates: `netboot serve` in full mode against dnsmasq, and BSDP.
+"""DHCP and DHCPv6 exchange rates: `netboot serve` in full mode against dnsmasq and Kea, and BSDP.
 
 Run from the repository root, as root (it creates network namespaces), after
 `./bootstrap.sh test` has made the venv and
-`apt-get install dnsmasq-base kea-admin` the peer and the load generator
-(Kea's perfdhcp):
+`apt-get install dnsmasq-base kea-admin kea-dhcp4-server postgresql` the peers,
+the load generator (Kea's perfdhcp) and the database server:
 
     .venv/bin/python benchmarks/dhcp.py [--rates 1000,2000,5000] [--seconds 10] [--repeat 3]
 
@@ -66,6 +66,29 @@ addresses by default) starts at 10.246.1.0. Nothing leaves the namespaces.
    (netboot_lab.leases6, `PRAGMA integrity_check` too), in dnsmasq's from its
    lease file. `--skip-dhcp6` leaves this part out.
 
+4. DORA exchanges per second with the leases in PostgreSQL (issue #21): one,
+   two and three of our daemons sharing one database against Kea. One private
+   cluster (netboot_lab.postgres: initdb in a temporary directory, Unix socket
+   only, fsync on) holds both. Each run gets a bridge segment on
+   10.242.0.0/24 and fresh tables:
+   * Kea 2.2 (`kea-dhcp4`, netboot_lab.kea) on .1, its lease backend
+     `postgresql` over the socket, in a database of its own made by
+     `kea-admin db-init pgsql`; one thread (Kea 2.2's default), no ping check,
+     every lease logged at INFO; its config, pid and lock files in a temp dir;
+   * N of ours (`--peers`, 1,2,3 by default; netboot_lab.dhcp_peers) on .1-.N,
+     each with its own `server.id`, the same pool and database URL (a new
+     schema), started and waited for until each has seen every other's
+     heartbeat, logging at `--netboot-log-level` (info or debug: the start is
+     read from their info lines).
+   Both hand out 10.242.0.20-10.242.0.239 (220 addresses, lease time 3600 s).
+   perfdhcp runs as a relay from the segment's last host (`-R 200`: fewer
+   clients than addresses, clients repeat); its DISCOVERs are broadcast, so
+   every one of our daemons hears each, and the hash of the client's MAC picks
+   the one that answers. Afterwards the lease tables are read: no address and
+   no MAC may hold two active rows (Kea: lease4; ours: lease), and the bound
+   leases per `server_id` (the daemon that wrote the row last) are the split.
+   `--skip-postgresql` leaves this part out; `--only netboot` leaves Kea out.
+
 Each case is run `--repeat` times, servers alternating; the best (highest)
 rate counts. With `--py-spy DIR`, the first round of each of our measurements
 is sampled with py-spy (`py-spy record --format raw`, into DIR) and the
@@ -73,6 +96,13 @@ functions with the most samples are printed: where our time goes.
 
 How to read it
 --------------
+* `netboot/kea` (section 4) is the rate of N of our daemons on PostgreSQL
+  divided by Kea's on the same cluster in the same run. Both commit every
+  lease write to the same server, so its commit (fsync) rate bounds both;
+  more daemons add answering processes, not commits. On a 2-core machine the
+  daemons, PostgreSQL and perfdhcp share two cores, so more daemons may well
+  complete fewer exchanges; the split column shows whether each daemon took
+  its share of the clients.
 * `netboot/dnsmasq` is our DORA (SARR) rate divided by dnsmasq's from the same run:
   above 1 we complete more exchanges per second. Absolute rates depend on the
   machine (perfdhcp, the server and the kernel share its cores).
@@ -101,6 +131,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -118,15 +149,21 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from types import FrameType
 
+import psycopg
+
 from netboot.dhcpwire.packet import build_packet, parse_packet
+from netboot.errors import NetbootError
 from netboot_lab.daemon import Daemon
+from netboot_lab.dhcp_peers import PeerSettings, peer_service
 from netboot_lab.factories import make_set
 from netboot_lab.ipv6 import POOL_FIRST as POOL6_FIRST
 from netboot_lab.ipv6 import ipv6_pair
+from netboot_lab.kea import create_kea_database, kea_config, kea_leases, start_kea
 from netboot_lab.leases6 import database_bindings, dnsmasq6_bindings, duplicate_problems
-from netboot_lab.netns import LabError, VethPair, start_until_logged, veth_pair
+from netboot_lab.netns import LabError, VethPair, bridge_segment, start_until_logged, veth_pair
 from netboot_lab.peers import DNSMASQ6_READY, DNSMASQ_ALONE, dnsmasq6
 from netboot_lab.perfdhcp import V4_LAST, V6_FIRST, V6_LAST, perfdhcp_command, run_perfdhcp
+from netboot_lab.postgres import PostgresMissing, PrivateCluster, private_postgres, server_binaries
 from netboot_lab.process import stop_process
 
 SERVERS = ("dnsmasq", "netboot")
@@ -374,12 +411,12 @@ class DoraRun:
 
 
 def perfdhcp(
-    lab: VethPair, family: int, rate: int, clients: int, seconds: int
+    namespace: str, interface: str, family: int, rate: int, clients: int, seconds: int
 ) -> tuple[float, dict[str, dict[str, int]]]:
     """perfdhcp -4 (as a relay), or -6 from the client's link-local address to ff02::1:2."""
-    command = perfdhcp_command(family, lab.client_if, rate, clients, "-p", str(seconds))
+    command = perfdhcp_command(family, interface, rate, clients, "-p", str(seconds))
     last = V4_LAST if family == 4 else V6_LAST
-    report = run_perfdhcp(lab.client, command, last, seconds + CLIENT_SLACK)
+    report = run_perfdhcp(namespace, command, last, seconds + CLIENT_SLACK)
     return report.rate, report.counters
 
 
@@ -423,7 +460,9 @@ def measure_dora(
     family: Family,
 ) -> DoraRun:
     with sampled(server.pid, args.seconds, profile):
-        rate, counters = perfdhcp(lab, family.number, offered, args.clients, args.seconds)
+        rate, counters = perfdhcp(
+            lab.client, lab.client_if, family.number, offered, args.clients, args.seconds
+        )
     server.stop()
     problems, leases = family.lease_problems(server)
     return DoraRun(rate, counters, problems, leases)
@@ -506,6 +545,180 @@ class Family:
     """perfdhcp -4 or -6."""
     start: Callable[[str, VethPair, Path, argparse.Namespace], Server]
     lease_problems: Callable[[Server], tuple[list[str], int]]
+
+
+# --------------------------------------------------------------------------------------
+# DORA with leases in PostgreSQL: Kea against one, two, three of ours (issue #21)
+# --------------------------------------------------------------------------------------
+
+SHARED_SUBNET = "10.242.0"
+"""The bridge segment's /24: our daemons are .1, .2, .3, Kea .1; the client follows them."""
+SHARED_POOL_SIZE = 220
+SHARED_POOL = (f"{SHARED_SUBNET}.20", f"{SHARED_SUBNET}.{20 + SHARED_POOL_SIZE - 1}")
+"""220 addresses, the same for Kea and ours."""
+SHARED_CLIENTS = 200
+"""perfdhcp -R: fewer clients than addresses, so the pool never runs dry; clients repeat."""
+SHARED_LEASE_TIME = 3600
+KEA = "kea"
+MAX_PEERS = 16
+"""Our daemons are .1 to .16 of the segment, below the pool."""
+
+
+def shared_label(count: int) -> str:
+    return f"netboot x{count}"
+
+
+@dataclass
+class SharedRun:
+    rate: float
+    """perfdhcp's completed 4-way exchanges per second."""
+    counters: dict[str, dict[str, int]]
+    duplicates: list[str]
+    """Addresses or MACs held twice in the lease table afterwards."""
+    leases: int
+    """Bound, unexpired leases in the lease table afterwards (Kea stores no offers)."""
+    split: dict[str, int]
+    """Our daemons only: bound leases per `server_id` (the daemon that wrote the row last)."""
+
+
+def measure_kea(
+    cluster: PrivateCluster, state: Path, database: str, offered: int, args: argparse.Namespace
+) -> SharedRun:
+    """Kea on a fresh database of the cluster, on a two-host segment like one of ours."""
+    create_kea_database(cluster, database)
+    with bridge_segment(2, SHARED_SUBNET) as segment:
+        server, client = segment.hosts
+        network = f"{SHARED_SUBNET}.0/24"
+        config = kea_config(state, server.interface, network, SHARED_POOL, cluster, database)
+        process = start_kea(server.namespace, config, state)
+        try:
+            rate, counters = perfdhcp(
+                client.namespace, client.interface, 4, offered, SHARED_CLIENTS, args.seconds
+            )
+        finally:
+            stop_process(process)
+    leases = kea_leases(cluster, database)
+    return SharedRun(rate, counters, shared_lease_problems(leases), len(leases), {})
+
+
+def shared_lease_problems(rows: Sequence[tuple[str, str, *tuple[str, ...]]]) -> list[str]:
+    """Addresses or MACs in two active rows, from rows that start (address, MAC, ...):
+    ours (`PeerService.rows`) or Kea's (`kea_leases`)."""
+    problems = []
+    for column, what in ((0, "address"), (1, "MAC")):
+        counts = collections.Counter(row[column] for row in rows)
+        problems += [f"{what} {value} held {n} times" for value, n in counts.items() if n > 1]
+    return problems
+
+
+def measure_peers(
+    cluster: PrivateCluster,
+    state: Path,
+    schema: str,
+    count: int,
+    offered: int,
+    args: argparse.Namespace,
+) -> SharedRun:
+    """`count` of our daemons on one segment sharing a fresh schema of the cluster."""
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    work = state / schema
+    work.mkdir()
+    settings = PeerSettings(
+        SHARED_SUBNET, SHARED_POOL, lease_time=SHARED_LEASE_TIME, log_level=args.netboot_log_level
+    )
+    names = [f"netboot{n}" for n in range(1, count + 1)]
+    with peer_service(cluster.schema_url(schema), work, settings, names) as service:
+        client = service.segment.hosts[-1]
+        rate, counters = perfdhcp(
+            client.namespace, client.interface, 4, offered, SHARED_CLIENTS, args.seconds
+        )
+        rows = service.rows()
+        for name in names:
+            tracebacks = service.log_of(name).count("Traceback")
+            if tracebacks:
+                print(f"warning: {name} logged {tracebacks} traceback(s)", file=sys.stderr)
+    split = collections.Counter(server for _, _, held, server in rows if held == "bound")
+    bound = sum(split.values())
+    return SharedRun(
+        rate, counters, shared_lease_problems(rows), bound, {n: split[n] for n in names}
+    )
+
+
+def shared_servers(args: argparse.Namespace) -> list[tuple[str, int | None]]:
+    """(label, how many of our daemons; None for Kea): Kea (unless `--only netboot`), then
+    ours one, two, three strong (`--peers`)."""
+    kea: list[tuple[str, int | None]] = [] if args.only == "netboot" else [(KEA, None)]
+    return kea + [(shared_label(count), count) for count in args.peers]
+
+
+def run_shared(
+    cluster: PrivateCluster, state: Path, args: argparse.Namespace, results: Results
+) -> None:
+    """Every offered rate against Kea and each number of our daemons, alternating, fresh
+    tables (Kea: a new database; ours: a new schema) for every run."""
+    runs = itertools.count(1)
+    for round_number in range(1, args.repeat + 1):
+        for offered in args.rates:
+            for name, count in shared_servers(args):
+                busy = wait_for_quiet(args.quiet_below, args.quiet_patience)
+                table = f"run{next(runs)}"
+                try:
+                    if count is None:
+                        run = measure_kea(cluster, state, f"kea_{table}", offered, args)
+                    else:
+                        run = measure_peers(cluster, state, table, count, offered, args)
+                except (*MEASUREMENT_FAILURES, psycopg.Error, NetbootError) as error:
+                    results.errors.append(f"{name} (PostgreSQL) at {offered}/s: {error}")
+                    continue
+                split = ", ".join(f"{n} {held}" for n, held in run.split.items())
+                print(
+                    f"  round {round_number} offered {offered}/s {name}: {run.rate:.0f} DORA/s "
+                    f"({run.leases} leases, {len(run.duplicates)} duplicates"
+                    f"{'; ' + split if split else ''}){noisy(busy, args)}",
+                    flush=True,
+                )
+                if run.duplicates:
+                    results.errors.append(
+                        f"{name} (PostgreSQL): duplicates: {'; '.join(run.duplicates[:5])}"
+                    )
+                best = results.shared.get((name, offered))
+                if best is None or run.rate > best.rate:
+                    results.shared[name, offered] = run
+
+
+def shared_table(results: Results, args: argparse.Namespace) -> None:
+    """The best run per server and offered rate; netboot/kea; bound leases per daemon."""
+    if not results.shared:
+        return
+    print()
+    print(
+        f"DHCP DORA, leases in PostgreSQL (one private cluster), perfdhcp -R {SHARED_CLIENTS} "
+        f"-p {args.seconds}, pool {SHARED_POOL[0]}-{SHARED_POOL[1]}, best of {args.repeat}; "
+        "split = bound leases per server_id"
+    )
+    print(
+        f"{'offered':>7}  {'server':>10}  {'DORA/s':>7}  {'final':>7}  {'leases':>7}  "
+        f"{'duplicates':>10}  {'netboot/kea':>11}  split"
+    )
+    for offered in args.rates:
+        kea = results.shared.get((KEA, offered))
+        for name, _ in shared_servers(args):
+            run = results.shared.get((name, offered))
+            if run is None:
+                continue
+            ratio = f"{run.rate / kea.rate:.2f}" if name != KEA and kea and kea.rate else ""
+            split = " ".join(f"{n}={held}" for n, held in run.split.items())
+            print(
+                f"{offered:>7}  {name:>10}  {run.rate:>7.0f}  "
+                f"{run.counters[V4_LAST]['received packets']:>7}  {run.leases:>7}  "
+                f"{len(run.duplicates):>10}  {ratio:>11}  {split}"
+            )
+    peaks = {
+        name: max((run.rate for (n, _), run in results.shared.items() if n == name), default=0.0)
+        for name, _ in shared_servers(args)
+    }
+    print("best over all offered rates: " + ", ".join(f"{n} {r:.0f}" for n, r in peaks.items()))
 
 
 # --------------------------------------------------------------------------------------
@@ -614,6 +827,8 @@ class Results:
     """Best run per server and offered rate."""
     dhcp6: dict[tuple[str, int], DoraRun] = field(default_factory=dict)
     """The same for DHCPv6's Solicit-Advertise-Request-Reply."""
+    shared: dict[tuple[str, int], SharedRun] = field(default_factory=dict)
+    """DORA with leases in PostgreSQL: best run per server ("kea", "netboot x2") and rate."""
     bsdp: dict[int, BsdpRun] = field(default_factory=dict)
     """Best run per window."""
     profiles: dict[str, Path] = field(default_factory=dict)
@@ -727,6 +942,15 @@ def run_bsdp(lab: VethPair, state: Path, args: argparse.Namespace, results: Resu
         server.stop()
 
 
+def load_line(args: argparse.Namespace, family: str, clients: int, pool: int) -> str:
+    """What a section's perfdhcp runs are, for the line that opens it."""
+    rates = ",".join(map(str, args.rates))
+    return (
+        f"perfdhcp {family} -r {rates} -R {clients} -p {args.seconds}, pool {pool}, "
+        f"{args.repeat} round(s)"
+    )
+
+
 def run(args: argparse.Namespace) -> Results:
     results = Results()
     scratch = TMPFS if TMPFS.is_dir() else None
@@ -736,11 +960,7 @@ def run(args: argparse.Namespace) -> Results:
     ):
         state = Path(temporary)
         if not args.skip_dora:
-            print(
-                f"DORA: perfdhcp -r {','.join(map(str, args.rates))} -R {args.clients} "
-                f"-p {args.seconds}, pool {args.pool}, {args.repeat} round(s)",
-                flush=True,
-            )
+            print(f"DORA: {load_line(args, '-4', args.clients, args.pool)}", flush=True)
             run_dora(lab, state, args, results)
         if args.only != "dnsmasq" and not args.skip_bsdp:
             print(f"BSDP INFORM[LIST]: {args.seconds} s per run, {args.repeat} round(s)")
@@ -750,13 +970,29 @@ def run(args: argparse.Namespace) -> Results:
             tempfile.TemporaryDirectory(prefix="netboot-bench-dhcp6-", dir=scratch) as temporary,
             ipv6_pair() as lab6,
         ):
-            print(
-                f"DHCPv6 SARR: perfdhcp -6 -r {','.join(map(str, args.rates))} -R {args.clients} "
-                f"-p {args.seconds}, pool {args.pool}, {args.repeat} round(s)",
-                flush=True,
-            )
+            print(f"DHCPv6 SARR: {load_line(args, '-6', args.clients, args.pool)}", flush=True)
             run_dora(lab6, Path(temporary), args, results, DHCP6)
+    if not args.skip_postgresql:
+        run_postgresql(args, results, scratch)
     return results
+
+
+def run_postgresql(args: argparse.Namespace, results: Results, scratch: Path | None) -> None:
+    """The PostgreSQL section, if our daemons log what `peer_service` waits for."""
+    if args.netboot_log_level not in ("debug", "info"):
+        results.errors.append(
+            "PostgreSQL DORA skipped: our daemons are started once their info lines say they "
+            "serve and see each other; use --netboot-log-level info or debug"
+        )
+        return
+    servers = ", ".join(name for name, _ in shared_servers(args))
+    with (
+        tempfile.TemporaryDirectory(prefix="netboot-bench-dhcp-pg-", dir=scratch) as temporary,
+        private_postgres() as cluster,
+    ):
+        load = load_line(args, "-4", SHARED_CLIENTS, SHARED_POOL_SIZE)
+        print(f"DORA on PostgreSQL ({servers}): {load}", flush=True)
+        run_shared(cluster, Path(temporary), args, results)
 
 
 def exchange_table(
@@ -807,6 +1043,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
     print()
     exchange_table(results.dora, DHCP4, args)
     exchange_table(results.dhcp6, DHCP6, args)
+    shared_table(results, args)
     if results.bsdp:
         print()
         print(
@@ -834,6 +1071,11 @@ def report(results: Results, args: argparse.Namespace) -> None:
                 {"server": name, "offered": offered, "rate": d.rate, **d.counters}
                 | {"duplicates": d.duplicates, "leases": d.leases}
                 for (name, offered), d in results.dhcp6.items()
+            ],
+            "postgresql": [
+                {"server": name, "offered": offered, "rate": d.rate, **d.counters}
+                | {"duplicates": d.duplicates, "leases": d.leases, "split": d.split}
+                for (name, offered), d in results.shared.items()
             ],
             "bsdp": {
                 str(w): {"rate": b.rate, "acks": b.acks, "lost": b.lost}
@@ -868,6 +1110,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--skip-bsdp", action="store_true")
     parser.add_argument("--skip-dhcp6", action="store_true")
     parser.add_argument(
+        "--skip-postgresql",
+        action="store_true",
+        help="leave out DORA with leases in PostgreSQL (Kea against several of ours)",
+    )
+    parser.add_argument(
+        "--peers",
+        type=lambda text: [int(count) for count in text.split(",")],
+        default=[1, 2, 3],
+        help="how many of our daemons share the PostgreSQL database, comma-separated",
+    )
+    parser.add_argument(
         "--netboot-log-level",
         choices=("debug", "info", "warn", "error"),
         default="info",
@@ -888,7 +1141,34 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args.clients = args.clients or args.pool
     if not 1 <= args.clients <= args.pool <= 65536 or args.repeat < 1 or args.window < 1:
         parser.error("need 1 <= --clients <= --pool <= 65536, --repeat >= 1, --window >= 1")
+    if not all(1 <= count <= MAX_PEERS for count in args.peers):
+        parser.error(f"--peers counts go from 1 to {MAX_PEERS}")
     return args
+
+
+TOOL_PACKAGES = {
+    "dnsmasq": "dnsmasq-base",
+    "perfdhcp": "kea-admin",
+    "kea-admin": "kea-admin",
+    "kea-dhcp4": "kea-dhcp4-server",
+    "initdb": "postgresql",
+}
+
+
+def needed_tools(args: argparse.Namespace) -> list[str]:
+    """The programs the sections asked for need and this machine lacks."""
+    tools = []
+    if not (args.skip_dora and args.skip_dhcp6):
+        tools += ["dnsmasq", "perfdhcp"]
+    if not args.skip_postgresql:
+        tools += ["perfdhcp", "kea-admin", "kea-dhcp4"]
+    missing = [tool for tool in dict.fromkeys(tools) if shutil.which(tool) is None]
+    if not args.skip_postgresql:
+        try:
+            server_binaries()
+        except PostgresMissing:
+            missing.append("initdb")
+    return missing
 
 
 def terminate(signum: int, frame: FrameType | None) -> None:
@@ -904,9 +1184,10 @@ def main(argv: Sequence[str]) -> int:
     if os.geteuid() != 0:
         print("needs root: it creates network namespaces", file=sys.stderr)
         return 2
-    missing = [tool for tool in ("dnsmasq", "perfdhcp") if shutil.which(tool) is None]
-    if missing and not (args.skip_dora and args.skip_dhcp6):
-        print(f"needs {', '.join(missing)} (Debian: dnsmasq-base, kea-admin)", file=sys.stderr)
+    missing = needed_tools(args)
+    if missing:
+        packages = sorted({TOOL_PACKAGES[tool] for tool in missing})
+        print(f"needs {', '.join(missing)} (Debian: {', '.join(packages)})", file=sys.stderr)
         return 2
     previous = signal.signal(signal.SIGTERM, terminate)  # unwind: stop servers, remove labs
     try:
