@@ -89,6 +89,9 @@ class LeaseServer:
         """The live daemons on the store; the heartbeat loop replaces it."""
         self._known: OrderedDict[bytes, Lease] = OrderedDict()
         """Leases ACKed here, newest last, to renew from while the store is down."""
+        self._offered: OrderedDict[bytes, bool] = OrderedDict()
+        """Clients offered an address here and not yet heard REQUESTing, newest last:
+        a REQUEST naming another server reads the store only for these."""
         self._options: dict[str, tuple[NetworkSettings, tuple[tuple[int, bytes], ...]]] = {}
         """Each server address's network options, with the settings they were made from."""
 
@@ -160,6 +163,7 @@ class LeaseServer:
             return Silence(
                 SilenceReason.POOL_EXHAUSTED, "address pool exhausted: no OFFER", loud=True
             ), None
+        self._note_offer(client_id)
         packet, boot = self._lease_reply(request, client, server, MessageType.OFFER, lease)
         summary = f"OFFER {lease.address}{boot}"
         answer = Answer(OutcomeKind.OFFER, packet, self._destination(request), summary)
@@ -171,8 +175,11 @@ class LeaseServer:
         chosen_server = _option_address(request, Option.SERVER_IDENTIFIER)
         requested = _option_address(request, Option.REQUESTED_ADDRESS)
         if chosen_server is not None:  # SELECTING
+            offered_here = self._offered.pop(client_id, False)
             if str(chosen_server) != server:
-                held = self.store.lease_for(client_id)
+                # Only an offer made here is ours to take back; without one (the
+                # client is a peer's) the store is not even read.
+                held = self.store.lease_for(client_id) if offered_here else None
                 mine = held is not None and held.server_id == self.store.server_id
                 if mine and held is not None and held.state == LeaseState.OFFERED:
                     self.store.release(client_id, held.address)
@@ -304,6 +311,13 @@ class LeaseServer:
     def _peers_client(self, request: DhcpPacket) -> Silence:
         owner = self.peers.owner(request.mac)
         return Silence(SilenceReason.PEER_SHARE, f"a client of the peer {owner}")
+
+    def _note_offer(self, client_id: bytes) -> None:
+        offered = self._offered
+        offered[client_id] = True
+        offered.move_to_end(client_id)
+        while len(offered) > KNOWN_LIMIT:
+            offered.popitem(last=False)
 
     def _remember(self, client_id: bytes, lease: Lease) -> None:
         known = self._known
