@@ -30,8 +30,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from ipaddress import IPv4Address
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from netboot_lab.dhcp_peers import PeerService, PeerSettings, peer_service
@@ -86,10 +88,21 @@ def assert_one_holder(service: PeerService, held: dict[str, ClientEvent]) -> Non
     by_address = {address: mac for address, mac, *_ in rows}
     for interface, event in held.items():
         expected = client_mac(int(interface.removeprefix("c")))
-        assert by_address.get(event.address or "") == expected, (
-            f"{interface} holds {event.address}, the database gives it to "
-            f"{by_address.get(event.address or '')}"
+        holder = by_address.get(str(event.address))
+        assert holder == expected, (
+            f"{interface} ({expected}) holds {event.address}, whose active row is {holder}'s;"
+            f" every row there or for it: {rows_of(service, str(event.address), expected)}"
         )
+
+
+def rows_of(service: PeerService, address: str, mac: str) -> list[tuple[object, ...]]:
+    """Every row, whatever its state, at `address` or for `mac`: for a failure message."""
+    with psycopg.connect(service.url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT address, mac, state, expires - extract(epoch FROM now()), server_id"
+            " FROM lease WHERE address = %s OR mac = %s",
+            (int(IPv4Address(address)), mac),
+        ).fetchall()
 
 
 def wait_served_by(fleet: UdhcpcFleet, servers: set[str], timeout: float) -> dict[str, ClientEvent]:
