@@ -162,7 +162,11 @@ class LeaseServer:
         requested = _option_address(request, Option.REQUESTED_ADDRESS)
         if chosen_server is not None:  # SELECTING
             if str(chosen_server) != server:
-                held = self.store.lease_for(client_id)
+                # Alone, our offer is freed at once. With peers the client's row is
+                # shared, and two daemons may both have offered (a takeover): the
+                # chosen one can bind the row between our read and a release, which
+                # would then free a bound lease. The offer is left to expire instead.
+                held = self.store.lease_for(client_id) if self.peers.alone else None
                 mine = held is not None and held.server_id == self.store.server_id
                 if mine and held is not None and held.state == LeaseState.OFFERED:
                     self.store.release(client_id, held.address)
