@@ -202,6 +202,18 @@ def test_request_naming_another_server_is_silence_and_releases_our_offer(lab: Le
     assert lab.state_of(address) == LeaseState.RELEASED
 
 
+def test_with_peers_a_request_naming_another_server_leaves_the_shared_row_alone(
+    lab: LeaseRig,
+) -> None:
+    """The peer the client chose may already have bound the row we offered (both
+    offered after a takeover): releasing it would free a lease a client holds."""
+    address = lab.discover().yiaddr
+    lab.server.peers = PeerView(lab.store.server_id, tuple(sorted({lab.store.server_id, "peer"})))
+    result, _ = lab.send(MessageType.REQUEST, (54, ip(OTHER_SERVER)), (50, ip(address)))
+    assert isinstance(result, Silence)
+    assert lab.state_of(address) == LeaseState.OFFERED
+
+
 def test_request_naming_us_without_an_address_is_nak(lab: LeaseRig) -> None:
     lab.discover()
     result, _ = lab.send(MessageType.REQUEST, (54, ip(SERVER)))

@@ -177,9 +177,14 @@ class LeaseServer:
         if chosen_server is not None:  # SELECTING
             offered_here = self._offered.pop(client_id, False)
             if str(chosen_server) != server:
-                # Only an offer made here is ours to take back; without one (the
-                # client is a peer's) the store is not even read.
-                held = self.store.lease_for(client_id) if offered_here else None
+                # Only an offer made here is ours to take back, and only when alone:
+                # with peers the client's row is shared, and two daemons may both
+                # have offered (a takeover); the chosen one can bind the row between
+                # our read and a release, which would then free a bound lease. The
+                # offer is left to expire instead. Without an offer of ours the store
+                # is not even read.
+                release = offered_here and self.peers.alone
+                held = self.store.lease_for(client_id) if release else None
                 mine = held is not None and held.server_id == self.store.server_id
                 if mine and held is not None and held.state == LeaseState.OFFERED:
                     self.store.release(client_id, held.address)

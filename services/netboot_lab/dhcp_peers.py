@@ -33,8 +33,10 @@ ADMIN_PORT = 9067
 @dataclass(frozen=True)
 class PeerSettings:
     subnet: str
-    """The first three octets of the segment's /24; daemons are .1, .2, ..."""
+    """The first three octets of the segment's network; daemons are .1, .2, ..."""
     pool: tuple[str, str]
+    prefix: int = 24
+    """The segment's prefix length: below 24 for a pool larger than a /24 holds."""
     lease_time: int = 60
     heartbeat_interval: float = 1.0
     log_level: str = "info"
@@ -108,7 +110,7 @@ def peer_service(
 ) -> Iterator[PeerService]:
     """The daemons `names` running and aware of each other; stopped at the end."""
     names = tuple(names)
-    with bridge_segment(len(names) + 1, settings.subnet) as segment:
+    with bridge_segment(len(names) + 1, settings.subnet, settings.prefix) as segment:
         daemons: dict[str, Daemon] = {}
         try:
             for name, host in zip(names, segment.hosts, strict=False):

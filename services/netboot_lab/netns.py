@@ -156,8 +156,10 @@ class Segment:
 
 
 @contextmanager
-def bridge_segment(count: int, subnet: str = "10.232.0") -> Iterator[Segment]:
-    """`count` hosts on `<subnet>.0/24` (addresses .1, .2, ...), joined by a bridge.
+def bridge_segment(count: int, subnet: str = "10.232.0", prefix: int = 24) -> Iterator[Segment]:
+    """`count` hosts on `<subnet>.0/<prefix>` (addresses .1, .2, ...), joined by a bridge.
+
+    A prefix shorter than 24 makes room for DHCP pools larger than a /24 can hold.
 
     The bridge lives in a namespace of its own, so nothing touches the host's
     network; every namespace is removed afterwards.
@@ -172,7 +174,8 @@ def bridge_segment(count: int, subnet: str = "10.232.0") -> Iterator[Segment]:
         for n, host in enumerate(hosts):
             add_namespace(host.namespace)
             created.append(host.namespace)
-            add_port(switch, "br0", f"p{n}", host.namespace, host.interface, f"{host.address}/24")
+            address = f"{host.address}/{prefix}"
+            add_port(switch, "br0", f"p{n}", host.namespace, host.interface, address)
         yield Segment(switch, hosts)
     finally:
         for name in created:

@@ -591,7 +591,7 @@ def lease_upkeep(config: Config, facts: HostFacts, pxe: PxeHandler, reactor: Any
         str(config.dhcp.lease_database),
     )
     own = set(facts.own_addresses)
-    pxe.own_addresses = lambda: own | {address for address, _, _ in upkeep.heard.values()}
+    pxe.own_addresses = lambda: own | upkeep.peer_addresses
     return upkeep
 
 

@@ -52,6 +52,11 @@ class LeaseUpkeep(Service):
         self.down_since: float | None = None
         self.heard: dict[str, tuple[str, float, float]] = {}
         """Live peers by server id: (address, seen, load), for the status page."""
+        self.peer_addresses: set[str] = set()
+        """Every address a peer ever heart-beat from: its replies are never a rival's.
+        Kept when the peer goes quiet, since a stale heartbeat is not a foreign
+        server: after an outage every heartbeat in the table is stale until its
+        daemon reconnects, while that daemon goes on renewing from memory."""
         self._reconnecting = False
         self._loop = LoopingCall(self.beat)
         self._loop.clock = reactor
@@ -83,6 +88,7 @@ class LeaseUpkeep(Service):
         before = self.lease_server.peers.live
         self.lease_server.peers = view
         self.heard = {s.server_id: (s.address, s.seen, s.load) for s in seen if s.server_id != me}
+        self.peer_addresses.update(address for address, _, _ in self.heard.values() if address)
         for joined in sorted(set(view.live) - set(before)):
             log.info("DHCP peer {peer} is live: it answers its share of new clients", peer=joined)
         for left in sorted(set(before) - set(view.live)):

@@ -1,0 +1,67 @@
+"""The heartbeat loop of daemons sharing a PostgreSQL lease database (lease_upkeep.py).
+
+Real stores on a private cluster (tests/postgres.py), driven one beat at a time
+on a Twisted test clock: what a daemon believes of its peers after their
+heartbeats went stale, as every daemon's do after the database was away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from ipaddress import IPv4Network
+
+import pytest
+from twisted.internet.task import Clock
+
+from netboot.dhcp.lease_store import open_lease_store
+from netboot.dhcp.peers import DEAD_AFTER
+from netboot.dhcp.server import LeaseServer, NetworkSettings
+from netboot_lab.postgres import PrivateCluster
+from netboot_services.lease_upkeep import LeaseUpkeep
+from tests.postgres import fresh_schema_url
+from tests.test_dhcp_leases import FakeClock, pool
+
+INTERVAL = 0.05
+NETWORK = NetworkSettings(subnet=IPv4Network("192.0.2.0/24"))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The stores' clock, which heartbeats are written and read by."""
+    return FakeClock()
+
+
+@pytest.fixture
+def upkeeps(postgres_cluster: PrivateCluster, clock: FakeClock) -> Iterator[dict[str, LeaseUpkeep]]:
+    """Daemons alpha (192.0.2.1) and beta (192.0.2.2) on one fresh schema, one clock."""
+    url = fresh_schema_url(postgres_cluster)
+    with ExitStack() as stack:
+        made = {}
+        for number, name in enumerate(("alpha", "beta"), start=1):
+            store = stack.enter_context(
+                open_lease_store(url, pool(), clock, quarantine=60, server_id=name)
+            )
+            server = LeaseServer(store, NETWORK)
+            made[name] = LeaseUpkeep(
+                server, f"192.0.2.{number}", INTERVAL, lambda: 0.0, Clock(), url
+            )
+        yield made
+
+
+def test_a_peer_whose_heartbeat_went_stale_is_still_a_peer_not_a_rival(
+    upkeeps: dict[str, LeaseUpkeep], clock: FakeClock
+) -> None:
+    """After an outage every heartbeat in the table is old: the first daemon back
+    counts the others gone (their share of new clients moves to it), but their
+    replies, to clients they renew from memory, are still a peer's."""
+    alpha, beta = upkeeps["alpha"], upkeeps["beta"]
+    beta.beat()
+    alpha.beat()
+    assert alpha.lease_server.peers.live == ("alpha", "beta")
+    assert alpha.peer_addresses == {"192.0.2.2"}
+    clock.advance(2 * DEAD_AFTER * INTERVAL)
+    alpha.beat()
+    assert alpha.heard == {}
+    assert alpha.lease_server.peers.alone
+    assert alpha.peer_addresses == {"192.0.2.2"}
