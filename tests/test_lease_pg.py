@@ -128,6 +128,24 @@ def test_a_failed_operation_in_a_batch_undoes_only_itself(url: str) -> None:
         assert rows_in(url) == 2
 
 
+def test_an_operation_that_times_out_in_a_batch_undoes_only_itself(url: str) -> None:
+    """A REQUEST waiting on a row another daemon holds fails after `lock_timeout`,
+    inside the database's function, and the batch goes on and commits the rest."""
+    with PgLeaseStore(url, pool(), FakeClock(), lock_timeout=0.2) as store:
+        with psycopg.connect(url) as other:
+            other.execute("SELECT 1 FROM lease WHERE address = %s FOR UPDATE", (int(ip(5)),))
+            with store.batch():
+                kept = offered(store, 1)
+                with pytest.raises(LeaseDatabaseError, match="lock timeout"):
+                    store.bind(client(2).cid, client(2).mac, ip(5), 3600.0)
+                after = bound(store, 3)
+            other.rollback()
+        assert store.lease_at(kept.address) == kept
+        assert store.lease_at(after.address) == after
+        assert store.lease_at(ip(5)) is None, "the failed bind left nothing behind"
+        assert rows_in(url) == 2
+
+
 def test_batches_do_not_nest(url: str) -> None:
     store = PgLeaseStore(url, pool(), FakeClock())
     with store.batch(), pytest.raises(RuntimeError, match="nest"), store.batch():
@@ -145,6 +163,26 @@ def test_the_schema_is_versioned_and_a_newer_one_refused(url: str) -> None:
         conn.execute("UPDATE netboot_schema SET version = %s", (SCHEMA_VERSION + 1,))
     with pytest.raises(LeaseDatabaseError, match="newer"):
         PgLeaseStore(url, pool(), FakeClock())
+
+
+def test_a_schema_1_database_is_migrated_in_place_keeping_its_leases(url: str) -> None:
+    """Schema 1 had the tables only; opening it adds the lease functions (schema 2)."""
+    clock = FakeClock()
+    with PgLeaseStore(url, pool(), clock) as store:
+        first = bound(store, 1, hostname="pc-1")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in (
+            "netboot_offer", "netboot_bind", "netboot_end", "netboot_release_others",
+            "netboot_claim", "netboot_allowed", "netboot_available",
+        ):  # fmt: skip
+            conn.execute(f"DROP FUNCTION {name}")
+        conn.execute("UPDATE netboot_schema SET version = 1")
+    with PgLeaseStore(url, pool(), clock) as store:
+        assert store.lease_at(ip(1)) == first
+        assert offered(store, 2).address == ip(2)
+        assert offered(store, 1) == first, "a bound client's DISCOVER: its lease, unchanged"
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version FROM netboot_schema").fetchone() == (SCHEMA_VERSION,)
 
 
 def test_someone_elses_lease_table_is_refused_untouched(url: str) -> None:

@@ -27,13 +27,26 @@ Design, and why:
 * **A client's rows are locked before the address**, in every operation, so two
   daemons serving one client serialise instead of deadlocking; a REQUEST waits
   for its address's row at most `lock_timeout`.
-* **Group commit**: `batch()` is one transaction, each operation a savepoint (a
-  failed operation costs only itself); the commit returns after PostgreSQL's WAL
-  flush (`synchronous_commit` on), so an ACK sent after `batch()` exits is for a
-  durable lease.
-* **Versioned schema** (`netboot_schema`): created and migrated under an advisory
-  lock by whichever daemon connects first; a newer version, or a `lease` table
-  that is not ours, is refused.
+* **One round trip per operation**: offer, bind, release and decline are each one
+  call of a PL/pgSQL function (`netboot_offer`, `netboot_bind`, `netboot_end`)
+  that does the whole walk in the server and returns the row. Done from here, an
+  operation was five statements (savepoint, lock the client's rows, claim, write,
+  release the savepoint), each waiting for the last, and those waits were most of
+  its time. What depends only on this daemon's pool configuration (whether the
+  MAC may have its reservation or the requested address; the addresses that are
+  never dynamic) is decided here and passed in, so the policy stays `PoolRules`'
+  and the functions hold no configuration. The functions are part of the
+  schema: changing one means a new schema version and a migration.
+* **Group commit**: `batch()` is one transaction; each function runs its work in
+  an exception block (a subtransaction, as a savepoint was), so a failed
+  operation (a lock or statement timeout, a deadlock PostgreSQL broke) is undone
+  and reported alone and the batch goes on. The commit returns after
+  PostgreSQL's WAL flush (`synchronous_commit` on), so an ACK sent after `batch()`
+  exits is for a durable lease; outside a batch the one statement is its own
+  transaction, durable when it returns.
+* **Versioned schema** (`netboot_schema`, now 2: the tables, then the functions):
+  created and migrated under an advisory lock by whichever daemon connects first;
+  a newer version, or a `lease` table that is not ours, is refused.
 * **Down is not fatal**: an operation on an unreachable database raises
   `LeaseStoreUnavailable` and marks the store down; while down, operations raise
   at once, without network I/O, until `reconnect()` (one short blocking attempt,
@@ -68,8 +81,10 @@ from netboot.dhcp.leases import (
 )
 from netboot.macaddr import MacAddress
 
-SCHEMA_VERSION = 1
-"""Kept in `netboot_schema.version`; a database of a newer netboot is refused."""
+SCHEMA_VERSION = 2
+"""Kept in `netboot_schema.version`; a database of a newer netboot is refused.
+
+1: the tables; 2: the operations as server-side functions (`_FUNCTIONS`)."""
 
 _SCHEMA_LOCK = 0x4E42544C  # "NBTL", as the SQLite lease file's application_id
 """The advisory lock under which one daemon at a time creates or migrates the schema."""
@@ -77,7 +92,7 @@ _SCHEMA_LOCK = 0x4E42544C  # "NBTL", as the SQLite lease file's application_id
 _UNUSED = "unused"
 """A pre-created row no client ever had: reads treat it as no row at all."""
 
-_SCHEMA = (
+_TABLES = (
     """
     CREATE TABLE lease (
         address   bigint PRIMARY KEY CHECK (address BETWEEN 0 AND 4294967295),
@@ -104,32 +119,241 @@ _SCHEMA = (
     )
     """,
 )
+"""Schema 1: the tables."""
+
+_FUNCTIONS = (
+    # `PoolRules.available`: free, or already this client's (unless it declined it).
+    """
+    CREATE OR REPLACE FUNCTION netboot_available(p_row lease, p_client bytea,
+                                                 p_now double precision)
+    RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+        SELECT (p_row).state IN ('unused', 'released') OR p_now >= (p_row).expires
+            OR ((p_row).client_id = p_client AND (p_row).state <> 'declined')
+    $$
+    """,
+    # `PoolRules.allowed` for the addresses a client's own rows hold: the caller
+    # passes the MAC's reservation and whether the MAC may have it.
+    """
+    CREATE OR REPLACE FUNCTION netboot_allowed(p_address bigint, p_reserved bigint,
+        p_reserved_ok boolean, p_not_dynamic bigint[], p_first bigint, p_last bigint)
+    RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+        SELECT CASE WHEN p_address = p_reserved THEN p_reserved_ok
+            ELSE p_address BETWEEN p_first AND p_last AND p_address <> ALL(p_not_dynamic) END
+    $$
+    """,
+    # Lock one address's row: the row (state 'unused' if never leased), or all NULL
+    # when another transaction holds it and `p_wait` is false. A row missing (an
+    # address outside the pools the daemons created) is added.
+    """
+    CREATE OR REPLACE FUNCTION netboot_claim(p_address bigint, p_wait boolean)
+    RETURNS lease LANGUAGE plpgsql AS $$
+    DECLARE
+        v_row lease;
+    BEGIN
+        IF p_wait THEN
+            SELECT * INTO v_row FROM lease WHERE address = p_address FOR UPDATE;
+        ELSE
+            SELECT * INTO v_row FROM lease WHERE address = p_address FOR UPDATE SKIP LOCKED;
+        END IF;
+        IF FOUND THEN
+            RETURN v_row;
+        END IF;
+        INSERT INTO lease (address, state, expires) VALUES (p_address, 'unused', '-Infinity')
+            ON CONFLICT (address) DO NOTHING RETURNING * INTO v_row;
+        IF NOT FOUND AND p_wait THEN
+            SELECT * INTO v_row FROM lease WHERE address = p_address FOR UPDATE;
+        END IF;
+        RETURN v_row;
+    END $$
+    """,
+    # Keep one client on one address: whatever else of its rows (locked by the
+    # caller) it holds goes back. Row by row on the primary key: a client has one or
+    # two rows, and one UPDATE over an array of them is planned as a scan of the table.
+    """
+    CREATE OR REPLACE FUNCTION netboot_release_others(p_mine lease[], p_keep bigint,
+        p_now double precision, p_server text)
+    RETURNS void LANGUAGE plpgsql AS $$
+    DECLARE
+        v_row lease;
+    BEGIN
+        FOREACH v_row IN ARRAY p_mine LOOP
+            IF v_row.address <> p_keep AND v_row.state IN ('offered', 'bound')
+                    AND p_now < v_row.expires THEN
+                UPDATE lease SET state = 'released', expires = p_now, server_id = p_server
+                    WHERE address = v_row.address;
+            END IF;
+        END LOOP;
+    END $$
+    """,
+    # DISCOVER (`LeaseStore.offer`) and REQUEST (`LeaseStore.bind`) return no row (no
+    # address: the pool is exhausted, or NAK), the lease row as it now stands, or a
+    # row with only `o_failure` set (the operation failed and was undone; the
+    # transaction goes on).
+    #
+    # DISCOVER. The client's rows are locked first, then the
+    # address: reservation, the client's own address, the requested one, then the
+    # first row of the walk of lease_by_expiry it can lock (never-used rows expire at
+    # -infinity, so they come first, lowest address first; then the row whose lease,
+    # offer or quarantine ended the longest ago). `address + 0` keeps the planner off
+    # the primary key's range, which covers the whole pool.
+    """
+    CREATE OR REPLACE FUNCTION netboot_offer(p_client bytea, p_mac text, p_requested bigint,
+        p_reserved bigint, p_reserved_ok boolean, p_not_dynamic bigint[], p_first bigint,
+        p_last bigint, p_now double precision, p_expires double precision, p_server text)
+    RETURNS TABLE (o_address bigint, o_client_id bytea, o_mac text, o_state text,
+        o_expires double precision, o_hostname text, o_seq bigint, o_server_id text,
+        o_failure text)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        v_row lease;
+        v_mine lease[] := '{}';
+        v_chosen lease;
+        v_out lease;
+        v_failure text;
+    BEGIN
+        BEGIN
+            FOR v_row IN
+                SELECT * FROM lease WHERE client_id = p_client ORDER BY seq DESC FOR UPDATE
+            LOOP
+                v_mine := v_mine || v_row;
+            END LOOP;
+            IF p_reserved IS NOT NULL THEN
+                v_row := netboot_claim(p_reserved, false);
+                IF v_row.address IS NOT NULL AND netboot_available(v_row, p_client, p_now) THEN
+                    v_chosen := v_row;
+                END IF;
+            END IF;
+            IF v_chosen.address IS NULL THEN
+                FOREACH v_row IN ARRAY v_mine LOOP
+                    IF v_row.state <> 'declined' AND netboot_allowed(v_row.address, p_reserved,
+                            p_reserved_ok, p_not_dynamic, p_first, p_last) THEN
+                        v_chosen := v_row;
+                        EXIT;
+                    END IF;
+                END LOOP;
+            END IF;
+            IF v_chosen.address IS NULL AND p_requested IS NOT NULL THEN
+                v_row := netboot_claim(p_requested, false);
+                IF v_row.address IS NOT NULL AND netboot_available(v_row, p_client, p_now) THEN
+                    v_chosen := v_row;
+                END IF;
+            END IF;
+            IF v_chosen.address IS NULL THEN
+                SELECT * INTO v_chosen FROM lease
+                    WHERE (expires <= p_now OR state = 'released')
+                    AND address + 0 BETWEEN p_first AND p_last AND address <> ALL(p_not_dynamic)
+                    ORDER BY expires, address LIMIT 1 FOR UPDATE SKIP LOCKED;
+            END IF;
+            IF v_chosen.address IS NULL THEN
+                NULL;  -- the pool is exhausted
+            ELSIF v_chosen.client_id = p_client AND v_chosen.state = 'bound'
+                    AND p_now < v_chosen.expires THEN
+                v_out := v_chosen;  -- a bound client's stray DISCOVER: its lease, unchanged
+            ELSE
+                PERFORM netboot_release_others(v_mine, v_chosen.address, p_now, p_server);
+                UPDATE lease SET client_id = p_client, mac = p_mac, state = 'offered',
+                    expires = p_expires,
+                    hostname = CASE WHEN client_id = p_client THEN hostname END,
+                    seq = coalesce((v_mine[1]).seq + 1, 1), server_id = p_server
+                    WHERE address = v_chosen.address RETURNING * INTO v_out;
+            END IF;
+        EXCEPTION
+            WHEN query_canceled THEN v_failure := SQLERRM;
+            WHEN OTHERS THEN v_failure := SQLERRM;
+        END;
+        IF v_out.address IS NOT NULL OR v_failure IS NOT NULL THEN
+            RETURN QUERY SELECT (v_out).*, v_failure;
+        END IF;
+    END $$
+    """,
+    # REQUEST (`LeaseStore.bind`), its address already checked `allowed` by the
+    # caller; `p_reserved` is the MAC's reservation when it is another address.
+    """
+    CREATE OR REPLACE FUNCTION netboot_bind(p_client bytea, p_mac text, p_address bigint,
+        p_reserved bigint, p_now double precision, p_expires double precision,
+        p_hostname text, p_server text)
+    RETURNS TABLE (o_address bigint, o_client_id bytea, o_mac text, o_state text,
+        o_expires double precision, o_hostname text, o_seq bigint, o_server_id text,
+        o_failure text)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        v_row lease;
+        v_mine lease[] := '{}';
+        v_out lease;
+        v_failure text;
+    BEGIN
+        BEGIN
+            FOR v_row IN
+                SELECT * FROM lease WHERE client_id = p_client ORDER BY seq DESC FOR UPDATE
+            LOOP
+                v_mine := v_mine || v_row;
+            END LOOP;
+            IF p_reserved IS NOT NULL THEN
+                SELECT * INTO v_row FROM lease WHERE address = p_reserved;
+            END IF;
+            -- A reservation free for this client refuses it any other address.
+            IF p_reserved IS NULL OR NOT (v_row.address IS NULL
+                    OR netboot_available(v_row, p_client, p_now)) THEN
+                v_row := netboot_claim(p_address, true);
+                IF v_row.address IS NOT NULL AND netboot_available(v_row, p_client, p_now) THEN
+                    PERFORM netboot_release_others(v_mine, p_address, p_now, p_server);
+                    UPDATE lease SET client_id = p_client, mac = p_mac, state = 'bound',
+                        expires = p_expires,
+                        hostname = coalesce(p_hostname,
+                                            CASE WHEN client_id = p_client THEN hostname END),
+                        seq = coalesce((v_mine[1]).seq + 1, 1), server_id = p_server
+                        WHERE address = p_address RETURNING * INTO v_out;
+                END IF;
+            END IF;
+        EXCEPTION
+            WHEN query_canceled THEN v_failure := SQLERRM;
+            WHEN OTHERS THEN v_failure := SQLERRM;
+        END;
+        IF v_out.address IS NOT NULL OR v_failure IS NOT NULL THEN
+            RETURN QUERY SELECT (v_out).*, v_failure;
+        END IF;
+    END $$
+    """,
+    # RELEASE and DECLINE: one conditional UPDATE each; the row keeps its client.
+    """
+    CREATE OR REPLACE FUNCTION netboot_end(p_client bytea, p_address bigint, p_state text,
+        p_now double precision, p_expires double precision, p_server text,
+        OUT o_done boolean, OUT o_failure text)
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        o_done := false;
+        BEGIN
+            UPDATE lease SET state = p_state, expires = p_expires, server_id = p_server
+                WHERE address = p_address AND client_id = p_client
+                AND state IN ('offered', 'bound') AND (p_state = 'declined' OR expires > p_now);
+            o_done := FOUND;
+        EXCEPTION
+            WHEN query_canceled THEN o_failure := SQLERRM;
+            WHEN OTHERS THEN o_failure := SQLERRM;
+        END;
+    END $$
+    """,
+)
+"""Schema 2: each lease operation one server-side function, so one round trip.
+
+Every function catches its own failure (a lock or statement timeout, a deadlock
+PostgreSQL broke) in an exception block, which is a subtransaction: the failed
+operation is undone and reported, and the batch's transaction goes on, as a
+savepoint per operation did, without the two round trips a savepoint costs."""
+
+_SCHEMA = _TABLES + _FUNCTIONS
 """The newest schema whole, for an empty database."""
 
-MIGRATIONS: Mapping[int, Sequence[str]] = MappingProxyType({})
+MIGRATIONS: Mapping[int, Sequence[str]] = MappingProxyType({1: _FUNCTIONS})
 """Version N to the statements that turn a schema-N database into schema N+1."""
 
 _ROW_AT = (
     "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
     " WHERE address = %s"
 )
-_LOCK_ROW = _ROW_AT + " FOR UPDATE"
-_CLAIM_ROW = _ROW_AT + " FOR UPDATE SKIP LOCKED"
-_ROWS_OF_CLIENT = (
+_NEWEST_OF_CLIENT = (
     "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
-    " WHERE client_id = %s ORDER BY seq DESC"
-)
-_LOCK_CLIENT = _ROWS_OF_CLIENT + " FOR UPDATE"
-_NEWEST_OF_CLIENT = _ROWS_OF_CLIENT + " LIMIT 1"
-# Never-used rows expire at -infinity, so they come first, lowest address first; then
-# the row whose lease, offer or quarantine ended the longest ago. `address + 0` keeps
-# the planner off the primary key's range (as the SQLite store's unary +): the range
-# covers the whole pool, and every free row would be sorted by expiry on each offer,
-# where the walk of lease_by_expiry stops at the first free row it can lock.
-_CLAIM_FREE = (
-    "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
-    " WHERE (expires <= %s OR state = 'released') AND address + 0 BETWEEN %s AND %s"
-    " AND address <> ALL(%s) ORDER BY expires, address LIMIT 1 FOR UPDATE SKIP LOCKED"
+    " WHERE client_id = %s ORDER BY seq DESC LIMIT 1"
 )
 _ALL_ROWS = (
     "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
@@ -143,20 +367,16 @@ _ADD_RANGE = (
     "INSERT INTO lease (address, state, expires) SELECT a, 'unused', '-Infinity'"
     " FROM generate_series(%s::bigint, %s::bigint) AS a ON CONFLICT (address) DO NOTHING"
 )
-_WRITE = (
-    "UPDATE lease SET client_id = %s, mac = %s, state = %s, expires = %s, hostname = %s,"
-    " seq = %s, server_id = %s WHERE address = %s"
+_OFFER = (
+    "SELECT * FROM netboot_offer(%s::bytea, %s::text, %s::bigint, %s::bigint, %s::boolean,"
+    " %s::bigint[], %s::bigint, %s::bigint, %s::float8, %s::float8, %s::text)"
 )
-_END = "UPDATE lease SET state = %s, expires = %s, server_id = %s WHERE address = %s"
-_RELEASE = (
-    "UPDATE lease SET state = 'released', expires = %s, server_id = %s"
-    " WHERE address = %s AND client_id = %s AND state IN ('offered', 'bound')"
-    " AND expires > %s RETURNING address"
+_BIND = (
+    "SELECT * FROM netboot_bind(%s::bytea, %s::text, %s::bigint, %s::bigint, %s::float8,"
+    " %s::float8, %s::text, %s::text)"
 )
-_DECLINE = (
-    "UPDATE lease SET state = 'declined', expires = %s, server_id = %s"
-    " WHERE address = %s AND client_id = %s AND state IN ('offered', 'bound')"
-    " RETURNING address"
+_END_LEASE = (
+    "SELECT * FROM netboot_end(%s::bytea, %s::bigint, %s::text, %s::float8, %s::float8, %s::text)"
 )
 _HEARTBEAT = (
     "INSERT INTO server (server_id, address, seen, load) VALUES (%s, %s, %s, %s)"
@@ -395,116 +615,59 @@ class PgLeaseStore:
         finally:
             self._batch_depth = 0
 
-    # --- rows ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _client_rows(cursor: psycopg.Cursor[tuple[Any, ...]], client_id: bytes) -> list[LeaseRow]:
-        """The client's rows, newest first, locked: its operations serialise across daemons."""
-        rows = cursor.execute(_LOCK_CLIENT, (client_id,)).fetchall()
-        return [row for row in map(_row, rows) if row is not None]
-
-    def _claim(
-        self, cursor: psycopg.Cursor[tuple[Any, ...]], address: int, *, wait: bool
-    ) -> tuple[bool, LeaseRow | None]:
-        """Lock `address`'s row: (whether we hold it, its lease row or None if never used).
-
-        Without `wait`, a row another transaction holds is passed over (False). A
-        row missing (an address outside the pools the daemons created) is added.
-        """
-        raw = cursor.execute(_LOCK_ROW if wait else _CLAIM_ROW, (address,)).fetchone()
-        if raw is not None:
-            return True, _row(raw)
-        added = cursor.execute(_ADD_UNUSED, ([address],)).fetchone()
-        if added is not None:
-            return True, None
-        if wait:
-            raw = cursor.execute(_LOCK_ROW, (address,)).fetchone()
-            return raw is not None, _row(raw)
-        return False, None
-
-    def _write(
-        self,
-        cursor: psycopg.Cursor[tuple[Any, ...]],
-        address: int,
-        client_id: bytes,
-        mac: MacAddress,
-        state: LeaseState,
-        expires: float,
-        hostname: str | None,
-        seq: int,
-    ) -> Lease:
-        cursor.execute(
-            _WRITE,
-            (client_id, str(mac), state.value, expires, hostname, seq, self.server_id, address),
-        )
-        return Lease(IPv4Address(address), client_id, mac, state, expires, hostname, self.server_id)
-
-    def _release_others(
-        self, cursor: psycopg.Cursor[tuple[Any, ...]], mine: list[LeaseRow], keep: int, now: float
-    ) -> None:
-        """Keep one client on one address: whatever else it holds goes back."""
-        for row in mine:
-            held = row.state in (LeaseState.OFFERED, LeaseState.BOUND) and now < row.expires
-            if row.address != keep and held:
-                cursor.execute(_END, (LeaseState.RELEASED.value, now, self.server_id, row.address))
-
-    def _choose(
-        self,
-        cursor: psycopg.Cursor[tuple[Any, ...]],
-        client_id: bytes,
-        mac: MacAddress,
-        requested: IPv4Address | None,
-        mine: list[LeaseRow],
-        now: float,
-    ) -> tuple[int, LeaseRow | None] | None:
-        rules = self._rules
-        reserved = rules.reservation.get(mac)
-        if reserved is not None:
-            held, row = self._claim(cursor, reserved, wait=False)
-            if held and rules.available(row, client_id, now):
-                return reserved, row
-        for row in mine:
-            if row.state != LeaseState.DECLINED and rules.allowed(row.address, mac):
-                return row.address, row
-        if requested is not None:
-            address = int(requested)
-            if rules.allowed(address, mac):
-                held, row = self._claim(cursor, address, wait=False)
-                if held and rules.available(row, client_id, now):
-                    return address, row
-        raw = cursor.execute(
-            _CLAIM_FREE, (now, rules.first, rules.last, self._not_dynamic)
-        ).fetchone()
-        if raw is None:
-            return None
-        return int(raw[0]), _row(raw)
-
     # --- the protocol's operations ----------------------------------------------------
+
+    def _answer(self, sql: str, parameters: tuple[object, ...]) -> tuple[Any, ...] | None:
+        """One call of a lease function: one statement, so one round trip.
+
+        Outside a batch it is a transaction of its own (autocommit), durable when it
+        returns; inside, part of the batch's. A failure the function caught (and
+        undid) raises `LeaseDatabaseError` and leaves the batch usable.
+        """
+        conn = self._live()
+        try:
+            raw = conn.execute(sql, parameters).fetchone()
+        except psycopg.Error as error:
+            raise self._failed(error) from error
+        if raw is not None and raw[-1] is not None:
+            raise LeaseDatabaseError(self.path, str(raw[-1]))
+        return raw
+
+    def _lease(self, sql: str, parameters: tuple[object, ...]) -> Lease | None:
+        raw = self._answer(sql, parameters)
+        row = None if raw is None else _row(raw[:-1])
+        return None if row is None else row.lease()
 
     def offer(
         self, client_id: bytes, mac: MacAddress, requested: IPv4Address | None = None
     ) -> Lease | None:
-        """Answer a DISCOVER (`LeaseStore.offer`): hold an address for `offer_hold`."""
-        with self._transaction() as (cursor, now):
-            mine = self._client_rows(cursor, client_id)
-            choice = self._choose(cursor, client_id, mac, requested, mine, now)
-            if choice is None:
-                return None
-            address, previous = choice
-            ours = previous if previous is not None and previous.client_id == client_id else None
-            if ours is not None and ours.state == LeaseState.BOUND and now < ours.expires:
-                return ours.lease()
-            self._release_others(cursor, mine, address, now)
-            return self._write(
-                cursor,
-                address,
+        """Answer a DISCOVER (`LeaseStore.offer`): hold an address for `offer_hold`.
+
+        The allocation walk runs in the database (`netboot_offer`); what depends
+        only on the pool's configuration is decided here and passed in.
+        """
+        rules = self._rules
+        reserved = rules.reservation.get(mac)
+        wanted = None if requested is None else int(requested)
+        if wanted is not None and not rules.allowed(wanted, mac):
+            wanted = None
+        now = self._clock()
+        return self._lease(
+            _OFFER,
+            (
                 client_id,
-                mac,
-                LeaseState.OFFERED,
+                str(mac),
+                wanted,
+                reserved,
+                reserved is not None and rules.allowed(reserved, mac),
+                self._not_dynamic,
+                rules.first,
+                rules.last,
+                now,
                 now + self._offer_hold,
-                None if ours is None else ours.hostname,
-                (mine[0].seq + 1) if mine else 1,
-            )
+                self.server_id,
+            ),
+        )
 
     def bind(
         self,
@@ -517,49 +680,47 @@ class PgLeaseStore:
         """Answer a REQUEST (`LeaseStore.bind`); None means NAK."""
         if not lease_time > 0:
             raise ValueError(f"lease_time must be positive, got {lease_time}")
+        self._live()
         wanted = int(address)
         rules = self._rules
-        with self._transaction() as (cursor, now):
-            if not rules.allowed(wanted, mac):
-                return None
-            mine = self._client_rows(cursor, client_id)
-            reserved = rules.reservation.get(mac)
-            if reserved is not None and reserved != wanted:
-                row = _row(cursor.execute(_ROW_AT, (reserved,)).fetchone())
-                if rules.available(row, client_id, now):
-                    return None
-            held, previous = self._claim(cursor, wanted, wait=True)
-            if not held or not rules.available(previous, client_id, now):
-                return None
-            self._release_others(cursor, mine, wanted, now)
-            if hostname is None and previous is not None and previous.client_id == client_id:
-                hostname = previous.hostname
-            return self._write(
-                cursor,
-                wanted,
+        if not rules.allowed(wanted, mac):
+            return None
+        reserved = rules.reservation.get(mac)
+        now = self._clock()
+        return self._lease(
+            _BIND,
+            (
                 client_id,
-                mac,
-                LeaseState.BOUND,
+                str(mac),
+                wanted,
+                None if reserved == wanted else reserved,
+                now,
                 now + lease_time,
                 hostname,
-                (mine[0].seq + 1) if mine else 1,
-            )
+                self.server_id,
+            ),
+        )
 
     def release(self, client_id: bytes, address: IPv4Address) -> bool:
         """Answer a RELEASE (`LeaseStore.release`): one conditional UPDATE."""
-        with self._transaction() as (cursor, now):
-            done = cursor.execute(
-                _RELEASE, (now, self.server_id, int(address), client_id, now)
-            ).fetchone()
-            return done is not None
+        now = self._clock()
+        parameters = (client_id, int(address), LeaseState.RELEASED.value, now, now, self.server_id)
+        done = self._answer(_END_LEASE, parameters)
+        return done is not None and bool(done[0])
 
     def decline(self, client_id: bytes, address: IPv4Address) -> bool:
         """Answer a DECLINE (`LeaseStore.decline`): quarantined for every daemon."""
-        with self._transaction() as (cursor, now):
-            done = cursor.execute(
-                _DECLINE, (now + self.quarantine, self.server_id, int(address), client_id)
-            ).fetchone()
-            return done is not None
+        now = self._clock()
+        parameters = (
+            client_id,
+            int(address),
+            LeaseState.DECLINED.value,
+            now,
+            now + self.quarantine,
+            self.server_id,
+        )
+        done = self._answer(_END_LEASE, parameters)
+        return done is not None and bool(done[0])
 
     # --- reading ----------------------------------------------------------------------
 
