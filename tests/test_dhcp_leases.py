@@ -799,3 +799,31 @@ def test_a_failed_operation_in_a_batch_undoes_only_itself(db: Path, clock: FakeC
 def test_batches_do_not_nest(store: LeaseBackend) -> None:
     with store.batch(), pytest.raises(RuntimeError, match="nest"), store.batch():
         pass
+
+
+def test_an_operation_that_writes_twice_in_a_batch_is_undone_whole(
+    db: Path, clock: FakeClock
+) -> None:
+    """Moving a client releases its old address and writes the new one: a failed write
+    of the new one must not leave the old one released (its savepoint), while an
+    operation that writes once needs none and the batch's others still commit."""
+    with open_sqlite(db, clock) as store:
+        held = bound(store, 1)
+        store._db.execute(
+            "CREATE TEMP TRIGGER refuse AFTER UPDATE ON lease WHEN new.address = ?"
+            " BEGIN SELECT RAISE(ABORT, 'refused'); END".replace("?", str(int(ip(5))))
+        )
+        store._db.execute(
+            "INSERT INTO lease (client_id, mac, state, expires, hostname, seq, address)"
+            " VALUES (x'09', '02:00:00:00:00:09', 'released', 0, NULL, 1, ?)",
+            (int(ip(5)),),
+        )
+        with store.batch():
+            other = offered(store, 2)
+            with pytest.raises(LeaseDatabaseError, match="refused"):
+                store.bind(client(1).cid, client(1).mac, ip(5), 3600.0)
+            with pytest.raises(LeaseDatabaseError, match="refused"):
+                store.bind(client(3).cid, client(3).mac, ip(5), 3600.0)
+        assert store.lease_at(held.address) == held
+        assert store.lease_at(other.address) == other
+        assert store.lease_at(ip(5)) is not None and store.lease_at(ip(5)).client_id == b"\x09"

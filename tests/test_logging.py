@@ -6,10 +6,18 @@ import io
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
-from twisted.logger import LogLevel, formatEvent
+from twisted.logger import Logger, LogLevel, formatEvent
 
-from netboot_services.logging import journal_observer, json_observer, text_observer
+from netboot_services.logging import (
+    HotPathLogger,
+    journal_observer,
+    json_observer,
+    make_observer,
+    set_log_level,
+    text_observer,
+)
 
 EVENT = {
     "log_format": "sent {file!r} to {client}",
@@ -84,3 +92,30 @@ def test_twisted_port_chatter_is_dropped() -> None:
         assert _not_port_chatter(event) is PredicateResult.no, text
     kept = {"log_namespace": "log_legacy", "log_level": LogLevel.info, "message": ("other",)}
     assert _not_port_chatter(kept) is PredicateResult.maybe
+
+
+def test_the_hot_path_logger_emits_what_twisteds_logger_emits() -> None:
+    """Observers and tests see the same event from either logger, but for its time."""
+    seen: list[dict[str, Any]] = []
+    for logger in (Logger(namespace="netboot.pxe"), HotPathLogger(namespace="netboot.pxe")):
+        logger.observer = seen.append  # type: ignore[assignment]
+        logger.info("{mac} via {server}", mac="52:54:00:00:00:01", server="192.0.2.10")
+    twisted, ours = (
+        {k: v for k, v in e.items() if k not in ("log_time", "log_logger")} for e in seen
+    )
+    assert ours == twisted
+    assert type(seen[1]["log_logger"]) is HotPathLogger
+
+
+def test_a_changed_level_reaches_namespaces_already_looked_up() -> None:
+    event = {"log_namespace": "netboot.pxe", "log_level": LogLevel.debug, "log_format": "x"}
+    try:
+        stream = io.StringIO()
+        kept = make_observer("text", "info", stream)
+        kept(dict(event))
+        assert stream.getvalue() == ""
+        set_log_level("debug")
+        kept(dict(event))
+        assert "x" in stream.getvalue()
+    finally:
+        set_log_level("info")

@@ -34,8 +34,8 @@ then rejoin that queue at the end, as if their lease had ended when it lifted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address
@@ -63,6 +63,11 @@ _ROWS_OF_CLIENT = (
     " WHERE client_id = ? ORDER BY seq DESC"
 )
 _NEWEST_OF_CLIENT = _ROWS_OF_CLIENT + " LIMIT 1"
+_ROW_AT_AND_CLIENT = (
+    "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
+    " WHERE address = ? OR client_id = ? ORDER BY seq DESC"
+)
+# What a REQUEST reads, in one statement: the address asked for and the client's rows.
 _FREE_LONGEST = (
     "SELECT address, client_id, mac, state, expires, hostname, seq, server_id FROM lease"
     " WHERE expires <= ? AND +address BETWEEN ? AND ? ORDER BY expires, address LIMIT ? OFFSET ?"
@@ -300,16 +305,11 @@ class LeaseStore:
         self._db = self._file.db
 
     # --- transactions ------------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self) -> Iterator[float]:
-        """One write transaction; yields the time, read once the lock is held.
-
-        Reading the clock after BEGIN IMMEDIATE means a wait for another process's
-        lock cannot leave us deciding with a stale "now".
-        """
-        with self._file.transaction():
-            yield self._clock()
+    # Each operation is one `SqliteFile.operation` (its own BEGIN IMMEDIATE, or a step
+    # of the open batch), and reads the clock once inside it: after the write lock is
+    # held, so a wait for another process's lock cannot leave it deciding with a stale
+    # "now". An operation writes once, last, unless it also releases a client's other
+    # rows; only then does it open a savepoint (`_take`), so a failure undoes it whole.
 
     def batch(self) -> AbstractContextManager[None]:
         """Group commit of every operation inside: one transaction, one fsync
@@ -328,6 +328,20 @@ class LeaseStore:
         """Newest first; a client rarely has more than two (its address and its last one)."""
         rows = self._db.execute(_ROWS_OF_CLIENT, (client_id,)).fetchall()
         return [LeaseRow._make(row) for row in rows]
+
+    def _row_and_client_rows(
+        self, address: int, client_id: bytes
+    ) -> tuple[LeaseRow | None, list[LeaseRow]]:
+        """`_row(address)` and `_client_rows(client_id)` in one statement."""
+        previous = None
+        mine = []
+        for raw in self._db.execute(_ROW_AT_AND_CLIENT, (address, client_id)).fetchall():
+            row = LeaseRow._make(raw)
+            if row.address == address:
+                previous = row
+            if row.client_id == client_id:
+                mine.append(row)
+        return previous, mine
 
     def _write(
         self,
@@ -364,11 +378,33 @@ class LeaseStore:
             (state.value, expires, self.server_id, address),
         )
 
-    def _release_others(self, mine: list[LeaseRow], keep: int, now: float) -> None:
-        """Keep one client on one address: whatever else it holds goes back."""
-        for row in mine:
-            if row.address != keep and row.state in _HELD and now < row.expires:
-                self._end(row.address, LeaseState.RELEASED, now)
+    def _take(
+        self,
+        address: int,
+        previous: LeaseRow | None,
+        mine: list[LeaseRow],
+        client_id: bytes,
+        mac: MacAddress,
+        state: LeaseState,
+        expires: float,
+        hostname: str | None,
+        now: float,
+    ) -> Lease:
+        """Write the client's row for `address`, and keep one client on one address:
+        whatever else it holds goes back (then, and only then, two writes that must
+        succeed or fail together: a savepoint)."""
+        seq = (mine[0].seq + 1) if mine else 1
+        others = [
+            row.address
+            for row in mine
+            if row.address != address and row.state in _HELD and now < row.expires
+        ]
+        if not others:
+            return self._write(address, previous, client_id, mac, state, expires, hostname, seq)
+        with self._file.savepoint():
+            for other in others:
+                self._end(other, LeaseState.RELEASED, now)
+            return self._write(address, previous, client_id, mac, state, expires, hostname, seq)
 
     # --- policy ----------------------------------------------------------------------
 
@@ -460,7 +496,8 @@ class LeaseStore:
         an active BOUND lease gets that lease back untouched, so a stray DISCOVER
         cannot shorten it to an offer. None means the pool is exhausted.
         """
-        with self._transaction() as now:
+        with self._file.operation():
+            now = self._clock()
             mine = self._client_rows(client_id)
             choice = self._choose(client_id, mac, requested, mine, now)
             if choice is None:
@@ -469,16 +506,16 @@ class LeaseStore:
             ours = previous if previous is not None and previous.client_id == client_id else None
             if ours is not None and ours.state == LeaseState.BOUND and now < ours.expires:
                 return ours.lease()
-            self._release_others(mine, address, now)
-            return self._write(
+            return self._take(
                 address,
                 previous,
+                mine,
                 client_id,
                 mac,
                 LeaseState.OFFERED,
                 now + self._offer_hold,
                 None if ours is None else ours.hostname,
-                (mine[0].seq + 1) if mine else 1,
+                now,
             )
 
     def bind(
@@ -499,7 +536,8 @@ class LeaseStore:
         if not lease_time > 0:
             raise ValueError(f"lease_time must be positive, got {lease_time}")
         wanted = int(address)
-        with self._transaction() as now:
+        with self._file.operation():
+            now = self._clock()
             if not self._rules.allowed(wanted, mac):
                 return None
             reserved = self._rules.reservation.get(mac)
@@ -509,22 +547,21 @@ class LeaseStore:
                 and self._rules.available(self._row(reserved), client_id, now)
             ):
                 return None
-            previous = self._row(wanted)
+            previous, mine = self._row_and_client_rows(wanted, client_id)
             if not self._rules.available(previous, client_id, now):
                 return None
-            mine = self._client_rows(client_id)
-            self._release_others(mine, wanted, now)
             if hostname is None and previous is not None and previous.client_id == client_id:
                 hostname = previous.hostname
-            return self._write(
+            return self._take(
                 wanted,
                 previous,
+                mine,
                 client_id,
                 mac,
                 LeaseState.BOUND,
                 now + lease_time,
                 hostname,
-                (mine[0].seq + 1) if mine else 1,
+                now,
             )
 
     def release(self, client_id: bytes, address: IPv4Address) -> bool:
@@ -533,7 +570,8 @@ class LeaseStore:
         The row keeps its client, so this client gets the address back first, and
         its expiry becomes now, so for everyone else it queues as freshly freed.
         """
-        with self._transaction() as now:
+        with self._file.operation():
+            now = self._clock()
             row = self._row(int(address))
             if row is None or row.client_id != client_id:
                 return False
@@ -551,7 +589,8 @@ class LeaseStore:
         Only the client the address was given to may decline it, so a client
         cannot quarantine addresses others hold.
         """
-        with self._transaction() as now:
+        with self._file.operation():
+            now = self._clock()
             row = self._row(int(address))
             if row is None or row.client_id != client_id or row.state not in _HELD:
                 return False
@@ -597,7 +636,8 @@ class LeaseStore:
 
     def heartbeat(self, server_id: str, address: str, load: float) -> None:
         """Record that `server_id` (at `address`, this busy) is alive now, on the store's clock."""
-        with self._transaction() as now:
+        with self._file.operation():
+            now = self._clock()
             self._db.execute(_HEARTBEAT, (server_id, address, now, load))
 
     def servers(self, within: float) -> list[ServerSeen]:

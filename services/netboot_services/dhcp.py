@@ -33,7 +33,6 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReadDescriptor
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -46,9 +45,10 @@ from netboot.port67.arrival import Address, Arrival
 from netboot.port67.dispatch import Handler, HandlerResult, Outgoing, batch, dispatch_packet
 from netboot.port67.shedding import SheddingPolicy, Waiting, plan
 from netboot_services.counters import Counters
+from netboot_services.logging import HotPathLogger
 from netboot_services.ratelimit import OncePerInterval
 
-log = Logger(namespace="netboot.dhcp")
+log = HotPathLogger(namespace="netboot.dhcp")
 
 __all__ = [
     "Address",

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
-from twisted.logger import Logger
-
 from netboot.dhcp.boot import BootSettings
 from netboot.dhcp.server import LeaseServer
 from netboot.dhcpwire.options import message_name
@@ -27,10 +25,11 @@ from netboot.port67.outcome import Outcome
 from netboot.port67.pxe import pxe_outcome
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
+from netboot_services.logging import HotPathLogger
 from netboot_services.outcomes import PXE_COUNTERS, note_journey, tally
 from netboot_services.ratelimit import OncePerInterval
 
-log = Logger(namespace="netboot.pxe")
+log = HotPathLogger(namespace="netboot.pxe")
 
 RIVAL_WARNING_INTERVAL = 300.0
 QUIET = frozenset({OutcomeKind.OVERHEARD, OutcomeKind.MALFORMED})
