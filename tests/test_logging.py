@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import json
 import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from twisted.internet.task import Clock
 from twisted.logger import Logger, LogLevel, formatEvent
 
 from netboot_services.logging import (
@@ -119,3 +122,73 @@ def test_a_changed_level_reaches_namespaces_already_looked_up() -> None:
         assert "x" in stream.getvalue()
     finally:
         set_log_level("info")
+
+
+class TurnReactor(Clock):
+    """A clock that says it runs and keeps the triggers it is given."""
+
+    running = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.triggers: list[tuple[str, str, Callable[[], None]]] = []
+        self.from_threads: list[tuple[Callable[..., None], tuple[object, ...]]] = []
+
+    def addSystemEventTrigger(  # noqa: N802 - Twisted's name
+        self, phase: str, event: str, call: Callable[[], None]
+    ) -> None:
+        self.triggers.append((phase, event, call))
+
+    def callFromThread(self, call: Callable[..., None], *args: object) -> None:  # noqa: N802
+        self.from_threads.append((call, args))
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_lines_of_one_reactor_turn_are_written_together_at_its_end() -> None:
+    reactor, stream = TurnReactor(), CountingStream()
+    observe = text_observer(stream, reactor)
+    observe(dict(EVENT))
+    observe(dict(EVENT, file="second"))
+    assert stream.getvalue() == ""
+    reactor.advance(0)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "second" in lines[1]
+    assert stream.writes == 1
+    observe(dict(EVENT, file="third"))  # a later turn schedules its own flush
+    reactor.advance(0)
+    assert "third" in stream.getvalue().splitlines()[2]
+
+
+def test_json_lines_are_flushed_at_shutdown_and_at_once_when_the_reactor_is_stopped() -> None:
+    reactor, stream = TurnReactor(), io.StringIO()
+    observe = json_observer(stream, reactor)
+    observe(dict(EVENT))
+    [(phase, event, flush)] = reactor.triggers
+    assert (phase, event) == ("after", "shutdown")
+    flush()
+    assert json.loads(stream.getvalue())["file"] == "Alpha.nbi/i386/booter"
+    reactor.running = False
+    observe(dict(EVENT, file="late"))
+    assert json.loads(stream.getvalue().splitlines()[1])["file"] == "late"
+
+
+def test_a_line_from_another_thread_is_handed_to_the_reactors_thread() -> None:
+    reactor, stream = TurnReactor(), io.StringIO()
+    observe = text_observer(stream, reactor)
+    worker = threading.Thread(target=observe, args=(dict(EVENT),))
+    worker.start()
+    worker.join()
+    assert stream.getvalue() == "" and not reactor.getDelayedCalls()
+    [(call, args)] = reactor.from_threads
+    call(*args)
+    reactor.advance(0)
+    assert "Alpha.nbi/i386/booter" in stream.getvalue()

@@ -5,9 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netboot.port67.shedding import Plan, SheddingPolicy, Waiting, plan
+from netboot.port67.shedding import Plan, SheddingPolicy, Waiting, discover_budget, plan
 
-POLICY = SheddingPolicy(deadline=1.0, discover_deadline=0.25, backlog=0.05, discovers=2)
+POLICY = SheddingPolicy(
+    deadline=1.0, discover_deadline=0.25, backlog=0.05, discovers=2, young_discovers=2
+)
+AGEING = SheddingPolicy(
+    deadline=1.0, discover_deadline=0.5, backlog=0.1, discovers=8, young_discovers=64
+)
 
 
 def discover(waited: float) -> Waiting:
@@ -39,6 +44,23 @@ def test_overloaded_requests_come_first_and_discovers_are_capped() -> None:
     assert decided.late == ()
 
 
+def test_the_budget_falls_from_young_to_fewest_as_the_queue_ages() -> None:
+    assert discover_budget(0.1, AGEING) == 64  # just behind: a full wake-up
+    assert discover_budget(0.3, AGEING) == 36  # half way: 8 + 56 / 2
+    assert discover_budget(0.5, AGEING) == 8  # as long as a DISCOVER may wait
+    assert discover_budget(2.0, AGEING) == 8
+
+
+def test_a_young_queue_answers_more_discovers_than_an_old_one() -> None:
+    young = [discover(0.12)] * 40 + [request(0.12)]
+    old = [discover(0.45)] * 40 + [request(0.45)]
+    assert len(plan(young, AGEING).answer) == 41  # the REQUEST and every DISCOVER
+    decided = plan(old, AGEING)
+    assert decided.answer[0] == 40  # the REQUEST first
+    assert len(decided.answer) == 1 + discover_budget(0.45, AGEING)
+    assert decided.discovers == tuple(range(discover_budget(0.45, AGEING), 40))
+
+
 def test_an_empty_wakeup_is_no_plan() -> None:
     assert plan([], POLICY) == Plan(answer=())
 
@@ -46,12 +68,14 @@ def test_an_empty_wakeup_is_no_plan() -> None:
 @given(
     st.lists(st.builds(Waiting, st.booleans(), st.floats(min_value=0, max_value=3)), max_size=80),
     st.integers(min_value=0, max_value=64),
+    st.integers(min_value=0, max_value=64),
 )
 def test_every_datagram_is_answered_or_dropped_exactly_once(
-    waiting: list[Waiting], budget: int
+    waiting: list[Waiting], fewest: int, young: int
 ) -> None:
-    policy = SheddingPolicy(discovers=budget)
+    policy = SheddingPolicy(discovers=fewest, young_discovers=young)
     decided = plan(waiting, policy)
+    budget = discover_budget(min((w.waited for w in waiting), default=0.0), policy)
     every = decided.answer + decided.late + decided.discovers
     assert sorted(every) == list(range(len(waiting)))
     answered_discovers = [i for i in decided.answer if waiting[i].starts_exchange]
@@ -69,3 +93,18 @@ def test_every_datagram_is_answered_or_dropped_exactly_once(
     for i in decided.late:
         limit = policy.discover_deadline if waiting[i].starts_exchange else policy.deadline
         assert waiting[i].waited > limit
+
+
+@given(
+    st.floats(min_value=0, max_value=3),
+    st.floats(min_value=0, max_value=3),
+    st.integers(min_value=0, max_value=64),
+    st.integers(min_value=0, max_value=64),
+)
+def test_the_budget_never_grows_with_age_and_stays_in_its_bounds(
+    waited: float, later: float, fewest: int, young: int
+) -> None:
+    policy = SheddingPolicy(discovers=fewest, young_discovers=young)
+    older = waited + later
+    assert discover_budget(older, policy) <= discover_budget(waited, policy)
+    assert fewest <= discover_budget(waited, policy) <= max(fewest, young)

@@ -19,9 +19,13 @@ how long it waited in the socket) and nothing else:
 * the wake-up is overloaded when even its newest datagram waited `backlog`
   seconds or more: the socket holds more than we answer as it comes;
 * overloaded, everything that finishes an exchange (REQUEST, RELEASE, DECLINE,
-  INFORM, BSDP) is answered first, and at most `discovers` DISCOVERs after
-  them, oldest first: finishing a started exchange is worth more than starting
-  one. Not overloaded, everything is answered in arrival order.
+  INFORM, BSDP) is answered first, and a budget of DISCOVERs after them,
+  oldest first: finishing a started exchange is worth more than starting one.
+  The budget follows the queue's age (`discover_budget`): `young_discovers`
+  when the newest datagram waited just `backlog`, falling to `discovers` as it
+  nears `discover_deadline`, so a short queue is not starved of new exchanges
+  and a long one stops growing. Not overloaded, everything is answered in
+  arrival order.
 
 The listener counts and logs what was dropped (`DhcpCounters.shed_late`:
 past a deadline; `shed_discovers`: beyond the budget); the clients retry, as
@@ -41,8 +45,10 @@ DISCOVER_DEADLINE = 0.5
 scheduler alone delays a wake-up that long); 0.5 s answers them all."""
 BACKLOG = 0.1
 """Seconds the newest datagram of a wake-up waited: beyond it, the socket is behind."""
-DISCOVERS_WHEN_OVERLOADED = 32
-"""DISCOVERs answered per wake-up once overloaded (half a full wake-up)."""
+DISCOVERS_WHEN_OVERLOADED = 8
+"""DISCOVERs answered per wake-up, at least, when overloaded (queue near `discover_deadline`)."""
+DISCOVERS_WHEN_JUST_BEHIND = 64
+"""DISCOVERs answered per wake-up when overloaded by just `backlog` (a full wake-up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,7 @@ class SheddingPolicy:
     discover_deadline: float = DISCOVER_DEADLINE
     backlog: float = BACKLOG
     discovers: int = DISCOVERS_WHEN_OVERLOADED
+    young_discovers: int = DISCOVERS_WHEN_JUST_BEHIND
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +87,34 @@ def plan(waiting: Sequence[Waiting], policy: SheddingPolicy = SheddingPolicy()) 
     """What to answer of one wake-up's datagrams, in arrival order (see the module)."""
     late = tuple(i for i, w in enumerate(waiting) if w.waited > _deadline(w, policy))
     fresh = [i for i, w in enumerate(waiting) if w.waited <= _deadline(w, policy)]
-    overloaded = bool(waiting) and min(w.waited for w in waiting) >= policy.backlog
+    newest = min((w.waited for w in waiting), default=0.0)
+    overloaded = bool(waiting) and newest >= policy.backlog
     if not overloaded:
         return Plan(tuple(fresh), late)
     finishing = [i for i in fresh if not waiting[i].starts_exchange]
     starting = [i for i in fresh if waiting[i].starts_exchange]
-    budget = max(policy.discovers, 0)
+    budget = discover_budget(newest, policy)
     answered = tuple(finishing + starting[:budget])
     return Plan(answered, late, tuple(starting[budget:]), overloaded=True)
 
 
 def _deadline(waiting: Waiting, policy: SheddingPolicy) -> float:
     return policy.discover_deadline if waiting.starts_exchange else policy.deadline
+
+
+def discover_budget(newest: float, policy: SheddingPolicy) -> int:
+    """DISCOVERs an overloaded wake-up answers, given how long its newest datagram waited.
+
+    WHY: the newest datagram's wait is the queue's length in seconds, and a REQUEST
+    for an OFFER made now queues about as long. Just behind (`backlog`), new
+    exchanges fit: answer up to `young_discovers`. Near `discover_deadline` every
+    DISCOVER answered lengthens a queue that is already as long as a client waits:
+    answer only `discovers`, enough to keep exchanges starting. Linear in between,
+    never below `discovers` nor above `young_discovers` (whichever is larger bounds)."""
+    fewest = max(policy.discovers, 0)
+    most = max(policy.young_discovers, fewest)
+    span = policy.discover_deadline - policy.backlog
+    if span <= 0:
+        return fewest
+    headroom = min(max((policy.discover_deadline - newest) / span, 0.0), 1.0)
+    return fewest + int((most - fewest) * headroom)

@@ -768,7 +768,7 @@ def run(
     identity = None
     if config.server.user:
         identity = resolve_identity(config.source, config.server.user, config.server.group)
-    start_logging(config.logging.format, config.logging.level, sys.stderr)
+    start_logging(config.logging.format, config.logging.level, sys.stderr, reactor)
     top = make_service(config, reactor)
     exit_status = 0
 

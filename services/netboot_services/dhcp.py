@@ -448,7 +448,7 @@ class DhcpService(Service):
             discovers=discovers,
             discover_deadline=self.shedding.discover_deadline,
             deadline=self.shedding.deadline,
-            budget=self.shedding.discovers,
+            budget=f"{self.shedding.discovers}-{self.shedding.young_discovers}",
         )
 
     def _answer(self, packet: DhcpPacket, arrival: Arrival) -> list[Outgoing]:

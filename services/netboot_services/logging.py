@@ -7,9 +7,11 @@ can filter on them without parsing sentences.
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -92,16 +94,77 @@ def _fields(event: LogEvent) -> dict[str, Any]:
     return out
 
 
-def text_observer(stream: TextIO) -> Observer:
+class TurnWriter:
+    """Lines for a stream, written and flushed together once per reactor turn.
+
+    WHY: a busy DHCP server logs a line per OFFER and per ACK, and a write plus a
+    flush (a system call) per line was a tenth of its time. The first line after a
+    flush schedules one flush with `callLater(0, ...)`, which runs at the end of the
+    current reactor turn, so a line is still out within one reactor iteration (what
+    `netboot_lab.daemon.Daemon.wait_for` and people reading the log rely on). Lines
+    logged while the reactor is not running (start-up errors, shutdown) are written
+    at once; whatever is pending at reactor shutdown or interpreter exit is flushed.
+    A line from another thread is handed to the reactor's thread first.
+    """
+
+    def __init__(self, stream: TextIO, reactor: Any) -> None:
+        self.stream = stream
+        self.reactor = reactor
+        self.pending: list[str] = []
+        self.scheduled = False
+        self.thread = threading.get_ident()
+        """The reactor's thread: the one that sets up logging and then runs the reactor."""
+        reactor.addSystemEventTrigger("after", "shutdown", self.flush)
+        atexit.register(self.flush)
+
+    def write(self, line: str) -> None:
+        if threading.get_ident() != self.thread:  # a thread pool's: the reactor's thread writes
+            self.reactor.callFromThread(self.write, line)
+            return
+        self.pending.append(line)
+        if not self.reactor.running:
+            self.flush()
+        elif not self.scheduled:
+            self.scheduled = True
+            self.reactor.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        if self.pending:
+            text = "".join(self.pending)
+            self.pending.clear()
+            self.stream.write(text)
+        self.stream.flush()
+
+
+Write = Callable[[str], None]
+
+
+def _line_writer(stream: TextIO, reactor: Any | None) -> Write:
+    """Each line written and flushed at once without a reactor, else per turn."""
+    if reactor is not None:
+        return TurnWriter(stream, reactor).write
+
+    def write(line: str) -> None:
+        stream.write(line)
+        stream.flush()
+
+    return write
+
+
+def text_observer(stream: TextIO, reactor: Any | None = None) -> Observer:
+    write = _line_writer(stream, reactor)
+
     def observe(event: LogEvent) -> None:
         namespace = event.get("log_namespace", "-")
-        stream.write(f"{_timestamp(event)} {_level(event):<8} [{namespace}] {_message(event)}\n")
-        stream.flush()
+        write(f"{_timestamp(event)} {_level(event):<8} [{namespace}] {_message(event)}\n")
 
     return observe
 
 
-def json_observer(stream: TextIO) -> Observer:
+def json_observer(stream: TextIO, reactor: Any | None = None) -> Observer:
+    write = _line_writer(stream, reactor)
+
     def observe(event: LogEvent) -> None:
         record = {
             "time": _timestamp(event),
@@ -110,8 +173,7 @@ def json_observer(stream: TextIO) -> Observer:
             "message": _message(event),
             **_fields(event),
         }
-        stream.write(json.dumps(record, default=str) + "\n")
-        stream.flush()
+        write(json.dumps(record, default=str) + "\n")
 
     return observe
 
@@ -231,21 +293,24 @@ def set_log_level(level: str) -> None:
     _LEVEL_FILTER.setLogLevelForNamespace("", LogLevel.levelWithName(level))
 
 
-def make_observer(log_format: str, level: str, stream: TextIO) -> ILogObserver:
-    """Twisted calls observers as plain callables; the interface is not enforced."""
+def make_observer(
+    log_format: str, level: str, stream: TextIO, reactor: Any | None = None
+) -> ILogObserver:
+    """Twisted calls observers as plain callables; the interface is not enforced.
+    With a `reactor`, text and JSON lines are flushed once per reactor turn (`TurnWriter`)."""
     if log_format == "journal":
         base = journal_observer(stream)
     elif log_format == "json":
-        base = json_observer(stream)
+        base = json_observer(stream, reactor)
     else:
-        base = text_observer(stream)
+        base = text_observer(stream, reactor)
     set_log_level(level)
     predicates = [_LEVEL_FILTER, _not_port_chatter]
     return cast(ILogObserver, FilteringLogObserver(cast(ILogObserver, base), predicates))  # type: ignore[arg-type]
 
 
-def start_logging(log_format: str, level: str, stream: TextIO) -> None:
+def start_logging(log_format: str, level: str, stream: TextIO, reactor: Any | None = None) -> None:
     """Send every Twisted log event (ours and the reactor's) to `stream`."""
     globalLogBeginner.beginLoggingTo(
-        [make_observer(log_format, level, stream)], redirectStandardIO=False
+        [make_observer(log_format, level, stream, reactor)], redirectStandardIO=False
     )
