@@ -66,7 +66,11 @@ _TIMESPEC = struct.Struct("@ll")  # struct timespec: seconds, nanoseconds (CLOCK
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-"""Linux: each datagram carries the time the kernel received it (SCM_TIMESTAMPNS)."""
+"""Linux: each datagram carries the time the kernel received it (SCM_TIMESTAMPNS).
+
+The first socket on a host to ask turns receive stamping on through deferred
+work (net_enable_timestamp); a datagram that arrived before that runs is
+stamped when it is read, so it counts as not having waited: never shed wrongly."""
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 RECEIVE_BUFFER = 16 * 1024 * 1024
 """Bytes the kernel may queue on a port-67 socket: a burst of a lab powering on
