@@ -573,7 +573,9 @@ def test_progress_resets_the_backoff() -> None:
     s.feed(Ack(1), 4.0)
     assert s.deadline() == 5.0  # back to the first wait
     deadlines, _, _ = timeline(s)
-    assert deadlines == [5.0, 7.0, 11.0, 19.0, 27.0, 35.0]
+    # The ACK answered a repeat (no sample), but the client is there: the first entry
+    # stands in for the RTO, every wait is 1 s, and the patience (31 s) is the same.
+    assert deadlines == [5.0 + k for k in range(31)]
 
 
 def test_the_oack_is_repeated_only_after_the_clients_own_timers_had_their_turn() -> None:
@@ -676,6 +678,42 @@ def test_karn_a_repeated_oack_is_not_timed() -> None:
     s.feed(Ack(0), 1.0625)
     assert s.rto is None
     assert s.deadline() == 1.0625 + DEFAULT_RETRY_SCHEDULE[0]
+
+
+def test_without_a_sample_the_waits_stay_at_the_first_entry_while_windows_are_lost() -> None:
+    """The atftp run that failed: OACK repeated (no sample), then windows lost in a row.
+
+    Climbing the schedule there left the client 4 and 8 s of silence; the first
+    entry stands in for the RTO until a round trip is measured.
+    """
+    s = session(pattern(512 * 200), with_options(windowsize=16))
+    s.start(0.0)
+    s.retransmit_initial(5.0)
+    s.feed(Ack(0), 5.001)
+    assert s.rto is None
+    now = 5.001
+    for _ in range(5):  # every window and every ACK lost
+        deadline = s.deadline()
+        assert deadline is not None
+        assert deadline - now == pytest.approx(DEFAULT_RETRY_SCHEDULE[0])
+        now = deadline
+        assert sent(s.on_timer(now))
+    assert s.rto is None
+
+
+def test_without_a_sample_a_fixed_schedule_still_climbs() -> None:
+    s = session(pattern(512 * 200), with_options(windowsize=16), adaptive=False)
+    s.start(0.0)
+    s.feed(Ack(0), 0.001)
+    waits = []
+    now = 0.001
+    for _ in range(3):
+        deadline = s.deadline()
+        assert deadline is not None
+        waits.append(deadline - now)
+        now = deadline
+        s.on_timer(now)
+    assert waits == pytest.approx(list(DEFAULT_RETRY_SCHEDULE[:3]))
 
 
 def test_karn_a_first_window_answered_again_for_a_repeated_request_is_not_timed() -> None:

@@ -59,9 +59,10 @@ to the next window until such a sample arrives, when the ACK came later than
 an RTO after our latest copy: otherwise a round trip that grew past the RTO
 would have every window retransmitted before its ACK and would never be
 measured. (An ACK within an RTO of a repeat only says a packet was lost.)
-Before the first sample, and with `adaptive=False`, the waits are the
-schedule's entries. Progress resets the count of retransmissions and the
-patience.
+Once the client has answered, the first schedule entry stands in for the
+RTO until the first sample, so no wait is longer than it either; before any
+answer, and with `adaptive=False`, the waits are the schedule's entries.
+Progress resets the count of retransmissions and the patience.
 
 A client's `timeout` option (RFC 2349, T seconds) is acknowledged and read
 as what it is, the client's own retransmission interval: it bounds the
@@ -207,6 +208,8 @@ class ReadSession:
         self._rttvar = 0.0
         self._backoff = 0
         """Doublings carried over from windows that were retransmitted (Karn)."""
+        self._answered = False
+        """The client has made progress at least once: it is there, even without a sample."""
         self._retries = 0
         self._waited = 0.0
         """Seconds of the patience used up since the last progress: the waits that ran out."""
@@ -297,7 +300,15 @@ class ReadSession:
             return max(self._fixed_wait(self._retries), OACK_REPEAT_AFTER)
         rto = self._rto
         if rto is None:
-            return self._fixed_wait(self._retries)
+            if not (self._adaptive and self._answered):
+                return self._fixed_wait(self._retries)
+            # The client answers, but no round trip is measured yet: the first entry
+            # stands in for the RTO. Karn leaves many transfers without a sample for
+            # long (a repeated OACK, then windows at 20 % loss that are seldom answered
+            # cleanly), and climbing the schedule meanwhile left atftp 4 and 8 s of
+            # silence per lost round trip. A client that never answered still gets the
+            # schedule's climb: it may be gone, and repeats every second would not help.
+            rto = self._schedule[0]
         if not (self._retries or self._backoff):
             return rto  # the common case: already within the first entry
         backed_off = rto * 2.0 ** min(self._backoff + self._retries, _MAX_BACKOFF)
@@ -323,6 +334,7 @@ class ReadSession:
         `first_sent`: the ACK names a block that the current transmission sent
         for the first time, so no earlier copy can have caused it.
         """
+        self._answered = True
         if not self._adaptive:
             return
         if self._sent_at is None or not first_sent:
