@@ -41,6 +41,13 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
+def lease_database_name(database: Path | str) -> str:
+    """The lease database as logs and the status page name it: a URL without its password."""
+    if isinstance(database, Path):
+        return str(database)
+    return redacted(database)
+
+
 class LeaseStoreUnavailable(NetbootError):  # noqa: N818 - the name says what happened
     """The lease database cannot be reached now; nothing was done.
 

@@ -33,7 +33,7 @@ from netboot.bsdp.binding_store import BindingStore
 from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.policy import BsdpPolicy
 from netboot.config import Config, is_postgresql_url, plan_reload
-from netboot.dhcp.lease_store import open_lease_store, redacted
+from netboot.dhcp.lease_store import lease_database_name, open_lease_store
 from netboot.dhcp.leases import AddressPool
 from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot.dhcp6.leases import Lease6Store
@@ -532,13 +532,6 @@ def pxe_handler(
     return PxeHandler(runtime.boot, clock, lease_server, lambda: own)
 
 
-def lease_database_name(database: Path | str) -> str:
-    """The lease database as logs and the status page name it: a URL without its password."""
-    if isinstance(database, Path):
-        return str(database)
-    return redacted(database)
-
-
 def dhcp6_decision(config: Config, settings: Dhcp6Settings) -> Decide6[Dhcp6Settings]:
     """The DHCPv6 core's `answer`, with the lease store bound in (full mode: the IPv4
     lease file, whose `lease6` table is keyed by DUID and IAID)."""
@@ -588,7 +581,7 @@ def lease_upkeep(config: Config, facts: HostFacts, pxe: PxeHandler, reactor: Any
         config.dhcp.heartbeat_interval,
         load,
         reactor,
-        str(config.dhcp.lease_database),
+        config.dhcp.lease_database,
     )
     own = set(facts.own_addresses)
     pxe.own_addresses = lambda: own | upkeep.peer_addresses

@@ -15,6 +15,7 @@ store is never down and is only ever touched from the reactor thread.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import Service
@@ -22,7 +23,7 @@ from twisted.internet import threads
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from netboot.dhcp.lease_store import LeaseStoreUnavailable, redacted
+from netboot.dhcp.lease_store import LeaseStoreUnavailable, lease_database_name
 from netboot.dhcp.peers import DEAD_AFTER, live_peers
 from netboot.dhcp.server import LeaseServer
 
@@ -39,14 +40,15 @@ class LeaseUpkeep(Service):
         interval: float,
         load: Callable[[], float],
         reactor: Any,
-        database: str,
+        database: Path | str,
     ) -> None:
         self.lease_server = lease_server
         self.address = address
         self.interval = interval
         self.load = load
         self.reactor = reactor
-        self.database = redacted(database)
+        self.database = lease_database_name(database)
+        """The database as the log names it (`lease_database_name`: no password)."""
         self.store_up = True
         """What the log last said of the store; the gauge reads the store itself."""
         self.down_since: float | None = None
