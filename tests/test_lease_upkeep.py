@@ -14,7 +14,7 @@ from ipaddress import IPv4Network
 import pytest
 from twisted.internet.task import Clock
 
-from netboot.dhcp.lease_store import open_lease_store
+from netboot.dhcp.lease_store import ServerSeen, open_lease_store
 from netboot.dhcp.peers import DEAD_AFTER
 from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot_lab.postgres import PrivateCluster
@@ -60,6 +60,7 @@ def test_a_peer_whose_heartbeat_went_stale_is_still_a_peer_not_a_rival(
     alpha.beat()
     assert alpha.lease_server.peers.live == ("alpha", "beta")
     assert alpha.peer_addresses == {"192.0.2.2"}
+    assert alpha.heard == {"beta": ServerSeen("beta", "192.0.2.2", clock.now, 0.0)}
     clock.advance(2 * DEAD_AFTER * INTERVAL)
     alpha.beat()
     assert alpha.heard == {}

@@ -119,13 +119,13 @@ def _leases(handler: Any, upkeep: Any) -> dict[str, Any]:
         "leases": leases,
         "peers": [
             {
-                "server_id": server_id,
-                "address": address,
-                "seen_ago": round(now - seen, 1),
-                "load": load,
-                "live": server_id in lease_server.peers.live,
+                "server_id": peer.server_id,
+                "address": peer.address,
+                "seen_ago": round(now - peer.seen, 1),
+                "load": peer.load,
+                "live": peer.server_id in lease_server.peers.live,
             }
-            for server_id, (address, seen, load) in sorted(peers.items())
+            for peer in (peers[server_id] for server_id in sorted(peers))
         ],
         "rivals": {server: round(now - seen, 1) for server, seen in handler.rivals.items()},
     }

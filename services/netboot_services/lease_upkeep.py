@@ -23,7 +23,7 @@ from twisted.internet import threads
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from netboot.dhcp.lease_store import LeaseStoreUnavailable, lease_database_name
+from netboot.dhcp.lease_store import LeaseStoreUnavailable, ServerSeen, lease_database_name
 from netboot.dhcp.peers import DEAD_AFTER, live_peers
 from netboot.dhcp.server import LeaseServer
 
@@ -52,8 +52,8 @@ class LeaseUpkeep(Service):
         self.store_up = True
         """What the log last said of the store; the gauge reads the store itself."""
         self.down_since: float | None = None
-        self.heard: dict[str, tuple[str, float, float]] = {}
-        """Live peers by server id: (address, seen, load), for the status page."""
+        self.heard: dict[str, ServerSeen] = {}
+        """Peers whose heartbeat is recent, by server id, for the status page."""
         self.peer_addresses: set[str] = set()
         """Every address a peer ever heart-beat from: its replies are never a rival's.
         Kept when the peer goes quiet, since a stale heartbeat is not a foreign
@@ -89,8 +89,8 @@ class LeaseUpkeep(Service):
         view = live_peers(me, seen, self.reactor.seconds(), self.interval)
         before = self.lease_server.peers.live
         self.lease_server.peers = view
-        self.heard = {s.server_id: (s.address, s.seen, s.load) for s in seen if s.server_id != me}
-        self.peer_addresses.update(address for address, _, _ in self.heard.values() if address)
+        self.heard = {server.server_id: server for server in seen if server.server_id != me}
+        self.peer_addresses.update(peer.address for peer in self.heard.values() if peer.address)
         for joined in sorted(set(view.live) - set(before)):
             log.info("DHCP peer {peer} is live: it answers its share of new clients", peer=joined)
         for left in sorted(set(before) - set(view.live)):
