@@ -59,7 +59,7 @@ from netboot_services.interfaces import (
     ipv6_networks,
     listen_addresses,
 )
-from netboot_services.lease_upkeep import LeaseUpkeep
+from netboot_services.lease_upkeep import AnswerRate, LeaseUpkeep
 from netboot_services.listeners import is_ipv6
 from netboot_services.logging import set_log_level, start_logging
 from netboot_services.nfs import NfsService
@@ -565,21 +565,11 @@ def lease_upkeep(config: Config, facts: HostFacts, pxe: PxeHandler, reactor: Any
     assert lease_server is not None
     subnet = lease_server.network.subnet
     on_pool = sorted(a for a in facts.own_addresses if IPv4Address(a) in subnet)
-    counters = pxe.counters
-    answered = [counters.offers + counters.acks, reactor.seconds()]
-
-    def load() -> float:
-        """OFFERs and ACKs a second since the last heartbeat."""
-        total, now = counters.offers + counters.acks, reactor.seconds()
-        rate = (total - answered[0]) / max(now - answered[1], 1e-3)
-        answered[:] = [total, now]
-        return float(round(rate, 1))
-
     upkeep = LeaseUpkeep(
         lease_server,
         on_pool[0] if on_pool else "",
         config.dhcp.heartbeat_interval,
-        load,
+        AnswerRate(pxe.counters, reactor.seconds),
         reactor,
         config.dhcp.lease_database,
     )

@@ -26,8 +26,34 @@ from twisted.logger import Logger
 from netboot.dhcp.lease_store import LeaseStoreUnavailable, ServerSeen, lease_database_name
 from netboot.dhcp.peers import DEAD_AFTER, live_peers
 from netboot.dhcp.server import LeaseServer
+from netboot_services.pxe import PxeCounters
 
 log = Logger(namespace="netboot.dhcp")
+
+
+class AnswerRate:
+    """The load a heartbeat reports: OFFERs and ACKs a second since the last reading.
+
+    Peers show it on their status pages; it is read once per heartbeat, so each
+    reading covers one interval (the first, the time since the daemon built it).
+    """
+
+    def __init__(self, counters: PxeCounters, clock: Callable[[], float]) -> None:
+        self.counters = counters
+        self.clock = clock
+        self.answered = self._answered()
+        """OFFERs and ACKs sent by the last reading."""
+        self.read_at = clock()
+        """When the last reading was taken."""
+
+    def _answered(self) -> int:
+        return self.counters.offers + self.counters.acks
+
+    def __call__(self) -> float:
+        answered, now = self._answered(), self.clock()
+        rate = (answered - self.answered) / max(now - self.read_at, 1e-3)
+        self.answered, self.read_at = answered, now
+        return float(round(rate, 1))
 
 
 class LeaseUpkeep(Service):
