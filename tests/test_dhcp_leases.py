@@ -524,6 +524,14 @@ def test_a_lease_database_is_named_without_its_password() -> None:
     assert lease_database_name("postgres://netboot@db/leases") == "postgres://netboot@db/leases"
 
 
+def test_reconnecting_a_store_that_is_up_changes_nothing(store: LeaseBackend) -> None:
+    """The daemon reconnects only a store that is down; one that is up (an SQLite
+    file always is) says True and keeps its leases and its connection."""
+    lease = bound(store, 1)
+    assert store.up and store.reconnect()
+    assert store.up and store.lease_at(lease.address) == lease
+
+
 # --- the file -------------------------------------------------------------------------------
 
 

@@ -82,6 +82,14 @@ class LeaseBackend(Protocol):
         """Whether the database answered last time; False: operations raise at once."""
         ...
 
+    def reconnect(self) -> bool:
+        """One blocking attempt to reach the database again; True when `up` after it.
+
+        The daemon calls it from a thread while the store is down, one attempt at a
+        time; a store that is up returns True at once and changes nothing.
+        """
+        ...
+
     def offer(
         self, client_id: bytes, mac: MacAddress, requested: IPv4Address | None = None
     ) -> Lease | None: ...

@@ -149,11 +149,12 @@ class LeaseUpkeep(Service):
             )
 
     def _reconnect(self) -> None:
-        reconnect = getattr(self.lease_server.store, "reconnect", None)
-        if reconnect is None or self._reconnecting:
+        if self._reconnecting:
             return
         self._reconnecting = True
-        attempt = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), reconnect)
+        attempt = threads.deferToThreadPool(
+            self.reactor, self.reactor.getThreadPool(), self.lease_server.store.reconnect
+        )
 
         def done(result: object) -> None:
             self._reconnecting = False
