@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +67,18 @@ def wait_rebound(fleet: UdhcpcFleet, interface: str, server: str, timeout: float
     )
 
 
+def leases_shown(service: PeerService, name: str, count: int) -> dict[str, Any]:
+    """`name`'s /status.json `dhcp` once it lists `count` leases: the status page shows
+    the lease table as read on the daemon's last heartbeat, so it may be up to one
+    `heartbeat_interval` behind the clients."""
+    deadline = time.monotonic() + 3 * SETTINGS.heartbeat_interval
+    while True:
+        status: dict[str, Any] = service.status(name)["dhcp"]
+        if len(status["leases"]) >= count or time.monotonic() > deadline:
+            return status
+        time.sleep(SETTINGS.heartbeat_interval / 4)
+
+
 def test_two_daemons_share_the_clients_and_one_takes_over_when_the_other_dies(
     service: PeerService,
 ) -> None:
@@ -78,7 +91,7 @@ def test_two_daemons_share_the_clients_and_one_takes_over_when_the_other_dies(
         rows = service.rows()
         assert len({address for address, *_ in rows}) == len(rows)
         assert {row[3] for row in rows if row[2] == "bound"} == set(NAMES)
-        status = service.status("alpha")["dhcp"]
+        status = leases_shown(service, "alpha", len(held))
         assert status["server_id"] == "alpha" and status["store_up"] is True
         assert [(p["server_id"], p["address"], p["live"]) for p in status["peers"]] == [
             ("beta", beta, True)

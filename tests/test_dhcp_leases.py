@@ -29,7 +29,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from netboot.dhcp.lease_file import SCHEMA_VERSION
 from netboot.dhcp.lease_pg import PgLeaseStore
-from netboot.dhcp.lease_store import LeaseBackend, ServerSeen, is_postgresql_url
+from netboot.dhcp.lease_store import (
+    LeaseBackend,
+    ServerSeen,
+    is_postgresql_url,
+    lease_database_name,
+)
 from netboot.dhcp.leases import (
     AddressPool,
     Lease,
@@ -506,6 +511,25 @@ def test_rows_carry_the_server_that_wrote_them_and_heartbeats_are_upserted(
         assert second.release(client(1).cid, ip(1))
         released = second.lease_at(ip(1))
         assert released is not None and released.server_id == "beta"
+
+
+def test_a_lease_database_is_named_without_its_password() -> None:
+    """Logs and the status page name the database: a file by its path, a URL without
+    the password it may carry."""
+    assert lease_database_name(Path("/var/lib/netboot/leases.db")) == "/var/lib/netboot/leases.db"
+    assert (
+        lease_database_name("postgresql://netboot:s3cret@db.example:5432/leases")
+        == "postgresql://netboot:***@db.example:5432/leases"
+    )
+    assert lease_database_name("postgres://netboot@db/leases") == "postgres://netboot@db/leases"
+
+
+def test_reconnecting_a_store_that_is_up_changes_nothing(store: LeaseBackend) -> None:
+    """The daemon reconnects only a store that is down; one that is up (an SQLite
+    file always is) says True and keeps its leases and its connection."""
+    lease = bound(store, 1)
+    assert store.up and store.reconnect()
+    assert store.up and store.lease_at(lease.address) == lease
 
 
 # --- the file -------------------------------------------------------------------------------

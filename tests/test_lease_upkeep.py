@@ -14,11 +14,12 @@ from ipaddress import IPv4Network
 import pytest
 from twisted.internet.task import Clock
 
-from netboot.dhcp.lease_store import open_lease_store
+from netboot.dhcp.lease_store import ServerSeen, open_lease_store
 from netboot.dhcp.peers import DEAD_AFTER
 from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot_lab.postgres import PrivateCluster
-from netboot_services.lease_upkeep import LeaseUpkeep
+from netboot_services.lease_upkeep import AnswerRate, LeaseUpkeep
+from netboot_services.pxe import PxeCounters
 from tests.postgres import fresh_schema_url
 from tests.test_dhcp_leases import FakeClock, pool
 
@@ -60,8 +61,23 @@ def test_a_peer_whose_heartbeat_went_stale_is_still_a_peer_not_a_rival(
     alpha.beat()
     assert alpha.lease_server.peers.live == ("alpha", "beta")
     assert alpha.peer_addresses == {"192.0.2.2"}
+    assert alpha.heard == {"beta": ServerSeen("beta", "192.0.2.2", clock.now, 0.0)}
     clock.advance(2 * DEAD_AFTER * INTERVAL)
     alpha.beat()
     assert alpha.heard == {}
     assert alpha.lease_server.peers.alone
     assert alpha.peer_addresses == {"192.0.2.2"}
+
+
+def test_the_load_a_heartbeat_reports_is_the_answers_a_second_since_the_last_reading() -> None:
+    counters, reactor = PxeCounters(), Clock()
+    counters.offers = 7  # sent before the daemon built its rate: not counted
+    rate = AnswerRate(counters, reactor.seconds)
+    counters.offers += 3
+    counters.acks += 2
+    reactor.advance(2)
+    assert rate() == 2.5
+    counters.acks += 1
+    reactor.advance(5)
+    assert rate() == 0.2, "the second reading covers only the time since the first"
+    assert rate() == 0.0, "nothing answered since: no load, whatever the elapsed time"

@@ -121,6 +121,52 @@ _TABLES = (
 )
 """Schema 1: the tables."""
 
+
+def _client_operation(name: str, parameters: str, declarations: str, body: str) -> str:
+    """A lease operation on one client as a PL/pgSQL function (`netboot_offer`,
+    `netboot_bind`): what they share is written once here, their decisions apart.
+
+    `body` runs with the client's rows locked first (`v_mine`, newest first: the
+    lock order that keeps two daemons serving one client from deadlocking), inside
+    an exception block, a subtransaction, so that a failure (a lock or statement
+    timeout, a deadlock PostgreSQL broke) is undone alone and the batch goes on.
+    The function returns no row (no address: the pool is exhausted, or NAK), the
+    lease row `body` left in `v_out`, or a row with only `o_failure` set. `v_row`
+    is the body's to reuse; `declarations` adds its own variables.
+    """
+    return (
+        f"""
+    CREATE OR REPLACE FUNCTION {name}({parameters})
+    RETURNS TABLE (o_address bigint, o_client_id bytea, o_mac text, o_state text,
+        o_expires double precision, o_hostname text, o_seq bigint, o_server_id text,
+        o_failure text)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        v_row lease;
+        v_mine lease[] := '{{}}';{declarations}
+        v_out lease;
+        v_failure text;
+    BEGIN
+        BEGIN
+            FOR v_row IN
+                SELECT * FROM lease WHERE client_id = p_client ORDER BY seq DESC FOR UPDATE
+            LOOP
+                v_mine := v_mine || v_row;
+            END LOOP;"""  # noqa: S608 - this module's own SQL, put together at import: no input
+        + body
+        + """
+        EXCEPTION
+            WHEN query_canceled THEN v_failure := SQLERRM;
+            WHEN OTHERS THEN v_failure := SQLERRM;
+        END;
+        IF v_out.address IS NOT NULL OR v_failure IS NOT NULL THEN
+            RETURN QUERY SELECT (v_out).*, v_failure;
+        END IF;
+    END $$
+    """
+    )
+
+
 _FUNCTIONS = (
     # `PoolRules.available`: free, or already this client's (unless it declined it).
     """
@@ -185,38 +231,20 @@ _FUNCTIONS = (
         END LOOP;
     END $$
     """,
-    # DISCOVER (`LeaseStore.offer`) and REQUEST (`LeaseStore.bind`) return no row (no
-    # address: the pool is exhausted, or NAK), the lease row as it now stands, or a
-    # row with only `o_failure` set (the operation failed and was undone; the
-    # transaction goes on).
-    #
     # DISCOVER. The client's rows are locked first, then the
     # address: reservation, the client's own address, the requested one, then the
     # first row of the walk of lease_by_expiry it can lock (never-used rows expire at
     # -infinity, so they come first, lowest address first; then the row whose lease,
     # offer or quarantine ended the longest ago). `address + 0` keeps the planner off
     # the primary key's range, which covers the whole pool.
-    """
-    CREATE OR REPLACE FUNCTION netboot_offer(p_client bytea, p_mac text, p_requested bigint,
+    _client_operation(
+        "netboot_offer",
+        """p_client bytea, p_mac text, p_requested bigint,
         p_reserved bigint, p_reserved_ok boolean, p_not_dynamic bigint[], p_first bigint,
-        p_last bigint, p_now double precision, p_expires double precision, p_server text)
-    RETURNS TABLE (o_address bigint, o_client_id bytea, o_mac text, o_state text,
-        o_expires double precision, o_hostname text, o_seq bigint, o_server_id text,
-        o_failure text)
-    LANGUAGE plpgsql AS $$
-    DECLARE
-        v_row lease;
-        v_mine lease[] := '{}';
-        v_chosen lease;
-        v_out lease;
-        v_failure text;
-    BEGIN
-        BEGIN
-            FOR v_row IN
-                SELECT * FROM lease WHERE client_id = p_client ORDER BY seq DESC FOR UPDATE
-            LOOP
-                v_mine := v_mine || v_row;
-            END LOOP;
+        p_last bigint, p_now double precision, p_expires double precision, p_server text""",
+        """
+        v_chosen lease;""",
+        """
             IF p_reserved IS NOT NULL THEN
                 v_row := netboot_claim(p_reserved, false);
                 IF v_row.address IS NOT NULL AND netboot_available(v_row, p_client, p_now) THEN
@@ -256,38 +284,17 @@ _FUNCTIONS = (
                     hostname = CASE WHEN client_id = p_client THEN hostname END,
                     seq = coalesce((v_mine[1]).seq + 1, 1), server_id = p_server
                     WHERE address = v_chosen.address RETURNING * INTO v_out;
-            END IF;
-        EXCEPTION
-            WHEN query_canceled THEN v_failure := SQLERRM;
-            WHEN OTHERS THEN v_failure := SQLERRM;
-        END;
-        IF v_out.address IS NOT NULL OR v_failure IS NOT NULL THEN
-            RETURN QUERY SELECT (v_out).*, v_failure;
-        END IF;
-    END $$
-    """,
+            END IF;""",
+    ),
     # REQUEST (`LeaseStore.bind`), its address already checked `allowed` by the
     # caller; `p_reserved` is the MAC's reservation when it is another address.
-    """
-    CREATE OR REPLACE FUNCTION netboot_bind(p_client bytea, p_mac text, p_address bigint,
+    _client_operation(
+        "netboot_bind",
+        """p_client bytea, p_mac text, p_address bigint,
         p_reserved bigint, p_now double precision, p_expires double precision,
-        p_hostname text, p_server text)
-    RETURNS TABLE (o_address bigint, o_client_id bytea, o_mac text, o_state text,
-        o_expires double precision, o_hostname text, o_seq bigint, o_server_id text,
-        o_failure text)
-    LANGUAGE plpgsql AS $$
-    DECLARE
-        v_row lease;
-        v_mine lease[] := '{}';
-        v_out lease;
-        v_failure text;
-    BEGIN
-        BEGIN
-            FOR v_row IN
-                SELECT * FROM lease WHERE client_id = p_client ORDER BY seq DESC FOR UPDATE
-            LOOP
-                v_mine := v_mine || v_row;
-            END LOOP;
+        p_hostname text, p_server text""",
+        "",
+        """
             IF p_reserved IS NOT NULL THEN
                 SELECT * INTO v_row FROM lease WHERE address = p_reserved;
             END IF;
@@ -304,16 +311,8 @@ _FUNCTIONS = (
                         seq = coalesce((v_mine[1]).seq + 1, 1), server_id = p_server
                         WHERE address = p_address RETURNING * INTO v_out;
                 END IF;
-            END IF;
-        EXCEPTION
-            WHEN query_canceled THEN v_failure := SQLERRM;
-            WHEN OTHERS THEN v_failure := SQLERRM;
-        END;
-        IF v_out.address IS NOT NULL OR v_failure IS NOT NULL THEN
-            RETURN QUERY SELECT (v_out).*, v_failure;
-        END IF;
-    END $$
-    """,
+            END IF;""",
+    ),
     # RELEASE and DECLINE: one conditional UPDATE each; the row keeps its client.
     """
     CREATE OR REPLACE FUNCTION netboot_end(p_client bytea, p_address bigint, p_state text,

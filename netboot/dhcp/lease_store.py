@@ -41,6 +41,13 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
+def lease_database_name(database: Path | str) -> str:
+    """The lease database as logs and the status page name it: a URL without its password."""
+    if isinstance(database, Path):
+        return str(database)
+    return redacted(database)
+
+
 class LeaseStoreUnavailable(NetbootError):  # noqa: N818 - the name says what happened
     """The lease database cannot be reached now; nothing was done.
 
@@ -73,6 +80,14 @@ class LeaseBackend(Protocol):
     @property
     def up(self) -> bool:
         """Whether the database answered last time; False: operations raise at once."""
+        ...
+
+    def reconnect(self) -> bool:
+        """One blocking attempt to reach the database again; True when `up` after it.
+
+        The daemon calls it from a thread while the store is down, one attempt at a
+        time; a store that is up returns True at once and changes nothing.
+        """
         ...
 
     def offer(

@@ -634,6 +634,12 @@ class LeaseStore:
         """A local file is always reachable: its failures are errors, not outages."""
         return True
 
+    def reconnect(self) -> bool:
+        """Always True, at once: a local file is always reachable (`up` is always
+        True), so there is no connection to make again. It touches nothing, so
+        calling it from a thread is harmless."""
+        return True
+
     def heartbeat(self, server_id: str, address: str, load: float) -> None:
         """Record that `server_id` (at `address`, this busy) is alive now, on the store's clock."""
         with self._file.operation():

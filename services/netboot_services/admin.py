@@ -24,7 +24,6 @@ from twisted.web.server import Request, Site
 
 from netboot import __version__
 from netboot.admin.auth import Refused
-from netboot.dhcp.lease_store import LeaseStoreUnavailable
 from netboot_services.admin_api import (
     AdminState,
     ApiResource,
@@ -33,6 +32,7 @@ from netboot_services.admin_api import (
     refuse,
 )
 from netboot_services.admin_console import console_pages
+from netboot_services.lease_upkeep import NOT_READ, LeaseTable, LeaseUpkeep
 
 log = Logger(namespace="netboot.admin")
 
@@ -92,40 +92,37 @@ def snapshot(top: MultiService, machines: bool = True) -> dict[str, Any]:
     }
 
 
-def _leases(handler: Any, upkeep: Any) -> dict[str, Any]:
+def _leases(handler: Any, upkeep: LeaseUpkeep | None) -> dict[str, Any]:
     """Full mode's lease table, its gauges, the store's state, its peers and the rival
     servers heard. With the store unreachable the table and gauges are empty and
-    `store_up` says why."""
+    `store_up` says why.
+
+    Nothing here reads the store: the table is the one the upkeep read on its last
+    heartbeat (`LeaseTable`), so a scrape costs the database nothing and never
+    stalls the reactor on it."""
     lease_server = handler.lease_server
     store = lease_server.store
     now = handler.clock()
-    counts: dict[str, int] = {}
-    leases: list[dict[str, Any]] = []
-    try:
-        counts = store.counts()
-        leases = [
-            lease_json(lease, now)
-            for lease in store.leases()
-            if lease.active(now) or lease.state == "declined"
-        ]
-    except LeaseStoreUnavailable:
-        pass
-    peers = getattr(upkeep, "heard", {})
+    table = _lease_table(upkeep)
+    up = bool(store.up)
+    counts = dict(table.counts) if up else {}
+    leases = [lease_json(lease, now) for lease in table.shown(now)] if up else []
+    peers = upkeep.heard if upkeep is not None else {}
     return {
         "pool": f"{store.pool.first}-{store.pool.last}",
         "server_id": store.server_id,
-        "store_up": bool(store.up),
+        "store_up": up,
         "counts": counts,
         "leases": leases,
         "peers": [
             {
-                "server_id": server_id,
-                "address": address,
-                "seen_ago": round(now - seen, 1),
-                "load": load,
-                "live": server_id in lease_server.peers.live,
+                "server_id": peer.server_id,
+                "address": peer.address,
+                "seen_ago": round(now - peer.seen, 1),
+                "load": peer.load,
+                "live": peer.server_id in lease_server.peers.live,
             }
-            for server_id, (address, seen, load) in sorted(peers.items())
+            for peer in (peers[server_id] for server_id in sorted(peers))
         ],
         "rivals": {server: round(now - seen, 1) for server, seen in handler.rivals.items()},
     }
@@ -144,21 +141,24 @@ def lease_json(lease: Any, now: float) -> dict[str, Any]:
 
 
 def leases_by_mac(top: MultiService) -> dict[str, dict[str, Any]]:
-    """Full mode's active leases by MAC (empty in proxy mode)."""
+    """Full mode's active leases by MAC (empty in proxy mode), from the table the
+    upkeep read on its last heartbeat, like the status page's."""
     dhcp = _named(top, "dhcp")
     for handler in dhcp.dispatcher.handlers if dhcp is not None else ():
         server = getattr(handler, "lease_server", None)
         if server is not None:
-            now = handler.clock()
-            try:
-                return {
-                    lease.mac: lease_json(lease, now)
-                    for lease in server.store.leases()
-                    if lease.active(now)
-                }
-            except LeaseStoreUnavailable:
+            if not server.store.up:
                 return {}
+            now = handler.clock()
+            table = _lease_table(_named(top, "lease-upkeep"))
+            return {
+                lease.mac: lease_json(lease, now) for lease in table.shown(now) if lease.active(now)
+            }
     return {}
+
+
+def _lease_table(upkeep: LeaseUpkeep | None) -> LeaseTable:
+    return NOT_READ if upkeep is None else upkeep.table
 
 
 def _named(top: MultiService, name: str) -> Any:

@@ -33,7 +33,7 @@ from netboot.bsdp.binding_store import BindingStore
 from netboot.bsdp.bindings import BindingTable
 from netboot.bsdp.policy import BsdpPolicy
 from netboot.config import Config, is_postgresql_url, plan_reload
-from netboot.dhcp.lease_store import open_lease_store, redacted
+from netboot.dhcp.lease_store import lease_database_name, open_lease_store
 from netboot.dhcp.leases import AddressPool
 from netboot.dhcp.server import LeaseServer, NetworkSettings
 from netboot.dhcp6.leases import Lease6Store
@@ -59,7 +59,7 @@ from netboot_services.interfaces import (
     ipv6_networks,
     listen_addresses,
 )
-from netboot_services.lease_upkeep import LeaseUpkeep
+from netboot_services.lease_upkeep import AnswerRate, LeaseUpkeep
 from netboot_services.listeners import is_ipv6
 from netboot_services.logging import set_log_level, start_logging
 from netboot_services.nfs import NfsService
@@ -532,13 +532,6 @@ def pxe_handler(
     return PxeHandler(runtime.boot, clock, lease_server, lambda: own)
 
 
-def lease_database_name(database: Path | str) -> str:
-    """The lease database as logs and the status page name it: a URL without its password."""
-    if isinstance(database, Path):
-        return str(database)
-    return redacted(database)
-
-
 def dhcp6_decision(config: Config, settings: Dhcp6Settings) -> Decide6[Dhcp6Settings]:
     """The DHCPv6 core's `answer`, with the lease store bound in (full mode: the IPv4
     lease file, whose `lease6` table is keyed by DUID and IAID)."""
@@ -572,23 +565,13 @@ def lease_upkeep(config: Config, facts: HostFacts, pxe: PxeHandler, reactor: Any
     assert lease_server is not None
     subnet = lease_server.network.subnet
     on_pool = sorted(a for a in facts.own_addresses if IPv4Address(a) in subnet)
-    counters = pxe.counters
-    answered = [counters.offers + counters.acks, reactor.seconds()]
-
-    def load() -> float:
-        """OFFERs and ACKs a second since the last heartbeat."""
-        total, now = counters.offers + counters.acks, reactor.seconds()
-        rate = (total - answered[0]) / max(now - answered[1], 1e-3)
-        answered[:] = [total, now]
-        return float(round(rate, 1))
-
     upkeep = LeaseUpkeep(
         lease_server,
         on_pool[0] if on_pool else "",
         config.dhcp.heartbeat_interval,
-        load,
+        AnswerRate(pxe.counters, reactor.seconds),
         reactor,
-        str(config.dhcp.lease_database),
+        config.dhcp.lease_database,
     )
     own = set(facts.own_addresses)
     pxe.own_addresses = lambda: own | upkeep.peer_addresses
