@@ -82,6 +82,11 @@ class LeaseBackend(Protocol):
         """Whether the database answered last time; False: operations raise at once."""
         ...
 
+    @property
+    def down_reason(self) -> str:
+        """Why the store is down, as the database said it; empty while `up`."""
+        ...
+
     def reconnect(self) -> bool:
         """One blocking attempt to reach the database again; True when `up` after it.
 

@@ -634,6 +634,11 @@ class LeaseStore:
         """A local file is always reachable: its failures are errors, not outages."""
         return True
 
+    @property
+    def down_reason(self) -> str:
+        """Always empty: a local file is never down (`up`)."""
+        return ""
+
     def reconnect(self) -> bool:
         """Always True, at once: a local file is always reachable (`up` is always
         True), so there is no connection to make again. It touches nothing, so

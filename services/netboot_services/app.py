@@ -526,7 +526,7 @@ def pxe_handler(
                 "lease database {database} is down ({reason}): new full-mode leases wait"
                 " until it answers",
                 database=lease_database_name(database),
-                reason=getattr(store, "down_reason", ""),
+                reason=store.down_reason,
             )
     own = set(facts.own_addresses)
     return PxeHandler(runtime.boot, clock, lease_server, lambda: own)
