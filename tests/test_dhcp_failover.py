@@ -98,6 +98,13 @@ def test_two_daemons_share_the_clients_and_one_takes_over_when_the_other_dies(
         ]
         granted = {lease["mac"]: lease["server_id"] for lease in status["leases"]}
         assert set(granted.values()) == set(NAMES)
+        # Full mode broadcasts its replies on a link without relays, and the lab watches
+        # port 68 (`watch_rivals`): alpha heard beta's replies, which are no rival's.
+        assert beta in status["servers_heard"] and status["peers"][0]["heard_ago"] is not None
+        assert status["rivals"] == {}
+        text = service.status_text("alpha")
+        assert f"peer beta {beta}: live" in text and "reply heard on the link" in text
+        assert "leases by server: alpha " in text
         victim = next(name for name, event in held.items() if event.server == alpha)
         service.daemons["alpha"].process.kill()
         service.daemons["alpha"].process.wait()

@@ -486,6 +486,30 @@ def test_proxy_mode_does_not_look_for_rivals(proxy: Pipeline, events: list[dict[
     assert critical(events) == []
 
 
+PEER = "192.0.2.9"
+
+
+def test_a_peers_offer_is_heard_on_the_link_and_is_no_rival(
+    full: Pipeline, events: list[dict[str, Any]]
+) -> None:
+    full.handler.peer_addresses = lambda: {PEER}
+    full.receive(offer_from(PEER, "192.0.2.150"), Arrival((PEER, 67), SERVER, 2, watch_only=True))
+    assert full.handler.rivals == {}
+    assert critical(events) == []
+    assert full.handler.replies_heard == {PEER: START}
+
+
+def test_every_other_servers_reply_is_heard_and_ours_are_not(full: Pipeline) -> None:
+    full.receive(offer_from(RIVAL, "192.0.2.200"), WATCH_RIVAL)
+    full.clock.advance(2)
+    full.receive(offer_from(RIVAL, "0.0.0.0"), WATCH_RIVAL)  # a proxy's offer: heard, no rival
+    full.receive(offer_from(SERVER, FIRST), WATCH_RIVAL)  # ours, by identifier
+    full.receive(offer_from("192.0.2.3", FIRST), Arrival((SERVER, 67), SERVER, 2, watch_only=True))
+    assert full.handler.replies_heard == {RIVAL: START + 2}
+    full.receive(datagram(MessageType.DISCOVER, *BIOS))  # a request is nobody's reply
+    assert full.handler.replies_heard == {RIVAL: START + 2}
+
+
 def test_full_mode_leases_an_address_to_a_mac_that_asks_for_one(full: Pipeline) -> None:
     """A Mac DISCOVERs with its BSDP class; in full mode it gets an address (no boot file)."""
     (out,) = full.receive(datagram(MessageType.DISCOVER, *BSDP))

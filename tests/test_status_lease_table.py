@@ -148,3 +148,23 @@ def test_a_lease_that_ran_out_since_the_heartbeat_is_no_longer_listed(daemon: Da
     status, _ = daemon.scrape()
     assert status["leases"] == []
     assert leases_by_mac(daemon.top) == {}
+
+
+def test_a_peer_shows_when_its_reply_was_last_heard_on_the_link(daemon: Daemon) -> None:
+    """Peers come from the heartbeat table; a reply overheard from one says it is on
+    this link too. Every other server heard is listed by its identifier."""
+    daemon.store.store.heartbeat("beta", "192.0.2.2", 3.0)
+    daemon.reactor.advance(INTERVAL)
+    status, _ = daemon.scrape()
+    (beta,) = status["peers"]
+    assert (beta["server_id"], beta["heard_ago"]) == ("beta", None)
+    assert status["servers_heard"] == {}
+
+    pxe = daemon.top.getServiceNamed("dhcp").dispatcher.handlers[0]
+    pxe.replies_heard["192.0.2.2"] = daemon.reactor.seconds()
+    pxe.replies_heard["192.0.2.254"] = daemon.reactor.seconds() - 5.0
+    daemon.reactor.advance(1.5)
+    status, _ = daemon.scrape()
+    (beta,) = status["peers"]
+    assert beta["heard_ago"] == 1.5
+    assert status["servers_heard"] == {"192.0.2.2": 1.5, "192.0.2.254": 6.5}

@@ -68,6 +68,17 @@ def status(admin_url: str, as_json: bool) -> None:
             click.echo(
                 f"    peer {peer['server_id']} {peer['address']}: {state_word}, heartbeat"
                 f" {peer['seen_ago']} s ago, {peer['load']} answers/s"
+                + (
+                    f", reply heard on the link {peer['heard_ago']} s ago"
+                    if peer.get("heard_ago") is not None
+                    else ""
+                )
+            )
+        heard = dhcp.get("servers_heard", {})
+        if heard:
+            click.echo(
+                "    replies heard on the link from: "
+                + ", ".join(f"{server} {ago} s ago" for server, ago in heard.items())
             )
         granted: dict[str, int] = {}
         for lease in dhcp["leases"]:

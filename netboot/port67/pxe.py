@@ -125,13 +125,18 @@ def rival_server(packet: DhcpPacket, arrival: Arrival, own: set[str]) -> str | N
     """
     if packet.message_type not in (MessageType.OFFER, MessageType.ACK):
         return None
-    raw = packet.option(Option.SERVER_IDENTIFIER)
-    server = str(IPv4Address(raw)) if raw is not None and len(raw) == 4 else arrival.source[0]
+    server = replying_server(packet, arrival)
     if server in own or arrival.source[0] in own:
         return None
     if packet.yiaddr == ZERO:
         return None
     return server
+
+
+def replying_server(packet: DhcpPacket, arrival: Arrival) -> str:
+    """Who sent a reply overheard: its server identifier (option 54), else its source."""
+    raw = packet.option(Option.SERVER_IDENTIFIER)
+    return str(IPv4Address(raw)) if raw is not None and len(raw) == 4 else arrival.source[0]
 
 
 def _client_address(packet: DhcpPacket) -> str:

@@ -89,12 +89,16 @@ class PeerService:
 
     def status(self, name: str) -> dict[str, Any]:
         """`netboot status --json` run in the daemon's namespace, parsed."""
+        state: dict[str, Any] = json.loads(self.status_text(name, "--json"))
+        return state
+
+    def status_text(self, name: str, *args: str) -> str:
+        """What `netboot status` prints in the daemon's namespace."""
         host = self.segment.hosts[self.names.index(name)]
-        done = netboot_in(host.namespace, "status", "--json")
+        done = netboot_in(host.namespace, "status", *args)
         if done.returncode != 0:
             raise LabError(f"netboot status in {name}'s namespace: {done.stderr.strip()}")
-        state: dict[str, Any] = json.loads(done.stdout)
-        return state
+        return done.stdout
 
     def log_of(self, name: str) -> str:
         """Every line the daemon has written so far (read or not by a wait)."""

@@ -121,11 +121,20 @@ def _leases(handler: Any, upkeep: LeaseUpkeep | None) -> dict[str, Any]:
                 "seen_ago": round(now - peer.seen, 1),
                 "load": peer.load,
                 "live": peer.server_id in lease_server.peers.live,
+                "heard_ago": _ago(now, handler.replies_heard.get(peer.address)),
             }
             for peer in (peers[server_id] for server_id in sorted(peers))
         ],
         "rivals": {server: round(now - seen, 1) for server, seen in handler.rivals.items()},
+        "servers_heard": {
+            server: round(now - seen, 1) for server, seen in sorted(handler.replies_heard.items())
+        },
     }
+
+
+def _ago(now: float, when: float | None) -> float | None:
+    """Seconds since `when`, to a tenth; None for never."""
+    return None if when is None else round(now - when, 1)
 
 
 def lease_json(lease: Any, now: float) -> dict[str, Any]:
@@ -331,6 +340,11 @@ def render_page(state: dict[str, Any]) -> bytes:
         )
         if peers:
             rivals += f"<p>This server: {escape(dhcp['server_id'])}; peers: {peers}</p>"
+        heard = ", ".join(
+            f"{escape(server)} {ago:.0f} s ago" for server, ago in dhcp["servers_heard"].items()
+        )
+        if heard:
+            rivals += f"<p>Replies heard on the link from: {heard}</p>"
         counts = ", ".join(f"{escape(k)} {v}" for k, v in dhcp["counts"].items())
         lease_section = (
             f"<h2>DHCP leases (pool {escape(dhcp['pool'])}: {counts})</h2>{rivals}"

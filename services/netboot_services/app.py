@@ -573,8 +573,7 @@ def lease_upkeep(config: Config, facts: HostFacts, pxe: PxeHandler, reactor: Any
         reactor,
         config.dhcp.lease_database,
     )
-    own = set(facts.own_addresses)
-    pxe.own_addresses = lambda: own | upkeep.peer_addresses
+    pxe.peer_addresses = lambda: upkeep.peer_addresses
     return upkeep
 
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 from netboot.dhcp.boot import BootSettings
 from netboot.dhcp.server import LeaseServer
-from netboot.dhcpwire.options import message_name
+from netboot.dhcpwire.options import BOOTREQUEST, message_name
 from netboot.dhcpwire.outcome_kind import OutcomeKind
 from netboot.dhcpwire.packet import DhcpPacket
 from netboot.hostport import join_host_port
 from netboot.port67.arrival import Arrival
 from netboot.port67.dispatch import HandlerResult
 from netboot.port67.outcome import Outcome
-from netboot.port67.pxe import pxe_outcome
+from netboot.port67.pxe import pxe_outcome, replying_server
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
 from netboot_services.logging import HotPathLogger
@@ -66,12 +66,19 @@ class PxeHandler:
         self.clock = clock
         self.lease_server = lease_server
         self.own_addresses = own_addresses
+        """This daemon's addresses: its own replies, overheard, are nobody's."""
+        self.peer_addresses: Callable[[], set[str]] = set
+        """Full mode's peers (lease upkeep): their replies are neither ours nor a rival's."""
         self.mac_boot: Callable[[DhcpPacket, Arrival], DhcpPacket | None] | None = None
         """A bound Mac's fast-path BSDP OFFER (the BSDP handler's), for its lease OFFER."""
         self.counters = PxeCounters()
         self.clients = ClientTracker()
         self.rivals: dict[str, float] = {}
         """Rival DHCP servers by server identifier, with when each was last heard."""
+        self.replies_heard: dict[str, float] = {}
+        """Other servers whose replies were overheard on the link (peers, proxies,
+        rivals), by server identifier, with when each was last heard: the status
+        page's "seen on the link" beside the peers' heartbeats."""
         self._rival_log = OncePerInterval(RIVAL_WARNING_INTERVAL)
         self._loud_log = OncePerInterval()
 
@@ -93,11 +100,13 @@ class PxeHandler:
 
     def handle(self, packet: DhcpPacket, arrival: Arrival) -> HandlerResult | None:
         outcome = pxe_outcome(
-            packet, arrival, self.boot, self.lease_server, self.own_addresses, self.mac_boot
+            packet, arrival, self.boot, self.lease_server, self._not_rivals, self.mac_boot
         )
         if outcome is None:
             return None
         tally(self.counters, PXE_COUNTERS, outcome.kind)
+        if packet.op != BOOTREQUEST:
+            self._heard(packet, arrival)
         if outcome.kind in QUIET:
             return HandlerResult.of(outcome)
         now = self.clock()
@@ -138,6 +147,17 @@ class PxeHandler:
             outcome=outcome.kind.value,
             client=client,
         )
+
+    def _not_rivals(self) -> set[str]:
+        """Servers whose offers are no rival's: this daemon and its peers."""
+        return self.own_addresses() | self.peer_addresses()
+
+    def _heard(self, packet: DhcpPacket, arrival: Arrival) -> None:
+        """Remember another server's reply heard on the link (ours are not noted)."""
+        own = self.own_addresses()
+        server = replying_server(packet, arrival)
+        if server not in own and arrival.source[0] not in own:
+            self.replies_heard[server] = self.clock()
 
     def _rival(self, outcome: Outcome, packet: DhcpPacket, arrival: Arrival, now: float) -> None:
         """Another server handing out addresses: remembered, and said loudly (rate-limited)."""
