@@ -28,6 +28,12 @@ def test_the_live_list_is_sorted_holds_me_and_drops_the_silent() -> None:
     assert view == PeerView("z", ("a", "b", "z"))
 
 
+def test_the_daemons_kept_are_live_whatever_their_heartbeat_says() -> None:
+    beats = [Seen("b", 0.0), Seen("c", 100.0)]
+    assert live_peers("a", beats, now=100.0, interval=2.0, keep=("b",)).live == ("a", "b", "c")
+    assert live_peers("a", beats, now=100.0, interval=2.0).live == ("a", "c")
+
+
 def test_a_daemon_that_heard_no_one_answers_everyone() -> None:
     assert all(answers(alone("a"), mac(n), secs=0, takeover_after=3) for n in range(50))
 

@@ -69,6 +69,46 @@ def test_a_peer_whose_heartbeat_went_stale_is_still_a_peer_not_a_rival(
     assert alpha.peer_addresses == {"192.0.2.2"}
 
 
+def test_after_an_outage_the_peers_keep_their_share_while_they_reconnect(
+    upkeeps: dict[str, LeaseUpkeep], clock: FakeClock
+) -> None:
+    """The first daemon back does not take over everyone: the peers it had stay live
+    for DEAD_AFTER intervals; one that writes again stays, one that does not goes."""
+    alpha, beta = upkeeps["alpha"], upkeeps["beta"]
+    beta.beat()
+    alpha.beat()
+    assert alpha.lease_server.peers.live == ("alpha", "beta")
+    alpha._went_down("the database restarted")  # as a failed operation would say
+    clock.advance(2 * DEAD_AFTER * INTERVAL)  # every heartbeat went stale meanwhile
+    alpha.beat()
+    assert alpha.store_up and alpha.back_at == alpha.reactor.seconds()
+    assert alpha.lease_server.peers.live == ("alpha", "beta"), "beta keeps its share"
+    alpha.reactor.advance(DEAD_AFTER * INTERVAL - INTERVAL / 2)
+    clock.advance(DEAD_AFTER * INTERVAL - INTERVAL / 2)
+    alpha.beat()
+    assert alpha.lease_server.peers.live == ("alpha", "beta"), "still regrouping"
+    alpha.reactor.advance(INTERVAL)
+    clock.advance(INTERVAL)
+    alpha.beat()
+    assert alpha.lease_server.peers.alone, "beta never wrote again: gone"
+
+
+def test_after_an_outage_a_peer_that_writes_again_stays_live(
+    upkeeps: dict[str, LeaseUpkeep], clock: FakeClock
+) -> None:
+    alpha, beta = upkeeps["alpha"], upkeeps["beta"]
+    beta.beat()
+    alpha.beat()
+    alpha._went_down("the database restarted")
+    clock.advance(2 * DEAD_AFTER * INTERVAL)
+    alpha.beat()
+    beta.beat()
+    alpha.reactor.advance(DEAD_AFTER * INTERVAL + INTERVAL)
+    clock.advance(INTERVAL)
+    alpha.beat()
+    assert alpha.lease_server.peers.live == ("alpha", "beta")
+
+
 def test_the_load_a_heartbeat_reports_is_the_answers_a_second_since_the_last_reading() -> None:
     counters, reactor = PxeCounters(), Clock()
     counters.offers = 7  # sent before the daemon built its rate: not counted

@@ -65,15 +65,28 @@ def alone(me: str) -> PeerView:
     return PeerView(me, (me,))
 
 
-def live_peers(me: str, heartbeats: Iterable[Heard], now: float, interval: float) -> PeerView:
+def live_peers(
+    me: str,
+    heartbeats: Iterable[Heard],
+    now: float,
+    interval: float,
+    keep: Iterable[str] = (),
+) -> PeerView:
     """The daemons heard within `DEAD_AFTER` intervals, and always this one.
 
     Sorted by server id, so every daemon reading the same table computes the
     same split; ourselves included even when our own heartbeat has not been
     written yet, so a daemon never hands its clients to nobody.
+
+    `keep`: daemons counted live whatever their heartbeat says. After the
+    database was away every heartbeat in it is stale, so the first daemon back
+    would count all the others gone and answer everyone until they reconnect;
+    the daemon keeps the peers it had for `DEAD_AFTER` intervals instead
+    (`LeaseUpkeep`), which a dead peer's clients wait out as they would have.
     """
     horizon = now - DEAD_AFTER * interval
     live = {beat.server_id for beat in heartbeats if beat.seen >= horizon}
+    live.update(keep)
     live.add(me)
     return PeerView(me, tuple(sorted(live)))
 

@@ -126,6 +126,10 @@ class LeaseUpkeep(Service):
         self.store_up = True
         """What the log last said of the store; the gauge reads the store itself."""
         self.down_since: float | None = None
+        self.back_at: float | None = None
+        """When the store last came back after an outage: for `DEAD_AFTER` intervals
+        from then the peers live before it stay live (`live_peers` `keep`), since
+        their heartbeats went stale with the database, not with them."""
         self.heard: dict[str, ServerSeen] = {}
         """Peers whose heartbeat is recent, by server id, for the status page."""
         self.peer_addresses: set[str] = set()
@@ -163,8 +167,10 @@ class LeaseUpkeep(Service):
             self._went_down(str(error))
             return
         self._came_back()
-        view = live_peers(me, seen, self.reactor.seconds(), self.interval)
         before = self.lease_server.peers.live
+        now = self.reactor.seconds()
+        regrouping = self.back_at is not None and now - self.back_at < DEAD_AFTER * self.interval
+        view = live_peers(me, seen, now, self.interval, keep=before if regrouping else ())
         self.lease_server.peers = view
         self.heard = {server.server_id: server for server in seen if server.server_id != me}
         self.peer_addresses.update(peer.address for peer in self.heard.values() if peer.address)
@@ -194,6 +200,7 @@ class LeaseUpkeep(Service):
         if not self.store_up:
             self.store_up = True
             self.down_since = None
+            self.back_at = self.reactor.seconds()
             log.warn(
                 "lease database {database} reachable again: new leases resume",
                 database=self.database,
