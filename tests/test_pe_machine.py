@@ -27,28 +27,7 @@ from netboot.pe import (
     pe_machine,
 )
 from netboot_lab.factories import pe_image
-
-PE_OFFSET = 0x80
-"""Where `pe_image` puts the PE header."""
-
-
-def with_machine(image: bytes, machine: int) -> bytes:
-    """`image` with its COFF Machine field set to `machine`."""
-    changed = bytearray(image)
-    struct.pack_into("<H", changed, PE_OFFSET + 4, machine)
-    return bytes(changed)
-
-
-def arm64_image_header() -> bytes:
-    """The start of Debian's arm64 `Image` as far as pe_machine reads: `MZ`, the arm64
-    boot header's magic at 0x38, `e_lfanew` 0x40 and the PE header right there."""
-    head = bytearray(512)
-    head[:2] = b"MZ"
-    head[0x38:0x3C] = b"ARM\x64"
-    struct.pack_into("<I", head, 0x3C, 0x40)
-    head[0x40:0x44] = b"PE\x00\x00"
-    struct.pack_into("<H", head, 0x44, MACHINE_ARM64)
-    return bytes(head)
+from tests.pe_kernels import PE_OFFSET, arm64_image_header, with_machine
 
 
 @pytest.mark.parametrize("machine", [MACHINE_AMD64, MACHINE_ARM64, 0x014C, 0x5064])
