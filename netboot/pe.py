@@ -16,6 +16,12 @@ certificate table, is a file offset and a size (not an RVA). The table holds
 WIN_CERTIFICATE entries: a length, revision 0x0200 and type 0x0002
 (PKCS#7 signed data) for Authenticode.
 
+The COFF header's first field, Machine, says which CPU the image is for
+(`pe_machine`): firmware loads only images of its own architecture, so an
+arm64 kernel (0xAA64) handed to an x64 PC, or the reverse, fails however it
+is signed. Debian's arm64 kernel is an uncompressed `Image` whose EFI stub
+makes the file itself a PE image; an x86 bzImage with an EFI stub is one too.
+
 Pure: bytes in, a typed finding out. Nothing here checks the signature's
 cryptography; the firmware and shim do that.
 """
@@ -28,6 +34,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from netboot.firmware import Family
+
 PE32 = 0x10B
 PE32_PLUS = 0x20B
 CERTIFICATE_TABLE = 4
@@ -36,6 +44,43 @@ WIN_CERT_REVISION_2 = 0x0200
 WIN_CERT_TYPE_PKCS_SIGNED_DATA = 0x0002
 HEADERS_READ = 4096
 """Bytes of the image's start that hold every header we read (e_lfanew is small)."""
+
+MACHINE_I386 = 0x014C
+MACHINE_ARM = 0x01C2
+"""ARM Thumb/Thumb-2: what 32-bit ARM EFI images (and the kernel's EFI stub) say."""
+MACHINE_ARMNT = 0x01C4
+MACHINE_AMD64 = 0x8664
+MACHINE_ARM64 = 0xAA64
+MACHINE_RISCV32 = 0x5032
+MACHINE_RISCV64 = 0x5064
+MACHINE_LOONGARCH64 = 0x6264
+
+MACHINE_NAMES: dict[int, str] = {
+    MACHINE_I386: "x86 32-bit",
+    MACHINE_ARM: "ARM 32-bit",
+    MACHINE_ARMNT: "ARM 32-bit",
+    MACHINE_AMD64: "x86-64",
+    MACHINE_ARM64: "arm64",
+    MACHINE_RISCV32: "RISC-V 32-bit",
+    MACHINE_RISCV64: "RISC-V 64-bit",
+    MACHINE_LOONGARCH64: "LoongArch 64-bit",
+}
+"""Machine types (Microsoft's "PE Format", "Machine Types") by the CPU they name."""
+
+FAMILY_MACHINES: dict[str, frozenset[int]] = {
+    Family.BIOS: frozenset({MACHINE_I386, MACHINE_AMD64}),
+    Family.EFI_IA32: frozenset({MACHINE_I386, MACHINE_AMD64}),
+    Family.EFI_X64: frozenset({MACHINE_AMD64}),
+    Family.EFI_ARM32: frozenset({MACHINE_ARM, MACHINE_ARMNT}),
+    Family.EFI_ARM64: frozenset({MACHINE_ARM64}),
+    Family.EFI_RISCV32: frozenset({MACHINE_RISCV32}),
+    Family.EFI_RISCV64: frozenset({MACHINE_RISCV64}),
+    Family.EFI_LOONG64: frozenset({MACHINE_LOONGARCH64}),
+}
+"""The machine types a kernel for each firmware family may carry. An x86-64 kernel's
+PE header says x86-64 also when its EFI stub boots 32-bit UEFI (mixed mode), and a
+BIOS kernel is a bzImage, which is a PE image of either x86 machine when it has an
+EFI stub (and no PE image at all when it has none)."""
 
 
 class Signing(StrEnum):
@@ -128,3 +173,61 @@ def check_file(path: Path) -> SignatureCheck:
             return image.read(length)
 
         return check_signature(read_at, path.stat().st_size)
+
+
+@dataclass(frozen=True, slots=True)
+class PeMachine:
+    """A PE image for the CPU `machine` (the COFF header's Machine field)."""
+
+    machine: int
+
+    @property
+    def name(self) -> str:
+        """The CPU in words, for a validation message."""
+        known = MACHINE_NAMES.get(self.machine)
+        return f"{known} ({self.machine:#06x})" if known else f"machine {self.machine:#06x}"
+
+
+@dataclass(frozen=True, slots=True)
+class NotPe:
+    """No MZ header, or an MZ header without `PE\\0\\0`: a bzImage without an EFI stub,
+    an ELF, a cpio."""
+
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class TruncatedPe:
+    """An MZ header whose PE header lies past the end of what could be read."""
+
+    detail: str
+
+
+MachineCheck = PeMachine | NotPe | TruncatedPe
+
+
+def pe_machine(head: bytes) -> MachineCheck:
+    """The machine type of the PE image that starts with `head` (its first bytes).
+
+    Only the DOS header's `e_lfanew` and the COFF header's first field are read,
+    so `head` need only reach `e_lfanew + 6`; `HEADERS_READ` bytes always do.
+    """
+    if len(head) < 2 or head[:2] != b"MZ":
+        return NotPe("no MZ header")
+    if len(head) < 0x40:
+        return TruncatedPe(f"{len(head)} bytes end inside the DOS header")
+    (pe_offset,) = struct.unpack_from("<I", head, 0x3C)
+    if pe_offset + 6 > len(head):
+        return TruncatedPe(
+            f"the PE header at offset {pe_offset} is past the {len(head)} bytes read"
+        )
+    if head[pe_offset : pe_offset + 4] != b"PE\x00\x00":
+        return NotPe("MZ header without a PE signature")
+    (machine,) = struct.unpack_from("<H", head, pe_offset + 4)
+    return PeMachine(machine)
+
+
+def file_machine(path: Path) -> MachineCheck:
+    """`pe_machine` of a file's first `HEADERS_READ` bytes."""
+    with path.open("rb") as image:
+        return pe_machine(image.read(HEADERS_READ))

@@ -22,6 +22,7 @@ from netboot.nbi.catalog import scan_catalog
 from netboot.pc.choice import ChoiceSettings, PcImage
 from netboot_lab.factories import RESCUE_PC_IMAGE as RESCUE
 from netboot_lab.factories import pc_set
+from tests.pe_kernels import give_arm64_kernel
 
 MAC = MacAddress("52:54:00:77:00:10")
 OTHER_MAC = MacAddress("52:54:00:77:00:11")
@@ -163,7 +164,7 @@ def test_no_image_config_says_why_and_leaves() -> None:
 def test_client_config_makes_the_same_choice_as_the_ipxe_script(tmp_path: Path) -> None:
     pc_set(tmp_path, "Rescue", 3, PCCommandLine="quiet")
     pc_set(tmp_path, "Installer", 2, IsDefault=True)
-    pc_set(tmp_path, "Arm", 1, PCArchitectures=["efi-arm64"])
+    give_arm64_kernel(pc_set(tmp_path, "Arm", 1, PCArchitectures=["efi-arm64"]))
     catalog = scan_catalog(tmp_path)
     x64 = ClientRequest(MAC, "efi-x64")
 

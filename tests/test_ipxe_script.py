@@ -20,6 +20,7 @@ from netboot.nbi.catalog import scan_catalog
 from netboot.pc.choice import PcImage, choose_image, pc_images
 from netboot_lab.factories import RESCUE_PC_IMAGE as RESCUE
 from netboot_lab.factories import make_set, pc_set
+from tests.pe_kernels import give_arm64_kernel
 
 KERNEL = b"MZ linux kernel"
 INITRD = b"\x1f\x8b initramfs"
@@ -310,7 +311,7 @@ def test_pc_images_follow_the_mac_lists(tmp_path: Path) -> None:
 
 def test_pc_images_follow_the_architectures(tmp_path: Path) -> None:
     pc_set(tmp_path, "Default", 1)
-    pc_set(tmp_path, "Arm", 2, PCArchitectures=["efi-arm64"])
+    give_arm64_kernel(pc_set(tmp_path, "Arm", 2, PCArchitectures=["efi-arm64"]))
     pc_set(tmp_path, "Efi", 3, PCArchitectures=["efi-ia32", "efi-x64"])
     catalog = scan_catalog(tmp_path)
     assert names(pc_images(catalog, MAC, "bios")) == ["Default"]

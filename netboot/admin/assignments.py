@@ -174,7 +174,7 @@ def _pc_check(nbi_set: NbiSet, where: str, facts: MachineFacts) -> Check:
     assert info is not None
     if not nbi_set.pc_bootable:
         return CannotBoot(f"{where} has no PC kernel (a Mac-only set)")
-    if facts.firmware is not None and facts.firmware not in info.pc_architectures:
-        built = ", ".join(info.pc_architectures)
+    if facts.firmware is not None and facts.firmware not in info.pc_families:
+        built = ", ".join(info.pc_families)
         return CannotBoot(f"{where} is built for {built}, this PC is {facts.firmware}")
     return Assignable(nbi_set)

@@ -52,6 +52,8 @@ class NbiSet:
     """`PCKernel` relative to the image root, once found in the set."""
     pc_initrds: tuple[PurePosixPath, ...] = ()
     """`PCInitrd` relative to the image root, in boot order."""
+    pc_pairs: Mapping[str, tuple[PurePosixPath, ...]] = field(default_factory=dict)
+    """`PCKernels` per family: kernel then initrds relative to the image root, once found."""
     problems: tuple[Problem, ...] = ()
 
     @property
@@ -106,12 +108,14 @@ class NbiSet:
     @property
     def pc_bootable(self) -> bool:
         """Servable sets with this true can be offered to PCs (iPXE) as well as Macs."""
-        return self.info is not None and self.info.pc_bootable and self.pc_kernel is not None
+        found = self.pc_kernel is not None or bool(self.pc_pairs)
+        return self.info is not None and self.info.pc_bootable and found
 
     @property
     def pc_files(self) -> tuple[PurePosixPath, ...]:
-        """The kernel and initrds a PC fetches, relative to the image root."""
-        return (self.pc_kernel, *self.pc_initrds) if self.pc_kernel is not None else ()
+        """The kernels and initrds PCs fetch (every family's), relative to the image root."""
+        primary = (self.pc_kernel, *self.pc_initrds) if self.pc_kernel is not None else ()
+        return (*primary, *(path for files in self.pc_pairs.values() for path in files))
 
     @property
     def booter(self) -> PurePosixPath | None:
@@ -146,6 +150,15 @@ class NbiSet:
             "pc_architectures": list(fields.get("pc_architectures", DEFAULT_PC_ARCHITECTURES))
             if "pc_kernel" in fields
             else [],
+            "pc_kernels": {
+                family: {
+                    "kernel": pair.kernel,
+                    "initrds": list(pair.initrds),
+                    "command_line": pair.command_line,
+                }
+                for family, pair in fields.get("pc_kernels", {}).items()
+            },
+            "pc_families": list(self.info.pc_families) if self.info is not None else [],
             "path": str(self.path),
             "valid": self.is_valid,
             "errors": [p.render(root_label) for p in self.errors],
@@ -265,6 +278,7 @@ def scan_catalog(root: Path) -> Catalog:
                 root_image_format=findings.root_image_format,
                 pc_kernel=findings.pc_kernel,
                 pc_initrds=findings.pc_initrds,
+                pc_pairs=findings.pc_pairs,
                 problems=nbi_set.problems + tuple(findings.problems),
             )
         sets.append(nbi_set)

@@ -16,6 +16,17 @@ its initrds, `PCCommandLine` (string) the kernel command line, and
 families that may boot it. A set with `PCKernel` is PC-bootable; it still needs
 every Mac key, because the same set is offered over BSDP.
 
+`PCKernels` (dictionary) gives further families their own kernel, so one set
+boots x86-64 and arm64 PCs: each key is a family, each value a dictionary with
+`Kernel` (string, required), `Initrd` (string or array) and `CommandLine`
+(string; without it `PCCommandLine`), e.g. `{"efi-arm64": {"Kernel":
+"pc/arm64/vmlinuz", "Initrd": "pc/arm64/initrd.gz", "CommandLine":
+"console=ttyAMA0"}}`. `PCKernel` keeps meaning what it did: the kernel of the
+families in `PCArchitectures`; a family may have one kernel only, so naming
+one of those in `PCKernels` too is an error. A set with only `PCKernels` is
+PC-bootable for exactly its families. A client whose family is not known
+(an iPXE request without `arch=`) gets `PCKernel`, never a `PCKernels` pair.
+
 Only the plist's own content is judged here; whether the files it names exist
 is the catalog's business (`validate.py`).
 """
@@ -58,6 +69,20 @@ class ImageType(StrEnum):
     NFS = "NFS"
     HTTP = "HTTP"
     BOOT_FILE_ONLY = "BootFileOnly"
+
+
+@dataclass(frozen=True, slots=True)
+class PcKernelPair:
+    """The files one PC family boots, paths inside the set."""
+
+    kernel: str
+    initrds: tuple[str, ...] = ()
+    command_line: str | None = None
+    """None: the set's `PCCommandLine` applies."""
+
+
+PC_KERNEL_KEYS = ("Kernel", "Initrd", "CommandLine")
+"""The keys of one `PCKernels` entry."""
 
 
 class ImageKind:
@@ -109,6 +134,8 @@ class NBImageInfo:
     """`PCCommandLine`: the kernel command line."""
     pc_architectures: tuple[str, ...] = DEFAULT_PC_ARCHITECTURES
     """`PCArchitectures`: the PC firmware families that may boot `pc_kernel`."""
+    pc_kernels: Mapping[str, PcKernelPair] = field(default_factory=dict)
+    """`PCKernels`: more families, each with its own kernel and initrds."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Keys we do not model, kept verbatim (builders add their own metadata)."""
     present_keys: frozenset[str] = frozenset()
@@ -121,7 +148,31 @@ class NBImageInfo:
     @property
     def pc_bootable(self) -> bool:
         """True when the set names a kernel for PCs; BSDP ignores the PC keys."""
-        return self.pc_kernel is not None
+        return self.pc_kernel is not None or bool(self.pc_kernels)
+
+    @property
+    def pc_families(self) -> tuple[str, ...]:
+        """Every PC firmware family the set boots: `PCKernel`'s, then `PCKernels`'."""
+        primary = self.pc_architectures if self.pc_kernel is not None else ()
+        return (*primary, *(family for family in self.pc_kernels if family not in primary))
+
+    def pc_boot(self, family: str | None) -> PcKernelPair | None:
+        """What a PC of `family` boots (its command line resolved), or None: not built for it.
+
+        A family not known (None) gets `PCKernel`: only that kernel was ever
+        offered to every client, and a `PCKernels` pair is for one family alone.
+        """
+        pair = self.pc_kernels.get(family) if family is not None else None
+        if pair is not None:
+            command_line = pair.command_line
+            return PcKernelPair(
+                pair.kernel,
+                pair.initrds,
+                self.pc_command_line if command_line is None else command_line,
+            )
+        if self.pc_kernel is None or (family is not None and family not in self.pc_architectures):
+            return None
+        return PcKernelPair(self.pc_kernel, self.pc_initrds, self.pc_command_line)
 
     def to_plist(self) -> dict[str, Any]:
         """The top-level dict to write with plistlib.
@@ -313,6 +364,58 @@ def _pc_architectures(value: object) -> tuple[str, ...]:
     return families
 
 
+def _pc_kernels(value: object) -> dict[str, PcKernelPair]:
+    """`PCKernels`: family -> {Kernel, Initrd, CommandLine}; each fault names the family."""
+    if not isinstance(value, dict):
+        raise _KeyError(f"must be a dictionary of families, not {_type_name(value)}")
+    if not value:
+        raise _KeyError(f"must name at least one of {', '.join(PC_ARCHITECTURES)}")
+    pairs = {}
+    for family, entry in value.items():
+        if family not in PC_ARCHITECTURES:
+            raise _KeyError(f"{family!r} is not one of {', '.join(PC_ARCHITECTURES)}")
+        try:
+            pairs[family] = _pc_kernel_pair(entry)
+        except _KeyError as bad:
+            raise _KeyError(f"{family}: {bad.message}") from None
+    return pairs
+
+
+def _pc_kernel_pair(entry: object) -> PcKernelPair:
+    if not isinstance(entry, dict):
+        raise _KeyError(f"must be a dictionary with Kernel, not {_type_name(entry)}")
+    unknown = sorted(str(key) for key in entry if key not in PC_KERNEL_KEYS)
+    if unknown:
+        raise _KeyError(f"{unknown[0]!r} is not one of {', '.join(PC_KERNEL_KEYS)}")
+    if "Kernel" not in entry:
+        raise _KeyError("Kernel: missing (required)")
+    parts: list[tuple[str, Callable[[object], Any]]] = [
+        ("Kernel", _set_file),
+        ("Initrd", _set_files),
+        ("CommandLine", _command_line),
+    ]
+    parsed: dict[str, Any] = {}
+    for key, parse in parts:
+        if key in entry:
+            try:
+                parsed[key] = parse(entry[key])
+            except _KeyError as bad:
+                raise _KeyError(f"{key}: {bad.message}") from None
+    return PcKernelPair(parsed["Kernel"], parsed.get("Initrd", ()), parsed.get("CommandLine"))
+
+
+def _dump_pc_kernels(pairs: Mapping[str, PcKernelPair]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for family, pair in pairs.items():
+        entry: dict[str, Any] = {"Kernel": pair.kernel}
+        if pair.initrds:
+            entry["Initrd"] = _one_or_list(pair.initrds)
+        if pair.command_line is not None:
+            entry["CommandLine"] = pair.command_line
+        out[family] = entry
+    return out
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -366,6 +469,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("PCCommandLine", "pc_command_line", _command_line),
     _Spec("PCInitrd", "pc_initrds", _set_files, (), dump=_one_or_list),
     _Spec("PCKernel", "pc_kernel", _set_file),
+    _Spec("PCKernels", "pc_kernels", _pc_kernels, {}, dump=_dump_pc_kernels),
     _Spec("RootPath", "root_path", _non_empty_string),
     _Spec("SupportsDiskless", "supports_diskless", _boolean, False),
     _Spec("Type", "image_type", _image_type, required=True, dump=str),
@@ -435,6 +539,24 @@ def _apply_type_rules(
     if values.get("kind") == ImageKind.HARDWARE_DIAGNOSTICS and "FilterOnly" not in plist:
         # Apple hides diagnostics images from clients that send no attribute filter.
         values["filter_only"] = True
+    _check_one_kernel_per_family(plist, values, report)
+
+
+def _check_one_kernel_per_family(
+    plist: Mapping[str, Any], values: dict[str, Any], report: Callable[..., None]
+) -> None:
+    """A family in `PCKernels` must not be one `PCKernel` already boots: which would win?"""
+    if "pc_kernel" not in values:
+        return
+    primary = values.get("pc_architectures", DEFAULT_PC_ARCHITECTURES)
+    said = "PCArchitectures" if "PCArchitectures" in plist else "PCArchitectures' default"
+    for family in values.get("pc_kernels", {}):
+        if family in primary:
+            report(
+                "PCKernels",
+                f"{family} already boots PCKernel ({said}: {', '.join(primary)}); "
+                f"leave {family} out of one of them",
+            )
 
 
 def _warn_about_content(

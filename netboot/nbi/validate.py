@@ -19,10 +19,19 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from netboot.firmware import Family
-from netboot.nbi.model import PLIST_NAME, ImageKind, ImageType, NBImageInfo
+from netboot.nbi.model import PLIST_NAME, ImageKind, ImageType, NBImageInfo, PcKernelPair
 from netboot.nbi.problems import NO_KEY, Problem, Severity
 from netboot.paths import PathOutsideRoot, PathRefused, resolve_within
-from netboot.pe import Signing, check_file
+from netboot.pe import (
+    FAMILY_MACHINES,
+    MACHINE_NAMES,
+    MachineCheck,
+    NotPe,
+    PeMachine,
+    Signing,
+    check_file,
+    file_machine,
+)
 from netboot.udif.detect import ImageFormat, detect_format
 
 ARCH_DIRECTORIES: dict[str, tuple[str, ...]] = {
@@ -39,6 +48,10 @@ i386 and arm clients.
 
 KERNEL_NAMES = ("x86_64/kernelcache", "kernelcache", "mach.macosx", "x86_64/mach.macosx")
 """What Apple's booter loads from its own TFTP directory after it starts."""
+
+X86_FAMILIES = frozenset({Family.BIOS, Family.EFI_IA32, Family.EFI_X64})
+"""Families whose kernel may be a bzImage without an EFI stub: validate only warns (the
+signature check) when it is no PE image; every other family boots only an EFI stub."""
 
 FAT_EFI_MAGIC = b"\xb9\xfa\xf1\x0e"
 """Apple's universal (i386 + x86_64) EFI binary: the booter of macOS NBIs."""
@@ -74,6 +87,8 @@ class FileFindings:
     root_image_format: ImageFormat | None = None
     pc_kernel: PurePosixPath | None = None
     pc_initrds: tuple[PurePosixPath, ...] = ()
+    pc_pairs: dict[str, tuple[PurePosixPath, ...]] = field(default_factory=dict)
+    """`PCKernels` per family: the kernel, then the initrds, once all are found."""
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -109,25 +124,28 @@ class _SetChecker:
     def report(self, key: str, message: str, severity: Severity = Severity.ERROR) -> None:
         self.findings.problems.append(Problem(self.plist, key, message, severity))
 
-    def _locate(self, key: str, relative: str) -> Path | None:
-        """Real path of a file the plist names, reporting why it is unusable."""
+    def _locate(self, key: str, relative: str, label: str | None = None) -> Path | None:
+        """Real path of a file the plist names, reporting why it is unusable.
+
+        `label` starts each message (the family of a `PCKernels` entry)."""
+        prefix = f"{label}: " if label else ""
         try:
             real = resolve_within(self.set_dir, relative)
         except PathOutsideRoot:
             self._reported_links.add(self.set_path / relative)
             linked = _is_link(self.set_dir, relative)
             detail = f" (symlink to {(self.set_dir / relative).resolve()})" if linked else ""
-            self.report(key, f"{relative}{detail} leaves the set's directory")
+            self.report(key, f"{prefix}{relative}{detail} leaves the set's directory")
             return None
         except PathRefused as refused:
             self._reported_links.add(self.set_path / relative)
-            self.report(key, str(refused))
+            self.report(key, f"{prefix}{refused}")
             return None
         if not real.exists():
-            self.report(key, f"{relative} does not exist")
+            self.report(key, f"{prefix}{relative} does not exist")
             return None
         if not real.is_file():
-            self.report(key, f"{relative} is not a regular file")
+            self.report(key, f"{prefix}{relative} is not a regular file")
             return None
         return real
 
@@ -220,16 +238,18 @@ class _SetChecker:
                 )
 
     def check_pc_boot(self, info: NBImageInfo) -> None:
-        """The PC keys: kernel and initrds are files in the set; none is useful alone.
+        """The PC keys: kernels and initrds are files in the set, each kernel for its CPU.
 
         A missing kernel or initrd is an error like a missing booter: a PC
         would fetch it and stop. The keys that only make sense with
         `PCKernel` are warnings without it, since Macs still boot the set.
         """
+        for family, pair in info.pc_kernels.items():
+            self.check_pc_pair(family, pair)
         if info.pc_kernel is None:
             for key, present in (
                 ("PCInitrd", bool(info.pc_initrds)),
-                ("PCCommandLine", info.pc_command_line is not None),
+                ("PCCommandLine", info.pc_command_line is not None and not info.pc_kernels),
             ):
                 if present:
                     self.report(key, "ignored without PCKernel", Severity.WARNING)
@@ -237,8 +257,11 @@ class _SetChecker:
         kernel = self._locate("PCKernel", info.pc_kernel)
         if kernel is not None:
             self.findings.pc_kernel = self.set_path / info.pc_kernel
-            if any(family != Family.BIOS for family in info.pc_architectures):
-                self.check_kernel_signature(info.pc_kernel, kernel)
+            fits = self.check_kernel_machine(
+                "PCKernel", info.pc_kernel, kernel, info.pc_architectures
+            )
+            if fits and any(family != Family.BIOS for family in info.pc_architectures):
+                self.check_kernel_signature("PCKernel", info.pc_kernel, kernel)
         initrds = [
             self.set_path / initrd
             for initrd in info.pc_initrds
@@ -252,13 +275,88 @@ class _SetChecker:
                 Severity.WARNING,
             )
 
-    def check_kernel_signature(self, relative: str, kernel: Path) -> None:
+    def check_pc_pair(self, family: str, pair: PcKernelPair) -> None:
+        """One `PCKernels` entry; problems are the key's, each message starts with the family."""
+        key = "PCKernels"
+        found = [self._locate(key, path, family) for path in (pair.kernel, *pair.initrds)]
+        kernel = found[0]
+        if kernel is not None:
+            fits = self.check_kernel_machine(key, pair.kernel, kernel, (family,), family)
+            if fits and family != Family.BIOS:
+                self.check_kernel_signature(key, pair.kernel, kernel, family)
+        if all(path is not None for path in found):
+            self.findings.pc_pairs[family] = tuple(
+                self.set_path / path for path in (pair.kernel, *pair.initrds)
+            )
+        if pair.command_line is not None and "${" in pair.command_line:
+            self.report(
+                key,
+                f"{family}: CommandLine: iPXE settings (${{...}}) are not expanded: "
+                "the iPXE script writes '${' as '$ {'",
+                Severity.WARNING,
+            )
+
+    def check_kernel_machine(
+        self,
+        key: str,
+        relative: str,
+        kernel: Path,
+        families: tuple[str, ...],
+        label: str | None = None,
+    ) -> bool:
+        """Whether the kernel's CPU is the one every family it is offered to runs.
+
+        A PE image of another CPU is an error: the firmware (or GRUB, iPXE)
+        refuses it, so an arm64 kernel never reaches an x86 PC or the reverse.
+        A file that is no PE image, or whose PE header is cut short, is an
+        error for the non-x86 families (their only kernel format is the EFI
+        stub; Debian's arm64 `Image` is one). For `bios` it is what a bzImage
+        without an EFI stub is, so validate demands nothing more of a BIOS
+        kernel than not being another CPU's PE image; for the x86 UEFI
+        families the signature check's warning says it, as it always did.
+        """
+        prefix = f"{label}: " if label else ""
+        try:
+            found: MachineCheck = file_machine(kernel)
+        except OSError as error:
+            self.report(key, f"{prefix}{relative} cannot be read: {error.strerror}")
+            return False
+        if isinstance(found, PeMachine):
+            wrong = [f for f in families if found.machine not in FAMILY_MACHINES.get(f, ())]
+            if not wrong:
+                return True
+            wanted = sorted({MACHINE_NAMES[m] for f in wrong for m in FAMILY_MACHINES[f]})
+            self.report(
+                key,
+                f"{prefix}{relative} is an EFI image for {found.name}; "
+                f"{', '.join(wrong)} PCs run {' or '.join(wanted)} images",
+            )
+            return False
+        others = [f for f in families if f not in X86_FAMILIES]
+        if not others:
+            return True
+        what = (
+            "is not an EFI (PE/COFF) image"
+            if isinstance(found, NotPe)
+            else "is a truncated PE image"
+        )
+        self.report(
+            key,
+            f"{prefix}{relative} {what} ({found.detail}); "
+            f"{', '.join(others)} PCs boot only a kernel with an EFI stub",
+        )
+        return False
+
+    def check_kernel_signature(
+        self, key: str, relative: str, kernel: Path, label: str | None = None
+    ) -> None:
         """A UEFI PC with Secure Boot on (most PCs sold) runs only a signed kernel:
         shim and GRUB refuse an unsigned one ("bad shim signature"), so say so now."""
+        prefix = f"{label}: " if label else ""
         try:
             found = check_file(kernel)
         except OSError as error:
-            self.report("PCKernel", f"{relative} cannot be read: {error.strerror}")
+            self.report(key, f"{prefix}{relative} cannot be read: {error.strerror}")
             return
         if found.signing is Signing.SIGNED:
             return
@@ -268,8 +366,8 @@ class _SetChecker:
             Signing.NOT_PE: "is not an EFI (PE/COFF) image",
         }[found.signing]
         self.report(
-            "PCKernel",
-            f"{relative} {consequence} ({found.detail}): UEFI PCs with Secure Boot on "
+            key,
+            f"{prefix}{relative} {consequence} ({found.detail}): UEFI PCs with Secure Boot on "
             "will refuse it; BIOS and Secure Boot off still boot it",
             Severity.WARNING,
         )

@@ -38,6 +38,7 @@ class PcImage:
     initrds: tuple[str, ...]
     command_line: str
     architectures: tuple[str, ...]
+    """Every family the set boots (`PCArchitectures` and the `PCKernels` families)."""
     description: str | None
 
     @property
@@ -134,20 +135,24 @@ def describe(choice: PcChoice) -> str:
 def pc_images(catalog: Catalog, mac: MacAddress | None, family: str | None) -> list[PcImage]:
     """The images this PC may boot: default first, then by Index.
 
-    Servable (valid and enabled) sets with a PC kernel, admitted by their MAC
-    lists, built for the firmware `family` (`bios`, `efi-x64`, ...) when it is
-    known. Without a MAC (a request that did not say) a set restricted to
-    listed MACs is left out: it cannot be shown to admit this client.
+    Servable (valid and enabled) sets with a PC kernel for the firmware
+    `family` (`bios`, `efi-x64`, `efi-arm64`, ...), admitted by their MAC
+    lists; each image carries that family's kernel, initrds and command line
+    (`NBImageInfo.pc_boot`), so a set with an x86-64 and an arm64 kernel gives
+    each PC its own and a set without one for the family is not offered at
+    all. A family not known gets `PCKernel`. Without a MAC (a request that did
+    not say) a set restricted to listed MACs is left out: it cannot be shown
+    to admit this client.
     """
     images = []
     for nbi_set in catalog.servable:
         info = nbi_set.info
-        kernel = nbi_set.pc_kernel
-        if info is None or kernel is None or not nbi_set.pc_bootable:
+        if info is None or not nbi_set.pc_bootable:
             continue
         if not _admits(info, mac):
             continue
-        if family is not None and family not in info.pc_architectures:
+        boot = info.pc_boot(family)
+        if boot is None:
             continue
         images.append(
             PcImage(
@@ -156,10 +161,10 @@ def pc_images(catalog: Catalog, mac: MacAddress | None, family: str | None) -> l
                 set_path=nbi_set.path,
                 index=info.index,
                 is_default=info.is_default,
-                kernel=str(kernel.relative_to(nbi_set.path)),
-                initrds=tuple(str(i.relative_to(nbi_set.path)) for i in nbi_set.pc_initrds),
-                command_line=info.pc_command_line or "",
-                architectures=info.pc_architectures,
+                kernel=boot.kernel,
+                initrds=boot.initrds,
+                command_line=boot.command_line or "",
+                architectures=info.pc_families,
                 description=info.description,
             )
         )
