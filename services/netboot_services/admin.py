@@ -10,6 +10,7 @@ It listens on loopback by default: it is for the admin, not the lab.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from html import escape
 from typing import Any
@@ -211,6 +212,26 @@ class NetbootCollector(Collector):
         sets.add_metric(["disabled"], sum(1 for i in images if i["valid"] and not i["is_enabled"]))
         sets.add_metric(["invalid"], sum(1 for i in images if not i["valid"]))
         yield sets
+        by_family = GaugeMetricFamily(
+            "netboot_catalog_pc_sets",
+            "Servable NBI sets with a PC kernel for each firmware family",
+            labels=["firmware"],
+        )
+        servable = [i for i in images if i["valid"] and i["is_enabled"]]
+        for firmware in sorted({f for i in servable for f in i.get("pc_families") or ()}):
+            by_family.add_metric(
+                [firmware], sum(1 for i in servable if firmware in (i.get("pc_families") or ()))
+            )
+        yield by_family
+        clients = GaugeMetricFamily(
+            "netboot_recent_clients",
+            "Clients on the status page, by the firmware family their DHCP said",
+            labels=["firmware"],
+        )
+        seen = Counter(c.get("firmware") or "unknown" for c in state["clients"])
+        for firmware, count in sorted(seen.items()):
+            clients.add_metric([firmware], count)
+        yield clients
         errors = GaugeMetricFamily("netboot_catalog_errors", "Validation errors in the catalog")
         errors.add_metric([], sum(len(i["errors"]) for i in images))
         yield errors
@@ -291,6 +312,7 @@ def render_page(state: dict[str, Any]) -> bytes:
         rows.append(
             f"<tr><td>{escape(image_id)}</td><td>{escape(str(image['name'] or '-'))}</td>"
             f"<td>{escape(str(image['type'] or '-'))}</td><td>{escape(image['path'])}</td>"
+            f"<td>{escape(', '.join(image.get('pc_families') or ()) or '-')}</td>"
             f"<td>{'yes' if image['is_enabled'] else 'no'}</td><td>{status}</td>"
             f"<td>{problems}</td></tr>"
         )
@@ -303,11 +325,12 @@ def render_page(state: dict[str, Any]) -> bytes:
     client_rows = (
         "".join(
             f"<tr><td>{escape(c['address'])}</td><td>{escape(c['mac'] or '-')}</td>"
+            f"<td>{escape(c.get('firmware') or '-')}</td>"
             f"<td>{escape(c['image'] or '-')}</td><td><b>{escape(c['progress'])}</b></td>"
             f"<td>{escape(c['last'])}</td></tr>"
             for c in state["clients"]
         )
-        or '<tr><td colspan="5">none yet</td></tr>'
+        or '<tr><td colspan="6">none yet</td></tr>'
     )
     nfs = state["nfs"]
     nfs_state = "available" if nfs["available"] else "unavailable"
@@ -364,10 +387,11 @@ def render_page(state: dict[str, Any]) -> bytes:
 <body><h1>netboot {escape(state["version"])}</h1>
 {restart_note}
 <h2>Images</h2>
-<table><tr><th>ID</th><th>Name</th><th>Type</th><th>Set</th><th>Enabled</th><th>Status</th>
-<th>Problems</th></tr>{"".join(rows)}</table>
+<table><tr><th>ID</th><th>Name</th><th>Type</th><th>Set</th><th>PC firmware</th>
+<th>Enabled</th><th>Status</th><th>Problems</th></tr>{"".join(rows)}</table>
 <h2>Recent clients</h2>
-<table><tr><th>Address</th><th>MAC</th><th>Image</th><th>Progress</th><th>Last step</th></tr>
+<table><tr><th>Address</th><th>MAC</th><th>Firmware</th><th>Image</th><th>Progress</th>
+<th>Last step</th></tr>
 {client_rows}</table>
 {lease_section}
 <h2>Services</h2>

@@ -36,6 +36,8 @@ class ClientRecord:
     stages: dict[str, float] = field(default_factory=dict)
     last_seen: float = 0.0
     last_detail: str = ""
+    firmware: str | None = None
+    """The PC firmware family its DHCP said (`efi-arm64`, `bios`, ...), once known."""
 
     @property
     def progress(self) -> str:
@@ -51,6 +53,7 @@ class ClientRecord:
             "stages": dict(self.stages),
             "last_seen": self.last_seen,
             "last": self.last_detail,
+            "firmware": self.firmware,
         }
 
 
@@ -169,6 +172,8 @@ class ClientTracker:
         record.last_detail = detail or stage
         record.mac = mac or record.mac
         record.image = image or record.image
+        if kind == "pc" and architecture:  # the family, also once iPXE asks (firmware "ipxe")
+            record.firmware = architecture
         self._clients[address] = record
         while len(self._clients) > self.limit:
             self._clients.popitem(last=False)
