@@ -42,8 +42,12 @@ OVMF_VARS_SECURE = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 """Secure Boot enforced, with Microsoft's keys enrolled (which sign Debian's shim)."""
 SECURE_BOOT_MEMORY_MIB = 1024
 """shim, GRUB and a 14 MB kernel loaded by GRUB over TFTP need more than MEMORY_MIB."""
-SIGNED_CHAIN = tuple(path for _, path in (*PxeConfig().shim_files, *PxeConfig().grub_files))
-"""The daemon's default shim and GRUB, which a Secure Boot guest boots through."""
+SIGNED_CHAIN = tuple(
+    path
+    for family, path in (*PxeConfig().shim_files, *PxeConfig().grub_files)
+    if family == "efi-x64"
+)
+"""The daemon's default x64 shim and GRUB, which a Secure Boot guest boots through."""
 SECURE_BOOT_ENABLED = "Secure boot enabled"
 """What Linux prints on the serial console when it booted with Secure Boot on."""
 HTTP_BOOT_ONLY = ("opt/org.tianocore/IPv4PXESupport", "opt/org.tianocore/IPv6PXESupport")
@@ -151,16 +155,29 @@ def _arm64_machine(
     if uefi_vars is None:
         raise ValueError("an arm64 guest needs its own copy of the AAVMF variables")
     code = AAVMF_CODE_SECURE if secure_boot else AAVMF_CODE
+    nic = f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1,romfile="
     return [
         QEMU_AARCH64,
         "-machine",
         "virt",
         "-cpu",
         ARM64_CPU,
+        *_guest(accel, ARM64_MEMORY_MIB, serial, netdev, nic),
+        "-drive",
+        f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+        "-drive",
+        f"if=pflash,format=raw,unit=1,file={uefi_vars}",
+    ]
+
+
+def _guest(accel: str, memory_mib: int, serial: str, netdev: str, nic: str) -> list[str]:
+    """What every lab guest has, x86 or arm64: accelerator, memory, serial console, one
+    NIC, no display and no other devices, and an exit instead of a reboot."""
+    return [
         "-accel",
         accel,
         "-m",
-        str(ARM64_MEMORY_MIB),
+        str(memory_mib),
         "-display",
         "none",
         "-nodefaults",
@@ -169,12 +186,8 @@ def _arm64_machine(
         "-netdev",
         netdev,
         "-device",
-        f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1,romfile=",
+        nic,
         "-no-reboot",
-        "-drive",
-        f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
-        "-drive",
-        f"if=pflash,format=raw,unit=1,file={uefi_vars}",
     ]
 
 
@@ -222,23 +235,8 @@ def _machine(
         raise ValueError(f"firmware must be one of {FIRMWARES}")
     if firmware == "bios" and not ipxe_rom:
         raise ValueError("a BIOS guest network-boots only from the NIC's option ROM")
-    command = [
-        QEMU,
-        "-accel",
-        accel,
-        "-m",
-        str(MEMORY_MIB),
-        "-display",
-        "none",
-        "-nodefaults",
-        "-serial",
-        serial,
-        "-netdev",
-        netdev,
-        "-device",
-        f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1" + ("" if ipxe_rom else ",romfile="),
-        "-no-reboot",
-    ]
+    nic = f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1" + ("" if ipxe_rom else ",romfile=")
+    command = [QEMU, *_guest(accel, MEMORY_MIB, serial, netdev, nic)]
     if firmware == "uefi":
         if uefi_vars is None:
             raise ValueError("a UEFI guest needs its own copy of the OVMF variables")
@@ -265,7 +263,7 @@ def missing_pieces(
     missing = []
     if secure_boot and not (OVMF_CODE_SECURE.is_file() and OVMF_VARS_SECURE.is_file()):
         missing.append("OVMF with Microsoft's keys (Debian's ovmf)")
-    if secure_boot and not all(Path(path).is_file() for path in SIGNED_CHAIN):
+    if secure_boot and not all(chain_found(Path(path)) for path in SIGNED_CHAIN):
         missing.append("the signed chain (Debian's shim-signed and grub-efi-amd64-signed)")
     if shutil.which(QEMU) is None:
         missing.append(f"{QEMU} (Debian's qemu-system-x86)")

@@ -319,7 +319,8 @@ class BootLab:
         image_root.mkdir(parents=True, exist_ok=True)
         build_demo_set(image_root, pc_files=pc_boot_files())
         build_demo_set(image_root, ARM64_SET_NAME, pc_files=arm64_boot_files(),
-                       title="netboot demo (arm64)", index=2, default=False)  # fmt: skip
+                       title="netboot demo (arm64)", index=64, default=False)  # fmt: skip
+        # Index 64, not 2: tests add sets of their own at the small indexes (one per Index)
 
     def _network(self) -> None:
         state = self.state
