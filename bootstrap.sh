@@ -30,6 +30,9 @@ TEST_PACKAGES="$TEST_PACKAGES qemu-utils dmg2img 7zip"
 # shim and network GRUB, and sbsigntool to strip a kernel's signature (Secure Boot).
 TEST_PACKAGES="$TEST_PACKAGES qemu-system-x86 ipxe-qemu ovmf shim-signed grub-efi-amd64-signed"
 TEST_PACKAGES="$TEST_PACKAGES sbsigntool"
+# ARM64 UEFI guests: qemu-system-aarch64 and AAVMF (both arch-independent or amd64 builds; the
+# arm64 shim, GRUB, kernel and busybox are fetched for arm64 without dpkg --add-architecture).
+TEST_PACKAGES="$TEST_PACKAGES qemu-system-arm qemu-efi-aarch64"
 # The HFS+ tests' Linux-written volume (tests/hfs_linux.py) boots Debian's kernel in QEMU
 # too; it fetches the kernel, busybox-static, attr and libc6 with apt-get download.
 # Reliability: nftables drops a share of packets where the kernel has no netem.
@@ -71,7 +74,7 @@ case "$command" in
 serve)
     install_packages $RUNTIME_PACKAGES
     install_python ""
-    .venv/bin/netboot fetch-signed-chain --if-missing >/dev/null ||
+    .venv/bin/netboot fetch-signed-chain --if-missing --all >/dev/null ||
         echo "bootstrap: no signed shim and GRUB: Secure Boot PCs cannot boot (see above)" >&2
     if [ -z "$(find nbimages -mindepth 1 -maxdepth 2 -name '*.nbi' -print -quit)" ]; then
         .venv/bin/netboot images demo --root nbimages
@@ -82,6 +85,10 @@ serve)
 test)
     install_packages $TEST_PACKAGES
     install_python "[test]"
+    # The arm64 lab boots through arm64's signed chain, which no amd64 package installs; the
+    # lab's kernels and initrds (x86 and arm64) are fetched when a lab is first set up.
+    .venv/bin/netboot fetch-signed-chain --if-missing --family efi-arm64 >/dev/null ||
+        echo "bootstrap: no arm64 signed shim and GRUB: the arm64 lab tests will fail" >&2
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
     .venv/bin/mypy

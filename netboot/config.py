@@ -563,8 +563,13 @@ def _mac_table(
 
 
 LOADERS = ("auto", "shim", "boot_file")
-SIGNED_CHAIN_PACKAGES = ("shim-signed", "grub-efi-amd64-signed")
-"""Debian's packages that hold the default `shim_files` and `grub_files`."""
+SIGNED_CHAIN_PACKAGES: dict[str, tuple[str, str]] = {
+    "efi-x64": ("shim-signed", "grub-efi-amd64-signed"),
+    "efi-arm64": ("shim-signed", "grub-efi-arm64-signed"),
+}
+"""Debian's packages that hold the default `shim_files` and `grub_files`, per family."""
+SIGNED_CHAIN_ARCHITECTURES: dict[str, str] = {"efi-x64": "amd64", "efi-arm64": "arm64"}
+"""The Debian architecture each family's signed-chain packages are built for."""
 SIGNED_CHAIN_CACHE = Path("/var/cache/netboot/signed-chain")
 """Where `netboot fetch-signed-chain` unpacks them (as if it were `/`), not installed:
 shim-signed's postinst would reinstall the boot loader of a UEFI host. A chain file
@@ -648,7 +653,7 @@ class PxeConfig:
         "In full mode, tell iPXE (175.176) not to wait for proxy offers: saves 2-3 s a boot.",
     )
     uefi_loader: tuple[tuple[str, str], ...] = option(
-        (("efi-x64", "auto"),),
+        (("efi-x64", "auto"), ("efi-arm64", "auto")),
         _uefi_loaders,
         "What a UEFI PXE ROM of each family is handed: `shim` the signed chain (shim, then "
         "GRUB, then the catalog's PC kernel by TFTP; boots with Secure Boot on or off), "
@@ -662,17 +667,26 @@ class PxeConfig:
         "module, so the chain cannot continue over HTTP.",
     )
     shim_files: tuple[tuple[str, str], ...] = option(
-        (("efi-x64", "/usr/lib/shim/shimx64.efi.signed"),),
+        (
+            ("efi-x64", "/usr/lib/shim/shimx64.efi.signed"),
+            ("efi-arm64", "/usr/lib/shim/shimaa64.efi.signed"),
+        ),
         _family_paths,
-        "The signed shim per UEFI family (Debian's `shim-signed`); served by TFTP as "
+        "The signed shim per UEFI family (Debian's `shim-signed` of that architecture); "
+        "served by TFTP as "
         "`sb/<arch>/shim<arch>.efi` (`sb/x64/shimx64.efi`). May be a link. A file not at "
         "its path is looked for under /var/cache/netboot/signed-chain, where "
-        "`netboot fetch-signed-chain` unpacks Debian's packages without installing them.",
+        "`netboot fetch-signed-chain` unpacks Debian's packages without installing them "
+        "(`--family efi-arm64` for arm64's, fetched for that architecture on any host).",
     )
     grub_files: tuple[tuple[str, str], ...] = option(
-        (("efi-x64", "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"),),
+        (
+            ("efi-x64", "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"),
+            ("efi-arm64", "/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed"),
+        ),
         _family_paths,
-        "The signed network GRUB per UEFI family (Debian's `grub-efi-amd64-signed`), served "
+        "The signed network GRUB per UEFI family (Debian's `grub-efi-amd64-signed`, "
+        "`grub-efi-arm64-signed`), served "
         "as `sb/<arch>/grub<arch>.efi`, the name shim loads from its own directory. GRUB "
         "reads `/grub/grub.cfg` from the server, which sources the client's configuration "
         "rendered from the catalog. Looked for under /var/cache/netboot/signed-chain too, "

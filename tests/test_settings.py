@@ -428,6 +428,8 @@ def test_grub_configurations_are_served_only_when_a_client_can_get_the_shim(
         assert runtime.chain_files == {
             "sb/x64/shimx64.efi": Path("/usr/lib/shim/shimx64.efi.signed"),
             "sb/x64/grubx64.efi": Path("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"),
+            "sb/aa64/shimaa64.efi": Path("/usr/lib/shim/shimaa64.efi.signed"),
+            "sb/aa64/grubaa64.efi": Path("/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed"),
         }
 
 

@@ -4,6 +4,7 @@ never installed, and found by the daemon where it put them."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from netboot.config import PxeConfig
+from netboot.debian import FOREIGN_APT_CACHE, ForeignApt, versioned_package
 from netboot.pe import Signing, check_file
+
+KERNEL = "linux-image-cloud-arm64"
 
 
 def fetch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,7 +34,8 @@ def test_the_packages_are_unpacked_under_into_and_nothing_else_is_left(tmp_path:
     defaults = PxeConfig()
     expected = [
         into / Path(path).relative_to("/")
-        for _, path in (*defaults.shim_files, *defaults.grub_files)
+        for family, path in (*defaults.shim_files, *defaults.grub_files)
+        if family == "efi-x64"  # what it fetches when no --family is given
     ]
     assert done.stdout.split() == [str(path) for path in expected]
     for path in expected:
@@ -45,3 +50,34 @@ def test_without_apt_it_says_so_and_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "apt-get" in done.stderr and "not found" in done.stderr
     assert not (tmp_path / "x").exists()  # nothing written where nothing could be fetched
+
+
+def test_arm64s_chain_is_fetched_for_arm64_without_touching_the_hosts_architectures(
+    tmp_path: Path,
+) -> None:
+    """`--family efi-arm64` on an amd64 host: arm64's shim-signed and grub-efi-arm64-signed
+    through a private apt state; dpkg's foreign architectures and apt's lists stay as they were."""
+    if os.geteuid() != 0:
+        pytest.skip("the private apt state lives under /var/cache/netboot (root)")
+    foreign = ["dpkg", "--print-foreign-architectures"]
+    before = subprocess.run(foreign, capture_output=True, text=True, check=True).stdout
+    lists = sorted(Path("/var/lib/apt/lists").iterdir())
+    into = tmp_path / "signed"
+    done = fetch("--into", str(into), "--family", "efi-arm64")
+    assert done.returncode == 0, done.stderr
+    defaults = PxeConfig()
+    expected = [
+        into / Path(path).relative_to("/")
+        for family, path in (*defaults.shim_files, *defaults.grub_files)
+        if family == "efi-arm64"
+    ]
+    assert done.stdout.split() == [str(path) for path in expected]
+    for path in expected:
+        assert check_file(path).signing is Signing.SIGNED, path
+        data = path.read_bytes()
+        pe = int.from_bytes(data[0x3C:0x40], "little")
+        assert data[pe : pe + 6] == b"PE\x00\x00\x64\xaa", path  # machine 0xAA64
+    apt = ForeignApt("arm64", FOREIGN_APT_CACHE / "apt-arm64")  # the state the fetch updated
+    assert re.fullmatch(r"linux-image-[0-9.]+-\d+-cloud-arm64", versioned_package(KERNEL, apt))
+    assert subprocess.run(foreign, capture_output=True, text=True, check=True).stdout == before
+    assert sorted(Path("/var/lib/apt/lists").iterdir()) == lists

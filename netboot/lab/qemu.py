@@ -13,6 +13,13 @@ and always without the option ROM (QEMU's iPXE is unsigned). The serial
 console goes to a file the lab watches for the marker; there is no display
 and no disk.
 
+`uefi-arm64` guests are `qemu-system-aarch64 -machine virt -cpu cortex-a57`
+with Debian's AAVMF (qemu-efi-aarch64), always under TCG on an x86 host, and
+always without an option ROM (`romfile=`: QEMU's iPXE ROMs hold x86 code
+only; AAVMF's own VirtioNetDxe and PXE boot the signed shimaa64 -> GRUB chain).
+Their Secure Boot uses `AAVMF_VARS.ms.fd` (Microsoft's keys, enforced); AAVMF
+has no SMM, so unlike OVMF's the varstore is writable by the guest.
+
 Pure: the probe that runs QEMU to see whether KVM boots is
 `netboot_lab.qemu`; the decisions it feeds are made here.
 """
@@ -35,8 +42,12 @@ OVMF_VARS_SECURE = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 """Secure Boot enforced, with Microsoft's keys enrolled (which sign Debian's shim)."""
 SECURE_BOOT_MEMORY_MIB = 1024
 """shim, GRUB and a 14 MB kernel loaded by GRUB over TFTP need more than MEMORY_MIB."""
-SIGNED_CHAIN = tuple(path for _, path in (*PxeConfig().shim_files, *PxeConfig().grub_files))
-"""The daemon's default shim and GRUB, which a Secure Boot guest boots through."""
+SIGNED_CHAIN = tuple(
+    path
+    for family, path in (*PxeConfig().shim_files, *PxeConfig().grub_files)
+    if family == "efi-x64"
+)
+"""The daemon's default x64 shim and GRUB, which a Secure Boot guest boots through."""
 SECURE_BOOT_ENABLED = "Secure boot enabled"
 """What Linux prints on the serial console when it booted with Secure Boot on."""
 HTTP_BOOT_ONLY = ("opt/org.tianocore/IPv4PXESupport", "opt/org.tianocore/IPv6PXESupport")
@@ -48,7 +59,27 @@ before PXEv6 starts, so it is left out. HTTP boot cannot skip HTTPv4 the same wa
 `opt/org.tianocore/IPv4Support=no` removes it, but Debian 12's OVMF (2022.11) then fails HTTPv6
 at once without a Solicit, so an HTTPv6 guest spends ~60 s in DHCPv4 first
 (docs/protocols/dhcpv6.md §15)."""
-FIRMWARES = ("bios", "uefi")
+QEMU_AARCH64 = "qemu-system-aarch64"
+AAVMF_CODE = Path("/usr/share/AAVMF/AAVMF_CODE.fd")
+AAVMF_VARS = Path("/usr/share/AAVMF/AAVMF_VARS.fd")
+AAVMF_CODE_SECURE = Path("/usr/share/AAVMF/AAVMF_CODE.ms.fd")
+AAVMF_VARS_SECURE = Path("/usr/share/AAVMF/AAVMF_VARS.ms.fd")
+"""Debian's AAVMF with Microsoft's keys enrolled, Secure Boot enforced (the code is the
+same file as AAVMF_CODE.fd; the variables make the difference). No SMM: the guest can
+write its varstore (README.Debian of qemu-efi-aarch64)."""
+ARM64 = "uefi-arm64"
+ARM64_CPU = "cortex-a57"
+"""`-cpu max` emulates pointer authentication slowly under TCG (3x the boot time)."""
+ARM64_MEMORY_MIB = 1024
+"""GRUB loads the 27 MB uncompressed arm64 Image; 256 MiB boots too, but slower."""
+ARM64_SIGNED_CHAIN = (
+    *(Path(path) for family, path in PxeConfig().shim_files if family == "efi-arm64"),
+    *(Path(path) for family, path in PxeConfig().grub_files if family == "efi-arm64"),
+)
+"""The daemon's default arm64 shim and GRUB, which every arm64 lab guest boots through."""
+FIRMWARES = ("bios", "uefi", ARM64)
+FIRMWARE_FAMILIES = {"bios": "bios", "uefi": "efi-x64", ARM64: "efi-arm64"}
+"""The firmware family (`netboot.firmware`) each lab firmware's PXE client reports."""
 ACCELERATORS = ("auto", "tcg", "kvm")
 MEMORY_MIB = 256
 PROBE_MAC = "52:54:00:4e:42:00"
@@ -83,6 +114,10 @@ def guest_command(
     boots (`PXE6_ONLY`); iPXE and HTTP boot need no switch for it.
     """
     netdev = f"tap,id=net0,ifname={tap},script=no,downscript=no"
+    if firmware == ARM64:
+        if http_boot:
+            raise ValueError("HTTP boot of an arm64 guest is not supported by the lab")
+        return _arm64_machine(accel, netdev, mac, f"file:{serial}", uefi_vars, secure_boot)
     command = _machine(firmware, accel, netdev, mac, f"file:{serial}", uefi_vars, ipxe_rom)
     if delay_ms < 0:
         raise ValueError(f"delay_ms is milliseconds, not {delay_ms}")
@@ -111,6 +146,63 @@ def guest_command(
         "-global",
         "ICH9-LPC.disable_s3=1",
     ]
+
+
+def _arm64_machine(
+    accel: str, netdev: str, mac: str, serial: str, uefi_vars: Path | None, secure_boot: bool
+) -> list[str]:
+    """An aarch64 `virt` guest with AAVMF in pflash and no option ROM on its NIC."""
+    if uefi_vars is None:
+        raise ValueError("an arm64 guest needs its own copy of the AAVMF variables")
+    code = AAVMF_CODE_SECURE if secure_boot else AAVMF_CODE
+    nic = f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1,romfile="
+    return [
+        QEMU_AARCH64,
+        "-machine",
+        "virt",
+        "-cpu",
+        ARM64_CPU,
+        *_guest(accel, ARM64_MEMORY_MIB, serial, netdev, nic),
+        "-drive",
+        f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+        "-drive",
+        f"if=pflash,format=raw,unit=1,file={uefi_vars}",
+    ]
+
+
+def _guest(accel: str, memory_mib: int, serial: str, netdev: str, nic: str) -> list[str]:
+    """What every lab guest has, x86 or arm64: accelerator, memory, serial console, one
+    NIC, no display and no other devices, and an exit instead of a reboot."""
+    return [
+        "-accel",
+        accel,
+        "-m",
+        str(memory_mib),
+        "-display",
+        "none",
+        "-nodefaults",
+        "-serial",
+        serial,
+        "-netdev",
+        netdev,
+        "-device",
+        nic,
+        "-no-reboot",
+    ]
+
+
+def uefi_vars_template(firmware: str, secure_boot: bool) -> Path:
+    """The firmware's variable store a guest gets its own copy of."""
+    if firmware == ARM64:
+        return AAVMF_VARS_SECURE if secure_boot else AAVMF_VARS
+    return OVMF_VARS_SECURE if secure_boot else OVMF_VARS
+
+
+def kvm_can_run(firmware: str, host_machine: str) -> bool:
+    """Whether KVM on a host of `host_machine` (`platform.machine()`) can run `firmware`'s
+    guest at all: only a guest of the host's own CPU architecture."""
+    arm_host = host_machine.lower() in ("aarch64", "arm64")
+    return arm_host if firmware == ARM64 else not arm_host
 
 
 def _switched_off(names: tuple[str, ...]) -> list[str]:
@@ -143,23 +235,8 @@ def _machine(
         raise ValueError(f"firmware must be one of {FIRMWARES}")
     if firmware == "bios" and not ipxe_rom:
         raise ValueError("a BIOS guest network-boots only from the NIC's option ROM")
-    command = [
-        QEMU,
-        "-accel",
-        accel,
-        "-m",
-        str(MEMORY_MIB),
-        "-display",
-        "none",
-        "-nodefaults",
-        "-serial",
-        serial,
-        "-netdev",
-        netdev,
-        "-device",
-        f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1" + ("" if ipxe_rom else ",romfile="),
-        "-no-reboot",
-    ]
+    nic = f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1" + ("" if ipxe_rom else ",romfile=")
+    command = [QEMU, *_guest(accel, MEMORY_MIB, serial, netdev, nic)]
     if firmware == "uefi":
         if uefi_vars is None:
             raise ValueError("a UEFI guest needs its own copy of the OVMF variables")
@@ -174,12 +251,19 @@ def _machine(
     return command
 
 
-def missing_pieces(firmware: str, secure_boot: bool = False) -> list[str]:
-    """What this machine lacks to boot `firmware` guests (empty: nothing)."""
+def missing_pieces(
+    firmware: str, secure_boot: bool = False, chain_found: Callable[[Path], bool] = Path.is_file
+) -> list[str]:
+    """What this machine lacks to boot `firmware` guests (empty: nothing).
+
+    `chain_found` says whether a signed-chain file is there (where the daemon looks:
+    at its path or under the signed-chain cache)."""
+    if firmware == ARM64:
+        return _missing_for_arm64(secure_boot, chain_found)
     missing = []
     if secure_boot and not (OVMF_CODE_SECURE.is_file() and OVMF_VARS_SECURE.is_file()):
         missing.append("OVMF with Microsoft's keys (Debian's ovmf)")
-    if secure_boot and not all(Path(path).is_file() for path in SIGNED_CHAIN):
+    if secure_boot and not all(chain_found(Path(path)) for path in SIGNED_CHAIN):
         missing.append("the signed chain (Debian's shim-signed and grub-efi-amd64-signed)")
     if shutil.which(QEMU) is None:
         missing.append(f"{QEMU} (Debian's qemu-system-x86)")
@@ -187,6 +271,18 @@ def missing_pieces(firmware: str, secure_boot: bool = False) -> list[str]:
         missing.append("QEMU's iPXE ROMs (Debian's ipxe-qemu)")
     if firmware == "uefi" and not (OVMF_CODE.is_file() and OVMF_VARS.is_file()):
         missing.append("OVMF (Debian's ovmf)")
+    return missing
+
+
+def _missing_for_arm64(secure_boot: bool, chain_found: Callable[[Path], bool]) -> list[str]:
+    missing = []
+    if shutil.which(QEMU_AARCH64) is None:
+        missing.append(f"{QEMU_AARCH64} (Debian's qemu-system-arm)")
+    firmware = (AAVMF_CODE, AAVMF_VARS, *((AAVMF_VARS_SECURE,) if secure_boot else ()))
+    if not all(path.is_file() for path in firmware):
+        missing.append("AAVMF (Debian's qemu-efi-aarch64)")
+    if not all(chain_found(path) for path in ARM64_SIGNED_CHAIN):
+        missing.append("the arm64 signed chain (`netboot fetch-signed-chain --family efi-arm64`)")
     return missing
 
 
@@ -200,6 +296,8 @@ class KvmProbe(Enum):
     virtualisation can leave a guest hanging right after the BIOS banner)."""
     BOOTS = "boots"
     """The firmware's network boot put its first packet on the wire."""
+    FOREIGN = "foreign"
+    """The guest's CPU is not the host's (an aarch64 guest on x86): KVM cannot run it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +324,8 @@ def choose_accel(requested: str, probe: Callable[[], KvmProbe]) -> AccelChoice:
     seen = probe()
     if seen is KvmProbe.BOOTS:
         return AccelChoice("kvm", True, "KVM: the firmware's network boot started under it")
+    if seen is KvmProbe.FOREIGN:
+        return AccelChoice("tcg", False, "TCG: KVM cannot run a guest of another CPU architecture")
     if seen is KvmProbe.SILENT:
         return AccelChoice(
             "tcg", False, "TCG: under KVM the firmware sent no packet in time (KVM unusable here)"

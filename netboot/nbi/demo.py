@@ -23,6 +23,10 @@ DEMO_SET_NAME = "Demo"
 PC_COMMAND_LINE = "console=ttyS0 quiet panic=-1"
 """ttyS0 is where the lab reads the marker; panic=-1 turns a failed boot into a reboot,
 which QEMU's -no-reboot turns into an exit instead of a hang."""
+ARM64_COMMAND_LINE = "console=ttyAMA0 quiet panic=-1"
+"""The same for arm64 guests, whose serial console is the PL011 (ttyAMA0), not a 16550."""
+ARM64_SET_NAME = "Demo-arm64"
+ARM64_FAMILIES = ("efi-arm64",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,8 @@ class PcBootFiles:
     kernel: Path
     initrd: Path
     command_line: str = PC_COMMAND_LINE
+    architectures: tuple[str, ...] | None = None
+    """`PCArchitectures` of the set; None: the default families (bios, efi-x64)."""
 
 
 def build_demo_set(
@@ -40,8 +46,14 @@ def build_demo_set(
     booter: Path = DEBIAN_IPXE_EFI,
     replace_existing: bool = False,
     pc_files: PcBootFiles | None = None,
+    title: str = "netboot demo (iPXE)",
+    index: int = 1,
+    default: bool = True,
 ) -> Path:
     """Create `root/<name>.nbi` with `netboot nbi create`'s builder; returns its path.
+
+    The lab adds a second set (`ARM64_SET_NAME`, not the default) whose PC pair is
+    arm64's, for `efi-arm64` only, until an image carries a pair per architecture.
 
     Raises ImageError saying what is missing; a failed build leaves nothing.
     """
@@ -60,15 +72,22 @@ def build_demo_set(
             "A NetBoot client mounts it read-only as its root image.\n"
         )
         spec = SetSpec(
-            name="netboot demo (iPXE)",
-            index=1,
+            name=title,
+            index=index,
             booter=booter,
             root_dir=Path(content),
-            default=True,
+            default=default,
             description="Built by `netboot images demo` from Debian's packages.",
             pc_kernel=pc_files.kernel if pc_files else None,
             pc_initrds=(pc_files.initrd,) if pc_files else (),
             pc_command_line=pc_files.command_line if pc_files else None,
+            plist_extra=_architectures(pc_files),
         )
         built, _ = create_set(spec, target, overwrite=replace_existing)
     return built
+
+
+def _architectures(pc_files: PcBootFiles | None) -> dict[str, object]:
+    if pc_files is None or pc_files.architectures is None:
+        return {}
+    return {"PCArchitectures": list(pc_files.architectures)}

@@ -6,6 +6,10 @@ virtual machines; it has the serial console and the EFI stub the lab needs)
 and busybox from `busybox-static` (the initrd has no libc), both fetched
 with `apt-get download` and unpacked with `dpkg-deb` into a cache directory:
 the packages are never installed, so the host's /boot is not touched.
+
+The arm64 demo set's pair comes the same way from `linux-image-cloud-arm64`
+and arm64's `busybox-static`, through a private apt state for arm64
+(`netboot.debian.foreign_apt`), into a cache directory of its own.
 """
 
 from __future__ import annotations
@@ -14,34 +18,51 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from netboot.debian import unpack_packages, versioned_package
+from netboot.debian import ForeignApt, foreign_apt, unpack_packages, versioned_package
 from netboot.errors import ImageError
 from netboot.lab.initrd import marker_initrd
-from netboot.nbi.demo import PcBootFiles
+from netboot.nbi.demo import ARM64_COMMAND_LINE, ARM64_FAMILIES, PcBootFiles
 
 CACHE = Path("/var/cache/netboot/lab")
+ARM64_CACHE = Path("/var/cache/netboot/lab-arm64")
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
+ARM64_KERNEL_PACKAGE = "linux-image-cloud-arm64"
 BUSYBOX_PACKAGE = "busybox-static"
 
 
 def pc_boot_files(cache: Path = CACHE) -> PcBootFiles:
     """The kernel and marker initrd, from the cache or fetched into it now."""
+    return _boot_files(cache, KERNEL_PACKAGE, None)
+
+
+def arm64_boot_files(cache: Path = ARM64_CACHE) -> PcBootFiles:
+    """arm64's kernel and marker initrd (console on the PL011, ttyAMA0), from the cache or
+    fetched into it now through a private apt state for arm64."""
+    return _boot_files(cache, ARM64_KERNEL_PACKAGE, "arm64", ARM64_COMMAND_LINE)
+
+
+def _boot_files(
+    cache: Path, kernel_package: str, architecture: str | None, command_line: str | None = None
+) -> PcBootFiles:
     kernel, busybox, initrd = cache / "vmlinuz", cache / "busybox", cache / "initrd.gz"
     if not kernel.is_file() or not busybox.is_file():
-        _fetch(cache)
+        _fetch(cache, kernel_package, foreign_apt(architecture) if architecture else None)
     data = marker_initrd(busybox.read_bytes())
     if not initrd.is_file() or initrd.read_bytes() != data:  # a new busybox, or a new /init
         partial = initrd.with_suffix(".partial")
         partial.write_bytes(data)
         partial.replace(initrd)
-    return PcBootFiles(kernel, initrd)
+    if command_line is None:
+        return PcBootFiles(kernel, initrd)
+    return PcBootFiles(kernel, initrd, command_line, ARM64_FAMILIES)
 
 
-def _fetch(cache: Path) -> None:
+def _fetch(cache: Path, kernel_package: str, apt: ForeignApt | None) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
         unpacked = Path(scratch)
-        unpack_packages([versioned_package(KERNEL_PACKAGE), BUSYBOX_PACKAGE], unpacked)
+        packages = [versioned_package(kernel_package, apt), BUSYBOX_PACKAGE]
+        unpack_packages(packages, unpacked, apt)
         kernels = sorted((unpacked / "boot").glob("vmlinuz-*"))
         busybox = unpacked / "bin" / "busybox"
         if not kernels or not busybox.is_file():

@@ -38,17 +38,18 @@ from urllib.parse import quote
 
 from netboot.lab.initrd import MARKER
 from netboot.lab.qemu import (
-    OVMF_VARS,
-    OVMF_VARS_SECURE,
+    FIRMWARE_FAMILIES,
     SECURE_BOOT_ENABLED,
     AccelChoice,
     choose_accel,
     fall_back_now,
     guest_command,
     missing_pieces,
+    uefi_vars_template,
 )
 from netboot.lab.stages import Progress, console_failure
 from netboot.nbi.catalog import scan_catalog
+from netboot.settings import chain_file
 from netboot_lab.ipv6 import without_dad
 from netboot_lab.loss import clear_interface, impair_interface
 from netboot_lab.netns import (
@@ -311,11 +312,15 @@ class BootLab:
     # -- set-up -----------------------------------------------------------------------
 
     def _build_demo(self, image_root: Path) -> None:
-        from netboot.nbi.demo import build_demo_set
-        from netboot_lab.assets import pc_boot_files
+        """The demo set, and beside it the arm64 demo set (`efi-arm64` clients only)."""
+        from netboot.nbi.demo import ARM64_SET_NAME, build_demo_set
+        from netboot_lab.assets import arm64_boot_files, pc_boot_files
 
         image_root.mkdir(parents=True, exist_ok=True)
         build_demo_set(image_root, pc_files=pc_boot_files())
+        build_demo_set(image_root, ARM64_SET_NAME, pc_files=arm64_boot_files(),
+                       title="netboot demo (arm64)", index=64, default=False)  # fmt: skip
+        # Index 64, not 2: tests add sets of their own at the small indexes (one per Index)
 
     def _network(self) -> None:
         state = self.state
@@ -395,7 +400,7 @@ class BootLab:
         elif state.dhcp_mode == "proxy":
             # The site names us as next-server, so GRUB finds us: the signed chain can finish.
             dhcp = 'mode = "proxy"\n'
-            loader = 'uefi_loader = { efi-x64 = "shim" }\n'
+            loader = 'uefi_loader = { efi-x64 = "shim", efi-arm64 = "shim" }\n'
         else:
             dhcp = f'mode = "full"\npool = "{state.subnet}.100-{state.subnet}.199"\n'
             loader = ""
@@ -499,7 +504,9 @@ class BootLab:
         if ipxe_rom is None:
             ipxe_rom = firmware == "bios"
         ipxe_rom = ipxe_rom and not secure_boot and not http_boot
-        missing = missing_pieces(firmware, secure_boot)
+        missing = missing_pieces(
+            firmware, secure_boot, lambda path: chain_file(path, Path.is_file).is_file()
+        )
         if missing:
             return BootResult(firmware, "tcg", "fail", error="missing: " + ", ".join(missing))
         choice = choose_accel(accel, lambda: probe_kvm(firmware))
@@ -521,7 +528,7 @@ class BootLab:
             loss=loss,
             delay_ms=delay_ms,
         )
-        kernel, initrds = self._pc_paths(image)
+        kernel, initrds = self._pc_paths(image, FIRMWARE_FAMILIES.get(firmware))
         if image is not None or loader is not None:
             self._assign(mac, image, loader)
         progress = Progress(mac, time.time(), kernel, initrds)
@@ -593,11 +600,13 @@ class BootLab:
         http_boot: bool = False,
         delay_ms: int = 0,
     ) -> list[str]:
-        """QEMU's command line, with a fresh copy of OVMF's variables for a UEFI guest."""
+        """QEMU's command line, with a fresh copy of OVMF's (AAVMF's) variables for a UEFI
+        guest."""
         uefi_vars = None
-        if firmware == "uefi":
-            uefi_vars = guest_dir / "OVMF_VARS.fd"
-            shutil.copyfile(OVMF_VARS_SECURE if secure_boot else OVMF_VARS, uefi_vars)
+        if firmware != "bios":
+            template = uefi_vars_template(firmware, secure_boot)
+            uefi_vars = guest_dir / template.name
+            shutil.copyfile(template, uefi_vars)
         serial = guest_dir / "serial.log"
         return guest_command(
             firmware,
@@ -637,12 +646,17 @@ class BootLab:
                     time.sleep(0.05)
         raise LabError(f"the daemon did not reload its configuration; see {self.daemon_log}")
 
-    def _pc_paths(self, image: str | None) -> tuple[str | None, tuple[str, ...]]:
-        """URL paths of the image's kernel and initrds, as the access log shows them."""
+    def _pc_paths(
+        self, image: str | None, family: str | None = None
+    ) -> tuple[str | None, tuple[str, ...]]:
+        """URL paths of the image's kernel and initrds, as the access log shows them;
+        with `family`, of the first image built for it."""
         catalog = scan_catalog(Path(self.state.root))
         for nbi_set in catalog.servable:
             info = nbi_set.info
             if info is None or nbi_set.pc_kernel is None:
+                continue
+            if family is not None and family not in info.pc_architectures:
                 continue
             if image is not None and image not in (
                 info.name,

@@ -10,13 +10,14 @@ and waits for the first frame of its network boot.
 
 from __future__ import annotations
 
+import platform
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from netboot.lab.qemu import OVMF_VARS, QEMU, KvmProbe, probe_command
+from netboot.lab.qemu import ARM64, OVMF_VARS, QEMU, KvmProbe, kvm_can_run, probe_command
 from netboot_lab.process import read_bytes
 
 PROBE_TIMEOUT = 10.0
@@ -27,7 +28,14 @@ PCAP_HEADER = 24
 
 
 def probe_kvm(firmware: str, timeout: float = PROBE_TIMEOUT) -> KvmProbe:
-    """Run `firmware` with its NIC ROM under KVM until its first frame, or `timeout` s."""
+    """Run `firmware` with its NIC ROM under KVM until its first frame, or `timeout` s.
+
+    A guest of another CPU architecture than the host's is not tried; nor, for now, an
+    arm64 guest on an arm64 host (the probe boots x86 firmware): both run under TCG."""
+    if not kvm_can_run(firmware, platform.machine()):
+        return KvmProbe.FOREIGN
+    if firmware == ARM64:
+        return KvmProbe.UNAVAILABLE
     if not Path("/dev/kvm").exists() or shutil.which(QEMU) is None:
         return KvmProbe.UNAVAILABLE
     with tempfile.TemporaryDirectory(prefix="netboot-kvm-probe-") as scratch:
