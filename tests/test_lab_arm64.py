@@ -71,7 +71,7 @@ def assert_booted_through_the_arm64_chain(result: BootResult) -> None:
     assert result.bytes["tftp"] > 25_000_000  # the 27 MB arm64 Image, shim, GRUB, initrd
     serial = Path(result.serial_log).read_text(errors="replace")
     marker = next((line for line in serial.splitlines() if "NETBOOT-LAB-BOOTED" in line), "")
-    assert "/Demo-arm64.nbi/pc/vmlinuz console=ttyAMA0" in marker, serial[-2000:]
+    assert "/Demo.nbi/pc/efi-arm64/vmlinuz console=ttyAMA0" in marker, serial[-2000:]
 
 
 def test_an_arm64_guest_boots_the_signed_chain_to_the_marker(lab: BootLab) -> None:

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from netboot.errors import ImageError
 from netboot.nbi.catalog import scan_catalog
+from netboot.nbi.create import PcPairSpec, SetSpec, create_set
 from netboot.nbi.model import KNOWN_KEYS, NBImageInfo, PcKernelPair, parse_image_info
 from netboot.nbi.problems import Severity
 from netboot_lab.factories import SIGNED_PC_KERNEL, make_set, pe_image, plist_dict
@@ -220,3 +222,60 @@ def test_a_bios_kernel_may_be_a_plain_bzimage(tmp_path: Path) -> None:
         make_set(tmp_path, name, files={"pc/vmlinuz": kernel}, PCKernel="pc/vmlinuz",
                  PCArchitectures=["bios"], Index=len(name))  # fmt: skip
     assert all(s.problems == () for s in scan_catalog(tmp_path).sets)
+
+
+# -- built by `netboot nbi create`'s builder ---------------------------------------------------
+
+
+def test_the_builder_writes_each_familys_pair_under_its_own_directory(tmp_path: Path) -> None:
+    """The lab's demo set: x86's kernel as PCKernel, arm64's as the efi-arm64 pair, both
+    named vmlinuz and initrd.gz without clashing; the set validates and serves both."""
+    sources = tmp_path / "sources"
+    (sources / "x86").mkdir(parents=True)
+    (sources / "arm64").mkdir()
+    for arch, kernel in (("x86", SIGNED_PC_KERNEL), ("arm64", ARM64_KERNEL)):
+        (sources / arch / "vmlinuz").write_bytes(kernel)
+        (sources / arch / "initrd.gz").write_bytes(INITRD)
+    booter = sources / "booter"
+    booter.write_bytes(pe_image())
+    spec = SetSpec(
+        name="Both",
+        index=7,
+        booter=booter,
+        pc_kernel=sources / "x86" / "vmlinuz",
+        pc_initrds=(sources / "x86" / "initrd.gz",),
+        pc_pairs=(
+            PcPairSpec(
+                "efi-arm64",
+                sources / "arm64" / "vmlinuz",
+                (sources / "arm64" / "initrd.gz",),
+                "console=ttyAMA0",
+            ),
+        ),
+    )
+    built, _ = create_set(spec, tmp_path / "images" / "Both.nbi")
+    plist = plistlib.loads((built / "NBImageInfo.plist").read_bytes())
+    assert plist["PCKernel"] == "pc/vmlinuz"
+    assert plist["PCKernels"] == {
+        "efi-arm64": {
+            "Kernel": "pc/efi-arm64/vmlinuz",
+            "Initrd": ["pc/efi-arm64/initrd.gz"],
+            "CommandLine": "console=ttyAMA0",
+        }
+    }
+    assert (built / "pc" / "efi-arm64" / "vmlinuz").read_bytes() == ARM64_KERNEL
+    (both,) = scan_catalog(tmp_path / "images").sets
+    assert not [p for p in both.problems if p.severity is Severity.ERROR]
+    assert both.summary()["pc_families"] == ["bios", "efi-x64", "efi-arm64"]
+
+
+def test_the_builder_refuses_a_family_given_twice(tmp_path: Path) -> None:
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(ARM64_KERNEL)
+    booter = tmp_path / "booter"
+    booter.write_bytes(pe_image())
+    pair = PcPairSpec("efi-arm64", kernel)
+    spec = SetSpec(name="Twice", index=8, booter=booter, pc_pairs=(pair, pair))
+    with pytest.raises(ImageError, match="efi-arm64 is given twice"):
+        create_set(spec, tmp_path / "images" / "Twice.nbi")
+    assert not (tmp_path / "images" / "Twice.nbi").exists()

@@ -42,6 +42,17 @@ XORRISO_HFSPLUS = ("xorriso", "-as", "mkisofs", "-quiet", "-hfsplus")
 
 
 @dataclass(frozen=True)
+class PcPairSpec:
+    """One `PCKernels` entry for `netboot nbi create`: a firmware family's own kernel,
+    initrds and command line, copied under `pc/<family>/`."""
+
+    family: str
+    kernel: Path
+    initrds: tuple[Path, ...] = ()
+    command_line: str | None = None
+
+
+@dataclass(frozen=True)
 class SetSpec:
     """What `netboot nbi create` was asked for."""
 
@@ -63,6 +74,8 @@ class SetSpec:
     pc_kernel: Path | None = None
     pc_initrds: tuple[Path, ...] = ()
     pc_command_line: str | None = None
+    pc_pairs: tuple[PcPairSpec, ...] = ()
+    """`PCKernels`: further families' own kernel/initrd pairs (an arm64 one beside x86's)."""
     root_format: str = "UDZO"
     description: str | None = None
     enabled: bool = True
@@ -121,6 +134,7 @@ def _check_spec(spec: SetSpec, out: Path) -> None:
         raise ImageError(str(out), "RootPath", f"root format must be one of {ROOT_FORMATS}")
     inputs = [spec.booter, spec.kernel, spec.kernelcache, spec.mkext, spec.root_image]
     inputs += [spec.pc_kernel, *spec.pc_initrds, *(source for _, source in spec.arch_files)]
+    inputs += [path for pair in spec.pc_pairs for path in (pair.kernel, *pair.initrds)]
     for path in inputs:
         if path is not None and not path.is_file():
             raise ImageError(str(path), "-", "not found (or not a file)")
@@ -185,13 +199,31 @@ def _populate(
             plist["PCInitrd"] = [_copy_pc(initrd, staging) for initrd in spec.pc_initrds]
         if spec.pc_command_line:
             plist["PCCommandLine"] = spec.pc_command_line
+    pairs: dict[str, object] = {}
+    for pair in spec.pc_pairs:
+        if pair.family in pairs:
+            raise ImageError(str(pair.kernel), "PCKernels", f"{pair.family} is given twice")
+        (staging / "pc" / pair.family).mkdir(parents=True)
+        entry: dict[str, object] = {"Kernel": _copy_pc(pair.kernel, staging, pair.family)}
+        if pair.initrds:
+            entry["Initrd"] = [_copy_pc(i, staging, pair.family) for i in pair.initrds]
+        if pair.command_line:
+            entry["CommandLine"] = pair.command_line
+        pairs[pair.family] = entry
+    if pairs:
+        plist["PCKernels"] = pairs
     return plist
 
 
-def _copy_pc(source: Path, staging: Path) -> str:
-    target = PurePosixPath("pc", source.name)
+def _copy_pc(source: Path, staging: Path, family: str | None = None) -> str:
+    """Copy a PC boot file into `pc/` (a family's pair: `pc/<family>/`); its path in the set."""
+    target = (
+        PurePosixPath("pc", source.name)
+        if family is None
+        else PurePosixPath("pc", family, source.name)
+    )
     if (staging / target).exists():
-        raise ImageError(str(source), "PCInitrd", f"two PC boot files are named {source.name}")
+        raise ImageError(str(source), "PCInitrd", f"two PC boot files are named {target}")
     shutil.copyfile(source, staging / target)
     return str(target)
 

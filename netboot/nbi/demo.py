@@ -13,6 +13,7 @@ same set boots PCs too: the QEMU lab boots it to a marker on the console.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,6 @@ PC_COMMAND_LINE = "console=ttyS0 quiet panic=-1"
 which QEMU's -no-reboot turns into an exit instead of a hang."""
 ARM64_COMMAND_LINE = "console=ttyAMA0 quiet panic=-1"
 """The same for arm64 guests, whose serial console is the PL011 (ttyAMA0), not a 16550."""
-ARM64_SET_NAME = "Demo-arm64"
 ARM64_FAMILIES = ("efi-arm64",)
 
 
@@ -49,17 +49,19 @@ def build_demo_set(
     title: str = "netboot demo (iPXE)",
     index: int = 1,
     default: bool = True,
+    pc_pairs: Sequence[PcBootFiles] = (),
 ) -> Path:
     """Create `root/<name>.nbi` with `netboot nbi create`'s builder; returns its path.
 
-    The lab adds a second set (`ARM64_SET_NAME`, not the default) whose PC pair is
-    arm64's, for `efi-arm64` only, until an image carries a pair per architecture.
+    `pc_pairs`: more PC boot files, each for the families it names (`architectures`),
+    written as `PCKernels` pairs: the lab's one demo set carries x86's kernel and
+    arm64's, and each PC gets the pair of its firmware family.
 
     Raises ImageError saying what is missing; a failed build leaves nothing.
     """
     # Imported here: `netboot images --help` shows this module's defaults, and the
     # builder brings the UDIF writer with it.
-    from netboot.nbi.create import SetSpec, create_set
+    from netboot.nbi.create import PcPairSpec, SetSpec, create_set
 
     target = root / f"{name}.nbi"
     if target.exists() and not replace_existing:
@@ -81,6 +83,11 @@ def build_demo_set(
             pc_kernel=pc_files.kernel if pc_files else None,
             pc_initrds=(pc_files.initrd,) if pc_files else (),
             pc_command_line=pc_files.command_line if pc_files else None,
+            pc_pairs=tuple(
+                PcPairSpec(family, files.kernel, (files.initrd,), files.command_line)
+                for files in pc_pairs
+                for family in files.architectures or ()
+            ),
             plist_extra=_architectures(pc_files),
         )
         built, _ = create_set(spec, target, overwrite=replace_existing)

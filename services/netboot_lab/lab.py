@@ -312,15 +312,13 @@ class BootLab:
     # -- set-up -----------------------------------------------------------------------
 
     def _build_demo(self, image_root: Path) -> None:
-        """The demo set, and beside it the arm64 demo set (`efi-arm64` clients only)."""
-        from netboot.nbi.demo import ARM64_SET_NAME, build_demo_set
+        """The demo set: x86's kernel for BIOS and efi-x64 PCs, and arm64's as its
+        `PCKernels` pair for efi-arm64 ones: one image, the pair of each PC's family."""
+        from netboot.nbi.demo import build_demo_set
         from netboot_lab.assets import arm64_boot_files, pc_boot_files
 
         image_root.mkdir(parents=True, exist_ok=True)
-        build_demo_set(image_root, pc_files=pc_boot_files())
-        build_demo_set(image_root, ARM64_SET_NAME, pc_files=arm64_boot_files(),
-                       title="netboot demo (arm64)", index=64, default=False)  # fmt: skip
-        # Index 64, not 2: tests add sets of their own at the small indexes (one per Index)
+        build_demo_set(image_root, pc_files=pc_boot_files(), pc_pairs=(arm64_boot_files(),))
 
     def _network(self) -> None:
         state = self.state
