@@ -40,6 +40,12 @@ Debian's signed GRUB has no `http` module and no windowsize, so the 0.6 the
 issue hoped for from HTTP cannot come from the server);
 uefi-ipxe netboot 19.16 s (EDK2's DHCP done at 8.9 s; iPXE's script 15.4 s).
 
+* `uefi-arm64` and `uefi-arm64-secure-boot` (`--firmware uefi-arm64`): an aarch64
+  guest (qemu-system-aarch64 -machine virt, Debian's AAVMF, TCG) whose own PXE
+  boots Debian's signed shimaa64 -> GRUB -> arm64 cloud kernel. `netboot`: the
+  lab's chain (the demo set's efi-arm64 pair). `dnsmasq`: the same shimaa64,
+  GRUB, kernel and initrd in its TFTP root with a hand-written `/grub/grub.cfg`.
+
 * `uefi-pxe` and `uefi-pxev6`: OVMF's own PXE -> shim -> GRUB -> kernel by TFTP,
   ours only: over the IPv4 lab, and over the IPv6-only lab (`lab boot --ipv6`:
   our DHCPv6 and RA). Printed as the ratio IPv6/IPv4 (issue #20: at most 1.2).
@@ -60,9 +66,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netboot.lab.initrd import MARKER
-from netboot.lab.qemu import OVMF_VARS, OVMF_VARS_SECURE, SIGNED_CHAIN, guest_command
+from netboot.lab.qemu import (
+    AAVMF_VARS,
+    AAVMF_VARS_SECURE,
+    ARM64,
+    ARM64_SIGNED_CHAIN,
+    OVMF_VARS,
+    OVMF_VARS_SECURE,
+    SIGNED_CHAIN,
+    guest_command,
+)
 from netboot.lab.stages import STAGES
-from netboot_lab.assets import pc_boot_files
+from netboot.settings import chain_file
+from netboot_lab.assets import arm64_boot_files, pc_boot_files
 from netboot_lab.lab import BootLab
 from netboot_lab.loss import impair_interface
 from netboot_lab.netns import (
@@ -106,6 +122,8 @@ PATHS = {
     "uefi-ipxe": BootPath("uefi-ipxe", "uefi", loader="boot_file", peer=False),
     "uefi-pxe": BootPath("uefi-pxe", "uefi", peer=False),
     "uefi-pxev6": BootPath("uefi-pxev6", "uefi", peer=False, ipv6=True),
+    "uefi-arm64": BootPath("uefi-arm64", ARM64),
+    "uefi-arm64-secure-boot": BootPath("uefi-arm64-secure-boot", ARM64, secure_boot=True),
 }
 FAMILY_PAIRS = (("uefi-pxev6", "uefi-pxe"),)
 """(IPv6 path, its IPv4 twin): the same firmware and chain (EDK2's PXE, shim, GRUB, the
@@ -139,9 +157,19 @@ def dnsmasq_files(path: BootPath, tftp: Path) -> str:
     name shim loads) and a hand-written `/grub/grub.cfg`, the one name that GRUB
     asks (docs/protocols/pxe.md §8.2): kernel and initrd by TFTP, as ours.
     """
-    files = pc_boot_files()
+    arm64 = path.firmware == ARM64
+    files = arm64_boot_files() if arm64 else pc_boot_files()
     shutil.copyfile(files.kernel, tftp / "vmlinuz")
     shutil.copyfile(files.initrd, tftp / "initrd.gz")
+    if arm64:  # AAVMF's own PXE: the arm64 chain, whether Secure Boot is on or not
+        shim_aa64, grub_aa64 = (chain_file(f, Path.is_file) for f in ARM64_SIGNED_CHAIN)
+        shutil.copyfile(shim_aa64, tftp / "shimaa64.efi")
+        shutil.copyfile(grub_aa64, tftp / "grubaa64.efi")
+        (tftp / "grub").mkdir()
+        (tftp / "grub" / "grub.cfg").write_text(
+            f"linux /vmlinuz initrd=initrd.gz {files.command_line}\ninitrd /initrd.gz\nboot\n"
+        )
+        return "shimaa64.efi"
     if not path.secure_boot:
         (tftp / "boot.ipxe").write_text(
             "#!ipxe\n"
@@ -190,6 +218,9 @@ def dnsmasq_run(path: BootPath, timeout: float, loss: int = 0) -> dict[str, floa
         if path.firmware == "uefi":
             uefi_vars = work / "OVMF_VARS.fd"
             shutil.copyfile(OVMF_VARS_SECURE if path.secure_boot else OVMF_VARS, uefi_vars)
+        elif path.firmware == ARM64:
+            uefi_vars = work / "AAVMF_VARS.fd"
+            shutil.copyfile(AAVMF_VARS_SECURE if path.secure_boot else AAVMF_VARS, uefi_vars)
         command = guest_command(
             path.firmware,
             "tcg",
@@ -238,6 +269,8 @@ def dnsmasq_run(path: BootPath, timeout: float, loss: int = 0) -> dict[str, floa
 PACKET_STAGES = {
     "shimx64.efi": "shim",
     "grubx64.efi": "grub",
+    "shimaa64.efi": "shim",
+    "grubaa64.efi": "grub",
     "boot.ipxe": "ipxe_script",
     "grub.cfg": "grub_config",
     "vmlinuz": "kernel",
@@ -276,11 +309,19 @@ def main() -> int:
     parser.add_argument(
         "--path", action="append", choices=sorted(PATHS), help="Boot path (default: all)."
     )
+    parser.add_argument(
+        "--firmware",
+        action="append",
+        choices=sorted({path.firmware for path in PATHS.values()}),
+        help="Every path of this lab firmware (`lab boot --firmware`), as --path does.",
+    )
     options = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces, tap devices)", file=sys.stderr)
         return 2
-    paths = [PATHS[name] for name in options.path or PATHS]
+    chosen = list(options.path or ())
+    chosen += [name for name, path in PATHS.items() if path.firmware in (options.firmware or ())]
+    paths = [PATHS[name] for name in dict.fromkeys(chosen or PATHS)]
     best: dict[tuple[str, str], dict[str, float]] = {}
     for _ in range(options.repeat):
         for path in paths:
