@@ -9,7 +9,6 @@ of CPU under TCG, so the module shares one lab.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,29 +28,18 @@ from netboot.lab.qemu import (
     choose_accel,
     guest_command,
     kvm_can_run,
-    missing_pieces,
     uefi_vars_template,
 )
-from netboot.settings import chain_file
 from netboot_lab.lab import BootLab, BootResult
+from tests.test_lab import require_lab
 
 BOOT_TIMEOUT = 180.0
 MAC = "52:54:00:00:00:01"
 
 
-def require_arm64_lab(secure_boot: bool = False) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    missing = missing_pieces(
-        ARM64, secure_boot, lambda path: chain_file(path, Path.is_file).is_file()
-    )
-    if missing:
-        pytest.skip("missing: " + ", ".join(missing))
-
-
 @pytest.fixture(scope="module")
 def lab() -> Iterator[BootLab]:
-    require_arm64_lab()
+    require_lab(ARM64)
     running = BootLab.up(f"a{uuid.uuid4().hex[:6]}", subnet="10.252.0")
     try:
         yield running
@@ -81,7 +69,7 @@ def test_an_arm64_guest_boots_the_signed_chain_to_the_marker(lab: BootLab) -> No
 
 
 def test_an_arm64_guest_boots_with_secure_boot_enforced(lab: BootLab) -> None:
-    require_arm64_lab(secure_boot=True)
+    require_lab(ARM64, secure_boot=True)
     result = lab.boot(ARM64, accel="tcg", timeout=BOOT_TIMEOUT, secure_boot=True)
     assert_booted_through_the_arm64_chain(result)
     assert result.secure_boot is True, result.as_json()
