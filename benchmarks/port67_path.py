@@ -23,8 +23,9 @@ One untimed round first makes every client's lease (its later DISCOVERs are
 offered the same address, as perfdhcp's repeating clients are); then `--rounds`
 timed rounds of every client's DORA. Each round is checked: one OFFER per
 DISCOVER, one ACK per REQUEST. Printed per repeat and as the best of
-`--repeat`: microseconds per DORA (DISCOVER wake-up + REQUEST wake-up, the
-group commit included), and per DISCOVER and per REQUEST. `--profile N`
+`--repeat`: CPU microseconds per DORA (DISCOVER wake-up + REQUEST wake-up, the
+group commit included; the process's CPU time, so waiting for a core on a busy
+machine is not counted), and per DISCOVER and per REQUEST. `--profile N`
 prints the N functions with the most self time (cProfile) of one more repeat.
 
 This is a measurement of our Python only (no kernel, no perfdhcp): compare
@@ -158,13 +159,16 @@ class Bench:
         ]
 
     def run(self, wakeups: list[list[Received]], wire: Wire) -> float:
-        """Seconds to answer the wake-ups (and end each reactor turn)."""
+        """CPU seconds of this process to answer the wake-ups (and end each reactor turn).
+
+        CPU time, not wall time: on a machine shared with other work, the time this
+        process waits for a core is not the path's cost, and was most of the noise."""
         wakeup, end_turn = self.service.wakeup, self.turns.end_turn
-        started = time.perf_counter()
+        started = time.process_time()
         for received in wakeups:
             wakeup(wire, received)  # type: ignore[arg-type]
             end_turn()
-        return time.perf_counter() - started
+        return time.process_time() - started
 
     def first_round(self) -> None:
         """Every client's lease made, and its REQUEST built for the address offered."""
