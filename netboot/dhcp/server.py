@@ -397,11 +397,26 @@ def dotted_address(text: str) -> IPv4Address:
     return IPv4Address(text)
 
 
-@lru_cache(maxsize=1024)
+_MEMBERS: dict[tuple[str, int], tuple[IPv4Network, bool]] = {}
+MEMBERS_KEPT = 1024
+
+
 def in_subnet(address: str, subnet: IPv4Network) -> bool:
     """Whether a dotted quad lies in `subnet`. Asked of every request's relay or
-    receiving address, which are few, so the answers are kept rather than parsed again."""
-    return IPv4Address(address) in subnet
+    receiving address, which are few, so the answers are kept rather than parsed again.
+
+    Kept by the subnet's identity, not its value: hashing an IPv4Network (Python
+    code) cost more than the lookup saved. The entry holds the subnet itself, so
+    its id cannot be reused by another while the entry is kept."""
+    key = (address, id(subnet))
+    known = _MEMBERS.get(key)
+    if known is not None and known[0] is subnet:
+        return known[1]
+    inside = IPv4Address(address) in subnet
+    if len(_MEMBERS) >= MEMBERS_KEPT:
+        _MEMBERS.clear()
+    _MEMBERS[key] = (subnet, inside)
+    return inside
 
 
 def client_identifier(request: DhcpPacket) -> bytes:
