@@ -139,7 +139,7 @@ def daemon(work: Path, log_format: str) -> DhcpService:
     clock = Clock()
     clock.advance(time.time())
     facts = HostFacts("bench", SUBNET, frozenset({SERVER}))
-    dhcp: DhcpService = make_service(config, clock, facts).getServiceNamed("dhcp")
+    dhcp: DhcpService = make_service(config, clock, facts).getServiceNamed("dhcp")  # type: ignore[no-untyped-call]
     return dhcp
 
 
