@@ -154,6 +154,9 @@ class LeaseState(StrEnum):
 
 
 _HELD = (LeaseState.OFFERED, LeaseState.BOUND)
+_STATES = {state.value: state for state in LeaseState}
+"""A row's state text to its member: looked up, not `LeaseState(text)` (an enum call
+per lease read, and every DISCOVER of a bound client reads one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +201,7 @@ class LeaseRow(NamedTuple):
             IPv4Address(self.address),
             self.client_id,
             MacAddress(self.mac),
-            LeaseState(self.state),
+            _STATES.get(self.state) or LeaseState(self.state),  # unknown text: ValueError
             self.expires,
             self.hostname,
             self.server_id,

@@ -104,6 +104,12 @@ class ClientKind(StrEnum):
     PLAIN = "plain"
 
 
+BOOTING = frozenset({ClientKind.IPXE, ClientKind.HTTP_BOOT, ClientKind.PXE})
+"""The kinds that ask for a boot file. A set, not a tuple literal: each `ClientKind.X`
+in a tuple is a lookup on the enum class, three per ask, and every request asks
+several times (a tenth of a microsecond against half a microsecond)."""
+
+
 @dataclass(frozen=True, slots=True)
 class BootClient:
     """What a request says about the machine that sent it."""
@@ -124,7 +130,7 @@ class BootClient:
 
     @property
     def wants_boot(self) -> bool:
-        return self.kind in (ClientKind.IPXE, ClientKind.HTTP_BOOT, ClientKind.PXE)
+        return self.kind in BOOTING
 
     def describe(self) -> str:
         arch = f"arch {self.arch.code} {self.arch.name}" if self.arch else "arch unknown"
@@ -139,13 +145,19 @@ _ARCH_DIGITS = re.compile(rb"^(?:PXEClient|HTTPClient):Arch:(\d{5})")
 
 def classify(packet: DhcpPacket) -> BootClient:
     """Who sent this DHCPv4 packet (docs/protocols/pxe.md §8)."""
+    # Each option's first instance, as `packet.option` gives it, in one pass over
+    # the options rather than one per option read: every request is classified.
+    first: dict[int, bytes] = {}
+    for code, value in packet.options:
+        if code not in first:
+            first[code] = value
     return classify_fields(
-        vendor_class=packet.option(Option.VENDOR_CLASS) or b"",
-        user_class=packet.option(Option.USER_CLASS) or b"",
-        ipxe_options=packet.option(IPXE_OPTIONS),
-        architectures=packet.option(Option.CLIENT_ARCHITECTURE),
-        uuid=packet.option(Option.CLIENT_UUID),
-        boot_item=_boot_item(packet),
+        vendor_class=first.get(Option.VENDOR_CLASS) or b"",
+        user_class=first.get(Option.USER_CLASS) or b"",
+        ipxe_options=first.get(IPXE_OPTIONS),
+        architectures=first.get(Option.CLIENT_ARCHITECTURE),
+        uuid=first.get(Option.CLIENT_UUID),
+        boot_item=_boot_item(packet) if Option.VENDOR_SPECIFIC in first else None,
     )
 
 

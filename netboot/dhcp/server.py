@@ -164,10 +164,11 @@ class LeaseServer:
                 SilenceReason.POOL_EXHAUSTED, "address pool exhausted: no OFFER", loud=True
             ), None
         self._note_offer(client_id)
-        packet, boot = self._lease_reply(request, client, server, MessageType.OFFER, lease)
-        summary = f"OFFER {lease.address}{boot}"
+        address = str(lease.address)  # once: the reply, the summary and the event share it
+        packet, boot = self._lease_reply(request, client, server, MessageType.OFFER, address)
+        summary = f"OFFER {address}{boot}"
         answer = Answer(OutcomeKind.OFFER, packet, self._destination(request), summary)
-        return answer, Event(str(lease.address))
+        return answer, Event(address)
 
     def _request(
         self, request: DhcpPacket, client: BootClient, client_id: bytes, server: str
@@ -176,7 +177,7 @@ class LeaseServer:
         requested = _option_address(request, Option.REQUESTED_ADDRESS)
         if chosen_server is not None:  # SELECTING
             offered_here = self._offered.pop(client_id, False)
-            if str(chosen_server) != server:
+            if chosen_server != dotted_address(server):
                 # Only an offer made here is ours to take back, and only when alone:
                 # with peers the client's row is shared, and two daemons may both
                 # have offered (a takeover); the chosen one can bind the row between
@@ -227,10 +228,11 @@ class LeaseServer:
         if lease is None:
             return self._nak(request, server, f"{address} is not available to this client"), None
         self._remember(client_id, lease)
-        packet, boot = self._lease_reply(request, client, server, MessageType.ACK, lease)
-        summary = f"ACK {lease.address}{boot}"
+        bound = str(lease.address)
+        packet, boot = self._lease_reply(request, client, server, MessageType.ACK, bound)
+        summary = f"ACK {bound}{boot}"
         answer = Answer(OutcomeKind.ACK, packet, self._destination(request), summary)
-        return answer, Event(str(lease.address))
+        return answer, Event(bound)
 
     def _inform(self, request: DhcpPacket, client: BootClient, server: str) -> Answer | Silence:
         if request.ciaddr == ZERO:
@@ -257,10 +259,11 @@ class LeaseServer:
         client: BootClient,
         server: str,
         kind: int,
-        lease: Lease,
+        yiaddr: str,
         lease_time: int | None = None,
     ) -> tuple[DhcpPacket, str]:
-        """`lease_time` None: the configured one (the lease was just written for it)."""
+        """The OFFER or ACK of the lease on `yiaddr`, and the words on its boot file.
+        `lease_time` None: the configured one (the lease was just written for it)."""
         options = [
             (Option.MESSAGE_TYPE, bytes((kind,))),
             *self._network_options(server, lease_time),
@@ -272,7 +275,7 @@ class LeaseServer:
             siaddr, file, boot = offer.siaddr, boot_file_field(offer), f", {offer.description}"
         elif client.wants_boot:
             boot = f", no boot file: {offer.reason}"
-        packet = reply_to(request, options, yiaddr=str(lease.address), siaddr=siaddr, file=file)
+        packet = reply_to(request, options, yiaddr=yiaddr, siaddr=siaddr, file=file)
         return packet, boot
 
     def _network_options(
@@ -355,7 +358,7 @@ class LeaseServer:
             ):
                 left = int(known.expires - now)
                 packet, boot = self._lease_reply(
-                    request, client, server, MessageType.ACK, known, lease_time=left
+                    request, client, server, MessageType.ACK, str(known.address), lease_time=left
                 )
                 summary = (
                     f"ACK {known.address} for the {left} s it has left (lease database down){boot}"
@@ -388,10 +391,32 @@ class LeaseServer:
 
 
 @lru_cache(maxsize=1024)
+def dotted_address(text: str) -> IPv4Address:
+    """Our own address (a request's receiving one) as a value, to compare with an
+    option's: they are few, and parsing the text for every REQUEST was measurable."""
+    return IPv4Address(text)
+
+
+_MEMBERS: dict[tuple[str, int], tuple[IPv4Network, bool]] = {}
+MEMBERS_KEPT = 1024
+
+
 def in_subnet(address: str, subnet: IPv4Network) -> bool:
     """Whether a dotted quad lies in `subnet`. Asked of every request's relay or
-    receiving address, which are few, so the answers are kept rather than parsed again."""
-    return IPv4Address(address) in subnet
+    receiving address, which are few, so the answers are kept rather than parsed again.
+
+    Kept by the subnet's identity, not its value: hashing an IPv4Network (Python
+    code) cost more than the lookup saved. The entry holds the subnet itself, so
+    its id cannot be reused by another while the entry is kept."""
+    key = (address, id(subnet))
+    known = _MEMBERS.get(key)
+    if known is not None and known[0] is subnet:
+        return known[1]
+    inside = IPv4Address(address) in subnet
+    if len(_MEMBERS) >= MEMBERS_KEPT:
+        _MEMBERS.clear()
+    _MEMBERS[key] = (subnet, inside)
+    return inside
 
 
 def client_identifier(request: DhcpPacket) -> bytes:

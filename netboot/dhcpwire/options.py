@@ -60,9 +60,13 @@ MIN_REPLY_SIZE = 300
 """Apple (and classic BOOTP) pad replies to 300 bytes: 236 header + 64 vendor area."""
 
 
+_MESSAGE_NAMES = {kind.value: kind.name for kind in MessageType}
+"""Looked up, not `MessageType(kind).name`: asked for every OFFER and ACK logged."""
+
+
 def message_name(kind: int | None) -> str:
     """Option 53 for the log: `DISCOVER`, ..., `BOOTP` without one, `type 42` if unknown."""
-    try:
-        return MessageType(kind).name if kind is not None else "BOOTP"
-    except ValueError:
-        return f"type {kind}"
+    if kind is None:
+        return "BOOTP"
+    name = _MESSAGE_NAMES.get(kind)
+    return name if name is not None else f"type {kind}"

@@ -175,8 +175,13 @@ def build_packet(packet: DhcpPacket, pad_to: int = MIN_REPLY_SIZE) -> bytes:
     return bytes(encoded.ljust(pad_to, b"\x00"))
 
 
+_ZERO_PACKED = bytes(4)
+
+
 def _packed(address: str) -> bytes:
     """An address field; ValueError (not a silent 0.0.0.0) for anything else."""
+    if address == ZERO:  # most of a reply's four address fields
+        return _ZERO_PACKED
     try:
         return socket.inet_pton(socket.AF_INET, address)
     except OSError:

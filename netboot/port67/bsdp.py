@@ -27,6 +27,12 @@ from netboot.port67.arrival import Arrival
 from netboot.port67.outcome import NO_LOCAL_ADDRESS, Outcome
 
 
+def claims(packet: DhcpPacket) -> bool:
+    """Whether the packet is BSDP's at all (option 60 `AAPLBSDPC…`): the handler asks
+    this first, so a DHCP client's packet costs it no clock, catalog or lease lookup."""
+    return is_bsdp(packet.option(Option.VENDOR_CLASS))
+
+
 def bsdp_outcome(
     policy: BsdpPolicy,
     packet: DhcpPacket,
@@ -41,8 +47,7 @@ def bsdp_outcome(
     `leased_here`: our full-mode server leases this client an address, so its
     DISCOVER is the PXE handler's (whose OFFER carries the fast path's fields).
     """
-    vendor_class = packet.option(Option.VENDOR_CLASS)
-    if not is_bsdp(vendor_class):
+    if not claims(packet):
         return None
     if packet.op != BOOTREQUEST:
         return Outcome(OutcomeKind.OVERHEARD, "a BSDP server's reply", packet.mac)
@@ -59,7 +64,7 @@ def bsdp_outcome(
         address = packet.ciaddr if packet.ciaddr != ZERO else arrival.source[0]
     if arrival.local_address == ZERO:
         return Outcome(OutcomeKind.MALFORMED, NO_LOCAL_ADDRESS, packet.mac, address)
-    client_class = parse_client_class(vendor_class or b"")
+    client_class = parse_client_class(packet.option(Option.VENDOR_CLASS) or b"")
     decide = policy.offer if discover else policy.decide
     decision = decide(packet, catalog, arrival.local_address, now, nfs_available)
     if isinstance(decision, Ignore):

@@ -26,7 +26,7 @@ from netboot.dhcpwire.packet import DhcpPacket
 from netboot.hostport import join_host_port
 from netboot.nbi.catalog import Catalog
 from netboot.port67.arrival import Arrival
-from netboot.port67.bsdp import bsdp_outcome
+from netboot.port67.bsdp import bsdp_outcome, claims
 from netboot.port67.dispatch import HandlerResult
 from netboot_services.clients import ClientTracker
 from netboot_services.counters import Counters
@@ -64,6 +64,8 @@ class BsdpHandler:
         self._cut_log = OncePerInterval(LIST_CUT_LOG_INTERVAL)
 
     def handle(self, packet: DhcpPacket, arrival: Arrival) -> HandlerResult | None:
+        if not claims(packet):
+            return None  # every DHCP client's packet on a full-mode server: asked nothing
         now = self.clock()
         outcome = bsdp_outcome(
             self.policy,

@@ -26,6 +26,8 @@ from typing import Any
 from netboot.admin.machines import NEW_BOOT, STAGES, Kind, MachineRegistry, Protocol
 
 MAX_CLIENTS = 200
+_AFTER_OFFERS = STAGES[2:]
+"""The steps after the first offers: seen before a NEW_BOOT step, it starts a new boot."""
 
 
 @dataclass
@@ -165,7 +167,7 @@ class ClientTracker:
             if early is not None:
                 for step, when in early.stages.items():
                     record.stages.setdefault(step, when)
-        if stage in NEW_BOOT and any(later in record.stages for later in STAGES[2:]):
+        if stage in NEW_BOOT and any(later in record.stages for later in _AFTER_OFFERS):
             record.stages.clear()  # a new boot of the same client
         record.stages.setdefault(stage, now)
         record.last_seen = now

@@ -123,7 +123,7 @@ class PxeHandler:
         note_journey(self.clients, outcome, now, f"{message} -> {outcome.summary}")
         log.info(
             "{mac} {message} via {server}: {summary}",
-            mac=str(packet.mac),
+            mac=str(outcome.mac),  # the packet's, as dissected once by pxe_outcome
             message=message,
             server=arrival.local_address,
             summary=outcome.summary,
