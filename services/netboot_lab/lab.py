@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -648,21 +648,28 @@ class BootLab:
         self, image: str | None, family: str | None = None
     ) -> tuple[str | None, tuple[str, ...]]:
         """URL paths of the image's kernel and initrds, as the access log shows them;
-        with `family`, of the first image built for it."""
+        with `family`, of the first image built for it (its `PCKernels` pair for that
+        family, else `PCKernel` when `PCArchitectures` names the family)."""
         catalog = scan_catalog(Path(self.state.root))
         for nbi_set in catalog.servable:
             info = nbi_set.info
-            if info is None or nbi_set.pc_kernel is None:
-                continue
-            if family is not None and family not in info.pc_architectures:
+            if info is None:
                 continue
             if image is not None and image not in (
                 info.name,
                 nbi_set.path.name.removesuffix(".nbi"),
             ):
                 continue
-            kernel = "/" + quote(str(nbi_set.pc_kernel))
-            return kernel, tuple("/" + quote(str(i)) for i in nbi_set.pc_initrds)
+            files: tuple[PurePosixPath, ...] = ()
+            if family is not None and family in nbi_set.pc_pairs:
+                files = tuple(nbi_set.pc_pairs[family])
+            elif nbi_set.pc_kernel is not None and (
+                family is None or family in info.pc_architectures
+            ):
+                files = (nbi_set.pc_kernel, *nbi_set.pc_initrds)
+            if files:
+                kernel, *initrds = ("/" + quote(str(path)) for path in files)
+                return kernel, tuple(initrds)
         return None, ()
 
     def _follow(
