@@ -45,6 +45,11 @@ uefi-ipxe netboot 19.16 s (EDK2's DHCP done at 8.9 s; iPXE's script 15.4 s).
   boots Debian's signed shimaa64 -> GRUB -> arm64 cloud kernel. `netboot`: the
   lab's chain (the demo set's efi-arm64 pair). `dnsmasq`: the same shimaa64,
   GRUB, kernel and initrd in its TFTP root with a hand-written `/grub/grub.cfg`.
+  Measured 2026-12-08, `--path uefi-arm64 --repeat 1`: netboot 24.31 s, dnsmasq
+  21.49 s: 1.13. GRUB's configuration at 13.4 s against 13.0 s; then GRUB fetches
+  the 27 MB uncompressed arm64 Image by lock-step TFTP with 1024-byte blocks:
+  about 8 s from us, 5 s from dnsmasq (our per-block turnaround, on two cores
+  shared with the TCG guest).
 
 * `uefi-pxe` and `uefi-pxev6`: OVMF's own PXE -> shim -> GRUB -> kernel by TFTP,
   ours only: over the IPv4 lab, and over the IPv6-only lab (`lab boot --ipv6`:
@@ -162,14 +167,8 @@ def dnsmasq_files(path: BootPath, tftp: Path) -> str:
     shutil.copyfile(files.kernel, tftp / "vmlinuz")
     shutil.copyfile(files.initrd, tftp / "initrd.gz")
     if arm64:  # AAVMF's own PXE: the arm64 chain, whether Secure Boot is on or not
-        shim_aa64, grub_aa64 = (chain_file(f, Path.is_file) for f in ARM64_SIGNED_CHAIN)
-        shutil.copyfile(shim_aa64, tftp / "shimaa64.efi")
-        shutil.copyfile(grub_aa64, tftp / "grubaa64.efi")
-        (tftp / "grub").mkdir()
-        (tftp / "grub" / "grub.cfg").write_text(
-            f"linux /vmlinuz initrd=initrd.gz {files.command_line}\ninitrd /initrd.gz\nboot\n"
-        )
-        return "shimaa64.efi"
+        chain = [chain_file(f, Path.is_file) for f in ARM64_SIGNED_CHAIN]
+        return signed_chain_root(tftp, "aa64", chain, files.command_line)
     if not path.secure_boot:
         (tftp / "boot.ipxe").write_text(
             "#!ipxe\n"
@@ -178,14 +177,20 @@ def dnsmasq_files(path: BootPath, tftp: Path) -> str:
             "boot\n"
         )
         return "boot.ipxe"
-    shim, grub = SIGNED_CHAIN
-    shutil.copyfile(shim, tftp / "shimx64.efi")
-    shutil.copyfile(grub, tftp / "grubx64.efi")
+    return signed_chain_root(tftp, "x64", [Path(f) for f in SIGNED_CHAIN], files.command_line)
+
+
+def signed_chain_root(tftp: Path, arch: str, chain: list[Path], command_line: str) -> str:
+    """Shim and GRUB (`grub<arch>.efi` beside the shim, the name shim loads) and the
+    hand-written `/grub/grub.cfg` GRUB asks for; returns the shim's name, the boot file."""
+    shim, grub = chain
+    shutil.copyfile(shim, tftp / f"shim{arch}.efi")
+    shutil.copyfile(grub, tftp / f"grub{arch}.efi")
     (tftp / "grub").mkdir()
     (tftp / "grub" / "grub.cfg").write_text(
-        f"linux /vmlinuz initrd=initrd.gz {files.command_line}\ninitrd /initrd.gz\nboot\n"
+        f"linux /vmlinuz initrd=initrd.gz {command_line}\ninitrd /initrd.gz\nboot\n"
     )
-    return "shimx64.efi"
+    return f"shim{arch}.efi"
 
 
 def dnsmasq_run(path: BootPath, timeout: float, loss: int = 0) -> dict[str, float]:
