@@ -14,6 +14,7 @@ from netboot.nbi.catalog import scan_catalog
 from netboot.udif.partitions import read_partitions
 from netboot.udif.reader import UdifImage
 from netboot_lab.factories import make_set
+from tests.pe_kernels import ARM64_KERNEL
 
 IPXE = Path("/usr/lib/ipxe")
 
@@ -269,3 +270,54 @@ def test_set_default_clears_every_other_default(tmp_path: Path) -> None:
     assert "no longer default" in result.output
     catalog = scan_catalog(tmp_path)
     assert all(nbi_set.is_servable for nbi_set in catalog.sets)
+
+
+def test_a_familys_own_kernel_pair_is_written_as_pckernels(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    arm = tmp_path / "arm64"
+    arm.mkdir()
+    (arm / "vmlinuz").write_bytes(ARM64_KERNEL)
+    (arm / "initrd.gz").write_bytes(b"\x1f\x8b arm64 initramfs")
+    out = tmp_path / "Both.nbi"
+    result = create(
+        inputs, out,
+        "--pc-kernel", str(inputs["pc_kernel"]), "--pc-initrd", str(inputs["pc_initrd"]),
+        "--pc-kernel-for", f"efi-arm64={arm / 'vmlinuz'}",
+        "--pc-initrd-for", f"efi-arm64={arm / 'initrd.gz'}",
+        "--pc-cmdline-for", "efi-arm64=console=ttyAMA0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plist = plist_of(out)
+    assert plist["PCKernels"] == {
+        "efi-arm64": {
+            "Kernel": "pc/efi-arm64/vmlinuz",
+            "Initrd": ["pc/efi-arm64/initrd.gz"],
+            "CommandLine": "console=ttyAMA0",
+        }
+    }
+    assert (out / "pc" / "efi-arm64" / "vmlinuz").read_bytes() == ARM64_KERNEL
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (("--pc-kernel-for", "arm64=vmlinuz"), "want FAMILY=VALUE"),
+        (("--pc-kernel-for", "efi-arm64"), "want FAMILY=VALUE"),
+        (("--pc-initrd-for", "efi-arm64=initrd.gz"), "needs --pc-kernel-for"),
+        (
+            ("--pc-kernel-for", "efi-arm64=a", "--pc-kernel-for", "efi-arm64=b"),
+            "efi-arm64 is given twice",
+        ),
+    ],
+)
+def test_a_bad_pair_option_is_a_usage_error_naming_it(
+    tmp_path: Path, extra: tuple[str, ...], said: str
+) -> None:
+    booter = tmp_path / "booter"
+    booter.write_bytes(b"MZ")
+    result = run("nbi", "create", "--name", "X", "--index", "3", "--booter", str(booter),
+                 *extra, str(tmp_path / "X.nbi"))  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert not (tmp_path / "X.nbi").exists()

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import click
 
 from netboot.errors import ImageError, UdifError
-from netboot.nbi.create import ROOT_FORMATS, SetSpec, create_set, split_list
+from netboot.firmware import FAMILIES
+from netboot.nbi.create import ROOT_FORMATS, PcPairSpec, SetSpec, create_set, split_list
 from netboot.nbi.problems import Problem
 
 if TYPE_CHECKING:
@@ -79,6 +80,27 @@ def nbi() -> None:
 @click.option("--pc-kernel", type=existing_file, help="Linux kernel for PCs (PCKernel).")
 @click.option("--pc-initrd", "pc_initrds", multiple=True, type=existing_file, help="PCInitrd.")
 @click.option("--pc-cmdline", help="Kernel command line for PCs (PCCommandLine).")
+@click.option(
+    "--pc-kernel-for",
+    "pc_kernels_for",
+    multiple=True,
+    metavar="FAMILY=FILE",
+    help="A firmware family's own kernel (PCKernels), e.g. efi-arm64=vmlinuz (repeat).",
+)
+@click.option(
+    "--pc-initrd-for",
+    "pc_initrds_for",
+    multiple=True,
+    metavar="FAMILY=FILE",
+    help="An initrd of that family's pair, in order (repeat).",
+)
+@click.option(
+    "--pc-cmdline-for",
+    "pc_cmdlines_for",
+    multiple=True,
+    metavar="FAMILY=TEXT",
+    help="That family's command line (else --pc-cmdline).",
+)
 @click.option("--description", help="Description shown to admins.")
 @click.option("--disabled", is_flag=True, help="Write IsEnabled false (enable it later).")
 @click.option("--default", "is_default", is_flag=True, help="Write IsDefault true.")
@@ -107,6 +129,9 @@ def create(
     pc_kernel: Path | None,
     pc_initrds: tuple[Path, ...],
     pc_cmdline: str | None,
+    pc_kernels_for: tuple[str, ...],
+    pc_initrds_for: tuple[str, ...],
+    pc_cmdlines_for: tuple[str, ...],
     description: str | None,
     disabled: bool,
     is_default: bool,
@@ -133,6 +158,7 @@ def create(
                 ("--root-dir", root_dir),
                 ("--install", True if install else None),
                 ("--pc-kernel", pc_kernel),
+                ("--pc-kernel-for", pc_kernels_for or None),
             )
             if value is not None
         ]
@@ -182,6 +208,7 @@ def create(
         pc_kernel=pc_kernel,
         pc_initrds=pc_initrds,
         pc_command_line=pc_cmdline,
+        pc_pairs=pc_pairs(pc_kernels_for, pc_initrds_for, pc_cmdlines_for),
         root_format=root_format or "UDZO",
         description=description,
         enabled=not disabled,
@@ -192,6 +219,45 @@ def create(
     except (ImageError, UdifError) as error:
         _fail(error)
     _report(warnings, quiet, f"built {built}", built.parent)
+
+
+def pc_pairs(
+    kernels: tuple[str, ...], initrds: tuple[str, ...], command_lines: tuple[str, ...]
+) -> tuple[PcPairSpec, ...]:
+    """`--pc-kernel-for`, `--pc-initrd-for` and `--pc-cmdline-for` as `PCKernels` pairs,
+    in the order the kernels were given; a usage error names the option and the entry."""
+
+    def split(option: str, entry: str) -> tuple[str, str]:
+        family, equals, value = entry.partition("=")
+        family = family.strip()
+        if not equals or not value or family not in FAMILIES:
+            known = ", ".join(FAMILIES)
+            raise click.UsageError(f"{option} {entry!r}: want FAMILY=VALUE, FAMILY one of {known}")
+        return family, value
+
+    kernel_of: dict[str, Path] = {}
+    for entry in kernels:
+        family, value = split("--pc-kernel-for", entry)
+        if family in kernel_of:
+            raise click.UsageError(f"--pc-kernel-for: {family} is given twice")
+        kernel_of[family] = Path(value)
+    initrds_of: dict[str, list[Path]] = {}
+    for entry in initrds:
+        family, value = split("--pc-initrd-for", entry)
+        initrds_of.setdefault(family, []).append(Path(value))
+    command_line_of = dict(split("--pc-cmdline-for", entry) for entry in command_lines)
+    for family in (*initrds_of, *command_line_of):
+        if family not in kernel_of:
+            raise click.UsageError(f"{family}: an initrd or command line needs --pc-kernel-for")
+    return tuple(
+        PcPairSpec(
+            family,
+            kernel,
+            tuple(initrds_of.get(family, ())),
+            command_line_of.get(family),
+        )
+        for family, kernel in kernel_of.items()
+    )
 
 
 def _create_from_installer(
