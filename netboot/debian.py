@@ -94,6 +94,14 @@ def host_architecture() -> str:
     return done.stdout.strip()
 
 
+def apt_for(architecture: str) -> ForeignApt | None:
+    """The apt state that has `architecture`'s packages: the host's (None) for its own
+    architecture, else that architecture's private state. Without dpkg the host's is
+    named, and `unpack_packages` says what is missing."""
+    host = host_architecture()
+    return None if architecture == host or not host else foreign_apt(architecture)
+
+
 def foreign_apt(architecture: str, cache: Path = FOREIGN_APT_CACHE) -> ForeignApt:
     """The private apt state of `architecture`, its lists updated from the host's sources now."""
     apt = ForeignApt(architecture, cache / f"apt-{architecture}")

@@ -13,7 +13,7 @@ from netboot.config import (
     SIGNED_CHAIN_PACKAGES,
     PxeConfig,
 )
-from netboot.debian import foreign_apt, host_architecture, unpack_packages
+from netboot.debian import apt_for, unpack_packages
 from netboot.errors import ImageError
 from netboot.settings import chain_file
 
@@ -93,9 +93,5 @@ def fetch_signed_chain(
 def _fetch(family: str, into: Path) -> list[Path]:
     """Unpack `family`'s packages under `into`: from the host's apt when they are of the
     host's architecture, else through that architecture's private apt state."""
-    architecture = SIGNED_CHAIN_ARCHITECTURES[family]
     packages = SIGNED_CHAIN_PACKAGES[family]
-    host = host_architecture()
-    if architecture == host or not host:  # without dpkg, unpack_packages says what is missing
-        return unpack_packages(packages, into)
-    return unpack_packages(packages, into, foreign_apt(architecture))
+    return unpack_packages(packages, into, apt_for(SIGNED_CHAIN_ARCHITECTURES[family]))
