@@ -128,6 +128,33 @@ def client_config_name(mac: MacAddress, target: str = "x86_64-efi") -> str:
     return f"{CLIENT_CONFIG_DIRECTORY}/{target}/{mac}.cfg"
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """What a configuration name is answered with, by TFTP or HTTP alike."""
+
+    content: bytes
+    summary: str
+    """What it does, for the log and the client's journey."""
+    mac: MacAddress | None = None
+    """The client it was rendered for; None for the file that is the same for everyone."""
+    image: str | None = None
+    """The name of the image it boots, if it boots one."""
+
+
+def config_file(catalog: Catalog, name: str, settings: ChoiceSettings) -> ConfigFile | None:
+    """The configuration a request name (without its leading `/`) asks for; None when the
+    name is no configuration's. The one answer for TFTP (the signed chain, whose GRUB
+    reads by TFTP) and HTTP (`build-http-grub`'s GRUB under UEFI HTTP boot)."""
+    if is_generic_name(name):
+        return ConfigFile(GENERIC_CONFIG.encode(), "GRUB configuration for every client")
+    request = client_request(name)
+    if request is None:
+        return None
+    config = client_config(catalog, request, settings)
+    image = config.image.name if config.image is not None else None
+    return ConfigFile(config.text.encode(), config.summary, config.mac, image)
+
+
 def client_config(catalog: Catalog, request: ClientRequest, settings: ChoiceSettings) -> GrubConfig:
     """The configuration of one client, with the image choice the iPXE script would make."""
     choice = choose_pc_image(catalog, request.mac, request.family, None, settings)

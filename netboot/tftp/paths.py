@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from netboot.grub.config import GENERIC_CONFIG, client_config, client_request, is_generic_name
+from netboot.grub.config import config_file
 from netboot.macaddr import MacAddress
 from netboot.nbi.catalog import Catalog
 from netboot.nbi.model import PLIST_NAME
@@ -142,14 +142,10 @@ class TftpNamespace:
         return Refusal(ErrorCode.FILE_NOT_FOUND, "not in any served directory")
 
     def _grub_config(self, name: str, settings: ChoiceSettings) -> Rendered | None:
-        if is_generic_name(name):
-            return Rendered(GENERIC_CONFIG.encode(), name, "GRUB configuration for every client")
-        request = client_request(name)
-        if request is None:
+        found = config_file(self.catalog, name, settings)
+        if found is None:
             return None
-        config = client_config(self.catalog, request, settings)
-        image = config.image.name if config.image is not None else None
-        return Rendered(config.text.encode(), name, config.summary, config.mac, image)
+        return Rendered(found.content, name, found.summary, found.mac, found.image)
 
     def _set_publishing(self, name: PurePosixPath) -> PurePosixPath | None:
         """The set whose booter directory holds `name`."""
