@@ -11,6 +11,9 @@ cd "$(dirname "$0")"
 # and GRUB for Secure Boot PCs are fetched, not installed (`netboot fetch-signed-chain`):
 # shim-signed's postinst would reinstall the boot loader of a UEFI host.
 RUNTIME_PACKAGES="python3 python3-venv ipxe xorriso iproute2 nfs-ganesha nfs-ganesha-vfs rpcbind"
+# grub-mkimage (grub-common; no boot loader is installed by it) builds the network GRUB with
+# `http` that UEFI HTTP-boot clients without an iPXE (arm64) get: `netboot build-http-grub`.
+RUNTIME_PACKAGES="$RUNTIME_PACKAGES grub-common"
 # What the tests need on top: clients and dissectors written by others: TFTP
 # (curl, tftp-hpa, atftp), BSDP (insomniacslk's Go library, built with golang-go),
 # DHCP (busybox's udhcpc, ISC dhclient (also -6), dhcpcd, Kea's perfdhcp, and dnsmasq as a site's
@@ -76,6 +79,8 @@ serve)
     install_python ""
     .venv/bin/netboot fetch-signed-chain --if-missing --all >/dev/null ||
         echo "bootstrap: no signed shim and GRUB: Secure Boot PCs cannot boot (see above)" >&2
+    .venv/bin/netboot build-http-grub --if-missing --all >/dev/null ||
+        echo "bootstrap: no HTTP GRUB: arm64 PCs cannot UEFI HTTP boot (see above)" >&2
     if [ -z "$(find nbimages -mindepth 1 -maxdepth 2 -name '*.nbi' -print -quit)" ]; then
         .venv/bin/netboot images demo --root nbimages
     fi
@@ -89,6 +94,8 @@ test)
     # lab's kernels and initrds (x86 and arm64) are fetched when a lab is first set up.
     .venv/bin/netboot fetch-signed-chain --if-missing --family efi-arm64 >/dev/null ||
         echo "bootstrap: no arm64 signed shim and GRUB: the arm64 lab tests will fail" >&2
+    .venv/bin/netboot build-http-grub --if-missing --family efi-arm64 >/dev/null ||
+        echo "bootstrap: no arm64 HTTP GRUB: the arm64 HTTP boot test will fail" >&2
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
     .venv/bin/mypy

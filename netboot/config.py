@@ -569,7 +569,15 @@ SIGNED_CHAIN_PACKAGES: dict[str, tuple[str, str]] = {
 }
 """Debian's packages that hold the default `shim_files` and `grub_files`, per family."""
 SIGNED_CHAIN_ARCHITECTURES: dict[str, str] = {"efi-x64": "amd64", "efi-arm64": "arm64"}
-"""The Debian architecture each family's signed-chain packages are built for."""
+"""The Debian architecture each family's signed-chain (and HTTP GRUB) packages are built for."""
+HTTP_GRUB_PACKAGES: dict[str, str] = {
+    "efi-x64": "grub-efi-amd64-bin",
+    "efi-arm64": "grub-efi-arm64-bin",
+}
+"""Debian's unsigned GRUB modules per family, from which `netboot build-http-grub` builds
+a network GRUB with the `http` module that Debian's signed one lacks."""
+HTTP_GRUB_CACHE = Path("/var/cache/netboot/http-grub")
+"""Where `netboot build-http-grub` writes its GRUB builds (the default `http_grub_files`)."""
 SIGNED_CHAIN_CACHE = Path("/var/cache/netboot/signed-chain")
 """Where `netboot fetch-signed-chain` unpacks them (as if it were `/`), not installed:
 shim-signed's postinst would reinstall the boot loader of a UEFI host. A chain file
@@ -663,8 +671,9 @@ class PxeConfig:
         "DHCP server's next-server, never from a proxy offer; in proxy mode set `shim` once "
         "the site's DHCP names this server as next-server). A family not listed gets its "
         "`boot_files` entry. iPXE ROMs keep getting the iPXE script, and "
-        "UEFI HTTP-boot clients the `boot_files` entry: Debian's signed GRUB has no `http` "
-        "module, so the chain cannot continue over HTTP.",
+        "UEFI HTTP-boot clients the `boot_files` entry, else the family's "
+        "`http_grub_files` GRUB: Debian's signed GRUB has no `http` module, so the signed "
+        "chain cannot continue over HTTP.",
     )
     shim_files: tuple[tuple[str, str], ...] = option(
         (
@@ -691,6 +700,19 @@ class PxeConfig:
         "reads `/grub/grub.cfg` from the server, which sources the client's configuration "
         "rendered from the catalog. Looked for under /var/cache/netboot/signed-chain too, "
         "as `shim_files`.",
+    )
+    http_grub_files: tuple[tuple[str, str], ...] = option(
+        (
+            ("efi-x64", str(HTTP_GRUB_CACHE / "grubx64.efi")),
+            ("efi-arm64", str(HTTP_GRUB_CACHE / "grubaa64.efi")),
+        ),
+        _family_paths,
+        "A network GRUB with the `http` module per UEFI family, which `netboot "
+        "build-http-grub` builds from Debian's GRUB modules (unsigned: it boots with Secure "
+        "Boot off). A UEFI HTTP-boot client whose family has no `boot_files` entry (arm64: "
+        "Debian ships no arm64 iPXE) is handed it as `http://<server>/grub/http/grub<arch>"
+        ".efi`; it reads `/grub/grub.cfg`, its own configuration rendered from the catalog "
+        "and the kernel and initrds by HTTP. A missing file is not offered.",
     )
     loader_assignments: tuple[tuple[MacAddress, str], ...] = option(
         (),

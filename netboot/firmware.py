@@ -59,3 +59,14 @@ def grub_name(family: str) -> str:
     """The TFTP name shim asks for the second stage: `grub<arch>.efi` beside itself."""
     arch = EFI_ARCH_NAMES[family]
     return f"{SIGNED_CHAIN_DIRECTORY}/{arch}/grub{arch}.efi"
+
+
+HTTP_GRUB_DIRECTORY = "grub/http"
+"""Where the HTTP service publishes the HTTP-capable GRUB builds (`netboot build-http-grub`),
+under the `/grub/` tree GRUB reads its configuration from."""
+
+
+def http_grub_name(family: str) -> str:
+    """The HTTP path (without its leading `/`) of `family`'s HTTP-capable GRUB: what a UEFI
+    HTTP-boot client of that family is handed when it has no `boot_files` entry."""
+    return f"{HTTP_GRUB_DIRECTORY}/grub{EFI_ARCH_NAMES[family]}.efi"

@@ -35,7 +35,7 @@ from netboot.config import (
 from netboot.dhcp.boot import BootSettings, Loader
 from netboot.dhcp6.leases import Address6Pool
 from netboot.dhcp6.server import Dhcp6Mode, Dhcp6Settings
-from netboot.firmware import grub_name, shim_name
+from netboot.firmware import grub_name, http_grub_name, shim_name
 from netboot.macaddr import MacAddress
 from netboot.pc.choice import ChoiceSettings
 from netboot.tftp.options import TransferLimits, blksize_for_mtu
@@ -91,7 +91,8 @@ class Runtime:
     scripts: ChoiceSettings | None
     """iPXE scripts from the catalog; None when no client is sent to them."""
     grub: ChoiceSettings | None
-    """GRUB configurations from the catalog (by TFTP); None when no client gets the shim."""
+    """GRUB configurations from the catalog (by TFTP and HTTP); None when no client gets
+    the shim or an HTTP GRUB."""
     public_host: str
     """The host in URLs we hand out instead of the address a request arrived on."""
     http: HttpConfig
@@ -99,6 +100,8 @@ class Runtime:
     """The PXE programs directory (`tftp.extra_dir`), over TFTP and at /boot/ over HTTP."""
     chain_files: Mapping[str, Path]
     """The signed chains' TFTP names (`sb/x64/shimx64.efi`, `sb/x64/grubx64.efi`) to their files."""
+    http_grub_files: Mapping[str, Path]
+    """The HTTP GRUBs there are, by HTTP path without `/` (`grub/http/grubaa64.efi`)."""
     tftp: TftpConfig
     tftp_limits: TransferLimits
     lease_terms: LeaseTerms
@@ -156,6 +159,9 @@ def build_runtime(
     chained = frozenset(
         family for family in configured if present(shims[family]) and present(grubs[family])
     )
+    http_grubs = {
+        family: Path(path) for family, path in config.pxe.http_grub_files if present(Path(path))
+    }
     boot = BootSettings(
         boot_files=MappingProxyType(dict(config.pxe.boot_files)),
         ipxe_script=config.pxe.ipxe_script,
@@ -168,6 +174,7 @@ def build_runtime(
         loader_assignments=MappingProxyType(
             {mac: Loader(v) for mac, v in config.pxe.loader_assignments}
         ),
+        http_grubs=frozenset(http_grubs) if http_port is not None else frozenset(),
     )
     shadow_root = config.nfs.shadow_root
     bsdp = BsdpSettings(
@@ -193,7 +200,8 @@ def build_runtime(
     scripts = choice if pxe_on and config.pxe.ipxe_script else None
     loaders = {*boot.uefi_loaders.values(), *boot.loader_assignments.values()}
     chain_offered = Loader.SHIM in loaders or (Loader.AUTO in loaders and "full" in modes)
-    grub = choice if pxe_on and chained and chain_offered else None
+    http_grub_offered = any(family not in boot.boot_files for family in boot.http_grubs)
+    grub = choice if pxe_on and ((chained and chain_offered) or http_grub_offered) else None
     addresses = None
     if config.dhcp.mode == "full" and config.dhcp.pool is not None and pool_subnet is not None:
         addresses = AddressPlan(
@@ -211,6 +219,9 @@ def build_runtime(
         http=config.http,
         boot_programs=config.tftp.extra_dir,
         chain_files=MappingProxyType(chain_files),
+        http_grub_files=MappingProxyType(
+            {http_grub_name(family): path for family, path in sorted(http_grubs.items())}
+        ),
         tftp=config.tftp,
         tftp_limits=TransferLimits(
             max_blksize=blksize_for_mtu(config.tftp.mtu),

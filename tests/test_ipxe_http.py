@@ -22,6 +22,7 @@ from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
 from netboot.config import HttpConfig
+from netboot.grub.config import GENERIC_CONFIG
 from netboot.nbi.catalog import Catalog, scan_catalog
 from netboot.pc.choice import ChoiceSettings
 from netboot_lab.factories import make_set
@@ -453,3 +454,60 @@ def test_boot_file_linked_from_elsewhere_is_served(catalog: Catalog, boot_dir: P
 def test_boot_files_are_404_without_a_boot_directory(catalog: Catalog) -> None:
     request = get(make_resource(catalog, boot_files=None), "/boot/ipxe.efi")
     assert request.status == 404
+
+
+# --- /grub/ (the HTTP GRUB of `netboot build-http-grub`, under UEFI HTTP boot) -------------
+
+
+def grub_resource(catalog: Catalog, tmp_path: Path, grub: ChoiceSettings | None) -> ImageResource:
+    resource = make_resource(catalog)
+    resource.grub = grub
+    grub_file = tmp_path / "grubaa64.efi"
+    grub_file.write_bytes(b"MZ grub " * 64)
+    resource.grub_files = {"grub/http/grubaa64.efi": grub_file}
+    return resource
+
+
+def test_the_http_grub_and_its_configurations_are_served_under_grub(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """GRUB's prefix after HTTP boot is `(http,<server>)/grub`: it reads `grub.cfg` (the same
+    for everyone), then its own file, rendered from the catalog as TFTP renders it."""
+    resource = grub_resource(catalog, tmp_path, ChoiceSettings())
+    resource.clients = ClientTracker()
+    loader = get(resource, "/grub/http/grubaa64.efi")
+    assert (loader.status, loader.body) == (200, b"MZ grub " * 64)
+    assert loader.header(b"content-type") == b"application/efi"
+    generic = get(resource, "/grub/grub.cfg")
+    assert generic.status == 200 and generic.header(b"cache-control") == b"no-store"
+    assert generic.body == GENERIC_CONFIG.encode()
+    own = get(resource, f"/grub/netboot/x86_64-efi/{MAC}.cfg")
+    assert own.status == 200
+    assert "linux '/Rescue.nbi/pc/vmlinuz' 'console=ttyS0' 'ip=dhcp'" in own.body.decode()
+    assert "initrd '/Rescue.nbi/pc/initrd.img'" in own.body.decode()
+    (record,) = resource.clients.recent()
+    assert (record["mac"], record["image"], record["progress"]) == (MAC, "Rescue", "grub config")
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        pytest.param("/grub/arm64-efi/command.lst", 404, id="module-list"),
+        pytest.param("/grub/netboot/x86_64-efi/not-a-mac.cfg", 404, id="bad-mac"),
+        pytest.param("/grub/%2e%2e/secret", 400, id="encoded-dotdot"),
+        pytest.param("/grub/http/grubx64.efi", 404, id="not-built"),
+    ],
+)
+def test_other_grub_paths_are_refused(
+    catalog: Catalog, tmp_path: Path, target: str, status: int
+) -> None:
+    resource = grub_resource(catalog, tmp_path, ChoiceSettings())
+    assert get(resource, target).status == status
+
+
+def test_grub_configurations_are_404_when_no_client_gets_a_grub(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    resource = grub_resource(catalog, tmp_path, None)
+    assert get(resource, "/grub/grub.cfg").status == 404
+    assert get(resource, f"/grub/netboot/x86_64-efi/{MAC}.cfg").status == 404

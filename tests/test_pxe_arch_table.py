@@ -87,6 +87,46 @@ def test_a_family_without_a_loader_is_refused_by_name() -> None:
     assert result == NoBoot("no boot file configured for efi-arm64 (arch 11 ARM 64-bit UEFI)")
 
 
+@pytest.mark.parametrize("code", list(ARCHITECTURES))
+def test_http_boot_of_a_family_without_a_loader_gets_its_http_grub(code: int) -> None:
+    """With only x64's iPXE configured (the default) and an HTTP GRUB for arm64 (`netboot
+    build-http-grub`), an arm64 HTTP-boot client gets that GRUB by HTTP; its PXE ROM does
+    not (PXE gets the signed chain or a boot file), and no other family ever gets it."""
+    settings = BootSettings(
+        boot_files={"efi-x64": "ipxe.efi"}, http_port=8080, http_grubs=frozenset({"efi-arm64"})
+    )
+    for kind in (ClientKind.PXE, ClientKind.HTTP_BOOT):
+        arch = ARCHITECTURES[code]
+        result = boot_offer(BootClient(kind, arch), MAC, SERVER, settings, full_mode=True)
+        http = code in HTTP_CODES or kind is ClientKind.HTTP_BOOT
+        if FAMILY_OF_CODE.get(code) == "efi-arm64" and http:
+            assert isinstance(result, BootOffer), result
+            assert result.file == f"{BASE}/grub/http/grubaa64.efi".encode()
+            assert result.vendor_class == b"HTTPClient" and result.file_is_url
+        else:
+            assert not isinstance(result, BootOffer) or b"grub/http" not in result.file
+
+
+def test_a_boot_file_wins_over_the_http_grub() -> None:
+    """An admin's own arm64 loader (`boot_files`, an arm64 iPXE) is what HTTP boot gets."""
+    settings = BootSettings(
+        boot_files={"efi-arm64": "ipxe-arm64.efi"},
+        http_port=8080,
+        http_grubs=frozenset({"efi-arm64"}),
+    )
+    result = boot_offer(BootClient(ClientKind.PXE, ARCHITECTURES[19]), MAC, SERVER, settings,
+                        full_mode=True)  # fmt: skip
+    assert isinstance(result, BootOffer)
+    assert result.file == f"{BASE}/boot/ipxe-arm64.efi".encode()
+
+
+def test_without_http_the_http_grub_is_not_offered() -> None:
+    settings = BootSettings(http_port=None, http_grubs=frozenset({"efi-arm64"}))
+    result = boot_offer(BootClient(ClientKind.PXE, ARCHITECTURES[19]), MAC, SERVER, settings,
+                        full_mode=True)  # fmt: skip
+    assert result == NoBoot("UEFI HTTP boot client, but the HTTP service is off")
+
+
 # -- the kernel each code boots ----------------------------------------------------------------
 
 

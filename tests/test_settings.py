@@ -114,6 +114,7 @@ CHANGED: dict[str, object] = {
     "pxe.uefi_loader": {"efi-x64": "boot_file"},
     "pxe.shim_files": {"efi-x64": "/srv/shimx64.efi.signed"},
     "pxe.grub_files": {"efi-x64": "/srv/grubnetx64.efi.signed"},
+    "pxe.http_grub_files": {"efi-arm64": "/srv/grubaa64.efi"},
     "pxe.loader_assignments": ["52:54:00:00:00:01=boot_file"],
     "tftp.enabled": False,
     "tftp.port": 1069,
@@ -415,9 +416,10 @@ def test_grub_configurations_are_served_only_when_a_client_can_get_the_shim(
     tmp_path: Path, pxe: dict[str, Any], dhcp_mode: str, serves_grub: bool, dhcp6_mode: str
 ) -> None:
     """DHCPv4 and DHCPv6 hand out the same boot files: a full-mode DHCPv6 alone (an
-    IPv6-only lab) gives UEFI PXEv6 ROMs the shim as a full-mode DHCPv4 does."""
+    IPv6-only lab) gives UEFI PXEv6 ROMs the shim as a full-mode DHCPv4 does. (No HTTP
+    GRUB here: the next test has those.)"""
     table = base_table(tmp_path / "images")
-    table["pxe"] = pxe
+    table["pxe"] = {"http_grub_files": {}, **pxe}
     table["dhcp"] = {"mode": dhcp_mode} if dhcp_mode != "full" else table["dhcp"]
     table["dhcp6"] = {"mode": dhcp6_mode} if dhcp6_mode != "full" else table["dhcp6"]
     runtime = runtime_of(config_from_mapping(table, "netboot.toml", tmp_path))
@@ -431,6 +433,43 @@ def test_grub_configurations_are_served_only_when_a_client_can_get_the_shim(
             "sb/aa64/shimaa64.efi": Path("/usr/lib/shim/shimaa64.efi.signed"),
             "sb/aa64/grubaa64.efi": Path("/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed"),
         }
+
+
+@pytest.mark.parametrize(
+    ("pxe", "http", "serves_grub"),
+    [
+        pytest.param({}, True, True, id="arm64-has-no-boot-file"),
+        pytest.param(
+            {"boot_files": {"efi-arm64": "ipxe-arm64.efi", "efi-x64": "ipxe.efi"}},
+            True,
+            False,
+            id="every-family-has-a-boot-file",
+        ),
+        pytest.param({}, False, False, id="http-off"),
+    ],
+)
+def test_an_http_grub_is_offered_to_families_without_a_boot_file(
+    tmp_path: Path, pxe: dict[str, Any], http: bool, serves_grub: bool
+) -> None:
+    """An HTTP GRUB that is there is offered to the HTTP-boot clients of a family with no
+    `boot_files` entry (arm64 by default), and GRUB's configurations are then rendered
+    (for HTTP) even where no PXE client gets the shim."""
+    table = base_table(tmp_path / "images")
+    table["pxe"] = {"uefi_loader": {"efi-x64": "boot_file", "efi-arm64": "boot_file"}, **pxe}
+    table["http"] = {**table.get("http", {}), "enabled": http}
+    runtime = runtime_of(config_from_mapping(table, "netboot.toml", tmp_path))
+    absent = runtime_of(config_from_mapping(table, "netboot.toml", tmp_path), present=False)
+    assert absent.grub is None and absent.http_grub_files == {}
+    assert absent.boot.http_grubs == frozenset()
+    assert (runtime.grub is not None) is serves_grub
+    if http:
+        assert runtime.boot.http_grubs == {"efi-x64", "efi-arm64"}
+        assert runtime.http_grub_files == {
+            "grub/http/grubx64.efi": Path("/var/cache/netboot/http-grub/grubx64.efi"),
+            "grub/http/grubaa64.efi": Path("/var/cache/netboot/http-grub/grubaa64.efi"),
+        }
+    else:
+        assert runtime.boot.http_grubs == frozenset()
 
 
 def test_a_chain_file_not_installed_is_taken_from_the_unpacked_packages() -> None:

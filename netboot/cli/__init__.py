@@ -36,6 +36,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "Make machine MAC boot image IMAGE_ID next (`none`: no image, its menu).",
     ),
     "bsdp": LazyCommand("netboot.cli.bsdp", "bsdp", "BSDP (Apple NetBoot) diagnostics."),
+    "build-http-grub": LazyCommand(
+        "netboot.cli.http_grub",
+        "build_http_grub",
+        "Build a network GRUB with the `http` module from Debian's GRUB modules.",
+    ),
     "dmg": LazyCommand(
         "netboot.cli.dmg",
         "dmg",

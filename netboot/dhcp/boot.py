@@ -12,7 +12,11 @@ docs/protocols/pxe.md §8.1 says they are implemented:
   from the same directory, which boots the catalog's kernel by TFTP - the one
   path that boots with Secure Boot on;
 * a UEFI HTTP-boot client gets the same file as an `http://` URL with an IP
-  literal (EDK2 needs no DNS then) and `HTTPClient` as option 60;
+  literal (EDK2 needs no DNS then) and `HTTPClient` as option 60; a family
+  without a boot file (arm64: Debian ships no arm64 iPXE) gets the GRUB with
+  the `http` module that `netboot build-http-grub` made, when it is there
+  (`[pxe] http_grub_files`), which reads its configuration and the kernel
+  from us by HTTP (docs/protocols/pxe.md §8.4);
 * iPXE - chained from the above, or the iPXE a NIC or VM ROM carries - gets
   the URL of its boot script (`/boot.ipxe?mac=..&arch=..`) which the HTTP
   service renders from the catalog. Giving iPXE the script rather than the
@@ -32,7 +36,7 @@ from enum import StrEnum
 from urllib.parse import quote
 
 from netboot.dhcp.pxe import BootClient, ClientKind, Transport, ipxe_settings, pxe_boot_now
-from netboot.firmware import shim_name
+from netboot.firmware import http_grub_name, shim_name
 from netboot.http.urls import http_base
 from netboot.macaddr import MacAddress
 
@@ -74,6 +78,9 @@ class BootSettings:
     """The families whose shim and GRUB are configured (`shim_files` and `grub_files`)."""
     loader_assignments: Mapping[MacAddress, Loader] = field(default_factory=dict)
     """Per-client loader, over the family's."""
+    http_grubs: frozenset[str] = frozenset()
+    """The families whose HTTP-capable GRUB (`[pxe] http_grub_files`) is there: what their
+    UEFI HTTP-boot clients get when they have no `boot_files` entry."""
 
     def loader_for(self, mac: MacAddress, family: str, *, full_mode: bool) -> Loader:
         """The loader a UEFI PXE ROM of `family` with this MAC gets (`auto` decided)."""
@@ -150,15 +157,19 @@ def boot_offer(
     if not http_boot and loader is Loader.SHIM:
         return _signed_chain(arch.family, server, settings, full_mode=full_mode)
     name = settings.boot_files.get(arch.family)
-    if not name:
-        return NoBoot(f"no boot file configured for {arch.family} (arch {arch.code} {arch.name})")
-    if http_boot:
+    if http_boot and (name or arch.family in settings.http_grubs):
         if settings.http_port is None:
             return NoBoot("UEFI HTTP boot client, but the HTTP service is off")
-        url = f"{http_base(host, settings.http_port)}{PXE_FILES_PATH}{quote(name)}"
+        base = http_base(host, settings.http_port)
+        if name:
+            url = f"{base}{PXE_FILES_PATH}{quote(name)}"
+        else:  # GRUB reads its configuration, the kernel and the initrds from us by HTTP
+            url = f"{base}/{http_grub_name(arch.family)}"
         return BootOffer(
             server, url.encode(), b"HTTPClient", None, None, f"HTTP boot {url}", file_is_url=True
         )
+    if not name:
+        return NoBoot(f"no boot file configured for {arch.family} (arch {arch.code} {arch.name})")
     return _pxe_offer(server, name, f"{arch.family} loader {name}", settings, efi, full_mode)
 
 

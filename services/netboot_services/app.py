@@ -612,6 +612,8 @@ def apply_runtime(top: NetbootService, runtime: Runtime) -> None:
         http.resource.config = runtime.http
         http.resource.scripts = with_assigned(runtime.scripts, top.assigned)
         http.resource.boot_files = runtime.boot_programs
+        http.resource.grub = with_assigned(runtime.grub, top.assigned)
+        http.resource.grub_files = runtime.http_grub_files
         http.resource.public_host = runtime.public_host
         http.site.timeOut = runtime.http.idle_timeout
     dhcp6 = _optional(top, "dhcp6")

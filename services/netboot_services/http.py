@@ -26,7 +26,7 @@ import stat
 import sys
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from html import escape
@@ -50,7 +50,14 @@ from zope.interface import implementer
 from netboot.admin.file_reads import FileReads, ReadKey
 from netboot.config import HttpConfig
 from netboot.dhcp.boot import BOOT_SCRIPT_PATH, PXE_FILES_PATH
-from netboot.http.paths import HttpNamespace, Refusal, Resolved, resolve_boot_file
+from netboot.grub.config import config_file
+from netboot.http.paths import (
+    HttpNamespace,
+    Refusal,
+    Resolved,
+    decode_segments,
+    resolve_boot_file,
+)
 from netboot.http.plan import (
     BodyPart,
     FileFacts,
@@ -437,6 +444,10 @@ class KnownFiles:
         self._known[raw_path] = _Known(str(resolved.named), str(resolved.name), identity)
 
 
+GRUB_TREE = b"/grub/"
+"""Where GRUB under UEFI HTTP boot asks for everything: its prefix is `(http,<server>)/grub`."""
+
+
 class ImageResource(Resource):
     isLeaf = True  # noqa: N815 - Twisted's name
 
@@ -451,6 +462,10 @@ class ImageResource(Resource):
         """iPXE boot scripts at /boot.ipxe; None: not served."""
         self.boot_files: Path | None = None
         """The PXE programs directory (`tftp.extra_dir`), served at /boot/ for HTTP boot."""
+        self.grub: ChoiceSettings | None = None
+        """GRUB's configurations under /grub/ (`Runtime.grub`); None: not served."""
+        self.grub_files: Mapping[str, Path] = {}
+        """The HTTP GRUBs by path without `/` (`Runtime.http_grub_files`)."""
         self.public_host = ""
         self.clients: ClientTracker | None = None
         self.known = KnownFiles()
@@ -472,6 +487,10 @@ class ImageResource(Resource):
         raw_path = request.path
         if raw_path == BOOT_SCRIPT_PATH.encode() and self.scripts is not None:
             return self._script(request, self.scripts)
+        if raw_path.startswith(GRUB_TREE):
+            grub_answer = self._grub(request, raw_path)
+            if grub_answer is not None:
+                return grub_answer
         known = self.known.open(raw_path, (self.namespace(), self.boot_files))
         if known is not None:
             fd, facts, name = known
@@ -615,6 +634,45 @@ class ImageResource(Resource):
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-store")
         return choice.script.encode()
+
+    def _grub(self, request: Request, raw_path: bytes) -> Any:
+        """An HTTP GRUB, or a GRUB configuration rendered from the catalog, as TFTP renders
+        it for the signed chain; None: neither, so the path is judged as any other."""
+        segments = decode_segments(raw_path)
+        if isinstance(segments, Refusal):
+            return self._refuse(request, segments)
+        name = "/".join(segments)
+        grub_file = self.grub_files.get(name)
+        if grub_file is not None:
+            try:
+                fd = os.open(grub_file, os.O_RDONLY)
+            except OSError as error:
+                return self._refuse(request, Refusal(404, f"cannot open: {error.strerror}"))
+            try:
+                return self._serve(request, fd, os.fstat(fd), name)
+            except BaseException:
+                os.close(fd)
+                raise
+        found = config_file(self.catalog(), name, self.grub) if self.grub is not None else None
+        if found is None:
+            return None
+        address = _host_of(request.getClientAddress())
+        if found.mac is not None:
+            if self.clients is not None:
+                clock: Any = self.reactor
+                now = clock.seconds()
+                self.clients.note(
+                    address, "grub config", now, found.summary, found.mac, found.image, kind="pc"
+                )
+            log.info(
+                "{mac} GRUB configuration for {client}: {summary}",
+                mac=found.mac,
+                client=address,
+                summary=found.summary,
+            )
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return found.content
 
     def _url_host(self, arrival: str) -> str:
         """The host the script's URLs name (`url_host`); a link-local arrival's interface
