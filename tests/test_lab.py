@@ -43,13 +43,16 @@ from netboot_lab.process import pcap_fields
 BOOT_TIMEOUT = 120.0
 
 
-def require_lab(firmware: str = "uefi", secure_boot: bool = False) -> None:
+def require_lab(firmware: str = "uefi", secure_boot: bool = False, http_boot: bool = False) -> None:
     """Skip (a failure under NETBOOT_REQUIRE_ALL) unless this machine can boot such guests;
     signed-chain files count where the daemon finds them (installed, or fetched)."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
     missing = missing_pieces(
-        firmware, secure_boot, lambda path: chain_file(path, Path.is_file).is_file()
+        firmware,
+        secure_boot,
+        lambda path: chain_file(path, Path.is_file).is_file(),
+        http_boot=http_boot,
     )
     if missing:
         pytest.skip("missing: " + ", ".join(missing))
@@ -513,6 +516,35 @@ def test_progress_reads_the_signed_chains_stages_from_the_tftp_log() -> None:
         "kernel": 9.0, "initrd": 9.5,
     }  # fmt: skip
     assert progress.tftp_bytes == 9100
+
+
+def test_progress_reads_an_http_grubs_stages_from_the_http_log() -> None:
+    """UEFI HTTP boot of our HTTP GRUB (arm64): the boot file is GRUB itself, and its
+    configuration, kernel and initrd come by HTTP."""
+    start = 1_800_000_000.0
+    mine = "52:54:00:4e:42:01"
+    kernel, initrd = "/Demo.nbi/pc/efi-arm64/vmlinuz", "/Demo.nbi/pc/efi-arm64/initrd.gz"
+    progress = Progress(mine, start, kernel, (initrd,))
+    pxe, http, client = "netboot.pxe", "netboot.http", "10.0.0.5"
+    grub = f"{mine} GRUB configuration for 10.0.0.5: boot 'Demo'"
+
+    def got(path: str, size: int, status: int = 200) -> dict[str, object]:
+        return {"system": http, "client": client, "path": path, "status": status, "bytes": size}
+
+    events: list[tuple[float, dict[str, object]]] = [
+        (1.0, {"system": pxe, "mac": mine, "outcome": "ack", "address": "10.0.0.5"}),
+        (1.5, got("/grub/http/grubaa64.efi", 800_000)),
+        (2.0, got("/grub/arm64-efi/command.lst", 0, 404)),
+        (2.5, {"system": http, "message": grub, "mac": mine, "client": client}),
+        (7.0, got(kernel, 27_000_000)),
+        (7.5, got(initrd, 1_000_000)),
+    ]
+    progress.feed_text("".join(record(start + at, **fields) + "\n" for at, fields in events))
+    assert progress.ordered() == {
+        "dhcp": 1.0, "boot_file": 1.5, "grub": 1.5, "grub_config": 2.5, "kernel": 7.0,
+        "initrd": 7.5,
+    }  # fmt: skip
+    assert progress.http_bytes == 28_800_000
 
 
 def test_progress_takes_the_daemons_word_that_grub_went_elsewhere() -> None:

@@ -1,5 +1,6 @@
 """The QEMU lab's arm64 guests: an aarch64 AAVMF guest boots Debian's arm64 kernel through
-our daemon (AAVMF's own PXE -> the signed shimaa64 -> GRUB chain -> kernel and initrd by TFTP).
+our daemon (AAVMF's own PXE -> the signed shimaa64 -> GRUB chain -> kernel and initrd by TFTP;
+or AAVMF's UEFI HTTP boot -> our HTTP GRUB -> kernel and initrd by HTTP).
 
 The boots need root, qemu-system-aarch64 (qemu-system-arm), AAVMF (qemu-efi-aarch64)
 and the arm64 signed chain (`netboot fetch-signed-chain --family efi-arm64`); with
@@ -75,6 +76,25 @@ def test_an_arm64_guest_boots_with_secure_boot_enforced(lab: BootLab) -> None:
     assert result.secure_boot is True, result.as_json()
 
 
+def test_an_arm64_guest_boots_by_uefi_http_boot_through_our_http_grub(lab: BootLab) -> None:
+    """AAVMF with its PXE switched off boots by UEFI HTTP boot alone: it gets our HTTP GRUB
+    (`netboot build-http-grub`; Debian ships no arm64 iPXE) by HTTP, which reads its
+    configuration, the kernel and the initrd from us by HTTP too. Nothing goes by TFTP."""
+    require_lab(ARM64, http_boot=True)
+    result = lab.boot(ARM64, accel="tcg", timeout=BOOT_TIMEOUT, http_boot=True)
+    assert result.result == "ok", result.as_json()
+    stages = result.stages
+    for stage in ("dhcp", "boot_file", "grub", "grub_config", "kernel", "initrd", "marker"):
+        assert stage in stages, result.as_json()
+    assert "shim" not in stages, result.as_json()
+    assert stages["boot_file"] <= stages["grub_config"] <= stages["kernel"] <= stages["marker"]
+    assert result.bytes["tftp"] == 0, result.as_json()
+    assert result.bytes["http"] > 25_000_000, result.as_json()  # GRUB, the 27 MB Image, initrd
+    serial = Path(result.serial_log).read_text(errors="replace")
+    marker = next((line for line in serial.splitlines() if "NETBOOT-LAB-BOOTED" in line), "")
+    assert "/Demo.nbi/pc/efi-arm64/vmlinuz console=ttyAMA0" in marker, serial[-2000:]
+
+
 # -- pure parts --------------------------------------------------------------------------
 
 
@@ -98,8 +118,16 @@ def test_guest_command_runs_an_aarch64_virt_guest_on_aavmf_without_an_option_rom
         secure
     )
     assert secure[secure.index("-machine") + 1] == "virt"  # no q35, no smm=on
-    with pytest.raises(ValueError, match="HTTP boot"):
-        guest_command(ARM64, "tcg", "tap1", MAC, serial, uefi_vars, http_boot=True)
+    http = guest_command(ARM64, "tcg", "tap1", MAC, serial, uefi_vars, http_boot=True)
+    switches = [http[i + 1] for i, word in enumerate(http) if word == "-fw_cfg"]
+    assert switches == [  # AAVMF reads OVMF's switches: its PXE entries are left out
+        "name=opt/org.tianocore/IPv4PXESupport,string=no",
+        "name=opt/org.tianocore/IPv6PXESupport,string=no",
+    ]
+    with pytest.raises(ValueError, match="no Secure Boot with HTTP boot on arm64"):
+        guest_command(
+            ARM64, "tcg", "tap1", MAC, serial, uefi_vars, secure_boot=True, http_boot=True
+        )
     with pytest.raises(ValueError, match="AAVMF"):
         guest_command(ARM64, "tcg", "tap1", MAC, serial)
 
@@ -123,7 +151,7 @@ def test_auto_never_takes_kvm_for_an_aarch64_guest_on_x86() -> None:
 def test_lab_boot_refuses_what_an_arm64_guest_cannot_do() -> None:
     runner = CliRunner()
     for args, said in (
-        (["--http-boot"], "--http-boot is not supported"),
+        (["--http-boot", "--secure-boot"], "no Secure Boot with HTTP boot on arm64"),
         (["--ipxe-rom"], "x86 code"),
     ):
         done = runner.invoke(boot, ["--firmware", "uefi-arm64", *args])

@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from netboot.errors import ImageError, NetbootError
-from netboot.lab.qemu import ACCELERATORS, ARM64, FIRMWARES, kvm_can_run
+from netboot.lab.qemu import (
+    ACCELERATORS,
+    ARM64,
+    ARM64_NO_SECURE_HTTP_BOOT,
+    FIRMWARES,
+    kvm_can_run,
+)
 
 if TYPE_CHECKING:
     from netboot_lab.lab import BootLab
@@ -154,7 +160,9 @@ def down(name: str) -> None:
     "--http-boot",
     is_flag=True,
     help="UEFI with the firmware's PXE switched off: its own UEFI HTTP boot fetches the "
-    "boot file by HTTP (no option ROM).",
+    "boot file by HTTP (no option ROM). uefi-arm64: our HTTP GRUB (netboot "
+    "build-http-grub), which reads its configuration and the kernel by HTTP too; not with "
+    "--secure-boot (it is unsigned).",
 )
 @click.option(
     "--loss",
@@ -212,11 +220,8 @@ def boot(
     if firmware == "bios" and not ipxe_rom:
         raise click.UsageError("a BIOS guest network-boots only from the NIC's iPXE ROM")
     if firmware == ARM64:
-        if http_boot:
-            raise click.UsageError(
-                "--http-boot is not supported for --firmware uefi-arm64 yet: our arm64 HTTP "
-                "boot file would be an arm64 iPXE, which Debian does not ship"
-            )
+        if http_boot and secure_boot:
+            raise click.UsageError(ARM64_NO_SECURE_HTTP_BOOT)
         if ipxe_rom:
             raise click.UsageError("QEMU's iPXE ROMs are x86 code: no --ipxe-rom on uefi-arm64")
         if accel == "kvm" and not kvm_can_run(firmware, platform.machine()):

@@ -77,6 +77,14 @@ ARM64_SIGNED_CHAIN = (
     *(Path(path) for family, path in PxeConfig().grub_files if family == "efi-arm64"),
 )
 """The daemon's default arm64 shim and GRUB, which every arm64 lab guest boots through."""
+ARM64_HTTP_GRUB = Path(dict(PxeConfig().http_grub_files)["efi-arm64"])
+"""The daemon's default arm64 HTTP GRUB (`netboot build-http-grub`), which an arm64 guest
+doing UEFI HTTP boot runs: Debian ships no arm64 iPXE. AAVMF reads the same fw_cfg switches
+as OVMF (`HTTP_BOOT_ONLY`)."""
+ARM64_NO_SECURE_HTTP_BOOT = (
+    "no Secure Boot with HTTP boot on arm64: Debian's signed GRUB has no http module, and "
+    "the GRUB that has one (netboot build-http-grub) is unsigned"
+)
 FIRMWARES = ("bios", "uefi", ARM64)
 FIRMWARE_FAMILIES = {"bios": "bios", "uefi": "efi-x64", ARM64: "efi-arm64"}
 """The firmware family (`netboot.firmware`) each lab firmware's PXE client reports."""
@@ -115,9 +123,10 @@ def guest_command(
     """
     netdev = f"tap,id=net0,ifname={tap},script=no,downscript=no"
     if firmware == ARM64:
-        if http_boot:
-            raise ValueError("HTTP boot of an arm64 guest is not supported by the lab")
-        return _arm64_machine(accel, netdev, mac, f"file:{serial}", uefi_vars, secure_boot)
+        if http_boot and secure_boot:
+            raise ValueError(ARM64_NO_SECURE_HTTP_BOOT)
+        machine = _arm64_machine(accel, netdev, mac, f"file:{serial}", uefi_vars, secure_boot)
+        return machine + (_switched_off(HTTP_BOOT_ONLY) if http_boot else [])
     command = _machine(firmware, accel, netdev, mac, f"file:{serial}", uefi_vars, ipxe_rom)
     if delay_ms < 0:
         raise ValueError(f"delay_ms is milliseconds, not {delay_ms}")
@@ -252,14 +261,21 @@ def _machine(
 
 
 def missing_pieces(
-    firmware: str, secure_boot: bool = False, chain_found: Callable[[Path], bool] = Path.is_file
+    firmware: str,
+    secure_boot: bool = False,
+    chain_found: Callable[[Path], bool] = Path.is_file,
+    *,
+    http_boot: bool = False,
 ) -> list[str]:
     """What this machine lacks to boot `firmware` guests (empty: nothing).
 
     `chain_found` says whether a signed-chain file is there (where the daemon looks:
     at its path or under the signed-chain cache)."""
     if firmware == ARM64:
-        return _missing_for_arm64(secure_boot, chain_found)
+        missing = _missing_for_arm64(secure_boot, chain_found)
+        if http_boot and not ARM64_HTTP_GRUB.is_file():
+            missing.append(f"the arm64 HTTP GRUB {ARM64_HTTP_GRUB} (netboot build-http-grub)")
+        return missing
     missing = []
     if secure_boot and not (OVMF_CODE_SECURE.is_file() and OVMF_VARS_SECURE.is_file()):
         missing.append("OVMF with Microsoft's keys (Debian's ovmf)")

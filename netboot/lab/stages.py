@@ -6,7 +6,8 @@ fields, so the lab needs no packet or sentence parsing to time a boot:
 the first DHCP ACK (or DHCPv6 Reply that binds) for the guest's MAC, its first
 TFTP transfer (the boot
 file; by HTTP under UEFI HTTP boot), on the signed chain shim and GRUB (when
-each transfer began) and the GRUB configuration, or else the iPXE script, and
+each transfer began; under HTTP boot on arm64 the boot file is GRUB) and the GRUB
+configuration (by TFTP, or by HTTP from that GRUB), or else the iPXE script, and
 the kernel and initrd (by HTTP from iPXE, by TFTP from GRUB), each when its
 transfer ended. A daemon line saying the boot cannot finish (a GRUB gone to
 another server for its configuration) becomes the `failure`.
@@ -25,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from netboot.dhcp.boot import PXE_FILES_PATH
-from netboot.firmware import EFI_ARCH_NAMES, grub_name, shim_name
+from netboot.firmware import EFI_ARCH_NAMES, grub_name, http_grub_name, shim_name
 from netboot.grub.arrival import GRUB_SILENT
 from netboot.hostport import host_of
 
@@ -46,6 +47,9 @@ CHAIN_STAGES = {
 }
 """The signed chain's TFTP names to their stages: the firmware's boot file is shim, and
 shim then fetches GRUB."""
+HTTP_GRUBS = frozenset("/" + http_grub_name(family) for family in EFI_ARCH_NAMES)
+"""The HTTP paths of the HTTP GRUBs (`netboot build-http-grub`): a UEFI HTTP-boot guest's
+boot file is GRUB itself, which then reads its configuration by HTTP."""
 LEASED = "ack"
 """The `outcome` of a full-mode DHCP ACK: its `address` is the guest's from now on."""
 BOUND6 = "bound"
@@ -133,12 +137,19 @@ class Progress:
                 self.tftp_bytes += record["bytes"]
                 self._fetched("/" + quote(str(record.get("file", "")).lstrip("/")), when)
         elif system == "netboot.http":
-            if "iPXE script" in str(record.get("message", "")):
+            message = str(record.get("message", ""))
+            if "iPXE script" in message:
                 self.reached("ipxe_script", when)
                 return
+            if "GRUB configuration" in message:  # our HTTP GRUB read it
+                self.reached("grub_config", when)
+                return
             path = str(record.get("path", ""))
-            if path.startswith(PXE_FILES_PATH) and record.get("status") == 200:
+            http_grub = path in HTTP_GRUBS
+            if (http_grub or path.startswith(PXE_FILES_PATH)) and record.get("status") == 200:
                 self.reached("boot_file", when)  # UEFI HTTP boot fetched it
+                if http_grub:
+                    self.reached("grub", when)
             if record.get("status") in (200, 206) and isinstance(record.get("bytes"), int):
                 self.http_bytes += record["bytes"]
                 self._fetched(path, when)

@@ -18,8 +18,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from netboot.config import PxeConfig
 from netboot.debian import ForeignApt, foreign_apt, unpack_packages, versioned_package
 from netboot.errors import ImageError
+from netboot.grub.build import build_http_grub
 from netboot.lab.initrd import marker_initrd
 from netboot.nbi.demo import ARM64_COMMAND_LINE, ARM64_FAMILIES, PcBootFiles
 
@@ -39,6 +41,13 @@ def arm64_boot_files(cache: Path = ARM64_CACHE) -> PcBootFiles:
     """arm64's kernel and marker initrd (console on the PL011, ttyAMA0), from the cache or
     fetched into it now through a private apt state for arm64."""
     return _boot_files(cache, ARM64_KERNEL_PACKAGE, "arm64", ARM64_COMMAND_LINE)
+
+
+def http_grub(family: str = "efi-arm64") -> Path:
+    """`family`'s HTTP GRUB at the daemon's default `[pxe] http_grub_files` path, built now
+    from Debian's modules if it is not there (`netboot build-http-grub`)."""
+    path = Path(dict(PxeConfig().http_grub_files)[family])
+    return path if path.is_file() else build_http_grub(family, path)
 
 
 def _boot_files(

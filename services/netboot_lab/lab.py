@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 from urllib.parse import quote
 
+from netboot.errors import ImageError
 from netboot.lab.initrd import MARKER
 from netboot.lab.qemu import (
     FIRMWARE_FAMILIES,
@@ -262,6 +263,7 @@ class BootLab:
         try:
             if root is None:
                 lab._build_demo(image_root)
+            lab._http_grub()
             lab._network()
             if dhcp_mode == "proxy":
                 lab._start_site_server()
@@ -319,6 +321,15 @@ class BootLab:
 
         image_root.mkdir(parents=True, exist_ok=True)
         build_demo_set(image_root, pc_files=pc_boot_files(), pc_pairs=(arm64_boot_files(),))
+
+    @staticmethod
+    def _http_grub() -> None:
+        """arm64's HTTP GRUB, before the daemon starts (it looks for it at start and on
+        reload). Without it only an arm64 HTTP-boot guest fails, and says what is missing."""
+        from netboot_lab.assets import http_grub
+
+        with suppress(ImageError):
+            http_grub("efi-arm64")
 
     def _network(self) -> None:
         state = self.state
@@ -503,7 +514,10 @@ class BootLab:
             ipxe_rom = firmware == "bios"
         ipxe_rom = ipxe_rom and not secure_boot and not http_boot
         missing = missing_pieces(
-            firmware, secure_boot, lambda path: chain_file(path, Path.is_file).is_file()
+            firmware,
+            secure_boot,
+            lambda path: chain_file(path, Path.is_file).is_file(),
+            http_boot=http_boot,
         )
         if missing:
             return BootResult(firmware, "tcg", "fail", error="missing: " + ", ".join(missing))
