@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from netboot.lab.qemu import HTTP_BOOT_ONLY, PXE6_ONLY, guest_command
+from netboot.lab.qemu import ARM64, HTTP_BOOT_ONLY, PXE6_ONLY, guest_command
 from netboot.lab.stages import Progress, client_address
 from netboot_lab.lab import (
     IPV6_HTTP_BOOT_TIMEOUT,
@@ -58,6 +58,14 @@ def test_an_ipv6_http_boot_guest_has_only_http_boot_and_keeps_ipv4(tmp_path: Pat
     )
     assert switches(http) == [f"name={name},string=no" for name in HTTP_BOOT_ONLY]
     assert not any("IPv4Support" in switch for switch in switches(http))
+
+
+def test_an_ipv6_arm64_guest_leaves_out_aavmfs_pxev4_only(tmp_path: Path) -> None:
+    vars_ = tmp_path / "vars.fd"
+    pxe6 = guest_command(ARM64, "tcg", "t", MAC, tmp_path / "s", vars_, ipv6=True)
+    assert switches(pxe6) == [f"name={PXE6_ONLY[0]},string=no"]
+    http = guest_command(ARM64, "tcg", "t", MAC, tmp_path / "s", vars_, http_boot=True, ipv6=True)
+    assert switches(http) == [f"name={name},string=no" for name in HTTP_BOOT_ONLY]
 
 
 def test_an_ipv6_guest_with_ipxe_needs_no_firmware_switch(tmp_path: Path) -> None:
@@ -239,6 +247,28 @@ def test_ovmfs_http_boot_over_ipv6_boots_to_the_marker(lab6: BootLab) -> None:
     result = lab6.boot("uefi", accel="tcg", timeout=IPV6_HTTP_BOOT_TIMEOUT, http_boot=True)
     assert_booted_over_ipv6(result)
     assert result.bytes["http"] > 1_000_000, result.as_json()
+
+
+def test_an_arm64_guests_pxev6_boots_the_signed_chain_to_the_marker(lab6: BootLab) -> None:
+    """AAVMF's PXEv6 (option 61 arch 11) gets arm64's shim as a `tftp://[...]` URL; shim,
+    GRUB (its configuration), the kernel and the initrd all come by TFTP over IPv6."""
+    require_lab(ARM64)
+    result = lab6.boot(ARM64, accel="tcg", timeout=BOOT_TIMEOUT * 2)
+    assert_booted_over_ipv6(result)
+    for stage in ("shim", "grub", "grub_config", "kernel", "initrd"):
+        assert stage in result.stages, result.as_json()
+    assert result.bytes["tftp"] > 25_000_000, result.as_json()
+
+
+def test_an_arm64_guests_http_boot_over_ipv6_runs_our_http_grub(lab6: BootLab) -> None:
+    """AAVMF's HTTPv6 boot gets our HTTP GRUB by an IPv6 URL; Debian's efinet reads the
+    device path's IPv6 node, so GRUB reads the rest by HTTP over IPv6 as well."""
+    require_lab(ARM64, http_boot=True)
+    result = lab6.boot(ARM64, accel="tcg", timeout=IPV6_HTTP_BOOT_TIMEOUT, http_boot=True)
+    assert_booted_over_ipv6(result)
+    for stage in ("grub", "grub_config", "kernel", "initrd"):
+        assert stage in result.stages, result.as_json()
+    assert result.bytes["tftp"] == 0 and result.bytes["http"] > 25_000_000, result.as_json()
 
 
 def test_qemus_bios_ipxe_rom_boots_over_ipv6_to_the_marker(lab6: BootLab) -> None:

@@ -118,15 +118,17 @@ def guest_command(
     releases what it holds every `delay_ms` ms: each frame waits 0 to `delay_ms`
     ms each way, in order (delay and jitter; QEMU has no filter that reorders),
     and a burst the guest's receive ring cannot take at a release is dropped.
-    `ipv6` (an IPv6-only lab net) leaves out OVMF's PXEv4 entry when its own PXE
-    boots (`PXE6_ONLY`); iPXE and HTTP boot need no switch for it.
+    `ipv6` (an IPv6-only lab net) leaves out OVMF's (and AAVMF's) PXEv4 entry when
+    its own PXE boots (`PXE6_ONLY`); iPXE and HTTP boot need no switch for it.
     """
     netdev = f"tap,id=net0,ifname={tap},script=no,downscript=no"
     if firmware == ARM64:
         if http_boot and secure_boot:
             raise ValueError(ARM64_NO_SECURE_HTTP_BOOT)
         machine = _arm64_machine(accel, netdev, mac, f"file:{serial}", uefi_vars, secure_boot)
-        return machine + (_switched_off(HTTP_BOOT_ONLY) if http_boot else [])
+        if http_boot:
+            return machine + _switched_off(HTTP_BOOT_ONLY)
+        return machine + (_switched_off(PXE6_ONLY) if ipv6 else [])
     command = _machine(firmware, accel, netdev, mac, f"file:{serial}", uefi_vars, ipxe_rom)
     if delay_ms < 0:
         raise ValueError(f"delay_ms is milliseconds, not {delay_ms}")
