@@ -31,7 +31,7 @@ from netboot.dhcpwire.packet import DhcpPacket, build_packet, parse_packet
 from netboot.port67.outcome import NO_LOCAL_ADDRESS
 from netboot.port67.pxe import pxe_outcome, rival_server
 from netboot_services.dhcp import Arrival, DhcpDispatcher, HandlerResult, Outgoing
-from netboot_services.pxe import RIVAL_WARNING_INTERVAL, PxeHandler
+from netboot_services.pxe import RIVAL_WARNING_INTERVAL, SERVERS_REMEMBERED, PxeHandler
 
 SERVER = "192.0.2.10"
 CLIENT_IP = "192.0.2.77"
@@ -449,6 +449,25 @@ def test_two_rivals_are_each_logged(full: Pipeline, events: list[dict[str, Any]]
     full.receive(offer_from("192.0.2.2", "192.0.2.201"), Arrival(("192.0.2.2", 67), SERVER, 2))
     assert set(full.handler.rivals) == {RIVAL, "192.0.2.2"}
     assert len(critical(events)) == 2
+
+
+def test_forged_server_identifiers_never_grow_the_tables_past_their_bound(
+    full: Pipeline,
+) -> None:
+    """Option 54 is whatever a sender writes: the least recently heard are forgotten, and
+    a server heard again keeps its place (the real rival survives the flood)."""
+    full.receive(offer_from(RIVAL, "192.0.2.200"), WATCH_RIVAL)
+    for n in range(SERVERS_REMEMBERED * 3):
+        forged = f"198.51.{n // 256}.{n % 256}"
+        full.clock.advance(1)
+        full.receive(offer_from(forged, "192.0.2.201"), WATCH_RIVAL)
+        if n % 16 == 0:
+            full.receive(offer_from(RIVAL, "192.0.2.200"), WATCH_RIVAL)
+    for table in (full.handler.rivals, full.handler.replies_heard):
+        assert len(table) == SERVERS_REMEMBERED
+        assert RIVAL in table
+        last = SERVERS_REMEMBERED * 3 - 1
+        assert f"198.51.{last // 256}.{last % 256}" in table
 
 
 def test_rival_without_option_54_is_named_by_its_source(full: Pipeline) -> None:

@@ -157,12 +157,12 @@ class PxeHandler:
         own = self.own_addresses()
         server = replying_server(packet, arrival)
         if server not in own and arrival.source[0] not in own:
-            self.replies_heard[server] = self.clock()
+            note_server(self.replies_heard, server, self.clock())
 
     def _rival(self, outcome: Outcome, packet: DhcpPacket, arrival: Arrival, now: float) -> None:
         """Another server handing out addresses: remembered, and said loudly (rate-limited)."""
         assert outcome.rival is not None
-        self.rivals[outcome.rival] = now
+        note_server(self.rivals, outcome.rival, now)
         if self._rival_log.allow(outcome.rival, now):
             log.critical(
                 "RIVAL DHCP SERVER {rival} (from {source}) is handing out addresses on this "
@@ -175,3 +175,20 @@ class PxeHandler:
                 mac=str(packet.mac),
                 outcome=outcome.kind.value,
             )
+
+
+SERVERS_REMEMBERED = 64
+"""Other servers remembered per table (`rivals`, `replies_heard`): far more than a link
+has, so only forged server identifiers are forgotten."""
+
+
+def note_server(heard: dict[str, float], server: str, now: float) -> None:
+    """Remember when `server` was last heard, keeping at most `SERVERS_REMEMBERED`.
+
+    Option 54 is whatever a sender writes, so a flood of forged identifiers must not
+    grow the table: the least recently heard (first in the dict's order, since each
+    note moves its server to the end) is forgotten."""
+    heard.pop(server, None)
+    heard[server] = now
+    if len(heard) > SERVERS_REMEMBERED:
+        del heard[next(iter(heard))]
