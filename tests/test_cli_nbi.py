@@ -14,7 +14,7 @@ from netboot.nbi.catalog import scan_catalog
 from netboot.udif.partitions import read_partitions
 from netboot.udif.reader import UdifImage
 from netboot_lab.factories import make_set
-from tests.pe_kernels import ARM64_KERNEL
+from tests.pe_kernels import ARM64_KERNEL, X64_KERNEL
 
 IPXE = Path("/usr/lib/ipxe")
 
@@ -321,3 +321,76 @@ def test_a_bad_pair_option_is_a_usage_error_naming_it(
     assert result.exit_code == 2, result.output
     assert said in result.output
     assert not (tmp_path / "X.nbi").exists()
+
+
+# -- a family's own pair, a field at a time (`PCKernels.FAMILY.FIELD=`) ----------------------
+
+
+def arm64_files(set_dir: Path) -> None:
+    (set_dir / "pc" / "efi-arm64").mkdir(parents=True)
+    (set_dir / "pc" / "efi-arm64" / "vmlinuz").write_bytes(ARM64_KERNEL)
+    (set_dir / "pc" / "efi-arm64" / "initrd.gz").write_bytes(b"\x1f\x8b arm64 initramfs")
+
+
+def test_edit_sets_and_removes_a_familys_pair_field_by_field(tmp_path: Path) -> None:
+    set_dir = make_set(tmp_path, "Alpha")
+    arm64_files(set_dir)
+    result = run(
+        "nbi", "edit", str(set_dir), "PCKernels.efi-arm64.Kernel=pc/efi-arm64/vmlinuz",
+        "PCKernels.efi-arm64.Initrd=pc/efi-arm64/initrd.gz",
+        "PCKernels.efi-arm64.CommandLine=console=ttyAMA0 quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert plist_of(set_dir)["PCKernels"] == {
+        "efi-arm64": {
+            "Kernel": "pc/efi-arm64/vmlinuz",
+            "Initrd": ["pc/efi-arm64/initrd.gz"],
+            "CommandLine": "console=ttyAMA0 quiet",
+        }
+    }
+    catalog = scan_catalog(tmp_path)
+    (alpha,) = catalog.servable
+    assert alpha.info.pc_boot("efi-arm64") is not None
+    assert run("nbi", "edit", str(set_dir), "PCKernels.efi-arm64.CommandLine=").exit_code == 0
+    assert plist_of(set_dir)["PCKernels"] == {
+        "efi-arm64": {"Kernel": "pc/efi-arm64/vmlinuz", "Initrd": ["pc/efi-arm64/initrd.gz"]}
+    }
+    assert run("nbi", "edit", str(set_dir), "PCKernels.efi-arm64=").exit_code == 0
+    assert "PCKernels" not in plist_of(set_dir)  # the last pair gone: the key too
+
+
+@pytest.mark.parametrize(
+    ("assignment", "said"),
+    [
+        ("PCKernels.efi-arm64.Initrd=pc/efi-arm64/initrd.gz", "Kernel"),  # a pair needs one
+        ("PCKernels.efi-arm64.Kernel=pc/missing", "pc/missing"),
+        ("PCKernels.efi-arm64.Kernel=pc/vmlinuz", "0x8664"),  # an x86-64 kernel for arm64
+        ("PCKernels.arm64.Kernel=pc/efi-arm64/vmlinuz", "arm64"),  # no such family
+    ],
+)
+def test_a_pair_edit_that_would_not_validate_is_refused_and_writes_nothing(
+    tmp_path: Path, assignment: str, said: str
+) -> None:
+    set_dir = make_set(tmp_path, "Alpha", files={"pc/vmlinuz": X64_KERNEL},
+                       PCKernel="pc/vmlinuz")  # fmt: skip
+    arm64_files(set_dir)
+    before = (set_dir / "NBImageInfo.plist").read_bytes()
+    result = run("nbi", "edit", str(set_dir), assignment)
+    assert result.exit_code == 1, result.output
+    assert "NBImageInfo.plist: PCKernels" in result.output and said in result.output
+    assert (set_dir / "NBImageInfo.plist").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "Name.x=1",  # not a dictionary key
+        "PCKernels.efi-arm64.Bogus=1",  # not a field of a pair
+        "PCKernels..Kernel=pc/x",  # no entry
+        "PCKernels.efi-arm64=pc/x",  # an entry is removed, or set field by field
+    ],
+)
+def test_a_dotted_key_that_means_nothing_is_a_usage_error(tmp_path: Path, word: str) -> None:
+    set_dir = make_set(tmp_path, "Alpha")
+    result = run("nbi", "edit", str(set_dir), word)
+    assert result.exit_code == 2, result.output

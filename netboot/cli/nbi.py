@@ -7,8 +7,9 @@ written then), 2 on a bad command line.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -317,22 +318,31 @@ def edit(set_dir: Path, assignments: tuple[str, ...]) -> None:
     Booleans take true/false, Index and Kind integers, arrays a comma- or
     space-separated list (model identifiers, which hold commas, spaces only):
     `netboot nbi edit X.nbi Name="Lab image" Index=12
-    EnabledSystemIdentifiers="iMac18,3 MacBookPro14,1"`.
+    EnabledSystemIdentifiers="iMac18,3 MacBookPro14,1"`. A family's own kernel
+    pair is set a field at a time, `PCKernels.efi-arm64.Kernel=pc/efi-arm64/vmlinuz`
+    (fields Kernel, Initrd, CommandLine), and `PCKernels.efi-arm64=` removes it.
     """
-    from netboot.nbi.edit import parse_assignments
+    from netboot.nbi.edit import nested_changes, parse_assignments
 
     try:
         changes = parse_assignments(list(assignments))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    _edit(set_dir, changes, f"{set_dir}: {', '.join(changes)} changed")
+    done = f"{set_dir}: {', '.join(changes)} changed"
+    _edit(set_dir, lambda current: nested_changes(current, changes), done)
 
 
-def _edit(set_dir: Path, changes: dict[str, object], done: str) -> None:
-    from netboot.nbi.edit import edit_set
+def _edit(
+    set_dir: Path,
+    changes: dict[str, object] | Callable[[dict[str, Any]], Mapping[str, Any]],
+    done: str,
+) -> None:
+    """Apply `changes`, or what they come to given the current plist (under the lock)."""
+    from netboot.nbi.edit import update_set
 
+    decide = changes if callable(changes) else (lambda _current: changes)
     try:
-        warnings = edit_set(set_dir, changes)
+        warnings = update_set(set_dir, decide)
     except ImageError as error:
         _fail(error)
     _report(warnings, False, done, set_dir.parent)

@@ -29,7 +29,9 @@ Values given on the command line are typed by the key: booleans accept
 true/false/yes/no/1/0, integers decimal, arrays a comma- or space-separated
 list (model identifiers, which contain commas, space-separated only), and
 `KEY=` (nothing after `=`) removes the key. Unknown keys are kept as strings,
-as Apple's tools keep keys they do not know.
+as Apple's tools keep keys they do not know. `PCKernels`, a dictionary, is
+edited a field at a time: `PCKernels.efi-arm64.Kernel=...`, and
+`PCKernels.efi-arm64=` removes that family's pair.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from typing import Any
 
 from netboot.errors import ImageError
 from netboot.nbi.catalog import find_set_directories
-from netboot.nbi.model import PLIST_NAME, parse_image_info
+from netboot.nbi.model import PC_KERNEL_KEYS, PLIST_NAME, parse_image_info
 from netboot.nbi.problems import Problem, Severity
 from netboot.nbi.validate import check_set_files
 
@@ -99,14 +101,80 @@ def typed_value(key: str, text: str) -> Any:
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
-    """`KEY=VALUE` words to {key: typed value}; None means "remove the key"."""
+    """`KEY=VALUE` words to {key: typed value}; None means "remove the key".
+
+    A dictionary key is reached into with dots (`DICTIONARY_KEYS`):
+    `PCKernels.efi-arm64.Kernel=pc/efi-arm64/vmlinuz` sets one field of one entry,
+    `PCKernels.efi-arm64=` removes the entry; `nested_changes` applies them.
+    """
     changes: dict[str, Any] = {}
     for word in assignments:
         key, equals, text = word.partition("=")
         if not equals or not key:
             raise ValueError(f"{word!r} is not KEY=VALUE")
-        changes[key] = None if text == "" else typed_value(key, text)
+        if "." in key:
+            changes[key] = _entry_value(key, text)
+        else:
+            changes[key] = None if text == "" else typed_value(key, text)
     return changes
+
+
+DICTIONARY_KEYS: dict[str, tuple[str, ...]] = {"PCKernels": PC_KERNEL_KEYS}
+"""The keys whose value is a dictionary of entries, each with these fields."""
+ARRAY_FIELDS = frozenset({"Initrd"})
+"""Entry fields that take a list (comma- or space-separated), as `PCInitrd` does."""
+
+
+def _entry_value(key: str, text: str) -> Any:
+    """The value of a dotted assignment (`KEY.ENTRY.FIELD` or `KEY.ENTRY=`)."""
+    top, _, rest = key.partition(".")
+    entry, dotted, field = rest.partition(".")
+    if top not in DICTIONARY_KEYS:
+        known = ", ".join(DICTIONARY_KEYS)
+        raise ValueError(f"{key}: only {known} takes KEY.ENTRY.FIELD")
+    fields = DICTIONARY_KEYS[top]
+    if not entry or (dotted and field not in fields):
+        raise ValueError(f"{key}: want {top}.ENTRY.FIELD, FIELD one of {', '.join(fields)}")
+    if text == "":
+        return None
+    if not dotted:
+        raise ValueError(f"{key}= only removes the entry; set its fields as {key}.FIELD=...")
+    if field in ARRAY_FIELDS:
+        return [item for item in text.replace(",", " ").split() if item]
+    return text
+
+
+def nested_changes(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`changes` with every dotted key folded into its dictionary's new whole value.
+
+    Pure: `current` is the plist as read under the lock. An entry or a dictionary
+    left empty is removed, so `PCKernels.efi-arm64=` on the last pair removes
+    `PCKernels` itself. A dictionary key that is not a dictionary now is replaced.
+    """
+    folded: dict[str, Any] = {}
+    for key, value in changes.items():
+        top, dotted, rest = key.partition(".")
+        if not dotted:
+            folded[key] = value
+            continue
+        base = folded.get(top, current.get(top))
+        table = copy.deepcopy(base) if isinstance(base, dict) else {}
+        entry, field_dot, field = rest.partition(".")
+        if not field_dot:
+            table.pop(entry, None)
+        else:
+            fields = table.get(entry)
+            fields = dict(fields) if isinstance(fields, dict) else {}
+            if value is None:
+                fields.pop(field, None)
+            else:
+                fields[field] = value
+            if fields:
+                table[entry] = fields
+            else:
+                table.pop(entry, None)
+        folded[top] = table or None
+    return folded
 
 
 def set_location(set_dir: Path) -> tuple[Path, PurePosixPath]:
