@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from netboot.config import HTTP_GRUB_CACHE, PxeConfig
-from netboot.grub.build import MODULES, PREFIX, mkimage_command
+from netboot.grub.build import MODULES, PREFIX, default_output, mkimage_command
 from netboot.pe import PeMachine, file_machine
 
 ARM64_MACHINE = 0xAA64
@@ -59,7 +59,7 @@ def test_a_build_is_a_pe_image_for_its_cpu_and_nothing_else_is_left(
     into = tmp_path / "built"
     done = build("--family", family, "--into", str(into))
     assert done.returncode == 0, done.stderr
-    name = Path(dict(PxeConfig().http_grub_files)[family]).name
+    name = default_output(family).name
     assert done.stdout.split() == [str(into / name)]
     assert "http_grub_files" in done.stderr  # --into: the daemon must be told
     assert sorted(path.name for path in into.iterdir()) == [name]  # no scratch left behind

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from netboot.config import HTTP_GRUB_CACHE, HTTP_GRUB_PACKAGES, PxeConfig
+from netboot.config import HTTP_GRUB_CACHE, HTTP_GRUB_PACKAGES
 from netboot.errors import ImageError
 from netboot.grub.build import build_http_grub as build
+from netboot.grub.build import default_output
 
 DEFAULT_FAMILY = "efi-arm64"
 """The family with no other HTTP-boot loader: Debian ships iPXE for x64 only."""
@@ -52,9 +53,8 @@ def build_http_grub(
     when they could not be made.
     """
     chosen = tuple(HTTP_GRUB_PACKAGES) if every_family else families or (DEFAULT_FAMILY,)
-    configured = dict(PxeConfig().http_grub_files)
     for family in chosen:
-        default = Path(configured[family])
+        default = default_output(family)
         output = default if into is None else into / default.name
         if if_missing and output.is_file():
             continue

@@ -284,14 +284,14 @@ def _create_from_installer(
 @click.argument("set_dir", metavar="SET", type=set_directory)
 def enable(set_dir: Path) -> None:
     """Offer SET to clients (IsEnabled true)."""
-    _edit(set_dir, {"IsEnabled": True}, f"{set_dir}: enabled")
+    _edit(set_dir, lambda _current: {"IsEnabled": True}, f"{set_dir}: enabled")
 
 
 @nbi.command()
 @click.argument("set_dir", metavar="SET", type=set_directory)
 def disable(set_dir: Path) -> None:
     """Stop offering SET (IsEnabled false); the files stay."""
-    _edit(set_dir, {"IsEnabled": False}, f"{set_dir}: disabled")
+    _edit(set_dir, lambda _current: {"IsEnabled": False}, f"{set_dir}: disabled")
 
 
 @nbi.command("set-default")
@@ -332,15 +332,10 @@ def edit(set_dir: Path, assignments: tuple[str, ...]) -> None:
     _edit(set_dir, lambda current: nested_changes(current, changes), done)
 
 
-def _edit(
-    set_dir: Path,
-    changes: dict[str, object] | Callable[[dict[str, Any]], Mapping[str, Any]],
-    done: str,
-) -> None:
-    """Apply `changes`, or what they come to given the current plist (under the lock)."""
+def _edit(set_dir: Path, decide: Callable[[dict[str, Any]], Mapping[str, Any]], done: str) -> None:
+    """Apply the changes `decide` makes of the current plist (read under the set's lock)."""
     from netboot.nbi.edit import update_set
 
-    decide = changes if callable(changes) else (lambda _current: changes)
     try:
         warnings = update_set(set_dir, decide)
     except ImageError as error:

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from netboot.config import HTTP_GRUB_PACKAGES, SIGNED_CHAIN_ARCHITECTURES
+from netboot.config import HTTP_GRUB_PACKAGES, SIGNED_CHAIN_ARCHITECTURES, PxeConfig
 from netboot.debian import apt_for, run, unpack_packages
 from netboot.errors import ImageError
 from netboot.grub.config import GRUB_TARGETS
@@ -64,6 +64,12 @@ FORMATS = {
     family: target for target, family in GRUB_TARGETS.items() if family in HTTP_GRUB_PACKAGES
 }
 """`grub-mkimage -O` per family (`arm64-efi`), which is also the module directory's name."""
+
+
+def default_output(family: str) -> Path:
+    """Where the daemon looks for `family`'s HTTP GRUB unless told otherwise (the default
+    `[pxe] http_grub_files`): what `build-http-grub` writes and the lab checks for."""
+    return Path(dict(PxeConfig().http_grub_files)[family])
 
 
 def mkimage_command(family: str, module_dir: Path, output: Path) -> list[str]:

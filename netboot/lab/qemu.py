@@ -33,6 +33,7 @@ from enum import Enum
 from pathlib import Path
 
 from netboot.config import PxeConfig
+from netboot.grub.build import default_output
 
 QEMU = "qemu-system-x86_64"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -77,7 +78,7 @@ ARM64_SIGNED_CHAIN = (
     *(Path(path) for family, path in PxeConfig().grub_files if family == "efi-arm64"),
 )
 """The daemon's default arm64 shim and GRUB, which every arm64 lab guest boots through."""
-ARM64_HTTP_GRUB = Path(dict(PxeConfig().http_grub_files)["efi-arm64"])
+ARM64_HTTP_GRUB = default_output("efi-arm64")
 """The daemon's default arm64 HTTP GRUB (`netboot build-http-grub`), which an arm64 guest
 doing UEFI HTTP boot runs: Debian ships no arm64 iPXE. AAVMF reads the same fw_cfg switches
 as OVMF (`HTTP_BOOT_ONLY`)."""

@@ -18,10 +18,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from netboot.config import PxeConfig
 from netboot.debian import ForeignApt, foreign_apt, unpack_packages, versioned_package
 from netboot.errors import ImageError
-from netboot.grub.build import build_http_grub
+from netboot.grub.build import build_http_grub, default_output
 from netboot.lab.initrd import marker_initrd
 from netboot.nbi.demo import ARM64_COMMAND_LINE, ARM64_FAMILIES, PcBootFiles
 
@@ -46,7 +45,7 @@ def arm64_boot_files(cache: Path = ARM64_CACHE) -> PcBootFiles:
 def http_grub(family: str = "efi-arm64") -> Path:
     """`family`'s HTTP GRUB at the daemon's default `[pxe] http_grub_files` path, built now
     from Debian's modules if it is not there (`netboot build-http-grub`)."""
-    path = Path(dict(PxeConfig().http_grub_files)[family])
+    path = default_output(family)
     return path if path.is_file() else build_http_grub(family, path)
 
 
